@@ -1,0 +1,129 @@
+// Module entry: per-environment state, the compute thread, build/runtime info, and the export groups.
+#include "addon.h"
+
+#include <ATen/Parallel.h>
+#include <torch/version.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "common.h"
+#include "tensor.h"
+
+namespace prefix_rl {
+
+AddonData& addon_data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
+
+// A JS-visible cancellation token; the TS layer connects it to an AbortSignal.
+class CancelToken : public Napi::ObjectWrap<CancelToken> {
+ public:
+  static Napi::Function define_class(Napi::Env env) {
+    return DefineClass(env, "CancelToken",
+                       {InstanceMethod<&CancelToken::cancel>("cancel"), InstanceAccessor<&CancelToken::cancelled>("cancelled")});
+  }
+  explicit CancelToken(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CancelToken>(info), flag_(std::make_shared<CancelFlag>()) {}
+  std::shared_ptr<CancelFlag> flag() const { return flag_; }
+
+ private:
+  Napi::Value cancel(const Napi::CallbackInfo& info) {
+    flag_->cancelled.store(true);
+    return info.Env().Undefined();
+  }
+  Napi::Value cancelled(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), flag_->cancelled.load()); }
+  std::shared_ptr<CancelFlag> flag_;
+};
+
+std::shared_ptr<CancelFlag> arg_cancel_flag(const Napi::Value& value) {
+  if (value.IsUndefined() || value.IsNull()) return nullptr;
+  Napi::Env env = value.Env();
+  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(addon_data(env).cancel_token_class.Value())) {
+    invalid_argument("cancel must be a CancelToken");
+  }
+  return CancelToken::Unwrap(value.As<Napi::Object>())->flag();
+}
+
+static int default_num_threads() {
+  if (const char* value = std::getenv("PREFIX_RL_NUM_THREADS")) {
+    int parsed = std::atoi(value);
+    if (parsed > 0) return parsed;
+  }
+  return at::get_num_threads();
+}
+
+static Napi::Value build_info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("torchVersion", TORCH_VERSION);
+  out.Set("buildType", PREFIX_RL_BUILD_TYPE);
+  out.Set("torchLibDir", PREFIX_RL_TORCH_LIB_DIR);
+  out.Set("cudaCompiled", static_cast<bool>(PREFIX_RL_CUDA_COMPILED));
+#ifdef PREFIX_RL_CUDA_KERNELS
+  out.Set("cudaKernels", true);
+#else
+  out.Set("cudaKernels", false);
+#endif
+  out.Set("napiVersion", NAPI_VERSION);
+  out.Set("compiler", __VERSION__);
+  out.Set("parallelInfo", at::get_parallel_info());
+  return out;
+}
+
+static Napi::Value runtime_info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("cudaAvailable", at::hasCUDA());
+  int64_t devices = 0;
+  if (at::hasCUDA()) {
+    try {
+      devices = at::detail::getCUDAHooks().deviceCount();
+    } catch (...) {
+      devices = 0;
+    }
+  }
+  out.Set("cudaDeviceCount", Napi::Number::New(env, static_cast<double>(devices)));
+  out.Set("numThreads", addon_data(env).compute->num_threads());
+  out.Set("hardwareConcurrency", static_cast<double>(std::thread::hardware_concurrency()));
+  out.Set("liveTensors", static_cast<double>(TensorHandle::live_count()));
+  out.Set("pendingJobs", addon_data(env).compute->pending());
+  return out;
+}
+
+static Napi::Value live_tensors(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(TensorHandle::live_count()));
+}
+
+static Napi::Value set_num_threads(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    int64_t threads = arg_int(info[0], "threads");
+    if (threads < 1) invalid_argument("threads must be >= 1");
+    addon_data(info.Env()).compute->set_num_threads(static_cast<int>(threads));
+    return info.Env().Undefined();
+  });
+}
+
+static Napi::Object init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  env.SetInstanceData<AddonData>(data);  // deleted by Node at environment teardown (joins the compute thread)
+  Napi::Function tensor_class = TensorHandle::define_class(env);
+  Napi::Function cancel_class = CancelToken::define_class(env);
+  data->tensor_class = Napi::Persistent(tensor_class);
+  data->cancel_token_class = Napi::Persistent(cancel_class);
+  int threads = default_num_threads();
+  at::set_num_threads(threads);
+  data->compute = std::make_unique<ComputeThread>(env, threads);
+
+  exports.Set("NativeTensor", tensor_class);
+  exports.Set("CancelToken", cancel_class);
+  exports.Set("buildInfo", Napi::Function::New(env, build_info, "buildInfo"));
+  exports.Set("runtimeInfo", Napi::Function::New(env, runtime_info, "runtimeInfo"));
+  exports.Set("liveTensors", Napi::Function::New(env, live_tensors, "liveTensors"));
+  exports.Set("setNumThreads", Napi::Function::New(env, set_num_threads, "setNumThreads"));
+  register_tensor_ops(env, exports);
+  register_objectives(env, exports);
+  return exports;
+}
+
+}  // namespace prefix_rl
+
+static Napi::Object InitPrefixRl(Napi::Env env, Napi::Object exports) { return prefix_rl::init(env, exports); }
+NODE_API_MODULE(prefix_rl, InitPrefixRl)

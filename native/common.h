@@ -1,0 +1,73 @@
+// Shared helpers of the addon: error codes and conversion to JS, argument parsing, dtype/device names.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <napi.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace prefix_rl {
+
+// Every JS Error the addon throws carries one of these in `err.code`.
+enum class ErrorCode { InvalidArgument, Torch, Disposed, CudaUnavailable, Aborted, Native };
+const char* error_code_name(ErrorCode code);
+
+// A C++ exception that becomes a JS Error with the given code.
+class Error : public std::runtime_error {
+ public:
+  Error(ErrorCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  ErrorCode code() const { return code_; }
+
+ private:
+  ErrorCode code_;
+};
+
+[[noreturn]] inline void invalid_argument(const std::string& message) {
+  throw Error(ErrorCode::InvalidArgument, message);
+}
+
+// Converts the in-flight exception (c10::Error, prefix_rl::Error, Napi::Error, std::exception) into a JS Error.
+// c10 messages lose their C++ backtrace.
+Napi::Error to_js_error(Napi::Env env, std::exception_ptr error);
+
+// Runs `body` and turns any C++ exception into a thrown JS Error, so no exception ever aborts the process.
+template <typename Body>
+Napi::Value guarded(const Napi::CallbackInfo& info, Body&& body) {
+  try {
+    return body();
+  } catch (...) {
+    throw to_js_error(info.Env(), std::current_exception());
+  }
+}
+
+at::ScalarType parse_dtype(const std::string& name);
+std::string dtype_name(at::ScalarType dtype);
+// Parses "cpu", "cuda", "cuda:N"; throws CudaUnavailable when CUDA is asked for but absent.
+at::Device parse_device(const std::string& name);
+std::string device_name(const at::Device& device);
+
+// Argument readers that name the argument in their error.
+std::string arg_string(const Napi::Value& value, const char* name);
+double arg_number(const Napi::Value& value, const char* name);
+int64_t arg_int(const Napi::Value& value, const char* name);
+bool arg_bool(const Napi::Value& value, const char* name);
+std::vector<int64_t> arg_shape(const Napi::Value& value, const char* name);
+
+// Options objects: `opt_*` return the fallback when the key is absent or undefined.
+double opt_number(const Napi::Object& options, const char* key, double fallback);
+int64_t opt_int(const Napi::Object& options, const char* key, int64_t fallback);
+bool opt_bool(const Napi::Object& options, const char* key, bool fallback);
+std::string opt_string(const Napi::Object& options, const char* key, const std::string& fallback);
+
+// Cooperative cancellation: long native work calls check_cancelled() between chunks of work.
+// The flag is set per job by the compute thread (see compute.h).
+struct CancelFlag;
+void set_current_cancel_flag(const CancelFlag* flag);
+const CancelFlag* current_cancel_flag();
+bool is_cancelled(const CancelFlag* flag);
+void check_cancelled(const CancelFlag* flag);
+inline void check_cancelled() { check_cancelled(current_cancel_flag()); }
+
+}  // namespace prefix_rl
