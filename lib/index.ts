@@ -1,0 +1,4 @@
+// prefix-rl public API. See docs/API.md.
+export * from './tensor/index.js';
+export { environmentReport, setNumThreads, type EnvironmentReport } from './native/runtime.js';
+export type { BuildInfo, RuntimeInfo } from './native/addon.js';
