@@ -1,0 +1,43 @@
+// Fused log-prob primitives over [N, V] logits (any leading shape, last dim = vocabulary):
+//   gather_logprobs:  log softmax(scale·logits)[index] for a few indices per row, differentiable w.r.t. logits
+//                     (forward: one logsumexp pass + gather; backward: one pass writing the gradient row).
+//   candidate_set:    π_old's top-k candidates with the sampled token forced into slot 0, their log-probs, and the
+//                     candidate mask (P_min threshold in log space, optional top-p), in one pass per row.
+#pragma once
+
+#include <ATen/ATen.h>
+
+namespace prefix_rl {
+
+// logits [..., V] (float32/float64/bfloat16/float16), index [..., K] int64 → [..., K] log-probs (float32, or
+// float64 for float64 logits). `temperature` divides the logits first.
+at::Tensor gather_logprobs(const at::Tensor& logits, const at::Tensor& index, double temperature = 1.0);
+
+// Same, with no autograd graph (reference models, π_old).
+at::Tensor gather_logprobs_nograd(const at::Tensor& logits, const at::Tensor& index, double temperature = 1.0);
+
+struct CandidateOptions {
+  int64_t k = 5;                  // slots per position (slot 0 is the sampled token)
+  double min_p = 0.1;             // P_min
+  bool strict = true;             // reference: π_old > P_min; paper: π_old ≥ P_min
+  double top_p = 1.0;             // keep candidates whose sorted cumulative π_old ≤ top_p (1 = off)
+  bool force_sampled = true;      // reference: the sampled token is always a candidate
+  bool exclude_last = true;       // reference: no candidates at the last response position
+  double temperature = 1.0;
+};
+
+struct CandidateSet {
+  at::Tensor indices;        // [B, T, K] int64, slot 0 = sampled token
+  at::Tensor old_logprobs;   // [B, T, K] log π_old at the indices
+  at::Tensor mask;           // [B, T, K] bool
+};
+
+// old_logits [B, T, V], tokens [B, T] int64, mask [B, T] (response mask, right-padded).
+CandidateSet candidate_set(const at::Tensor& old_logits, const at::Tensor& tokens, const at::Tensor& mask,
+                           const CandidateOptions& options);
+
+// Validation shared by the objectives: names the argument in every error.
+void check_logits(const at::Tensor& logits, const char* name);
+void check_tokens(const at::Tensor& tokens, const at::Tensor& logits, const char* name);
+
+}  // namespace prefix_rl

@@ -1,0 +1,131 @@
+#include "row_kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace prefix_rl::kernels {
+namespace {
+
+constexpr int kLanes = 16;  // independent accumulators: lets the compiler vectorise reductions without -ffast-math
+
+inline float to_acc(float v) { return v; }
+inline double to_acc(double v) { return v; }
+inline float to_acc(c10::BFloat16 v) { return static_cast<float>(v); }
+inline float to_acc(c10::Half v) { return static_cast<float>(v); }
+
+// exp for float with ~2 ulp error, branch-free so loops over it vectorise (std::exp does not).
+// Inputs here are ≤ 0 (x − max); below −87 the result flushes to ~1e-38, which is zero for these sums.
+inline float fast_exp(float x) {
+  x = std::max(x, -87.0f);
+  // Round to nearest integer with the 1.5·2^23 trick (vectorises; nearbyint may not).
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
+  // Minimax polynomial for exp(r) on [−ln2/2, ln2/2].
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t bits;
+  std::memcpy(&bits, &p, sizeof(bits));
+  bits += static_cast<int32_t>(n) << 23;
+  std::memcpy(&p, &bits, sizeof(bits));
+  return p;
+}
+inline double fast_exp(double x) { return std::exp(x); }  // fp64 rows are for exactness, not speed
+
+template <typename T>
+acc_t<T> row_max(const T* x, int64_t V, acc_t<T> scale) {
+  using A = acc_t<T>;
+  A lanes[kLanes];
+  std::fill(lanes, lanes + kLanes, -std::numeric_limits<A>::infinity());
+  int64_t v = 0;
+  for (; v + kLanes <= V; v += kLanes) {
+    for (int l = 0; l < kLanes; ++l) lanes[l] = std::max(lanes[l], to_acc(x[v + l]) * scale);
+  }
+  A best = -std::numeric_limits<A>::infinity();
+  for (; v < V; ++v) best = std::max(best, to_acc(x[v]) * scale);
+  for (int l = 0; l < kLanes; ++l) best = std::max(best, lanes[l]);
+  return best;
+}
+
+template <typename T>
+acc_t<T> row_sumexp(const T* x, int64_t V, acc_t<T> scale, acc_t<T> shift) {
+  using A = acc_t<T>;
+  A lanes[kLanes] = {};
+  int64_t v = 0;
+  for (; v + kLanes <= V; v += kLanes) {
+    for (int l = 0; l < kLanes; ++l) lanes[l] += fast_exp(to_acc(x[v + l]) * scale - shift);
+  }
+  A total = 0;
+  for (; v < V; ++v) total += fast_exp(to_acc(x[v]) * scale - shift);
+  for (int l = 0; l < kLanes; ++l) total += lanes[l];
+  return total;
+}
+
+}  // namespace
+
+template <typename T>
+__attribute__((target_clones("avx512f", "avx2", "default")))
+acc_t<T> row_logsumexp(const T* x, int64_t V, acc_t<T> scale) {
+  const acc_t<T> max = row_max(x, V, scale);
+  if (!std::isfinite(max)) return max;  // ±inf or NaN rows propagate; callers validate inputs
+  return max + std::log(row_sumexp(x, V, scale, max));
+}
+
+template <typename T>
+void row_topk(const T* x, int64_t V, int64_t k, int64_t* ids, acc_t<T>* values) {
+  using A = acc_t<T>;
+  int64_t filled = 0;
+  for (int64_t v = 0; v < V; ++v) {
+    const A value = to_acc(x[v]);
+    if (filled == k && !(value > values[k - 1])) continue;  // the common case: not in the top k
+    int64_t slot = filled < k ? filled++ : k - 1;
+    while (slot > 0 && value > values[slot - 1]) {
+      values[slot] = values[slot - 1];
+      ids[slot] = ids[slot - 1];
+      --slot;
+    }
+    values[slot] = value;
+    ids[slot] = v;
+  }
+}
+
+template <typename T>
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void row_logprob_backward(const T* x, int64_t V, acc_t<T> scale, acc_t<T> lse, const int64_t* ids, const acc_t<T>* g,
+                          int64_t k, T* grad) {
+  using A = acc_t<T>;
+  A g_sum = 0;
+  for (int64_t j = 0; j < k; ++j) g_sum += g[j];
+  if (g_sum == 0) {
+    bool all_zero = true;
+    for (int64_t j = 0; j < k; ++j) all_zero = all_zero && g[j] == 0;
+    if (all_zero) {  // masked rows: exactly zero, without touching x
+      std::fill(grad, grad + V, T(0));
+      return;
+    }
+  }
+  const A coef = -g_sum * scale;
+  for (int64_t v = 0; v < V; ++v) grad[v] = static_cast<T>(coef * fast_exp(to_acc(x[v]) * scale - lse));
+  for (int64_t j = 0; j < k; ++j) {
+    const int64_t v = ids[j];
+    grad[v] = static_cast<T>(to_acc(grad[v]) + scale * g[j]);
+  }
+}
+
+#define PREFIX_RL_INSTANTIATE(T)                                                                                   \
+  template acc_t<T> row_logsumexp<T>(const T*, int64_t, acc_t<T>);                                                 \
+  template void row_topk<T>(const T*, int64_t, int64_t, int64_t*, acc_t<T>*);                                      \
+  template void row_logprob_backward<T>(const T*, int64_t, acc_t<T>, acc_t<T>, const int64_t*, const acc_t<T>*,    \
+                                        int64_t, T*);
+PREFIX_RL_INSTANTIATE(float)
+PREFIX_RL_INSTANTIATE(double)
+PREFIX_RL_INSTANTIATE(c10::BFloat16)
+PREFIX_RL_INSTANTIATE(c10::Half)
+
+}  // namespace prefix_rl::kernels

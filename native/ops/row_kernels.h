@@ -1,0 +1,31 @@
+// CPU row kernels of the fused objectives. Each works on one row of logits ([V] values of a float type) and never
+// materialises a [V]-sized temporary: log-softmax values are produced only at the gathered indices, and the
+// backward writes the gradient row directly. Accumulation is in float for fp32/bf16/fp16 rows and double for fp64.
+#pragma once
+
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
+#include <cstdint>
+
+namespace prefix_rl::kernels {
+
+// acc_t: the accumulation type for a logits element type.
+template <typename T> struct Acc { using type = float; };
+template <> struct Acc<double> { using type = double; };
+template <typename T> using acc_t = typename Acc<T>::type;
+
+// log Σ_v exp(scale · x_v): max pass, then a sum-of-exp pass.
+template <typename T>
+acc_t<T> row_logsumexp(const T* x, int64_t V, acc_t<T> scale);
+
+// Top-k of x by value (descending; equal values keep the lower index first). Writes k ids and values.
+template <typename T>
+void row_topk(const T* x, int64_t V, int64_t k, int64_t* ids, acc_t<T>* values);
+
+// grad_v = scale · (Σ_k g_k [v = ids_k] − (Σ_k g_k) · exp(scale · x_v − lse)), written in T.
+template <typename T>
+void row_logprob_backward(const T* x, int64_t V, acc_t<T> scale, acc_t<T> lse, const int64_t* ids, const acc_t<T>* g,
+                          int64_t k, T* grad);
+
+}  // namespace prefix_rl::kernels
