@@ -268,6 +268,21 @@ static Napi::Value read_async(const Napi::CallbackInfo& info) {
   });
 }
 
+// backwardAsync(tensor, gradient?, cancel?): runs autograd's backward pass on the compute thread.
+static Napi::Value backward_async(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    at::Tensor tensor = TensorHandle::unwrap(info[0], "tensor");
+    at::Tensor gradient = TensorHandle::is_tensor(info[1]) ? TensorHandle::unwrap(info[1], "gradient") : at::Tensor();
+    return addon_data(info.Env()).compute->submit(
+        info.Env(),
+        [tensor, gradient]() -> Completion {
+          gradient.defined() ? tensor.backward(gradient) : tensor.backward();
+          return [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
+        },
+        arg_cancel_flag(info[2]));
+  });
+}
+
 static Napi::Value list_ops(const Napi::CallbackInfo& info) {
   std::vector<std::string> names = op_names();
   Napi::Array out = Napi::Array::New(info.Env(), names.size());
@@ -280,6 +295,7 @@ void register_tensor_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("opAsync", Napi::Function::New(env, op_async, "opAsync"));
   exports.Set("fromTypedArray", Napi::Function::New(env, from_typed_array, "fromTypedArray"));
   exports.Set("readAsync", Napi::Function::New(env, read_async, "readAsync"));
+  exports.Set("backwardAsync", Napi::Function::New(env, backward_async, "backwardAsync"));
   exports.Set("listOps", Napi::Function::New(env, list_ops, "listOps"));
 }
 

@@ -74,6 +74,7 @@ export interface NativeAddon {
   opAsync(name: string, args: NativeOpArg[], cancel?: NativeCancelToken): Promise<NativeTensor[]>;
   fromTypedArray(data: ArrayBufferView, shape: number[], dtype: DType, device?: string): NativeTensor;
   readAsync(tensor: NativeTensor): Promise<TypedArrayOf<DType>>;
+  backwardAsync(tensor: NativeTensor, gradient?: NativeTensor, cancel?: NativeCancelToken): Promise<void>;
   objective(name: string, inputs: Record<string, unknown>, cancel?: NativeCancelToken): Promise<Record<string, NativeTensor | number>>;
   listObjectives(): string[];
 }

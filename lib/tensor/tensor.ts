@@ -233,6 +233,10 @@ export class Tensor {
   backward(gradient?: Tensor): void {
     this.native.backward(gradient?.native);
   }
+  /** backward() on the compute thread: for large graphs, keeps the event loop free. */
+  backwardAsync(gradient?: Tensor, options: AsyncOptions = {}): Promise<void> {
+    return withCancel(options.signal, (token) => addon().backwardAsync(this.native, gradient?.native, token));
+  }
   detach(): Tensor {
     return Tensor.run('detach', [this]);
   }

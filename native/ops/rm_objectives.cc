@@ -34,6 +34,32 @@ void add_log_ratio_outputs(ObjectiveOutputs& out, const LogRatio& lr) {
   if (lr.ref.defined()) out["refLogprobs"] = lr.ref;
 }
 
+// ---- the prefix-value op (inference: ProcessBench, BoN, TD) ----
+
+// V_t = β·Σ_{i≤t} lr_i and v̄_t = V_t / t over response tokens; no loss.
+ObjectiveOutputs prefix_values(const ObjectiveInputs& in) {
+  in.expect_only({"logits", "refLogits", "refLogprobs", "logRatio", "tokens", "mask", "beta"});
+  LogRatio lr = log_ratio(in);
+  at::Tensor mask = float_mask(in, lr.ratio, lr.ratio.sizes().vec());
+  check_finite(lr.ratio, mask, "log-probs (logits)");
+  at::Tensor V = in.number("beta", 1.0) * at::cumsum(lr.ratio * mask, 1);
+  at::Tensor vbar = V / at::clamp_min(at::cumsum(mask, 1), 1.0);
+  ObjectiveOutputs out;
+  add_log_ratio_outputs(out, lr);
+  out["prefixValues"] = V;
+  out["normalizedPrefixValues"] = vbar;
+  out["finalScores"] = vbar.gather(1, last_valid_index(mask).unsqueeze(1)).squeeze(1);
+  return out;
+}
+
+// log softmax(logits / temperature) at `index` ([..., K]), differentiable: the fused primitive on its own.
+ObjectiveOutputs token_logprobs(const ObjectiveInputs& in) {
+  in.expect_only({"logits", "index", "temperature"});
+  ObjectiveOutputs out;
+  out["logprobs"] = gather_logprobs(in.tensor("logits"), in.tensor("index"), in.number("temperature", 1.0));
+  return out;
+}
+
 // ---- IPVRM offline ----
 
 ObjectiveOutputs ipvrm_offline(const ObjectiveInputs& in) {
@@ -80,7 +106,11 @@ ObjectiveOutputs ipvrm_offline(const ObjectiveInputs& in) {
   out["perTokenLoss"] = per_token;
   at::Tensor correct = at::eq((vbar > 0).to(y.scalar_type()), y.expand_as(vbar)).to(mask.scalar_type());
   out["prefixAccuracy"] = (correct * mask).sum() / mask.sum();
-  out["finalScores"] = vbar.gather(1, last_valid_index(mask).unsqueeze(1)).squeeze(1);
+  // The reference reads v̄ at index L_b − 1, which is the last response token only when responses start at t = 0
+  // (true in RL batches; with prompt-masked positions, as in offline data, it is an earlier prefix).
+  at::Tensor reference_last = at::clamp_min(mask.sum(1) - 1, 0).to(at::kLong);
+  out["finalScores"] = vbar.gather(1, reference_last.unsqueeze(1)).squeeze(1);
+  out["lastScores"] = vbar.gather(1, last_valid_index(mask).unsqueeze(1)).squeeze(1);
   return out;
 }
 
@@ -183,6 +213,7 @@ ObjectiveOutputs ipvrm_online(const ObjectiveInputs& in) {
   out["margins"] = terms.margins;
   out["logitsPerToken"] = z;
   add_log_ratio_outputs(out, lr);
+  out["logRatio"] = ratio * mask;  // the online code masks the ratio before use
   return out;
 }
 
@@ -291,6 +322,7 @@ ObjectiveOutputs dpo_online(const ObjectiveInputs& in) {
 }
 
 const ObjectiveRegistration registrations[] = {
+    {"prefix_values", prefix_values},       {"token_logprobs", token_logprobs},
     {"ipvrm_offline", ipvrm_offline},       {"ipvrm_online", ipvrm_online}, {"implicit_prm_ce", implicit_prm_ce},
     {"implicit_prm_online", implicit_prm_online}, {"dpo_rm", dpo_rm},     {"dpo_online", dpo_online},
 };

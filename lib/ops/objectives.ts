@@ -1,0 +1,288 @@
+// Typed access to the native fused objectives (native/ops). Each call runs on the compute thread and returns a
+// Promise; returned tensors join the current `tidy` scope. Losses keep their autograd graph: call
+// `loss.backward()` (or `backwardAsync`) to reach the logits. Conventions: implemented-math.md.
+import { addon } from '../native/addon.js';
+import { withCancel } from '../tensor/cancel.js';
+import { Tensor, type AsyncOptions } from '../tensor/tensor.js';
+
+export type Conventions = 'reference' | 'paper';
+
+type Inputs = Record<string, Tensor | number | boolean | string | undefined>;
+type Outputs = Record<string, Tensor | number>;
+
+/** Runs a native objective by name (see `listObjectives()`), converting tensors both ways. */
+export async function runObjective<O extends Outputs>(name: string, inputs: Inputs, options: AsyncOptions = {}): Promise<O> {
+  const native: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(inputs)) {
+    if (value !== undefined) native[key] = value instanceof Tensor ? value.native : value;
+  }
+  const raw = await withCancel(options.signal, (token) => addon().objective(name, native, token));
+  const out: Outputs = {};
+  for (const [key, value] of Object.entries(raw)) out[key] = typeof value === 'number' ? value : Tensor.wrap(value);
+  return out as O;
+}
+
+export function listObjectives(): string[] {
+  return addon().listObjectives();
+}
+
+/** Policy and reference sides of the implicit reward lr_t = log π_φ(y_t) − log π_ref(y_t). */
+export interface LogRatioInputs {
+  /** π_φ logits [B, T, V] (shifted layout: logits[b, t] predicts tokens[b, t]); gradients flow to them. */
+  logits?: Tensor;
+  /** π_ref logits [B, T, V], or its log-probs at the tokens [B, T]. */
+  refLogits?: Tensor;
+  refLogprobs?: Tensor;
+  tokens?: Tensor;
+  /** Or the log ratios themselves [B, T] (then logits/tokens are not needed). */
+  logRatio?: Tensor;
+  /** Response mask [B, T]: 1 on response tokens (EOS included), 0 on prompt and padding. */
+  mask: Tensor;
+}
+
+export interface LogRatioOutputs {
+  logRatio: Tensor;
+  policyLogprobs?: Tensor;
+  refLogprobs?: Tensor;
+}
+
+export interface PrefixValueOutputs extends LogRatioOutputs {
+  /** V_t = β Σ_{i≤t} lr_i */
+  prefixValues: Tensor;
+  /** v̄_t = V_t / t (t counts response tokens) */
+  normalizedPrefixValues: Tensor;
+  /** v̄ at each row's last response token */
+  finalScores: Tensor;
+}
+
+/** The prefix-value op: log ratios, V and v̄ (no loss). */
+export function prefixValues(inputs: LogRatioInputs & { beta?: number }, options?: AsyncOptions): Promise<PrefixValueOutputs> {
+  return runObjective('prefix_values', { ...inputs }, options);
+}
+
+/** log softmax(logits / temperature) gathered at `index` [..., K]: fused forward and backward. */
+export async function tokenLogprobs(logits: Tensor, index: Tensor, options: AsyncOptions & { temperature?: number } = {}): Promise<Tensor> {
+  const out = await runObjective<{ logprobs: Tensor }>('token_logprobs', { logits, index, temperature: options.temperature }, options);
+  return out.logprobs;
+}
+
+export type IpvrmWeighting = 'token_mean' | 'uniform' | 'early' | 'late';
+
+export interface IpvrmOfflineInputs extends LogRatioInputs {
+  /** Outcome labels y_b ∈ {0, 1} [B]. */
+  labels: Tensor;
+  beta?: number;
+  margin?: number;
+  /** reference: token-mean over the batch; paper: uniform per-sequence mean (eq. 9). */
+  conventions?: Conventions;
+  /** Overrides conventions: token_mean (reference) or the paper's uniform / early / late (eq. 9, 17, 18). */
+  weighting?: IpvrmWeighting;
+}
+
+export interface IpvrmOfflineOutputs extends PrefixValueOutputs {
+  /** v̄ at index L_b − 1 as the reference computes it (the last token only when responses start at t = 0). */
+  finalScores: Tensor;
+  /** v̄ at each row's last response token. */
+  lastScores: Tensor;
+  loss: Tensor;
+  perTokenLoss: Tensor;
+  prefixAccuracy: Tensor;
+  /** Per-sequence losses (paper weightings only). */
+  seqLoss?: Tensor;
+}
+
+/** Offline IPVRM: BCE with margin m on every prefix's v̄_t against the outcome. Defaults β=1, m=0 (reference CLI). */
+export function ipvrmOffline(inputs: IpvrmOfflineInputs, options?: AsyncOptions): Promise<IpvrmOfflineOutputs> {
+  const { conventions, weighting, ...rest } = inputs;
+  return runObjective('ipvrm_offline', { ...rest, weighting: weighting ?? (conventions === 'paper' ? 'uniform' : 'token_mean') }, options);
+}
+
+/** Prompt groups of the online objectives: contiguous blocks of `groupSize`, or explicit `groupIds` [B]. */
+export interface GroupInputs {
+  acc: Tensor;
+  groupSize?: number;
+  groupIds?: Tensor;
+  /** Order of samples within a group (online DPO pairs the first k positives with the first k negatives). */
+  sampleRank?: Tensor;
+}
+
+export interface IpvrmOnlineInputs extends LogRatioInputs, GroupInputs {
+  beta?: number;
+  margin?: number;
+  /** Adaptive decision boundary: margin m ∓ logit(μ) (default true). */
+  useAdb?: boolean;
+  /** Distribution-level weights: rarer outcomes weigh more (default true). */
+  useDlw?: boolean;
+}
+
+export interface OnlineTerms {
+  weights: Tensor;
+  margins: Tensor;
+}
+
+export interface IpvrmOnlineOutputs extends LogRatioOutputs, OnlineTerms {
+  loss: Tensor;
+  lossPerSeq: Tensor;
+  logitsPerToken: Tensor;
+}
+
+/** Online IPVRM with ADB and DLW. Defaults β=10, m=5 (distrl_config.yaml). */
+export function ipvrmOnline(inputs: IpvrmOnlineInputs, options?: AsyncOptions): Promise<IpvrmOnlineOutputs> {
+  return runObjective('ipvrm_online', { ...inputs }, options);
+}
+
+export interface ImplicitPrmInputs extends LogRatioInputs {
+  labels: Tensor;
+  beta?: number;
+  /** bce_logits (IPVRM / ImplicitPRM) or prime (sigmoid + BCE with log clamped at −100). */
+  form?: 'bce_logits' | 'prime';
+}
+
+export interface ImplicitPrmOutputs extends LogRatioOutputs {
+  loss: Tensor;
+  seqLogits: Tensor;
+}
+
+/** Implicit PRM cross-entropy on z = β Σ lr. Default β=0.05. */
+export function implicitPrmCe(inputs: ImplicitPrmInputs, options?: AsyncOptions): Promise<ImplicitPrmOutputs> {
+  return runObjective('implicit_prm_ce', { ...inputs }, options);
+}
+
+export interface ImplicitPrmOnlineInputs extends LogRatioInputs, GroupInputs {
+  beta?: number;
+  margin?: number;
+  useAdb?: boolean;
+  useDlw?: boolean;
+  /** bce: weighted BCE-with-logits; adb: −log σ(z·s − margin). */
+  form?: 'bce' | 'adb';
+}
+
+export function implicitPrmOnline(
+  inputs: ImplicitPrmOnlineInputs,
+  options?: AsyncOptions,
+): Promise<ImplicitPrmOutputs & OnlineTerms> {
+  return runObjective('implicit_prm_online', { ...inputs }, options);
+}
+
+export interface DpoRmInputs extends LogRatioInputs {
+  beta?: number;
+  gamma?: number;
+  /** sum: DPO-RM (bt_sum); mean: length-normalised (bt_mean). Rows [0, B/2) chosen, [B/2, B) rejected. */
+  reduction?: 'sum' | 'mean';
+}
+
+export interface DpoRmOutputs extends LogRatioOutputs {
+  loss: Tensor;
+  pairLogits: Tensor;
+  seqRewards: Tensor;
+}
+
+export function dpoRm(inputs: DpoRmInputs, options?: AsyncOptions): Promise<DpoRmOutputs> {
+  return runObjective('dpo_rm', { ...inputs }, options);
+}
+
+export interface DpoOnlineOutputs extends LogRatioOutputs {
+  loss: Tensor;
+  lossSum: Tensor;
+  pairLogits: Tensor;
+  chosenIdx: Tensor;
+  rejectedIdx: Tensor;
+}
+
+/** Online DPO-RM pairs within prompt groups; `loss` is the mean over pairs. */
+export function dpoOnline(inputs: LogRatioInputs & GroupInputs & { beta?: number }, options?: AsyncOptions): Promise<DpoOnlineOutputs> {
+  return runObjective('dpo_online', { ...inputs }, options);
+}
+
+export interface CandidateInputs {
+  oldLogits: Tensor;
+  tokens: Tensor;
+  mask: Tensor;
+  k?: number;
+  minP?: number;
+  topP?: number;
+  temperature?: number;
+  /** reference: top-K + forced sampled token, strict P_min, last position excluded; paper: all tokens ≥ P_min. */
+  conventions?: Conventions;
+}
+
+export interface CandidateOutputs {
+  candidateIndices: Tensor;
+  oldTopkLogprobs: Tensor;
+  candidateMask: Tensor;
+  oldLogProb: Tensor;
+}
+
+export function distrlCandidates(inputs: CandidateInputs, options?: AsyncOptions): Promise<CandidateOutputs> {
+  return runObjective('distrl_candidates', { ...inputs }, options);
+}
+
+export interface DistrlTdInputs {
+  rmLogits?: Tensor;
+  rmTopkLogprobs?: Tensor;
+  candidateIndices?: Tensor;
+  oldTopkLogprobs: Tensor;
+  mask: Tensor;
+  beta?: number;
+  temperature?: number;
+  /** Zero the TD from each row's last response token on (reference, default true). */
+  zeroLast?: boolean;
+}
+
+export interface DistrlTdOutputs {
+  rmTopkLogprobs: Tensor;
+  candidateTd: Tensor;
+  stepRewards: Tensor;
+}
+
+export function distrlTd(inputs: DistrlTdInputs, options?: AsyncOptions): Promise<DistrlTdOutputs> {
+  return runObjective('distrl_td', { ...inputs }, options);
+}
+
+export interface DistrlLossInputs {
+  /** π_θ logits [B, T, V] with the candidate indices, or the log-probs directly. */
+  newLogits?: Tensor;
+  candidateIndices?: Tensor;
+  logProb?: Tensor;
+  policyTopkLogprobs?: Tensor;
+  oldLogProb: Tensor;
+  oldTopkLogprobs: Tensor;
+  candidateMask: Tensor;
+  /** Sampled-token advantages [B, T] (GRPO + GAE) and candidate advantages Â [B, T, K]. */
+  advantages: Tensor;
+  scaledCandidateTd: Tensor;
+  mask: Tensor;
+  clipRatioLow?: number;
+  clipRatioHigh?: number;
+  clipRatioC?: number;
+  cliprangeTopk?: number;
+  /** Weight of the Dist-PPO term (0 gives GRPO/PPO on sampled tokens only). */
+  alpha?: number;
+  temperature?: number;
+  conventions?: Conventions;
+}
+
+export interface DistrlLossOutputs {
+  loss: Tensor;
+  pgLoss: Tensor;
+  topkPgLoss: Tensor;
+  pgLossesMat: Tensor;
+  topkPgLossesMat: Tensor;
+  logProb: Tensor;
+  policyTopkLogprobs: Tensor;
+  pgClipfrac: number;
+  ppoKl: number;
+  /** The reference repo's metric, kept for parity: always 0 (see implemented-math.md §7.15). */
+  pgClipfracLower: number;
+  /** Fraction of tokens where the dual clip is active (what pgClipfracLower meant to measure). */
+  pgClipfracDual: number;
+  topkPgClipfrac: number;
+  topkPpoKl: number;
+  topkPgClipfracLower: number;
+  topkPgClipfracDual: number;
+}
+
+/** Tok-PPO + α·Dist-PPO. Defaults: ε 0.2/0.28, c 3, symmetric 0.2 for candidates, α 0.1. */
+export function distrlLoss(inputs: DistrlLossInputs, options?: AsyncOptions): Promise<DistrlLossOutputs> {
+  return runObjective('distrl_loss', { ...inputs }, options);
+}
