@@ -163,7 +163,7 @@ CandidateSet candidate_set(const at::Tensor& old_logits, const at::Tensor& token
   if (mask.sizes() != tokens.sizes()) invalid_argument("mask has shape " + c10::str(mask.sizes()) + " but tokens have " + c10::str(tokens.sizes()));
   const int64_t B = old_logits.size(0), T = old_logits.size(1), V = old_logits.size(2), K = o.k;
   if (K < 1 || K > V) invalid_argument("K must be in [1, V=" + std::to_string(V) + "], got " + std::to_string(K));
-  if (!(o.min_p >= 0 && o.min_p < 1)) invalid_argument("minP (P_min) must be in [0, 1), got " + std::to_string(o.min_p));
+  if (!(o.min_p > 0 && o.min_p < 1)) invalid_argument("minP (P_min) must be in (0, 1), got " + std::to_string(o.min_p));
   if (!(o.top_p > 0 && o.top_p <= 1)) invalid_argument("topP must be in (0, 1], got " + std::to_string(o.top_p));
   if (!(o.temperature > 0)) invalid_argument("temperature must be > 0");
   at::Tensor tok = tokens.to(at::kLong).contiguous().cpu();
