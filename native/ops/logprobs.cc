@@ -61,8 +61,8 @@ static std::pair<at::Tensor, at::Tensor> gather_forward_cpu(const at::Tensor& lo
     A* lse_out = lse.data_ptr<A>();
     const A scale = static_cast<A>(1.0 / temperature);
     at::parallel_for(0, N, 16, [&](int64_t begin, int64_t end) {
-      check_cancelled(cancel);
       for (int64_t n = begin; n < end; ++n) {
+        if ((n & 15) == 0) check_cancelled(cancel);  // parallel_for hands each thread one large chunk
         const scalar_t* row = x + n * V;
         const A row_lse = kernels::row_logsumexp(row, V, scale);
         lse_out[n] = row_lse;
@@ -87,8 +87,8 @@ static at::Tensor gather_backward_cpu(const at::Tensor& logits2d, const at::Tens
     scalar_t* out = grad_logits.data_ptr<scalar_t>();
     const A scale = static_cast<A>(1.0 / temperature);
     at::parallel_for(0, N, 16, [&](int64_t begin, int64_t end) {
-      check_cancelled(cancel);
       for (int64_t n = begin; n < end; ++n) {
+        if ((n & 15) == 0) check_cancelled(cancel);
         kernels::row_logprob_backward(x + n * V, V, scale, row_lse[n], ids + n * K, g + n * K, K, out + n * V);
       }
     });
@@ -194,10 +194,10 @@ CandidateSet candidate_set(const at::Tensor& old_logits, const at::Tensor& token
     const A log_min_p = o.min_p > 0 ? static_cast<A>(std::log(o.min_p)) : -std::numeric_limits<A>::infinity();
     const bool use_min_p = o.min_p > 1e-5;  // the reference skips the filter for tiny P_min
     at::parallel_for(0, B * T, 8, [&](int64_t begin, int64_t end) {
-      check_cancelled(cancel);
       std::vector<A> values(K), probs(K);
       std::vector<int64_t> order(K);
       for (int64_t n = begin; n < end; ++n) {
+        if ((n & 15) == 0) check_cancelled(cancel);
         const scalar_t* row = x + n * V;
         int64_t* ids = ids_p + n * K;
         const A lse = kernels::row_logsumexp(row, V, scale);

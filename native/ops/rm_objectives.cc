@@ -21,11 +21,11 @@ namespace {
 // Σ_t lr·mask per row.
 at::Tensor sequence_sum(const at::Tensor& lr, const at::Tensor& mask) { return (lr * mask).sum(1); }
 
-// Index of each row's last valid position (for final scores); rows need at least one.
+// Index of each row's last valid position (0 for a row without response tokens, whose v̄ is 0 there).
 at::Tensor last_valid_index(const at::Tensor& mask) {
   const int64_t T = mask.size(1);
   at::Tensor positions = at::arange(T, mask.options().dtype(at::kLong)).expand_as(mask);
-  return at::where(mask > 0, positions, at::full_like(positions, -1)).amax(1);
+  return at::where(mask > 0, positions, at::zeros_like(positions)).amax(1);
 }
 
 void add_log_ratio_outputs(ObjectiveOutputs& out, const LogRatio& lr) {

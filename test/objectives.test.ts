@@ -1,0 +1,283 @@
+// The fused objectives beyond the golden files: finite differences on fresh random inputs, parity with the naive
+// ATen composition up to V = 151,936, exact zeros at masked positions, fp32 candidate sets equal to fp64, bad input.
+import {
+  distrlCandidates,
+  distrlLoss,
+  dpoRm,
+  implicitPrmCe,
+  ipvrmOffline,
+  ipvrmOnline,
+  prefixValues,
+  tokenLogprobs,
+} from '../lib/ops/objectives.js';
+import { Tensor, tidy } from '../lib/tensor/index.js';
+
+/** Deterministic pseudo-random token ids in [0, vocab) (int64 conversion truncates, i.e. floors positives). */
+function randomTokens(shape: number[], vocab: number, seed: number): Tensor {
+  return Tensor.rand(shape, seed, { dtype: 'float64' }).mul(vocab).to('int64');
+}
+
+function responseMask(lengths: number[], T: number, promptLengths: number[] = []): Tensor {
+  const rows = lengths.map((L, b) => Array.from({ length: T }, (_, t) => (t >= (promptLengths[b] ?? 0) && t < (promptLengths[b] ?? 0) + L ? 1 : 0)));
+  return Tensor.from(rows, undefined, { dtype: 'float64' });
+}
+
+/** Central finite differences of scalar f at x (float64) over the given flat indices. */
+async function finiteDifferences(x: Tensor, f: (x: Tensor) => Promise<number>, indices: number[], h = 1e-6): Promise<number[]> {
+  const base = Float64Array.from(x.toArray() as Float64Array);
+  const out: number[] = [];
+  for (const i of indices) {
+    const plus = Float64Array.from(base);
+    plus[i] += h;
+    const minus = Float64Array.from(base);
+    minus[i] -= h;
+    out.push(((await f(Tensor.from(plus, x.shape))) - (await f(Tensor.from(minus, x.shape)))) / (2 * h));
+  }
+  return out;
+}
+
+async function checkGradient(
+  name: string,
+  logits: Tensor,
+  loss: (logits: Tensor) => Promise<Tensor>,
+  sampleEvery = 3,
+): Promise<void> {
+  const x = logits.detach();
+  x.requiresGrad = true;
+  await (await loss(x)).backwardAsync();
+  const grad = x.grad!.toArray() as Float64Array;
+  const indices = Array.from({ length: Math.ceil(grad.length / sampleEvery) }, (_, i) => i * sampleEvery);
+  const fd = await finiteDifferences(logits, async (y) => (await loss(y)).item(), indices);
+  indices.forEach((i, j) => {
+    const err = Math.abs(grad[i] - fd[j]);
+    if (err > 1e-6 * Math.max(1, Math.abs(fd[j]))) throw new Error(`${name}: d/dlogits[${i}] = ${grad[i]}, finite difference ${fd[j]}`);
+  });
+}
+
+describe('finite-difference gradients on random inputs (float64)', () => {
+  const B = 4;
+  const T = 6;
+  const V = 9;
+  const setup = (seed: number) => ({
+    logits: Tensor.randn([B, T, V], seed, { dtype: 'float64' }),
+    refLogits: Tensor.randn([B, T, V], seed + 1, { dtype: 'float64' }),
+    tokens: randomTokens([B, T], V, seed + 2),
+    mask: responseMask([4, 6, 2, 5], T, [1, 0, 2, 0]),
+  });
+
+  test('IPVRM offline, every weighting', async () => {
+    await tidy(async () => {
+      const s = setup(101);
+      const labels = Tensor.from([1, 0, 1, 0], undefined, { dtype: 'float64' });
+      for (const weighting of ['token_mean', 'uniform', 'late', 'early'] as const) {
+        await checkGradient(`ipvrm ${weighting}`, s.logits, async (logits) =>
+          (await ipvrmOffline({ ...s, logits, labels, beta: 2, margin: 0.5, weighting })).loss,
+        );
+      }
+    });
+  });
+
+  test('online IPVRM with ADB + DLW, Implicit PRM, DPO-RM', async () => {
+    await tidy(async () => {
+      const s = setup(202);
+      const acc = Tensor.from([1, 0, 0, 1], undefined, { dtype: 'float64' });
+      await checkGradient('ipvrm online', s.logits, async (logits) => (await ipvrmOnline({ ...s, logits, acc, groupSize: 4, beta: 3, margin: 1 })).loss);
+      await checkGradient('implicit prm', s.logits, async (logits) => (await implicitPrmCe({ ...s, logits, labels: acc, beta: 0.5 })).loss);
+      await checkGradient('dpo bt_mean', s.logits, async (logits) => (await dpoRm({ ...s, logits, beta: 0.7, gamma: 0.1, reduction: 'mean' })).loss);
+    });
+  });
+
+  test('DistRL Tok-PPO + Dist-PPO w.r.t. the new logits (both conventions)', async () => {
+    await tidy(async () => {
+      const s = setup(303);
+      const mask = responseMask([6, 5, 4, 6], T);
+      const candidates = await distrlCandidates({ oldLogits: s.refLogits, tokens: s.tokens, mask, k: 4, minP: 0.05 });
+      const advantages = Tensor.randn([B, T], 9, { dtype: 'float64' });
+      const scaledCandidateTd = Tensor.randn([B, T, 4], 10, { dtype: 'float64' });
+      for (const conventions of ['reference', 'paper'] as const) {
+        await checkGradient(`distrl ${conventions}`, s.logits.mul(0.3).add(s.refLogits), async (newLogits) =>
+          (
+            await distrlLoss({
+              ...candidates,
+              newLogits,
+              advantages,
+              scaledCandidateTd,
+              mask,
+              alpha: 0.5,
+              conventions,
+            })
+          ).loss,
+        );
+      }
+    });
+  });
+});
+
+describe('fused log-probs vs the naive composition (log_softmax → gather)', () => {
+  const shapes: [number, number, number][] = [
+    [3, 5, 7],
+    [2, 17, 1000],
+    [1, 4, 32000],
+    [1, 3, 151936],
+  ];
+  for (const [B, T, V] of shapes) {
+    for (const dtype of ['float32', 'bfloat16'] as const) {
+      test(`${dtype} [${B}, ${T}, ${V}]: forward and backward`, async () => {
+        await tidy(async () => {
+          const base = Tensor.randn([B, T, V], B * T + V, { dtype: 'float32' }).mul(3).to(dtype);
+          const index = Tensor.rand([B, T, 3], 5, { dtype: 'float64' }).mul(V).to('int64');
+          const upstream = Tensor.randn([B, T, 3], 6, { dtype: 'float32' });
+
+          const fusedIn = base.detach();
+          fusedIn.requiresGrad = true;
+          const fused = await tokenLogprobs(fusedIn, index);
+          await fused.backwardAsync(upstream);
+
+          const naiveIn = base.detach();
+          naiveIn.requiresGrad = true;
+          const naive = naiveIn.to('float32').logSoftmax(-1).gather(-1, index);
+          await naive.backwardAsync(upstream);
+
+          const maxDiff = (a: Tensor, b: Tensor) => a.to('float32').sub(b.to('float32')).abs().max().item();
+          expect(maxDiff(fused, naive)).toBeLessThan(2e-5 * Math.log(V));
+          const gradScale = naiveIn.grad!.to('float32').abs().max().item();
+          // bf16 gradients round to 8 bits: compare at half a bf16 ulp of the largest entry.
+          expect(maxDiff(fusedIn.grad!, naiveIn.grad!)).toBeLessThan((dtype === 'bfloat16' ? 8e-3 : 1e-6) * gradScale);
+        });
+      });
+    }
+  }
+
+  test('temperature divides the logits', async () => {
+    await tidy(async () => {
+      const logits = Tensor.randn([2, 3, 50], 1, { dtype: 'float64' });
+      const index = Tensor.from(new BigInt64Array(6).fill(7n), [2, 3, 1]);
+      const fused = await tokenLogprobs(logits, index, { temperature: 0.7 });
+      const naive = logits.div(0.7).logSoftmax(-1).gather(-1, index);
+      expect(fused.sub(naive).abs().max().item()).toBeLessThan(1e-12);
+    });
+  });
+});
+
+describe('masking and candidate sets', () => {
+  test('masked positions get exactly zero gradient', async () => {
+    await tidy(async () => {
+      const logits = Tensor.randn([3, 6, 11], 4, { dtype: 'float32', requiresGrad: true });
+      const mask = responseMask([3, 0, 2], 6, [1, 0, 3]).to('float32');
+      const masked = mask.toArray() as Float32Array;
+      // Row 1 has no response tokens but the batch does.
+      const out = await ipvrmOffline({
+        logits,
+        refLogits: Tensor.randn([3, 6, 11], 5, { dtype: 'float32' }),
+        tokens: randomTokens([3, 6], 11, 6),
+        mask,
+        labels: Tensor.from([1, 0, 0], undefined, { dtype: 'float32' }),
+        beta: 10,
+        margin: 5,
+      });
+      await out.loss.backwardAsync();
+      const grad = logits.grad!.toArray() as Float32Array;
+      for (let p = 0; p < 18; p++) {
+        const row = grad.subarray(p * 11, (p + 1) * 11);
+        if (masked[p] === 0) expect(Array.from(row).every((g) => g === 0)).toBe(true);
+        else expect(Array.from(row).some((g) => g !== 0)).toBe(true);
+      }
+    });
+  });
+
+  test('float32 candidate sets equal those computed from the same logits in float64', async () => {
+    await tidy(async () => {
+      const [B, T, V] = [8, 24, 64];
+      // Peaked distributions so that many tokens sit around P_min = 0.1.
+      const logits32 = Tensor.randn([B, T, V], 77, { dtype: 'float32' }).mul(2.5);
+      const tokens = randomTokens([B, T], V, 78);
+      const mask = responseMask(Array.from({ length: B }, (_, b) => 10 + b), T).to('float32');
+      for (const conventions of ['reference', 'paper'] as const) {
+        for (const topP of [1, 0.8]) {
+          const a = await distrlCandidates({ oldLogits: logits32, tokens, mask, conventions, topP });
+          const b = await distrlCandidates({ oldLogits: logits32.to('float64'), tokens, mask, conventions, topP });
+          expect(Array.from(a.candidateIndices.toArray())).toEqual(Array.from(b.candidateIndices.toArray()));
+          expect(Array.from(a.candidateMask.toArray())).toEqual(Array.from(b.candidateMask.toArray()));
+        }
+      }
+    });
+  });
+
+  test('paper candidates are exactly the tokens with π_old ≥ P_min', async () => {
+    await tidy(async () => {
+      const [B, T, V] = [2, 5, 30];
+      const logits = Tensor.randn([B, T, V], 5, { dtype: 'float64' }).mul(2);
+      const tokens = randomTokens([B, T], V, 6);
+      const mask = responseMask([5, 3], T);
+      const c = await distrlCandidates({ oldLogits: logits, tokens, mask, minP: 0.1, conventions: 'paper' });
+      const probs = logits.softmax(-1).toNested() as number[][][];
+      const ids = c.candidateIndices.toNested() as number[][][];
+      const keep = c.candidateMask.toNested() as number[][][];
+      const maskRows = mask.toNested() as number[][];
+      for (let b = 0; b < B; b++) {
+        for (let t = 0; t < T; t++) {
+          const expected = maskRows[b][t] ? probs[b][t].map((p, v) => (p >= 0.1 ? v : -1)).filter((v) => v >= 0).sort((x, y) => x - y) : [];
+          const got = ids[b][t].filter((_, k) => keep[b][t][k]).sort((x, y) => x - y);
+          expect(got).toEqual(expected);
+        }
+      }
+    });
+  });
+});
+
+describe('bad input', () => {
+  const base = () => ({
+    logits: Tensor.randn([2, 3, 5], 1),
+    refLogits: Tensor.randn([2, 3, 5], 2),
+    tokens: Tensor.from(new BigInt64Array([0n, 1n, 2n, 3n, 4n, 0n]), [2, 3]),
+    mask: Tensor.ones([2, 3]),
+    labels: Tensor.from([1, 0]),
+  });
+  const rejects = async (promise: Promise<unknown>, message: RegExp) => {
+    await expect(promise).rejects.toMatchObject({ code: 'ERR_INVALID_ARG', message: expect.stringMatching(message) });
+  };
+
+  test('shape and dtype mismatches name the argument', async () => {
+    await tidy(async () => {
+      await rejects(ipvrmOffline({ ...base(), refLogits: Tensor.randn([2, 3, 6], 3) }), /refLogits has shape \[2, 3, 6\]/);
+      await rejects(ipvrmOffline({ ...base(), mask: Tensor.ones([2, 4]) }), /mask has shape \[2, 4\]/);
+      await rejects(ipvrmOffline({ ...base(), tokens: Tensor.zeros([2, 3]) }), /tokens must be an int64 or int32 tensor/);
+      await rejects(ipvrmOffline({ ...base(), logits: Tensor.zeros([2, 3, 5], { dtype: 'int32' }) }), /logits must be a floating tensor/);
+      await rejects(ipvrmOffline({ ...base(), labels: Tensor.from([1, 0, 1]) }), /labels must be \[B\] with B=2/);
+      await rejects(ipvrmOffline({ ...base(), tokens: Tensor.from(new BigInt64Array([0n, 1n, 2n, 3n, 9n, 0n]), [2, 3]) }), /out of range: found 9/);
+      const { labels: _unused, ...noLabels } = base();
+      await rejects(dpoRm({ ...noLabels, logits: Tensor.randn([3, 3, 5], 1), refLogits: Tensor.randn([3, 3, 5], 2), tokens: Tensor.zeros([3, 3], { dtype: 'int64' }), mask: Tensor.ones([3, 3]) }), /B must be even/);
+    });
+  });
+
+  test('an empty mask, NaN logits, unknown options', async () => {
+    await tidy(async () => {
+      await rejects(ipvrmOffline({ ...base(), mask: Tensor.zeros([2, 3]) }), /empty response mask/);
+      const nan = Tensor.randn([2, 3, 5], 1).div(Tensor.zeros([2, 3, 5]).mul(Tensor.ones([2, 3, 5]))); // 0/0 → NaN
+      await rejects(ipvrmOffline({ ...base(), logits: nan }), /NaN or Inf/);
+      await rejects(ipvrmOffline({ ...base(), weighting: 'sideways' as 'early' }), /weighting must be/);
+      await rejects(prefixValues({ ...base(), betta: 1 } as never), /unknown input 'betta'/);
+      await rejects(ipvrmOffline({ ...base(), refLogits: undefined }), /give refLogits or refLogprobs/);
+    });
+  });
+
+  test('P_min outside (0, 1), K > V, top-p outside (0, 1]', async () => {
+    await tidy(async () => {
+      const { refLogits: oldLogits, tokens, mask } = base();
+      for (const minP of [0, -0.1, 1, 1.5]) await rejects(distrlCandidates({ oldLogits, tokens, mask, minP }), /minP \(P_min\) must be in \(0, 1\)/);
+      await rejects(distrlCandidates({ oldLogits, tokens, mask, k: 6 }), /K must be in \[1, V=5\]/);
+      await rejects(distrlCandidates({ oldLogits, tokens, mask, topP: 0 }), /topP must be in \(0, 1\]/);
+    });
+  });
+
+  test('a running fused op stops at its next chunk when aborted', async () => {
+    const logits = Tensor.ones([4096, 32000]);
+    const index = Tensor.zeros([4096, 1], { dtype: 'int64' });
+    const controller = new AbortController();
+    const running = tokenLogprobs(logits, index, { signal: controller.signal });
+    setTimeout(() => controller.abort(), 5);
+    await expect(running).rejects.toMatchObject({ name: 'AbortError' });
+    logits.dispose();
+    index.dispose();
+  });
+});
