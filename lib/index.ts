@@ -2,3 +2,6 @@
 export * from './tensor/index.js';
 export { environmentReport, setNumThreads, type EnvironmentReport } from './native/runtime.js';
 export type { BuildInfo, RuntimeInfo } from './native/addon.js';
+export * from './ops/objectives.js';
+export * from './data/index.js';
+export * from './task/index.js';

@@ -141,8 +141,8 @@ describe('fused log-probs vs the naive composition (log_softmax → gather)', ()
           const maxDiff = (a: Tensor, b: Tensor) => a.to('float32').sub(b.to('float32')).abs().max().item();
           expect(maxDiff(fused, naive)).toBeLessThan(2e-5 * Math.log(V));
           const gradScale = naiveIn.grad!.to('float32').abs().max().item();
-          // bf16 gradients round to 8 bits: compare at half a bf16 ulp of the largest entry.
-          expect(maxDiff(fusedIn.grad!, naiveIn.grad!)).toBeLessThan((dtype === 'bfloat16' ? 8e-3 : 1e-6) * gradScale);
+          // fp32: both sides sum 10^5 exponentials in float (1e-5 of the largest entry); bf16 gradients round to 8 bits.
+          expect(maxDiff(fusedIn.grad!, naiveIn.grad!)).toBeLessThan((dtype === 'bfloat16' ? 8e-3 : 1e-5) * gradScale);
         });
       });
     }
@@ -196,8 +196,8 @@ describe('masking and candidate sets', () => {
         for (const topP of [1, 0.8]) {
           const a = await distrlCandidates({ oldLogits: logits32, tokens, mask, conventions, topP });
           const b = await distrlCandidates({ oldLogits: logits32.to('float64'), tokens, mask, conventions, topP });
-          expect(Array.from(a.candidateIndices.toArray())).toEqual(Array.from(b.candidateIndices.toArray()));
-          expect(Array.from(a.candidateMask.toArray())).toEqual(Array.from(b.candidateMask.toArray()));
+          expect(a.candidateIndices.toNested()).toEqual(b.candidateIndices.toNested());
+          expect(a.candidateMask.toNested()).toEqual(b.candidateMask.toNested());
         }
       }
     });

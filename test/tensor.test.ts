@@ -33,8 +33,8 @@ describe('Tensor round trip', () => {
       for (let i = 0; i < values.length; i++) expect(Math.abs(back[i] - values[i])).toBeLessThanOrEqual(Math.abs(values[i]) * 2 ** -8);
       // Raw bits in, the same bits out (bf16 of 1.0 is 0x3f80).
       const bits = Tensor.from(new Uint16Array([0x3f80, 0xc000]), [2], { dtype: 'bfloat16' });
-      expect(Array.from(bits.toArray())).toEqual([1, -2]);
-      expect(Array.from(await t.data())).toEqual(Array.from(back));
+      expect(bits.toNumbers()).toEqual([1, -2]);
+      expect(Array.from((await t.data()) as Float32Array)).toEqual(Array.from(back));
       t.dispose();
       bits.dispose();
     });
@@ -47,8 +47,8 @@ describe('Tensor round trip', () => {
       expect(b.dtype).toBe('float64');
       const c = a.to('cpu');
       a.dispose();
-      expect(Array.from(c.toArray())).toEqual([1.25, 2.5]);
-      expect(Array.from(b.toArray())).toEqual([1.25, 2.5]);
+      expect(c.toNumbers()).toEqual([1.25, 2.5]);
+      expect(b.toNumbers()).toEqual([1.25, 2.5]);
     });
   });
 
@@ -147,12 +147,12 @@ describe('autograd', () => {
       const x = Tensor.from(new Float64Array([1, 2]), [2], { requiresGrad: true });
       x.mul(x).sum().backward();
       x.mul(x).sum().backward();
-      expect(Array.from(x.grad!.toArray())).toEqual([4, 8]);
+      expect(x.grad!.toNumbers()).toEqual([4, 8]);
       x.zeroGrad();
-      expect(Array.from(x.grad!.toArray())).toEqual([0, 0]);
+      expect(x.grad!.toNumbers()).toEqual([0, 0]);
       expect(() => x.mul(2).backward()).toThrow(/scalar/);
       x.mul(2).backward(Tensor.from(new Float64Array([1, 3])));
-      expect(Array.from(x.grad!.toArray())).toEqual([2, 6]);
+      expect(x.grad!.toNumbers()).toEqual([2, 6]);
     });
   });
 });

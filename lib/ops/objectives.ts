@@ -11,7 +11,7 @@ type Inputs = Record<string, Tensor | number | boolean | string | undefined>;
 type Outputs = Record<string, Tensor | number>;
 
 /** Runs a native objective by name (see `listObjectives()`), converting tensors both ways. */
-export async function runObjective<O extends Outputs>(name: string, inputs: Inputs, options: AsyncOptions = {}): Promise<O> {
+export async function runObjective<O>(name: string, inputs: Inputs, options: AsyncOptions = {}): Promise<O> {
   const native: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(inputs)) {
     if (value !== undefined) native[key] = value instanceof Tensor ? value.native : value;
@@ -19,7 +19,7 @@ export async function runObjective<O extends Outputs>(name: string, inputs: Inpu
   const raw = await withCancel(options.signal, (token) => addon().objective(name, native, token));
   const out: Outputs = {};
   for (const [key, value] of Object.entries(raw)) out[key] = typeof value === 'number' ? value : Tensor.wrap(value);
-  return out as O;
+  return out as unknown as O;
 }
 
 export function listObjectives(): string[] {

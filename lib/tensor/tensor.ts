@@ -201,9 +201,13 @@ export class Tensor {
   data(): Promise<TypedArrayOf<DType>> {
     return addon().readAsync(this.native);
   }
+  /** The values as a flat array of JS numbers (int64 beyond 2^53 loses precision: use toArray for those). */
+  toNumbers(): number[] {
+    return Array.from(this.toArray() as ArrayLike<number | bigint>, Number);
+  }
   /** The values as nested JS arrays of numbers. */
   toNested(): unknown {
-    const flat = Array.from(this.toArray() as ArrayLike<number | bigint>, Number);
+    const flat = this.toNumbers();
     const build = (dims: number[], offset: number): unknown => {
       if (dims.length === 0) return flat[offset];
       const [size, ...rest] = dims;

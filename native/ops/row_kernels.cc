@@ -1,5 +1,7 @@
 #include "row_kernels.h"
 
+#include "ops/simd_kernels.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -9,15 +11,16 @@ namespace prefix_rl::kernels {
 namespace {
 
 constexpr int kLanes = 16;  // independent accumulators: lets the compiler vectorise reductions without -ffast-math
+#define PREFIX_RL_INLINE inline __attribute__((always_inline))
 
-inline float to_acc(float v) { return v; }
-inline double to_acc(double v) { return v; }
-inline float to_acc(c10::BFloat16 v) { return static_cast<float>(v); }
-inline float to_acc(c10::Half v) { return static_cast<float>(v); }
+PREFIX_RL_INLINE float to_acc(float v) { return v; }
+PREFIX_RL_INLINE double to_acc(double v) { return v; }
+PREFIX_RL_INLINE float to_acc(c10::BFloat16 v) { return static_cast<float>(v); }
+PREFIX_RL_INLINE float to_acc(c10::Half v) { return static_cast<float>(v); }
 
 // exp for float with ~2 ulp error, branch-free so loops over it vectorise (std::exp does not).
 // Inputs here are ≤ 0 (x − max); below −87 the result flushes to ~1e-38, which is zero for these sums.
-inline float fast_exp(float x) {
+PREFIX_RL_INLINE float fast_exp(float x) {
   x = std::max(x, -87.0f);
   // Round to nearest integer with the 1.5·2^23 trick (vectorises; nearbyint may not).
   const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
@@ -36,10 +39,10 @@ inline float fast_exp(float x) {
   std::memcpy(&p, &bits, sizeof(bits));
   return p;
 }
-inline double fast_exp(double x) { return std::exp(x); }  // fp64 rows are for exactness, not speed
+PREFIX_RL_INLINE double fast_exp(double x) { return std::exp(x); }  // fp64 rows are for exactness, not speed
 
 template <typename T>
-acc_t<T> row_max(const T* x, int64_t V, acc_t<T> scale) {
+PREFIX_RL_INLINE acc_t<T> row_max(const T* x, int64_t V, acc_t<T> scale) {
   using A = acc_t<T>;
   A lanes[kLanes];
   std::fill(lanes, lanes + kLanes, -std::numeric_limits<A>::infinity());
@@ -54,7 +57,7 @@ acc_t<T> row_max(const T* x, int64_t V, acc_t<T> scale) {
 }
 
 template <typename T>
-acc_t<T> row_sumexp(const T* x, int64_t V, acc_t<T> scale, acc_t<T> shift) {
+PREFIX_RL_INLINE acc_t<T> row_sumexp(const T* x, int64_t V, acc_t<T> scale, acc_t<T> shift) {
   using A = acc_t<T>;
   A lanes[kLanes] = {};
   int64_t v = 0;
@@ -70,7 +73,6 @@ acc_t<T> row_sumexp(const T* x, int64_t V, acc_t<T> scale, acc_t<T> shift) {
 }  // namespace
 
 template <typename T>
-__attribute__((target_clones("avx512f", "avx2", "default")))
 acc_t<T> row_logsumexp(const T* x, int64_t V, acc_t<T> scale) {
   const acc_t<T> max = row_max(x, V, scale);
   if (!std::isfinite(max)) return max;  // ±inf or NaN rows propagate; callers validate inputs
@@ -96,7 +98,6 @@ void row_topk(const T* x, int64_t V, int64_t k, int64_t* ids, acc_t<T>* values) 
 }
 
 template <typename T>
-__attribute__((target_clones("avx512f", "avx2", "default")))
 void row_logprob_backward(const T* x, int64_t V, acc_t<T> scale, acc_t<T> lse, const int64_t* ids, const acc_t<T>* g,
                           int64_t k, T* grad) {
   using A = acc_t<T>;
@@ -118,12 +119,32 @@ void row_logprob_backward(const T* x, int64_t V, acc_t<T> scale, acc_t<T> lse, c
   }
 }
 
+// float rows, the hot path: explicit AVX-512 / AVX2 kernels (simd_kernels.cc), chosen once at load time.
+template <>
+float row_logsumexp<float>(const float* x, int64_t V, float scale) {
+  return simd::kernels().logsumexp(x, V, scale);
+}
+
+template <>
+void row_logprob_backward<float>(const float* x, int64_t V, float scale, float lse, const int64_t* ids, const float* g,
+                                 int64_t k, float* grad) {
+  float g_sum = 0;
+  bool all_zero = true;
+  for (int64_t j = 0; j < k; ++j) g_sum += g[j], all_zero = all_zero && g[j] == 0;
+  if (all_zero) {
+    std::fill(grad, grad + V, 0.0f);
+    return;
+  }
+  simd::kernels().scaled_softmax(x, V, scale, lse, -g_sum * scale, grad);
+  for (int64_t j = 0; j < k; ++j) grad[ids[j]] += scale * g[j];
+}
+
 #define PREFIX_RL_INSTANTIATE(T)                                                                                   \
   template acc_t<T> row_logsumexp<T>(const T*, int64_t, acc_t<T>);                                                 \
   template void row_topk<T>(const T*, int64_t, int64_t, int64_t*, acc_t<T>*);                                      \
   template void row_logprob_backward<T>(const T*, int64_t, acc_t<T>, acc_t<T>, const int64_t*, const acc_t<T>*,    \
                                         int64_t, T*);
-PREFIX_RL_INSTANTIATE(float)
+template void row_topk<float>(const float*, int64_t, int64_t, int64_t*, float*);
 PREFIX_RL_INSTANTIATE(double)
 PREFIX_RL_INSTANTIATE(c10::BFloat16)
 PREFIX_RL_INSTANTIATE(c10::Half)

@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
+import { dataCommand } from './data.js';
 import { envCommand } from './env.js';
 
 /** Every CLI command, one module each. Add a command by adding its module here. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [envCommand];
+export const commands: CommandModule<any, any>[] = [envCommand, dataCommand];

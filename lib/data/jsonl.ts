@@ -1,0 +1,49 @@
+// JSON Lines: one JSON value per line, read as a stream so large files never sit in memory whole.
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { once } from 'node:events';
+import { dirname } from 'node:path';
+import { createInterface } from 'node:readline';
+import { DataError } from './errors.js';
+
+/** One unvalidated row from a reader: `row` is the 1-based line (JSONL) or the 0-based row index (Parquet). */
+export interface RawRow {
+  row: number;
+  value: unknown;
+}
+
+/** Yields each non-blank line parsed as JSON; blank lines are skipped but still counted. */
+export async function* readJsonlRows(file: string): AsyncGenerator<RawRow> {
+  const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
+  let line = 0;
+  try {
+    for await (const text of lines) {
+      line += 1;
+      if (text.trim() === '') continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch (err) {
+        throw new DataError(file, line, `malformed JSON: ${(err as Error).message}`);
+      }
+      yield { row: line, value };
+    }
+  } finally {
+    lines.close();
+  }
+}
+
+/** Writes one JSON value per line, creating the parent folder. Honors stream backpressure. */
+export async function writeJsonl(file: string, rows: Iterable<unknown> | AsyncIterable<unknown>): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  const out = createWriteStream(file, { encoding: 'utf8' });
+  const closed = once(out, 'close');
+  try {
+    for await (const row of rows) {
+      if (!out.write(JSON.stringify(row) + '\n')) await once(out, 'drain');
+    }
+  } finally {
+    out.end();
+    await closed;
+  }
+}

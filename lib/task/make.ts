@@ -1,0 +1,68 @@
+// `prefix-rl data make-task`: every file a demo run needs, written from one seed.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeJsonl } from '../data/jsonl.js';
+import { writeParquet } from '../data/parquet.js';
+import { makeProcessBenchSets, makeRlRecords, makeSftRecords } from './datasets.js';
+import { resolveTaskOptions, type TaskOptions } from './problem.js';
+import type { ResponseStyle, TraceFormat } from './render.js';
+import { writeTaskTokenizer } from './tokenizer.js';
+
+export interface MakeTaskDataOptions {
+  outDir: string;
+  seed: number;
+  sftCount: number;
+  rlCount: number;
+  processBenchCount: number;
+  task?: Partial<TaskOptions>;
+  /** Trace format of processbench.jsonl; processbench-indist.jsonl is always format A. */
+  processBenchFormat?: TraceFormat;
+  /** Response style of the SFT rows. */
+  sftStyle?: ResponseStyle;
+}
+
+export interface WrittenFile {
+  path: string;
+  /** Number of records, for data files. */
+  rows?: number;
+}
+
+/**
+ * Writes sft.jsonl (Eurus-2-SFT schema), rl.jsonl and rl.parquet (Eurus-2-RL schema),
+ * processbench.jsonl and processbench-indist.jsonl (ProcessBench schema), tokenizer/ and task.json
+ * (the resolved settings, to reproduce the run).
+ */
+export async function writeTaskData(options: MakeTaskDataOptions): Promise<WrittenFile[]> {
+  const { outDir, seed, sftCount, rlCount, processBenchCount } = options;
+  for (const [name, count] of Object.entries({ sftCount, rlCount, processBenchCount })) {
+    if (!Number.isInteger(count) || count < 1) throw new Error(`writeTaskData: ${name} must be a positive integer, got ${count}`);
+  }
+  const task = resolveTaskOptions(options.task);
+  const processBenchFormat = options.processBenchFormat ?? 'B1';
+  const sftStyle = options.sftStyle ?? 'A';
+  const written: WrittenFile[] = [];
+  const writeRows = async (
+    name: string,
+    rows: Record<string, unknown>[],
+    write: (path: string, rows: Record<string, unknown>[]) => Promise<void> = writeJsonl,
+  ) => {
+    const path = join(outDir, name);
+    await write(path, rows);
+    written.push({ path, rows: rows.length });
+  };
+
+  await writeRows('sft.jsonl', makeSftRecords(seed, sftCount, task, sftStyle));
+  const rl = makeRlRecords(seed, rlCount, task);
+  await writeRows('rl.jsonl', rl);
+  await writeRows('rl.parquet', rl, writeParquet);
+  const processBench = makeProcessBenchSets(seed, processBenchCount, [processBenchFormat, 'A'], task);
+  await writeRows('processbench.jsonl', processBench.get(processBenchFormat)!);
+  await writeRows('processbench-indist.jsonl', processBench.get('A')!);
+  for (const path of await writeTaskTokenizer(join(outDir, 'tokenizer'))) written.push({ path });
+
+  const manifest = join(outDir, 'task.json');
+  const settings = { seed, sftCount, rlCount, processBenchCount, processBenchFormat, sftStyle, task };
+  await writeFile(manifest, JSON.stringify(settings, null, 2) + '\n');
+  written.push({ path: manifest });
+  return written;
+}

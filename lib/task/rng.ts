@@ -1,0 +1,43 @@
+// A small seeded PRNG (mulberry32) so every generated dataset is reproducible from its seed.
+
+export class Rng {
+  private state: number;
+
+  constructor(seed: number) {
+    if (!Number.isInteger(seed)) throw new Error(`Rng seed must be an integer, got ${seed}`);
+    this.state = seed >>> 0;
+  }
+
+  /** Uniform float in [0, 1). */
+  next(): number {
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  /** Uniform integer in [lo, hi], both inclusive. */
+  int(lo: number, hi: number): number {
+    if (!(Number.isInteger(lo) && Number.isInteger(hi) && lo <= hi)) throw new Error(`Rng.int: bad range [${lo}, ${hi}]`);
+    return lo + Math.floor(this.next() * (hi - lo + 1));
+  }
+
+  pick<T>(items: readonly T[]): T {
+    if (items.length === 0) throw new Error('Rng.pick: no items');
+    return items[Math.floor(this.next() * items.length)];
+  }
+}
+
+/**
+ * A seed for one named stream of a run (e.g. "sft", "rl"), so the streams do not shift when
+ * another stream draws more numbers. FNV-1a over the name, mixed with the seed (murmur3 finalizer).
+ */
+export function deriveSeed(seed: number, stream: string): number {
+  let hash = 0x811c9dc5;
+  for (const char of stream) hash = Math.imul(hash ^ char.codePointAt(0)!, 0x01000193);
+  let h = (hash ^ Math.imul(seed >>> 0, 0x9e3779b1)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}

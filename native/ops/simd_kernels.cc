@@ -1,0 +1,194 @@
+#include "ops/simd_kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace prefix_rl::kernels::simd {
+namespace {
+
+// Cephes-style expf: x = n·ln2 + r, exp(r) by a degree-6 polynomial on [−ln2/2, ln2/2], 2^n through the exponent
+// bits. ~2 ulp. Inputs are clamped at −87 (exp(−87) ≈ 1.6e-38: zero for these sums) and are ≤ 0 here.
+constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693145751953125f, kLn2Lo = 1.428606765330187045e-06f;
+constexpr float kP0 = 1.9875691500e-4f, kP1 = 1.3981999507e-3f, kP2 = 8.3334519073e-3f, kP3 = 4.1665795894e-2f,
+                kP4 = 1.6666665459e-1f, kP5 = 5.0000001201e-1f;
+
+float scalar_exp(float x) {
+  x = std::max(x, -87.0f);
+  const float n = std::nearbyint(x * kLog2e);
+  const float r = (x - n * kLn2Hi) - n * kLn2Lo;
+  float p = kP0;
+  p = p * r + kP1;
+  p = p * r + kP2;
+  p = p * r + kP3;
+  p = p * r + kP4;
+  p = p * r + kP5;
+  p = p * r * r + r + 1.0f;
+  int32_t bits;
+  std::memcpy(&bits, &p, sizeof(bits));
+  bits += static_cast<int32_t>(n) << 23;
+  std::memcpy(&p, &bits, sizeof(bits));
+  return p;
+}
+
+float scalar_logsumexp(const float* x, int64_t V, float scale) {
+  float max = -std::numeric_limits<float>::infinity();
+  for (int64_t v = 0; v < V; ++v) max = std::max(max, x[v] * scale);
+  if (!std::isfinite(max)) return max;
+  float sum = 0;
+  for (int64_t v = 0; v < V; ++v) sum += scalar_exp(x[v] * scale - max);
+  return max + std::log(sum);
+}
+
+void scalar_scaled_softmax(const float* x, int64_t V, float scale, float lse, float coef, float* out) {
+  for (int64_t v = 0; v < V; ++v) out[v] = coef * scalar_exp(x[v] * scale - lse);
+}
+
+#if defined(__x86_64__)
+
+// ---- AVX2 + FMA: 8 lanes, 4 accumulators ----
+
+__attribute__((target("avx2,fma"))) inline __m256 exp8(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), r);
+  __m256 p = _mm256_set1_ps(kP0);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP1));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP2));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP3));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP4));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP5));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
+  p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
+  const __m256i e = _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23);
+  return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), e));
+}
+
+__attribute__((target("avx2,fma"))) inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma"))) inline float hmax8(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma"))) float avx2_logsumexp(const float* x, int64_t V, float scale) {
+  const __m256 s = _mm256_set1_ps(scale);
+  __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+  int64_t v = 0;
+  for (; v + 32 <= V; v += 32) {
+    m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + v));
+    m1 = _mm256_max_ps(m1, _mm256_loadu_ps(x + v + 8));
+    m2 = _mm256_max_ps(m2, _mm256_loadu_ps(x + v + 16));
+    m3 = _mm256_max_ps(m3, _mm256_loadu_ps(x + v + 24));
+  }
+  float raw_max = hmax8(_mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3)));
+  for (; v < V; ++v) raw_max = std::max(raw_max, x[v]);
+  const float max = raw_max * scale;  // scale > 0 keeps the argmax
+  if (!std::isfinite(max)) return max;
+  const __m256 shift = _mm256_set1_ps(max);
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  v = 0;
+  for (; v + 32 <= V; v += 32) {
+    a0 = _mm256_add_ps(a0, exp8(_mm256_fmsub_ps(_mm256_loadu_ps(x + v), s, shift)));
+    a1 = _mm256_add_ps(a1, exp8(_mm256_fmsub_ps(_mm256_loadu_ps(x + v + 8), s, shift)));
+    a2 = _mm256_add_ps(a2, exp8(_mm256_fmsub_ps(_mm256_loadu_ps(x + v + 16), s, shift)));
+    a3 = _mm256_add_ps(a3, exp8(_mm256_fmsub_ps(_mm256_loadu_ps(x + v + 24), s, shift)));
+  }
+  float sum = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  for (; v < V; ++v) sum += scalar_exp(x[v] * scale - max);
+  return max + std::log(sum);
+}
+
+__attribute__((target("avx2,fma"))) void avx2_scaled_softmax(const float* x, int64_t V, float scale, float lse, float coef, float* out) {
+  const __m256 s = _mm256_set1_ps(scale), shift = _mm256_set1_ps(lse), c = _mm256_set1_ps(coef);
+  int64_t v = 0;
+  for (; v + 8 <= V; v += 8) _mm256_storeu_ps(out + v, _mm256_mul_ps(c, exp8(_mm256_fmsub_ps(_mm256_loadu_ps(x + v), s, shift))));
+  for (; v < V; ++v) out[v] = coef * scalar_exp(x[v] * scale - lse);
+}
+
+// ---- AVX-512: 16 lanes, 4 accumulators ----
+
+__attribute__((target("avx512f"))) inline __m512 exp16(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Lo), r);
+  __m512 p = _mm512_set1_ps(kP0);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP1));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP2));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP3));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP4));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP5));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
+  p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
+  const __m512i e = _mm512_slli_epi32(_mm512_cvtps_epi32(n), 23);
+  return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(p), e));
+}
+
+__attribute__((target("avx512f"))) float avx512_logsumexp(const float* x, int64_t V, float scale) {
+  const __m512 s = _mm512_set1_ps(scale);
+  __m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+  int64_t v = 0;
+  for (; v + 64 <= V; v += 64) {
+    m0 = _mm512_max_ps(m0, _mm512_loadu_ps(x + v));
+    m1 = _mm512_max_ps(m1, _mm512_loadu_ps(x + v + 16));
+    m2 = _mm512_max_ps(m2, _mm512_loadu_ps(x + v + 32));
+    m3 = _mm512_max_ps(m3, _mm512_loadu_ps(x + v + 48));
+  }
+  float raw_max = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
+  for (; v < V; ++v) raw_max = std::max(raw_max, x[v]);
+  const float max = raw_max * scale;
+  if (!std::isfinite(max)) return max;
+  const __m512 shift = _mm512_set1_ps(max);
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  v = 0;
+  for (; v + 64 <= V; v += 64) {
+    a0 = _mm512_add_ps(a0, exp16(_mm512_fmsub_ps(_mm512_loadu_ps(x + v), s, shift)));
+    a1 = _mm512_add_ps(a1, exp16(_mm512_fmsub_ps(_mm512_loadu_ps(x + v + 16), s, shift)));
+    a2 = _mm512_add_ps(a2, exp16(_mm512_fmsub_ps(_mm512_loadu_ps(x + v + 32), s, shift)));
+    a3 = _mm512_add_ps(a3, exp16(_mm512_fmsub_ps(_mm512_loadu_ps(x + v + 48), s, shift)));
+  }
+  float sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+  for (; v < V; ++v) sum += scalar_exp(x[v] * scale - max);
+  return max + std::log(sum);
+}
+
+__attribute__((target("avx512f"))) void avx512_scaled_softmax(const float* x, int64_t V, float scale, float lse, float coef, float* out) {
+  const __m512 s = _mm512_set1_ps(scale), shift = _mm512_set1_ps(lse), c = _mm512_set1_ps(coef);
+  int64_t v = 0;
+  for (; v + 16 <= V; v += 16) _mm512_storeu_ps(out + v, _mm512_mul_ps(c, exp16(_mm512_fmsub_ps(_mm512_loadu_ps(x + v), s, shift))));
+  for (; v < V; ++v) out[v] = coef * scalar_exp(x[v] * scale - lse);
+}
+
+#endif  // __x86_64__
+
+Kernels select() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return {"avx512", avx512_logsumexp, avx512_scaled_softmax};
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {"avx2", avx2_logsumexp, avx2_scaled_softmax};
+#endif
+  return {"scalar", scalar_logsumexp, scalar_scaled_softmax};
+}
+
+}  // namespace
+
+const Kernels& kernels() {
+  static const Kernels chosen = select();
+  return chosen;
+}
+
+}  // namespace prefix_rl::kernels::simd
