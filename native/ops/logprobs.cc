@@ -10,6 +10,13 @@
 #include "common.h"
 #include "ops/row_kernels.h"
 
+#ifdef PREFIX_RL_CUDA_KERNELS
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "cuda/kernels.h"
+#endif
+
 namespace prefix_rl {
 
 using kernels::acc_t;
@@ -45,6 +52,34 @@ static void check_index_range(const at::Tensor& index, int64_t V) {
 }
 
 static at::ScalarType acc_type(at::ScalarType logits_type) { return logits_type == at::kDouble ? at::kDouble : at::kFloat; }
+
+#ifdef PREFIX_RL_CUDA_KERNELS
+static cuda::LogitsType cuda_type(at::ScalarType type) {
+  switch (type) {
+    case at::kFloat: return cuda::LogitsType::Float32;
+    case at::kBFloat16: return cuda::LogitsType::BFloat16;
+    case at::kHalf: return cuda::LogitsType::Float16;
+    default: invalid_argument("the CUDA kernels take float32, bfloat16 or float16 logits, got " + dtype_name(type));
+  }
+}
+
+static void check_cuda(const char* error) {
+  if (error) throw Error(ErrorCode::Torch, std::string("CUDA kernel failed: ") + error);
+}
+
+// The fused CUDA path takes CUDA logits of a reduced or single precision and a small K; the rest composes ATen ops.
+static bool fused_cuda(const at::Tensor& logits, int64_t K) {
+  return logits.is_cuda() && logits.scalar_type() != at::kDouble && K <= cuda::kMaxGatherK;
+}
+#endif
+
+// Whether gather_logprobs runs fused on this device (else the ATen composition).
+static bool fused_available(const at::Tensor& logits, int64_t K) {
+#ifdef PREFIX_RL_CUDA_KERNELS
+  if (fused_cuda(logits, K)) return true;
+#endif
+  return logits.device().is_cpu();
+}
 
 // Forward of gather_logprobs on CPU: returns (logp [N, K], lse [N]).
 static std::pair<at::Tensor, at::Tensor> gather_forward_cpu(const at::Tensor& logits2d, const at::Tensor& index2d, double temperature) {
@@ -96,6 +131,38 @@ static at::Tensor gather_backward_cpu(const at::Tensor& logits2d, const at::Tens
   return grad_logits;
 }
 
+static std::pair<at::Tensor, at::Tensor> gather_forward(const at::Tensor& logits2d, const at::Tensor& index2d, double temperature) {
+#ifdef PREFIX_RL_CUDA_KERNELS
+  if (fused_cuda(logits2d, index2d.size(1))) {
+    const int64_t N = logits2d.size(0), V = logits2d.size(1), K = index2d.size(1);
+    auto f32 = logits2d.options().dtype(at::kFloat);
+    at::Tensor logp = at::empty({N, K}, f32), lse = at::empty({N}, f32);
+    c10::cuda::CUDAGuard guard(logits2d.device());
+    check_cuda(cuda::gather_logprobs_forward(logits2d.data_ptr(), cuda_type(logits2d.scalar_type()), N, V, static_cast<float>(1.0 / temperature),
+                                             index2d.data_ptr<int64_t>(), K, logp.data_ptr<float>(), lse.data_ptr<float>(),
+                                             c10::cuda::getCurrentCUDAStream().stream()));
+    return {logp, lse};
+  }
+#endif
+  return gather_forward_cpu(logits2d, index2d, temperature);
+}
+
+static at::Tensor gather_backward(const at::Tensor& logits2d, const at::Tensor& index2d, const at::Tensor& lse,
+                                  const at::Tensor& grad2d, double temperature) {
+#ifdef PREFIX_RL_CUDA_KERNELS
+  if (fused_cuda(logits2d, index2d.size(1))) {
+    at::Tensor grad_logits = at::empty_like(logits2d);
+    c10::cuda::CUDAGuard guard(logits2d.device());
+    check_cuda(cuda::gather_logprobs_backward(logits2d.data_ptr(), cuda_type(logits2d.scalar_type()), logits2d.size(0), logits2d.size(1),
+                                              static_cast<float>(1.0 / temperature), lse.data_ptr<float>(), index2d.data_ptr<int64_t>(),
+                                              grad2d.data_ptr<float>(), index2d.size(1), grad_logits.data_ptr(),
+                                              c10::cuda::getCurrentCUDAStream().stream()));
+    return grad_logits;
+  }
+#endif
+  return gather_backward_cpu(logits2d, index2d, lse, grad2d, temperature);
+}
+
 // The reference composition, used on devices without a fused kernel (and as the parity baseline in tests).
 static at::Tensor gather_logprobs_composed(const at::Tensor& logits, const at::Tensor& index, double temperature) {
   at::Tensor scaled = temperature == 1.0 ? logits : logits / temperature;
@@ -111,7 +178,7 @@ class GatherLogprobsFn : public torch::autograd::Function<GatherLogprobsFn> {
     const int64_t V = logits.size(-1), K = index.size(-1);
     at::Tensor logits2d = logits.reshape({-1, V}).contiguous();
     at::Tensor index2d = index.reshape({-1, K}).to(at::kLong).contiguous();
-    auto [logp, lse] = gather_forward_cpu(logits2d, index2d, temperature);
+    auto [logp, lse] = gather_forward(logits2d, index2d, temperature);
     ctx->save_for_backward({logits2d, index2d, lse});
     ctx->saved_data["temperature"] = temperature;
     ctx->saved_data["shape"] = logits.sizes().vec();
@@ -123,7 +190,7 @@ class GatherLogprobsFn : public torch::autograd::Function<GatherLogprobsFn> {
     const at::Tensor& logits2d = saved[0];
     const at::Tensor& index2d = saved[1];
     at::Tensor grad2d = grads[0].reshape({-1, index2d.size(1)}).to(acc_type(logits2d.scalar_type())).contiguous();
-    at::Tensor grad = gather_backward_cpu(logits2d, index2d, saved[2], grad2d, ctx->saved_data["temperature"].toDouble());
+    at::Tensor grad = gather_backward(logits2d, index2d, saved[2], grad2d, ctx->saved_data["temperature"].toDouble());
     return {grad.reshape(ctx->saved_data["shape"].toIntVector()), at::Tensor(), at::Tensor()};
   }
 };
@@ -143,17 +210,56 @@ static void check_gather_args(const at::Tensor& logits, const at::Tensor& index,
 
 at::Tensor gather_logprobs(const at::Tensor& logits, const at::Tensor& index, double temperature) {
   check_gather_args(logits, index, temperature);
-  if (!logits.device().is_cpu()) return gather_logprobs_composed(logits, index.to(at::kLong), temperature);
+  if (!fused_available(logits, index.size(-1))) return gather_logprobs_composed(logits, index.to(at::kLong), temperature);
   return GatherLogprobsFn::apply(logits, index, temperature);
 }
 
 at::Tensor gather_logprobs_nograd(const at::Tensor& logits, const at::Tensor& index, double temperature) {
   check_gather_args(logits, index, temperature);
   at::NoGradGuard no_grad;
-  if (!logits.device().is_cpu()) return gather_logprobs_composed(logits, index.to(at::kLong), temperature);
+  if (!fused_available(logits, index.size(-1))) return gather_logprobs_composed(logits, index.to(at::kLong), temperature);
   const int64_t V = logits.size(-1), K = index.size(-1);
-  auto [logp, lse] = gather_forward_cpu(logits.reshape({-1, V}).contiguous(), index.reshape({-1, K}).to(at::kLong).contiguous(), temperature);
+  auto [logp, lse] = gather_forward(logits.reshape({-1, V}).contiguous(), index.reshape({-1, K}).to(at::kLong).contiguous(), temperature);
   return logp.reshape(index.sizes());
+}
+
+// The per-row tail of candidate_set, shared by the CPU and CUDA paths: force the sampled token into slot 0, take
+// log-probs, and build the mask. `ids`/`values` are the row's top-K (descending scaled logits).
+template <typename A>
+static void finish_candidates(const int64_t* top_ids, const A* top_values, int64_t sampled, A sampled_value, A lse,
+                              bool position_ok, const CandidateOptions& o, int64_t* ids, A* logp, bool* cand) {
+  const int64_t K = o.k;
+  std::vector<A> values(top_values, top_values + K);
+  std::copy(top_ids, top_ids + K, ids);
+  // Force the sampled token into slot 0: swap it there, or shift right and insert it.
+  const int64_t at = std::find(ids, ids + K, sampled) - ids;
+  if (at < K) {
+    std::swap(ids[0], ids[at]);
+    std::swap(values[0], values[at]);
+  } else {
+    for (int64_t k = K - 1; k > 0; --k) ids[k] = ids[k - 1], values[k] = values[k - 1];
+    ids[0] = sampled;
+    values[0] = sampled_value;
+  }
+  for (int64_t k = 0; k < K; ++k) logp[k] = values[k] - lse;
+  // The P_min test happens in log space, in the accumulation type: no exp rounding near the threshold.
+  const bool use_min_p = o.min_p > 1e-5;  // the reference skips the filter for tiny P_min
+  const A log_min_p = static_cast<A>(std::log(o.min_p));
+  for (int64_t k = 0; k < K; ++k) {
+    cand[k] = position_ok && (!use_min_p || (o.strict ? logp[k] > log_min_p : logp[k] >= log_min_p));
+  }
+  if (o.top_p < 1.0) {
+    // Cumulative π_old over the slots sorted by probability; the most likely slot is always kept.
+    std::vector<int64_t> order(K);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int64_t i, int64_t j) { return logp[i] > logp[j]; });
+    A cumulative = 0;
+    for (int64_t r = 0; r < K; ++r) {
+      cumulative += std::exp(logp[order[r]]);
+      if (r > 0 && cumulative > static_cast<A>(o.top_p)) cand[order[r]] = false;
+    }
+  }
+  if (o.force_sampled) cand[0] = position_ok;
 }
 
 CandidateSet candidate_set(const at::Tensor& old_logits, const at::Tensor& tokens, const at::Tensor& mask, const CandidateOptions& o) {
@@ -161,77 +267,72 @@ CandidateSet candidate_set(const at::Tensor& old_logits, const at::Tensor& token
   if (old_logits.dim() != 3) invalid_argument("oldLogits must be [B, T, V], got " + c10::str(old_logits.sizes()));
   check_tokens(tokens, old_logits, "tokens");
   if (mask.sizes() != tokens.sizes()) invalid_argument("mask has shape " + c10::str(mask.sizes()) + " but tokens have " + c10::str(tokens.sizes()));
-  const int64_t B = old_logits.size(0), T = old_logits.size(1), V = old_logits.size(2), K = o.k;
+  const int64_t B = old_logits.size(0), T = old_logits.size(1), V = old_logits.size(2), K = o.k, N = B * T;
   if (K < 1 || K > V) invalid_argument("K must be in [1, V=" + std::to_string(V) + "], got " + std::to_string(K));
   if (!(o.min_p > 0 && o.min_p < 1)) invalid_argument("minP (P_min) must be in (0, 1), got " + std::to_string(o.min_p));
   if (!(o.top_p > 0 && o.top_p <= 1)) invalid_argument("topP must be in (0, 1], got " + std::to_string(o.top_p));
   if (!(o.temperature > 0)) invalid_argument("temperature must be > 0");
-  at::Tensor tok = tokens.to(at::kLong).contiguous().cpu();
+  at::Tensor tok = tokens.to(at::kLong).contiguous();
   check_index_range(tok, V);
+  at::Tensor tok_cpu = tok.cpu();
   at::Tensor valid = mask.to(at::kBool).contiguous().cpu();
-  at::Tensor logits = old_logits.detach().contiguous().cpu();
+  at::Tensor logits = old_logits.detach().contiguous();
+
+  // Which positions may hold candidates: valid ones, minus each row's last response token (reference).
+  std::vector<char> position_ok(N, 0);
+  const bool* valid_p = valid.data_ptr<bool>();
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t last = -1;
+    for (int64_t t = 0; t < T; ++t) if (valid_p[b * T + t]) last = t;
+    for (int64_t t = 0; t < T; ++t) position_ok[b * T + t] = valid_p[b * T + t] && !(o.exclude_last && t == last);
+  }
 
   const auto acc = acc_type(logits.scalar_type());
   at::Tensor indices = at::empty({B, T, K}, at::kLong);
-  at::Tensor logp = at::empty({B, T, K}, logits.options().dtype(acc));
-  at::Tensor cand = at::zeros({B, T, K}, at::kBool);
-  // Last response position of each row (exclude_last drops it, as the reference does).
-  std::vector<int64_t> last(B, -1);
-  const bool* valid_p = valid.data_ptr<bool>();
-  for (int64_t b = 0; b < B; ++b) {
-    for (int64_t t = 0; t < T; ++t) if (valid_p[b * T + t]) last[b] = t;
-  }
+  at::Tensor logp = at::empty({B, T, K}, at::TensorOptions().dtype(acc));
+  at::Tensor cand = at::empty({B, T, K}, at::kBool);
   const CancelFlag* cancel = current_cancel_flag();
+#ifdef PREFIX_RL_CUDA_KERNELS
+  if (logits.is_cuda() && logits.scalar_type() != at::kDouble && K <= cuda::kMaxTopK) {
+    // The [N, V] pass runs on the GPU; the [N, K] tail (a few bytes per position) on the CPU.
+    const float scale = static_cast<float>(1.0 / o.temperature);
+    auto f32 = logits.options().dtype(at::kFloat);
+    at::Tensor top_ids = at::empty({N, K}, logits.options().dtype(at::kLong));
+    at::Tensor top_values = at::empty({N, K}, f32), token_values = at::empty({N}, f32), lse = at::empty({N}, f32);
+    {
+      c10::cuda::CUDAGuard guard(logits.device());
+      check_cuda(cuda::row_topk(logits.data_ptr(), cuda_type(logits.scalar_type()), N, V, scale, K, tok.data_ptr<int64_t>(),
+                                top_ids.data_ptr<int64_t>(), top_values.data_ptr<float>(), token_values.data_ptr<float>(),
+                                lse.data_ptr<float>(), c10::cuda::getCurrentCUDAStream().stream()));
+    }
+    top_ids = top_ids.cpu(), top_values = top_values.cpu(), token_values = token_values.cpu(), lse = lse.cpu();
+    for (int64_t n = 0; n < N; ++n) {
+      finish_candidates<float>(top_ids.data_ptr<int64_t>() + n * K, top_values.data_ptr<float>() + n * K, tok_cpu.data_ptr<int64_t>()[n],
+                               token_values.data_ptr<float>()[n], lse.data_ptr<float>()[n], position_ok[n], o,
+                               indices.data_ptr<int64_t>() + n * K, logp.data_ptr<float>() + n * K, cand.data_ptr<bool>() + n * K);
+    }
+    const at::Device device = old_logits.device();
+    return {indices.to(device), logp.to(device), cand.to(device)};
+  }
+#endif
+  logits = logits.cpu();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, logits.scalar_type(), "candidate_set", [&] {
     using A = acc_t<scalar_t>;
     const scalar_t* x = logits.data_ptr<scalar_t>();
-    const int64_t* tok_p = tok.data_ptr<int64_t>();
-    int64_t* ids_p = indices.data_ptr<int64_t>();
-    A* logp_p = logp.data_ptr<A>();
-    bool* cand_p = cand.data_ptr<bool>();
+    const int64_t* tok_p = tok_cpu.data_ptr<int64_t>();
     const A scale = static_cast<A>(1.0 / o.temperature);
-    // The P_min test happens in log space, in the accumulation type: no exp rounding near the threshold.
-    const A log_min_p = o.min_p > 0 ? static_cast<A>(std::log(o.min_p)) : -std::numeric_limits<A>::infinity();
-    const bool use_min_p = o.min_p > 1e-5;  // the reference skips the filter for tiny P_min
-    at::parallel_for(0, B * T, 8, [&](int64_t begin, int64_t end) {
-      std::vector<A> values(K), probs(K);
-      std::vector<int64_t> order(K);
+    at::parallel_for(0, N, 8, [&](int64_t begin, int64_t end) {
+      std::vector<A> top_values(K);
+      std::vector<int64_t> top_ids(K);
       for (int64_t n = begin; n < end; ++n) {
         if ((n & 15) == 0) check_cancelled(cancel);
         const scalar_t* row = x + n * V;
-        int64_t* ids = ids_p + n * K;
         const A lse = kernels::row_logsumexp(row, V, scale);
-        kernels::row_topk(row, V, K, ids, values.data());
-        // Force the sampled token into slot 0: swap it there, or shift right and insert it.
-        const int64_t sampled = tok_p[n];
-        int64_t at = std::find(ids, ids + K, sampled) - ids;
-        if (at < K) {
-          std::swap(ids[0], ids[at]);
-        } else {
-          for (int64_t k = K - 1; k > 0; --k) ids[k] = ids[k - 1];
-          ids[0] = sampled;
-        }
-        A* lp = logp_p + n * K;
-        for (int64_t k = 0; k < K; ++k) lp[k] = static_cast<A>(row[ids[k]]) * scale - lse;
-
-        const int64_t b = n / T, t = n % T;
-        const bool position_ok = valid_p[n] && !(o.exclude_last && t == last[b]);
-        bool* c = cand_p + n * K;
-        for (int64_t k = 0; k < K; ++k) {
-          c[k] = position_ok && (!use_min_p || (o.strict ? lp[k] > log_min_p : lp[k] >= log_min_p));
-        }
-        if (o.top_p < 1.0) {
-          // Cumulative π_old over the slots sorted by probability; the most likely slot is always kept.
-          for (int64_t k = 0; k < K; ++k) probs[k] = std::exp(lp[k]);
-          std::iota(order.begin(), order.end(), 0);
-          std::stable_sort(order.begin(), order.end(), [&](int64_t i, int64_t j) { return probs[i] > probs[j]; });
-          A cumulative = 0;
-          for (int64_t r = 0; r < K; ++r) {
-            cumulative += probs[order[r]];
-            if (r > 0 && cumulative > static_cast<A>(o.top_p)) c[order[r]] = false;
-          }
-        }
-        if (o.force_sampled) c[0] = position_ok;
+        kernels::row_topk(row, V, K, top_ids.data(), top_values.data());
+        for (auto& value : top_values) value *= scale;  // scale > 0 keeps the order
+        finish_candidates<A>(top_ids.data(), top_values.data(), tok_p[n], static_cast<A>(row[tok_p[n]]) * scale, lse,
+                             position_ok[n], o, indices.data_ptr<int64_t>() + n * K, logp.data_ptr<A>() + n * K,
+                             cand.data_ptr<bool>() + n * K);
       }
     });
   });

@@ -1,0 +1,31 @@
+// CUDA kernels of the fused log-prob primitives, over raw device pointers (no ATen types here), so that they build
+// against any CUDA toolkit and are compiled and linked in CI even without a GPU or a CUDA libtorch. The ATen-side
+// dispatch lives in native/ops/logprobs.cc. Each launcher returns nullptr on success or a CUDA error string.
+#pragma once
+
+#include <cstdint>
+
+namespace prefix_rl::cuda {
+
+enum class LogitsType { Float32, BFloat16, Float16 };
+
+// Largest K the kernels take (indices and gradients live in shared memory); larger K uses the ATen composition.
+constexpr int64_t kMaxGatherK = 64;
+constexpr int64_t kMaxTopK = 16;
+
+// logp[n, k] = scale·x[n, index[n, k]] − lse[n],  lse[n] = log Σ_v exp(scale·x[n, v]); one block per row,
+// one online-softmax pass over the row.
+const char* gather_logprobs_forward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale,
+                                    const int64_t* index, int64_t K, float* logp, float* lse, void* stream);
+
+// grad[n, v] = scale·(Σ_k g[n, k]·[v = index[n, k]] − (Σ_k g[n, k])·exp(scale·x[n, v] − lse[n])), written in the
+// logits' type; rows whose g is all zero are written as zeros without reading x.
+const char* gather_logprobs_backward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale,
+                                     const float* lse, const int64_t* index, const float* grad_logp, int64_t K,
+                                     void* grad_logits, void* stream);
+
+// Per row: the top-k scaled logits (descending) with their ids, the scaled logit of tokens[n], and lse[n].
+const char* row_topk(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, int64_t k,
+                     const int64_t* tokens, int64_t* ids, float* values, float* token_value, float* lse, void* stream);
+
+}  // namespace prefix_rl::cuda
