@@ -15,18 +15,26 @@ function rssKiB(field: 'VmRSS' | 'VmHWM'): number {
   return match ? Number(match[1]) : NaN;
 }
 
-/** Runs `fn` once for its peak memory and `repeats` times for its median time. */
-async function measure(fn: () => Promise<void>): Promise<{ ms: number; peakMiB: number }> {
-  global.gc?.();
-  writeFileSync('/proc/self/clear_refs', '5'); // reset VmHWM to the current RSS
-  const base = rssKiB('VmRSS');
-  await fn();
-  const peakMiB = (rssKiB('VmHWM') - base) / 1024;
+/**
+ * Runs `fn` once for its peak memory and `repeats` times for its median time. Each run gets fresh logits from
+ * `setup` (a copy, outside the timed and measured region), since in-place variants consume them.
+ */
+async function measure(setup: () => Tensor, fn: (logits: Tensor) => Promise<void>): Promise<{ ms: number; peakMiB: number }> {
   const times: number[] = [];
-  for (let i = 0; i < repeats; i++) {
+  let peakMiB = 0;
+  for (let i = 0; i <= repeats; i++) {
+    const logits = setup();
+    logits.requiresGrad = true;
+    // Collect garbage and let N-API finalizers (which run on the event loop) free tensors before the baseline.
+    global.gc?.();
+    await new Promise((resolve) => setImmediate(resolve));
+    writeFileSync('/proc/self/clear_refs', '5'); // reset VmHWM to the current RSS
+    const base = rssKiB('VmRSS');
     const start = performance.now();
-    await fn();
-    times.push(performance.now() - start);
+    await fn(logits);
+    if (i === 0) peakMiB = (rssKiB('VmHWM') - base) / 1024;
+    else times.push(performance.now() - start);
+    logits.dispose();
   }
   times.sort((a, b) => a - b);
   return { ms: times[Math.floor(times.length / 2)], peakMiB };
@@ -41,33 +49,32 @@ interface Problem {
 }
 
 function problem(B: number, T: number, V: number): Problem {
-  const logits = Tensor.randn([B, T, V], 1, { dtype: 'float32' }).keep();
-  return {
-    logits,
-    refLogits: logits.add(Tensor.randn([B, T, V], 2, { dtype: 'float32' }).mul(0.1)).keep(),
-    tokens: Tensor.rand([B, T], 3, { dtype: 'float64' }).mul(V).to('int64').keep(),
-    mask: Tensor.ones([B, T]).keep(),
-    labels: Tensor.rand([B], 4).gt(0.5).to('float32').keep(),
-  };
+  return tidy(() => {
+    const logits = Tensor.randn([B, T, V], 1, { dtype: 'float32' });
+    return {
+      logits,
+      refLogits: logits.add(Tensor.randn([B, T, V], 2, { dtype: 'float32' }).mul(0.1)),
+      tokens: Tensor.rand([B, T], 3, { dtype: 'float64' }).mul(V).to('int64'),
+      mask: Tensor.ones([B, T]),
+      labels: Tensor.rand([B], 4).gt(0.5).to('float32'),
+    };
+  });
 }
 
 const beta = 10;
 const margin = 5;
 
-async function ipvrmFused(p: Problem): Promise<void> {
-  await tidy(async () => {
-    const logits = p.logits.detach();
-    logits.requiresGrad = true;
-    const out = await ipvrmOffline({ ...p, logits, beta, margin });
-    await out.loss.backwardAsync();
-    logits.grad!.dispose();
-  });
-}
+type Variant = (p: Problem, logits: Tensor) => Promise<void>;
 
-async function ipvrmNaive(p: Problem): Promise<void> {
+const ipvrmFused = (inplaceBackward: boolean): Variant => async (p, logits) => {
   await tidy(async () => {
-    const logits = p.logits.detach();
-    logits.requiresGrad = true;
+    const out = await ipvrmOffline({ ...p, logits, beta, margin, inplaceBackward });
+    await out.loss.backwardAsync();
+  });
+};
+
+const ipvrmNaive: Variant = async (p, logits) => {
+  await tidy(async () => {
     const index = p.tokens.unsqueeze(-1);
     const logp = logits.logSoftmax(-1).gather(-1, index).squeeze(-1);
     const refLogp = p.refLogits.logSoftmax(-1).gather(-1, index).squeeze(-1);
@@ -77,29 +84,26 @@ async function ipvrmNaive(p: Problem): Promise<void> {
     const perToken = y.mul(vbar.sub(margin).logSigmoid()).add(y.neg().add(1).mul(vbar.add(margin).neg().logSigmoid())).neg();
     const loss = perToken.mul(p.mask).sum().div(p.mask.sum());
     await loss.backwardAsync();
-    logits.grad!.dispose();
   });
-}
+};
 
-async function distPpoFused(p: Problem): Promise<void> {
+const distPpoFused = (inplaceBackward: boolean): Variant => async (p, newLogits) => {
   await tidy(async () => {
     const c = await distrlCandidates({ oldLogits: p.refLogits, tokens: p.tokens, mask: p.mask });
-    const newLogits = p.logits.detach();
-    newLogits.requiresGrad = true;
     const [B, T] = p.tokens.shape;
     const out = await distrlLoss({
       ...c,
       newLogits,
+      inplaceBackward,
       advantages: Tensor.randn([B, T], 5, { dtype: 'float32' }),
       scaledCandidateTd: Tensor.randn([B, T, 5], 6, { dtype: 'float32' }),
       mask: p.mask,
     });
     await out.loss.backwardAsync();
-    newLogits.grad!.dispose();
   });
-}
+};
 
-async function distPpoNaive(p: Problem): Promise<void> {
+const distPpoNaive: Variant = async (p, newLogits) => {
   await tidy(async () => {
     const [B, T] = p.tokens.shape;
     // Candidates: full log_softmax of π_old, top-5, sampled token forced into slot 0 (approximated by overwriting
@@ -109,8 +113,6 @@ async function distPpoNaive(p: Problem): Promise<void> {
     const index = Tensor.cat([p.tokens.unsqueeze(-1), top.slice(2, 0, 4)], 2);
     const oldTopk = oldLogp.gather(-1, index);
     const cand = oldTopk.exp().gt(0.1).to('float32').mul(p.mask.unsqueeze(2));
-    const newLogits = p.logits.detach();
-    newLogits.requiresGrad = true;
     const newTopk = newLogits.logSoftmax(-1).gather(-1, index);
     const A = Tensor.randn([B, T], 5, { dtype: 'float32' });
     const Ac = Tensor.randn([B, T, 5], 6, { dtype: 'float32' });
@@ -125,9 +127,8 @@ async function distPpoNaive(p: Problem): Promise<void> {
     const w = oldTopk.exp().mul(cand);
     const dist = clip(newTopk.sub(oldTopk).exp(), Ac, 0.2, 0.2).mul(w).sum().div(w.sum());
     await pg.add(dist.mul(0.1)).backwardAsync();
-    newLogits.grad!.dispose();
   });
-}
+};
 
 const shapes: [number, number][] = quick
   ? [[512, 32000]]
@@ -146,12 +147,15 @@ console.log('|---|---|---|---|---|---|---|---|---|');
 for (const [N, V] of shapes) {
   const T = 256;
   const p = problem(N / T, T, V);
+  const fresh = () => p.logits.clone();
   for (const [name, fused, naive] of [
-    ['IPVRM fwd+bwd', ipvrmFused, ipvrmNaive],
-    ['Dist-PPO fwd+bwd', distPpoFused, distPpoNaive],
+    ['IPVRM fwd+bwd', ipvrmFused(false), ipvrmNaive],
+    ['IPVRM fwd+bwd, in-place grad', ipvrmFused(true), ipvrmNaive],
+    ['Dist-PPO fwd+bwd', distPpoFused(false), distPpoNaive],
+    ['Dist-PPO fwd+bwd, in-place grad', distPpoFused(true), distPpoNaive],
   ] as const) {
-    const f = await measure(() => fused(p));
-    const n = await measure(() => naive(p));
+    const f = await measure(fresh, (logits) => fused(p, logits));
+    const n = await measure(fresh, (logits) => naive(p, logits));
     const row = `| ${name} | ${N} | ${V} | ${f.ms.toFixed(0)} | ${n.ms.toFixed(0)} | ${(n.ms / f.ms).toFixed(2)}x | ${f.peakMiB.toFixed(0)} | ${n.peakMiB.toFixed(0)} | ${(f.peakMiB / n.peakMiB).toFixed(2)} |`;
     rows.push(row);
     console.log(row);

@@ -120,6 +120,7 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, set_num_threads, "setNumThreads"));
   register_tensor_ops(env, exports);
   register_objectives(env, exports);
+  register_model(env, exports);
   return exports;
 }
 

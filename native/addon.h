@@ -23,5 +23,6 @@ std::shared_ptr<CancelFlag> arg_cancel_flag(const Napi::Value& value);
 // Registration of the export groups, each defined in its own file.
 void register_tensor_ops(Napi::Env env, Napi::Object exports);
 void register_objectives(Napi::Env env, Napi::Object exports);
+void register_model(Napi::Env env, Napi::Object exports);
 
 }  // namespace prefix_rl

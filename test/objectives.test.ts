@@ -148,6 +148,22 @@ describe('fused log-probs vs the naive composition (log_softmax → gather)', ()
     }
   }
 
+  test('inplaceBackward gives the same gradient, written into the logits themselves', async () => {
+    await tidy(async () => {
+      const base = Tensor.randn([2, 5, 300], 8, { dtype: 'float32' });
+      const index = Tensor.rand([2, 5, 4], 9, { dtype: 'float64' }).mul(300).to('int64');
+      const upstream = Tensor.randn([2, 5, 4], 10, { dtype: 'float32' }).mul(Tensor.from([1, 1, 0, 1, 1], [5, 1]));
+      const separate = base.clone();
+      separate.requiresGrad = true;
+      await (await tokenLogprobs(separate, index)).backwardAsync(upstream);
+      const consumed = base.clone();
+      consumed.requiresGrad = true;
+      await (await tokenLogprobs(consumed, index, { inplaceBackward: true })).backwardAsync(upstream);
+      expect(consumed.grad!.toNumbers()).toEqual(separate.grad!.toNumbers());
+      expect(consumed.detach().toNumbers()).toEqual(separate.grad!.toNumbers()); // the logits now hold the gradient
+    });
+  });
+
   test('temperature divides the logits', async () => {
     await tidy(async () => {
       const logits = Tensor.randn([2, 3, 50], 1, { dtype: 'float64' });

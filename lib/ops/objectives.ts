@@ -38,6 +38,11 @@ export interface LogRatioInputs {
   logRatio?: Tensor;
   /** Response mask [B, T]: 1 on response tokens (EOS included), 0 on prompt and padding. */
   mask: Tensor;
+  /**
+   * Backward writes the logits' gradient into the logits' own memory: no [N, V] allocation, but the logits are
+   * consumed (use it when nothing reads them after backward, e.g. an LM head's output). Default false.
+   */
+  inplaceBackward?: boolean;
 }
 
 export interface LogRatioOutputs {
@@ -61,8 +66,13 @@ export function prefixValues(inputs: LogRatioInputs & { beta?: number }, options
 }
 
 /** log softmax(logits / temperature) gathered at `index` [..., K]: fused forward and backward. */
-export async function tokenLogprobs(logits: Tensor, index: Tensor, options: AsyncOptions & { temperature?: number } = {}): Promise<Tensor> {
-  const out = await runObjective<{ logprobs: Tensor }>('token_logprobs', { logits, index, temperature: options.temperature }, options);
+export async function tokenLogprobs(
+  logits: Tensor,
+  index: Tensor,
+  options: AsyncOptions & { temperature?: number; inplaceBackward?: boolean } = {},
+): Promise<Tensor> {
+  const { temperature, inplaceBackward } = options;
+  const out = await runObjective<{ logprobs: Tensor }>('token_logprobs', { logits, index, temperature, inplaceBackward }, options);
   return out.logprobs;
 }
 
@@ -243,6 +253,8 @@ export interface DistrlLossInputs {
   /** π_θ logits [B, T, V] with the candidate indices, or the log-probs directly. */
   newLogits?: Tensor;
   candidateIndices?: Tensor;
+  /** See LogRatioInputs.inplaceBackward: the new logits receive their own gradient. */
+  inplaceBackward?: boolean;
   logProb?: Tensor;
   policyTopkLogprobs?: Tensor;
   oldLogProb: Tensor;

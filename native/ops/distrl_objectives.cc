@@ -116,14 +116,15 @@ ClippedLoss dual_clip(const at::Tensor& ratio, const at::Tensor& A, double lo, d
 }
 
 ObjectiveOutputs distrl_loss(const ObjectiveInputs& in) {
-  in.expect_only({"newLogits", "candidateIndices", "logProb", "policyTopkLogprobs", "oldLogProb", "oldTopkLogprobs",
+  in.expect_only({"newLogits", "inplaceBackward", "candidateIndices", "logProb", "policyTopkLogprobs", "oldLogProb", "oldTopkLogprobs",
                   "candidateMask", "advantages", "scaledCandidateTd", "mask", "clipRatioLow", "clipRatioHigh",
                   "clipRatioC", "cliprangeTopk", "alpha", "temperature", "conventions"});
   const bool paper = paper_convention(in);
   // π_θ log-probs: from logits with one fused gather (slot 0 is the sampled token), or given as tensors.
   at::Tensor log_prob, policy_topk;
   if (in.has("newLogits")) {
-    policy_topk = gather_logprobs(in.tensor("newLogits"), in.tensor("candidateIndices"), in.number("temperature", 1.0));
+    policy_topk = gather_logprobs(in.tensor("newLogits"), in.tensor("candidateIndices"), in.number("temperature", 1.0),
+                                  in.boolean("inplaceBackward", false));
     log_prob = policy_topk.select(2, 0);
   } else {
     log_prob = in.tensor("logProb");

@@ -108,10 +108,10 @@ static std::pair<at::Tensor, at::Tensor> gather_forward_cpu(const at::Tensor& lo
   return {logp, lse};
 }
 
-static at::Tensor gather_backward_cpu(const at::Tensor& logits2d, const at::Tensor& index2d, const at::Tensor& lse,
-                                      const at::Tensor& grad2d, double temperature) {
+// Writes into `grad_logits`, which may be logits2d itself: each element is read before it is written.
+static void gather_backward_cpu(const at::Tensor& logits2d, const at::Tensor& index2d, const at::Tensor& lse,
+                                const at::Tensor& grad2d, double temperature, at::Tensor& grad_logits) {
   const int64_t N = logits2d.size(0), V = logits2d.size(1), K = index2d.size(1);
-  at::Tensor grad_logits = at::empty_like(logits2d);
   const CancelFlag* cancel = current_cancel_flag();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, logits2d.scalar_type(), "gather_logprobs_backward", [&] {
     using A = acc_t<scalar_t>;
@@ -128,7 +128,6 @@ static at::Tensor gather_backward_cpu(const at::Tensor& logits2d, const at::Tens
       }
     });
   });
-  return grad_logits;
 }
 
 static std::pair<at::Tensor, at::Tensor> gather_forward(const at::Tensor& logits2d, const at::Tensor& index2d, double temperature) {
@@ -148,10 +147,11 @@ static std::pair<at::Tensor, at::Tensor> gather_forward(const at::Tensor& logits
 }
 
 static at::Tensor gather_backward(const at::Tensor& logits2d, const at::Tensor& index2d, const at::Tensor& lse,
-                                  const at::Tensor& grad2d, double temperature) {
+                                  const at::Tensor& grad2d, double temperature, bool inplace) {
+  at::Tensor grad_logits = inplace ? logits2d : at::empty_like(logits2d);
+  if (inplace) logits2d.unsafeGetTensorImpl()->bump_version();
 #ifdef PREFIX_RL_CUDA_KERNELS
   if (fused_cuda(logits2d, index2d.size(1))) {
-    at::Tensor grad_logits = at::empty_like(logits2d);
     c10::cuda::CUDAGuard guard(logits2d.device());
     check_cuda(cuda::gather_logprobs_backward(logits2d.data_ptr(), cuda_type(logits2d.scalar_type()), logits2d.size(0), logits2d.size(1),
                                               static_cast<float>(1.0 / temperature), lse.data_ptr<float>(), index2d.data_ptr<int64_t>(),
@@ -160,7 +160,8 @@ static at::Tensor gather_backward(const at::Tensor& logits2d, const at::Tensor& 
     return grad_logits;
   }
 #endif
-  return gather_backward_cpu(logits2d, index2d, lse, grad2d, temperature);
+  gather_backward_cpu(logits2d, index2d, lse, grad2d, temperature, grad_logits);
+  return grad_logits;
 }
 
 // The reference composition, used on devices without a fused kernel (and as the parity baseline in tests).
@@ -174,13 +175,14 @@ namespace {
 class GatherLogprobsFn : public torch::autograd::Function<GatherLogprobsFn> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits, const at::Tensor& index,
-                            double temperature) {
+                            double temperature, bool inplace_backward) {
     const int64_t V = logits.size(-1), K = index.size(-1);
     at::Tensor logits2d = logits.reshape({-1, V}).contiguous();
     at::Tensor index2d = index.reshape({-1, K}).to(at::kLong).contiguous();
     auto [logp, lse] = gather_forward(logits2d, index2d, temperature);
     ctx->save_for_backward({logits2d, index2d, lse});
     ctx->saved_data["temperature"] = temperature;
+    ctx->saved_data["inplace"] = inplace_backward;
     ctx->saved_data["shape"] = logits.sizes().vec();
     return logp.reshape(index.sizes());
   }
@@ -190,8 +192,9 @@ class GatherLogprobsFn : public torch::autograd::Function<GatherLogprobsFn> {
     const at::Tensor& logits2d = saved[0];
     const at::Tensor& index2d = saved[1];
     at::Tensor grad2d = grads[0].reshape({-1, index2d.size(1)}).to(acc_type(logits2d.scalar_type())).contiguous();
-    at::Tensor grad = gather_backward(logits2d, index2d, saved[2], grad2d, ctx->saved_data["temperature"].toDouble());
-    return {grad.reshape(ctx->saved_data["shape"].toIntVector()), at::Tensor(), at::Tensor()};
+    at::Tensor grad = gather_backward(logits2d, index2d, saved[2], grad2d, ctx->saved_data["temperature"].toDouble(),
+                                      ctx->saved_data["inplace"].toBool());
+    return {grad.reshape(ctx->saved_data["shape"].toIntVector()), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -208,10 +211,10 @@ static void check_gather_args(const at::Tensor& logits, const at::Tensor& index,
   check_index_range(index, logits.size(-1));
 }
 
-at::Tensor gather_logprobs(const at::Tensor& logits, const at::Tensor& index, double temperature) {
+at::Tensor gather_logprobs(const at::Tensor& logits, const at::Tensor& index, double temperature, bool inplace_backward) {
   check_gather_args(logits, index, temperature);
   if (!fused_available(logits, index.size(-1))) return gather_logprobs_composed(logits, index.to(at::kLong), temperature);
-  return GatherLogprobsFn::apply(logits, index, temperature);
+  return GatherLogprobsFn::apply(logits, index, temperature, inplace_backward);
 }
 
 at::Tensor gather_logprobs_nograd(const at::Tensor& logits, const at::Tensor& index, double temperature) {

@@ -11,7 +11,11 @@ namespace prefix_rl {
 
 // logits [..., V] (float32/float64/bfloat16/float16), index [..., K] int64 → [..., K] log-probs (float32, or
 // float64 for float64 logits). `temperature` divides the logits first.
-at::Tensor gather_logprobs(const at::Tensor& logits, const at::Tensor& index, double temperature = 1.0);
+// `inplace_backward` writes the gradient into the logits' own memory (no [N, V] allocation): the logits are consumed
+// by backward, so use it only when nothing reads them afterwards (the usual case for an LM head's output). Their
+// version counter is bumped, so autograd rejects any other node that saved them instead of reading garbage.
+at::Tensor gather_logprobs(const at::Tensor& logits, const at::Tensor& index, double temperature = 1.0,
+                           bool inplace_backward = false);
 
 // Same, with no autograd graph (reference models, π_old).
 at::Tensor gather_logprobs_nograd(const at::Tensor& logits, const at::Tensor& index, double temperature = 1.0);

@@ -37,7 +37,7 @@ LogRatio log_ratio(const ObjectiveInputs& in, const char* logits_key, const char
   const at::Tensor& tokens = in.tensor("tokens");
   check_tokens(tokens, logits, "tokens");
   at::Tensor index = tokens.unsqueeze(-1);
-  at::Tensor policy = gather_logprobs(logits, index).squeeze(-1);
+  at::Tensor policy = gather_logprobs(logits, index, 1.0, in.boolean("inplaceBackward", false)).squeeze(-1);
   at::Tensor ref;
   if (in.has(ref_logits_key)) {
     const at::Tensor& ref_logits = in.tensor(ref_logits_key);

@@ -38,7 +38,7 @@ void add_log_ratio_outputs(ObjectiveOutputs& out, const LogRatio& lr) {
 
 // V_t = β·Σ_{i≤t} lr_i and v̄_t = V_t / t over response tokens; no loss.
 ObjectiveOutputs prefix_values(const ObjectiveInputs& in) {
-  in.expect_only({"logits", "refLogits", "refLogprobs", "logRatio", "tokens", "mask", "beta"});
+  in.expect_only({"logits", "inplaceBackward", "refLogits", "refLogprobs", "logRatio", "tokens", "mask", "beta"});
   LogRatio lr = log_ratio(in);
   at::Tensor mask = float_mask(in, lr.ratio, lr.ratio.sizes().vec());
   check_finite(lr.ratio, mask, "log-probs (logits)");
@@ -54,16 +54,17 @@ ObjectiveOutputs prefix_values(const ObjectiveInputs& in) {
 
 // log softmax(logits / temperature) at `index` ([..., K]), differentiable: the fused primitive on its own.
 ObjectiveOutputs token_logprobs(const ObjectiveInputs& in) {
-  in.expect_only({"logits", "index", "temperature"});
+  in.expect_only({"logits", "inplaceBackward", "index", "temperature"});
   ObjectiveOutputs out;
-  out["logprobs"] = gather_logprobs(in.tensor("logits"), in.tensor("index"), in.number("temperature", 1.0));
+  out["logprobs"] = gather_logprobs(in.tensor("logits"), in.tensor("index"), in.number("temperature", 1.0),
+                                    in.boolean("inplaceBackward", false));
   return out;
 }
 
 // ---- IPVRM offline ----
 
 ObjectiveOutputs ipvrm_offline(const ObjectiveInputs& in) {
-  in.expect_only({"logits", "refLogits", "refLogprobs", "logRatio", "tokens", "mask", "labels", "beta", "margin", "weighting"});
+  in.expect_only({"logits", "inplaceBackward", "refLogits", "refLogprobs", "logRatio", "tokens", "mask", "labels", "beta", "margin", "weighting"});
   LogRatio lr = log_ratio(in);
   const at::Tensor& ratio = lr.ratio;
   const int64_t B = ratio.size(0);
@@ -189,7 +190,7 @@ GroupTerms group_terms(const ObjectiveInputs& in, const at::Tensor& acc, bool us
 }
 
 ObjectiveOutputs ipvrm_online(const ObjectiveInputs& in) {
-  in.expect_only({"logits", "refLogits", "refLogprobs", "logRatio", "tokens", "mask", "acc", "groupIds", "groupSize",
+  in.expect_only({"logits", "inplaceBackward", "refLogits", "refLogprobs", "logRatio", "tokens", "mask", "acc", "groupIds", "groupSize",
                   "sampleRank", "beta", "margin", "useAdb", "useDlw"});
   LogRatio lr = log_ratio(in);
   const at::Tensor& ratio = lr.ratio;
@@ -220,7 +221,7 @@ ObjectiveOutputs ipvrm_online(const ObjectiveInputs& in) {
 // ---- Implicit PRM ----
 
 ObjectiveOutputs implicit_prm_ce(const ObjectiveInputs& in) {
-  in.expect_only({"logits", "refLogits", "refLogprobs", "logRatio", "tokens", "mask", "labels", "beta", "form"});
+  in.expect_only({"logits", "inplaceBackward", "refLogits", "refLogprobs", "logRatio", "tokens", "mask", "labels", "beta", "form"});
   LogRatio lr = log_ratio(in);
   at::Tensor mask = float_mask(in, lr.ratio, lr.ratio.sizes().vec());
   check_finite(lr.ratio, mask, "log-probs (logits)");
@@ -237,7 +238,7 @@ ObjectiveOutputs implicit_prm_ce(const ObjectiveInputs& in) {
 }
 
 ObjectiveOutputs implicit_prm_online(const ObjectiveInputs& in) {
-  in.expect_only({"logits", "refLogits", "refLogprobs", "logRatio", "tokens", "mask", "acc", "groupIds", "groupSize",
+  in.expect_only({"logits", "inplaceBackward", "refLogits", "refLogprobs", "logRatio", "tokens", "mask", "acc", "groupIds", "groupSize",
                   "sampleRank", "beta", "margin", "useAdb", "useDlw", "form"});
   LogRatio lr = log_ratio(in);
   at::Tensor mask = float_mask(in, lr.ratio, lr.ratio.sizes().vec());
@@ -267,7 +268,7 @@ ObjectiveOutputs implicit_prm_online(const ObjectiveInputs& in) {
 // ---- DPO-RM ----
 
 ObjectiveOutputs dpo_rm(const ObjectiveInputs& in) {
-  in.expect_only({"logits", "refLogits", "refLogprobs", "logRatio", "tokens", "mask", "beta", "gamma", "reduction"});
+  in.expect_only({"logits", "inplaceBackward", "refLogits", "refLogprobs", "logRatio", "tokens", "mask", "beta", "gamma", "reduction"});
   LogRatio lr = log_ratio(in);
   const int64_t B = lr.ratio.size(0);
   if (B % 2 != 0) invalid_argument("dpo_rm needs rows [0, P) chosen and [P, 2P) rejected: B must be even, got " + std::to_string(B));
@@ -288,7 +289,7 @@ ObjectiveOutputs dpo_rm(const ObjectiveInputs& in) {
 }
 
 ObjectiveOutputs dpo_online(const ObjectiveInputs& in) {
-  in.expect_only({"logits", "refLogits", "refLogprobs", "logRatio", "tokens", "mask", "acc", "groupIds", "groupSize",
+  in.expect_only({"logits", "inplaceBackward", "refLogits", "refLogprobs", "logRatio", "tokens", "mask", "acc", "groupIds", "groupSize",
                   "sampleRank", "beta"});
   LogRatio lr = log_ratio(in);
   const int64_t B = lr.ratio.size(0);

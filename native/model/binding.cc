@@ -1,0 +1,235 @@
+// JS surface of the model core: loadModel → NativeModel (forward, tokenLogprobs, parameters, dispose), and
+// readSafetensors / writeSafetensors. Everything that touches weights or activations runs on the compute thread.
+#include <memory>
+
+#include "addon.h"
+#include "common.h"
+#include "model/decoder.h"
+#include "model/safetensors.h"
+#include "tensor.h"
+
+namespace prefix_rl {
+
+namespace {
+
+// The JS handle over one loaded model. Jobs hold their own reference, so dispose() while a job runs is safe.
+class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
+ public:
+  static Napi::Function define_class(Napi::Env env) {
+    return DefineClass(env, "NativeModel",
+                       {
+                           InstanceAccessor<&ModelHandle::dtype>("dtype"),
+                           InstanceAccessor<&ModelHandle::device>("device"),
+                           InstanceAccessor<&ModelHandle::is_disposed>("isDisposed"),
+                           InstanceMethod<&ModelHandle::forward>("forward"),
+                           InstanceMethod<&ModelHandle::token_logprobs>("tokenLogprobs"),
+                           InstanceMethod<&ModelHandle::parameters>("parameters"),
+                           InstanceMethod<&ModelHandle::dispose>("dispose"),
+                       });
+  }
+
+  explicit ModelHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelHandle>(info) {
+    if (info.Length() != 1 || !info[0].IsExternal()) {
+      throw Napi::TypeError::New(info.Env(), "NativeModel cannot be constructed directly; use loadModel");
+    }
+    auto* boxed = info[0].As<Napi::External<std::shared_ptr<Decoder>>>().Data();
+    decoder_ = std::move(*boxed);
+    delete boxed;
+  }
+
+  static Napi::Object wrap(const Napi::FunctionReference& model_class, std::shared_ptr<Decoder> decoder) {
+    auto* boxed = new std::shared_ptr<Decoder>(std::move(decoder));
+    try {
+      return model_class.New({Napi::External<std::shared_ptr<Decoder>>::New(model_class.Env(), boxed)});
+    } catch (...) {
+      delete boxed;
+      throw;
+    }
+  }
+
+ private:
+  std::shared_ptr<Decoder> decoder(const char* method) const {
+    if (!decoder_) throw Error(ErrorCode::Disposed, std::string(method) + ": the model was disposed");
+    return decoder_;
+  }
+
+  Napi::Value dtype(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value { return Napi::String::New(info.Env(), dtype_name(decoder("dtype")->dtype())); });
+  }
+  Napi::Value device(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value { return Napi::String::New(info.Env(), device_name(decoder("device")->device())); });
+  }
+  Napi::Value is_disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !decoder_); }
+
+  // (inputIds, attentionMask | null, cancel?) → Promise<NativeTensor>, for both forward and tokenLogprobs.
+  template <at::Tensor (Decoder::*method)(const at::Tensor&, const at::Tensor&) const>
+  Napi::Value run(const Napi::CallbackInfo& info, const char* name) {
+    return guarded(info, [&]() -> Napi::Value {
+      std::shared_ptr<Decoder> model = decoder(name);
+      at::Tensor input_ids = TensorHandle::unwrap(info[0], "inputIds");
+      at::Tensor attention_mask = info[1].IsUndefined() || info[1].IsNull() ? at::Tensor() : TensorHandle::unwrap(info[1], "attentionMask");
+      return addon_data(info.Env()).compute->submit(
+          info.Env(),
+          [model, input_ids, attention_mask]() -> Completion {
+            at::Tensor out = ((*model).*method)(input_ids, attention_mask);
+            return [out](Napi::Env env) -> Napi::Value { return TensorHandle::wrap(env, out); };
+          },
+          arg_cancel_flag(info[2]));
+    });
+  }
+  Napi::Value forward(const Napi::CallbackInfo& info) { return run<&Decoder::forward>(info, "forward"); }
+  Napi::Value token_logprobs(const Napi::CallbackInfo& info) { return run<&Decoder::token_logprobs>(info, "tokenLogprobs"); }
+
+  // { name: NativeTensor } sharing storage with the model: for saving, inspection and (later) optimizers.
+  Napi::Value parameters(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      Napi::Object out = Napi::Object::New(info.Env());
+      for (const auto& [name, tensor] : decoder("parameters")->parameters()) out.Set(name, TensorHandle::wrap(info.Env(), tensor));
+      return out;
+    });
+  }
+
+  Napi::Value dispose(const Napi::CallbackInfo& info) {
+    decoder_.reset();
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<Decoder> decoder_;
+};
+
+DecoderConfig parse_config(const Napi::Value& value) {
+  if (!value.IsObject()) invalid_argument("model config must be an object");
+  Napi::Object c = value.As<Napi::Object>();
+  DecoderConfig config;
+  config.vocab_size = arg_int(c.Get("vocabSize"), "vocabSize");
+  config.hidden_size = arg_int(c.Get("hiddenSize"), "hiddenSize");
+  config.intermediate_size = arg_int(c.Get("intermediateSize"), "intermediateSize");
+  config.num_layers = arg_int(c.Get("numLayers"), "numLayers");
+  config.num_heads = arg_int(c.Get("numHeads"), "numHeads");
+  config.num_kv_heads = arg_int(c.Get("numKvHeads"), "numKvHeads");
+  config.head_dim = arg_int(c.Get("headDim"), "headDim");
+  config.rms_norm_eps = arg_number(c.Get("rmsNormEps"), "rmsNormEps");
+  config.rope_theta = arg_number(c.Get("ropeTheta"), "ropeTheta");
+  config.tie_word_embeddings = arg_bool(c.Get("tieWordEmbeddings"), "tieWordEmbeddings");
+  config.qk_norm = arg_bool(c.Get("qkNorm"), "qkNorm");
+  config.attention_bias = arg_bool(c.Get("attentionBias"), "attentionBias");
+  config.mlp_bias = arg_bool(c.Get("mlpBias"), "mlpBias");
+  Napi::Value scaling = c.Get("ropeScaling");
+  if (scaling.IsObject()) {
+    Napi::Object s = scaling.As<Napi::Object>();
+    config.rope_scaling = Llama3RopeScaling{
+        arg_number(s.Get("factor"), "ropeScaling.factor"),
+        arg_number(s.Get("lowFreqFactor"), "ropeScaling.lowFreqFactor"),
+        arg_number(s.Get("highFreqFactor"), "ropeScaling.highFreqFactor"),
+        arg_int(s.Get("originalMaxPositionEmbeddings"), "ropeScaling.originalMaxPositionEmbeddings"),
+    };
+  } else if (!scaling.IsNull() && !scaling.IsUndefined()) {
+    invalid_argument("ropeScaling must be an object or null");
+  }
+  return config;
+}
+
+std::vector<std::string> arg_strings(const Napi::Value& value, const char* name) {
+  if (!value.IsArray()) invalid_argument(std::string(name) + " must be an array of strings");
+  Napi::Array array = value.As<Napi::Array>();
+  std::vector<std::string> out;
+  for (uint32_t i = 0; i < array.Length(); ++i) out.push_back(arg_string(array.Get(i), name));
+  return out;
+}
+
+// loadModel(config, files, {dtype, device}, cancel?) → Promise<NativeModel>. `info.Data()` is the NativeModel class.
+Napi::Value load_model(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    DecoderConfig config = parse_config(info[0]);
+    std::vector<std::string> files = arg_strings(info[1], "files");
+    if (files.empty()) invalid_argument("files must name at least one safetensors file");
+    if (!info[2].IsObject()) invalid_argument("options must be an object");
+    Napi::Object options = info[2].As<Napi::Object>();
+    at::ScalarType dtype = parse_dtype(opt_string(options, "dtype", "float32"));
+    at::Device device = parse_device(opt_string(options, "device", "cpu"));
+    const auto* model_class = static_cast<const Napi::FunctionReference*>(info.Data());
+    return addon_data(info.Env()).compute->submit(
+        info.Env(),
+        [config, files, dtype, device, model_class]() -> Completion {
+          auto decoder = std::make_shared<Decoder>(config, dtype, device);
+          // Checkpoints of tied models sometimes store the LM head as well; it is the embedding, so skip it.
+          std::set<std::string> ignored;
+          if (config.tie_word_embeddings) ignored.insert("lm_head.weight");
+          load_parameters(decoder->parameters(), files, ignored);
+          return [decoder, model_class](Napi::Env) -> Napi::Value { return ModelHandle::wrap(*model_class, decoder); };
+        },
+        arg_cancel_flag(info[3]));
+  });
+}
+
+// readSafetensors(path, cancel?) → Promise<{tensors: {name: NativeTensor}, metadata: {key: string}}>. The tensors
+// are CPU views over the mapped file.
+Napi::Value read_safetensors(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    std::string path = arg_string(info[0], "path");
+    return addon_data(info.Env()).compute->submit(
+        info.Env(),
+        [path]() -> Completion {
+          std::shared_ptr<SafetensorsFile> file = SafetensorsFile::open(path);
+          NamedTensors tensors;
+          for (const auto& entry : file->entries()) tensors.emplace_back(entry.name, file->tensor(entry));
+          return [tensors, metadata = file->metadata()](Napi::Env env) -> Napi::Value {
+            Napi::Object out = Napi::Object::New(env);
+            Napi::Object named = Napi::Object::New(env);
+            for (const auto& [name, tensor] : tensors) named.Set(name, TensorHandle::wrap(env, tensor));
+            Napi::Object meta = Napi::Object::New(env);
+            for (const auto& [key, value] : metadata) meta.Set(key, value);
+            out.Set("tensors", named);
+            out.Set("metadata", meta);
+            return out;
+          };
+        },
+        arg_cancel_flag(info[1]));
+  });
+}
+
+// writeSafetensors(path, {name: NativeTensor}, {key: string}, cancel?) → Promise<void>
+Napi::Value write_safetensors_js(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    std::string path = arg_string(info[0], "path");
+    if (!info[1].IsObject()) invalid_argument("tensors must be an object of tensors");
+    Napi::Object object = info[1].As<Napi::Object>();
+    Napi::Array names = object.GetPropertyNames();
+    NamedTensors tensors;
+    for (uint32_t i = 0; i < names.Length(); ++i) {
+      std::string name = names.Get(i).As<Napi::String>().Utf8Value();
+      tensors.emplace_back(name, TensorHandle::unwrap(object.Get(name), ("tensor '" + name + "'").c_str()));
+    }
+    std::map<std::string, std::string> metadata;
+    if (!info[2].IsUndefined() && !info[2].IsNull()) {
+      if (!info[2].IsObject()) invalid_argument("metadata must be an object of strings");
+      Napi::Object meta = info[2].As<Napi::Object>();
+      Napi::Array keys = meta.GetPropertyNames();
+      for (uint32_t i = 0; i < keys.Length(); ++i) {
+        std::string key = keys.Get(i).As<Napi::String>().Utf8Value();
+        metadata[key] = arg_string(meta.Get(key), ("metadata '" + key + "'").c_str());
+      }
+    }
+    return addon_data(info.Env()).compute->submit(
+        info.Env(),
+        [path, tensors, metadata]() -> Completion {
+          write_safetensors(path, tensors, metadata);
+          return [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
+        },
+        arg_cancel_flag(info[3]));
+  });
+}
+
+}  // namespace
+
+void register_model(Napi::Env env, Napi::Object exports) {
+  // The class reference lives as long as the environment; loadModel reaches it through its callback data.
+  auto* model_class = new Napi::FunctionReference(Napi::Persistent(ModelHandle::define_class(env)));
+  env.AddCleanupHook([model_class] { delete model_class; });
+  exports.Set("NativeModel", model_class->Value());
+  exports.Set("loadModel", Napi::Function::New(env, load_model, "loadModel", model_class));
+  exports.Set("readSafetensors", Napi::Function::New(env, read_safetensors, "readSafetensors"));
+  exports.Set("writeSafetensors", Napi::Function::New(env, write_safetensors_js, "writeSafetensors"));
+}
+
+}  // namespace prefix_rl

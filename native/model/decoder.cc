@@ -1,0 +1,209 @@
+// The decoder's math follows transformers' modeling_qwen3.py and modeling_llama.py step by step (including where
+// they compute in float32), so that fp32 logits match theirs to rounding.
+#include "model/decoder.h"
+
+#include <cmath>
+
+#include "common.h"
+#include "ops/logprobs.h"
+
+namespace prefix_rl {
+
+namespace {
+
+// (x1, x2) → (-x2, x1) over the two halves of the last dimension: RoPE's rotation in the "half" layout of HF weights.
+at::Tensor rotate_half(const at::Tensor& x) {
+  int64_t half = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+// [B, kv_heads, T, D] → [B, kv_heads * groups, T, D]: each key/value head serves `groups` query heads. Explicit rather
+// than SDPA's enable_gqa, which only some attention backends accept together with a mask.
+at::Tensor repeat_kv(const at::Tensor& x, int64_t groups) {
+  if (groups == 1) return x;
+  int64_t batch = x.size(0), heads = x.size(1), time = x.size(2), dim = x.size(3);
+  return x.unsqueeze(2).expand({batch, heads, groups, time, dim}).reshape({batch, heads * groups, time, dim});
+}
+
+// Rotary frequencies θ^(-2i/D), i < D/2, computed in float32 as transformers does; llama3 scaling as in its
+// _compute_llama3_parameters.
+at::Tensor rotary_frequencies(const DecoderConfig& config) {
+  at::Tensor exponents = at::arange(0, config.head_dim, 2, at::kLong).to(at::kFloat) / static_cast<double>(config.head_dim);
+  at::Tensor inv_freq = 1.0 / at::pow(config.rope_theta, exponents);
+  if (!config.rope_scaling) return inv_freq;
+  const Llama3RopeScaling& s = *config.rope_scaling;
+  const double context = static_cast<double>(s.original_max_position_embeddings);
+  const double low_freq_wavelen = context / s.low_freq_factor;
+  const double high_freq_wavelen = context / s.high_freq_factor;
+  at::Tensor wavelen = 2 * M_PI / inv_freq;
+  at::Tensor scaled = at::where(wavelen > low_freq_wavelen, inv_freq / s.factor, inv_freq);
+  at::Tensor smooth = (context / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+  at::Tensor smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled;
+  at::Tensor medium = at::logical_not(wavelen < high_freq_wavelen) & at::logical_not(wavelen > low_freq_wavelen);
+  return at::where(medium, smoothed, scaled);
+}
+
+void check_config(const DecoderConfig& c) {
+  for (auto [name, value] : {std::pair<const char*, int64_t>{"vocab_size", c.vocab_size}, {"hidden_size", c.hidden_size},
+                             {"intermediate_size", c.intermediate_size}, {"num_hidden_layers", c.num_layers},
+                             {"num_attention_heads", c.num_heads}, {"num_key_value_heads", c.num_kv_heads}, {"head_dim", c.head_dim}}) {
+    if (value < 1) invalid_argument(std::string("model config: ") + name + " must be positive, got " + std::to_string(value));
+  }
+  if (c.num_heads % c.num_kv_heads != 0) {
+    invalid_argument("model config: num_attention_heads (" + std::to_string(c.num_heads) + ") must be a multiple of num_key_value_heads (" +
+                     std::to_string(c.num_kv_heads) + ")");
+  }
+  if (c.head_dim % 2 != 0) invalid_argument("model config: head_dim must be even for rotary embeddings, got " + std::to_string(c.head_dim));
+  if (!(c.rms_norm_eps > 0) || !(c.rope_theta > 0)) invalid_argument("model config: rms_norm_eps and rope_theta must be positive");
+  if (c.rope_scaling && !(c.rope_scaling->factor > 0 && c.rope_scaling->high_freq_factor > c.rope_scaling->low_freq_factor &&
+                          c.rope_scaling->low_freq_factor > 0 && c.rope_scaling->original_max_position_embeddings > 0)) {
+    invalid_argument("model config: llama3 rope_scaling needs factor > 0, high_freq_factor > low_freq_factor > 0 and original_max_position_embeddings > 0");
+  }
+}
+
+}  // namespace
+
+Decoder::Decoder(const DecoderConfig& config, at::ScalarType dtype, at::Device device) : config_(config), dtype_(dtype), device_(device) {
+  check_config(config);
+  if (!at::isFloatingType(dtype)) invalid_argument("model dtype must be floating point, got " + dtype_name(dtype));
+  const int64_t hidden = config.hidden_size, q_size = config.num_heads * config.head_dim, kv_size = config.num_kv_heads * config.head_dim;
+  const int64_t inner = config.intermediate_size;
+
+  embed_tokens_ = parameter("model.embed_tokens.weight", {config.vocab_size, hidden});
+  for (int64_t i = 0; i < config.num_layers; ++i) {
+    const std::string prefix = "model.layers." + std::to_string(i) + ".";
+    Layer layer;
+    layer.input_norm = parameter(prefix + "input_layernorm.weight", {hidden});
+    layer.q_proj = parameter(prefix + "self_attn.q_proj.weight", {q_size, hidden});
+    layer.k_proj = parameter(prefix + "self_attn.k_proj.weight", {kv_size, hidden});
+    layer.v_proj = parameter(prefix + "self_attn.v_proj.weight", {kv_size, hidden});
+    layer.o_proj = parameter(prefix + "self_attn.o_proj.weight", {hidden, q_size});
+    if (config.attention_bias) {
+      layer.q_bias = parameter(prefix + "self_attn.q_proj.bias", {q_size});
+      layer.k_bias = parameter(prefix + "self_attn.k_proj.bias", {kv_size});
+      layer.v_bias = parameter(prefix + "self_attn.v_proj.bias", {kv_size});
+      layer.o_bias = parameter(prefix + "self_attn.o_proj.bias", {hidden});
+    }
+    if (config.qk_norm) {
+      layer.q_norm = parameter(prefix + "self_attn.q_norm.weight", {config.head_dim});
+      layer.k_norm = parameter(prefix + "self_attn.k_norm.weight", {config.head_dim});
+    }
+    layer.post_attention_norm = parameter(prefix + "post_attention_layernorm.weight", {hidden});
+    layer.gate_proj = parameter(prefix + "mlp.gate_proj.weight", {inner, hidden});
+    layer.up_proj = parameter(prefix + "mlp.up_proj.weight", {inner, hidden});
+    layer.down_proj = parameter(prefix + "mlp.down_proj.weight", {hidden, inner});
+    if (config.mlp_bias) {
+      layer.gate_bias = parameter(prefix + "mlp.gate_proj.bias", {inner});
+      layer.up_bias = parameter(prefix + "mlp.up_proj.bias", {inner});
+      layer.down_bias = parameter(prefix + "mlp.down_proj.bias", {hidden});
+    }
+    layers_.push_back(std::move(layer));
+  }
+  final_norm_ = parameter("model.norm.weight", {hidden});
+  lm_head_ = config.tie_word_embeddings ? embed_tokens_ : parameter("lm_head.weight", {config.vocab_size, hidden});
+  inv_freq_ = rotary_frequencies(config).to(device);
+}
+
+at::Tensor Decoder::parameter(const std::string& name, std::vector<int64_t> shape) {
+  at::Tensor tensor = at::empty(shape, at::TensorOptions().dtype(dtype_).device(device_));
+  parameters_.emplace_back(name, tensor);
+  return tensor;
+}
+
+// Normalizes in float32 and scales in the model dtype, in transformers' order (which matters for bf16).
+at::Tensor Decoder::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
+  at::Tensor h = x.to(at::kFloat);
+  h = h * at::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + config_.rms_norm_eps);
+  return weight * h.to(x.scalar_type());
+}
+
+Decoder::Rope Decoder::rope(const at::Tensor& positions) const {
+  at::Tensor angles = positions.to(at::kFloat).unsqueeze(-1) * inv_freq_;  // [B, T, D/2]
+  at::Tensor both_halves = at::cat({angles, angles}, -1).unsqueeze(1);     // [B, 1, T, D]
+  return {both_halves.cos().to(dtype_), both_halves.sin().to(dtype_)};
+}
+
+at::Tensor Decoder::attention(const Layer& layer, const at::Tensor& x, const Rope& rope, const at::Tensor& attend) const {
+  const int64_t batch = x.size(0), time = x.size(1), dim = config_.head_dim;
+  at::Tensor q = at::linear(x, layer.q_proj, layer.q_bias).view({batch, time, config_.num_heads, dim});
+  at::Tensor k = at::linear(x, layer.k_proj, layer.k_bias).view({batch, time, config_.num_kv_heads, dim});
+  at::Tensor v = at::linear(x, layer.v_proj, layer.v_bias).view({batch, time, config_.num_kv_heads, dim});
+  if (config_.qk_norm) {
+    q = rms_norm(q, layer.q_norm);
+    k = rms_norm(k, layer.k_norm);
+  }
+  q = q.transpose(1, 2);  // [B, heads, T, D]
+  k = k.transpose(1, 2);
+  v = v.transpose(1, 2);
+  q = q * rope.cos + rotate_half(q) * rope.sin;
+  k = k * rope.cos + rotate_half(k) * rope.sin;
+  const int64_t groups = config_.num_heads / config_.num_kv_heads;
+  at::Tensor out = at::scaled_dot_product_attention(q, repeat_kv(k, groups), repeat_kv(v, groups), attend);
+  out = out.transpose(1, 2).reshape({batch, time, config_.num_heads * dim});
+  return at::linear(out, layer.o_proj, layer.o_bias);
+}
+
+at::Tensor Decoder::mlp(const Layer& layer, const at::Tensor& x) const {
+  at::Tensor gate = at::silu(at::linear(x, layer.gate_proj, layer.gate_bias));
+  return at::linear(gate * at::linear(x, layer.up_proj, layer.up_bias), layer.down_proj, layer.down_bias);
+}
+
+at::Tensor Decoder::lm_head(const at::Tensor& hidden) const { return at::linear(hidden, lm_head_); }
+
+std::pair<at::Tensor, at::Tensor> Decoder::prepare(const at::Tensor& input_ids, const at::Tensor& attention_mask) const {
+  if (input_ids.dim() != 2 || at::isFloatingType(input_ids.scalar_type()) || input_ids.scalar_type() == at::kBool) {
+    invalid_argument("input_ids must be a [batch, time] integer tensor, got " + dtype_name(input_ids.scalar_type()) + " " +
+                     c10::str(input_ids.sizes()));
+  }
+  if (input_ids.size(1) == 0) invalid_argument("input_ids has no tokens (time = 0)");
+  at::Tensor ids = input_ids.to(device_, at::kLong);
+  if (ids.numel() > 0) {
+    int64_t low = ids.min().item<int64_t>(), high = ids.max().item<int64_t>();
+    if (low < 0 || high >= config_.vocab_size) {
+      invalid_argument("input_ids must lie in [0, " + std::to_string(config_.vocab_size) + "), found " +
+                       std::to_string(low < 0 ? low : high));
+    }
+  }
+  if (!attention_mask.defined()) return {ids, at::ones_like(ids, at::kBool)};
+  if (attention_mask.sizes() != input_ids.sizes()) {
+    invalid_argument("attention_mask has shape " + c10::str(attention_mask.sizes()) + ", but input_ids has " + c10::str(input_ids.sizes()));
+  }
+  return {ids, attention_mask.to(device_).to(at::kBool)};
+}
+
+at::Tensor Decoder::hidden_states(const at::Tensor& ids, const at::Tensor& mask) const {
+  const int64_t time = ids.size(1);
+  at::Tensor positions = (mask.cumsum(-1) - 1).clamp_min(0);
+  // Query t sees keys s ≤ t that are tokens. Each position also sees itself, so that a query with no visible key
+  // (left padding) gets a finite output instead of NaN.
+  at::Tensor causal = at::ones({time, time}, at::TensorOptions().dtype(at::kBool).device(device_)).tril();
+  at::Tensor attend = (causal & mask.view({-1, 1, 1, time})) | at::eye(time, causal.options());  // [B, 1, T, T]
+  const Rope rotary = rope(positions);
+
+  at::Tensor x = at::embedding(embed_tokens_, ids);
+  for (const Layer& layer : layers_) {
+    check_cancelled();
+    x = x + attention(layer, rms_norm(x, layer.input_norm), rotary, attend);
+    x = x + mlp(layer, rms_norm(x, layer.post_attention_norm));
+  }
+  return rms_norm(x, final_norm_);
+}
+
+at::Tensor Decoder::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) const {
+  auto [ids, mask] = prepare(input_ids, attention_mask);
+  return lm_head(hidden_states(ids, mask));
+}
+
+at::Tensor Decoder::token_logprobs(const at::Tensor& input_ids, const at::Tensor& attention_mask) const {
+  auto [ids, mask] = prepare(input_ids, attention_mask);
+  const int64_t predicted = ids.size(1) - 1;
+  // The last position predicts no given token: its logits are never computed.
+  at::Tensor hidden = hidden_states(ids, mask).narrow(1, 0, predicted);
+  at::Tensor targets = ids.narrow(1, 1, predicted);
+  at::Tensor logprobs = gather_logprobs(lm_head(hidden), targets.unsqueeze(-1)).squeeze(-1);
+  // A token has a log-prob when it and the token before it are real: a row's first token has no prefix.
+  at::Tensor scored = mask.narrow(1, 1, predicted) & mask.narrow(1, 0, predicted);
+  return logprobs.masked_fill(at::logical_not(scored), 0.0);
+}
+
+}  // namespace prefix_rl

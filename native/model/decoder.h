@@ -1,0 +1,92 @@
+// A decoder-only transformer covering the Qwen3 and Llama(-3) families of Hugging Face transformers: token embedding,
+// pre-norm blocks of grouped-query attention with rotary positions and a SwiGLU MLP, a final RMSNorm and the LM head.
+// Parameters carry their Hugging Face names, so checkpoints load and save without renaming.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/safetensors.h"
+
+namespace prefix_rl {
+
+// rope_scaling {"rope_type": "llama3", ...} of Llama 3.1+: low frequencies are slowed by `factor`, high ones kept,
+// and the band between them interpolated.
+struct Llama3RopeScaling {
+  double factor;
+  double low_freq_factor;
+  double high_freq_factor;
+  int64_t original_max_position_embeddings;
+};
+
+struct DecoderConfig {
+  int64_t vocab_size;
+  int64_t hidden_size;
+  int64_t intermediate_size;
+  int64_t num_layers;
+  int64_t num_heads;
+  int64_t num_kv_heads;
+  int64_t head_dim;
+  double rms_norm_eps;
+  double rope_theta;
+  std::optional<Llama3RopeScaling> rope_scaling;
+  bool tie_word_embeddings;
+  bool qk_norm;         // Qwen3: RMSNorm over each head of q and k before RoPE
+  bool attention_bias;  // biases on q/k/v/o projections
+  bool mlp_bias;        // biases on gate/up/down projections
+};
+
+class Decoder {
+ public:
+  // Allocates uninitialized parameters in `dtype` on `device`; load them with load_parameters(parameters(), ...).
+  Decoder(const DecoderConfig& config, at::ScalarType dtype, at::Device device);
+
+  const DecoderConfig& config() const { return config_; }
+  at::ScalarType dtype() const { return dtype_; }
+  at::Device device() const { return device_; }
+  // Every parameter once, by its Hugging Face name (a tied LM head is the embedding and is not listed twice).
+  const NamedTensors& parameters() const { return parameters_; }
+
+  // input_ids [B, T] integers, attention_mask [B, T] (1 = token, 0 = padding; undefined = no padding) → logits
+  // [B, T, V] in the model dtype. Positions count attended tokens only, so left- and right-padded rows give the same
+  // logits as their unpadded sequences; logits at padding positions are finite but meaningless.
+  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) const;
+
+  // log p(input_ids[:, t+1] | input_ids[:, ..t]) as [B, T-1] float32; 0 where the token is padding or the first of its row.
+  at::Tensor token_logprobs(const at::Tensor& input_ids, const at::Tensor& attention_mask) const;
+
+ private:
+  struct Layer {
+    at::Tensor input_norm, q_proj, k_proj, v_proj, o_proj, q_norm, k_norm;
+    at::Tensor q_bias, k_bias, v_bias, o_bias;  // undefined without attention_bias
+    at::Tensor post_attention_norm, gate_proj, up_proj, down_proj;
+    at::Tensor gate_bias, up_bias, down_bias;   // undefined without mlp_bias
+  };
+  struct Rope {
+    at::Tensor cos, sin;  // [B, 1, T, head_dim] in the model dtype
+  };
+
+  at::Tensor parameter(const std::string& name, std::vector<int64_t> shape);
+  // Final hidden states [B, T, hidden] after the last norm, from the outputs of prepare().
+  at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& mask) const;
+  at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
+  Rope rope(const at::Tensor& positions) const;
+  at::Tensor attention(const Layer& layer, const at::Tensor& x, const Rope& rope, const at::Tensor& attend) const;
+  at::Tensor mlp(const Layer& layer, const at::Tensor& x) const;
+  at::Tensor lm_head(const at::Tensor& hidden) const;
+  // Checks shapes and moves the inputs to the model device: ids as int64, the mask as bool (all true if undefined).
+  std::pair<at::Tensor, at::Tensor> prepare(const at::Tensor& input_ids, const at::Tensor& attention_mask) const;
+
+  DecoderConfig config_;
+  at::ScalarType dtype_;
+  at::Device device_;
+  NamedTensors parameters_;
+  at::Tensor embed_tokens_, final_norm_, lm_head_;  // lm_head_ is embed_tokens_ when tied
+  std::vector<Layer> layers_;
+  at::Tensor inv_freq_;  // [head_dim / 2] float32 rotary frequencies, scaling applied
+};
+
+}  // namespace prefix_rl
