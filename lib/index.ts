@@ -5,3 +5,7 @@ export type { BuildInfo, RuntimeInfo } from './native/addon.js';
 export * from './ops/objectives.js';
 export * from './data/index.js';
 export * from './task/index.js';
+export * from './verify/index.js';
+export * from './rl/advantages/index.js';
+export * from './rl/masked.js';
+export * from './eval/index.js';

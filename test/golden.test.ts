@@ -4,6 +4,7 @@
 import { compare, goldenDir, goldenFiles, type FamilyCheck } from './golden/harness.js';
 import * as nativeDistrl from './golden/families/native_distrl.js';
 import * as nativeRm from './golden/families/native_rm.js';
+import * as ts from './golden/families/ts_families.js';
 
 // Each family lists its checkers (their compared keys together must cover every output) and the dtypes to run.
 const both: ('float64' | 'float32')[] = ['float64', 'float32'];
@@ -12,7 +13,11 @@ const families: Record<string, { checks: FamilyCheck[]; dtypes: ('float64' | 'fl
   implicit_prm_ce: { checks: [nativeRm.implicit_prm_ce], dtypes: both },
   dpo_rm: { checks: [nativeRm.dpo_rm], dtypes: both },
   ipvrm_online: { checks: [nativeRm.ipvrm_online], dtypes: both },
-  distrl: { checks: [nativeDistrl.distrl], dtypes: both },
+  distrl: { checks: [nativeDistrl.distrl, ts.distrlAdvantageFamily], dtypes: both },
+  grpo: { checks: [ts.grpoFamily], dtypes: ['float64'] },
+  prime: { checks: [ts.primeFamily], dtypes: ['float64'] },
+  processbench: { checks: [ts.processbenchFamily], dtypes: ['float64'] },
+  bon: { checks: [ts.bonFamily], dtypes: ['float64'] },
 };
 
 const files = goldenFiles();

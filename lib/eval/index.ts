@@ -1,0 +1,2 @@
+export * from './processbench.js';
+export * from './bon.js';

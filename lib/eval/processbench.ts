@@ -1,0 +1,148 @@
+// ProcessBench-style step verification with an implicit reward (IPVRM process_bench/process_eval.py, ImplicitPRM
+// eval/processbench.py; implemented-math.md §4a). Step boundaries are given as indices into the per-position log
+// ratios, so any tokenizer can produce them.
+export type StepScoreMode = 'sum' | 'sum_diff' | 'mean' | 'mean_diff';
+export const STEP_SCORE_MODES: readonly StepScoreMode[] = ['sum', 'sum_diff', 'mean', 'mean_diff'];
+
+export interface ProcessBenchItem {
+  /** −1 when every step is right, else the index of the first wrong step. */
+  label: number;
+  /** Per-position log ratio log π_φ − log π_ref; entry j scores token j+1. */
+  rawReward: number[];
+  /** Index of the first response position in rawReward. */
+  firstBoundary: number;
+  /** Index in rawReward of each step's last position. */
+  stepEnds: number[];
+}
+
+export interface StepRewards {
+  /** Prefix reward at each step end: cumsum(coef·raw)[end]. */
+  reward: number[];
+  /** reward / (end − firstBoundary), or 0 when that is ≤ 0. */
+  avgReward: number[];
+}
+
+const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
+
+/** Python's round(): half to even. */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+export function stepRewards(item: ProcessBenchItem, coef: number): StepRewards {
+  const { rawReward, firstBoundary, stepEnds } = item;
+  if (rawReward.some((v) => !Number.isFinite(v))) throw new Error('rawReward contains NaN or Inf');
+  const csum: number[] = [];
+  let acc = 0;
+  rawReward.forEach((v, j) => csum.push((acc += j >= firstBoundary ? coef * v : 0)));
+  const reward = stepEnds.map((end) => csum[Math.max(0, Math.min(end, csum.length - 1))]);
+  const avgReward = stepEnds.map((end, k) => (end - firstBoundary > 0 ? reward[k] / (end - firstBoundary) : 0));
+  return { reward, avgReward };
+}
+
+/** Step scores in (0, 1) for one mode (paper: `sum` is prefix-based, eq. 30; `sum_diff` process-level, eq. 31). */
+export function stepScores({ reward, avgReward }: StepRewards, mode: StepScoreMode, coef: number): number[] {
+  const previous = (k: number) => (k > 0 ? reward[k - 1] : 0);
+  switch (mode) {
+    case 'sum':
+      return reward.map(sigmoid);
+    case 'sum_diff':
+      return reward.map((r, k) => sigmoid(r - previous(k)));
+    case 'mean':
+      return avgReward.map((a) => sigmoid(a / Math.sqrt(coef)));
+    case 'mean_diff': {
+      // Step lengths recovered from reward / avg_reward, as the reference does.
+      let lastLength = 0;
+      return reward.map((r, k) => {
+        const length = Math.abs(avgReward[k]) <= 1e-9 ? lastLength + 1 : roundHalfEven(r / avgReward[k]);
+        let stepLength = length - lastLength;
+        if (stepLength <= 0) stepLength = 1;
+        lastLength = length;
+        return sigmoid((r - previous(k)) / stepLength / Math.sqrt(coef));
+      });
+    }
+  }
+}
+
+/** The first step scored below `threshold` (strict), or −1. */
+export function predictFirstError(scores: number[], threshold: number): number {
+  return scores.findIndex((s) => s < threshold);
+}
+
+export interface F1Result {
+  accCorrect: number;
+  accError: number;
+  f1: number;
+}
+
+/** ProcessBench F1: the harmonic mean of the match rates on all-correct and on erroneous samples. */
+export function processBenchF1(labels: number[], predictions: number[]): F1Result {
+  const rate = (select: (label: number) => boolean) => {
+    const idx = labels.map((l, i) => (select(l) ? i : -1)).filter((i) => i >= 0);
+    return idx.length ? idx.filter((i) => predictions[i] === labels[i]).length / idx.length : NaN;
+  };
+  const accCorrect = rate((l) => l === -1);
+  const accError = rate((l) => l !== -1);
+  const f1 = accCorrect + accError > 0 ? (2 * accCorrect * accError) / (accCorrect + accError) : 0;
+  return { accCorrect, accError, f1 };
+}
+
+/** numpy.linspace(start, stop, num): k·step + start, with the last point exactly `stop`. */
+export function linspace(start: number, stop: number, num: number): number[] {
+  const step = (stop - start) / (num - 1);
+  return Array.from({ length: num }, (_, k) => (k === num - 1 ? stop : k * step + start));
+}
+
+export interface ThresholdSearch {
+  threshold: number | undefined;
+  f1: number;
+  predictions: number[] | undefined;
+}
+
+/**
+ * Oracle threshold over `grid`: the first threshold with strictly greater F1 than the best so far. IPVRM starts
+ * from "none" (grid[0] always taken); ImplicitPRM from F1 0 (no threshold when every F1 is 0).
+ */
+export function searchThreshold(labels: number[], scores: number[][], grid: number[], start: 'none' | 'zero'): ThresholdSearch {
+  let best: ThresholdSearch = { threshold: undefined, f1: start === 'zero' ? 0 : -Infinity, predictions: undefined };
+  for (const threshold of grid) {
+    const predictions = scores.map((s) => predictFirstError(s, threshold));
+    const { f1 } = processBenchF1(labels, predictions);
+    if (f1 > best.f1) best = { threshold, f1, predictions };
+  }
+  return best;
+}
+
+export interface ModeReport {
+  scores: number[][];
+  best: ThresholdSearch;
+  implicitPrmBest: ThresholdSearch;
+  atHalf: F1Result & { predictions: number[] };
+}
+
+export interface ProcessBenchOptions {
+  /** Reward coefficient: 0.001 in the reference scripts (the paper writes β). */
+  coef?: number;
+  numThresholds?: number;
+}
+
+/** Scores every item in the four modes and reports oracle-threshold F1 (both grids) and F1 at 0.5. */
+export function evaluateProcessBench(items: ProcessBenchItem[], options: ProcessBenchOptions = {}) {
+  const { coef = 0.001, numThresholds = 1000 } = options;
+  if (items.length === 0) throw new Error('ProcessBench evaluation needs at least one item');
+  const labels = items.map((item) => item.label);
+  const rewards = items.map((item) => stepRewards(item, coef));
+  const modes = {} as Record<StepScoreMode, ModeReport>;
+  for (const mode of STEP_SCORE_MODES) {
+    const scores = rewards.map((r) => stepScores(r, mode, coef));
+    const predictions = scores.map((s) => predictFirstError(s, 0.5));
+    modes[mode] = {
+      scores,
+      best: searchThreshold(labels, scores, linspace(-1, 1, numThresholds), 'none'),
+      implicitPrmBest: searchThreshold(labels, scores, linspace(0, 1, numThresholds), 'zero'),
+      atHalf: { ...processBenchF1(labels, predictions), predictions },
+    };
+  }
+  return { rewards, modes };
+}
