@@ -5,6 +5,8 @@ export type { BuildInfo, RuntimeInfo } from './native/addon.js';
 export * from './ops/objectives.js';
 export * from './data/index.js';
 export * from './task/index.js';
+export * from './model/index.js';
+export * from './tokenizer/index.js';
 export * from './verify/index.js';
 export * from './rl/advantages/index.js';
 export * from './rl/masked.js';

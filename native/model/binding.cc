@@ -5,12 +5,83 @@
 #include "addon.h"
 #include "common.h"
 #include "model/decoder.h"
+#include "model/generate.h"
 #include "model/safetensors.h"
 #include "tensor.h"
 
 namespace prefix_rl {
 
 namespace {
+
+DecoderConfig parse_config(const Napi::Value& value) {
+  if (!value.IsObject()) invalid_argument("model config must be an object");
+  Napi::Object c = value.As<Napi::Object>();
+  DecoderConfig config;
+  config.vocab_size = arg_int(c.Get("vocabSize"), "vocabSize");
+  config.hidden_size = arg_int(c.Get("hiddenSize"), "hiddenSize");
+  config.intermediate_size = arg_int(c.Get("intermediateSize"), "intermediateSize");
+  config.num_layers = arg_int(c.Get("numLayers"), "numLayers");
+  config.num_heads = arg_int(c.Get("numHeads"), "numHeads");
+  config.num_kv_heads = arg_int(c.Get("numKvHeads"), "numKvHeads");
+  config.head_dim = arg_int(c.Get("headDim"), "headDim");
+  config.rms_norm_eps = arg_number(c.Get("rmsNormEps"), "rmsNormEps");
+  config.rope_theta = arg_number(c.Get("ropeTheta"), "ropeTheta");
+  config.tie_word_embeddings = arg_bool(c.Get("tieWordEmbeddings"), "tieWordEmbeddings");
+  config.qk_norm = arg_bool(c.Get("qkNorm"), "qkNorm");
+  config.attention_bias = arg_bool(c.Get("attentionBias"), "attentionBias");
+  config.mlp_bias = arg_bool(c.Get("mlpBias"), "mlpBias");
+  Napi::Value scaling = c.Get("ropeScaling");
+  if (scaling.IsObject()) {
+    Napi::Object s = scaling.As<Napi::Object>();
+    config.rope_scaling = Llama3RopeScaling{
+        arg_number(s.Get("factor"), "ropeScaling.factor"),
+        arg_number(s.Get("lowFreqFactor"), "ropeScaling.lowFreqFactor"),
+        arg_number(s.Get("highFreqFactor"), "ropeScaling.highFreqFactor"),
+        arg_int(s.Get("originalMaxPositionEmbeddings"), "ropeScaling.originalMaxPositionEmbeddings"),
+    };
+  } else if (!scaling.IsNull() && !scaling.IsUndefined()) {
+    invalid_argument("ropeScaling must be an object or null");
+  }
+  return config;
+}
+
+std::vector<int64_t> arg_tokens(const Napi::Value& value, const std::string& name) {
+  if (!value.IsArray()) invalid_argument(name + " must be an array of token ids");
+  Napi::Array array = value.As<Napi::Array>();
+  std::vector<int64_t> tokens;
+  for (uint32_t i = 0; i < array.Length(); ++i) tokens.push_back(arg_int(array.Get(i), name.c_str()));
+  return tokens;
+}
+
+SamplingOptions parse_sampling(const Napi::Value& value) {
+  if (!value.IsObject()) invalid_argument("generate options must be an object");
+  Napi::Object o = value.As<Napi::Object>();
+  SamplingOptions options;
+  options.max_new_tokens = arg_int(o.Get("maxNewTokens"), "maxNewTokens");
+  options.temperature = opt_number(o, "temperature", options.temperature);
+  options.top_k = opt_int(o, "topK", options.top_k);
+  options.top_p = opt_number(o, "topP", options.top_p);
+  int64_t seed = opt_int(o, "seed", 0);
+  if (seed < 0) invalid_argument("seed must be a non-negative integer");
+  options.seed = static_cast<uint64_t>(seed);
+  options.top_logprobs = opt_int(o, "topLogprobs", 0);
+  if (o.Has("eosTokenIds") && !o.Get("eosTokenIds").IsUndefined()) options.eos_token_ids = arg_tokens(o.Get("eosTokenIds"), "eosTokenIds");
+  if (o.Has("stopSequences") && !o.Get("stopSequences").IsUndefined()) {
+    Napi::Value stops = o.Get("stopSequences");
+    if (!stops.IsArray()) invalid_argument("stopSequences must be an array of token id arrays");
+    Napi::Array array = stops.As<Napi::Array>();
+    for (uint32_t i = 0; i < array.Length(); ++i) options.stop_sequences.push_back(arg_tokens(array.Get(i), "stopSequences[" + std::to_string(i) + "]"));
+  }
+  return options;
+}
+
+std::vector<std::string> arg_strings(const Napi::Value& value, const char* name) {
+  if (!value.IsArray()) invalid_argument(std::string(name) + " must be an array of strings");
+  Napi::Array array = value.As<Napi::Array>();
+  std::vector<std::string> out;
+  for (uint32_t i = 0; i < array.Length(); ++i) out.push_back(arg_string(array.Get(i), name));
+  return out;
+}
 
 // The JS handle over one loaded model. Jobs hold their own reference, so dispose() while a job runs is safe.
 class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
@@ -23,6 +94,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
                            InstanceAccessor<&ModelHandle::is_disposed>("isDisposed"),
                            InstanceMethod<&ModelHandle::forward>("forward"),
                            InstanceMethod<&ModelHandle::token_logprobs>("tokenLogprobs"),
+                           InstanceMethod<&ModelHandle::generate>("generate"),
                            InstanceMethod<&ModelHandle::parameters>("parameters"),
                            InstanceMethod<&ModelHandle::dispose>("dispose"),
                        });
@@ -61,24 +133,54 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   }
   Napi::Value is_disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !decoder_); }
 
-  // (inputIds, attentionMask | null, cancel?) → Promise<NativeTensor>, for both forward and tokenLogprobs.
-  template <at::Tensor (Decoder::*method)(const at::Tensor&, const at::Tensor&) const>
+  // (inputIds, attentionMask | null, {checkpoint?}, cancel?) → Promise<NativeTensor>, for forward and tokenLogprobs.
+  template <at::Tensor (Decoder::*method)(const at::Tensor&, const at::Tensor&, bool) const>
   Napi::Value run(const Napi::CallbackInfo& info, const char* name) {
     return guarded(info, [&]() -> Napi::Value {
       std::shared_ptr<Decoder> model = decoder(name);
       at::Tensor input_ids = TensorHandle::unwrap(info[0], "inputIds");
       at::Tensor attention_mask = info[1].IsUndefined() || info[1].IsNull() ? at::Tensor() : TensorHandle::unwrap(info[1], "attentionMask");
+      bool checkpoint = info[2].IsObject() && opt_bool(info[2].As<Napi::Object>(), "checkpoint", false);
       return addon_data(info.Env()).compute->submit(
           info.Env(),
-          [model, input_ids, attention_mask]() -> Completion {
-            at::Tensor out = ((*model).*method)(input_ids, attention_mask);
+          [model, input_ids, attention_mask, checkpoint]() -> Completion {
+            at::Tensor out = ((*model).*method)(input_ids, attention_mask, checkpoint);
             return [out](Napi::Env env) -> Napi::Value { return TensorHandle::wrap(env, out); };
           },
-          arg_cancel_flag(info[2]));
+          arg_cancel_flag(info[3]));
     });
   }
   Napi::Value forward(const Napi::CallbackInfo& info) { return run<&Decoder::forward>(info, "forward"); }
   Napi::Value token_logprobs(const Napi::CallbackInfo& info) { return run<&Decoder::token_logprobs>(info, "tokenLogprobs"); }
+
+  // (promptIds, promptMask | null, options, cancel?) → Promise<{tokens, logprobs, lengths, finishReasons,
+  // topTokens?, topLogprobs?}> (CPU tensors).
+  Napi::Value generate(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      std::shared_ptr<Decoder> model = decoder("generate");
+      at::Tensor prompt_ids = TensorHandle::unwrap(info[0], "promptIds");
+      at::Tensor prompt_mask = info[1].IsUndefined() || info[1].IsNull() ? at::Tensor() : TensorHandle::unwrap(info[1], "promptMask");
+      SamplingOptions options = parse_sampling(info[2]);
+      return addon_data(info.Env()).compute->submit(
+          info.Env(),
+          [model, prompt_ids, prompt_mask, options]() -> Completion {
+            Generation result = prefix_rl::generate(*model, prompt_ids, prompt_mask, options);
+            return [result](Napi::Env env) -> Napi::Value {
+              Napi::Object out = Napi::Object::New(env);
+              out.Set("tokens", TensorHandle::wrap(env, result.tokens));
+              out.Set("logprobs", TensorHandle::wrap(env, result.logprobs));
+              out.Set("lengths", TensorHandle::wrap(env, result.lengths));
+              out.Set("finishReasons", TensorHandle::wrap(env, result.finish_reasons));
+              if (result.top_tokens.defined()) {
+                out.Set("topTokens", TensorHandle::wrap(env, result.top_tokens));
+                out.Set("topLogprobs", TensorHandle::wrap(env, result.top_logprobs));
+              }
+              return out;
+            };
+          },
+          arg_cancel_flag(info[3]));
+    });
+  }
 
   // { name: NativeTensor } sharing storage with the model: for saving, inspection and (later) optimizers.
   Napi::Value parameters(const Napi::CallbackInfo& info) {
@@ -96,46 +198,6 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
 
   std::shared_ptr<Decoder> decoder_;
 };
-
-DecoderConfig parse_config(const Napi::Value& value) {
-  if (!value.IsObject()) invalid_argument("model config must be an object");
-  Napi::Object c = value.As<Napi::Object>();
-  DecoderConfig config;
-  config.vocab_size = arg_int(c.Get("vocabSize"), "vocabSize");
-  config.hidden_size = arg_int(c.Get("hiddenSize"), "hiddenSize");
-  config.intermediate_size = arg_int(c.Get("intermediateSize"), "intermediateSize");
-  config.num_layers = arg_int(c.Get("numLayers"), "numLayers");
-  config.num_heads = arg_int(c.Get("numHeads"), "numHeads");
-  config.num_kv_heads = arg_int(c.Get("numKvHeads"), "numKvHeads");
-  config.head_dim = arg_int(c.Get("headDim"), "headDim");
-  config.rms_norm_eps = arg_number(c.Get("rmsNormEps"), "rmsNormEps");
-  config.rope_theta = arg_number(c.Get("ropeTheta"), "ropeTheta");
-  config.tie_word_embeddings = arg_bool(c.Get("tieWordEmbeddings"), "tieWordEmbeddings");
-  config.qk_norm = arg_bool(c.Get("qkNorm"), "qkNorm");
-  config.attention_bias = arg_bool(c.Get("attentionBias"), "attentionBias");
-  config.mlp_bias = arg_bool(c.Get("mlpBias"), "mlpBias");
-  Napi::Value scaling = c.Get("ropeScaling");
-  if (scaling.IsObject()) {
-    Napi::Object s = scaling.As<Napi::Object>();
-    config.rope_scaling = Llama3RopeScaling{
-        arg_number(s.Get("factor"), "ropeScaling.factor"),
-        arg_number(s.Get("lowFreqFactor"), "ropeScaling.lowFreqFactor"),
-        arg_number(s.Get("highFreqFactor"), "ropeScaling.highFreqFactor"),
-        arg_int(s.Get("originalMaxPositionEmbeddings"), "ropeScaling.originalMaxPositionEmbeddings"),
-    };
-  } else if (!scaling.IsNull() && !scaling.IsUndefined()) {
-    invalid_argument("ropeScaling must be an object or null");
-  }
-  return config;
-}
-
-std::vector<std::string> arg_strings(const Napi::Value& value, const char* name) {
-  if (!value.IsArray()) invalid_argument(std::string(name) + " must be an array of strings");
-  Napi::Array array = value.As<Napi::Array>();
-  std::vector<std::string> out;
-  for (uint32_t i = 0; i < array.Length(); ++i) out.push_back(arg_string(array.Get(i), name));
-  return out;
-}
 
 // loadModel(config, files, {dtype, device}, cancel?) → Promise<NativeModel>. `info.Data()` is the NativeModel class.
 Napi::Value load_model(const Napi::CallbackInfo& info) {

@@ -2,7 +2,13 @@
 // they compute in float32), so that fp32 logits match theirs to rounding.
 #include "model/decoder.h"
 
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/functions/utils.h>
+
+#include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "common.h"
 #include "ops/logprobs.h"
@@ -41,6 +47,60 @@ at::Tensor rotary_frequencies(const DecoderConfig& config) {
   at::Tensor smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled;
   at::Tensor medium = at::logical_not(wavelen < high_freq_wavelen) & at::logical_not(wavelen > low_freq_wavelen);
   return at::where(medium, smoothed, scaled);
+}
+
+using LayerFn = std::function<at::Tensor(const at::Tensor&)>;
+
+// The backward node of a checkpointed layer: reruns the layer on its saved input with a graph and backpropagates
+// through it. That inner backward accumulates the layer's parameter gradients into their .grad (the reentrant scheme
+// of torch.utils.checkpoint), so it serves backward(), not autograd::grad() over parameters.
+class RecomputeLayer : public torch::autograd::Node {
+ public:
+  RecomputeLayer(LayerFn layer, at::Tensor input) : layer_(std::move(layer)), input_(std::move(input)) {}
+
+  torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
+    at::Tensor input = input_.detach().requires_grad_(true);
+    at::Tensor output;
+    {
+      at::AutoGradMode enable_grad(true);
+      output = layer_(input);
+    }
+    torch::autograd::backward({output}, {grads[0]});
+    return {input.grad()};
+  }
+
+  void release_variables() override {
+    input_.reset();
+    layer_ = nullptr;
+  }
+
+ private:
+  LayerFn layer_;
+  at::Tensor input_;  // detached: the node keeps the values, not the upstream graph
+};
+
+// Runs `layer` without recording its graph and attaches a RecomputeLayer node to the output instead.
+at::Tensor checkpointed(LayerFn layer, const at::Tensor& input) {
+  at::Tensor output;
+  {
+    at::NoGradGuard no_grad;
+    output = layer(input);
+  }
+  auto node = c10::make_intrusive<RecomputeLayer>(std::move(layer), input.detach());
+  node->set_next_edges(torch::autograd::collect_next_edges(input));
+  torch::autograd::set_history(output, node);
+  return output;
+}
+
+// Which keys each query may see, [B, 1, T, L], for T queries at cache positions start..start+T-1 and L keys of which
+// `key_valid` [B, L] marks the tokens. A query sees the tokens at or before it, and always itself, so that a query
+// with no visible token (left padding) gets a finite output instead of NaN.
+at::Tensor visible_keys(const at::Tensor& key_valid, int64_t start, int64_t time) {
+  const int64_t keys = key_valid.size(1);
+  auto positions = at::TensorOptions().dtype(at::kLong).device(key_valid.device());
+  at::Tensor query = at::arange(start, start + time, positions).unsqueeze(1);  // [T, 1]
+  at::Tensor key = at::arange(keys, positions);                                 // [L]
+  return ((key <= query) & key_valid.view({-1, 1, 1, keys})) | (key == query);
 }
 
 void check_config(const DecoderConfig& c) {
@@ -123,7 +183,8 @@ Decoder::Rope Decoder::rope(const at::Tensor& positions) const {
   return {both_halves.cos().to(dtype_), both_halves.sin().to(dtype_)};
 }
 
-at::Tensor Decoder::attention(const Layer& layer, const at::Tensor& x, const Rope& rope, const at::Tensor& attend) const {
+at::Tensor Decoder::attention(size_t index, const at::Tensor& x, const Rope& rope, const at::Tensor& attend, KvCache* cache) const {
+  const Layer& layer = layers_[index];
   const int64_t batch = x.size(0), time = x.size(1), dim = config_.head_dim;
   at::Tensor q = at::linear(x, layer.q_proj, layer.q_bias).view({batch, time, config_.num_heads, dim});
   at::Tensor k = at::linear(x, layer.k_proj, layer.k_bias).view({batch, time, config_.num_kv_heads, dim});
@@ -137,6 +198,13 @@ at::Tensor Decoder::attention(const Layer& layer, const at::Tensor& x, const Rop
   v = v.transpose(1, 2);
   q = q * rope.cos + rotate_half(q) * rope.sin;
   k = k * rope.cos + rotate_half(k) * rope.sin;
+  if (cache) {
+    const int64_t start = cache->length;
+    cache->keys[index].narrow(2, start, time).copy_(k);
+    cache->values[index].narrow(2, start, time).copy_(v);
+    k = cache->keys[index].narrow(2, 0, start + time);
+    v = cache->values[index].narrow(2, 0, start + time);
+  }
   const int64_t groups = config_.num_heads / config_.num_kv_heads;
   at::Tensor out = at::scaled_dot_product_attention(q, repeat_kv(k, groups), repeat_kv(v, groups), attend);
   out = out.transpose(1, 2).reshape({batch, time, config_.num_heads * dim});
@@ -149,6 +217,17 @@ at::Tensor Decoder::mlp(const Layer& layer, const at::Tensor& x) const {
 }
 
 at::Tensor Decoder::lm_head(const at::Tensor& hidden) const { return at::linear(hidden, lm_head_); }
+
+KvCache Decoder::new_cache(int64_t batch, int64_t capacity) const {
+  KvCache cache;
+  auto options = at::TensorOptions().dtype(dtype_).device(device_);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    cache.keys.push_back(at::empty({batch, config_.num_kv_heads, capacity, config_.head_dim}, options));
+    cache.values.push_back(at::empty({batch, config_.num_kv_heads, capacity, config_.head_dim}, options));
+  }
+  cache.valid = at::zeros({batch, capacity}, options.dtype(at::kBool));
+  return cache;
+}
 
 std::pair<at::Tensor, at::Tensor> Decoder::prepare(const at::Tensor& input_ids, const at::Tensor& attention_mask) const {
   if (input_ids.dim() != 2 || at::isFloatingType(input_ids.scalar_type()) || input_ids.scalar_type() == at::kBool) {
@@ -171,39 +250,63 @@ std::pair<at::Tensor, at::Tensor> Decoder::prepare(const at::Tensor& input_ids, 
   return {ids, attention_mask.to(device_).to(at::kBool)};
 }
 
-at::Tensor Decoder::hidden_states(const at::Tensor& ids, const at::Tensor& mask) const {
-  const int64_t time = ids.size(1);
-  at::Tensor positions = (mask.cumsum(-1) - 1).clamp_min(0);
-  // Query t sees keys s ≤ t that are tokens. Each position also sees itself, so that a query with no visible key
-  // (left padding) gets a finite output instead of NaN.
-  at::Tensor causal = at::ones({time, time}, at::TensorOptions().dtype(at::kBool).device(device_)).tril();
-  at::Tensor attend = (causal & mask.view({-1, 1, 1, time})) | at::eye(time, causal.options());  // [B, 1, T, T]
+at::Tensor Decoder::layer_forward(size_t index, const at::Tensor& x, const Rope& rope, const at::Tensor& attend, KvCache* cache) const {
+  const Layer& layer = layers_[index];
+  at::Tensor h = x + attention(index, rms_norm(x, layer.input_norm), rope, attend, cache);
+  return h + mlp(layer, rms_norm(h, layer.post_attention_norm));
+}
+
+at::Tensor Decoder::hidden_states(const at::Tensor& ids, const at::Tensor& positions, const at::Tensor& attend, KvCache* cache,
+                                  bool checkpoint) const {
   const Rope rotary = rope(positions);
 
+  // Checkpointing only pays when a graph is recorded.
+  const bool recompute = checkpoint && at::GradMode::is_enabled() &&
+                         std::any_of(parameters_.begin(), parameters_.end(), [](const auto& p) { return p.second.requires_grad(); });
   at::Tensor x = at::embedding(embed_tokens_, ids);
-  for (const Layer& layer : layers_) {
+  for (size_t i = 0; i < layers_.size(); ++i) {
     check_cancelled();
-    x = x + attention(layer, rms_norm(x, layer.input_norm), rotary, attend);
-    x = x + mlp(layer, rms_norm(x, layer.post_attention_norm));
+    if (recompute) {
+      auto self = shared_from_this();
+      x = checkpointed([self, i, rotary, attend](const at::Tensor& input) { return self->layer_forward(i, input, rotary, attend, nullptr); }, x);
+    } else {
+      x = layer_forward(i, x, rotary, attend, cache);
+    }
   }
   return rms_norm(x, final_norm_);
 }
 
-at::Tensor Decoder::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) const {
+// Positions count the tokens before each one, so padding shifts nothing.
+static at::Tensor token_positions(const at::Tensor& mask) { return (mask.cumsum(-1) - 1).clamp_min(0); }
+
+at::Tensor Decoder::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool checkpoint) const {
   auto [ids, mask] = prepare(input_ids, attention_mask);
-  return lm_head(hidden_states(ids, mask));
+  at::Tensor attend = visible_keys(mask, 0, ids.size(1));
+  return lm_head(hidden_states(ids, token_positions(mask), attend, nullptr, checkpoint));
 }
 
-at::Tensor Decoder::token_logprobs(const at::Tensor& input_ids, const at::Tensor& attention_mask) const {
+at::Tensor Decoder::token_logprobs(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool checkpoint) const {
   auto [ids, mask] = prepare(input_ids, attention_mask);
   const int64_t predicted = ids.size(1) - 1;
   // The last position predicts no given token: its logits are never computed.
-  at::Tensor hidden = hidden_states(ids, mask).narrow(1, 0, predicted);
+  at::Tensor attend = visible_keys(mask, 0, ids.size(1));
+  at::Tensor hidden = hidden_states(ids, token_positions(mask), attend, nullptr, checkpoint).narrow(1, 0, predicted);
   at::Tensor targets = ids.narrow(1, 1, predicted);
   at::Tensor logprobs = gather_logprobs(lm_head(hidden), targets.unsqueeze(-1)).squeeze(-1);
   // A token has a log-prob when it and the token before it are real: a row's first token has no prefix.
   at::Tensor scored = mask.narrow(1, 1, predicted) & mask.narrow(1, 0, predicted);
   return logprobs.masked_fill(at::logical_not(scored), 0.0);
+}
+
+at::Tensor Decoder::extend(KvCache& cache, const at::Tensor& ids, const at::Tensor& positions, const at::Tensor& valid) const {
+  at::NoGradGuard no_grad;
+  const int64_t start = cache.length, time = ids.size(1);
+  if (start + time > cache.valid.size(1)) invalid_argument("the KV cache is full (" + std::to_string(cache.valid.size(1)) + " positions)");
+  cache.valid.narrow(1, start, time).copy_(valid);
+  at::Tensor attend = visible_keys(cache.valid.narrow(1, 0, start + time), start, time);
+  at::Tensor hidden = hidden_states(ids, positions, attend, &cache, /*checkpoint=*/false);
+  cache.length += time;
+  return lm_head(hidden.select(1, time - 1));
 }
 
 }  // namespace prefix_rl

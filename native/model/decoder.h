@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,9 +40,17 @@ struct DecoderConfig {
   bool mlp_bias;        // biases on gate/up/down projections
 };
 
-class Decoder {
+// Keys and values of the positions a generation has seen, so that each new token costs one position's forward.
+struct KvCache {
+  std::vector<at::Tensor> keys, values;  // per layer [B, kv_heads, capacity, head_dim], model dtype
+  at::Tensor valid;                      // [B, capacity] bool: which cached positions are tokens (not padding)
+  int64_t length = 0;                    // positions filled so far
+};
+
+class Decoder : public std::enable_shared_from_this<Decoder> {
  public:
   // Allocates uninitialized parameters in `dtype` on `device`; load them with load_parameters(parameters(), ...).
+  // Construct it with std::make_shared: checkpointed layers keep the decoder alive until their backward has run.
   Decoder(const DecoderConfig& config, at::ScalarType dtype, at::Device device);
 
   const DecoderConfig& config() const { return config_; }
@@ -53,10 +62,22 @@ class Decoder {
   // input_ids [B, T] integers, attention_mask [B, T] (1 = token, 0 = padding; undefined = no padding) → logits
   // [B, T, V] in the model dtype. Positions count attended tokens only, so left- and right-padded rows give the same
   // logits as their unpadded sequences; logits at padding positions are finite but meaningless.
-  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) const;
+  // `checkpoint`: activation checkpointing while parameters require grad. Each layer keeps only its input, and the
+  // backward pass recomputes its activations (one more forward per layer), as torch.utils.checkpoint does.
+  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool checkpoint = false) const;
 
   // log p(input_ids[:, t+1] | input_ids[:, ..t]) as [B, T-1] float32; 0 where the token is padding or the first of its row.
-  at::Tensor token_logprobs(const at::Tensor& input_ids, const at::Tensor& attention_mask) const;
+  at::Tensor token_logprobs(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool checkpoint = false) const;
+
+  // Checks input_ids [B, T] and attention_mask [B, T] and moves them to the model device: ids as int64, the mask as
+  // bool (all true when undefined).
+  std::pair<at::Tensor, at::Tensor> prepare(const at::Tensor& input_ids, const at::Tensor& attention_mask) const;
+
+  // An empty cache for `batch` rows and up to `capacity` positions.
+  KvCache new_cache(int64_t batch, int64_t capacity) const;
+  // Runs `ids` [B, T] (prepared) at `positions` [B, T] after the cached positions, appends their keys and values to
+  // `cache` (`valid` [B, T] marks tokens) and returns the logits [B, V] of the last of them. Records no graph.
+  at::Tensor extend(KvCache& cache, const at::Tensor& ids, const at::Tensor& positions, const at::Tensor& valid) const;
 
  private:
   struct Layer {
@@ -70,15 +91,17 @@ class Decoder {
   };
 
   at::Tensor parameter(const std::string& name, std::vector<int64_t> shape);
-  // Final hidden states [B, T, hidden] after the last norm, from the outputs of prepare().
-  at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& mask) const;
+  // Final hidden states [B, T, hidden] after the last norm, for ids at `positions` seeing the keys `attend` allows
+  // ([B, 1, T, keys]). With a cache, the new keys and values are appended to it (the caller advances its length).
+  at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& positions, const at::Tensor& attend, KvCache* cache,
+                           bool checkpoint) const;
+  // Pre-norm block `index`: attention then MLP, each added to the residual stream.
+  at::Tensor layer_forward(size_t index, const at::Tensor& x, const Rope& rope, const at::Tensor& attend, KvCache* cache) const;
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
   Rope rope(const at::Tensor& positions) const;
-  at::Tensor attention(const Layer& layer, const at::Tensor& x, const Rope& rope, const at::Tensor& attend) const;
+  at::Tensor attention(size_t index, const at::Tensor& x, const Rope& rope, const at::Tensor& attend, KvCache* cache) const;
   at::Tensor mlp(const Layer& layer, const at::Tensor& x) const;
   at::Tensor lm_head(const at::Tensor& hidden) const;
-  // Checks shapes and moves the inputs to the model device: ids as int64, the mask as bool (all true if undefined).
-  std::pair<at::Tensor, at::Tensor> prepare(const at::Tensor& input_ids, const at::Tensor& attention_mask) const;
 
   DecoderConfig config_;
   at::ScalarType dtype_;

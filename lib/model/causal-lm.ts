@@ -1,0 +1,183 @@
+// CausalLM: a Qwen3 or Llama decoder loaded from a Hugging Face checkpoint folder, running on the native compute
+// thread. Every method that touches weights returns a Promise; returned tensors join the current `tidy` scope.
+import { join } from 'node:path';
+import { withCancel } from '../tensor/cancel.js';
+import { tidy } from '../tensor/scope.js';
+import { Tensor, type AsyncOptions, type DType, type DeviceName } from '../tensor/tensor.js';
+import { padBatch } from './batch.js';
+import { checkpointFiles, writeCheckpoint, type WriteCheckpointOptions } from './checkpoint.js';
+import { readModelConfig, type ModelConfig } from './config.js';
+import { modelAddon, type NativeModel } from './native.js';
+
+/** Parameter dtypes a model can be loaded in. */
+export type ModelDType = Extract<DType, 'float32' | 'bfloat16' | 'float16' | 'float64'>;
+
+export interface LoadModelOptions extends AsyncOptions {
+  /** Parameter dtype (default float32, whatever the checkpoint stores: weights are converted while loading). */
+  dtype?: ModelDType;
+  device?: DeviceName;
+}
+
+export interface ForwardOptions extends AsyncOptions {
+  /**
+   * Activation checkpointing, for training (it does nothing while no parameter requires grad): each layer keeps only
+   * its input and backward() recomputes its activations, one more forward per layer. The recomputation accumulates
+   * parameter gradients into `.grad` directly, so use backward(), not a gradient function over parameters.
+   */
+  checkpoint?: boolean;
+}
+
+export interface GenerateOptions extends AsyncOptions {
+  /** Most new tokens per prompt. */
+  maxNewTokens: number;
+  /** Sampling temperature (default 1); 0 takes the most likely token (greedy). */
+  temperature?: number;
+  /** Sample among the k most likely tokens only (default 0: off). */
+  topK?: number;
+  /** Sample among the most likely tokens until their probability mass reaches p (default 1: off). */
+  topP?: number;
+  /** The sampler's seed (default 0). The same seed, prompts and options give the same tokens on the same device. */
+  seed?: number;
+  /** Tokens that end a row, included in its output (default: the config's eos_token_id). */
+  eosTokenIds?: number[];
+  /** Token sequences that end a row once its new tokens end with one, included in its output. */
+  stopSequences?: number[][];
+  /** Also return the K most likely tokens and their log-probs at every step (default 0). */
+  topLogprobs?: number;
+}
+
+export type FinishReason = 'length' | 'eos' | 'stop';
+const FINISH_REASONS: readonly FinishReason[] = ['length', 'eos', 'stop'];
+
+export interface Generation {
+  /** The new tokens (not the prompt), up to and including an EOS token or stop sequence. */
+  tokens: number[];
+  /**
+   * log softmax(logits / temperature) at each token (temperature 1 when greedy): the tempered distribution before
+   * top-k/top-p truncation, as a trainer recomputes it.
+   */
+  logprobs: number[];
+  finishReason: FinishReason;
+  /** With topLogprobs = K: at each step the K most likely tokens, most likely first, and their log-probs. */
+  topTokens?: number[][];
+  topLogprobs?: number[][];
+}
+
+export type SaveModelOptions = Omit<WriteCheckpointOptions, 'companionsFrom'>;
+
+/**
+ * Loads the checkpoint folder `dir`: config.json, and model.safetensors or the shards of
+ * model.safetensors.index.json. A missing, extra or mis-shaped tensor rejects with an error naming it; an
+ * unsupported or inconsistent config rejects with a ModelConfigError naming the field.
+ */
+export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<CausalLM> {
+  const { config, raw } = await readModelConfig(join(dir, 'config.json'));
+  const files = await checkpointFiles(dir);
+  const dtype = options.dtype ?? 'float32';
+  const device = options.device ?? 'cpu';
+  const native = await withCancel(options.signal, (token) => modelAddon().loadModel(config, files, { dtype, device }, token));
+  return new CausalLM(native, config, raw, dir);
+}
+
+export class CausalLM {
+  /** @internal use loadModel */
+  constructor(
+    private readonly native: NativeModel,
+    readonly config: ModelConfig,
+    /** config.json as read (unknown fields kept, so that save() writes them back). */
+    private readonly rawConfig: Record<string, unknown>,
+    /** The folder the model was loaded from. */
+    readonly source: string,
+  ) {}
+
+  get dtype(): ModelDType {
+    return this.native.dtype as ModelDType;
+  }
+  get device(): string {
+    return this.native.device;
+  }
+  get isDisposed(): boolean {
+    return this.native.isDisposed;
+  }
+
+  /**
+   * Logits [B, T, V] in the model dtype for `inputIds` [B, T] (integer tokens) and `attentionMask` [B, T] (1 =
+   * token, 0 = padding; omitted = no padding). Positions count tokens only, so left- or right-padded rows give the
+   * logits of their unpadded sequences; logits at padding positions are meaningless.
+   */
+  async forward(inputIds: Tensor, attentionMask?: Tensor, options: ForwardOptions = {}): Promise<Tensor> {
+    const { checkpoint } = options;
+    const out = await withCancel(options.signal, (token) => this.native.forward(inputIds.native, attentionMask?.native ?? null, { checkpoint }, token));
+    return Tensor.wrap(out);
+  }
+
+  /**
+   * log p(token t | tokens before t) for t = 1..T-1, as [B, T-1] float32; 0 where the token is padding or is the
+   * first token of its row (it has no prefix). Computes no logits for the last position.
+   */
+  async tokenLogprobs(inputIds: Tensor, attentionMask?: Tensor, options: ForwardOptions = {}): Promise<Tensor> {
+    const { checkpoint } = options;
+    const out = await withCancel(options.signal, (token) =>
+      this.native.tokenLogprobs(inputIds.native, attentionMask?.native ?? null, { checkpoint }, token),
+    );
+    return Tensor.wrap(out);
+  }
+
+  /**
+   * Samples continuations of `prompts` (token ids, at least one each) as one batch with a KV cache. Rows stop at an
+   * EOS token, a stop sequence or `maxNewTokens`; the batch stops when every row has. Which tokens a row gets
+   * depends on its seed and on the whole batch (rows draw from one random stream), never on timing.
+   */
+  async generate(prompts: readonly (readonly number[])[], options: GenerateOptions): Promise<Generation[]> {
+    const { signal, eosTokenIds = this.config.eosTokenIds, ...sampling } = options;
+    return tidy(async () => {
+      const { inputIds, attentionMask } = padBatch(prompts, { side: 'left', padId: this.config.padTokenId ?? 0 });
+      const raw = await withCancel(signal, (token) =>
+        this.native.generate(inputIds.native, attentionMask.native, { ...sampling, eosTokenIds }, token),
+      );
+      const [tokens, logprobs, lengths, reasons] = [raw.tokens, raw.logprobs, raw.lengths, raw.finishReasons].map((t) => Tensor.wrap(t).toNested());
+      const topTokens = raw.topTokens && (Tensor.wrap(raw.topTokens).toNested() as number[][][]);
+      const topLogprobs = raw.topLogprobs && (Tensor.wrap(raw.topLogprobs).toNested() as number[][][]);
+      return prompts.map((_, row): Generation => {
+        const length = (lengths as number[])[row];
+        const generation: Generation = {
+          tokens: (tokens as number[][])[row].slice(0, length),
+          logprobs: (logprobs as number[][])[row].slice(0, length),
+          finishReason: FINISH_REASONS[(reasons as number[])[row]],
+        };
+        if (topTokens && topLogprobs) {
+          generation.topTokens = topTokens[row].slice(0, length);
+          generation.topLogprobs = topLogprobs[row].slice(0, length);
+        }
+        return generation;
+      });
+    });
+  }
+
+  /** Every parameter by its Hugging Face name; the tensors share storage with the model (dispose them when done). */
+  parameters(): Map<string, Tensor> {
+    return new Map(Object.entries(this.native.parameters()).map(([name, native]) => [name, Tensor.wrap(native)]));
+  }
+
+  /**
+   * Writes a Hugging Face checkpoint folder: config.json (with this model's dtype), the weights in the model dtype
+   * (sharded past `maxShardBytes`) and the tokenizer and generation files of the source folder.
+   */
+  async save(dir: string, options: SaveModelOptions = {}): Promise<void> {
+    const parameters = this.parameters();
+    try {
+      const config = { ...this.rawConfig };
+      // transformers >= 5 writes `dtype`, older versions `torch_dtype`; keep whichever the checkpoint had.
+      const dtypeKey = 'dtype' in config && !('torch_dtype' in config) ? 'dtype' : 'torch_dtype';
+      config[dtypeKey] = this.dtype;
+      await writeCheckpoint(dir, config, [...parameters], { ...options, companionsFrom: this.source });
+    } finally {
+      for (const tensor of parameters.values()) tensor.dispose();
+    }
+  }
+
+  /** Frees the weights now (idempotent). Jobs already running keep their own reference. */
+  dispose(): void {
+    this.native.dispose();
+  }
+}

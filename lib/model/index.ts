@@ -1,0 +1,19 @@
+export {
+  loadModel,
+  CausalLM,
+  type FinishReason,
+  type Generation,
+  type GenerateOptions,
+  type ForwardOptions, type LoadModelOptions, type ModelDType, type SaveModelOptions } from './causal-lm.js';
+export { parseModelConfig, readModelConfig, ModelConfigError, MODEL_TYPES, type ModelConfig, type ModelType, type Llama3RopeScaling } from './config.js';
+export {
+  checkpointFiles,
+  writeCheckpoint,
+  planShards,
+  CheckpointError,
+  COMPANION_FILES,
+  DEFAULT_MAX_SHARD_BYTES,
+  type WriteCheckpointOptions,
+} from './checkpoint.js';
+export { readSafetensors, writeSafetensors, type SafetensorsContents } from './safetensors.js';
+export { padBatch, type PaddedBatch, type PadOptions } from './batch.js';

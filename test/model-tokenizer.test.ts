@@ -1,0 +1,51 @@
+// Tokenizer loading from a checkpoint folder: tokenizer.json + tokenizer_config.json + chat template.
+import { mkdtemp, rm, writeFile, cp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TokenizerError, loadTokenizer, type Tokenizer } from '../lib/tokenizer/index.js';
+
+const MODEL = join(process.cwd(), 'fixtures/models/qwen3-tiny');
+
+let tokenizer: Tokenizer;
+let tmp: string;
+beforeAll(async () => {
+  tokenizer = await loadTokenizer(MODEL);
+  tmp = await mkdtemp(join(tmpdir(), 'prefix-rl-tokenizer-'));
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+test('encodes and decodes, with the special ids of tokenizer_config.json', () => {
+  const ids = tokenizer.encode('2+3=5');
+  expect(tokenizer.decode(ids)).toBe('2+3=5');
+  expect(ids.map((id) => tokenizer.idToToken(id))).toEqual(['2', '+', '3', '=', '5']);
+  expect([tokenizer.padTokenId, tokenizer.bosTokenId, tokenizer.eosTokenId]).toEqual([0, 1, 2]);
+  expect(tokenizer.tokenToId('<sep>')).toBe(3);
+  expect(tokenizer.vocabularySize).toBe(83);
+  expect(tokenizer.decode([1, ...ids, 2], { skipSpecialTokens: true })).toBe('2+3=5');
+});
+
+test('renders and encodes a chat with the template', () => {
+  const messages = [
+    { role: 'user', content: '1+1' },
+    { role: 'assistant', content: '2' },
+  ];
+  expect(tokenizer.applyChatTemplate(messages)).toBe('<bos>1+1<sep>2<eos>');
+  expect(tokenizer.applyChatTemplate(messages.slice(0, 1), { addGenerationPrompt: true })).toBe('<bos>1+1<sep>');
+  expect(tokenizer.encodeChat(messages)).toEqual([1, ...tokenizer.encode('1+1'), 3, ...tokenizer.encode('2'), 2]);
+});
+
+test('template errors and missing files are TokenizerErrors naming the folder', async () => {
+  expect(() => tokenizer.applyChatTemplate([{ role: 'system', content: 'x' }])).toThrow(/only user and assistant roles/);
+  await expect(loadTokenizer(tmp)).rejects.toThrow(TokenizerError);
+  await expect(loadTokenizer(tmp)).rejects.toThrow(`${tmp}: no tokenizer.json`);
+});
+
+test('chat_template.jinja takes precedence over tokenizer_config.json', async () => {
+  const dir = join(tmp, 'jinja');
+  await cp(MODEL, dir, { recursive: true });
+  await writeFile(join(dir, 'chat_template.jinja'), "{% for m in messages %}[{{ m['role'] }}]{{ m['content'] }}{% endfor %}{{ eos_token }}");
+  const withFile = await loadTokenizer(dir);
+  expect(withFile.applyChatTemplate([{ role: 'user', content: 'hi' }])).toBe('[user]hi<eos>');
+});

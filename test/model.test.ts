@@ -1,0 +1,384 @@
+// The native decoder against transformers: fixtures/models/ holds tiny random Qwen3 and Llama checkpoints with the
+// logits and log-probs transformers computed for a padded batch (scripts/make_model_fixtures.py).
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  CheckpointError,
+  ModelConfigError,
+  loadModel,
+  padBatch,
+  parseModelConfig,
+  readSafetensors,
+  writeSafetensors,
+  type CausalLM,
+} from '../lib/model/index.js';
+import { Tensor, liveTensors, tidy } from '../lib/tensor/index.js';
+
+const FIXTURES = join(process.cwd(), 'fixtures/models');
+
+interface Reference {
+  input_ids: number[][];
+  attention_mask: number[][];
+  logits: number[][][];
+  logprobs: number[][];
+  logits_bf16: number[][][];
+}
+
+const readJson = async <T>(path: string): Promise<T> => JSON.parse(await readFile(path, 'utf8')) as T;
+const reference = (name: string) => readJson<Reference>(join(FIXTURES, name, 'reference.json'));
+const int64 = (rows: number[][]) => Tensor.from(rows, undefined, { dtype: 'int64' });
+
+/** Largest |actual - expected| / max(|expected|, 1) over the entries where `keep` holds. */
+function maxRelativeError(actual: ArrayLike<number>, expected: number[], keep: (i: number) => boolean = () => true): number {
+  expect(actual.length).toBe(expected.length);
+  let worst = 0;
+  for (let i = 0; i < expected.length; i++) {
+    if (keep(i)) worst = Math.max(worst, Math.abs(actual[i] - expected[i]) / Math.max(Math.abs(expected[i]), 1));
+  }
+  return worst;
+}
+
+/** Error of logits at real tokens only: transformers and we both leave padding positions meaningless. */
+function logitsError(logits: Tensor, ref: Reference, expected = ref.logits): number {
+  const vocab = ref.logits[0][0].length;
+  const mask = ref.attention_mask.flat();
+  return maxRelativeError(logits.toArray() as Float32Array, expected.flat(2), (i) => mask[Math.floor(i / vocab)] === 1);
+}
+
+let tmp: string;
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'prefix-rl-model-'));
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+/** A copy of a fixture folder that a test may damage. */
+async function copyFixture(name: string, as: string): Promise<string> {
+  const dir = join(tmp, as);
+  await cp(join(FIXTURES, name), dir, { recursive: true });
+  return dir;
+}
+
+describe.each([
+  ['qwen3-tiny', 'Qwen3, tied embeddings, q/k norm, single file'],
+  ['llama-tiny', 'Llama, untied, llama3 rope scaling, sharded'],
+])('%s (%s)', (name) => {
+  let model: CausalLM;
+  let ref: Reference;
+  beforeAll(async () => {
+    model = await loadModel(join(FIXTURES, name));
+    ref = await reference(name);
+  });
+  afterAll(() => model.dispose());
+
+  test('logits of a padded batch match transformers (fp32, 1e-4 relative)', async () => {
+    await tidy(async () => {
+      const logits = await model.forward(int64(ref.input_ids), int64(ref.attention_mask));
+      expect(logits.shape).toEqual([3, 12, model.config.vocabSize]);
+      expect(logits.dtype).toBe('float32');
+      expect(logitsError(logits, ref)).toBeLessThan(1e-4);
+    });
+  });
+
+  test('token log-probs match transformers', async () => {
+    await tidy(async () => {
+      const logprobs = await model.tokenLogprobs(int64(ref.input_ids), int64(ref.attention_mask));
+      expect(logprobs.shape).toEqual([3, 11]);
+      expect(maxRelativeError(logprobs.toArray() as Float32Array, ref.logprobs.flat())).toBeLessThan(1e-4);
+      // Padding and each row's first token score exactly 0.
+      const rows = logprobs.toNested() as number[][];
+      expect(rows[1].slice(7)).toEqual([0, 0, 0, 0]);
+      expect(rows[2].slice(0, 5)).toEqual([0, 0, 0, 0, 0]);
+    });
+  });
+
+  test('a padded row gives the logits of its unpadded sequence, on either side', async () => {
+    await tidy(async () => {
+      const tokens = ref.input_ids[0].slice(0, 7);
+      const alone = (await model.forward(int64([tokens]))).toNested() as number[][][];
+      for (const side of ['left', 'right'] as const) {
+        const { inputIds, attentionMask } = padBatch([tokens, ref.input_ids[0]], { side, padId: 5 });
+        const rows = (await model.forward(inputIds, attentionMask)).toNested() as number[][][];
+        const real = side === 'left' ? rows[0].slice(5) : rows[0].slice(0, 7);
+        expect(maxRelativeError(real.flat(), alone[0].flat())).toBeLessThan(1e-5);
+      }
+    });
+  });
+
+  test('bfloat16 logits match transformers in bfloat16 to an ulp', async () => {
+    const bf16 = await loadModel(join(FIXTURES, name), { dtype: 'bfloat16' });
+    try {
+      await tidy(async () => {
+        const logits = await bf16.forward(int64(ref.input_ids), int64(ref.attention_mask));
+        expect(logits.dtype).toBe('bfloat16');
+        expect(logitsError(logits, ref, ref.logits_bf16)).toBeLessThan(2 ** -7);
+        expect(logitsError(logits, ref)).toBeLessThan(0.05);
+        const logprobs = await bf16.tokenLogprobs(int64(ref.input_ids), int64(ref.attention_mask));
+        expect(logprobs.dtype).toBe('float32');
+      });
+    } finally {
+      bf16.dispose();
+    }
+  });
+
+  test('save → reload gives equal logits, as one file and as shards', async () => {
+    for (const maxShardBytes of [undefined, 100_000]) {
+      const dir = join(tmp, `${name}-saved-${maxShardBytes ?? 'single'}`);
+      await model.save(dir, { maxShardBytes });
+      const reloaded = await loadModel(dir);
+      try {
+        await tidy(async () => {
+          const ids = int64(ref.input_ids);
+          const mask = int64(ref.attention_mask);
+          const before = (await model.forward(ids, mask)).toArray();
+          expect((await reloaded.forward(ids, mask)).toArray()).toEqual(before);
+        });
+      } finally {
+        reloaded.dispose();
+      }
+      const saved = await readJson<Record<string, unknown>>(join(dir, 'config.json'));
+      expect(saved.vocab_size).toBe(model.config.vocabSize);
+      const index = join(dir, 'model.safetensors.index.json');
+      if (maxShardBytes) {
+        const { weight_map } = await readJson<{ weight_map: Record<string, string> }>(index);
+        expect(new Set(Object.values(weight_map)).size).toBeGreaterThan(1);
+        expect(Object.keys(weight_map).sort()).toEqual([...model.parameters().keys()].sort());
+      } else {
+        await expect(readFile(index)).rejects.toThrow();
+      }
+      expect(JSON.parse(await readFile(join(dir, 'tokenizer_config.json'), 'utf8')).eos_token).toBe('<eos>');
+    }
+  });
+});
+
+describe('gradients', () => {
+  test('activation checkpointing gives the gradients of the plain forward', async () => {
+    const model = await loadModel(join(FIXTURES, 'qwen3-tiny'));
+    const parameters = model.parameters();
+    const ref = await reference('qwen3-tiny');
+    try {
+      for (const parameter of parameters.values()) parameter.requiresGrad = true;
+      const gradients = (checkpoint: boolean) =>
+        tidy(async () => {
+          for (const parameter of parameters.values()) parameter.zeroGrad();
+          const logprobs = await model.tokenLogprobs(int64(ref.input_ids), int64(ref.attention_mask), { checkpoint });
+          await logprobs.sum().backwardAsync();
+          return [...parameters.values()].map((parameter) => parameter.grad!.toNumbers());
+        });
+      const plain = await gradients(false);
+      const recomputed = await gradients(true);
+      expect(recomputed).toHaveLength(parameters.size);
+      plain.forEach((grad, i) => {
+        expect(Math.max(...grad.map(Math.abs))).toBeGreaterThan(0);
+        expect(maxRelativeError(recomputed[i], grad)).toBeLessThan(1e-5);
+      });
+    } finally {
+      for (const parameter of parameters.values()) parameter.dispose();
+      model.dispose();
+    }
+  });
+});
+
+describe('checkpoint formats', () => {
+  test('the config layout of transformers < 5 (rope_theta, rope_scaling) loads the same model', async () => {
+    const dir = await copyFixture('llama-tiny', 'llama-old-config');
+    const config = await readJson<Record<string, unknown>>(join(dir, 'config.json'));
+    const { rope_theta, ...scaling } = config.rope_parameters as Record<string, unknown>;
+    delete config.rope_parameters;
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, rope_theta, rope_scaling: scaling, torch_dtype: 'float32' }));
+    const model = await loadModel(dir);
+    try {
+      expect(model.config.ropeScaling).toEqual({ factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 32 });
+      const ref = await reference('llama-tiny');
+      await tidy(async () => {
+        expect(logitsError(await model.forward(int64(ref.input_ids), int64(ref.attention_mask)), ref)).toBeLessThan(1e-4);
+      });
+    } finally {
+      model.dispose();
+    }
+  });
+
+  test('rope scaling matters: without it the Llama logits differ', async () => {
+    const dir = await copyFixture('llama-tiny', 'llama-no-scaling');
+    const config = await readJson<Record<string, unknown>>(join(dir, 'config.json'));
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, rope_parameters: { rope_type: 'default', rope_theta: 10000 } }));
+    const model = await loadModel(dir);
+    try {
+      const ref = await reference('llama-tiny');
+      await tidy(async () => {
+        expect(logitsError(await model.forward(int64(ref.input_ids), int64(ref.attention_mask)), ref)).toBeGreaterThan(1e-3);
+      });
+    } finally {
+      model.dispose();
+    }
+  });
+
+  test('a tied checkpoint that also stores lm_head.weight loads', async () => {
+    const dir = await copyFixture('qwen3-tiny', 'qwen3-with-head');
+    await tidy(async () => {
+      const { tensors } = await readSafetensors(join(dir, 'model.safetensors'));
+      tensors.set('lm_head.weight', tensors.get('model.embed_tokens.weight')!.clone());
+      await writeSafetensors(join(dir, 'model.safetensors'), tensors);
+    });
+    (await loadModel(dir)).dispose();
+  });
+
+  test('safetensors round trip keeps dtypes, shapes, values and metadata', async () => {
+    const path = join(tmp, 'mixed.safetensors');
+    await tidy(async () => {
+      const tensors = {
+        odd: Tensor.from([1, 2, 3], [3], { dtype: 'bfloat16' }),
+        wide: Tensor.from([[1.5, -2], [3, 4e10]], undefined, { dtype: 'float64' }),
+        ids: Tensor.from([7, 8, 9, 10, 11], [5], { dtype: 'int64' }),
+        flags: Tensor.from([true, false], [2], { dtype: 'bool' }),
+        empty: Tensor.zeros([0, 4]),
+        'naïve "quoted" name': Tensor.from([0.25], [1]),
+      };
+      await writeSafetensors(path, tensors, { format: 'pt', note: 'ünïcode' });
+      const { tensors: read, metadata } = await readSafetensors(path);
+      expect(metadata).toEqual({ format: 'pt', note: 'ünïcode' });
+      expect([...read.keys()].sort()).toEqual(Object.keys(tensors).sort());
+      for (const [key, tensor] of Object.entries(tensors)) {
+        const copy = read.get(key)!;
+        expect([copy.dtype, copy.shape]).toEqual([tensor.dtype, tensor.shape]);
+        expect(copy.toArray()).toEqual(tensor.toArray());
+      }
+    });
+  });
+});
+
+describe('errors name what is wrong', () => {
+  /** Rewrites qwen3-tiny's weights through `edit` and returns the load error. */
+  async function loadEdited(as: string, edit: (tensors: Map<string, Tensor>) => void): Promise<Error> {
+    const dir = await copyFixture('qwen3-tiny', as);
+    await tidy(async () => {
+      const { tensors } = await readSafetensors(join(dir, 'model.safetensors'));
+      edit(tensors);
+      await writeSafetensors(join(dir, 'model.safetensors'), tensors);
+    });
+    return loadModel(dir).then(
+      () => {
+        throw new Error('loaded');
+      },
+      (err: Error) => err,
+    );
+  }
+
+  test('a missing tensor', async () => {
+    const err = await loadEdited('missing', (t) => t.delete('model.layers.1.mlp.up_proj.weight'));
+    expect(err.message).toMatch(/lacks 1 tensor.*'model\.layers\.1\.mlp\.up_proj\.weight'/);
+  });
+
+  test('an extra tensor', async () => {
+    const err = await loadEdited('extra', (t) => t.set('model.layers.0.self_attn.rotary.weight', Tensor.zeros([2])));
+    expect(err.message).toMatch(/does not use: 'model\.layers\.0\.self_attn\.rotary\.weight'/);
+  });
+
+  test('a mis-shaped tensor', async () => {
+    const err = await loadEdited('misshaped', (t) => t.set('model.norm.weight', Tensor.ones([32])));
+    expect(err.message).toContain("tensor 'model.norm.weight'");
+    expect(err.message).toContain('has shape [32], but the model expects [64]');
+  });
+
+  test('a truncated weight file', async () => {
+    const dir = await copyFixture('qwen3-tiny', 'truncated');
+    const bytes = await readFile(join(dir, 'model.safetensors'));
+    await writeFile(join(dir, 'model.safetensors'), bytes.subarray(0, bytes.length - 100));
+    await expect(loadModel(dir)).rejects.toThrow(/model\.safetensors: tensor '.*' lies past the end of the file/);
+  });
+
+  test('not a safetensors file', async () => {
+    const dir = await copyFixture('qwen3-tiny', 'garbage');
+    await writeFile(join(dir, 'model.safetensors'), 'this is not a checkpoint at all');
+    await expect(loadModel(dir)).rejects.toThrow(/model\.safetensors is not a safetensors file/);
+  });
+
+  test('a shard named by the index is missing', async () => {
+    const dir = await copyFixture('llama-tiny', 'lost-shard');
+    await rm(join(dir, 'model-00002-of-00002.safetensors'));
+    await expect(loadModel(dir)).rejects.toThrow(/cannot open .*model-00002-of-00002\.safetensors/);
+  });
+
+  test('a folder without weights', async () => {
+    await expect(loadModel(join(FIXTURES, 'qwen3-tiny-lora'))).rejects.toThrow(ModelConfigError);
+    const dir = await copyFixture('qwen3-tiny', 'no-weights');
+    await rm(join(dir, 'model.safetensors'));
+    await expect(loadModel(dir)).rejects.toThrow(CheckpointError);
+  });
+
+  describe('bad configs', () => {
+    let base: Record<string, unknown>;
+    beforeAll(async () => {
+      base = await readJson(join(FIXTURES, 'qwen3-tiny', 'config.json'));
+    });
+    test.each([
+      ['another family', { model_type: 'gpt2' }, /model_type 'gpt2' is not supported/],
+      ['heads that do not group', { num_key_value_heads: 3 }, /num_attention_heads \(4\) must be a multiple of num_key_value_heads \(3\)/],
+      ['a missing size', { vocab_size: undefined }, /x\/config\.json: vocab_size: /],
+      ['a negative size', { hidden_size: -64 }, /hidden_size: /],
+      ['another activation', { hidden_act: 'gelu' }, /hidden_act 'gelu' is not supported/],
+      ['another rope type', { rope_parameters: { rope_type: 'yarn', rope_theta: 1e6, factor: 4 } }, /rope type 'yarn' is not supported/],
+      ['incomplete llama3 scaling', { rope_parameters: { rope_type: 'llama3', rope_theta: 1e6, factor: 4 } }, /llama3 rope scaling needs/],
+      ['sliding windows', { use_sliding_window: true }, /sliding-window attention/],
+      ['an odd head_dim', { head_dim: 15 }, /head_dim must be even/],
+    ])('%s', (_, change, message) => {
+      expect(() => parseModelConfig({ ...base, ...change }, 'x/config.json')).toThrow(ModelConfigError);
+      expect(() => parseModelConfig({ ...base, ...change }, 'x/config.json')).toThrow(message);
+    });
+
+    test('config.json that is not JSON', async () => {
+      const dir = await copyFixture('qwen3-tiny', 'bad-json');
+      await writeFile(join(dir, 'config.json'), '{ "model_type": ');
+      await expect(loadModel(dir)).rejects.toThrow(/config\.json: not valid JSON/);
+    });
+  });
+
+  describe('bad inputs', () => {
+    let model: CausalLM;
+    beforeAll(async () => {
+      model = await loadModel(join(FIXTURES, 'qwen3-tiny'));
+    });
+    afterAll(() => model.dispose());
+
+    test('token ids outside the vocabulary', async () => {
+      await tidy(async () => {
+        await expect(model.forward(int64([[1, 83]]))).rejects.toMatchObject({ code: 'ERR_INVALID_ARG', message: expect.stringContaining('[0, 83)') });
+      });
+    });
+
+    test('float ids, a mask of another shape', async () => {
+      await tidy(async () => {
+        await expect(model.forward(Tensor.from([[1, 2]]))).rejects.toThrow(/input_ids must be a \[batch, time\] integer tensor/);
+        await expect(model.forward(int64([[1, 2]]), int64([[1, 1, 1]]))).rejects.toThrow(/attention_mask has shape \[1, 3\]/);
+      });
+    });
+
+    test('an aborted call and a disposed model reject', async () => {
+      await tidy(async () => {
+        const controller = new AbortController();
+        controller.abort();
+        await expect(model.forward(int64([[1, 2]]), undefined, { signal: controller.signal })).rejects.toMatchObject({ name: 'AbortError' });
+      });
+      const other = await loadModel(join(FIXTURES, 'qwen3-tiny'));
+      other.dispose();
+      expect(other.isDisposed).toBe(true);
+      await tidy(async () => {
+        await expect(other.forward(int64([[1, 2]]))).rejects.toThrow(/forward: the model was disposed/);
+      });
+    });
+  });
+});
+
+test('no tensor outlives its scope', async () => {
+  const before = liveTensors();
+  const model = await loadModel(join(FIXTURES, 'qwen3-tiny'));
+  await tidy(async () => {
+    const { inputIds, attentionMask } = padBatch([[1, 2, 3], [4]]);
+    await model.tokenLogprobs(inputIds, attentionMask);
+    model.parameters();
+  });
+  model.dispose();
+  expect(liveTensors()).toBe(before);
+});
