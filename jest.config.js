@@ -1,4 +1,4 @@
-/** Jest runs the TypeScript sources directly (ts-jest, ESM, transpile-only; `npm run typecheck` checks types). */
+/** Jest runs the TypeScript sources directly (ts-jest, ESM; isolatedModules in tsconfig makes it transpile-only; `npm run typecheck` checks types). */
 export default {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
@@ -6,7 +6,7 @@ export default {
   testMatch: ['**/*.test.ts'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: {
-    '^.+\\.ts$': ['ts-jest', { useESM: true, isolatedModules: true, diagnostics: false }],
+    '^.+\\.ts$': ['ts-jest', { useESM: true, diagnostics: false }],
   },
   testTimeout: 60000,
 };

@@ -2,8 +2,10 @@
 // links them (static CUDA runtime) even where no CUDA libtorch exists. Not loaded by the addon.
 #include "cuda/kernels.h"
 
-extern "C" __attribute__((visibility("default"))) const void* prefix_rl_cuda_launchers[] = {
+extern "C" {
+__attribute__((visibility("default"))) const void* prefix_rl_cuda_launchers[] = {
     reinterpret_cast<const void*>(&prefix_rl::cuda::gather_logprobs_forward),
     reinterpret_cast<const void*>(&prefix_rl::cuda::gather_logprobs_backward),
     reinterpret_cast<const void*>(&prefix_rl::cuda::row_topk),
 };
+}
