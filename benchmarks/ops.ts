@@ -1,6 +1,6 @@
 // CPU benchmark of the fused objectives against the naive ATen composition (log_softmax → gather → cumsum …),
-// side by side in one process: time (median of repeats) and peak extra memory (VmHWM above the baseline RSS,
-// after resetting the high-water mark through /proc/self/clear_refs). Run: npm run bench:ops [-- --quick]
+// side by side in one process: time (median of 3 runs after one for memory) and peak extra memory (VmHWM above the baseline RSS,
+// after resetting the high-water mark through /proc/self/clear_refs). Run: npm run bench:ops [-- --quick | --shape=N,V]
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { distrlCandidates, distrlLoss, ipvrmOffline } from '../lib/ops/objectives.js';
@@ -130,14 +130,18 @@ const distPpoNaive: Variant = async (p, newLogits) => {
   });
 };
 
-const shapes: [number, number][] = quick
-  ? [[512, 32000]]
-  : [
-      [512, 32000],
-      [512, 151936],
-      [2048, 32000],
-      [2048, 151936],
-    ];
+// --shape N,V runs one shape; --quick the smallest.
+const shapeArg = process.argv.find((a) => a.startsWith('--shape='))?.slice(8);
+const shapes: [number, number][] = shapeArg
+  ? [shapeArg.split(',').map(Number) as [number, number]]
+  : quick
+    ? [[512, 32000]]
+    : [
+        [512, 32000],
+        [512, 151936],
+        [2048, 32000],
+        [2048, 151936],
+      ];
 
 const rows: string[] = [];
 const report = environmentReport();

@@ -14,7 +14,7 @@ Outputs (deterministic for a given torch/transformers version):
   llama-tiny/       Llama-3 style, untied embeddings, rope_scaling llama3; sharded (model.safetensors.index.json)
 Each model folder has reference.json: padded input_ids, attention_mask, position_ids, logits [B, T, V],
 logprobs [B, T-1] (log-prob of each token given its prefix; 0 for padding and for each row's first token) and
-logits_bf16 (the same model loaded in bfloat16); the adapter folder has the logits and log-probs of the base model with
+logits_bf16 (the same model loaded in bfloat16) and greedy (transformers' greedy generate for three prompts); the adapter folder has the logits and log-probs of the base model with
 the adapter applied.
 """
 
@@ -83,6 +83,31 @@ def padded_inputs():
     return input_ids, attention_mask, position_ids
 
 
+# Prompts of different lengths for greedy generation (left-padded in a batch, as generation needs).
+GREEDY_PROMPTS = [[1, 20, 31, 7, 45], [1, 14, 15], [1, 50, 51, 52, 3, 61, 9]]
+GREEDY_NEW_TOKENS = 8
+
+
+def greedy_reference(model: torch.nn.Module) -> dict:
+    """transformers' greedy generate; each row's new tokens end at its first EOS (id 2), included."""
+    longest = max(len(p) for p in GREEDY_PROMPTS)
+    input_ids = torch.tensor([[0] * (longest - len(p)) + p for p in GREEDY_PROMPTS])
+    attention_mask = torch.tensor([[0] * (longest - len(p)) + [1] * len(p) for p in GREEDY_PROMPTS])
+    with torch.no_grad():
+        out = model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            do_sample=False,
+            max_new_tokens=GREEDY_NEW_TOKENS,
+            eos_token_id=2,
+            pad_token_id=0,
+        )
+    rows = []
+    for row in out[:, longest:].tolist():
+        rows.append(row[: row.index(2) + 1] if 2 in row else row)
+    return dict(prompts=GREEDY_PROMPTS, max_new_tokens=GREEDY_NEW_TOKENS, eos_token_id=2, tokens=rows)
+
+
 def randomize(model: torch.nn.Module, generator: torch.Generator) -> None:
     """Weights far from transformers' init (std 0.02, norms at 1), so that a wrong or swapped tensor shows."""
     with torch.no_grad():
@@ -141,7 +166,7 @@ def make_model(cls, config, out: Path, seed: int, max_shard_size: str | None) ->
     copy_tokenizer(out)
     # bf16 logits as transformers computes them (sdpa, its default): the native bf16 path should match to an ulp.
     bf16 = cls.from_pretrained(out, dtype=torch.bfloat16, attn_implementation="sdpa").eval()
-    outputs = dict(generator=generator_info(), **reference(model), logits_bf16=reference(bf16)["logits"])
+    outputs = dict(generator=generator_info(), **reference(model), logits_bf16=reference(bf16)["logits"], greedy=greedy_reference(model))
     write_json(out / "reference.json", outputs)
     return model
 

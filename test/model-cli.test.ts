@@ -1,4 +1,5 @@
-// `prefix-rl logprobs`: JSON lines in, JSON lines out, against transformers' log-probs of the fixture.
+// `prefix-rl logprobs` and `prefix-rl generate`: JSON lines in, JSON lines out, against transformers' outputs for the
+// fixtures.
 import { jest } from '@jest/globals';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,12 +18,15 @@ beforeEach(() => {
 });
 afterEach(() => jest.restoreAllMocks());
 
-/** Runs the CLI with `lines` on stdin and returns the parsed output lines. */
-async function run(lines: string[], ...args: string[]): Promise<{ logprobs: number[] }[]> {
+/** Runs a command with `lines` on stdin and returns the parsed output lines. */
+async function runCommand<T>(command: string, model: string, lines: string[], args: string[]): Promise<T[]> {
   jest.spyOn(process, 'stdin', 'get').mockReturnValue(Readable.from(lines.map((line) => line + '\n')) as unknown as typeof process.stdin);
-  await main(['logprobs', '--model', MODEL, ...args]);
-  return stdout.join('').trim().split('\n').map((line) => JSON.parse(line));
+  stdout = [];
+  await main([command, '--model', model, ...args]);
+  return stdout.join('').trim().split('\n').map((line) => JSON.parse(line) as T);
 }
+
+const run = (lines: string[], ...args: string[]) => runCommand<{ logprobs: number[] }>('logprobs', MODEL, lines, args);
 
 test('prints the log-prob of every token after the first, per line, matching transformers', async () => {
   const ref = JSON.parse(await readFile(join(MODEL, 'reference.json'), 'utf8')) as { input_ids: number[][]; logprobs: number[][] };
@@ -46,4 +50,36 @@ test.each([
 
 test('an unknown dtype is refused by the argument parser', async () => {
   await expect(run([], '--dtype', 'int8')).rejects.toThrow(/dtype/);
+});
+
+describe('prefix-rl generate', () => {
+  const QWEN3 = join(process.cwd(), 'fixtures/models/qwen3-tiny');
+  interface Output {
+    tokens: number[];
+    logprobs: number[];
+    finish_reason: string;
+    text: string;
+    top_tokens?: number[][];
+  }
+  const generate = (lines: string[], ...args: string[]) => runCommand<Output>('generate', QWEN3, lines, args);
+
+  test('greedy continuations of token ids match transformers, with text from the tokenizer', async () => {
+    const { greedy } = JSON.parse(await readFile(join(QWEN3, 'reference.json'), 'utf8')) as { greedy: { prompts: number[][]; tokens: number[][] } };
+    const out = await generate(greedy.prompts.map((ids) => JSON.stringify({ input_ids: ids })), '--temperature', '0', '--max-new-tokens', '8', '--batch-size', '2');
+    expect(out.map((line) => line.tokens)).toEqual(greedy.tokens);
+    expect(out[0]).toMatchObject({ finish_reason: 'length', text: expect.any(String) });
+    expect(out[0].logprobs).toHaveLength(8);
+  });
+
+  test('prompts and chats go through the tokenizer; the same seed gives the same lines', async () => {
+    const lines = [JSON.stringify({ prompt: '12+3' }), JSON.stringify({ messages: [{ role: 'user', content: '7*6' }] })];
+    const first = await generate(lines, '--seed', '4', '--max-new-tokens', '5', '--top-logprobs', '2');
+    expect(first).toHaveLength(2);
+    expect(first[1].top_tokens).toHaveLength(first[1].tokens.length);
+    expect(await generate(lines, '--seed', '4', '--max-new-tokens', '5', '--top-logprobs', '2')).toEqual(first);
+  });
+
+  test('a line with two kinds of prompt fails naming the line', async () => {
+    await expect(generate(['{"input_ids": [1], "prompt": "1"}'])).rejects.toThrow(/stdin:1: give exactly one of input_ids, prompt or messages/);
+  });
 });

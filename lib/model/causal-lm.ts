@@ -7,7 +7,9 @@ import { Tensor, type AsyncOptions, type DType, type DeviceName } from '../tenso
 import { padBatch } from './batch.js';
 import { checkpointFiles, writeCheckpoint, type WriteCheckpointOptions } from './checkpoint.js';
 import { readModelConfig, type ModelConfig } from './config.js';
+import { ADAPTER_WEIGHTS, loraConfig, readAdapterConfig, writeAdapterConfig, type LoraConfig, type LoraOptions } from './lora.js';
 import { modelAddon, type NativeModel } from './native.js';
+import { writeSafetensors } from './safetensors.js';
 
 /** Parameter dtypes a model can be loaded in. */
 export type ModelDType = Extract<DType, 'float32' | 'bfloat16' | 'float16' | 'float64'>;
@@ -80,6 +82,8 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
 }
 
 export class CausalLM {
+  private adapter: LoraConfig | null = null;
+
   /** @internal use loadModel */
   constructor(
     private readonly native: NativeModel,
@@ -174,6 +178,54 @@ export class CausalLM {
     } finally {
       for (const tensor of parameters.values()) tensor.dispose();
     }
+  }
+
+  // ---- LoRA ----
+
+  /** The attached LoRA adapter's config, or null. */
+  get lora(): LoraConfig | null {
+    return this.adapter;
+  }
+
+  /**
+   * Attaches a new LoRA adapter, initialized as PEFT does (A uniform from `seed`, B zero: the outputs do not change
+   * until it trains). Train it through `loraParameters()`; the base parameters need not require grad.
+   */
+  async addLora(options: LoraOptions & AsyncOptions & { seed?: number }): Promise<void> {
+    const config = loraConfig(options);
+    await withCancel(options.signal, (token) => this.native.addLora(config, options.seed ?? 0, token));
+    this.adapter = config;
+  }
+
+  /** Attaches the PEFT LoRA adapter in `dir` (adapter_config.json + adapter_model.safetensors). */
+  async loadAdapter(dir: string, options: AsyncOptions = {}): Promise<void> {
+    const config = await readAdapterConfig(dir);
+    await withCancel(options.signal, (token) => this.native.loadLora(config, [join(dir, ADAPTER_WEIGHTS)], token));
+    this.adapter = config;
+  }
+
+  /** Writes the attached adapter as a PEFT folder, loadable by PeftModel.from_pretrained on the source model. */
+  async saveAdapter(dir: string, options: AsyncOptions = {}): Promise<void> {
+    if (!this.adapter) throw new Error('saveAdapter: the model has no LoRA adapter');
+    await writeAdapterConfig(dir, this.adapter, this.source);
+    await tidy(() => writeSafetensors(join(dir, ADAPTER_WEIGHTS), this.loraParameters(), { format: 'pt' }, options));
+  }
+
+  /** Folds the adapter into the base weights (W += scale · B A) and detaches it. */
+  async mergeAdapter(options: AsyncOptions = {}): Promise<void> {
+    await withCancel(options.signal, (token) => this.native.mergeLora(token));
+    this.adapter = null;
+  }
+
+  /** Detaches the adapter, leaving the base weights as they were. */
+  async removeAdapter(options: AsyncOptions = {}): Promise<void> {
+    await withCancel(options.signal, (token) => this.native.removeLora(token));
+    this.adapter = null;
+  }
+
+  /** The adapter's parameters by PEFT name (empty without one); the tensors share storage with the model. */
+  loraParameters(): Map<string, Tensor> {
+    return new Map(Object.entries(this.native.loraParameters()).map(([name, native]) => [name, Tensor.wrap(native)]));
   }
 
   /** Frees the weights now (idempotent). Jobs already running keep their own reference. */

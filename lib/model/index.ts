@@ -4,7 +4,11 @@ export {
   type FinishReason,
   type Generation,
   type GenerateOptions,
-  type ForwardOptions, type LoadModelOptions, type ModelDType, type SaveModelOptions } from './causal-lm.js';
+  type ForwardOptions,
+  type LoadModelOptions,
+  type ModelDType,
+  type SaveModelOptions,
+} from './causal-lm.js';
 export { parseModelConfig, readModelConfig, ModelConfigError, MODEL_TYPES, type ModelConfig, type ModelType, type Llama3RopeScaling } from './config.js';
 export {
   checkpointFiles,
@@ -17,3 +21,14 @@ export {
 } from './checkpoint.js';
 export { readSafetensors, writeSafetensors, type SafetensorsContents } from './safetensors.js';
 export { padBatch, type PaddedBatch, type PadOptions } from './batch.js';
+export { AdapterError, LORA_TARGETS, readAdapterConfig, type LoraConfig, type LoraOptions, type LoraTarget } from './lora.js';
+export {
+  AdamW,
+  clipGradNorm,
+  constantSchedule,
+  linearSchedule,
+  cosineSchedule,
+  type AdamWOptions,
+  type LrSchedule,
+  type ScheduleOptions,
+} from './optim.js';

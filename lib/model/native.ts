@@ -2,6 +2,7 @@
 // CausalLM and safetensors wrappers.
 import { addon, type DType, type NativeCancelToken, type NativeTensor } from '../native/addon.js';
 import type { ModelConfig } from './config.js';
+import type { LoraConfig } from './lora.js';
 
 export interface NativeForwardOptions {
   checkpoint?: boolean;
@@ -37,6 +38,12 @@ export interface NativeModel {
   generate(promptIds: NativeTensor, promptMask: NativeTensor | null, options: NativeSamplingOptions, cancel?: NativeCancelToken): Promise<NativeGeneration>;
   /** Every parameter by its Hugging Face name; the tensors share storage with the model. */
   parameters(): Record<string, NativeTensor>;
+  /** The LoRA adapter's parameters by PEFT name (empty without one). */
+  loraParameters(): Record<string, NativeTensor>;
+  addLora(config: LoraConfig, seed: number, cancel?: NativeCancelToken): Promise<void>;
+  loadLora(config: LoraConfig, files: string[], cancel?: NativeCancelToken): Promise<void>;
+  mergeLora(cancel?: NativeCancelToken): Promise<void>;
+  removeLora(cancel?: NativeCancelToken): Promise<void>;
   dispose(): void;
 }
 

@@ -1,11 +1,13 @@
-// JS surface of the model core: loadModel → NativeModel (forward, tokenLogprobs, parameters, dispose), and
-// readSafetensors / writeSafetensors. Everything that touches weights or activations runs on the compute thread.
+// JS surface of the model core: loadModel → NativeModel (forward, tokenLogprobs, generate, parameters, dispose),
+// NativeAdamW and clipGradNorm, readSafetensors / writeSafetensors. Everything that touches weights, gradients or
+// activations runs on the compute thread.
 #include <memory>
 
 #include "addon.h"
 #include "common.h"
 #include "model/decoder.h"
 #include "model/generate.h"
+#include "model/optimizer.h"
 #include "model/safetensors.h"
 #include "tensor.h"
 
@@ -83,6 +85,19 @@ std::vector<std::string> arg_strings(const Napi::Value& value, const char* name)
   return out;
 }
 
+LoraConfig parse_lora(const Napi::Value& value) {
+  if (!value.IsObject()) invalid_argument("LoRA config must be an object");
+  Napi::Object o = value.As<Napi::Object>();
+  return LoraConfig{arg_int(o.Get("rank"), "rank"), arg_number(o.Get("alpha"), "alpha"), opt_bool(o, "rslora", false),
+                    arg_strings(o.Get("targetModules"), "targetModules")};
+}
+
+Napi::Object named_tensors(Napi::Env env, const NamedTensors& tensors) {
+  Napi::Object out = Napi::Object::New(env);
+  for (const auto& [name, tensor] : tensors) out.Set(name, TensorHandle::wrap(env, tensor));
+  return out;
+}
+
 // The JS handle over one loaded model. Jobs hold their own reference, so dispose() while a job runs is safe.
 class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
  public:
@@ -96,6 +111,11 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
                            InstanceMethod<&ModelHandle::token_logprobs>("tokenLogprobs"),
                            InstanceMethod<&ModelHandle::generate>("generate"),
                            InstanceMethod<&ModelHandle::parameters>("parameters"),
+                           InstanceMethod<&ModelHandle::lora_parameters>("loraParameters"),
+                           InstanceMethod<&ModelHandle::add_lora>("addLora"),
+                           InstanceMethod<&ModelHandle::load_lora>("loadLora"),
+                           InstanceMethod<&ModelHandle::merge_lora>("mergeLora"),
+                           InstanceMethod<&ModelHandle::remove_lora>("removeLora"),
                            InstanceMethod<&ModelHandle::dispose>("dispose"),
                        });
   }
@@ -182,13 +202,59 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     });
   }
 
-  // { name: NativeTensor } sharing storage with the model: for saving, inspection and (later) optimizers.
+  // { name: NativeTensor } sharing storage with the model: for saving, inspection and optimizers.
   Napi::Value parameters(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value { return named_tensors(info.Env(), decoder("parameters")->parameters()); });
+  }
+  Napi::Value lora_parameters(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value { return named_tensors(info.Env(), decoder("loraParameters")->lora_parameters()); });
+  }
+
+  // Runs `change` on the decoder in a compute-thread job (forward jobs read what it changes) → Promise<void>.
+  template <typename Change>
+  Napi::Value mutate(const Napi::CallbackInfo& info, const char* name, const Napi::Value& cancel, Change change) {
+    std::shared_ptr<Decoder> model = decoder(name);
+    return addon_data(info.Env()).compute->submit(
+        info.Env(),
+        [model, change]() -> Completion {
+          change(*model);
+          return [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
+        },
+        arg_cancel_flag(cancel));
+  }
+
+  // addLora({rank, alpha, rslora, targetModules}, seed, cancel?)
+  Napi::Value add_lora(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
-      Napi::Object out = Napi::Object::New(info.Env());
-      for (const auto& [name, tensor] : decoder("parameters")->parameters()) out.Set(name, TensorHandle::wrap(info.Env(), tensor));
-      return out;
+      LoraConfig config = parse_lora(info[0]);
+      int64_t seed = arg_int(info[1], "seed");
+      if (seed < 0) invalid_argument("seed must be a non-negative integer");
+      return mutate(info, "addLora", info[2], [config, seed](Decoder& model) { model.add_lora(config, static_cast<uint64_t>(seed)); });
     });
+  }
+
+  // loadLora(config, files, cancel?): attaches an adapter and loads its tensors; on any error the model is unchanged.
+  Napi::Value load_lora(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      LoraConfig config = parse_lora(info[0]);
+      std::vector<std::string> files = arg_strings(info[1], "files");
+      return mutate(info, "loadLora", info[2], [config, files](Decoder& model) {
+        model.add_lora(config, 0);
+        try {
+          load_parameters(model.lora_parameters(), files, {});
+        } catch (...) {
+          model.remove_lora();
+          throw;
+        }
+      });
+    });
+  }
+
+  Napi::Value merge_lora(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value { return mutate(info, "mergeLora", info[0], [](Decoder& model) { model.merge_lora(); }); });
+  }
+  Napi::Value remove_lora(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value { return mutate(info, "removeLora", info[0], [](Decoder& model) { model.remove_lora(); }); });
   }
 
   Napi::Value dispose(const Napi::CallbackInfo& info) {
@@ -198,6 +264,89 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
 
   std::shared_ptr<Decoder> decoder_;
 };
+
+std::vector<at::Tensor> arg_tensors(const Napi::Value& value, const char* name) {
+  if (!value.IsArray()) invalid_argument(std::string(name) + " must be an array of tensors");
+  Napi::Array array = value.As<Napi::Array>();
+  std::vector<at::Tensor> tensors;
+  for (uint32_t i = 0; i < array.Length(); ++i) tensors.push_back(TensorHandle::unwrap(array.Get(i), name));
+  return tensors;
+}
+
+// new NativeAdamW(parameters, {beta1, beta2, eps, weightDecay}): step(lr, cancel?) and zeroGrad(cancel?) return
+// Promises because they write the parameters and gradients that compute-thread jobs read.
+class AdamWHandle : public Napi::ObjectWrap<AdamWHandle> {
+ public:
+  static Napi::Function define_class(Napi::Env env) {
+    return DefineClass(env, "NativeAdamW",
+                       {
+                           InstanceMethod<&AdamWHandle::step>("step"),
+                           InstanceMethod<&AdamWHandle::zero_grad>("zeroGrad"),
+                           InstanceAccessor<&AdamWHandle::steps>("steps"),
+                       });
+  }
+
+  explicit AdamWHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AdamWHandle>(info) {
+    guarded(info, [&]() -> Napi::Value {
+      if (!info[1].IsObject()) invalid_argument("AdamW options must be an object");
+      Napi::Object o = info[1].As<Napi::Object>();
+      AdamWOptions options;
+      options.beta1 = opt_number(o, "beta1", options.beta1);
+      options.beta2 = opt_number(o, "beta2", options.beta2);
+      options.eps = opt_number(o, "eps", options.eps);
+      options.weight_decay = opt_number(o, "weightDecay", options.weight_decay);
+      optimizer_ = std::make_shared<AdamW>(arg_tensors(info[0], "parameters"), options);
+      return info.Env().Undefined();
+    });
+  }
+
+ private:
+  Napi::Value step(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      double lr = arg_number(info[0], "lr");
+      auto optimizer = optimizer_;
+      return addon_data(info.Env()).compute->submit(
+          info.Env(),
+          [optimizer, lr]() -> Completion {
+            optimizer->step(lr);
+            return [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
+          },
+          arg_cancel_flag(info[1]));
+    });
+  }
+
+  Napi::Value zero_grad(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      auto optimizer = optimizer_;
+      return addon_data(info.Env()).compute->submit(
+          info.Env(),
+          [optimizer]() -> Completion {
+            optimizer->zero_grad();
+            return [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
+          },
+          arg_cancel_flag(info[0]));
+    });
+  }
+
+  Napi::Value steps(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(optimizer_->steps())); }
+
+  std::shared_ptr<AdamW> optimizer_;
+};
+
+// clipGradNorm(parameters, maxNorm, cancel?) → Promise<number>: the global gradient norm before clipping.
+Napi::Value clip_grad_norm_js(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    std::vector<at::Tensor> parameters = arg_tensors(info[0], "parameters");
+    double max_norm = arg_number(info[1], "maxNorm");
+    return addon_data(info.Env()).compute->submit(
+        info.Env(),
+        [parameters, max_norm]() -> Completion {
+          double norm = clip_grad_norm(parameters, max_norm);
+          return [norm](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, norm); };
+        },
+        arg_cancel_flag(info[2]));
+  });
+}
 
 // loadModel(config, files, {dtype, device}, cancel?) → Promise<NativeModel>. `info.Data()` is the NativeModel class.
 Napi::Value load_model(const Napi::CallbackInfo& info) {
@@ -290,6 +439,8 @@ void register_model(Napi::Env env, Napi::Object exports) {
   env.AddCleanupHook([model_class] { delete model_class; });
   exports.Set("NativeModel", model_class->Value());
   exports.Set("loadModel", Napi::Function::New(env, load_model, "loadModel", model_class));
+  exports.Set("NativeAdamW", AdamWHandle::define_class(env));
+  exports.Set("clipGradNorm", Napi::Function::New(env, clip_grad_norm_js, "clipGradNorm"));
   exports.Set("readSafetensors", Napi::Function::New(env, read_safetensors, "readSafetensors"));
   exports.Set("writeSafetensors", Napi::Function::New(env, write_safetensors_js, "writeSafetensors"));
 }

@@ -2,6 +2,7 @@
 // they compute in float32), so that fp32 logits match theirs to rounding.
 #include "model/decoder.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/functions/utils.h>
@@ -9,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <set>
 
 #include "common.h"
 #include "ops/logprobs.h"
@@ -134,29 +136,18 @@ Decoder::Decoder(const DecoderConfig& config, at::ScalarType dtype, at::Device d
     const std::string prefix = "model.layers." + std::to_string(i) + ".";
     Layer layer;
     layer.input_norm = parameter(prefix + "input_layernorm.weight", {hidden});
-    layer.q_proj = parameter(prefix + "self_attn.q_proj.weight", {q_size, hidden});
-    layer.k_proj = parameter(prefix + "self_attn.k_proj.weight", {kv_size, hidden});
-    layer.v_proj = parameter(prefix + "self_attn.v_proj.weight", {kv_size, hidden});
-    layer.o_proj = parameter(prefix + "self_attn.o_proj.weight", {hidden, q_size});
-    if (config.attention_bias) {
-      layer.q_bias = parameter(prefix + "self_attn.q_proj.bias", {q_size});
-      layer.k_bias = parameter(prefix + "self_attn.k_proj.bias", {kv_size});
-      layer.v_bias = parameter(prefix + "self_attn.v_proj.bias", {kv_size});
-      layer.o_bias = parameter(prefix + "self_attn.o_proj.bias", {hidden});
-    }
+    layer.q_proj = projection(prefix + "self_attn.q_proj", q_size, hidden, config.attention_bias);
+    layer.k_proj = projection(prefix + "self_attn.k_proj", kv_size, hidden, config.attention_bias);
+    layer.v_proj = projection(prefix + "self_attn.v_proj", kv_size, hidden, config.attention_bias);
+    layer.o_proj = projection(prefix + "self_attn.o_proj", hidden, q_size, config.attention_bias);
     if (config.qk_norm) {
       layer.q_norm = parameter(prefix + "self_attn.q_norm.weight", {config.head_dim});
       layer.k_norm = parameter(prefix + "self_attn.k_norm.weight", {config.head_dim});
     }
     layer.post_attention_norm = parameter(prefix + "post_attention_layernorm.weight", {hidden});
-    layer.gate_proj = parameter(prefix + "mlp.gate_proj.weight", {inner, hidden});
-    layer.up_proj = parameter(prefix + "mlp.up_proj.weight", {inner, hidden});
-    layer.down_proj = parameter(prefix + "mlp.down_proj.weight", {hidden, inner});
-    if (config.mlp_bias) {
-      layer.gate_bias = parameter(prefix + "mlp.gate_proj.bias", {inner});
-      layer.up_bias = parameter(prefix + "mlp.up_proj.bias", {inner});
-      layer.down_bias = parameter(prefix + "mlp.down_proj.bias", {hidden});
-    }
+    layer.gate_proj = projection(prefix + "mlp.gate_proj", inner, hidden, config.mlp_bias);
+    layer.up_proj = projection(prefix + "mlp.up_proj", inner, hidden, config.mlp_bias);
+    layer.down_proj = projection(prefix + "mlp.down_proj", hidden, inner, config.mlp_bias);
     layers_.push_back(std::move(layer));
   }
   final_norm_ = parameter("model.norm.weight", {hidden});
@@ -168,6 +159,82 @@ at::Tensor Decoder::parameter(const std::string& name, std::vector<int64_t> shap
   at::Tensor tensor = at::empty(shape, at::TensorOptions().dtype(dtype_).device(device_));
   parameters_.emplace_back(name, tensor);
   return tensor;
+}
+
+Decoder::Projection Decoder::projection(const std::string& name, int64_t out, int64_t in, bool bias) {
+  Projection p;
+  p.weight = parameter(name + ".weight", {out, in});
+  if (bias) p.bias = parameter(name + ".bias", {out});
+  return p;
+}
+
+at::Tensor Decoder::Projection::operator()(const at::Tensor& x) const {
+  at::Tensor y = at::linear(x, weight, bias);
+  if (lora_a.defined()) y = y + at::linear(at::linear(x, lora_a), lora_b) * lora_scale;
+  return y;
+}
+
+std::vector<std::pair<std::string, Decoder::Projection*>> Decoder::Layer::projections() {
+  return {{"self_attn.q_proj", &q_proj}, {"self_attn.k_proj", &k_proj}, {"self_attn.v_proj", &v_proj}, {"self_attn.o_proj", &o_proj},
+          {"mlp.gate_proj", &gate_proj}, {"mlp.up_proj", &up_proj},     {"mlp.down_proj", &down_proj}};
+}
+
+void Decoder::add_lora(const LoraConfig& config, uint64_t seed) {
+  if (lora_) invalid_argument("the model already has a LoRA adapter (merge or remove it first)");
+  if (config.rank < 1) invalid_argument("LoRA rank must be at least 1, got " + std::to_string(config.rank));
+  if (!(config.alpha > 0)) invalid_argument("LoRA alpha must be positive");
+  if (config.target_modules.empty()) invalid_argument("LoRA target_modules is empty");
+  static const std::set<std::string> kProjections = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  const std::set<std::string> targets(config.target_modules.begin(), config.target_modules.end());
+  for (const std::string& target : targets) {
+    if (!kProjections.count(target)) {
+      invalid_argument("LoRA target module '" + target + "' is not a projection of this model (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)");
+    }
+  }
+  const double scale = config.alpha / (config.rslora ? std::sqrt(static_cast<double>(config.rank)) : static_cast<double>(config.rank));
+  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+  auto options = at::TensorOptions().dtype(dtype_).device(device_);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    for (auto& [name, projection] : layers_[i].projections()) {
+      if (!targets.count(name.substr(name.find('.') + 1))) continue;  // "self_attn.q_proj" is targeted as "q_proj"
+      const int64_t out = projection->weight.size(0), in = projection->weight.size(1);
+      // PEFT's init: A is kaiming_uniform(a = √5), i.e. uniform in ±1/√in; B is zero, so ΔW starts at 0.
+      const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+      projection->lora_a = at::empty({config.rank, in}, at::kFloat).uniform_(-bound, bound, generator).to(options);
+      projection->lora_b = at::zeros({out, config.rank}, options);
+      projection->lora_scale = scale;
+      const std::string peft_name = "base_model.model.model.layers." + std::to_string(i) + "." + name;
+      lora_parameters_.emplace_back(peft_name + ".lora_A.weight", projection->lora_a);
+      lora_parameters_.emplace_back(peft_name + ".lora_B.weight", projection->lora_b);
+    }
+  }
+  lora_ = config;
+}
+
+void Decoder::merge_lora() {
+  if (!lora_) invalid_argument("the model has no LoRA adapter");
+  at::NoGradGuard no_grad;
+  for (Layer& layer : layers_) {
+    for (auto& [name, projection] : layer.projections()) {
+      if (!projection->lora_a.defined()) continue;
+      // In float32, then rounded once into the weight's dtype.
+      at::Tensor delta = at::matmul(projection->lora_b.to(at::kFloat), projection->lora_a.to(at::kFloat)) * projection->lora_scale;
+      projection->weight.add_(delta.to(projection->weight.scalar_type()));
+    }
+  }
+  remove_lora();
+}
+
+void Decoder::remove_lora() {
+  for (Layer& layer : layers_) {
+    for (auto& [name, projection] : layer.projections()) {
+      projection->lora_a = at::Tensor();
+      projection->lora_b = at::Tensor();
+      projection->lora_scale = 0;
+    }
+  }
+  lora_parameters_.clear();
+  lora_.reset();
 }
 
 // Normalizes in float32 and scales in the model dtype, in transformers' order (which matters for bf16).
@@ -186,9 +253,9 @@ Decoder::Rope Decoder::rope(const at::Tensor& positions) const {
 at::Tensor Decoder::attention(size_t index, const at::Tensor& x, const Rope& rope, const at::Tensor& attend, KvCache* cache) const {
   const Layer& layer = layers_[index];
   const int64_t batch = x.size(0), time = x.size(1), dim = config_.head_dim;
-  at::Tensor q = at::linear(x, layer.q_proj, layer.q_bias).view({batch, time, config_.num_heads, dim});
-  at::Tensor k = at::linear(x, layer.k_proj, layer.k_bias).view({batch, time, config_.num_kv_heads, dim});
-  at::Tensor v = at::linear(x, layer.v_proj, layer.v_bias).view({batch, time, config_.num_kv_heads, dim});
+  at::Tensor q = layer.q_proj(x).view({batch, time, config_.num_heads, dim});
+  at::Tensor k = layer.k_proj(x).view({batch, time, config_.num_kv_heads, dim});
+  at::Tensor v = layer.v_proj(x).view({batch, time, config_.num_kv_heads, dim});
   if (config_.qk_norm) {
     q = rms_norm(q, layer.q_norm);
     k = rms_norm(k, layer.k_norm);
@@ -208,12 +275,11 @@ at::Tensor Decoder::attention(size_t index, const at::Tensor& x, const Rope& rop
   const int64_t groups = config_.num_heads / config_.num_kv_heads;
   at::Tensor out = at::scaled_dot_product_attention(q, repeat_kv(k, groups), repeat_kv(v, groups), attend);
   out = out.transpose(1, 2).reshape({batch, time, config_.num_heads * dim});
-  return at::linear(out, layer.o_proj, layer.o_bias);
+  return layer.o_proj(out);
 }
 
 at::Tensor Decoder::mlp(const Layer& layer, const at::Tensor& x) const {
-  at::Tensor gate = at::silu(at::linear(x, layer.gate_proj, layer.gate_bias));
-  return at::linear(gate * at::linear(x, layer.up_proj, layer.up_bias), layer.down_proj, layer.down_bias);
+  return layer.down_proj(at::silu(layer.gate_proj(x)) * layer.up_proj(x));
 }
 
 at::Tensor Decoder::lm_head(const at::Tensor& hidden) const { return at::linear(hidden, lm_head_); }

@@ -40,6 +40,15 @@ struct DecoderConfig {
   bool mlp_bias;        // biases on gate/up/down projections
 };
 
+// A LoRA adapter (PEFT's LoraConfig): each targeted projection W gains ΔW = scale · B A with A [rank, in] and
+// B [out, rank]; scale = alpha / rank, or alpha / √rank with rsLoRA.
+struct LoraConfig {
+  int64_t rank;
+  double alpha;
+  bool rslora;
+  std::vector<std::string> target_modules;  // among q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj
+};
+
 // Keys and values of the positions a generation has seen, so that each new token costs one position's forward.
 struct KvCache {
   std::vector<at::Tensor> keys, values;  // per layer [B, kv_heads, capacity, head_dim], model dtype
@@ -73,6 +82,15 @@ class Decoder : public std::enable_shared_from_this<Decoder> {
   // bool (all true when undefined).
   std::pair<at::Tensor, at::Tensor> prepare(const at::Tensor& input_ids, const at::Tensor& attention_mask) const;
 
+  // Adds a LoRA adapter initialized as PEFT does (A uniform in ±1/√in from `seed`, B zero), so the outputs do not
+  // change until it is trained or loaded. Its parameters do not require grad until the caller says so.
+  void add_lora(const LoraConfig& config, uint64_t seed);
+  // The adapter's parameters under PEFT's saved names (base_model.model.<module>.lora_A.weight, …).
+  const NamedTensors& lora_parameters() const { return lora_parameters_; }
+  // Folds the adapter into the weights (W += scale · B A) and removes it.
+  void merge_lora();
+  void remove_lora();
+
   // An empty cache for `batch` rows and up to `capacity` positions.
   KvCache new_cache(int64_t batch, int64_t capacity) const;
   // Runs `ids` [B, T] (prepared) at `positions` [B, T] after the cached positions, appends their keys and values to
@@ -80,17 +98,26 @@ class Decoder : public std::enable_shared_from_this<Decoder> {
   at::Tensor extend(KvCache& cache, const at::Tensor& ids, const at::Tensor& positions, const at::Tensor& valid) const;
 
  private:
+  // y = x Wᵀ + b, plus scale · (x Aᵀ) Bᵀ with a LoRA adapter.
+  struct Projection {
+    at::Tensor weight;
+    at::Tensor bias;            // undefined without attention_bias / mlp_bias
+    at::Tensor lora_a, lora_b;  // undefined without an adapter
+    double lora_scale = 0;
+    at::Tensor operator()(const at::Tensor& x) const;
+  };
   struct Layer {
-    at::Tensor input_norm, q_proj, k_proj, v_proj, o_proj, q_norm, k_norm;
-    at::Tensor q_bias, k_bias, v_bias, o_bias;  // undefined without attention_bias
-    at::Tensor post_attention_norm, gate_proj, up_proj, down_proj;
-    at::Tensor gate_bias, up_bias, down_bias;   // undefined without mlp_bias
+    at::Tensor input_norm, q_norm, k_norm, post_attention_norm;
+    Projection q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj;
+    // Each projection with its module name under the layer ("self_attn.q_proj", …).
+    std::vector<std::pair<std::string, Projection*>> projections();
   };
   struct Rope {
     at::Tensor cos, sin;  // [B, 1, T, head_dim] in the model dtype
   };
 
   at::Tensor parameter(const std::string& name, std::vector<int64_t> shape);
+  Projection projection(const std::string& name, int64_t out, int64_t in, bool bias);
   // Final hidden states [B, T, hidden] after the last norm, for ids at `positions` seeing the keys `attend` allows
   // ([B, 1, T, keys]). With a cache, the new keys and values are appended to it (the caller advances its length).
   at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& positions, const at::Tensor& attend, KvCache* cache,
@@ -109,6 +136,8 @@ class Decoder : public std::enable_shared_from_this<Decoder> {
   NamedTensors parameters_;
   at::Tensor embed_tokens_, final_norm_, lm_head_;  // lm_head_ is embed_tokens_ when tied
   std::vector<Layer> layers_;
+  std::optional<LoraConfig> lora_;
+  NamedTensors lora_parameters_;
   at::Tensor inv_freq_;  // [head_dim / 2] float32 rotary frequencies, scaling applied
 };
 

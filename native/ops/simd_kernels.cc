@@ -49,6 +49,28 @@ void scalar_scaled_softmax(const float* x, int64_t V, float scale, float lse, fl
   for (int64_t v = 0; v < V; ++v) out[v] = coef * scalar_exp(x[v] * scale - lse);
 }
 
+// log Σ exp(scale·x) in blocks that stay in L1: per block a max pass and a Σexp pass against the running max.
+template <typename BlockMax, typename BlockSumExp>
+inline __attribute__((always_inline)) float blocked_logsumexp(const float* x, int64_t V, float scale, BlockMax block_max,
+                                                              BlockSumExp block_sumexp) {
+  constexpr int64_t kBlock = 4096;  // 16 KiB
+  float max = -std::numeric_limits<float>::infinity(), sum = 0;
+  for (int64_t start = 0; start < V; start += kBlock) {
+    const int64_t n = std::min(kBlock, V - start);
+    const float block = block_max(x + start, n) * scale;  // scale > 0 keeps the argmax
+    if (!std::isfinite(block)) {
+      if (std::isnan(block) || block > 0) return block;  // NaN or +inf: the row's lse is that
+      continue;                                          // a block of −inf adds nothing
+    }
+    if (block > max) {
+      sum *= std::exp(max - block);
+      max = block;
+    }
+    sum += block_sumexp(x + start, n, scale, max);
+  }
+  return max + std::log(sum);
+}
+
 #if defined(__x86_64__)
 
 // ---- AVX2 + FMA: 8 lanes, 4 accumulators ----
@@ -84,32 +106,39 @@ __attribute__((target("avx2,fma"))) inline float hmax8(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-__attribute__((target("avx2,fma"))) float avx2_logsumexp(const float* x, int64_t V, float scale) {
-  const __m256 s = _mm256_set1_ps(scale);
+// One DRAM pass per row: each L1-sized block is read twice (max, then Σexp), and the running (max, sum) pair is
+// rescaled when a block raises the max.
+__attribute__((target("avx2,fma"))) float avx2_block_max(const float* x, int64_t n) {
   __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
   int64_t v = 0;
-  for (; v + 32 <= V; v += 32) {
+  for (; v + 32 <= n; v += 32) {
     m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + v));
     m1 = _mm256_max_ps(m1, _mm256_loadu_ps(x + v + 8));
     m2 = _mm256_max_ps(m2, _mm256_loadu_ps(x + v + 16));
     m3 = _mm256_max_ps(m3, _mm256_loadu_ps(x + v + 24));
   }
-  float raw_max = hmax8(_mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3)));
-  for (; v < V; ++v) raw_max = std::max(raw_max, x[v]);
-  const float max = raw_max * scale;  // scale > 0 keeps the argmax
-  if (!std::isfinite(max)) return max;
-  const __m256 shift = _mm256_set1_ps(max);
+  float max = hmax8(_mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3)));
+  for (; v < n; ++v) max = std::max(max, x[v]);
+  return max;
+}
+
+__attribute__((target("avx2,fma"))) float avx2_block_sumexp(const float* x, int64_t n, float scale, float shift_value) {
+  const __m256 s = _mm256_set1_ps(scale), shift = _mm256_set1_ps(shift_value);
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  v = 0;
-  for (; v + 32 <= V; v += 32) {
+  int64_t v = 0;
+  for (; v + 32 <= n; v += 32) {
     a0 = _mm256_add_ps(a0, exp8(_mm256_fmsub_ps(_mm256_loadu_ps(x + v), s, shift)));
     a1 = _mm256_add_ps(a1, exp8(_mm256_fmsub_ps(_mm256_loadu_ps(x + v + 8), s, shift)));
     a2 = _mm256_add_ps(a2, exp8(_mm256_fmsub_ps(_mm256_loadu_ps(x + v + 16), s, shift)));
     a3 = _mm256_add_ps(a3, exp8(_mm256_fmsub_ps(_mm256_loadu_ps(x + v + 24), s, shift)));
   }
   float sum = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-  for (; v < V; ++v) sum += scalar_exp(x[v] * scale - max);
-  return max + std::log(sum);
+  for (; v < n; ++v) sum += scalar_exp(x[v] * scale - shift_value);
+  return sum;
+}
+
+__attribute__((target("avx2,fma"))) float avx2_logsumexp(const float* x, int64_t V, float scale) {
+  return blocked_logsumexp(x, V, scale, avx2_block_max, avx2_block_sumexp);
 }
 
 __attribute__((target("avx2,fma"))) void avx2_scaled_softmax(const float* x, int64_t V, float scale, float lse, float coef, float* out) {
@@ -138,32 +167,37 @@ __attribute__((target("avx512f"))) inline __m512 exp16(__m512 x) {
   return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(p), e));
 }
 
-__attribute__((target("avx512f"))) float avx512_logsumexp(const float* x, int64_t V, float scale) {
-  const __m512 s = _mm512_set1_ps(scale);
+__attribute__((target("avx512f"))) float avx512_block_max(const float* x, int64_t n) {
   __m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
   int64_t v = 0;
-  for (; v + 64 <= V; v += 64) {
+  for (; v + 64 <= n; v += 64) {
     m0 = _mm512_max_ps(m0, _mm512_loadu_ps(x + v));
     m1 = _mm512_max_ps(m1, _mm512_loadu_ps(x + v + 16));
     m2 = _mm512_max_ps(m2, _mm512_loadu_ps(x + v + 32));
     m3 = _mm512_max_ps(m3, _mm512_loadu_ps(x + v + 48));
   }
-  float raw_max = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
-  for (; v < V; ++v) raw_max = std::max(raw_max, x[v]);
-  const float max = raw_max * scale;
-  if (!std::isfinite(max)) return max;
-  const __m512 shift = _mm512_set1_ps(max);
+  float max = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
+  for (; v < n; ++v) max = std::max(max, x[v]);
+  return max;
+}
+
+__attribute__((target("avx512f"))) float avx512_block_sumexp(const float* x, int64_t n, float scale, float shift_value) {
+  const __m512 s = _mm512_set1_ps(scale), shift = _mm512_set1_ps(shift_value);
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  v = 0;
-  for (; v + 64 <= V; v += 64) {
+  int64_t v = 0;
+  for (; v + 64 <= n; v += 64) {
     a0 = _mm512_add_ps(a0, exp16(_mm512_fmsub_ps(_mm512_loadu_ps(x + v), s, shift)));
     a1 = _mm512_add_ps(a1, exp16(_mm512_fmsub_ps(_mm512_loadu_ps(x + v + 16), s, shift)));
     a2 = _mm512_add_ps(a2, exp16(_mm512_fmsub_ps(_mm512_loadu_ps(x + v + 32), s, shift)));
     a3 = _mm512_add_ps(a3, exp16(_mm512_fmsub_ps(_mm512_loadu_ps(x + v + 48), s, shift)));
   }
   float sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-  for (; v < V; ++v) sum += scalar_exp(x[v] * scale - max);
-  return max + std::log(sum);
+  for (; v < n; ++v) sum += scalar_exp(x[v] * scale - shift_value);
+  return sum;
+}
+
+__attribute__((target("avx512f"))) float avx512_logsumexp(const float* x, int64_t V, float scale) {
+  return blocked_logsumexp(x, V, scale, avx512_block_max, avx512_block_sumexp);
 }
 
 __attribute__((target("avx512f"))) void avx512_scaled_softmax(const float* x, int64_t V, float scale, float lse, float coef, float* out) {

@@ -47,7 +47,7 @@ export async function writeLogprobs(model: CausalLM, input: Readable, write: (li
     const result = InputLineSchema.safeParse(parsed);
     if (!result.success) {
       const issue = result.error.issues[0];
-      throw new Error(`stdin:${lineNumber}: ${issue.path.join('.') || 'line'}: ${issue.message}`);
+      throw new Error(`stdin:${lineNumber}: ${issue.path.length > 0 ? `${issue.path.join('.')}: ` : ''}${issue.message}`);
     }
     const tokens = result.data.input_ids;
     const outOfRange = tokens.find((token) => token >= model.config.vocabSize);

@@ -1,0 +1,136 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import type { CommandModule } from 'yargs';
+import { z } from 'zod';
+import { loadModel, type CausalLM, type GenerateOptions, type ModelDType } from '../../model/causal-lm.js';
+import type { DeviceName } from '../../tensor/tensor.js';
+import { loadTokenizer, type Tokenizer } from '../../tokenizer/index.js';
+
+const MODEL_DTYPES: readonly ModelDType[] = ['float32', 'bfloat16', 'float16', 'float64'];
+
+const InputLineSchema = z
+  .looseObject({
+    input_ids: z.array(z.number().int().nonnegative()).min(1, 'needs at least one token').optional(),
+    prompt: z.string().min(1, 'is empty').optional(),
+    messages: z.array(z.looseObject({ role: z.string(), content: z.string() })).min(1, 'needs at least one message').optional(),
+  })
+  .refine((line) => [line.input_ids, line.prompt, line.messages].filter((x) => x !== undefined).length === 1, {
+    message: 'give exactly one of input_ids, prompt or messages',
+  });
+
+export type SamplingFlags = Omit<GenerateOptions, 'signal' | 'seed'> & { seed: number };
+
+/**
+ * Reads JSON lines with one of {"input_ids": [...]}, {"prompt": "text"} or {"messages": [{role, content}, ...]}
+ * (chat template with the generation prompt) and writes one line per input, in order:
+ * {"tokens", "logprobs", "finish_reason"} plus "text" when there is a tokenizer (and "top_tokens"/"top_logprobs"
+ * with topLogprobs). Lines are sampled `batchSize` at a time; batch i uses seed + i, so the same input and options
+ * give the same output.
+ */
+export async function writeGenerations(
+  model: CausalLM,
+  tokenizer: Tokenizer | null,
+  input: Readable,
+  write: (line: string) => void,
+  options: SamplingFlags,
+  batchSize = 8,
+): Promise<void> {
+  let batch: number[][] = [];
+  let batchIndex = 0;
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const prompts = batch;
+    batch = [];
+    const generations = await model.generate(prompts, { ...options, seed: options.seed + batchIndex++ });
+    for (const g of generations) {
+      const line: Record<string, unknown> = { tokens: g.tokens, logprobs: g.logprobs, finish_reason: g.finishReason };
+      if (tokenizer) line.text = tokenizer.decode(g.tokens, { skipSpecialTokens: true });
+      if (g.topTokens) Object.assign(line, { top_tokens: g.topTokens, top_logprobs: g.topLogprobs });
+      write(JSON.stringify(line) + '\n');
+    }
+  };
+
+  let lineNumber = 0;
+  for await (const text of createInterface({ input, crlfDelay: Infinity })) {
+    lineNumber += 1;
+    if (text.trim() === '') continue;
+    const fail = (message: string): never => {
+      throw new Error(`stdin:${lineNumber}: ${message}`);
+    };
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      fail(`not JSON (${(err as Error).message})`);
+    }
+    const result = InputLineSchema.safeParse(parsed);
+    if (!result.success) {
+      const issue = result.error.issues[0];
+      fail(issue.path.length > 0 ? `${issue.path.join('.')}: ${issue.message}` : issue.message);
+    }
+    const line = result.data!;
+    if (!line.input_ids && !tokenizer) fail('prompt and messages need a tokenizer.json in the model folder; give input_ids');
+    const tokens =
+      line.input_ids ?? (line.messages ? tokenizer!.encodeChat(line.messages, { addGenerationPrompt: true }) : tokenizer!.encode(line.prompt!));
+    const outOfRange = tokens.find((token) => token >= model.config.vocabSize);
+    if (outOfRange !== undefined) fail(`token ${outOfRange} is outside the vocabulary (size ${model.config.vocabSize})`);
+    batch.push(tokens);
+    if (batch.length >= batchSize) await flush();
+  }
+  await flush();
+}
+
+interface GenerateArgs {
+  model: string;
+  dtype: ModelDType;
+  device: string;
+  'batch-size': number;
+  'max-new-tokens': number;
+  temperature: number;
+  'top-k': number;
+  'top-p': number;
+  seed: number;
+  'top-logprobs': number;
+}
+
+/** `prefix-rl generate`: sampled continuations of prompts, with per-token log-probs. */
+export const generateCommand: CommandModule<object, GenerateArgs> = {
+  command: 'generate',
+  describe: 'Read JSON lines {"input_ids"|"prompt"|"messages"} on stdin; print {"tokens", "logprobs", "finish_reason", "text"} per line',
+  builder: (y) =>
+    y
+      .option('model', { type: 'string', demandOption: true, describe: 'Hugging Face checkpoint folder (Qwen3 or Llama, safetensors)' })
+      .option('dtype', { choices: MODEL_DTYPES, default: 'float32' as ModelDType, describe: 'Parameter dtype' })
+      .option('device', { type: 'string', default: 'cpu', describe: 'cpu, cuda or cuda:N' })
+      .option('batch-size', { type: 'number', default: 8, describe: 'Prompts sampled together' })
+      .option('max-new-tokens', { type: 'number', default: 256, describe: 'Most new tokens per prompt' })
+      .option('temperature', { type: 'number', default: 1, describe: '0 = greedy' })
+      .option('top-k', { type: 'number', default: 0, describe: '0 = off' })
+      .option('top-p', { type: 'number', default: 1, describe: '1 = off' })
+      .option('seed', { type: 'number', default: 0, describe: 'Batch i samples with seed + i' })
+      .option('top-logprobs', { type: 'number', default: 0, describe: 'Also print the K most likely tokens per step' })
+      .check((args) => {
+        if (!Number.isInteger(args['batch-size']) || args['batch-size'] < 1) throw new Error('--batch-size must be a positive integer');
+        if (!Number.isInteger(args.seed) || args.seed < 0) throw new Error('--seed must be a non-negative integer');
+        return true;
+      }),
+  handler: async (args) => {
+    const model = await loadModel(args.model, { dtype: args.dtype, device: args.device as DeviceName });
+    try {
+      const tokenizer = existsSync(join(args.model, 'tokenizer.json')) ? await loadTokenizer(args.model) : null;
+      const options: SamplingFlags = {
+        maxNewTokens: args['max-new-tokens'],
+        temperature: args.temperature,
+        topK: args['top-k'],
+        topP: args['top-p'],
+        seed: args.seed,
+        topLogprobs: args['top-logprobs'],
+      };
+      await writeGenerations(model, tokenizer, process.stdin, (line) => process.stdout.write(line), options, args['batch-size']);
+    } finally {
+      model.dispose();
+    }
+  },
+};

@@ -1,0 +1,171 @@
+// LoRA adapters in PEFT's format: the fixture adapter against PEFT's logits, merge, save/reload, training only the
+// adapter, and adapter folders that cannot be used.
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AdamW, AdapterError, loadModel, padBatch, readSafetensors, writeSafetensors, type CausalLM } from '../lib/model/index.js';
+import { Tensor, tidy } from '../lib/tensor/index.js';
+
+const FIXTURES = join(process.cwd(), 'fixtures/models');
+const BASE = join(FIXTURES, 'qwen3-tiny');
+const ADAPTER = join(FIXTURES, 'qwen3-tiny-lora');
+
+interface Reference {
+  input_ids: number[][];
+  attention_mask: number[][];
+  logits: number[][][];
+  logprobs: number[][];
+}
+
+let ref: Reference;
+let tmp: string;
+beforeAll(async () => {
+  ref = JSON.parse(await readFile(join(ADAPTER, 'reference.json'), 'utf8')) as Reference;
+  tmp = await mkdtemp(join(tmpdir(), 'prefix-rl-lora-'));
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+const int64 = (rows: number[][]) => Tensor.from(rows, undefined, { dtype: 'int64' });
+
+/** Logits at real tokens, flattened. */
+async function tokenLogits(model: CausalLM): Promise<number[]> {
+  return tidy(async () => {
+    const logits = (await model.forward(int64(ref.input_ids), int64(ref.attention_mask))).toNested() as number[][][];
+    return logits.flatMap((row, b) => row.filter((_, t) => ref.attention_mask[b][t] === 1)).flat();
+  });
+}
+
+const referenceLogits = () => ref.logits.flatMap((row, b) => row.filter((_, t) => ref.attention_mask[b][t] === 1)).flat();
+
+function expectClose(actual: number[], expected: number[], relative: number): void {
+  expect(actual).toHaveLength(expected.length);
+  const worst = Math.max(...actual.map((value, i) => Math.abs(value - expected[i]) / Math.max(Math.abs(expected[i]), 1)));
+  expect(worst).toBeLessThan(relative);
+}
+
+test('the PEFT adapter gives PEFT logits and log-probs; merging keeps them', async () => {
+  const model = await loadModel(BASE);
+  try {
+    await model.loadAdapter(ADAPTER);
+    expect(model.lora).toEqual({ rank: 4, alpha: 8, rslora: false, targetModules: ['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj'] });
+    expect(model.loraParameters().size).toBe(28);
+    expectClose(await tokenLogits(model), referenceLogits(), 1e-4);
+    await tidy(async () => {
+      const logprobs = await model.tokenLogprobs(int64(ref.input_ids), int64(ref.attention_mask));
+      expectClose(logprobs.toNumbers(), ref.logprobs.flat(), 1e-4);
+    });
+
+    await model.mergeAdapter();
+    expect(model.lora).toBeNull();
+    expect(model.loraParameters().size).toBe(0);
+    expectClose(await tokenLogits(model), referenceLogits(), 1e-4);
+  } finally {
+    model.dispose();
+  }
+});
+
+test('saveAdapter → loadAdapter on a fresh base gives the same logits', async () => {
+  const model = await loadModel(BASE);
+  const fresh = await loadModel(BASE);
+  try {
+    await model.loadAdapter(ADAPTER);
+    await model.saveAdapter(join(tmp, 'saved'));
+    await fresh.loadAdapter(join(tmp, 'saved'));
+    expect(await tokenLogits(fresh)).toEqual(await tokenLogits(model));
+    const config = JSON.parse(await readFile(join(tmp, 'saved', 'adapter_config.json'), 'utf8'));
+    expect(config).toMatchObject({ peft_type: 'LORA', r: 4, lora_alpha: 8, task_type: 'CAUSAL_LM' });
+  } finally {
+    model.dispose();
+    fresh.dispose();
+  }
+});
+
+test('a new adapter changes nothing until trained; training it alone lowers the loss and leaves the base', async () => {
+  const model = await loadModel(BASE);
+  try {
+    const base = await tokenLogits(model);
+    await model.addLora({ rank: 8, alpha: 16, targetModules: ['q_proj', 'v_proj', 'down_proj'], seed: 1 });
+    expect(await tokenLogits(model)).toEqual(base);
+    await expect(model.addLora({ rank: 2, alpha: 2 })).rejects.toThrow(/already has a LoRA adapter/);
+
+    const adapter = model.loraParameters();
+    expect(adapter.size).toBe(2 * 3 * 2);
+    for (const parameter of adapter.values()) parameter.requiresGrad = true;
+    const optimizer = new AdamW(adapter, { lr: 2e-2, weightDecay: 0 });
+    const sequences = [[1, 20, 21, 22, 23, 3, 30, 31, 2], [1, 40, 41, 3, 50, 2]];
+    const loss = (train: boolean) =>
+      tidy(async () => {
+        const { inputIds, attentionMask } = padBatch(sequences);
+        const value = (await model.tokenLogprobs(inputIds, attentionMask)).mean().neg();
+        if (train) await value.backwardAsync();
+        return value.item();
+      });
+    const first = await loss(false);
+    for (let step = 0; step < 15; step++) {
+      await optimizer.zeroGrad();
+      await loss(true);
+      await optimizer.step();
+    }
+    expect(await loss(false)).toBeLessThan(0.7 * first);
+    for (const parameter of adapter.values()) parameter.dispose();
+
+    await model.removeAdapter();
+    expect(await tokenLogits(model)).toEqual(base);
+  } finally {
+    model.dispose();
+  }
+});
+
+describe('adapter folders that cannot be used', () => {
+  let model: CausalLM;
+  beforeAll(async () => {
+    model = await loadModel(BASE);
+  });
+  afterAll(() => model.dispose());
+
+  async function adapterWith(name: string, change: Record<string, unknown>): Promise<string> {
+    const dir = join(tmp, name);
+    await cp(ADAPTER, dir, { recursive: true });
+    const config = JSON.parse(await readFile(join(dir, 'adapter_config.json'), 'utf8'));
+    await writeFile(join(dir, 'adapter_config.json'), JSON.stringify({ ...config, ...change }));
+    return dir;
+  }
+
+  test.each([
+    ['DoRA', { use_dora: true }, /use_dora: DoRA \(use_dora: true\) is not supported/],
+    ['a regex target', { target_modules: '.*proj' }, /target_modules: target_modules other than a list/],
+    ['another module', { target_modules: ['q_proj', 'lm_head'] }, /target_modules\.1: /],
+    ['another PEFT method', { peft_type: 'IA3' }, /peft_type: an adapter other than LORA is not supported/],
+    ['modules_to_save', { modules_to_save: ['lm_head'] }, /modules_to_save is not supported/],
+  ])('%s', async (name, change, message) => {
+    const dir = await adapterWith(name.replace(/\W/g, '-'), change);
+    await expect(model.loadAdapter(dir)).rejects.toThrow(AdapterError);
+    await expect(model.loadAdapter(dir)).rejects.toThrow(message);
+  });
+
+  test('a missing or mis-shaped adapter tensor is named, and leaves the model without an adapter', async () => {
+    const before = await tokenLogits(model);
+    for (const [name, edit, message] of [
+      ['missing-tensor', (t: Map<string, Tensor>) => t.delete('base_model.model.model.layers.1.mlp.up_proj.lora_B.weight'), /lacks 1 tensor.*layers\.1\.mlp\.up_proj\.lora_B/],
+      ['wrong-rank', (t: Map<string, Tensor>) => t.set('base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight', Tensor.zeros([3, 64])), /q_proj\.lora_A\.weight' .* has shape \[3, 64\], but the model expects \[4, 64\]/],
+    ] as const) {
+      const dir = await adapterWith(name, {});
+      await tidy(async () => {
+        const { tensors } = await readSafetensors(join(dir, 'adapter_model.safetensors'));
+        edit(tensors);
+        await writeSafetensors(join(dir, 'adapter_model.safetensors'), tensors);
+      });
+      await expect(model.loadAdapter(dir)).rejects.toThrow(message);
+      expect(model.lora).toBeNull();
+      expect(model.loraParameters().size).toBe(0);
+      expect(await tokenLogits(model)).toEqual(before);
+    }
+  });
+
+  test('saving or merging without an adapter', async () => {
+    await expect(model.saveAdapter(join(tmp, 'none'))).rejects.toThrow(/no LoRA adapter/);
+    await expect(model.mergeAdapter()).rejects.toThrow(/no LoRA adapter/);
+  });
+});
