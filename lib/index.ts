@@ -1,6 +1,6 @@
 // prefix-rl public API. See docs/API.md.
 export * from './tensor/index.js';
-export { environmentReport, setNumThreads, type EnvironmentReport } from './native/runtime.js';
+export { environmentReport, releaseBufferCache, setBufferCacheLimit, setNumThreads, type EnvironmentReport } from './native/runtime.js';
 export type { BuildInfo, RuntimeInfo } from './native/addon.js';
 export * from './ops/objectives.js';
 export * from './data/index.js';

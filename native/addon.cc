@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "common.h"
+#include "ops/buffer_cache.h"
 #include "tensor.h"
 
 namespace prefix_rl {
@@ -85,7 +86,23 @@ static Napi::Value runtime_info(const Napi::CallbackInfo& info) {
   out.Set("hardwareConcurrency", static_cast<double>(std::thread::hardware_concurrency()));
   out.Set("liveTensors", static_cast<double>(TensorHandle::live_count()));
   out.Set("pendingJobs", addon_data(env).compute->pending());
+  const BufferCacheStats cache = buffer_cache_stats();
+  Napi::Object buffers = Napi::Object::New(env);
+  buffers.Set("cachedBytes", static_cast<double>(cache.cached_bytes));
+  buffers.Set("limitBytes", static_cast<double>(cache.limit_bytes));
+  buffers.Set("hits", static_cast<double>(cache.hits));
+  buffers.Set("misses", static_cast<double>(cache.misses));
+  out.Set("bufferCache", buffers);
   return out;
+}
+
+static Napi::Value set_buffer_cache_limit_js(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const double bytes = arg_number(info[0], "bytes");
+    if (!(bytes >= 0)) invalid_argument("bytes must be >= 0");
+    set_buffer_cache_limit(static_cast<int64_t>(bytes));
+    return info.Env().Undefined();
+  });
 }
 
 static Napi::Value live_tensors(const Napi::CallbackInfo& info) {
@@ -118,6 +135,11 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("runtimeInfo", Napi::Function::New(env, runtime_info, "runtimeInfo"));
   exports.Set("liveTensors", Napi::Function::New(env, live_tensors, "liveTensors"));
   exports.Set("setNumThreads", Napi::Function::New(env, set_num_threads, "setNumThreads"));
+  exports.Set("setBufferCacheLimit", Napi::Function::New(env, set_buffer_cache_limit_js, "setBufferCacheLimit"));
+  exports.Set("releaseBufferCache", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+    release_buffer_cache();
+    return info.Env().Undefined();
+  }, "releaseBufferCache"));
   register_tensor_ops(env, exports);
   register_objectives(env, exports);
   register_model(env, exports);

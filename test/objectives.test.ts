@@ -10,6 +10,7 @@ import {
   prefixValues,
   tokenLogprobs,
 } from '../lib/ops/objectives.js';
+import { environmentReport, releaseBufferCache, setBufferCacheLimit } from '../lib/native/runtime.js';
 import { Tensor, tidy } from '../lib/tensor/index.js';
 
 /** Deterministic pseudo-random token ids in [0, vocab) (int64 conversion truncates, i.e. floors positives). */
@@ -162,6 +163,41 @@ describe('fused log-probs vs the naive composition (log_softmax → gather)', ()
       expect(consumed.grad!.toNumbers()).toEqual(separate.grad!.toNumbers());
       expect(consumed.detach().toNumbers()).toEqual(separate.grad!.toNumbers()); // the logits now hold the gradient
     });
+  });
+
+  test('gradients from reused (cached) buffers equal those from fresh ones', async () => {
+    // [2, 8, 20000] float32 = 1.28 MB: above the cache's 1 MiB floor. A reused buffer holds the previous gradient,
+    // so this also checks that the backward overwrites every element.
+    const gradient = (logits: Tensor, index: Tensor, upstream: Tensor) =>
+      tidy(async () => {
+        const input = logits.clone();
+        input.requiresGrad = true;
+        await (await tokenLogprobs(input, index)).backwardAsync(upstream);
+        const grad = input.grad!.toNumbers();
+        input.dispose(); // frees the gradient buffer: back into the cache
+        return grad;
+      });
+    await tidy(async () => {
+      const shape = [2, 8, 20000];
+      const a = Tensor.randn(shape, 11, { dtype: 'float32' });
+      const b = Tensor.randn(shape, 12, { dtype: 'float32' }).mul(4);
+      const index = Tensor.rand([2, 8, 2], 13, { dtype: 'float64' }).mul(20000).to('int64');
+      const upstream = Tensor.randn([2, 8, 2], 14, { dtype: 'float32' }).mul(Tensor.from([1, 0, 1, 1, 0, 1, 1, 1], [8, 1]));
+      setBufferCacheLimit(0);
+      const fresh = [await gradient(a, index, upstream), await gradient(b, index, upstream)];
+      setBufferCacheLimit(1 << 30);
+      const before = environmentReport().runtime.bufferCache;
+      expect(before.cachedBytes).toBe(0);
+      expect(await gradient(a, index, upstream)).toEqual(fresh[0]);
+      expect(await gradient(b, index, upstream)).toEqual(fresh[1]); // written over a's gradient
+      const after = environmentReport().runtime.bufferCache;
+      expect(after.hits - before.hits).toBe(1);
+      expect(after.cachedBytes).toBe(2 * 8 * 20000 * 4);
+      releaseBufferCache();
+      expect(environmentReport().runtime.bufferCache.cachedBytes).toBe(0);
+      expect(() => setBufferCacheLimit(-1)).toThrow(/bytes must be >= 0/);
+    });
+    setBufferCacheLimit(4096 * 2 ** 20);
   });
 
   test('temperature divides the logits', async () => {

@@ -50,6 +50,8 @@ export interface RuntimeInfo {
   hardwareConcurrency: number;
   liveTensors: number;
   pendingJobs: number;
+  /** The cache of large CPU output buffers the fused ops reuse (see releaseBufferCache). */
+  bufferCache: { cachedBytes: number; limitBytes: number; hits: number; misses: number };
 }
 
 export type TypedArrayOf<D extends DType> = D extends 'float32' | 'bfloat16' | 'float16'
@@ -69,6 +71,8 @@ export interface NativeAddon {
   runtimeInfo(): RuntimeInfo;
   liveTensors(): number;
   setNumThreads(threads: number): void;
+  setBufferCacheLimit(bytes: number): void;
+  releaseBufferCache(): void;
   listOps(): string[];
   op(name: string, args: NativeOpArg[]): NativeTensor[];
   opAsync(name: string, args: NativeOpArg[], cancel?: NativeCancelToken): Promise<NativeTensor[]>;

@@ -22,3 +22,17 @@ export function environmentReport(): EnvironmentReport {
 export function setNumThreads(threads: number): void {
   addon().setNumThreads(threads);
 }
+
+/**
+ * The fused ops allocate their large CPU outputs (the [N, V] logits gradients) from a cache of freed buffers, so that
+ * a training loop asking for the same shape every step reuses memory instead of paying a page fault per page. Freed
+ * buffers are held up to a limit (default PREFIX_RL_BUFFER_CACHE_MB MiB, else 4096 MiB); this frees them now.
+ */
+export function releaseBufferCache(): void {
+  addon().releaseBufferCache();
+}
+
+/** Frees the cached buffers and sets how many bytes of freed buffers the cache may hold (0 turns it off). */
+export function setBufferCacheLimit(bytes: number): void {
+  addon().setBufferCacheLimit(bytes);
+}

@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "common.h"
+#include "ops/buffer_cache.h"
 #include "ops/row_kernels.h"
 
 #ifdef PREFIX_RL_CUDA_KERNELS
@@ -148,7 +149,7 @@ static std::pair<at::Tensor, at::Tensor> gather_forward(const at::Tensor& logits
 
 static at::Tensor gather_backward(const at::Tensor& logits2d, const at::Tensor& index2d, const at::Tensor& lse,
                                   const at::Tensor& grad2d, double temperature, bool inplace) {
-  at::Tensor grad_logits = inplace ? logits2d : at::empty_like(logits2d);
+  at::Tensor grad_logits = inplace ? logits2d : cached_empty(logits2d.sizes(), logits2d.options());
   if (inplace) logits2d.unsafeGetTensorImpl()->bump_version();
 #ifdef PREFIX_RL_CUDA_KERNELS
   if (fused_cuda(logits2d, index2d.size(1))) {

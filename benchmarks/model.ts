@@ -1,0 +1,101 @@
+// Model benchmark: prefix-rl's native Qwen3 against transformers' eager PyTorch on the same checkpoint, the same
+// libtorch version, thread count and machine, side by side in one run. Rows: training-step tokens/s (forward +
+// token cross-entropy + backward + AdamW step) and sampling tokens/s (batched, KV cache, no EOS).
+//
+//   npm run bench:model [-- --python=/path/to/python --size=small|tiny --quick]
+//
+// The Python side (benchmarks/model_transformers.py) needs torch and transformers: see benchmarks/RESULTS.md.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AdamW, loadModel, padBatch } from '../lib/model/index.js';
+import { environmentReport } from '../lib/native/runtime.js';
+import { Tensor, tidy } from '../lib/tensor/index.js';
+
+const flag = (name: string, fallback: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
+const quick = process.argv.includes('--quick');
+const python = flag('python', process.env.PYTHON ?? 'python3');
+const size = flag('size', quick ? 'tiny' : 'small');
+const shape = {
+  threads: environmentReport().runtime.numThreads,
+  trainBatch: 8,
+  trainSeq: quick ? 64 : 256,
+  genBatch: 8,
+  promptLen: 32,
+  newTokens: quick ? 32 : 128,
+  repeats: quick ? 1 : 3,
+};
+const script = join(import.meta.dirname, '..', '..', 'benchmarks', 'model_transformers.py');
+
+function runPython(args: string[]): Record<string, number | string> {
+  const result = spawnSync(python, [script, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (result.status !== 0) throw new Error(`${python} ${script} ${args.join(' ')} failed (${result.error?.message ?? `exit ${result.status}`})`);
+  return JSON.parse(result.stdout.trim().split('\n').at(-1)!);
+}
+
+async function medianSeconds(fn: () => Promise<void>): Promise<number> {
+  await fn(); // warm-up
+  const times: number[] = [];
+  for (let i = 0; i < shape.repeats; i++) {
+    const start = performance.now();
+    await fn();
+    times.push((performance.now() - start) / 1000);
+  }
+  return times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
+}
+
+/** Uniform random token ids in [3, vocab) as rows, from a fixed seed. */
+function randomTokens(rows: number, length: number, vocab: number, seed: number): number[][] {
+  return tidy(() => Tensor.rand([rows, length], seed, { dtype: 'float64' }).mul(vocab - 3).add(3).to('int64').toNested() as number[][]);
+}
+
+async function benchPrefixRl(dir: string) {
+  const model = await loadModel(dir);
+  const vocab = model.config.vocabSize;
+  const parameters = model.parameters();
+  for (const parameter of parameters.values()) parameter.requiresGrad = true;
+  const optimizer = new AdamW(parameters, { lr: 1e-4 });
+  const { inputIds } = padBatch(randomTokens(shape.trainBatch, shape.trainSeq, vocab, 1));
+  const trainStep = () =>
+    tidy(async () => {
+      const logprobs = await model.tokenLogprobs(inputIds);
+      await logprobs.mean().neg().backwardAsync();
+      await optimizer.step();
+      await optimizer.zeroGrad();
+    });
+  const trainS = await medianSeconds(trainStep);
+
+  const prompts = randomTokens(shape.genBatch, shape.promptLen, vocab, 2);
+  const sample = async () => {
+    const out = await model.generate(prompts, { maxNewTokens: shape.newTokens, temperature: 1, eosTokenIds: [], seed: 3 });
+    if (out.some((g) => g.tokens.length !== shape.newTokens)) throw new Error('a row stopped early');
+  };
+  const sampleS = await medianSeconds(sample);
+  inputIds.dispose();
+  for (const parameter of parameters.values()) parameter.dispose();
+  model.dispose();
+  return { trainS, sampleS };
+}
+
+const dir = join(tmpdir(), `prefix-rl-bench-qwen3-${size}`);
+if (!existsSync(join(dir, 'config.json'))) console.log(`made ${JSON.stringify(runPython(['make', dir, '--size', size]))}`);
+const ours = await benchPrefixRl(dir);
+const theirs = runPython([
+  'bench', dir,
+  ...Object.entries(shape).flatMap(([key, value]) => [`--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, String(value)]),
+]);
+
+const report = environmentReport();
+const trainTokens = shape.trainBatch * shape.trainSeq;
+const sampleTokens = shape.genBatch * shape.newTokens;
+const tps = (tokens: number, seconds: number) => (tokens / seconds).toFixed(0);
+console.log(`# model benchmark: Qwen3 ${size} (${dir}), fp32, libtorch ${report.build.torchVersion} / torch ${theirs.torch}, ` +
+  `transformers ${theirs.transformers} (${theirs.attention} attention), ${shape.threads} threads, ${cpus()[0]?.model ?? 'cpu'}`);
+console.log(`# train: batch ${shape.trainBatch} × ${shape.trainSeq} tokens; sample: ${shape.genBatch} prompts × ${shape.promptLen} tokens, ${shape.newTokens} new tokens each; median of ${shape.repeats}`);
+console.log('| row | prefix-rl tokens/s | transformers tokens/s | speed-up |');
+console.log('|---|---|---|---|');
+const trainSpeedup = Number(theirs.train_step_s) / ours.trainS;
+const sampleSpeedup = Number(theirs.sample_s) / ours.sampleS;
+console.log(`| training step (fwd + CE + bwd + AdamW) | ${tps(trainTokens, ours.trainS)} | ${tps(trainTokens, Number(theirs.train_step_s))} | ${trainSpeedup.toFixed(2)}x |`);
+console.log(`| sampling (KV cache) | ${tps(sampleTokens, ours.sampleS)} | ${tps(sampleTokens, Number(theirs.sample_s))} | ${sampleSpeedup.toFixed(2)}x |`);
