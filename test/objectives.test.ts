@@ -255,6 +255,23 @@ describe('masking and candidate sets', () => {
     });
   });
 
+  test('top-K with ties, very negative logits and long rows: the vectorised float32 scan equals the float64 scalar one', async () => {
+    await tidy(async () => {
+      // Logits on a coarse integer grid, so that many tokens tie for the top slots; 30% of the logits pushed to -1e30;
+      // V = 1003 leaves a tail after the vector chunks.
+      const [B, T, V] = [4, 6, 1003];
+      const grid = Tensor.rand([B, T, V], 91, { dtype: 'float64' }).mul(4).to('int64').to('float32');
+      const blocked = Tensor.rand([B, T, V], 92, { dtype: 'float64' }).lt(0.3);
+      const logits32 = Tensor.where(blocked, Tensor.full([B, T, V], -1e30, { dtype: 'float32' }), grid);
+      const tokens = randomTokens([B, T], V, 93);
+      const mask = Tensor.ones([B, T]);
+      const a = await distrlCandidates({ oldLogits: logits32, tokens, mask, k: 9, minP: 1e-6 });
+      const b = await distrlCandidates({ oldLogits: logits32.to('float64'), tokens, mask, k: 9, minP: 1e-6 });
+      expect(a.candidateIndices.toNested()).toEqual(b.candidateIndices.toNested());
+      expect(a.candidateMask.toNested()).toEqual(b.candidateMask.toNested());
+    });
+  });
+
   test('paper candidates are exactly the tokens with π_old ≥ P_min', async () => {
     await tidy(async () => {
       const [B, T, V] = [2, 5, 30];

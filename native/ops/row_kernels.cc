@@ -126,6 +126,11 @@ float row_logsumexp<float>(const float* x, int64_t V, float scale) {
 }
 
 template <>
+void row_topk<float>(const float* x, int64_t V, int64_t k, int64_t* ids, float* values) {
+  simd::kernels().topk(x, V, k, ids, values);
+}
+
+template <>
 void row_logprob_backward<float>(const float* x, int64_t V, float scale, float lse, const int64_t* ids, const float* g,
                                  int64_t k, float* grad) {
   float g_sum = 0;
@@ -144,7 +149,6 @@ void row_logprob_backward<float>(const float* x, int64_t V, float scale, float l
   template void row_topk<T>(const T*, int64_t, int64_t, int64_t*, acc_t<T>*);                                      \
   template void row_logprob_backward<T>(const T*, int64_t, acc_t<T>, acc_t<T>, const int64_t*, const acc_t<T>*,    \
                                         int64_t, T*);
-template void row_topk<float>(const float*, int64_t, int64_t, int64_t*, float*);
 PREFIX_RL_INSTANTIATE(double)
 PREFIX_RL_INSTANTIATE(c10::BFloat16)
 PREFIX_RL_INSTANTIATE(c10::Half)

@@ -49,6 +49,51 @@ void scalar_scaled_softmax(const float* x, int64_t V, float scale, float lse, fl
   for (int64_t v = 0; v < V; ++v) out[v] = coef * scalar_exp(x[v] * scale - lse);
 }
 
+// A running top-k list, largest first. Every path inserts through it, in increasing v, so that all ISAs agree.
+struct TopK {
+  int64_t k, filled = 0;
+  int64_t* ids;
+  float* values;
+
+  bool full() const { return filled == k; }
+  float threshold() const { return values[k - 1]; }
+  void offer(float value, int64_t v) {
+    if (filled == k && !(value > values[k - 1])) return;  // the common case: not in the top k
+    int64_t slot = filled < k ? filled++ : k - 1;
+    while (slot > 0 && value > values[slot - 1]) {
+      values[slot] = values[slot - 1];
+      ids[slot] = ids[slot - 1];
+      --slot;
+    }
+    values[slot] = value;
+    ids[slot] = v;
+  }
+};
+
+void scalar_topk(const float* x, int64_t V, int64_t k, int64_t* ids, float* values) {
+  if (k <= 0) return;
+  TopK top{k, 0, ids, values};
+  for (int64_t v = 0; v < V; ++v) top.offer(x[v], v);
+}
+
+// Vector top-k: after the first k elements, one compare per chunk of `Lanes` against the current k-th value; only
+// lanes above it (rare once the list holds large values) go through the scalar insertion.
+template <int Lanes, typename AboveMask>
+inline __attribute__((always_inline)) void filtered_topk(const float* x, int64_t V, int64_t k, int64_t* ids, float* values,
+                                                         AboveMask above_mask) {
+  if (k <= 0) return;
+  TopK top{k, 0, ids, values};
+  int64_t v = 0;
+  for (; v < V && !top.full(); ++v) top.offer(x[v], v);
+  for (; v + Lanes <= V; v += Lanes) {
+    for (uint32_t above = above_mask(x + v, top.threshold()); above != 0; above &= above - 1) {
+      const int lane = __builtin_ctz(above);
+      top.offer(x[v + lane], v + lane);
+    }
+  }
+  for (; v < V; ++v) top.offer(x[v], v);
+}
+
 // log Σ exp(scale·x) in blocks that stay in L1: per block a max pass and a Σexp pass against the running max.
 template <typename BlockMax, typename BlockSumExp>
 inline __attribute__((always_inline)) float blocked_logsumexp(const float* x, int64_t V, float scale, BlockMax block_max,
@@ -141,6 +186,14 @@ __attribute__((target("avx2,fma"))) float avx2_logsumexp(const float* x, int64_t
   return blocked_logsumexp(x, V, scale, avx2_block_max, avx2_block_sumexp);
 }
 
+__attribute__((target("avx2,fma"))) uint32_t avx2_above(const float* x, float threshold) {
+  return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x), _mm256_set1_ps(threshold), _CMP_GT_OQ)));
+}
+
+__attribute__((target("avx2,fma"))) void avx2_topk(const float* x, int64_t V, int64_t k, int64_t* ids, float* values) {
+  filtered_topk<8>(x, V, k, ids, values, avx2_above);
+}
+
 __attribute__((target("avx2,fma"))) void avx2_scaled_softmax(const float* x, int64_t V, float scale, float lse, float coef, float* out) {
   const __m256 s = _mm256_set1_ps(scale), shift = _mm256_set1_ps(lse), c = _mm256_set1_ps(coef);
   int64_t v = 0;
@@ -207,15 +260,23 @@ __attribute__((target("avx512f"))) void avx512_scaled_softmax(const float* x, in
   for (; v < V; ++v) out[v] = coef * scalar_exp(x[v] * scale - lse);
 }
 
+__attribute__((target("avx512f"))) uint32_t avx512_above(const float* x, float threshold) {
+  return _mm512_cmp_ps_mask(_mm512_loadu_ps(x), _mm512_set1_ps(threshold), _CMP_GT_OQ);
+}
+
+__attribute__((target("avx512f"))) void avx512_topk(const float* x, int64_t V, int64_t k, int64_t* ids, float* values) {
+  filtered_topk<16>(x, V, k, ids, values, avx512_above);
+}
+
 #endif  // __x86_64__
 
 Kernels select() {
 #if defined(__x86_64__)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return {"avx512", avx512_logsumexp, avx512_scaled_softmax};
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {"avx2", avx2_logsumexp, avx2_scaled_softmax};
+  if (__builtin_cpu_supports("avx512f")) return {"avx512", avx512_logsumexp, avx512_scaled_softmax, avx512_topk};
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {"avx2", avx2_logsumexp, avx2_scaled_softmax, avx2_topk};
 #endif
-  return {"scalar", scalar_logsumexp, scalar_scaled_softmax};
+  return {"scalar", scalar_logsumexp, scalar_scaled_softmax, scalar_topk};
 }
 
 }  // namespace

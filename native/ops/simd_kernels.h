@@ -11,6 +11,9 @@ struct Kernels {
   float (*logsumexp)(const float* x, int64_t V, float scale);
   // out_v = coef · exp(scale · x_v − lse)
   void (*scaled_softmax)(const float* x, int64_t V, float scale, float lse, float coef, float* out);
+  // The k largest x_v, largest first (ties: the lower v first; NaN never enters once k slots are filled), as
+  // kernels::row_topk; the vector versions skip whole chunks with nothing above the current k-th value.
+  void (*topk)(const float* x, int64_t V, int64_t k, int64_t* ids, float* values);
 };
 
 // The best kernels this CPU runs (chosen once).
