@@ -7,7 +7,6 @@ import { AdamW, clipGradNorm, constantSchedule, cosineSchedule, linearSchedule, 
 import { Tensor, tidy } from '../lib/tensor/index.js';
 import { loadTokenizer } from '../lib/tokenizer/index.js';
 
-const QWEN3 = join(process.cwd(), 'fixtures/models/qwen3-tiny');
 
 test('AdamW follows the torch.optim.AdamW update', async () => {
   const p = Tensor.from([1], [1], { requiresGrad: true });
@@ -54,11 +53,12 @@ test('learning-rate schedules', () => {
   expect([0, 5, 10, 11].map(cosine).map((x) => +x.toFixed(6))).toEqual([1, 0.5, 0, 0]);
 });
 
-describe('training qwen3-tiny', () => {
+describe.each(['qwen3-tiny', 'llama-tiny'])('training %s', (name) => {
+  const dir = join(process.cwd(), 'fixtures/models', name);
   let model: CausalLM;
   let tmp: string;
   beforeAll(async () => {
-    model = await loadModel(QWEN3);
+    model = await loadModel(dir);
     tmp = await mkdtemp(join(tmpdir(), 'prefix-rl-train-'));
   });
   afterAll(async () => {
@@ -67,7 +67,7 @@ describe('training qwen3-tiny', () => {
   });
 
   test('the loss on a toy corpus falls; the trained model saves and reloads', async () => {
-    const tokenizer = await loadTokenizer(QWEN3);
+    const tokenizer = await loadTokenizer(dir);
     const corpus = ['12+34=46', '5*6=30', '7-2=5', '10+10=20', '3*3=9', '8-8=0', '2+2=4', '9*1=9'].map((text) =>
       tokenizer.encodeChat([
         { role: 'user', content: text.split('=')[0] },
