@@ -81,20 +81,9 @@ acc_t<T> row_logsumexp(const T* x, int64_t V, acc_t<T> scale) {
 
 template <typename T>
 void row_topk(const T* x, int64_t V, int64_t k, int64_t* ids, acc_t<T>* values) {
-  using A = acc_t<T>;
-  int64_t filled = 0;
-  for (int64_t v = 0; v < V; ++v) {
-    const A value = to_acc(x[v]);
-    if (filled == k && !(value > values[k - 1])) continue;  // the common case: not in the top k
-    int64_t slot = filled < k ? filled++ : k - 1;
-    while (slot > 0 && value > values[slot - 1]) {
-      values[slot] = values[slot - 1];
-      ids[slot] = ids[slot - 1];
-      --slot;
-    }
-    values[slot] = value;
-    ids[slot] = v;
-  }
+  if (k <= 0) return;
+  TopKList<acc_t<T>> top{k, ids, values};
+  for (int64_t v = 0; v < V; ++v) top.offer(to_acc(x[v]), v);
 }
 
 template <typename T>

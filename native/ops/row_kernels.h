@@ -23,6 +23,30 @@ acc_t<T> row_logsumexp(const T* x, int64_t V, acc_t<T> scale);
 template <typename T>
 void row_topk(const T* x, int64_t V, int64_t k, int64_t* ids, acc_t<T>* values);
 
+// The running list behind row_topk, largest first. Every implementation (scalar and vector) offers values through it
+// in increasing v, so all agree: ties keep the lower index, and NaN never enters once the k slots are filled.
+template <typename A>
+struct TopKList {
+  int64_t k;
+  int64_t* ids;
+  A* values;
+  int64_t filled = 0;
+
+  bool full() const { return filled == k; }
+  A threshold() const { return values[k - 1]; }
+  void offer(A value, int64_t v) {
+    if (filled == k && !(value > values[k - 1])) return;  // the common case: not in the top k
+    int64_t slot = filled < k ? filled++ : k - 1;
+    while (slot > 0 && value > values[slot - 1]) {
+      values[slot] = values[slot - 1];
+      ids[slot] = ids[slot - 1];
+      --slot;
+    }
+    values[slot] = value;
+    ids[slot] = v;
+  }
+};
+
 // grad_v = scale · (Σ_k g_k [v = ids_k] − (Σ_k g_k) · exp(scale · x_v − lse)), written in T.
 template <typename T>
 void row_logprob_backward(const T* x, int64_t V, acc_t<T> scale, acc_t<T> lse, const int64_t* ids, const acc_t<T>* g,

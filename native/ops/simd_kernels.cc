@@ -1,5 +1,7 @@
 #include "ops/simd_kernels.h"
 
+#include "ops/row_kernels.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -49,30 +51,9 @@ void scalar_scaled_softmax(const float* x, int64_t V, float scale, float lse, fl
   for (int64_t v = 0; v < V; ++v) out[v] = coef * scalar_exp(x[v] * scale - lse);
 }
 
-// A running top-k list, largest first. Every path inserts through it, in increasing v, so that all ISAs agree.
-struct TopK {
-  int64_t k, filled = 0;
-  int64_t* ids;
-  float* values;
-
-  bool full() const { return filled == k; }
-  float threshold() const { return values[k - 1]; }
-  void offer(float value, int64_t v) {
-    if (filled == k && !(value > values[k - 1])) return;  // the common case: not in the top k
-    int64_t slot = filled < k ? filled++ : k - 1;
-    while (slot > 0 && value > values[slot - 1]) {
-      values[slot] = values[slot - 1];
-      ids[slot] = ids[slot - 1];
-      --slot;
-    }
-    values[slot] = value;
-    ids[slot] = v;
-  }
-};
-
 void scalar_topk(const float* x, int64_t V, int64_t k, int64_t* ids, float* values) {
   if (k <= 0) return;
-  TopK top{k, 0, ids, values};
+  TopKList<float> top{k, ids, values};
   for (int64_t v = 0; v < V; ++v) top.offer(x[v], v);
 }
 
@@ -82,7 +63,7 @@ template <int Lanes, typename AboveMask>
 inline __attribute__((always_inline)) void filtered_topk(const float* x, int64_t V, int64_t k, int64_t* ids, float* values,
                                                          AboveMask above_mask) {
   if (k <= 0) return;
-  TopK top{k, 0, ids, values};
+  TopKList<float> top{k, ids, values};
   int64_t v = 0;
   for (; v < V && !top.full(); ++v) top.offer(x[v], v);
   for (; v + Lanes <= V; v += Lanes) {
