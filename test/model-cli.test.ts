@@ -79,6 +79,20 @@ describe('prefix-rl generate', () => {
     expect(await generate(lines, '--seed', '4', '--max-new-tokens', '5', '--top-logprobs', '2')).toEqual(first);
   });
 
+  test('--eos-token-id and --stop end rows at the given tokens', async () => {
+    const lines = [JSON.stringify({ prompt: '12+3' })];
+    const greedy = (...args: string[]) => generate(lines, '--temperature', '0', '--max-new-tokens', '8', ...args).then(([line]) => line);
+    const free = await greedy();
+    // The task tokenizer has one token per character, so text offsets are token offsets.
+    const last = free.tokens.at(-1)!;
+    const byEos = await greedy('--eos-token-id', String(last), '--eos-token-id', '0');
+    expect(byEos).toMatchObject({ finish_reason: 'eos', tokens: free.tokens.slice(0, free.tokens.indexOf(last) + 1) });
+    const stopText = free.text.slice(1, 3);
+    const byStop = await greedy('--stop', stopText);
+    expect(byStop).toMatchObject({ finish_reason: 'stop', text: free.text.slice(0, free.text.indexOf(stopText) + stopText.length) });
+    await expect(generate(lines, '--eos-token-id', '-1')).rejects.toThrow(/--eos-token-id takes token ids/);
+  });
+
   test('a line with two kinds of prompt fails naming the line', async () => {
     await expect(generate(['{"input_ids": [1], "prompt": "1"}'])).rejects.toThrow(/stdin:1: give exactly one of input_ids, prompt or messages/);
   });

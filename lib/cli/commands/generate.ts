@@ -93,6 +93,8 @@ interface GenerateArgs {
   'top-p': number;
   seed: number;
   'top-logprobs': number;
+  'eos-token-id'?: number[];
+  stop?: string[];
 }
 
 /** `prefix-rl generate`: sampled continuations of prompts, with per-token log-probs. */
@@ -111,7 +113,11 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
       .option('top-p', { type: 'number', default: 1, describe: '1 = off' })
       .option('seed', { type: 'number', default: 0, describe: 'Batch i samples with seed + i' })
       .option('top-logprobs', { type: 'number', default: 0, describe: 'Also print the K most likely tokens per step' })
+      .option('eos-token-id', { type: 'number', array: true, describe: "Tokens that end a row (repeatable; default: config.json's eos_token_id)" })
+      .option('stop', { type: 'string', array: true, describe: 'Text that ends a row once generated (repeatable; encoded with the tokenizer)' })
       .check((args) => {
+        if (args['eos-token-id']?.some((id) => !Number.isInteger(id) || id < 0)) throw new Error('--eos-token-id takes token ids');
+        if (args.stop?.some((text) => text === '')) throw new Error('--stop must not be empty');
         if (!Number.isInteger(args['batch-size']) || args['batch-size'] < 1) throw new Error('--batch-size must be a positive integer');
         if (!Number.isInteger(args.seed) || args.seed < 0) throw new Error('--seed must be a non-negative integer');
         return true;
@@ -120,7 +126,10 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
     const model = await loadModel(args.model, { dtype: args.dtype, device: args.device as DeviceName });
     try {
       const tokenizer = existsSync(join(args.model, 'tokenizer.json')) ? await loadTokenizer(args.model) : null;
+      if (args.stop && !tokenizer) throw new Error('--stop needs a tokenizer.json in the model folder');
       const options: SamplingFlags = {
+        ...(args['eos-token-id'] && { eosTokenIds: args['eos-token-id'] }),
+        ...(args.stop && { stopSequences: args.stop.map((text) => tokenizer!.encode(text, { addSpecialTokens: false })) }),
         maxNewTokens: args['max-new-tokens'],
         temperature: args.temperature,
         topK: args['top-k'],
