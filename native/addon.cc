@@ -9,6 +9,7 @@
 
 #include "common.h"
 #include "ops/buffer_cache.h"
+#include "ops/simd_kernels.h"
 #include "tensor.h"
 
 namespace prefix_rl {
@@ -84,6 +85,7 @@ static Napi::Value runtime_info(const Napi::CallbackInfo& info) {
   out.Set("cudaDeviceCount", Napi::Number::New(env, static_cast<double>(devices)));
   out.Set("numThreads", addon_data(env).compute->num_threads());
   out.Set("hardwareConcurrency", static_cast<double>(std::thread::hardware_concurrency()));
+  out.Set("simd", kernels::simd::kernels().isa);
   out.Set("liveTensors", static_cast<double>(TensorHandle::live_count()));
   out.Set("pendingJobs", addon_data(env).compute->pending());
   const BufferCacheStats cache = buffer_cache_stats();

@@ -48,6 +48,8 @@ export interface RuntimeInfo {
   cudaDeviceCount: number;
   numThreads: number;
   hardwareConcurrency: number;
+  /** The instruction set of the float32 row kernels: avx512, avx2 or scalar (PREFIX_RL_SIMD caps it). */
+  simd: string;
   liveTensors: number;
   pendingJobs: number;
   /** The cache of large CPU output buffers the fused ops reuse (see releaseBufferCache). */

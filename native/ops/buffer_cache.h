@@ -14,7 +14,7 @@
 namespace prefix_rl {
 
 // An uninitialised CPU tensor like at::empty(sizes, options), whose storage comes from, and returns to, the cache
-// when it is at least kMinCachedBytes. The cache keeps at most `buffer_cache_limit()` bytes of freed buffers.
+// when it is at least kMinCachedBytes. The cache holds freed buffers up to its limit (below).
 at::Tensor cached_empty(at::IntArrayRef sizes, const at::TensorOptions& options);
 
 constexpr int64_t kMinCachedBytes = int64_t{1} << 20;

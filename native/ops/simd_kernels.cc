@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
@@ -253,9 +254,12 @@ __attribute__((target("avx512f"))) void avx512_topk(const float* x, int64_t V, i
 
 Kernels select() {
 #if defined(__x86_64__)
+  // PREFIX_RL_SIMD=avx2|scalar caps the choice, so that the narrower paths can be checked on a wider CPU.
+  const char* cap = std::getenv("PREFIX_RL_SIMD");
+  const bool allow512 = !cap || std::strcmp(cap, "avx512") == 0, allow2 = allow512 || std::strcmp(cap, "avx2") == 0;
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return {"avx512", avx512_logsumexp, avx512_scaled_softmax, avx512_topk};
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {"avx2", avx2_logsumexp, avx2_scaled_softmax, avx2_topk};
+  if (allow512 && __builtin_cpu_supports("avx512f")) return {"avx512", avx512_logsumexp, avx512_scaled_softmax, avx512_topk};
+  if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {"avx2", avx2_logsumexp, avx2_scaled_softmax, avx2_topk};
 #endif
   return {"scalar", scalar_logsumexp, scalar_scaled_softmax, scalar_topk};
 }
