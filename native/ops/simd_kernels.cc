@@ -43,9 +43,9 @@ float scalar_logsumexp(const float* x, int64_t V, float scale) {
   float max = -std::numeric_limits<float>::infinity();
   for (int64_t v = 0; v < V; ++v) max = std::max(max, x[v] * scale);
   if (!std::isfinite(max)) return max;
-  float sum = 0;
+  double sum = 0;  // one running sum over up to 10^5 terms: double keeps it as accurate as the vector paths' lanes
   for (int64_t v = 0; v < V; ++v) sum += scalar_exp(x[v] * scale - max);
-  return max + std::log(sum);
+  return max + static_cast<float>(std::log(sum));
 }
 
 void scalar_scaled_softmax(const float* x, int64_t V, float scale, float lse, float coef, float* out) {
@@ -176,11 +176,32 @@ __attribute__((target("avx2,fma"))) void avx2_topk(const float* x, int64_t V, in
   filtered_topk<8>(x, V, k, ids, values, avx2_above);
 }
 
+// A mask of lanes < n, for masked loads and stores.
+__attribute__((target("avx2,fma"))) inline __m256i avx2_first(int64_t n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// Every element goes through the vector exp (masked loads and stores at the ragged ends), so that a row gives the same
+// bits whether it is written in place or into a separate, streamed buffer.
 __attribute__((target("avx2,fma"))) void avx2_scaled_softmax(const float* x, int64_t V, float scale, float lse, float coef, float* out) {
   const __m256 s = _mm256_set1_ps(scale), shift = _mm256_set1_ps(lse), c = _mm256_set1_ps(coef);
   int64_t v = 0;
-  for (; v + 8 <= V; v += 8) _mm256_storeu_ps(out + v, _mm256_mul_ps(c, exp8(_mm256_fmsub_ps(_mm256_loadu_ps(x + v), s, shift))));
-  for (; v < V; ++v) out[v] = coef * scalar_exp(x[v] * scale - lse);
+  if (out != x) {
+    // A separate output row is not in cache: non-temporal stores skip reading its lines before writing them.
+    const int64_t head = std::min<int64_t>(V, (32 - reinterpret_cast<uintptr_t>(out) % 32) % 32 / sizeof(float));
+    if (head > 0) {
+      const __m256i m = avx2_first(head);
+      _mm256_maskstore_ps(out, m, _mm256_mul_ps(c, exp8(_mm256_fmsub_ps(_mm256_maskload_ps(x, m), s, shift))));
+    }
+    for (v = head; v + 8 <= V; v += 8) _mm256_stream_ps(out + v, _mm256_mul_ps(c, exp8(_mm256_fmsub_ps(_mm256_loadu_ps(x + v), s, shift))));
+    _mm_sfence();
+  } else {
+    for (; v + 8 <= V; v += 8) _mm256_storeu_ps(out + v, _mm256_mul_ps(c, exp8(_mm256_fmsub_ps(_mm256_loadu_ps(x + v), s, shift))));
+  }
+  if (v < V) {
+    const __m256i m = avx2_first(V - v);
+    _mm256_maskstore_ps(out + v, m, _mm256_mul_ps(c, exp8(_mm256_fmsub_ps(_mm256_maskload_ps(x + v, m), s, shift))));
+  }
 }
 
 // ---- AVX-512: 16 lanes, 4 accumulators ----
@@ -238,8 +259,22 @@ __attribute__((target("avx512f"))) float avx512_logsumexp(const float* x, int64_
 __attribute__((target("avx512f"))) void avx512_scaled_softmax(const float* x, int64_t V, float scale, float lse, float coef, float* out) {
   const __m512 s = _mm512_set1_ps(scale), shift = _mm512_set1_ps(lse), c = _mm512_set1_ps(coef);
   int64_t v = 0;
-  for (; v + 16 <= V; v += 16) _mm512_storeu_ps(out + v, _mm512_mul_ps(c, exp16(_mm512_fmsub_ps(_mm512_loadu_ps(x + v), s, shift))));
-  for (; v < V; ++v) out[v] = coef * scalar_exp(x[v] * scale - lse);
+  if (out != x) {
+    // As in avx2_scaled_softmax: stream a separate output row past the cache.
+    const int64_t head = std::min<int64_t>(V, (64 - reinterpret_cast<uintptr_t>(out) % 64) % 64 / sizeof(float));
+    if (head > 0) {
+      const __mmask16 m = static_cast<__mmask16>((1u << head) - 1);  // lanes < head
+      _mm512_mask_storeu_ps(out, m, _mm512_mul_ps(c, exp16(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(m, x), s, shift))));
+    }
+    for (v = head; v + 16 <= V; v += 16) _mm512_stream_ps(out + v, _mm512_mul_ps(c, exp16(_mm512_fmsub_ps(_mm512_loadu_ps(x + v), s, shift))));
+    _mm_sfence();
+  } else {
+    for (; v + 16 <= V; v += 16) _mm512_storeu_ps(out + v, _mm512_mul_ps(c, exp16(_mm512_fmsub_ps(_mm512_loadu_ps(x + v), s, shift))));
+  }
+  if (v < V) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (V - v)) - 1);
+    _mm512_mask_storeu_ps(out + v, m, _mm512_mul_ps(c, exp16(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(m, x + v), s, shift))));
+  }
 }
 
 __attribute__((target("avx512f"))) uint32_t avx512_above(const float* x, float threshold) {
