@@ -7,6 +7,7 @@
 
 #include "addon.h"
 #include "common.h"
+#include "ops/skinny_linear.h"
 #include "tensor.h"
 
 namespace prefix_rl {
@@ -145,6 +146,7 @@ static const std::unordered_map<std::string, OpFn>& op_table() {
        }},
       // linear algebra and indexing
       {"matmul", [](const OpArgs& a) -> One { return {at::matmul(a.tensor(0), a.tensor(1))}; }},
+      {"linear", [](const OpArgs& a) -> One { return {dense(a.tensor(0), a.tensor(1), a.has(2) ? a.tensor(2) : at::Tensor())}; }},
       {"gather", [](const OpArgs& a) -> One { return {at::gather(a.tensor(0), a.integer(1), a.tensor(2))}; }},
       {"indexSelect", [](const OpArgs& a) -> One { return {at::index_select(a.tensor(0), a.integer(1), a.tensor(2))}; }},
       {"select", [](const OpArgs& a) -> One { return {a.tensor(0).select(a.integer(1), a.integer(2))}; }},

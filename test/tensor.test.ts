@@ -157,6 +157,49 @@ describe('autograd', () => {
   });
 });
 
+describe('linear', () => {
+  // Few float32 rows take the skinny kernel; compare it with the same product in float64 (torch's path), across row
+  // counts on both sides of its 8-row passes and 16-row limit, and K with and without a tail after the vector chunks.
+  test.each([
+    [1, 37, 5],
+    [3, 16, 300],
+    [8, 512, 130],
+    [9, 70, 64],
+    [16, 33, 1000],
+    [17, 64, 40],
+  ])('%i rows, K = %i, N = %i: equals the float64 product', (M, K, N) => {
+    tidy(() => {
+      const x = Tensor.randn([M, K], M * 1000 + K, { dtype: 'float32' });
+      const w = Tensor.randn([N, K], N, { dtype: 'float32' });
+      const b = Tensor.randn([N], 3, { dtype: 'float32' });
+      const expected = x.to('float64').matmul(w.to('float64').transpose(0, 1)).add(b.to('float64'));
+      const tolerance = 1e-5 * Math.sqrt(K) * 4;
+      expect(x.linear(w, b).to('float64').sub(expected).abs().max().item()).toBeLessThan(tolerance);
+      expect(x.linear(w).to('float64').sub(expected.sub(b.to('float64'))).abs().max().item()).toBeLessThan(tolerance);
+      // Leading dims are kept: [1, M, K] → [1, M, N].
+      expect(x.unsqueeze(0).linear(w).shape).toEqual([1, M, N]);
+    });
+  });
+
+  test('with a gradient recorded it is torch linear, and differentiable', () => {
+    tidy(() => {
+      const x = Tensor.randn([2, 6], 1, { dtype: 'float32' });
+      const w = Tensor.randn([3, 6], 2, { dtype: 'float32' });
+      w.requiresGrad = true;
+      x.linear(w).sum().backward();
+      // d/dW Σ x Wᵀ = column sums of x, one row per output.
+      const colSums = x.sum(0).toNumbers();
+      for (const row of w.grad!.toNested() as number[][]) row.forEach((value, k) => expect(value).toBeCloseTo(colSums[k], 5));
+    });
+  });
+
+  test('mismatched shapes are a JS error', () => {
+    tidy(() => {
+      expect(() => Tensor.randn([2, 5], 1).linear(Tensor.randn([3, 4], 2))).toThrow();
+    });
+  });
+});
+
 describe('memory', () => {
   test('tidy disposes what it does not return, also across await', async () => {
     const before = liveTensors();

@@ -349,6 +349,13 @@ export class Tensor {
   matmul(other: Tensor): Tensor {
     return Tensor.run('matmul', [this, other]);
   }
+  /**
+   * this · weightᵀ + bias for this [..., K], weight [N, K], bias [N]: torch's linear, with a skinny kernel for float32
+   * CPU inputs of at most 16 rows when no gradient is recorded (the shape of a decoding step).
+   */
+  linear(weight: Tensor, bias?: Tensor): Tensor {
+    return Tensor.run('linear', bias ? [this, weight, bias] : [this, weight]);
+  }
   async matmulAsync(other: Tensor, options: AsyncOptions = {}): Promise<Tensor> {
     return (await Tensor.runAsync('matmul', [this, other], options))[0];
   }

@@ -14,6 +14,7 @@
 
 #include "common.h"
 #include "ops/logprobs.h"
+#include "ops/skinny_linear.h"
 
 namespace prefix_rl {
 
@@ -169,8 +170,8 @@ Decoder::Projection Decoder::projection(const std::string& name, int64_t out, in
 }
 
 at::Tensor Decoder::Projection::operator()(const at::Tensor& x) const {
-  at::Tensor y = at::linear(x, weight, bias);
-  if (lora_a.defined()) y = y + at::linear(at::linear(x, lora_a), lora_b) * lora_scale;
+  at::Tensor y = dense(x, weight, bias);
+  if (lora_a.defined()) y = y + dense(dense(x, lora_a), lora_b) * lora_scale;
   return y;
 }
 
@@ -282,7 +283,7 @@ at::Tensor Decoder::mlp(const Layer& layer, const at::Tensor& x) const {
   return layer.down_proj(at::silu(layer.gate_proj(x)) * layer.up_proj(x));
 }
 
-at::Tensor Decoder::lm_head(const at::Tensor& hidden) const { return at::linear(hidden, lm_head_); }
+at::Tensor Decoder::lm_head(const at::Tensor& hidden) const { return dense(hidden, lm_head_); }
 
 KvCache Decoder::new_cache(int64_t batch, int64_t capacity) const {
   KvCache cache;
