@@ -24,26 +24,37 @@ const shape = {
   genBatch: 8,
   promptLen: 32,
   newTokens: quick ? 32 : 128,
-  repeats: quick ? 1 : 3,
+  repeats: quick ? 1 : 5,
 };
 const script = join(import.meta.dirname, '..', '..', 'benchmarks', 'model_transformers.py');
 
-function runPython(args: string[]): Record<string, number | string> {
+interface TransformersRun {
+  torch: string;
+  transformers: string;
+  attention: string;
+  train_step_s: number[];
+  sample_s: number[];
+}
+
+function runPython<T>(args: string[]): T {
   const result = spawnSync(python, [script, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   if (result.status !== 0) throw new Error(`${python} ${script} ${args.join(' ')} failed (${result.error?.message ?? `exit ${result.status}`})`);
   return JSON.parse(result.stdout.trim().split('\n').at(-1)!);
 }
 
-async function medianSeconds(fn: () => Promise<void>): Promise<number> {
-  await fn(); // warm-up
+/** Seconds of each of `repeats` runs after one warm-up. */
+async function timedRuns(fn: () => Promise<void>): Promise<number[]> {
+  await fn();
   const times: number[] = [];
   for (let i = 0; i < shape.repeats; i++) {
     const start = performance.now();
     await fn();
     times.push((performance.now() - start) / 1000);
   }
-  return times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
+  return times;
 }
+
+const median = (times: number[]) => [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)];
 
 /** Uniform random token ids in [3, vocab) as rows, from a fixed seed. */
 function randomTokens(rows: number, length: number, vocab: number, seed: number): number[][] {
@@ -64,14 +75,14 @@ async function benchPrefixRl(dir: string) {
       await optimizer.step();
       await optimizer.zeroGrad();
     });
-  const trainS = await medianSeconds(trainStep);
+  const trainS = await timedRuns(trainStep);
 
   const prompts = randomTokens(shape.genBatch, shape.promptLen, vocab, 2);
   const sample = async () => {
     const out = await model.generate(prompts, { maxNewTokens: shape.newTokens, temperature: 1, eosTokenIds: [], seed: 3 });
     if (out.some((g) => g.tokens.length !== shape.newTokens)) throw new Error('a row stopped early');
   };
-  const sampleS = await medianSeconds(sample);
+  const sampleS = await timedRuns(sample);
   inputIds.dispose();
   for (const parameter of parameters.values()) parameter.dispose();
   model.dispose();
@@ -81,21 +92,28 @@ async function benchPrefixRl(dir: string) {
 const dir = join(tmpdir(), `prefix-rl-bench-qwen3-${size}`);
 if (!existsSync(join(dir, 'config.json'))) console.log(`made ${JSON.stringify(runPython(['make', dir, '--size', size]))}`);
 const ours = await benchPrefixRl(dir);
-const theirs = runPython([
+const theirs = runPython<TransformersRun>([
   'bench', dir,
   ...Object.entries(shape).flatMap(([key, value]) => [`--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, String(value)]),
 ]);
 
 const report = environmentReport();
-const trainTokens = shape.trainBatch * shape.trainSeq;
-const sampleTokens = shape.genBatch * shape.newTokens;
-const tps = (tokens: number, seconds: number) => (tokens / seconds).toFixed(0);
+const tokens = { train: shape.trainBatch * shape.trainSeq, sample: shape.genBatch * shape.newTokens };
+/** Median tokens/s, and the range over the repeats. */
+const rate = (count: number, times: number[]) => {
+  const perSecond = times.map((t) => count / t).sort((a, b) => a - b);
+  return `${(count / median(times)).toFixed(0)} (${perSecond[0].toFixed(0)}–${perSecond.at(-1)!.toFixed(0)})`;
+};
 console.log(`# model benchmark: Qwen3 ${size} (${dir}), fp32, libtorch ${report.build.torchVersion} / torch ${theirs.torch}, ` +
   `transformers ${theirs.transformers} (${theirs.attention} attention), ${shape.threads} threads, ${cpus()[0]?.model ?? 'cpu'}`);
-console.log(`# train: batch ${shape.trainBatch} × ${shape.trainSeq} tokens; sample: ${shape.genBatch} prompts × ${shape.promptLen} tokens, ${shape.newTokens} new tokens each; median of ${shape.repeats}`);
-console.log('| row | prefix-rl tokens/s | transformers tokens/s | speed-up |');
+console.log(`# train: batch ${shape.trainBatch} × ${shape.trainSeq} tokens; sample: ${shape.genBatch} prompts × ${shape.promptLen} tokens, ` +
+  `${shape.newTokens} new tokens each; tokens/s: median of ${shape.repeats} runs (range)`);
+console.log('| row | prefix-rl tokens/s | transformers tokens/s | speed-up (medians) |');
 console.log('|---|---|---|---|');
-const trainSpeedup = Number(theirs.train_step_s) / ours.trainS;
-const sampleSpeedup = Number(theirs.sample_s) / ours.sampleS;
-console.log(`| training step (fwd + CE + bwd + AdamW) | ${tps(trainTokens, ours.trainS)} | ${tps(trainTokens, Number(theirs.train_step_s))} | ${trainSpeedup.toFixed(2)}x |`);
-console.log(`| sampling (KV cache) | ${tps(sampleTokens, ours.sampleS)} | ${tps(sampleTokens, Number(theirs.sample_s))} | ${sampleSpeedup.toFixed(2)}x |`);
+for (const [row, key, ourTimes, theirTimes] of [
+  ['training step (fwd + CE + bwd + AdamW)', 'train', ours.trainS, theirs.train_step_s],
+  ['sampling (KV cache)', 'sample', ours.sampleS, theirs.sample_s],
+] as const) {
+  const count = tokens[key];
+  console.log(`| ${row} | ${rate(count, ourTimes)} | ${rate(count, theirTimes)} | ${(median(theirTimes) / median(ourTimes)).toFixed(2)}x |`);
+}
