@@ -6,7 +6,7 @@ import { tidy } from '../tensor/scope.js';
 import { Tensor, type AsyncOptions, type DType, type DeviceName } from '../tensor/tensor.js';
 import { padBatch } from './batch.js';
 import { checkpointFiles, writeCheckpoint, type WriteCheckpointOptions } from './checkpoint.js';
-import { readModelConfig, type ModelConfig } from './config.js';
+import { parseModelConfig, readModelConfig, type ModelConfig } from './config.js';
 import { ADAPTER_WEIGHTS, loraConfig, readAdapterConfig, writeAdapterConfig, type LoraConfig, type LoraOptions } from './lora.js';
 import { modelAddon, type NativeModel } from './native.js';
 import { writeSafetensors } from './safetensors.js';
@@ -81,6 +81,28 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
   return new CausalLM(native, config, raw, dir);
 }
 
+export interface InitModelOptions extends LoadModelOptions {
+  /** Seed of the weights (default 0): the same config and seed give the same weights on any device. */
+  seed?: number;
+  /** A folder whose tokenizer and generation files save() copies next to the weights. */
+  tokenizerFrom?: string;
+}
+
+/**
+ * A new model with random weights from `config`, a Hugging Face config.json object (Qwen3 or Llama), drawn as
+ * transformers initializes them: matrices from N(0, initializer_range²) (default 0.02), the embedding's pad_token_id
+ * row zero, norms 1, biases 0. For training from scratch, such as the controlled task's SFT.
+ */
+export async function initModel(config: Record<string, unknown>, options: InitModelOptions = {}): Promise<CausalLM> {
+  const parsed = parseModelConfig(config, 'config');
+  const initializerRange = typeof config.initializer_range === 'number' ? config.initializer_range : 0.02;
+  const { dtype = 'float32', device = 'cpu', seed = 0 } = options;
+  const native = await withCancel(options.signal, (token) =>
+    modelAddon().initModel(parsed, { dtype, device, seed, initializerRange, paddingIdx: parsed.padTokenId ?? -1 }, token),
+  );
+  return new CausalLM(native, parsed, { ...config }, options.tokenizerFrom ?? '');
+}
+
 export class CausalLM {
   private adapter: LoraConfig | null = null;
 
@@ -90,7 +112,7 @@ export class CausalLM {
     readonly config: ModelConfig,
     /** config.json as read (unknown fields kept, so that save() writes them back). */
     private readonly rawConfig: Record<string, unknown>,
-    /** The folder the model was loaded from. */
+    /** The folder the model was loaded from ('' for a new model without a tokenizer folder). */
     readonly source: string,
   ) {}
 

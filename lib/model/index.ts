@@ -1,6 +1,8 @@
 export {
   loadModel,
+  initModel,
   CausalLM,
+  type InitModelOptions,
   type FinishReason,
   type Generation,
   type GenerateOptions,

@@ -49,6 +49,11 @@ export interface NativeModel {
 
 export interface NativeModelAddon {
   loadModel(config: ModelConfig, files: string[], options: { dtype: DType; device: string }, cancel?: NativeCancelToken): Promise<NativeModel>;
+  initModel(
+    config: ModelConfig,
+    options: { dtype: DType; device: string; seed: number; initializerRange: number; paddingIdx: number },
+    cancel?: NativeCancelToken,
+  ): Promise<NativeModel>;
   readSafetensors(path: string, cancel?: NativeCancelToken): Promise<{ tensors: Record<string, NativeTensor>; metadata: Record<string, string> }>;
   writeSafetensors(path: string, tensors: Record<string, NativeTensor>, metadata: Record<string, string>, cancel?: NativeCancelToken): Promise<void>;
 }

@@ -1,6 +1,10 @@
-// JS surface of the model core: loadModel → NativeModel (forward, tokenLogprobs, generate, parameters, dispose),
+// JS surface of the model core: loadModel / initModel → NativeModel (forward, tokenLogprobs, generate, parameters, dispose),
 // NativeAdamW and clipGradNorm, readSafetensors / writeSafetensors. Everything that touches weights, gradients or
 // activations runs on the compute thread.
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
+
+#include <cmath>
 #include <memory>
 
 #include "addon.h"
@@ -373,6 +377,49 @@ Napi::Value load_model(const Napi::CallbackInfo& info) {
   });
 }
 
+// initModel(config, {dtype, device, seed, initializerRange, paddingIdx}, cancel?) → Promise<NativeModel>: fresh weights as
+// transformers' _init_weights draws them: every matrix (projections, embedding, an untied LM head) from
+// N(0, initializerRange²), the embedding's padding row zero, norm weights 1, biases 0. Drawn on the CPU from one seeded
+// generator in parameter order, so a seed gives the same model on every device.
+Napi::Value init_model(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    DecoderConfig config = parse_config(info[0]);
+    if (!info[1].IsObject()) invalid_argument("options must be an object");
+    Napi::Object options = info[1].As<Napi::Object>();
+    at::ScalarType dtype = parse_dtype(opt_string(options, "dtype", "float32"));
+    at::Device device = parse_device(opt_string(options, "device", "cpu"));
+    const double std = opt_number(options, "initializerRange", 0.02);
+    if (!(std > 0) || !std::isfinite(std)) invalid_argument("initializerRange must be a positive number");
+    const auto seed = static_cast<uint64_t>(opt_number(options, "seed", 0));
+    const auto padding_idx = static_cast<int64_t>(opt_number(options, "paddingIdx", -1));  // -1: none
+    const auto* model_class = static_cast<const Napi::FunctionReference*>(info.Data());
+    return addon_data(info.Env()).compute->submit(
+        info.Env(),
+        [config, dtype, device, std, seed, padding_idx, model_class]() -> Completion {
+          at::NoGradGuard no_grad;
+          auto decoder = std::make_shared<Decoder>(config, dtype, device);
+          at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+          auto ends_with = [](const std::string& name, const std::string& suffix) {
+            return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+          };
+          for (const auto& [name, parameter] : decoder->parameters()) {
+            at::Tensor value;
+            if (ends_with(name, "norm.weight")) {
+              value = at::ones(parameter.sizes(), at::kFloat);
+            } else if (ends_with(name, ".bias")) {
+              value = at::zeros(parameter.sizes(), at::kFloat);
+            } else {
+              value = at::normal(0.0, std, parameter.sizes(), generator, at::TensorOptions().dtype(at::kFloat));
+              if (name == "model.embed_tokens.weight" && padding_idx >= 0 && padding_idx < config.vocab_size) value[padding_idx].zero_();
+            }
+            parameter.copy_(value);
+          }
+          return [decoder, model_class](Napi::Env) -> Napi::Value { return ModelHandle::wrap(*model_class, decoder); };
+        },
+        arg_cancel_flag(info[2]));
+  });
+}
+
 // readSafetensors(path, cancel?) → Promise<{tensors: {name: NativeTensor}, metadata: {key: string}}>. The tensors
 // are CPU views over the mapped file.
 Napi::Value read_safetensors(const Napi::CallbackInfo& info) {
@@ -439,6 +486,7 @@ void register_model(Napi::Env env, Napi::Object exports) {
   env.AddCleanupHook([model_class] { delete model_class; });
   exports.Set("NativeModel", model_class->Value());
   exports.Set("loadModel", Napi::Function::New(env, load_model, "loadModel", model_class));
+  exports.Set("initModel", Napi::Function::New(env, init_model, "initModel", model_class));
   exports.Set("NativeAdamW", AdamWHandle::define_class(env));
   exports.Set("clipGradNorm", Napi::Function::New(env, clip_grad_norm_js, "clipGradNorm"));
   exports.Set("readSafetensors", Napi::Function::New(env, read_safetensors, "readSafetensors"));
