@@ -11,3 +11,4 @@ export * from './verify/index.js';
 export * from './rl/advantages/index.js';
 export * from './rl/masked.js';
 export * from './eval/index.js';
+export * from './train/sft.js';

@@ -1,2 +1,3 @@
 export * from './processbench.js';
 export * from './bon.js';
+export * from './accuracy.js';

@@ -1,0 +1,59 @@
+// Sampled accuracy end to end: a tiny model trained to memorise one controlled-task answer is scored right on its
+// prompt and wrong against another ground truth; the accuracy command prints the same report.
+import { jest } from '@jest/globals';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../lib/cli/main.js';
+import { writeJsonl } from '../lib/data/index.js';
+import type { RlRecord } from '../lib/data/schemas.js';
+import { sampledAccuracy } from '../lib/eval/index.js';
+import { initModel, type CausalLM } from '../lib/model/index.js';
+import { TASK_SOURCE, makeRlRecords, makeSftRecords } from '../lib/task/index.js';
+import { loadTokenizer, type Tokenizer } from '../lib/tokenizer/index.js';
+import { sft, sftExample } from '../lib/train/sft.js';
+import { lastBoxed } from '../lib/verify/index.js';
+
+const FIXTURE = join(process.cwd(), 'fixtures/models/qwen3-tiny');
+let model: CausalLM;
+let tokenizer: Tokenizer;
+let record: RlRecord;
+
+beforeAll(async () => {
+  tokenizer = await loadTokenizer(FIXTURE);
+  const [chat] = makeSftRecords(11, 1, { minDepth: 2, maxDepth: 2 });
+  // The RL record of the same problem: its prompt, and the boxed answer of the SFT response as ground truth.
+  const [template] = makeRlRecords(11, 1);
+  record = { ...template, prompt: [chat.messages[0]], reward_model: { ...template.reward_model, ground_truth: lastBoxed(chat.messages[1].content)! } };
+  model = await initModel(JSON.parse(await readFile(join(FIXTURE, 'config.json'), 'utf8')), { seed: 2, tokenizerFrom: FIXTURE });
+  const example = sftExample(tokenizer, chat.messages);
+  await sft(model, [example], { steps: 150, batchSize: 2, lr: 1e-2, warmupSteps: 10 });
+});
+afterAll(() => model?.dispose());
+
+test('a memorised answer scores 1 greedily; the same response against another ground truth scores 0', async () => {
+  const right = await sampledAccuracy(model, tokenizer, [record], { temperature: 0, maxNewTokens: 120 });
+  expect(right).toEqual({ accuracy: 1, prompts: 1, samples: 1, mixed: 0 });
+  const wrongTruth = { ...record, reward_model: { ...record.reward_model, ground_truth: String(Number(record.reward_model.ground_truth) + 1) } };
+  const both = await sampledAccuracy(model, tokenizer, [record, wrongTruth], { temperature: 0, maxNewTokens: 120, samples: 2 });
+  expect(both).toEqual({ accuracy: 0.5, prompts: 2, samples: 2, mixed: 0 });
+  expect(record.data_source).toBe(TASK_SOURCE);
+});
+
+test('prefix-rl accuracy prints the report', async () => {
+  const tmp = await mkdtemp(join(tmpdir(), 'prefix-rl-accuracy-'));
+  const out: string[] = [];
+  jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    out.push(String(chunk));
+    return true;
+  });
+  try {
+    await model.save(join(tmp, 'model'));
+    await writeJsonl(join(tmp, 'rl.jsonl'), [record]);
+    await main(['accuracy', '--model', join(tmp, 'model'), '--data', join(tmp, 'rl.jsonl'), '--temperature', '0', '--max-new-tokens', '120']);
+    expect(JSON.parse(out.join(''))).toEqual({ accuracy: 1, prompts: 1, samples: 1, mixed: 0 });
+  } finally {
+    jest.restoreAllMocks();
+    await rm(tmp, { recursive: true, force: true });
+  }
+});
