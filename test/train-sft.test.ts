@@ -41,6 +41,9 @@ test('training from scratch lowers the loss on controlled-task chats', async () 
     expect(last).toBeLessThan(0.7 * first);
     expect(history.every((s) => Number.isFinite(s.gradNorm))).toBe(true);
     expect(history[0].lr).toBeCloseTo(3e-3 / 5, 10);
+    const parameters = [...model.parameters().values()];
+    expect(parameters.some((p) => p.requiresGrad || p.grad !== null)).toBe(false); // back to inference, no gradients held
+    for (const p of parameters) p.dispose();
     await expect(sft(model, [], { steps: 1, batchSize: 1 })).rejects.toThrow(/at least one example/);
     await expect(sft(model, examples, { steps: 0, batchSize: 1 })).rejects.toThrow(/positive integers/);
   } finally {

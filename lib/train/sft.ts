@@ -72,6 +72,7 @@ export async function sft(model: CausalLM, examples: readonly SftExample[], opti
   }
   const schedule = constantSchedule(lr, { warmupSteps: Math.min(options.warmupSteps ?? 100, steps) });
   const parameters = model.parameters();
+  const requiredGrad = [...parameters.values()].map((parameter) => parameter.requiresGrad);
   for (const parameter of parameters.values()) parameter.requiresGrad = true;
   const optimizer = new AdamW(parameters, { lr, betas, weightDecay });
   const rng = new Rng(seed);
@@ -100,7 +101,11 @@ export async function sft(model: CausalLM, examples: readonly SftExample[], opti
       options.onStep?.(record);
     }
   } finally {
-    for (const parameter of parameters.values()) parameter.dispose();
+    await optimizer.zeroGrad();
+    [...parameters.values()].forEach((parameter, i) => {
+      parameter.requiresGrad = requiredGrad[i]; // as before: a model for inference again
+      parameter.dispose();
+    });
   }
   return history;
 }
