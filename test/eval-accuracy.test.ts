@@ -13,6 +13,7 @@ import { TASK_SOURCE, makeRlRecords, makeSftRecords } from '../lib/task/index.js
 import { loadTokenizer, type Tokenizer } from '../lib/tokenizer/index.js';
 import { sft, sftExample } from '../lib/train/sft.js';
 import { lastBoxed } from '../lib/verify/index.js';
+import { captureStdout } from './helpers/stdout.js';
 
 const FIXTURE = join(process.cwd(), 'fixtures/models/qwen3-tiny');
 let model: CausalLM;
@@ -42,11 +43,7 @@ test('a memorised answer scores 1 greedily; the same response against another gr
 
 test('prefix-rl accuracy prints the report', async () => {
   const tmp = await mkdtemp(join(tmpdir(), 'prefix-rl-accuracy-'));
-  const out: string[] = [];
-  jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    out.push(String(chunk));
-    return true;
-  });
+  const out = captureStdout();
   try {
     await model.save(join(tmp, 'model'));
     await writeJsonl(join(tmp, 'rl.jsonl'), [record]);

@@ -5,23 +5,20 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { main } from '../lib/cli/main.js';
+import { captureStdout } from './helpers/stdout.js';
 
 const MODEL = join(process.cwd(), 'fixtures/models/llama-tiny');
 
 let stdout: string[];
 beforeEach(() => {
-  stdout = [];
-  jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout.push(String(chunk));
-    return true;
-  });
+  stdout = captureStdout();
 });
 afterEach(() => jest.restoreAllMocks());
 
 /** Runs a command with `lines` on stdin and returns the parsed output lines. */
 async function runCommand<T>(command: string, model: string, lines: string[], args: string[]): Promise<T[]> {
   jest.spyOn(process, 'stdin', 'get').mockReturnValue(Readable.from(lines.map((line) => line + '\n')) as unknown as typeof process.stdin);
-  stdout = [];
+  stdout.length = 0;
   await main([command, '--model', model, ...args]);
   return stdout.join('').trim().split('\n').map((line) => JSON.parse(line) as T);
 }

@@ -12,6 +12,7 @@ import { makeSftRecords } from '../lib/task/index.js';
 import { loadTokenizer } from '../lib/tokenizer/index.js';
 import { sft, sftExample } from '../lib/train/sft.js';
 import { readFile } from 'node:fs/promises';
+import { captureStdout } from './helpers/stdout.js';
 
 const FIXTURE = join(process.cwd(), 'fixtures/models/qwen3-tiny'); // its tokenizer is the task tokenizer
 
@@ -54,11 +55,7 @@ test('training from scratch lowers the loss on controlled-task chats', async () 
 describe('prefix-rl sft', () => {
   let stdout: string[];
   beforeEach(() => {
-    stdout = [];
-    jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      stdout.push(String(chunk));
-      return true;
-    });
+    stdout = captureStdout();
     jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
   });
   afterEach(() => jest.restoreAllMocks());

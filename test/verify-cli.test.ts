@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { verifyJsonLines } from '../lib/cli/commands/verify.js';
 import { main } from '../lib/cli/main.js';
 import { VerifierPool, type VerifyResult } from '../lib/verify/index.js';
+import { captureStdout } from './helpers/stdout.js';
 
 const parseLines = (text: string): VerifyResult[] =>
   text
@@ -13,11 +14,7 @@ const parseLines = (text: string): VerifyResult[] =>
 describe('prefix-rl verify --response', () => {
   let stdout: string[];
   beforeEach(() => {
-    stdout = [];
-    jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      stdout.push(String(chunk));
-      return true;
-    });
+    stdout = captureStdout();
   });
   afterEach(() => jest.restoreAllMocks());
 
