@@ -12,3 +12,4 @@ export * from './rl/advantages/index.js';
 export * from './rl/masked.js';
 export * from './eval/index.js';
 export * from './train/sft.js';
+export * from './rl/rollouts.js';

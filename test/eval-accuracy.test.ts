@@ -1,5 +1,5 @@
-// Sampled accuracy end to end: a tiny model trained to memorise one controlled-task answer is scored right on its
-// prompt and wrong against another ground truth; the accuracy command prints the same report.
+// Rollouts and sampled accuracy end to end: a tiny model trained to memorise one controlled-task answer is scored
+// right on its prompt and wrong against another ground truth; the rollout and accuracy commands agree.
 import { jest } from '@jest/globals';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,6 +9,7 @@ import { writeJsonl } from '../lib/data/index.js';
 import type { RlRecord } from '../lib/data/schemas.js';
 import { sampledAccuracy } from '../lib/eval/index.js';
 import { initModel, type CausalLM } from '../lib/model/index.js';
+import type { Rollout } from '../lib/rl/rollouts.js';
 import { TASK_SOURCE, makeRlRecords, makeSftRecords } from '../lib/task/index.js';
 import { loadTokenizer, type Tokenizer } from '../lib/tokenizer/index.js';
 import { sft, sftExample } from '../lib/train/sft.js';
@@ -49,6 +50,30 @@ test('prefix-rl accuracy prints the report', async () => {
     await writeJsonl(join(tmp, 'rl.jsonl'), [record]);
     await main(['accuracy', '--model', join(tmp, 'model'), '--data', join(tmp, 'rl.jsonl'), '--temperature', '0', '--max-new-tokens', '120']);
     expect(JSON.parse(out.join(''))).toEqual({ accuracy: 1, prompts: 1, samples: 1, mixed: 0 });
+  } finally {
+    jest.restoreAllMocks();
+    await rm(tmp, { recursive: true, force: true });
+  }
+});
+
+test('prefix-rl rollout writes verified rollouts with their tokens', async () => {
+  const tmp = await mkdtemp(join(tmpdir(), 'prefix-rl-rollout-'));
+  const out = captureStdout();
+  try {
+    await model.save(join(tmp, 'model'));
+    const wrongTruth = { ...record, reward_model: { ...record.reward_model, ground_truth: '-1' } };
+    await writeJsonl(join(tmp, 'rl.jsonl'), [record, wrongTruth]);
+    const file = join(tmp, 'rollouts.jsonl');
+    await main(['rollout', '--model', join(tmp, 'model'), '--data', join(tmp, 'rl.jsonl'), '--out', file, '--samples', '2', '--temperature', '0', '--max-new-tokens', '120']);
+    expect(JSON.parse(out.join(''))).toEqual({ accuracy: 0.5, prompts: 2, samples: 2, mixed: 0, out: file });
+    const rollouts = (await readFile(file, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as Rollout);
+    expect(rollouts.map((r) => [r.prompt_index, r.sample_index, r.score])).toEqual([[0, 0, 1], [0, 1, 1], [1, 0, 0], [1, 1, 0]]);
+    const [first] = rollouts;
+    expect(first.prompt_ids).toEqual(tokenizer.encodeChat(record.prompt, { addGenerationPrompt: true }));
+    expect(first.response_ids.at(-1)).toBe(tokenizer.eosTokenId);
+    expect(first.finish_reason).toBe('eos');
+    expect(first.logprobs).toHaveLength(first.response_ids.length);
+    expect(tokenizer.decode(first.response_ids, { skipSpecialTokens: true })).toBe(first.response);
   } finally {
     jest.restoreAllMocks();
     await rm(tmp, { recursive: true, force: true });

@@ -1,12 +1,12 @@
 import type { CommandModule } from 'yargs';
-import { accuracyCommand } from './accuracy.js';
 import { dataCommand } from './data.js';
 import { envCommand } from './env.js';
 import { generateCommand } from './generate.js';
 import { logprobsCommand } from './logprobs.js';
+import { accuracyCommand, rolloutCommand } from './rollout.js';
 import { sftCommand } from './sft.js';
 import { verifyCommand } from './verify.js';
 
 /** Every CLI command, one module each. Add a command by adding its module here. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [envCommand, dataCommand, verifyCommand, logprobsCommand, generateCommand, sftCommand, accuracyCommand];
+export const commands: CommandModule<any, any>[] = [envCommand, dataCommand, verifyCommand, logprobsCommand, generateCommand, sftCommand, rolloutCommand, accuracyCommand];

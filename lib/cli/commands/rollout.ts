@@ -1,0 +1,70 @@
+import type { CommandModule } from 'yargs';
+import { writeJsonl } from '../../data/jsonl.js';
+import { loadDataset } from '../../data/records.js';
+import { accuracyOf } from '../../eval/accuracy.js';
+import { loadModel } from '../../model/index.js';
+import { sampleRollouts } from '../../rl/rollouts.js';
+import { loadTokenizer } from '../../tokenizer/index.js';
+
+interface RolloutArgs {
+  model: string;
+  data: string;
+  out?: string;
+  limit?: number;
+  samples: number;
+  temperature: number;
+  'max-new-tokens': number;
+  'batch-size': number;
+  seed: number;
+}
+
+const options = {
+  model: { type: 'string', demandOption: true, describe: 'Checkpoint folder with a tokenizer' },
+  data: { type: 'string', demandOption: true, describe: 'RL records (Eurus-2-RL layout, JSONL or Parquet)' },
+  limit: { type: 'number', describe: 'Use the first N prompts' },
+  temperature: { type: 'number', default: 1, describe: 'Sampling temperature (0 = greedy)' },
+  'max-new-tokens': { type: 'number', default: 256, describe: 'Most new tokens per response' },
+  'batch-size': { type: 'number', default: 64, describe: 'Responses sampled together' },
+  seed: { type: 'number', default: 0, describe: 'Sampling seed' },
+} as const;
+
+/** Samples and verifies; writes the rollouts when `out` is given; prints the accuracy report. */
+async function run(args: RolloutArgs): Promise<void> {
+  if (!Number.isInteger(args.samples) || args.samples < 1) throw new Error('--samples must be a positive integer');
+  if (args.limit !== undefined && (!Number.isInteger(args.limit) || args.limit < 1)) throw new Error('--limit must be a positive integer');
+  const records = (await loadDataset('rl', args.data)).slice(0, args.limit);
+  const [tokenizer, model] = [await loadTokenizer(args.model), await loadModel(args.model)];
+  try {
+    const rollouts = await sampleRollouts(model, tokenizer, records, {
+      samples: args.samples,
+      temperature: args.temperature,
+      maxNewTokens: args['max-new-tokens'],
+      batchSize: args['batch-size'],
+      seed: args.seed,
+    });
+    if (args.out) await writeJsonl(args.out, rollouts);
+    process.stdout.write(JSON.stringify({ ...accuracyOf(rollouts), ...(args.out && { out: args.out }) }) + '\n');
+  } finally {
+    model.dispose();
+  }
+}
+
+/** `prefix-rl rollout`: sampled, verified responses to RL prompts, written as JSON lines. */
+export const rolloutCommand: CommandModule<object, RolloutArgs> = {
+  command: 'rollout',
+  describe: 'Sample --samples responses per RL prompt, verify each, write them as JSON lines (the RM and RL data)',
+  builder: (y) =>
+    y
+      .options(options)
+      .option('out', { type: 'string', demandOption: true, describe: 'Rollouts file (.jsonl)' })
+      .option('samples', { type: 'number', default: 5, describe: 'Samples per prompt' }),
+  handler: run,
+};
+
+/** `prefix-rl accuracy`: avg@k of a model on RL prompts, each sample checked by its verifier. */
+export const accuracyCommand: CommandModule<object, RolloutArgs> = {
+  command: 'accuracy',
+  describe: 'Sample responses to RL prompts (Eurus-2-RL layout) and print the verified accuracy (avg@k) as JSON',
+  builder: (y) => y.options(options).option('samples', { type: 'number', default: 1, describe: 'Samples per prompt (k of avg@k)' }),
+  handler: run,
+};

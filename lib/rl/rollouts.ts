@@ -1,0 +1,85 @@
+// Rollouts: sampled responses to RL prompts, each verified against its ground truth. They feed the reward models
+// (outcome labels) and RL (outcome rewards), and their mean is the sampled accuracy.
+import type { RlRecord } from '../data/schemas.js';
+import type { CausalLM, FinishReason } from '../model/index.js';
+import { TASK_SOURCE } from '../task/datasets.js';
+import type { AsyncOptions } from '../tensor/index.js';
+import type { Tokenizer } from '../tokenizer/index.js';
+import type { VerifyKind } from '../verify/types.js';
+import { verify } from '../verify/verify.js';
+
+export interface RolloutOptions extends AsyncOptions {
+  /** Samples per prompt (default 1). */
+  samples?: number;
+  temperature?: number;
+  maxNewTokens?: number;
+  /** Responses sampled together (default 64). */
+  batchSize?: number;
+  seed?: number;
+  /** Called after each sampled batch with the number of rollouts done so far. */
+  onBatch?: (done: number, total: number) => void;
+}
+
+/** One sampled response; the JSON form of the rollouts file (`prefix-rl rollout`). */
+export interface Rollout {
+  /** Index of the prompt in the input records, and of this sample among the prompt's samples. */
+  prompt_index: number;
+  sample_index: number;
+  data_source: string;
+  /** The prompt as tokens (chat template with the generation prompt) and the response tokens (EOS included). */
+  prompt_ids: number[];
+  response_ids: number[];
+  response: string;
+  /** log π(token) of each response token at the sampling temperature. */
+  logprobs: number[];
+  finish_reason: FinishReason;
+  ground_truth: string;
+  /** The verifier's verdict: 1 right, 0 otherwise. */
+  score: number;
+}
+
+/** The verifier of a data source: exact for the controlled task, math otherwise. */
+export function verifierFor(dataSource: string): VerifyKind {
+  return dataSource === TASK_SOURCE ? 'controlled' : 'math';
+}
+
+/**
+ * Samples `samples` responses to each record's prompt (its chat rendered with the generation prompt) and verifies
+ * each. Rollouts come in prompt order, a prompt's samples together; batch i samples with seed + i·batchSize, so the
+ * same inputs and options give the same rollouts.
+ */
+export async function sampleRollouts(model: CausalLM, tokenizer: Tokenizer, records: readonly RlRecord[], options: RolloutOptions = {}): Promise<Rollout[]> {
+  const { samples = 1, temperature = 1, maxNewTokens = 256, batchSize = 64, seed = 0, signal } = options;
+  if (!Number.isInteger(samples) || samples < 1) throw new Error('samples must be a positive integer');
+  const prompts = records.map((record) => tokenizer.encodeChat(record.prompt, { addGenerationPrompt: true }));
+  const jobs = records.flatMap((_, prompt) => Array.from({ length: samples }, (_, sample) => ({ prompt, sample })));
+  const rollouts: Rollout[] = [];
+  for (let start = 0; start < jobs.length; start += batchSize) {
+    const batch = jobs.slice(start, start + batchSize);
+    const generations = await model.generate(
+      batch.map(({ prompt }) => prompts[prompt]),
+      { maxNewTokens, temperature, seed: seed + start, signal },
+    );
+    for (const [i, generation] of generations.entries()) {
+      const { prompt, sample } = batch[i];
+      const record = records[prompt];
+      const response = tokenizer.decode(generation.tokens, { skipSpecialTokens: true });
+      const groundTruth = record.reward_model.ground_truth;
+      const result = await verify({ kind: verifierFor(record.data_source), response, groundTruth });
+      rollouts.push({
+        prompt_index: prompt,
+        sample_index: sample,
+        data_source: record.data_source,
+        prompt_ids: prompts[prompt],
+        response_ids: generation.tokens,
+        response,
+        logprobs: generation.logprobs,
+        finish_reason: generation.finishReason,
+        ground_truth: groundTruth,
+        score: result.status === 'pass' ? 1 : 0,
+      });
+    }
+    options.onBatch?.(rollouts.length, jobs.length);
+  }
+  return rollouts;
+}
