@@ -13,3 +13,4 @@ export * from './rl/masked.js';
 export * from './eval/index.js';
 export * from './train/sft.js';
 export * from './rl/rollouts.js';
+export * from './rm/train.js';

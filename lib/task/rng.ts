@@ -23,6 +23,16 @@ export class Rng {
     return lo + Math.floor(this.next() * (hi - lo + 1));
   }
 
+  /** 0..n-1 in a uniformly random order (Fisher-Yates). */
+  permutation(n: number): number[] {
+    const order = Array.from({ length: n }, (_, i) => i);
+    for (let i = n - 1; i > 0; i--) {
+      const j = this.int(0, i);
+      [order[i], order[j]] = [order[j], order[i]];
+    }
+    return order;
+  }
+
   pick<T>(items: readonly T[]): T {
     if (items.length === 0) throw new Error('Rng.pick: no items');
     return items[Math.floor(this.next() * items.length)];

@@ -125,21 +125,12 @@ function lossMask(batch: readonly SftExample[], time: number): Tensor {
  * lengths, as the controlled-task recipe's one-depth batches.
  */
 export function lengthGroupedBatches(examples: readonly SftExample[], batchSize: number, rng: Rng): number[][] {
-  const order = shuffled(examples.length, rng);
+  const order = rng.permutation(examples.length);
   const batches: number[][] = [];
   const pool = batchSize * 32;
   for (let start = 0; start < order.length; start += pool) {
     const sorted = order.slice(start, start + pool).sort((a, b) => examples[a].tokens.length - examples[b].tokens.length);
     for (let i = 0; i < sorted.length; i += batchSize) batches.push(sorted.slice(i, i + batchSize));
   }
-  return shuffled(batches.length, rng).map((i) => batches[i]);
-}
-
-function shuffled(n: number, rng: Rng): number[] {
-  const order = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = rng.int(0, i);
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order;
+  return rng.permutation(batches.length).map((i) => batches[i]);
 }

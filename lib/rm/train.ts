@@ -1,0 +1,162 @@
+// Offline training of implicit reward models on outcome-labelled rollouts: π_φ starts from the policy checkpoint and
+// π_ref is that checkpoint frozen (its log-probs are computed once). As in the paper and the controlled-task probe,
+// each prompt with mixed outcomes gives one (correct, incorrect) pair drawn at random; the pointwise methods train on
+// the pairs' members with their outcome labels, DPO-RM on the pairs.
+import type { CausalLM } from '../model/causal-lm.js';
+import { padBatch } from '../model/batch.js';
+import { AdamW, clipGradNorm, cosineSchedule } from '../model/optim.js';
+import { dpoRm, implicitPrmCe, ipvrmOffline } from '../ops/objectives.js';
+import type { Rollout } from '../rl/rollouts.js';
+import { Rng } from '../task/rng.js';
+import { Tensor, tidy, type AsyncOptions } from '../tensor/index.js';
+
+export const RM_METHODS = ['ipvrm', 'implicit-prm', 'dpo-rm'] as const;
+export type RmMethod = (typeof RM_METHODS)[number];
+
+/** A labelled sequence: prompt + response tokens, loss on the response. */
+export interface RmSequence {
+  tokens: number[];
+  promptLength: number;
+  label: number;
+  /** log π_ref of tokens[1..], filled by referenceLogprobs. */
+  refLogprobs?: number[];
+}
+
+export interface RmPair {
+  chosen: RmSequence;
+  rejected: RmSequence;
+}
+
+/** One (correct, incorrect) pair per prompt with mixed outcomes, both drawn at random; prompts in input order. */
+export function outcomePairs(rollouts: readonly Rollout[], seed = 0): RmPair[] {
+  const rng = new Rng(seed);
+  const byPrompt = new Map<number, Rollout[]>();
+  for (const r of rollouts) byPrompt.set(r.prompt_index, [...(byPrompt.get(r.prompt_index) ?? []), r]);
+  const sequence = (r: Rollout): RmSequence => ({ tokens: [...r.prompt_ids, ...r.response_ids], promptLength: r.prompt_ids.length, label: r.score });
+  const pairs: RmPair[] = [];
+  for (const group of byPrompt.values()) {
+    const right = group.filter((r) => r.score === 1);
+    const wrong = group.filter((r) => r.score !== 1);
+    if (right.length > 0 && wrong.length > 0) pairs.push({ chosen: sequence(rng.pick(right)), rejected: sequence(rng.pick(wrong)) });
+  }
+  return pairs;
+}
+
+export interface RmTrainOptions extends AsyncOptions {
+  method: RmMethod;
+  /** Optimizer steps; each takes `pairsPerStep` pairs (2 × that many sequences). */
+  steps: number;
+  pairsPerStep?: number;
+  /** Peak rate of AdamW (betas 0.9/0.999, no weight decay), 3 % warm-up then cosine to 0 (default 1e-4). */
+  lr?: number;
+  /** β of the implicit reward (defaults: IPVRM 10, Implicit PRM and DPO-RM 0.05, as the probe and the paper). */
+  beta?: number;
+  /** IPVRM margin m (default 0, the released code's default). */
+  margin?: number;
+  maxGradNorm?: number;
+  seed?: number;
+  onStep?: (step: RmStep) => void;
+}
+
+export interface RmStep {
+  step: number;
+  loss: number;
+  /** Share of the step's pairs whose chosen sequence scores above the rejected one (final v̄, z or reward). */
+  pairAccuracy: number;
+  lr: number;
+  seconds: number;
+}
+
+/** Fills each sequence's refLogprobs with the frozen reference's log-probs (batches of `batchSize`). */
+export async function referenceLogprobs(reference: CausalLM, sequences: RmSequence[], batchSize = 32, options: AsyncOptions = {}): Promise<void> {
+  for (let start = 0; start < sequences.length; start += batchSize) {
+    const batch = sequences.slice(start, start + batchSize);
+    const rows = await tidy(async () => {
+      const { inputIds, attentionMask } = padBatch(batch.map((s) => s.tokens));
+      return (await reference.tokenLogprobs(inputIds, attentionMask, options)).toNested() as number[][];
+    });
+    batch.forEach((s, i) => (s.refLogprobs = rows[i].slice(0, s.tokens.length - 1)));
+  }
+}
+
+/**
+ * Trains `model` (π_φ, initialised from the policy) on `pairs`, whose sequences already hold the reference's
+ * log-probs. Returns one record per step.
+ */
+export async function trainRewardModel(model: CausalLM, pairs: readonly RmPair[], options: RmTrainOptions): Promise<RmStep[]> {
+  const { method, steps, pairsPerStep = 16, lr = 1e-4, maxGradNorm = 1, seed = 0, signal } = options;
+  if (pairs.length === 0) throw new Error('no pairs: reward-model training needs prompts with both right and wrong rollouts');
+  if (!(Number.isInteger(steps) && steps > 0 && Number.isInteger(pairsPerStep) && pairsPerStep > 0)) {
+    throw new Error('steps and pairsPerStep must be positive integers');
+  }
+  if (pairs.some((p) => !p.chosen.refLogprobs || !p.rejected.refLogprobs)) throw new Error('compute referenceLogprobs first');
+  const beta = options.beta ?? (method === 'ipvrm' ? 10 : 0.05);
+  const schedule = cosineSchedule(lr, { warmupSteps: Math.ceil(0.03 * steps), totalSteps: steps });
+  const parameters = model.parameters();
+  for (const parameter of parameters.values()) parameter.requiresGrad = true;
+  const optimizer = new AdamW(parameters, { lr, betas: [0.9, 0.999], weightDecay: 0 });
+  const rng = new Rng(seed);
+  const start = performance.now();
+  const history: RmStep[] = [];
+  let order: number[] = [];
+  try {
+    for (let step = 0; step < steps; step++) {
+      if (order.length < pairsPerStep) order = order.concat(rng.permutation(pairs.length));
+      const batch = order.splice(0, Math.min(pairsPerStep, pairs.length)).map((i) => pairs[i]);
+      // Rows [0, P) chosen, [P, 2P) rejected: DPO-RM's layout, and as good as any for the pointwise losses.
+      const sequences = [...batch.map((p) => p.chosen), ...batch.map((p) => p.rejected)];
+      await optimizer.zeroGrad({ signal });
+      const { loss, pairAccuracy } = await tidy(async () => {
+        const inputs = await rmInputs(model, sequences, signal);
+        let loss: Tensor;
+        let scores: Tensor;
+        if (method === 'ipvrm') {
+          const out = await ipvrmOffline({ ...inputs, labels: labels(sequences), beta, margin: options.margin ?? 0 }, { signal });
+          [loss, scores] = [out.loss, out.lastScores];
+        } else if (method === 'implicit-prm') {
+          const out = await implicitPrmCe({ ...inputs, labels: labels(sequences), beta }, { signal });
+          [loss, scores] = [out.loss, out.seqLogits];
+        } else {
+          const out = await dpoRm({ ...inputs, beta }, { signal });
+          [loss, scores] = [out.loss, out.seqRewards];
+        }
+        await loss.backwardAsync(undefined, { signal });
+        const s = scores.toNumbers();
+        const wins = batch.filter((_, i) => s[i] > s[i + batch.length]).length;
+        return { loss: loss.item(), pairAccuracy: wins / batch.length };
+      });
+      await clipGradNorm(parameters, maxGradNorm, { signal });
+      const rate = schedule(step);
+      await optimizer.step({ lr: rate, signal });
+      const record = { step, loss, pairAccuracy, lr: rate, seconds: (performance.now() - start) / 1000 };
+      history.push(record);
+      options.onStep?.(record);
+    }
+  } finally {
+    await optimizer.zeroGrad();
+    for (const parameter of parameters.values()) {
+      parameter.requiresGrad = false;
+      parameter.dispose();
+    }
+  }
+  return history;
+}
+
+/** π_φ's logits in the objectives' shifted layout (logits[b, t] predicts tokens[b, t] = input t + 1), the reference's log-probs, the response mask. */
+async function rmInputs(model: CausalLM, sequences: readonly RmSequence[], signal?: AbortSignal) {
+  const { inputIds, attentionMask } = padBatch(sequences.map((s) => s.tokens));
+  const [B, L] = inputIds.shape;
+  const logits = (await model.forward(inputIds, attentionMask, { signal })).slice(1, 0, L - 1);
+  const tokens = inputIds.slice(1, 1, L);
+  const mask = new Float32Array(B * (L - 1));
+  const ref = new Float32Array(B * (L - 1));
+  sequences.forEach((s, b) => {
+    for (let t = 1; t < s.tokens.length; t++) {
+      ref[b * (L - 1) + t - 1] = s.refLogprobs![t - 1];
+      if (t >= s.promptLength) mask[b * (L - 1) + t - 1] = 1;
+    }
+  });
+  return { logits, tokens, refLogprobs: Tensor.from(ref, [B, L - 1]), mask: Tensor.from(mask, [B, L - 1]) };
+}
+
+const labels = (sequences: readonly RmSequence[]) => Tensor.from(Float32Array.from(sequences, (s) => s.label), [sequences.length]);

@@ -1,0 +1,104 @@
+// Offline reward-model training on outcome-labelled rollouts: pairs from mixed prompts, reference log-probs, and each
+// method (IPVRM, Implicit PRM, DPO-RM) learning to rank the right answer of a training pair above the wrong one;
+// the rm train command.
+import { jest } from '@jest/globals';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../lib/cli/main.js';
+import { writeJsonl } from '../lib/data/index.js';
+import { loadModel } from '../lib/model/index.js';
+import type { Rollout } from '../lib/rl/rollouts.js';
+import { outcomePairs, referenceLogprobs, RM_METHODS, trainRewardModel } from '../lib/rm/train.js';
+import { makeSftRecords } from '../lib/task/index.js';
+import { loadTokenizer } from '../lib/tokenizer/index.js';
+import { captureStdout } from './helpers/stdout.js';
+
+const FIXTURE = join(process.cwd(), 'fixtures/models/qwen3-tiny');
+
+/**
+ * Per prompt: the right response (score 1) and a wrong one (score 0), twice each. The wrong one goes astray at its
+ * first step (result off by one) and ends with an answer off by one, so most of its prefixes differ from the right one's.
+ */
+async function syntheticRollouts(prompts: number): Promise<Rollout[]> {
+  const tokenizer = await loadTokenizer(FIXTURE);
+  return makeSftRecords(3, prompts, { minDepth: 2, maxDepth: 2 }).flatMap((record, prompt_index) => {
+    const [user, assistant] = record.messages;
+    const promptIds = tokenizer.encodeChat([user], { addGenerationPrompt: true });
+    const offByOne = (_: string, prefix: string, n: string) => `${prefix}${Number(n) + 1}`;
+    const wrong = assistant.content.replace(/(=)(\d+)/, offByOne).replace(/(\\boxed\{)(\d+)/, offByOne);
+    return [assistant.content, wrong, assistant.content, wrong].map((response, sample_index): Rollout => ({
+      prompt_index,
+      sample_index,
+      data_source: 'prefix-rl/arith',
+      prompt_ids: promptIds,
+      response_ids: [...tokenizer.encode(response, { addSpecialTokens: false }), tokenizer.eosTokenId!],
+      response,
+      logprobs: [],
+      finish_reason: 'eos',
+      ground_truth: '',
+      score: sample_index % 2 === 0 ? 1 : 0,
+    }));
+  });
+}
+
+test('pairs: one per mixed prompt, chosen right and rejected wrong; unmixed prompts give none', async () => {
+  const rollouts = await syntheticRollouts(3);
+  const allRight = rollouts.filter((r) => r.prompt_index === 2).map((r) => ({ ...r, score: 1 }));
+  const pairs = outcomePairs([...rollouts.filter((r) => r.prompt_index !== 2), ...allRight], 1);
+  expect(pairs).toHaveLength(2);
+  for (const pair of pairs) {
+    expect([pair.chosen.label, pair.rejected.label]).toEqual([1, 0]);
+    expect(pair.chosen.tokens.slice(0, pair.chosen.promptLength)).toEqual(pair.rejected.tokens.slice(0, pair.rejected.promptLength));
+  }
+});
+
+describe.each(RM_METHODS)('%s', (method) => {
+  test('learns to rank the training pairs; the loss falls', async () => {
+    const model = await loadModel(FIXTURE);
+    const reference = await loadModel(FIXTURE);
+    try {
+      const pairs = outcomePairs(await syntheticRollouts(8));
+      await referenceLogprobs(reference, pairs.flatMap((p) => [p.chosen, p.rejected]));
+      expect(pairs[0].chosen.refLogprobs).toHaveLength(pairs[0].chosen.tokens.length - 1);
+      const history = await trainRewardModel(model, pairs, { method, steps: 40, pairsPerStep: 8, lr: 3e-3 });
+      const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+      expect(mean(history.slice(-5).map((s) => s.loss))).toBeLessThan(0.8 * mean(history.slice(0, 3).map((s) => s.loss)));
+      expect(mean(history.slice(-5).map((s) => s.pairAccuracy))).toBeGreaterThanOrEqual(0.9);
+      expect(history.every((s) => Number.isFinite(s.loss))).toBe(true);
+    } finally {
+      model.dispose();
+      reference.dispose();
+    }
+  });
+});
+
+test('bad input is refused', async () => {
+  const model = await loadModel(FIXTURE);
+  try {
+    await expect(trainRewardModel(model, [], { method: 'ipvrm', steps: 1 })).rejects.toThrow(/no pairs/);
+    const pairs = outcomePairs(await syntheticRollouts(1));
+    await expect(trainRewardModel(model, pairs, { method: 'ipvrm', steps: 1 })).rejects.toThrow(/referenceLogprobs first/);
+  } finally {
+    model.dispose();
+  }
+});
+
+test('prefix-rl rm train writes a reward model checkpoint; a malformed rollout line is named', async () => {
+  const tmp = await mkdtemp(join(tmpdir(), 'prefix-rl-rm-'));
+  const out = captureStdout();
+  jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  try {
+    await writeJsonl(join(tmp, 'rollouts.jsonl'), await syntheticRollouts(4));
+    const args = ['rm', 'train', '--method', 'ipvrm', '--rollouts', join(tmp, 'rollouts.jsonl'), '--model', FIXTURE];
+    await main([...args, '--out', join(tmp, 'rm'), '--steps', '3', '--pairs-per-step', '2']);
+    expect(JSON.parse(out.join(''))).toMatchObject({ method: 'ipvrm', pairs: 4, steps: 3 });
+    const rm = await loadModel(join(tmp, 'rm'));
+    rm.dispose();
+    await writeFile(join(tmp, 'bad.jsonl'), '{"prompt_index": 0}\n');
+    await expect(main([...args.slice(0, 5), join(tmp, 'bad.jsonl'), '--model', FIXTURE, '--out', join(tmp, 'x')])).rejects.toThrow(/bad.jsonl:1: needs prompt_index/);
+  } finally {
+    jest.restoreAllMocks();
+    await rm(tmp, { recursive: true, force: true });
+  }
+});
