@@ -93,6 +93,7 @@ export async function trainRewardModel(model: CausalLM, pairs: readonly RmPair[]
   const beta = options.beta ?? (method === 'ipvrm' ? 10 : 0.05);
   const schedule = cosineSchedule(lr, { warmupSteps: Math.ceil(0.03 * steps), totalSteps: steps });
   const parameters = model.parameters();
+  const requiredGrad = [...parameters.values()].map((parameter) => parameter.requiresGrad);
   for (const parameter of parameters.values()) parameter.requiresGrad = true;
   const optimizer = new AdamW(parameters, { lr, betas: [0.9, 0.999], weightDecay: 0 });
   const rng = new Rng(seed);
@@ -134,10 +135,10 @@ export async function trainRewardModel(model: CausalLM, pairs: readonly RmPair[]
     }
   } finally {
     await optimizer.zeroGrad();
-    for (const parameter of parameters.values()) {
-      parameter.requiresGrad = false;
+    [...parameters.values()].forEach((parameter, i) => {
+      parameter.requiresGrad = requiredGrad[i];
       parameter.dispose();
-    }
+    });
   }
   return history;
 }
