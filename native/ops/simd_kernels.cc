@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -185,6 +186,21 @@ __attribute__((target("avx2,fma"))) void avx2_topk(const float* x, int64_t V, in
 
 // Skinny matrix products (decoding: a handful of rows against a large weight): one pass over the weight rows, each
 // dotted with all M ≤ 8 input rows while it is in registers; the input rows stay in L1.
+// Calls fn(std::integral_constant<int, M>) with M = rows (1 ≤ rows ≤ 8): the row count as a compile-time constant.
+template <typename Fn>
+inline void with_row_count(int64_t rows, Fn fn) {
+  switch (rows) {
+    case 1: return fn(std::integral_constant<int, 1>());
+    case 2: return fn(std::integral_constant<int, 2>());
+    case 3: return fn(std::integral_constant<int, 3>());
+    case 4: return fn(std::integral_constant<int, 4>());
+    case 5: return fn(std::integral_constant<int, 5>());
+    case 6: return fn(std::integral_constant<int, 6>());
+    case 7: return fn(std::integral_constant<int, 7>());
+    default: return fn(std::integral_constant<int, 8>());
+  }
+}
+
 // M is a template argument so that the M accumulators live in registers.
 template <int M>
 __attribute__((target("avx2,fma"))) void avx2_rows_dot_m(const float* x, int64_t K, const float* w, int64_t n_begin, int64_t n_end,
@@ -209,16 +225,7 @@ __attribute__((target("avx2,fma"))) void avx2_rows_dot_m(const float* x, int64_t
 
 __attribute__((target("avx2,fma"))) void avx2_rows_dot(const float* x, int64_t M, int64_t K, const float* w, int64_t n_begin,
                                                       int64_t n_end, int64_t N, float* y) {
-  switch (M) {
-    case 1: return avx2_rows_dot_m<1>(x, K, w, n_begin, n_end, N, y);
-    case 2: return avx2_rows_dot_m<2>(x, K, w, n_begin, n_end, N, y);
-    case 3: return avx2_rows_dot_m<3>(x, K, w, n_begin, n_end, N, y);
-    case 4: return avx2_rows_dot_m<4>(x, K, w, n_begin, n_end, N, y);
-    case 5: return avx2_rows_dot_m<5>(x, K, w, n_begin, n_end, N, y);
-    case 6: return avx2_rows_dot_m<6>(x, K, w, n_begin, n_end, N, y);
-    case 7: return avx2_rows_dot_m<7>(x, K, w, n_begin, n_end, N, y);
-    default: return avx2_rows_dot_m<8>(x, K, w, n_begin, n_end, N, y);
-  }
+  with_row_count(M, [&](auto rows) { avx2_rows_dot_m<decltype(rows)::value>(x, K, w, n_begin, n_end, N, y); });
 }
 
 // A mask of lanes < n, for masked loads and stores.
@@ -354,16 +361,7 @@ __attribute__((target("avx512f"))) void avx512_rows_dot_m(const float* x, int64_
 
 __attribute__((target("avx512f"))) void avx512_rows_dot(const float* x, int64_t M, int64_t K, const float* w, int64_t n_begin,
                                                       int64_t n_end, int64_t N, float* y) {
-  switch (M) {
-    case 1: return avx512_rows_dot_m<1>(x, K, w, n_begin, n_end, N, y);
-    case 2: return avx512_rows_dot_m<2>(x, K, w, n_begin, n_end, N, y);
-    case 3: return avx512_rows_dot_m<3>(x, K, w, n_begin, n_end, N, y);
-    case 4: return avx512_rows_dot_m<4>(x, K, w, n_begin, n_end, N, y);
-    case 5: return avx512_rows_dot_m<5>(x, K, w, n_begin, n_end, N, y);
-    case 6: return avx512_rows_dot_m<6>(x, K, w, n_begin, n_end, N, y);
-    case 7: return avx512_rows_dot_m<7>(x, K, w, n_begin, n_end, N, y);
-    default: return avx512_rows_dot_m<8>(x, K, w, n_begin, n_end, N, y);
-  }
+  with_row_count(M, [&](auto rows) { avx512_rows_dot_m<decltype(rows)::value>(x, K, w, n_begin, n_end, N, y); });
 }
 
 #endif  // __x86_64__
