@@ -14,3 +14,4 @@ export * from './eval/index.js';
 export * from './train/sft.js';
 export * from './rl/rollouts.js';
 export * from './rm/train.js';
+export * from './train/common.js';

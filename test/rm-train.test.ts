@@ -49,7 +49,7 @@ test('pairs: one per mixed prompt, chosen right and rejected wrong; unmixed prom
   expect(pairs).toHaveLength(2);
   for (const pair of pairs) {
     expect([pair.chosen.label, pair.rejected.label]).toEqual([1, 0]);
-    expect(pair.chosen.tokens.slice(0, pair.chosen.promptLength)).toEqual(pair.rejected.tokens.slice(0, pair.rejected.promptLength));
+    expect(pair.chosen.tokens.slice(0, pair.chosen.lossStart)).toEqual(pair.rejected.tokens.slice(0, pair.rejected.lossStart));
   }
 });
 

@@ -1,7 +1,7 @@
 // Sampled accuracy (avg@k): the mean verdict of k sampled responses per RL prompt.
 import type { RlRecord } from '../data/schemas.js';
 import type { CausalLM } from '../model/index.js';
-import { sampleRollouts, type Rollout, type RolloutOptions } from '../rl/rollouts.js';
+import { groupByPrompt, sampleRollouts, type Rollout, type RolloutOptions } from '../rl/rollouts.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 
 export interface AccuracyReport {
@@ -15,15 +15,13 @@ export interface AccuracyReport {
 
 /** avg@k of rollouts (any number per prompt, grouped by prompt_index). */
 export function accuracyOf(rollouts: readonly Rollout[]): AccuracyReport {
-  const byPrompt = new Map<number, number[]>();
-  for (const r of rollouts) byPrompt.set(r.prompt_index, [...(byPrompt.get(r.prompt_index) ?? []), r.score]);
-  const mixed = [...byPrompt.values()].filter((scores) => scores.some((s) => s === 1) && scores.some((s) => s === 0)).length;
-  const samples = Math.max(0, ...[...byPrompt.values()].map((scores) => scores.length));
+  const groups = groupByPrompt(rollouts);
+  const mixed = groups.filter((group) => group.some((r) => r.score === 1) && group.some((r) => r.score === 0)).length;
   return {
     accuracy: rollouts.reduce((sum, r) => sum + r.score, 0) / Math.max(1, rollouts.length),
-    prompts: byPrompt.size,
-    samples,
-    mixed: mixed / Math.max(1, byPrompt.size),
+    prompts: groups.length,
+    samples: Math.max(0, ...groups.map((group) => group.length)),
+    mixed: mixed / Math.max(1, groups.length),
   };
 }
 

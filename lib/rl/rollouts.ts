@@ -1,5 +1,7 @@
 // Rollouts: sampled responses to RL prompts, each verified against its ground truth. They feed the reward models
 // (outcome labels) and RL (outcome rewards), and their mean is the sampled accuracy.
+import { z } from 'zod';
+import { readRecords } from '../data/records.js';
 import type { RlRecord } from '../data/schemas.js';
 import type { CausalLM, FinishReason } from '../model/index.js';
 import { TASK_SOURCE } from '../task/datasets.js';
@@ -36,6 +38,34 @@ export interface Rollout {
   ground_truth: string;
   /** The verifier's verdict: 1 right, 0 otherwise. */
   score: number;
+}
+
+/** A rollouts file's row, checked for what the reward models read of it. */
+export const RolloutSchema = z.custom<Rollout>(
+  (row) => {
+    const r = row as Partial<Rollout> | null;
+    return typeof r === 'object' && r !== null && Array.isArray(r.prompt_ids) && Array.isArray(r.response_ids) &&
+      typeof r.score === 'number' && typeof r.prompt_index === 'number';
+  },
+  { message: 'needs prompt_index, prompt_ids, response_ids and score' },
+);
+
+/** Reads a rollouts file (`prefix-rl rollout`); a bad row stops it with a DataError naming the file and line. */
+export async function readRollouts(file: string): Promise<Rollout[]> {
+  const rollouts: Rollout[] = [];
+  for await (const rollout of readRecords(file, RolloutSchema)) rollouts.push(rollout);
+  return rollouts;
+}
+
+/** Rollouts grouped by prompt_index, prompts in order of first appearance. */
+export function groupByPrompt(rollouts: readonly Rollout[]): Rollout[][] {
+  const groups = new Map<number, Rollout[]>();
+  for (const rollout of rollouts) {
+    const group = groups.get(rollout.prompt_index);
+    if (group) group.push(rollout);
+    else groups.set(rollout.prompt_index, [rollout]);
+  }
+  return [...groups.values()];
 }
 
 /** The verifier of a data source: exact for the controlled task, math otherwise. */

@@ -4,19 +4,18 @@
 // the pairs' members with their outcome labels, DPO-RM on the pairs.
 import type { CausalLM } from '../model/causal-lm.js';
 import { padBatch } from '../model/batch.js';
-import { AdamW, clipGradNorm, cosineSchedule } from '../model/optim.js';
+import { clipGradNorm, cosineSchedule } from '../model/optim.js';
 import { dpoRm, implicitPrmCe, ipvrmOffline } from '../ops/objectives.js';
-import type { Rollout } from '../rl/rollouts.js';
+import { groupByPrompt, type Rollout } from '../rl/rollouts.js';
 import { Rng } from '../task/rng.js';
 import { Tensor, tidy, type AsyncOptions } from '../tensor/index.js';
+import { scoredMask, withOptimizer, type ScoredSequence } from '../train/common.js';
 
 export const RM_METHODS = ['ipvrm', 'implicit-prm', 'dpo-rm'] as const;
 export type RmMethod = (typeof RM_METHODS)[number];
 
-/** A labelled sequence: prompt + response tokens, loss on the response. */
-export interface RmSequence {
-  tokens: number[];
-  promptLength: number;
+/** A labelled sequence: prompt + response tokens, scored from the response on (lossStart = prompt length). */
+export interface RmSequence extends ScoredSequence {
   label: number;
   /** log π_ref of tokens[1..], filled by referenceLogprobs. */
   refLogprobs?: number[];
@@ -30,11 +29,9 @@ export interface RmPair {
 /** One (correct, incorrect) pair per prompt with mixed outcomes, both drawn at random; prompts in input order. */
 export function outcomePairs(rollouts: readonly Rollout[], seed = 0): RmPair[] {
   const rng = new Rng(seed);
-  const byPrompt = new Map<number, Rollout[]>();
-  for (const r of rollouts) byPrompt.set(r.prompt_index, [...(byPrompt.get(r.prompt_index) ?? []), r]);
-  const sequence = (r: Rollout): RmSequence => ({ tokens: [...r.prompt_ids, ...r.response_ids], promptLength: r.prompt_ids.length, label: r.score });
+  const sequence = (r: Rollout): RmSequence => ({ tokens: [...r.prompt_ids, ...r.response_ids], lossStart: r.prompt_ids.length, label: r.score });
   const pairs: RmPair[] = [];
-  for (const group of byPrompt.values()) {
+  for (const group of groupByPrompt(rollouts)) {
     const right = group.filter((r) => r.score === 1);
     const wrong = group.filter((r) => r.score !== 1);
     if (right.length > 0 && wrong.length > 0) pairs.push({ chosen: sequence(rng.pick(right)), rejected: sequence(rng.pick(wrong)) });
@@ -81,7 +78,7 @@ export async function referenceLogprobs(reference: CausalLM, sequences: RmSequen
 
 /**
  * Trains `model` (π_φ, initialised from the policy) on `pairs`, whose sequences already hold the reference's
- * log-probs. Returns one record per step.
+ * log-probs. Returns one record per step; a step with a non-finite gradient norm is skipped.
  */
 export async function trainRewardModel(model: CausalLM, pairs: readonly RmPair[], options: RmTrainOptions): Promise<RmStep[]> {
   const { method, steps, pairsPerStep = 16, lr = 1e-4, maxGradNorm = 1, seed = 0, signal } = options;
@@ -92,15 +89,11 @@ export async function trainRewardModel(model: CausalLM, pairs: readonly RmPair[]
   if (pairs.some((p) => !p.chosen.refLogprobs || !p.rejected.refLogprobs)) throw new Error('compute referenceLogprobs first');
   const beta = options.beta ?? (method === 'ipvrm' ? 10 : 0.05);
   const schedule = cosineSchedule(lr, { warmupSteps: Math.ceil(0.03 * steps), totalSteps: steps });
-  const parameters = model.parameters();
-  const requiredGrad = [...parameters.values()].map((parameter) => parameter.requiresGrad);
-  for (const parameter of parameters.values()) parameter.requiresGrad = true;
-  const optimizer = new AdamW(parameters, { lr, betas: [0.9, 0.999], weightDecay: 0 });
   const rng = new Rng(seed);
-  const start = performance.now();
-  const history: RmStep[] = [];
-  let order: number[] = [];
-  try {
+  return withOptimizer(model, { lr, betas: [0.9, 0.999], weightDecay: 0 }, async (optimizer, parameters) => {
+    const start = performance.now();
+    const history: RmStep[] = [];
+    let order: number[] = [];
     for (let step = 0; step < steps; step++) {
       if (order.length < pairsPerStep) order = order.concat(rng.permutation(pairs.length));
       const batch = order.splice(0, Math.min(pairsPerStep, pairs.length)).map((i) => pairs[i]);
@@ -126,21 +119,15 @@ export async function trainRewardModel(model: CausalLM, pairs: readonly RmPair[]
         const wins = batch.filter((_, i) => s[i] > s[i + batch.length]).length;
         return { loss: loss.item(), pairAccuracy: wins / batch.length };
       });
-      await clipGradNorm(parameters, maxGradNorm, { signal });
+      const gradNorm = await clipGradNorm(parameters, maxGradNorm, { signal });
       const rate = schedule(step);
-      await optimizer.step({ lr: rate, signal });
+      if (Number.isFinite(gradNorm)) await optimizer.step({ lr: rate, signal });
       const record = { step, loss, pairAccuracy, lr: rate, seconds: (performance.now() - start) / 1000 };
       history.push(record);
       options.onStep?.(record);
     }
-  } finally {
-    await optimizer.zeroGrad();
-    [...parameters.values()].forEach((parameter, i) => {
-      parameter.requiresGrad = requiredGrad[i];
-      parameter.dispose();
-    });
-  }
-  return history;
+    return history;
+  });
 }
 
 /** π_φ's logits in the objectives' shifted layout (logits[b, t] predicts tokens[b, t] = input t + 1), the reference's log-probs, the response mask. */
@@ -149,15 +136,9 @@ async function rmInputs(model: CausalLM, sequences: readonly RmSequence[], signa
   const [B, L] = inputIds.shape;
   const logits = (await model.forward(inputIds, attentionMask, { signal })).slice(1, 0, L - 1);
   const tokens = inputIds.slice(1, 1, L);
-  const mask = new Float32Array(B * (L - 1));
   const ref = new Float32Array(B * (L - 1));
-  sequences.forEach((s, b) => {
-    for (let t = 1; t < s.tokens.length; t++) {
-      ref[b * (L - 1) + t - 1] = s.refLogprobs![t - 1];
-      if (t >= s.promptLength) mask[b * (L - 1) + t - 1] = 1;
-    }
-  });
-  return { logits, tokens, refLogprobs: Tensor.from(ref, [B, L - 1]), mask: Tensor.from(mask, [B, L - 1]) };
+  sequences.forEach((s, b) => ref.set(s.refLogprobs!, b * (L - 1)));
+  return { logits, tokens, refLogprobs: Tensor.from(ref, [B, L - 1]), mask: scoredMask(sequences, L) };
 }
 
 const labels = (sequences: readonly RmSequence[]) => Tensor.from(Float32Array.from(sequences, (s) => s.label), [sequences.length]);

@@ -1,16 +1,14 @@
 // Supervised fine-tuning on chat records (the Eurus-2-SFT layout): the loss is the mean negative log-likelihood of the
 // final assistant turn's tokens (end-of-turn tokens included) given everything before them, optimized with AdamW,
 // linear warm-up to a constant rate and gradient clipping — the recipe of ../shared/reference/controlled-task-facts.md.
-import { AdamW, clipGradNorm, constantSchedule, padBatch, type CausalLM } from '../model/index.js';
+import { clipGradNorm, constantSchedule, padBatch, type CausalLM } from '../model/index.js';
 import { Rng } from '../task/rng.js';
-import { Tensor, tidy, type AsyncOptions } from '../tensor/index.js';
+import { tidy, type AsyncOptions } from '../tensor/index.js';
 import type { ChatTurn, Tokenizer } from '../tokenizer/index.js';
+import { scoredMask, withOptimizer, type ScoredSequence } from './common.js';
 
 /** One training sequence: the loss covers tokens[lossStart..]. */
-export interface SftExample {
-  tokens: number[];
-  lossStart: number;
-}
+export type SftExample = ScoredSequence;
 
 /**
  * Tokenizes a chat whose last turn is the assistant's answer: the prompt is the chat before it rendered with the
@@ -71,15 +69,11 @@ export async function sft(model: CausalLM, examples: readonly SftExample[], opti
     throw new Error('steps and batchSize must be positive integers');
   }
   const schedule = constantSchedule(lr, { warmupSteps: Math.min(options.warmupSteps ?? 100, steps) });
-  const parameters = model.parameters();
-  const requiredGrad = [...parameters.values()].map((parameter) => parameter.requiresGrad);
-  for (const parameter of parameters.values()) parameter.requiresGrad = true;
-  const optimizer = new AdamW(parameters, { lr, betas, weightDecay });
   const rng = new Rng(seed);
-  const start = performance.now();
-  const history: SftStep[] = [];
-  let batches: number[][] = [];
-  try {
+  return withOptimizer(model, { lr, betas, weightDecay }, async (optimizer, parameters) => {
+    const start = performance.now();
+    const history: SftStep[] = [];
+    let batches: number[][] = [];
     for (let step = 0; step < steps; step++) {
       if (options.maxMinutes !== undefined && (performance.now() - start) / 60_000 >= options.maxMinutes) break;
       if (batches.length === 0) batches = lengthGroupedBatches(examples, batchSize, rng);
@@ -88,7 +82,7 @@ export async function sft(model: CausalLM, examples: readonly SftExample[], opti
       const loss = await tidy(async () => {
         const { inputIds, attentionMask } = padBatch(batch.map((e) => e.tokens));
         const logprobs = await model.tokenLogprobs(inputIds, attentionMask, { signal });
-        const mask = lossMask(batch, inputIds.shape[1]);
+        const mask = scoredMask(batch, inputIds.shape[1]);
         const mean = logprobs.mul(mask).sum().div(mask.sum()).neg();
         await mean.backwardAsync(undefined, { signal });
         return mean.item();
@@ -100,23 +94,8 @@ export async function sft(model: CausalLM, examples: readonly SftExample[], opti
       history.push(record);
       options.onStep?.(record);
     }
-  } finally {
-    await optimizer.zeroGrad();
-    [...parameters.values()].forEach((parameter, i) => {
-      parameter.requiresGrad = requiredGrad[i]; // as before: a model for inference again
-      parameter.dispose();
-    });
-  }
-  return history;
-}
-
-/** [B, T-1] float32: 1 where tokenLogprobs' position j scores a loss token (token j + 1 ≥ lossStart, not padding). */
-function lossMask(batch: readonly SftExample[], time: number): Tensor {
-  const mask = new Float32Array(batch.length * (time - 1));
-  batch.forEach((example, row) => {
-    for (let t = Math.max(example.lossStart, 1); t < example.tokens.length; t++) mask[row * (time - 1) + t - 1] = 1;
+    return history;
   });
-  return Tensor.from(mask, [batch.length, time - 1]);
 }
 
 /**

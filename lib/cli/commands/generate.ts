@@ -1,14 +1,12 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import type { CommandModule } from 'yargs';
 import { z } from 'zod';
 import { loadModel, type CausalLM, type GenerateOptions, type ModelDType } from '../../model/causal-lm.js';
 import type { DeviceName } from '../../tensor/tensor.js';
 import { loadTokenizer, type Tokenizer } from '../../tokenizer/index.js';
-
-const MODEL_DTYPES: readonly ModelDType[] = ['float32', 'bfloat16', 'float16', 'float64'];
+import { checkVocabulary, inBatches, jsonLines, modelOptions } from '../json-lines.js';
 
 const InputLineSchema = z
   .looseObject({
@@ -37,49 +35,25 @@ export async function writeGenerations(
   options: SamplingFlags,
   batchSize = 8,
 ): Promise<void> {
-  let batch: number[][] = [];
+  async function* prompts() {
+    for await (const { value: line, fail } of jsonLines(input, InputLineSchema)) {
+      if (!line.input_ids && !tokenizer) fail('prompt and messages need a tokenizer.json in the model folder; give input_ids');
+      const tokens =
+        line.input_ids ?? (line.messages ? tokenizer!.encodeChat(line.messages, { addGenerationPrompt: true }) : tokenizer!.encode(line.prompt!));
+      checkVocabulary(tokens, model.config.vocabSize, fail);
+      yield tokens;
+    }
+  }
   let batchIndex = 0;
-  const flush = async () => {
-    if (batch.length === 0) return;
-    const prompts = batch;
-    batch = [];
-    const generations = await model.generate(prompts, { ...options, seed: options.seed + batchIndex++ });
+  for await (const batch of inBatches(prompts(), batchSize)) {
+    const generations = await model.generate(batch, { ...options, seed: options.seed + batchIndex++ });
     for (const g of generations) {
       const line: Record<string, unknown> = { tokens: g.tokens, logprobs: g.logprobs, finish_reason: g.finishReason };
       if (tokenizer) line.text = tokenizer.decode(g.tokens, { skipSpecialTokens: true });
       if (g.topTokens) Object.assign(line, { top_tokens: g.topTokens, top_logprobs: g.topLogprobs });
       write(JSON.stringify(line) + '\n');
     }
-  };
-
-  let lineNumber = 0;
-  for await (const text of createInterface({ input, crlfDelay: Infinity })) {
-    lineNumber += 1;
-    if (text.trim() === '') continue;
-    const fail = (message: string): never => {
-      throw new Error(`stdin:${lineNumber}: ${message}`);
-    };
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (err) {
-      fail(`not JSON (${(err as Error).message})`);
-    }
-    const result = InputLineSchema.safeParse(parsed);
-    if (!result.success) {
-      const issue = result.error.issues[0];
-      fail(issue.path.length > 0 ? `${issue.path.join('.')}: ${issue.message}` : issue.message);
-    }
-    const line = result.data!;
-    if (!line.input_ids && !tokenizer) fail('prompt and messages need a tokenizer.json in the model folder; give input_ids');
-    const tokens =
-      line.input_ids ?? (line.messages ? tokenizer!.encodeChat(line.messages, { addGenerationPrompt: true }) : tokenizer!.encode(line.prompt!));
-    const outOfRange = tokens.find((token) => token >= model.config.vocabSize);
-    if (outOfRange !== undefined) fail(`token ${outOfRange} is outside the vocabulary (size ${model.config.vocabSize})`);
-    batch.push(tokens);
-    if (batch.length >= batchSize) await flush();
   }
-  await flush();
 }
 
 interface GenerateArgs {
@@ -103,9 +77,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
   describe: 'Read JSON lines {"input_ids"|"prompt"|"messages"} on stdin; print {"tokens", "logprobs", "finish_reason", "text"} per line',
   builder: (y) =>
     y
-      .option('model', { type: 'string', demandOption: true, describe: 'Hugging Face checkpoint folder (Qwen3 or Llama, safetensors)' })
-      .option('dtype', { choices: MODEL_DTYPES, default: 'float32' as ModelDType, describe: 'Parameter dtype' })
-      .option('device', { type: 'string', default: 'cpu', describe: 'cpu, cuda or cuda:N' })
+      .options(modelOptions)
       .option('batch-size', { type: 'number', default: 8, describe: 'Prompts sampled together' })
       .option('max-new-tokens', { type: 'number', default: 256, describe: 'Most new tokens per prompt' })
       .option('temperature', { type: 'number', default: 1, describe: '0 = greedy' })

@@ -1,7 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import type { CommandModule } from 'yargs';
 import { loadModel } from '../../model/index.js';
-import type { Rollout } from '../../rl/rollouts.js';
+import { readRollouts } from '../../rl/rollouts.js';
 import { outcomePairs, referenceLogprobs, RM_METHODS, trainRewardModel, type RmMethod } from '../../rm/train.js';
 
 interface RmTrainArgs {
@@ -16,22 +15,6 @@ interface RmTrainArgs {
   margin: number;
   seed: number;
   'log-every': number;
-}
-
-async function readRollouts(file: string): Promise<Rollout[]> {
-  const lines = (await readFile(file, 'utf8')).split('\n');
-  return lines.flatMap((line, i) => {
-    if (line.trim() === '') return [];
-    try {
-      const r = JSON.parse(line) as Rollout;
-      if (!Array.isArray(r.prompt_ids) || !Array.isArray(r.response_ids) || typeof r.score !== 'number' || typeof r.prompt_index !== 'number') {
-        throw new Error('needs prompt_index, prompt_ids, response_ids and score');
-      }
-      return [r];
-    } catch (err) {
-      throw new Error(`${file}:${i + 1}: ${(err as Error).message}`);
-    }
-  });
 }
 
 const trainCommand: CommandModule<object, RmTrainArgs> = {

@@ -1,0 +1,65 @@
+// What the model commands that read JSON lines on stdin share (logprobs, generate): the checkpoint flags, parsing each
+// line with a schema so that a bad line stops the command with its line number, and grouping lines into batches.
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import type { z } from 'zod';
+import type { ModelDType } from '../model/causal-lm.js';
+
+export const MODEL_DTYPES: readonly ModelDType[] = ['float32', 'bfloat16', 'float16', 'float64'];
+
+/** --model, --dtype and --device of the commands that load a checkpoint. */
+export const modelOptions = {
+  model: { type: 'string', demandOption: true, describe: 'Hugging Face checkpoint folder (Qwen3 or Llama, safetensors)' },
+  dtype: { choices: MODEL_DTYPES, default: 'float32' as ModelDType, describe: 'Parameter dtype' },
+  device: { type: 'string', default: 'cpu', describe: 'cpu, cuda or cuda:N' },
+} as const;
+
+export interface JsonLine<T> {
+  value: T;
+  /** Throws `stdin:N: message` for this line. */
+  fail: (message: string) => never;
+}
+
+/** Each non-blank line of `input` parsed by `schema`; a line that is not JSON or not of the schema throws `stdin:N: …`. */
+export async function* jsonLines<S extends z.ZodType>(input: Readable, schema: S): AsyncGenerator<JsonLine<z.output<S>>> {
+  let lineNumber = 0;
+  for await (const text of createInterface({ input, crlfDelay: Infinity })) {
+    lineNumber += 1;
+    if (text.trim() === '') continue;
+    const at = lineNumber;
+    const fail = (message: string): never => {
+      throw new Error(`stdin:${at}: ${message}`);
+    };
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      fail(`not JSON (${(err as Error).message})`);
+    }
+    const result = schema.safeParse(parsed);
+    if (!result.success) {
+      const issue = result.error.issues[0];
+      fail(issue.path.length > 0 ? `${issue.path.join('.')}: ${issue.message}` : issue.message);
+    }
+    yield { value: result.data as z.output<S>, fail };
+  }
+}
+
+/** Throws through `fail` when a token id is outside the model's vocabulary. */
+export function checkVocabulary(tokens: readonly number[], vocabSize: number, fail: (message: string) => never): void {
+  const outOfRange = tokens.find((token) => token >= vocabSize);
+  if (outOfRange !== undefined) fail(`token ${outOfRange} is outside the vocabulary (size ${vocabSize})`);
+}
+
+/** The items of `items` in arrays of `size` (the last one shorter), as they arrive. */
+export async function* inBatches<T>(items: AsyncIterable<T>, size: number): AsyncGenerator<T[]> {
+  let batch: T[] = [];
+  for await (const item of items) {
+    batch.push(item);
+    if (batch.length >= size) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length > 0) yield batch;
+}
