@@ -25,7 +25,7 @@ beforeEach(() => {
 afterEach(() => jest.restoreAllMocks());
 
 const makeTask = (out: string, ...extra: string[]) =>
-  main(['data', 'make-task', '--out', out, '--n-sft', '40', '--n-rl', '30', '--n-processbench', '24', ...extra]);
+  main(['data', 'make-task', '--out', out, '--n-sft', '40', '--n-rl', '30', '--n-test', '12', '--n-processbench', '24', ...extra]);
 
 describe('prefix-rl data make-task', () => {
   test('writes every file in its public schema', async () => {
@@ -34,6 +34,7 @@ describe('prefix-rl data make-task', () => {
     expect((await readdir(out)).sort()).toEqual([
       'processbench-indist.jsonl',
       'processbench.jsonl',
+      'rl-test.jsonl',
       'rl.jsonl',
       'rl.parquet',
       'sft.jsonl',
@@ -51,6 +52,12 @@ describe('prefix-rl data make-task', () => {
       expect(problem.operations.length).toBeLessThanOrEqual(4);
       expect(row.reward_model.ground_truth).toBe(String(problemAnswer(problem)));
     }
+    const test = await loadDataset('rl', join(out, 'rl-test.jsonl'));
+    expect(test).toHaveLength(12);
+    expect(test.every((row) => row.extra_info?.split === 'test')).toBe(true);
+    // Held out: no test prompt is an RL training prompt.
+    const train = new Set(rl.map((row) => row.prompt[0].content));
+    expect(test.filter((row) => train.has(row.prompt[0].content)).length).toBeLessThan(2);
     const shifted = await loadDataset('processbench', join(out, 'processbench.jsonl'));
     const indist = await loadDataset('processbench', join(out, 'processbench-indist.jsonl'));
     expect(shifted.map((row) => row.trace_format)).toEqual(new Array(24).fill('B1'));

@@ -88,6 +88,32 @@ export function processBenchF1(labels: number[], predictions: number[]): F1Resul
   return { accCorrect, accError, f1 };
 }
 
+/**
+ * Threshold-free step verification: the probability that a right step (before the first error) scores above a first
+ * wrong step, ties counting half (Mann-Whitney AUC). Steps after the first error are left out: their labels are not
+ * defined. NaN when either kind is absent.
+ */
+export function stepAuc(labels: number[], scores: number[][]): number {
+  const right: number[] = [];
+  const wrong: number[] = [];
+  labels.forEach((label, i) => {
+    const last = label === -1 ? scores[i].length : Math.min(label + 1, scores[i].length);
+    for (let k = 0; k < last; k++) (k === label ? wrong : right).push(scores[i][k]);
+  });
+  if (right.length === 0 || wrong.length === 0) return NaN;
+  // Rank-sum over the pooled scores (average ranks for ties): O(n log n).
+  const pooled = [...right.map((v) => ({ v, right: true })), ...wrong.map((v) => ({ v, right: false }))].sort((a, b) => a.v - b.v);
+  let rankSumRight = 0;
+  for (let i = 0; i < pooled.length; ) {
+    let j = i;
+    while (j < pooled.length && pooled[j].v === pooled[i].v) j++;
+    const averageRank = (i + 1 + j) / 2;
+    for (let k = i; k < j; k++) if (pooled[k].right) rankSumRight += averageRank;
+    i = j;
+  }
+  return (rankSumRight - (right.length * (right.length + 1)) / 2) / (right.length * wrong.length);
+}
+
 /** numpy.linspace(start, stop, num): k·step + start, with the last point exactly `stop`. */
 export function linspace(start: number, stop: number, num: number): number[] {
   const step = (stop - start) / (num - 1);
@@ -116,6 +142,8 @@ export function searchThreshold(labels: number[], scores: number[][], grid: numb
 
 export interface ModeReport {
   scores: number[][];
+  /** Threshold-free: P(a right step scores above a first wrong step). */
+  auc: number;
   best: ThresholdSearch;
   implicitPrmBest: ThresholdSearch;
   atHalf: F1Result & { predictions: number[] };
@@ -139,6 +167,7 @@ export function evaluateProcessBench(items: ProcessBenchItem[], options: Process
     const predictions = scores.map((s) => predictFirstError(s, 0.5));
     modes[mode] = {
       scores,
+      auc: stepAuc(labels, scores),
       best: searchThreshold(labels, scores, linspace(-1, 1, numThresholds), 'none'),
       implicitPrmBest: searchThreshold(labels, scores, linspace(0, 1, numThresholds), 'zero'),
       atHalf: { ...processBenchF1(labels, predictions), predictions },

@@ -27,6 +27,8 @@ export interface ForwardOptions extends AsyncOptions {
    * parameter gradients into `.grad` directly, so use backward(), not a gradient function over parameters.
    */
   checkpoint?: boolean;
+  /** Record no autograd graph even while parameters require grad: scoring passes inside a training loop. */
+  noGrad?: boolean;
 }
 
 export interface GenerateOptions extends AsyncOptions {
@@ -132,8 +134,8 @@ export class CausalLM {
    * logits of their unpadded sequences; logits at padding positions are meaningless.
    */
   async forward(inputIds: Tensor, attentionMask?: Tensor, options: ForwardOptions = {}): Promise<Tensor> {
-    const { checkpoint } = options;
-    const out = await withCancel(options.signal, (token) => this.native.forward(inputIds.native, attentionMask?.native ?? null, { checkpoint }, token));
+    const { checkpoint, noGrad } = options;
+    const out = await withCancel(options.signal, (token) => this.native.forward(inputIds.native, attentionMask?.native ?? null, { checkpoint, noGrad }, token));
     return Tensor.wrap(out);
   }
 
@@ -142,9 +144,9 @@ export class CausalLM {
    * first token of its row (it has no prefix). Computes no logits for the last position.
    */
   async tokenLogprobs(inputIds: Tensor, attentionMask?: Tensor, options: ForwardOptions = {}): Promise<Tensor> {
-    const { checkpoint } = options;
+    const { checkpoint, noGrad } = options;
     const out = await withCancel(options.signal, (token) =>
-      this.native.tokenLogprobs(inputIds.native, attentionMask?.native ?? null, { checkpoint }, token),
+      this.native.tokenLogprobs(inputIds.native, attentionMask?.native ?? null, { checkpoint, noGrad }, token),
     );
     return Tensor.wrap(out);
   }

@@ -6,6 +6,7 @@ import type { LoraConfig } from './lora.js';
 
 export interface NativeForwardOptions {
   checkpoint?: boolean;
+  noGrad?: boolean;
 }
 
 export interface NativeSamplingOptions {

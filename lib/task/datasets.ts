@@ -34,14 +34,17 @@ export function makeSftRecords(seed: number, count: number, options: Partial<Tas
   });
 }
 
-/** Eurus-2-RL-Data rows: a user prompt and the answer as a rule-checked ground truth. */
-export function makeRlRecords(seed: number, count: number, options: Partial<TaskOptions> = {}): RlRecord[] {
-  return problems(seed, 'rl', count, resolveTaskOptions(options)).map((problem, index) => ({
+/**
+ * Eurus-2-RL-Data rows: a user prompt and the answer as a rule-checked ground truth. The train and test splits draw
+ * from separate seed streams (test prompts for held-out accuracy and Best-of-N).
+ */
+export function makeRlRecords(seed: number, count: number, options: Partial<TaskOptions> = {}, split: 'train' | 'test' = 'train'): RlRecord[] {
+  return problems(seed, split === 'train' ? 'rl' : 'rl-test', count, resolveTaskOptions(options)).map((problem, index) => ({
     data_source: TASK_SOURCE,
     prompt: [{ role: 'user', content: renderPrompt(problem) }],
     ability: 'math',
     reward_model: { style: 'rule', ground_truth: String(problemAnswer(problem)) },
-    extra_info: { split: 'train', index, depth: problem.operations.length },
+    extra_info: { split, index, depth: problem.operations.length },
   }));
 }
 

@@ -13,6 +13,8 @@ export interface MakeTaskDataOptions {
   seed: number;
   sftCount: number;
   rlCount: number;
+  /** Held-out RL prompts (rl-test.jsonl). */
+  testCount: number;
   processBenchCount: number;
   task?: Partial<TaskOptions>;
   /** Trace format of processbench.jsonl; processbench-indist.jsonl is always format A. */
@@ -28,13 +30,13 @@ export interface WrittenFile {
 }
 
 /**
- * Writes sft.jsonl (Eurus-2-SFT schema), rl.jsonl and rl.parquet (Eurus-2-RL schema),
+ * Writes sft.jsonl (Eurus-2-SFT schema), rl.jsonl and rl.parquet (Eurus-2-RL schema), rl-test.jsonl (held-out prompts),
  * processbench.jsonl and processbench-indist.jsonl (ProcessBench schema), tokenizer/ and task.json
  * (the resolved settings, to reproduce the run).
  */
 export async function writeTaskData(options: MakeTaskDataOptions): Promise<WrittenFile[]> {
-  const { outDir, seed, sftCount, rlCount, processBenchCount } = options;
-  for (const [name, count] of Object.entries({ sftCount, rlCount, processBenchCount })) {
+  const { outDir, seed, sftCount, rlCount, testCount, processBenchCount } = options;
+  for (const [name, count] of Object.entries({ sftCount, rlCount, testCount, processBenchCount })) {
     if (!Number.isInteger(count) || count < 1) throw new Error(`writeTaskData: ${name} must be a positive integer, got ${count}`);
   }
   const task = resolveTaskOptions(options.task);
@@ -55,13 +57,14 @@ export async function writeTaskData(options: MakeTaskDataOptions): Promise<Writt
   const rl = makeRlRecords(seed, rlCount, task);
   await writeRows('rl.jsonl', rl);
   await writeRows('rl.parquet', rl, writeParquet);
+  await writeRows('rl-test.jsonl', makeRlRecords(seed, testCount, task, 'test'));
   const processBench = makeProcessBenchSets(seed, processBenchCount, [processBenchFormat, 'A'], task);
   await writeRows('processbench.jsonl', processBench.get(processBenchFormat)!);
   await writeRows('processbench-indist.jsonl', processBench.get('A')!);
   for (const path of await writeTaskTokenizer(join(outDir, 'tokenizer'))) written.push({ path });
 
   const manifest = join(outDir, 'task.json');
-  const settings = { seed, sftCount, rlCount, processBenchCount, processBenchFormat, sftStyle, task };
+  const settings = { seed, sftCount, rlCount, testCount, processBenchCount, processBenchFormat, sftStyle, task };
   await writeFile(manifest, JSON.stringify(settings, null, 2) + '\n');
   written.push({ path: manifest });
   return written;

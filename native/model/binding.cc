@@ -157,7 +157,8 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   }
   Napi::Value is_disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !decoder_); }
 
-  // (inputIds, attentionMask | null, {checkpoint?}, cancel?) → Promise<NativeTensor>, for forward and tokenLogprobs.
+  // (inputIds, attentionMask | null, {checkpoint?, noGrad?}, cancel?) → Promise<NativeTensor>, for forward and
+  // tokenLogprobs. noGrad records no autograd graph even while parameters require grad (scoring passes in training).
   template <at::Tensor (Decoder::*method)(const at::Tensor&, const at::Tensor&, bool) const>
   Napi::Value run(const Napi::CallbackInfo& info, const char* name) {
     return guarded(info, [&]() -> Napi::Value {
@@ -165,9 +166,11 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       at::Tensor input_ids = TensorHandle::unwrap(info[0], "inputIds");
       at::Tensor attention_mask = info[1].IsUndefined() || info[1].IsNull() ? at::Tensor() : TensorHandle::unwrap(info[1], "attentionMask");
       bool checkpoint = info[2].IsObject() && opt_bool(info[2].As<Napi::Object>(), "checkpoint", false);
+      bool no_grad = info[2].IsObject() && opt_bool(info[2].As<Napi::Object>(), "noGrad", false);
       return addon_data(info.Env()).compute->submit(
           info.Env(),
-          [model, input_ids, attention_mask, checkpoint]() -> Completion {
+          [model, input_ids, attention_mask, checkpoint, no_grad]() -> Completion {
+            at::AutoGradMode grad_mode(!no_grad && at::GradMode::is_enabled());
             at::Tensor out = ((*model).*method)(input_ids, attention_mask, checkpoint);
             return [out](Napi::Env env) -> Napi::Value { return TensorHandle::wrap(env, out); };
           },

@@ -9,6 +9,7 @@ interface MakeTaskArgs {
   seed: number;
   'n-sft': number;
   'n-rl': number;
+  'n-test': number;
   'n-processbench': number;
   'min-depth': number;
   'max-depth': number;
@@ -26,6 +27,7 @@ const makeTaskCommand: CommandModule<object, MakeTaskArgs> = {
       .option('seed', { type: 'number', default: 0, describe: 'Seed; the same seed gives the same files' })
       .option('n-sft', { type: 'number', default: 4096, describe: 'SFT rows (sft.jsonl)' })
       .option('n-rl', { type: 'number', default: 800, describe: 'RL prompts (rl.jsonl, rl.parquet)' })
+      .option('n-test', { type: 'number', default: 200, describe: 'Held-out RL prompts (rl-test.jsonl): accuracy, Best-of-N' })
       .option('n-processbench', { type: 'number', default: 200, describe: 'ProcessBench items, half of them with one error' })
       .option('min-depth', { type: 'number', default: 2, describe: 'Fewest operations per problem' })
       .option('max-depth', { type: 'number', default: 6, describe: 'Most operations per problem' })
@@ -45,6 +47,7 @@ const makeTaskCommand: CommandModule<object, MakeTaskArgs> = {
       seed: args.seed,
       sftCount: args['n-sft'],
       rlCount: args['n-rl'],
+      testCount: args['n-test'],
       processBenchCount: args['n-processbench'],
       task: { minDepth: args['min-depth'], maxDepth: args['max-depth'] },
       processBenchFormat: args.format,

@@ -3,6 +3,7 @@ import { dataCommand } from './data.js';
 import { envCommand } from './env.js';
 import { generateCommand } from './generate.js';
 import { logprobsCommand } from './logprobs.js';
+import { rlCommand } from './rl.js';
 import { rmCommand } from './rm.js';
 import { accuracyCommand, rolloutCommand } from './rollout.js';
 import { sftCommand } from './sft.js';
@@ -10,4 +11,4 @@ import { verifyCommand } from './verify.js';
 
 /** Every CLI command, one module each. Add a command by adding its module here. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [envCommand, dataCommand, verifyCommand, logprobsCommand, generateCommand, sftCommand, rolloutCommand, accuracyCommand, rmCommand];
+export const commands: CommandModule<any, any>[] = [envCommand, dataCommand, verifyCommand, logprobsCommand, generateCommand, sftCommand, rolloutCommand, accuracyCommand, rmCommand, rlCommand];

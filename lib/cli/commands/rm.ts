@@ -1,6 +1,9 @@
 import type { CommandModule } from 'yargs';
 import { loadModel } from '../../model/index.js';
+import { loadDataset } from '../../data/records.js';
 import { readRollouts } from '../../rl/rollouts.js';
+import { evaluateBestOfN, evaluateStepVerification, stepSequences } from '../../rm/eval.js';
+import { loadTokenizer } from '../../tokenizer/index.js';
 import { outcomePairs, referenceLogprobs, RM_METHODS, trainRewardModel, type RmMethod } from '../../rm/train.js';
 
 interface RmTrainArgs {
@@ -66,11 +69,56 @@ const trainCommand: CommandModule<object, RmTrainArgs> = {
   },
 };
 
+interface RmEvalArgs {
+  rm: string;
+  reference: string;
+  processbench: string[];
+  'bon-rollouts'?: string;
+  'bon-n': number[];
+  coef: number;
+  'num-thresholds': number;
+}
+
+const evalCommand: CommandModule<object, RmEvalArgs> = {
+  command: 'eval',
+  describe: 'Evaluate an implicit reward model: ProcessBench step F1 / AUC and Best-of-N, beside the reference likelihood',
+  builder: (y) =>
+    y
+      .option('rm', { type: 'string', demandOption: true, describe: 'Reward model checkpoint (π_φ, with its tokenizer)' })
+      .option('reference', { type: 'string', demandOption: true, describe: 'Its reference π_ref (the checkpoint it was trained from)' })
+      .option('processbench', { type: 'string', array: true, default: [], describe: 'ProcessBench-layout files (JSONL or Parquet), each reported' })
+      .option('bon-rollouts', { type: 'string', describe: 'Verified rollouts of held-out prompts (prefix-rl rollout) for Best-of-N' })
+      .option('bon-n', { type: 'number', array: true, default: [1, 4], describe: 'The N of Best-of-N' })
+      .option('coef', { type: 'number', default: 0.001, describe: 'Step-score coefficient (reference 0.001; the RM β is the paper reading)' })
+      .option('num-thresholds', { type: 'number', default: 1000, describe: 'Points of the oracle threshold grid' })
+      .check((args) => {
+        if (args.processbench.length === 0 && !args['bon-rollouts']) throw new Error('give --processbench files, --bon-rollouts, or both');
+        return true;
+      }),
+  handler: async (args) => {
+    const tokenizer = await loadTokenizer(args.rm);
+    const [rm, reference] = [await loadModel(args.rm), await loadModel(args.reference)];
+    try {
+      const options = { coef: args.coef, numThresholds: args['num-thresholds'] };
+      const processBench: Record<string, unknown> = {};
+      for (const file of args.processbench) {
+        const sequences = stepSequences(tokenizer, await loadDataset('processbench', file));
+        processBench[file] = await evaluateStepVerification(rm, reference, sequences, options);
+      }
+      const bestOfN = args['bon-rollouts'] ? await evaluateBestOfN(rm, reference, await readRollouts(args['bon-rollouts']), args['bon-n'], options) : undefined;
+      process.stdout.write(JSON.stringify({ rm: args.rm, reference: args.reference, coef: args.coef, processBench, bestOfN }) + '\n');
+    } finally {
+      rm.dispose();
+      reference.dispose();
+    }
+  },
+};
+
 /** `prefix-rl rm`: reward-model commands. */
 export const rmCommand: CommandModule = {
   command: 'rm',
-  describe: 'Reward models: train (IPVRM, Implicit PRM, DPO-RM) on rollouts',
-  builder: (y) => y.command(trainCommand).demandCommand(1, 'Name an rm command: train.'),
+  describe: 'Reward models: train (IPVRM, Implicit PRM, DPO-RM) on rollouts; eval (ProcessBench, Best-of-N)',
+  builder: (y) => y.command(trainCommand).command(evalCommand).demandCommand(1, 'Name an rm command: train or eval.'),
   // Never runs: demandCommand always hands over to a subcommand.
   handler: () => {},
 };

@@ -1,0 +1,166 @@
+// RL experiment configs: one zod schema is the single home of every RL setting and its default. An algorithm picks
+// its advantage estimator and reward-model objective; the defaults under it are the released code's
+// (implemented-math.md §5: distrl_config.yaml for DistRL / GRPO+IPVRM / GRPO w/ VR, prime_trainer.yaml for PRIME),
+// except the sizes (prompts, samples, lengths), which a config for a given model sets. YAML files in configs/rl/.
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+export const RL_ALGORITHMS = ['grpo', 'prime', 'grpo-ipvrm', 'distrl'] as const;
+export type RlAlgorithm = (typeof RL_ALGORITHMS)[number];
+
+const positiveInt = z.int().positive();
+const probability = z.number().gt(0).lt(1);
+
+const RolloutSection = z.strictObject({
+  /** Prompt groups trained on per step (the reference's train_batch_size). */
+  promptsPerStep: positiveInt.default(16),
+  /** Responses per prompt (n). */
+  samples: z.int().min(2).default(4),
+  /** Prompts sampled per kept prompt: mixed-outcome groups are kept first (filter_and_downsample). */
+  oversample: z.number().min(1).default(2),
+  temperature: z.number().positive().default(1),
+  maxNewTokens: positiveInt.default(256),
+  /** Responses sampled together. */
+  batchSize: positiveInt.default(64),
+});
+
+const ActorSection = z.strictObject({
+  lr: z.number().positive().default(2e-5),
+  weightDecay: z.number().min(0).default(0.01),
+  maxGradNorm: z.number().positive().default(1),
+  /** Optimizer steps per RL step, each over an equal share of the prompt groups (ppo_mini_batch). */
+  miniBatches: positiveInt.default(1),
+  /**
+   * Most sequences per forward pass, rounded down to whole prompt groups. As in the reference, each micro-batch's
+   * loss is its own token mean divided by the number of micro-batches: the whole batch's mean when the micro-batches
+   * hold equal token counts, close to it otherwise.
+   */
+  microBatch: positiveInt.default(32),
+  clipRatioLow: z.number().min(0).default(0.2),
+  /** Default 0.28; PRIME (verl's standard PPO): the symmetric clipRatioLow. */
+  clipRatioHigh: z.number().min(0).optional(),
+  /** Dual clip c for negative advantages. */
+  clipRatioC: z.number().gt(1).default(3),
+  /** Symmetric clip of the Dist-PPO candidates. */
+  cliprangeTopk: z.number().min(0).default(0.2),
+  /** Weight α of Dist-PPO (distrl only). */
+  alpha: z.number().min(0).default(0.1),
+  /** Candidate set of π_old: top-K (the sampled token forced into slot 0) with π_old > P_min. */
+  candidateTopK: positiveInt.default(5),
+  candidateMinP: probability.default(0.1),
+});
+
+const RewardModelSection = z.strictObject({
+  /** β of the implicit reward: IPVRM 10, Implicit PRM (PRIME) 0.05 by default. */
+  beta: z.number().positive().optional(),
+  /** IPVRM margin m (ADB moves it by ∓logit μ). */
+  margin: z.number().min(0).default(5),
+  useAdb: z.boolean().default(true),
+  useDlw: z.boolean().default(true),
+  lr: z.number().positive().default(1e-4),
+  maxGradNorm: z.number().positive().default(10),
+  miniBatches: positiveInt.default(1),
+  /** before: rewards come from the RM updated on this batch (both references); after: the original PRIME. */
+  update: z.enum(['before', 'after', 'none']).default('before'),
+  /** old: π_ref = π_old (IPVRM, and PRIME without a ref module); frozen: a fixed reference model (verl PRIME). */
+  reference: z.enum(['old', 'frozen']).optional(),
+});
+
+const AdvantageSection = z.strictObject({
+  rewardGtCoef: z.number().default(1),
+  /** Weight of the whitened GAE over the IPVRM TD (reference 0.05; the paper's eq. 13 has none). */
+  rewardGaeCoef: z.number().optional(),
+  /** PRIME's weight of the implicit token rewards in RLOO. */
+  rewardDpoCoef: z.number().default(5),
+  gamma: z.number().min(0).max(1).default(1),
+  lam: z.number().min(0).max(1).default(1),
+});
+
+export const RlConfigSchema = z.strictObject({
+  algorithm: z.enum(RL_ALGORITHMS),
+  steps: positiveInt.default(100),
+  seed: z.int().min(0).default(0),
+  /** reference: the released code's math; paper: the paper's (implemented-math.md §7). */
+  conventions: z.enum(['reference', 'paper']).default('reference'),
+  rollout: RolloutSection.default(RolloutSection.parse({})),
+  actor: ActorSection.default(ActorSection.parse({})),
+  rewardModel: RewardModelSection.default(RewardModelSection.parse({})),
+  advantage: AdvantageSection.default(AdvantageSection.parse({})),
+});
+
+export type RlConfigInput = z.input<typeof RlConfigSchema>;
+type Parsed = z.output<typeof RlConfigSchema>;
+
+/** A config with every default filled in, including those that depend on the algorithm. */
+export interface RlConfig extends Parsed {
+  actor: Parsed['actor'] & { clipRatioHigh: number };
+  rewardModel: Parsed['rewardModel'] & { beta: number; reference: 'old' | 'frozen' };
+  advantage: Parsed['advantage'] & { rewardGaeCoef: number };
+}
+
+/** What each algorithm trains and how it turns rewards into advantages. */
+export const ALGORITHMS: Record<RlAlgorithm, { rewardModel: 'none' | 'ipvrm' | 'implicit-prm'; distPpo: boolean }> = {
+  grpo: { rewardModel: 'none', distPpo: false },
+  prime: { rewardModel: 'implicit-prm', distPpo: false },
+  'grpo-ipvrm': { rewardModel: 'ipvrm', distPpo: false },
+  distrl: { rewardModel: 'ipvrm', distPpo: true },
+};
+
+/** Validates a config (a clear error names each bad key) and fills in the defaults. */
+export function resolveRlConfig(input: unknown): RlConfig {
+  const result = RlConfigSchema.safeParse(input);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new Error(`invalid RL config: ${problems.join('; ')}`);
+  }
+  const config = result.data;
+  const prime = config.algorithm === 'prime';
+  return {
+    ...config,
+    actor: { ...config.actor, clipRatioHigh: config.actor.clipRatioHigh ?? (prime ? config.actor.clipRatioLow : 0.28) },
+    rewardModel: {
+      ...config.rewardModel,
+      beta: config.rewardModel.beta ?? (prime ? 0.05 : 10),
+      reference: config.rewardModel.reference ?? (prime ? 'frozen' : 'old'),
+    },
+    advantage: {
+      ...config.advantage,
+      rewardGaeCoef: config.advantage.rewardGaeCoef ?? (config.conventions === 'paper' ? 1 : 0.05),
+    },
+  };
+}
+
+/** Reads a YAML (or JSON) RL config and resolves it; `overrides` (e.g. from CLI flags) win over the file. */
+export async function loadRlConfig(file: string, overrides: Record<string, unknown> = {}): Promise<RlConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read RL config ${file}: ${(err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text);
+  } catch (err) {
+    throw new Error(`${file}: not valid YAML: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`${file}: an RL config must be a mapping`);
+  try {
+    return resolveRlConfig(deepMerge(parsed as Record<string, unknown>, overrides));
+  } catch (err) {
+    throw new Error(`${file}: ${(err as Error).message}`);
+  }
+}
+
+/** `over` merged into `base`, key by key through nested mappings; undefined values in `over` are skipped. */
+export function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    if (value === undefined) continue;
+    const current = out[key];
+    const bothObjects = [value, current].every((v) => typeof v === 'object' && v !== null && !Array.isArray(v));
+    out[key] = bothObjects ? deepMerge(current as Record<string, unknown>, value as Record<string, unknown>) : value;
+  }
+  return out;
+}

@@ -1,0 +1,419 @@
+// The RL loop: sample n responses per prompt, verify them, update the implicit reward model online, turn outcomes
+// and implicit rewards into advantages, and take PPO steps on the policy. One loop serves every algorithm
+// (implemented-math.md §1b, §2c, §3):
+//   grpo        GRPO with verifiable rewards: population-std outcome advantage, Tok-PPO; no reward model.
+//   prime       PRIME (verl recipe): an implicit PRM trained online with CE; token rewards β·(log π_φ − log π_ref)
+//               and the outcome through RLOO; Tok-PPO with a symmetric clip.
+//   grpo-ipvrm  online IPVRM (ADB, DLW, π_ref = π_old); A = GRPO + 0.05·whitened GAE over its TD; Tok-PPO.
+//   distrl      grpo-ipvrm plus α·Dist-PPO over π_old's candidate tokens with advantages β·(log π_φ − log π_old)/σ_V.
+// Batch layout (verl's): prompts left-padded to P, responses right-padded to R; every per-token tensor is [B, R].
+import { ALGORITHMS, type RlConfig } from '../config/rl.js';
+import type { RlRecord } from '../data/schemas.js';
+import type { CausalLM } from '../model/causal-lm.js';
+import { clipGradNorm, type AdamW } from '../model/optim.js';
+import { distrlCandidates, distrlLoss, distrlTd, implicitPrmCe, ipvrmOnline, tokenLogprobs } from '../ops/objectives.js';
+import { deriveSeed, Rng } from '../task/rng.js';
+import { Tensor, tidy, type AsyncOptions } from '../tensor/index.js';
+import type { Tokenizer } from '../tokenizer/index.js';
+import { withOptimizer } from '../train/common.js';
+import { distrlAdvantages, grpo, prime } from './advantages/index.js';
+import type { Matrix } from './masked.js';
+import { groupByPrompt, sampleRollouts, type Rollout } from './rollouts.js';
+
+export interface RlModels {
+  /** π_θ, trained. */
+  policy: CausalLM;
+  /** π_φ, the implicit reward model, trained online (every algorithm but grpo). */
+  rewardModel?: CausalLM;
+  /** The frozen π_ref of the implicit reward when rewardModel.reference is 'frozen' (PRIME's default). */
+  reference?: CausalLM;
+}
+
+export interface RlHooks extends AsyncOptions {
+  /** Replaces the verifier's score of each rollout (e.g. a custom reward); 0/1 or any finite number. */
+  reward?: (rollout: Rollout) => number;
+  onStep?: (step: RlStep) => void;
+}
+
+export interface RlStep {
+  step: number;
+  /** Mean outcome score of every sampled rollout (before filtering): the policy's sampled accuracy. */
+  accuracy: number;
+  /** Share of sampled prompts whose responses have mixed outcomes. */
+  mixedFraction: number;
+  /** Sequences trained on (kept prompt groups × n). */
+  sequences: number;
+  meanResponseLength: number;
+  /** Reward-model loss (mean over its micro-batches); absent for grpo. */
+  rmLoss?: number;
+  /** Policy loss terms, means over micro-batches: total, Tok-PPO, Dist-PPO. */
+  loss: number;
+  pgLoss: number;
+  topkPgLoss: number;
+  pgClipfrac: number;
+  /** Mean log π_old − log π_θ over response tokens (0 on the first mini-batch: it is on-policy). */
+  ppoKl: number;
+  gradNorm: number;
+  seconds: number;
+}
+
+/** Trains `models.policy` with `config.algorithm` on prompts drawn from `records`; returns one record per RL step. */
+export async function trainRl(models: RlModels, tokenizer: Tokenizer, records: readonly RlRecord[], config: RlConfig, hooks: RlHooks = {}): Promise<RlStep[]> {
+  const { policy, rewardModel, reference } = models;
+  const algorithm = ALGORITHMS[config.algorithm];
+  if (records.length === 0) throw new Error('RL needs at least one prompt record');
+  if (algorithm.rewardModel !== 'none' && !rewardModel) throw new Error(`${config.algorithm} needs a reward model (π_φ) to train online`);
+  if (algorithm.rewardModel !== 'none' && config.rewardModel.reference === 'frozen' && !reference) {
+    throw new Error('rewardModel.reference is frozen: give the reference model');
+  }
+  if (rewardModel === policy || reference === policy) throw new Error('the reward model and reference must be models separate from the policy');
+  const prompts = new PromptStream(records, config.seed);
+  const start = performance.now();
+  const train = (rm?: Trainee) =>
+    withOptimizer(policy, { lr: config.actor.lr, betas: [0.9, 0.999], weightDecay: config.actor.weightDecay }, async (optimizer, parameters) => {
+      const history: RlStep[] = [];
+      for (let step = 0; step < config.steps; step++) {
+        const record = await tidy(() => rlStep(step, { models, tokenizer, prompts, config, hooks, rm, actor: { optimizer, parameters } }));
+        const done = { ...record, seconds: (performance.now() - start) / 1000 };
+        history.push(done);
+        hooks.onStep?.(done);
+      }
+      return history;
+    });
+  if (algorithm.rewardModel === 'none' || config.rewardModel.update === 'none') return train();
+  return withOptimizer(rewardModel!, { lr: config.rewardModel.lr, betas: [0.9, 0.999], weightDecay: 0 }, (optimizer, parameters) =>
+    train({ optimizer, parameters }),
+  );
+}
+
+/** A model being trained: its optimizer and parameters. */
+interface Trainee {
+  optimizer: AdamW;
+  parameters: Map<string, Tensor>;
+}
+
+interface StepContext {
+  models: RlModels;
+  tokenizer: Tokenizer;
+  prompts: PromptStream;
+  config: RlConfig;
+  hooks: RlHooks;
+  /** The reward model's optimizer, when it is updated online. */
+  rm?: Trainee;
+  actor: Trainee;
+}
+
+async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 'seconds'>> {
+  const { models, tokenizer, prompts, config, hooks } = context;
+  const { rollout: r, actor } = config;
+  const algorithm = ALGORITHMS[config.algorithm];
+  const signal = hooks.signal;
+
+  // 1. Rollouts, scored, and the prompt groups kept for training.
+  let rollouts = await sampleRollouts(models.policy, tokenizer, prompts.next(Math.ceil(r.promptsPerStep * r.oversample)), {
+    samples: r.samples,
+    temperature: r.temperature,
+    maxNewTokens: r.maxNewTokens,
+    batchSize: r.batchSize,
+    seed: deriveSeed(config.seed, `rollouts-${step}`),
+    signal,
+  });
+  if (hooks.reward) rollouts = rollouts.map((rollout) => ({ ...rollout, score: checkedReward(hooks.reward!(rollout)) }));
+  const sampledGroups = groupByPrompt(rollouts);
+  const groups = keepGroups(sampledGroups, r.promptsPerStep, r.maxNewTokens);
+  const batch = new RolloutBatch(groups.flat(), r.samples, actor.microBatch);
+  const acc = batch.rows.map((row) => row.score);
+
+  // 2. π_old: log-probs of the sampled tokens and the candidate set (top-1 = the sampled token unless Dist-PPO).
+  const candidates = await batch.concatMicro(async (rows) => {
+    const oldLogits = await batch.responseLogits(models.policy, rows, { noGrad: true, signal });
+    return distrlCandidates(
+      {
+        oldLogits,
+        tokens: batch.take(batch.tokens, rows),
+        mask: batch.take(batch.mask, rows),
+        k: algorithm.distPpo ? actor.candidateTopK : 1,
+        minP: actor.candidateMinP,
+        temperature: r.temperature,
+        conventions: algorithm.distPpo ? config.conventions : 'reference',
+      },
+      { signal },
+    );
+  });
+
+  // 3. The implicit reward model: online update, then its rewards on this batch.
+  let rmLoss: number | undefined;
+  let advantages: Matrix;
+  let scaledCandidateTd: Tensor;
+  const mask = batch.mask.toNested() as Matrix;
+  if (algorithm.rewardModel === 'none') {
+    advantages = grpo({ rewards: acc, mask, n: r.samples });
+    scaledCandidateTd = Tensor.zeros(candidates.oldTopkLogprobs.shape);
+  } else {
+    const refLogprobs =
+      config.rewardModel.reference === 'old'
+        ? candidates.oldLogProb
+        : await batch.concatMicro(async (rows) => ({ logprobs: await batch.sampledLogprobs(models.reference!, rows, signal) })).then((o) => o.logprobs);
+    const update = context.rm ? () => updateRewardModel(context, batch, refLogprobs, acc).then((loss) => (rmLoss = loss)) : async () => {};
+    if (config.rewardModel.update === 'before') await update();
+    if (config.algorithm === 'prime') {
+      const rmLogprobs = (await batch.concatMicro(async (rows) => ({ logprobs: await batch.sampledLogprobs(models.rewardModel!, rows, signal) }))).logprobs;
+      const q = rmLogprobs.sub(refLogprobs).toNested() as Matrix;
+      const { rewardDpoCoef, rewardGtCoef } = config.advantage;
+      advantages = prime({ q, mask, acc, n: r.samples, beta: config.rewardModel.beta, rewardDpoCoef, rewardGtCoef }).advantages;
+      scaledCandidateTd = Tensor.zeros(candidates.oldTopkLogprobs.shape);
+    } else {
+      const td = await batch.concatMicro(async (rows) => {
+        const rmLogits = await batch.responseLogits(models.rewardModel!, rows, { noGrad: true, signal });
+        const { candidateTd } = await distrlTd(
+          {
+            rmLogits,
+            candidateIndices: batch.take(candidates.candidateIndices, rows),
+            oldTopkLogprobs: batch.take(candidates.oldTopkLogprobs, rows),
+            mask: batch.take(batch.mask, rows),
+            beta: config.rewardModel.beta,
+            temperature: r.temperature,
+          },
+          { signal },
+        );
+        return { candidateTd };
+      });
+      const { rewardGtCoef, rewardGaeCoef, gamma, lam } = config.advantage;
+      const out = distrlAdvantages({
+        candidateTd: td.candidateTd.toNested() as number[][][],
+        mask,
+        acc,
+        n: r.samples,
+        gamma,
+        lam,
+        rewardGtCoef,
+        rewardGaeCoef,
+        conventions: config.conventions,
+      });
+      advantages = out.advantages;
+      scaledCandidateTd = Tensor.from(Float32Array.from(out.scaledCandidateTd.flat(2)), td.candidateTd.shape);
+    }
+    if (config.rewardModel.update === 'after') await update();
+  }
+
+  // 4. PPO on the policy: Tok-PPO on the sampled tokens (+ α·Dist-PPO on the candidates), one optimizer step per mini-batch.
+  const advantageTensor = Tensor.from(Float32Array.from(advantages.flat()), batch.mask.shape);
+  const sums = { loss: 0, pgLoss: 0, topkPgLoss: 0, pgClipfrac: 0, ppoKl: 0 };
+  let micros = 0;
+  let gradNorm = 0;
+  for (const miniBatch of batch.miniBatches(actor.miniBatches)) {
+    await context.actor.optimizer.zeroGrad({ signal });
+    for (const rows of miniBatch) {
+      await tidy(async () => {
+        const newLogits = await batch.responseLogits(models.policy, rows, { signal });
+        const out = await distrlLoss(
+          {
+            newLogits,
+            candidateIndices: batch.take(candidates.candidateIndices, rows),
+            oldLogProb: batch.take(candidates.oldLogProb, rows),
+            oldTopkLogprobs: batch.take(candidates.oldTopkLogprobs, rows),
+            candidateMask: batch.take(candidates.candidateMask, rows),
+            advantages: batch.take(advantageTensor, rows),
+            scaledCandidateTd: batch.take(scaledCandidateTd, rows),
+            mask: batch.take(batch.mask, rows),
+            clipRatioLow: actor.clipRatioLow,
+            clipRatioHigh: actor.clipRatioHigh,
+            clipRatioC: actor.clipRatioC,
+            cliprangeTopk: actor.cliprangeTopk,
+            alpha: algorithm.distPpo ? actor.alpha : 0,
+            temperature: r.temperature,
+            conventions: config.conventions,
+          },
+          { signal },
+        );
+        await out.loss.div(miniBatch.length).backwardAsync(undefined, { signal });
+        sums.loss += out.loss.item();
+        sums.pgLoss += out.pgLoss.item();
+        sums.topkPgLoss += out.topkPgLoss.item();
+        sums.pgClipfrac += out.pgClipfrac;
+        sums.ppoKl += out.ppoKl;
+        micros++;
+      });
+    }
+    gradNorm = await clipGradNorm(context.actor.parameters, actor.maxGradNorm, { signal });
+    if (Number.isFinite(gradNorm)) await context.actor.optimizer.step({ lr: actor.lr, signal });
+  }
+
+  const mean = (x: number) => x / micros;
+  return {
+    step,
+    accuracy: rollouts.reduce((a, x) => a + x.score, 0) / rollouts.length,
+    mixedFraction: sampledGroups.filter(isMixed).length / sampledGroups.length,
+    sequences: batch.rows.length,
+    meanResponseLength: batch.rows.reduce((a, x) => a + x.response_ids.length, 0) / batch.rows.length,
+    rmLoss,
+    loss: mean(sums.loss),
+    pgLoss: mean(sums.pgLoss),
+    topkPgLoss: mean(sums.topkPgLoss),
+    pgClipfrac: mean(sums.pgClipfrac),
+    ppoKl: mean(sums.ppoKl),
+    gradNorm,
+  };
+}
+
+/** One optimizer step of π_φ per RM mini-batch on this batch's outcomes; returns the mean micro-batch loss. */
+async function updateRewardModel(context: StepContext, batch: RolloutBatch, refLogprobs: Tensor, acc: number[]): Promise<number> {
+  const { config, models, hooks } = context;
+  const { optimizer, parameters } = context.rm!;
+  const rmConfig = config.rewardModel;
+  const signal = hooks.signal;
+  const accTensor = Tensor.from(Float32Array.from(acc), [acc.length]);
+  let total = 0;
+  let micros = 0;
+  for (const miniBatch of batch.miniBatches(rmConfig.miniBatches)) {
+    await optimizer.zeroGrad({ signal });
+    for (const rows of miniBatch) {
+      await tidy(async () => {
+        const inputs = {
+          logits: await batch.responseLogits(models.rewardModel!, rows, { signal }),
+          tokens: batch.take(batch.tokens, rows),
+          refLogprobs: batch.take(refLogprobs, rows),
+          mask: batch.take(batch.mask, rows),
+          beta: rmConfig.beta,
+        };
+        const { loss } =
+          config.algorithm === 'prime'
+            ? await implicitPrmCe({ ...inputs, labels: batch.take(accTensor, rows) }, { signal })
+            : await ipvrmOnline(
+                { ...inputs, acc: batch.take(accTensor, rows), groupSize: config.rollout.samples, margin: rmConfig.margin, useAdb: rmConfig.useAdb, useDlw: rmConfig.useDlw },
+                { signal },
+              );
+        await loss.div(miniBatch.length).backwardAsync(undefined, { signal });
+        total += loss.item();
+        micros++;
+      });
+    }
+    const gradNorm = await clipGradNorm(parameters, rmConfig.maxGradNorm, { signal });
+    if (Number.isFinite(gradNorm)) await optimizer.step({ lr: rmConfig.lr, signal });
+  }
+  return total / micros;
+}
+
+const isMixed = (group: readonly Rollout[]) => {
+  const mean = group.reduce((a, x) => a + x.score, 0) / group.length;
+  return mean > 0.01 && mean < 0.99;
+};
+
+/**
+ * The reference's filter_and_downsample: groups with mixed outcomes and no truncated response come first, then the
+ * rest, in sampling order; the first `count` are kept, so uniform groups train only when mixed ones run short.
+ */
+export function keepGroups(groups: readonly Rollout[][], count: number, maxNewTokens: number): Rollout[][] {
+  const passes = (group: readonly Rollout[]) => isMixed(group) && group.every((x) => x.response_ids.length < maxNewTokens - 1);
+  return [...groups.filter(passes), ...groups.filter((g) => !passes(g))].slice(0, count);
+}
+
+function checkedReward(score: number): number {
+  if (!Number.isFinite(score)) throw new Error(`the reward function returned ${score}, not a finite number`);
+  return score;
+}
+
+/** Prompts in shuffled passes over the records (a new order each pass), from a seed. */
+class PromptStream {
+  private readonly rng: Rng;
+  private order: number[] = [];
+  constructor(private readonly records: readonly RlRecord[], seed: number) {
+    this.rng = new Rng(deriveSeed(seed, 'rl-prompts'));
+  }
+  next(count: number): RlRecord[] {
+    while (this.order.length < count) this.order.push(...this.rng.permutation(this.records.length));
+    return this.order.splice(0, count).map((i) => this.records[i]);
+  }
+}
+
+/** A step's rollouts as padded tensors, split into micro-batches of whole prompt groups. */
+class RolloutBatch {
+  readonly promptLength: number;
+  readonly responseLength: number;
+  /** [B, P + R] int64 and its attention mask. */
+  readonly inputIds: Tensor;
+  readonly attentionMask: Tensor;
+  /** [B, R] response tokens (int64) and response mask (float32). */
+  readonly tokens: Tensor;
+  readonly mask: Tensor;
+  private readonly microRows: number;
+
+  constructor(
+    readonly rows: readonly Rollout[],
+    private readonly groupSize: number,
+    microBatch: number,
+  ) {
+    if (rows.some((x) => x.response_ids.length === 0)) throw new Error('a rollout has no response tokens');
+    const P = (this.promptLength = Math.max(...rows.map((x) => x.prompt_ids.length)));
+    const R = (this.responseLength = Math.max(...rows.map((x) => x.response_ids.length)));
+    const B = rows.length;
+    const ids = new BigInt64Array(B * (P + R));
+    const attention = new BigInt64Array(B * (P + R));
+    const tokens = new BigInt64Array(B * R);
+    const mask = new Float32Array(B * R);
+    rows.forEach((x, b) => {
+      const base = b * (P + R);
+      x.prompt_ids.forEach((id, i) => {
+        ids[base + P - x.prompt_ids.length + i] = BigInt(id);
+        attention[base + P - x.prompt_ids.length + i] = 1n;
+      });
+      x.response_ids.forEach((id, i) => {
+        ids[base + P + i] = BigInt(id);
+        attention[base + P + i] = 1n;
+        tokens[b * R + i] = BigInt(id);
+        mask[b * R + i] = 1;
+      });
+    });
+    this.inputIds = Tensor.from(ids, [B, P + R]);
+    this.attentionMask = Tensor.from(attention, [B, P + R]);
+    this.tokens = Tensor.from(tokens, [B, R]);
+    this.mask = Tensor.from(mask, [B, R]);
+    this.microRows = Math.max(1, Math.floor(microBatch / groupSize)) * groupSize;
+  }
+
+  /** Row ranges [start, end) of whole groups, `count` near-equal mini-batches, each cut into micro-batches. */
+  miniBatches(count: number): [number, number][][] {
+    const groups = this.rows.length / this.groupSize;
+    const parts = Math.min(count, groups);
+    const out: [number, number][][] = [];
+    for (let m = 0; m < parts; m++) {
+      const start = Math.round((m * groups) / parts) * this.groupSize;
+      const end = Math.round(((m + 1) * groups) / parts) * this.groupSize;
+      const micro: [number, number][] = [];
+      for (let s = start; s < end; s += this.microRows) micro.push([s, Math.min(end, s + this.microRows)]);
+      out.push(micro);
+    }
+    return out;
+  }
+
+  /** Rows [start, end) of a [B, ...] tensor. */
+  take(tensor: Tensor, [start, end]: [number, number]): Tensor {
+    return tensor.slice(0, start, end).contiguous();
+  }
+
+  /** Logits of `model` at the response positions, [rows, R, V] (position t predicts response token t). */
+  async responseLogits(model: CausalLM, rows: [number, number], options: { noGrad?: boolean; signal?: AbortSignal }): Promise<Tensor> {
+    const logits = await model.forward(this.take(this.inputIds, rows), this.take(this.attentionMask, rows), options);
+    return logits.slice(1, this.promptLength - 1, this.promptLength - 1 + this.responseLength);
+  }
+
+  /** log π(sampled token) of a model, no graph, [rows, R]. */
+  async sampledLogprobs(model: CausalLM, rows: [number, number], signal?: AbortSignal): Promise<Tensor> {
+    const logits = await this.responseLogits(model, rows, { noGrad: true, signal });
+    const index = this.take(this.tokens, rows).unsqueeze(-1);
+    return (await tokenLogprobs(logits, index, { signal })).squeeze(-1).mul(this.take(this.mask, rows));
+  }
+
+  /** Runs `fn` on each micro-batch and concatenates each tensor it returns along the batch (other values are dropped). */
+  async concatMicro<O extends object>(fn: (rows: [number, number]) => Promise<O>): Promise<{ [K in keyof O]: Tensor }> {
+    const parts: Record<string, Tensor>[] = [];
+    for (const micro of this.miniBatches(1)[0]) {
+      const out = await tidy(async () => {
+        const result = await fn(micro);
+        return Object.fromEntries(Object.entries(result).filter(([, v]) => v instanceof Tensor)) as Record<string, Tensor>;
+      });
+      parts.push(out);
+    }
+    return Object.fromEntries(Object.keys(parts[0]).map((key) => [key, Tensor.cat(parts.map((p) => p[key]), 0)])) as { [K in keyof O]: Tensor };
+  }
+}

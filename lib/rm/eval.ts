@@ -1,0 +1,170 @@
+// Evaluation of a trained implicit reward model π_φ against its reference π_ref (implemented-math.md §4):
+//   ProcessBench: each solution's steps are scored from the per-token log ratios, and the first step scored below a
+//   threshold is the predicted first error (F1 at the oracle threshold, F1 at 0.5, and the threshold-free AUC);
+//   Best-of-N: among a prompt's first N rollouts the highest-scored one is picked and verified.
+// Each report carries the same metrics for the reference's own log-likelihood (raw reward log π_ref, ImplicitPRM's
+// "w/o ref" mode): on the controlled task it beats every implicit RM (controlled-task-facts.md), so a result means
+// something only beside it.
+import type { ProcessBenchRecord } from '../data/schemas.js';
+import { evaluateProcessBench, STEP_SCORE_MODES, type StepScoreMode } from '../eval/processbench.js';
+import { avgAtK, selectBest } from '../eval/bon.js';
+import { padBatch } from '../model/batch.js';
+import type { CausalLM } from '../model/causal-lm.js';
+import { groupByPrompt, type Rollout } from '../rl/rollouts.js';
+import { layoutSteps, TRACE_FORMATS, type TraceFormat } from '../task/render.js';
+import { tidy, type AsyncOptions } from '../tensor/index.js';
+import type { Tokenizer } from '../tokenizer/index.js';
+
+/** A solution as tokens: prompt then response (EOS included); `stepEnds` are token indices of each step's last token. */
+export interface StepSequence {
+  tokens: number[];
+  promptLength: number;
+  stepEnds: number[];
+  label: number;
+}
+
+/**
+ * Tokenises ProcessBench rows as the policy saw its prompts (chat template with the generation prompt) and finds
+ * each step's last token. Rows made by `data make-task` are laid out in their trace format; other rows join their
+ * steps with blank lines, as ProcessBench's reference scripts do. A step ends where the tokens of the response up to
+ * that step end, so step boundaries need a tokenizer whose prefixes tokenise as prefixes (true of any tokenizer at
+ * newline boundaries); the last step also owns the EOS token.
+ */
+export function stepSequences(tokenizer: Tokenizer, records: readonly (ProcessBenchRecord & { trace_format?: unknown })[]): StepSequence[] {
+  const eos = tokenizer.eosTokenId;
+  if (eos === null) throw new Error('the tokenizer has no EOS token: the last step ends with it');
+  return records.map((record) => {
+    const format = TRACE_FORMATS.includes(record.trace_format as TraceFormat) ? (record.trace_format as TraceFormat) : undefined;
+    const { response, stepEnds: charEnds } = format ? layoutSteps(record.steps, format) : joinSteps(record.steps);
+    const prompt = tokenizer.encodeChat([{ role: 'user', content: record.problem }], { addGenerationPrompt: true });
+    const responseTokens = tokenizer.encode(response, { addSpecialTokens: false });
+    const tokens = [...prompt, ...responseTokens, eos];
+    const stepEnds = charEnds.map((end, k) =>
+      k === charEnds.length - 1 ? tokens.length - 1 : prompt.length + tokenizer.encode(response.slice(0, end), { addSpecialTokens: false }).length - 1,
+    );
+    for (let k = 1; k < stepEnds.length; k++) {
+      if (stepEnds[k] <= stepEnds[k - 1]) throw new Error(`${record.id}: step ${k} has no tokens of its own`);
+    }
+    return { tokens, promptLength: prompt.length, stepEnds, label: record.label };
+  });
+}
+
+function joinSteps(steps: readonly string[]): { response: string; stepEnds: number[] } {
+  let response = '';
+  const stepEnds = steps.map((step, k) => (response += (k > 0 ? '\n\n' : '') + step).length);
+  return { response, stepEnds };
+}
+
+/** Per-position log-probs [T-1] of each sequence under `model` (entry j scores token j + 1). */
+export async function sequenceLogprobs(model: CausalLM, sequences: readonly number[][], batchSize = 32, options: AsyncOptions = {}): Promise<number[][]> {
+  const out: number[][] = [];
+  for (let start = 0; start < sequences.length; start += batchSize) {
+    const batch = sequences.slice(start, start + batchSize);
+    const rows = await tidy(async () => {
+      const { inputIds, attentionMask } = padBatch(batch);
+      return (await model.tokenLogprobs(inputIds, attentionMask, { noGrad: true, signal: options.signal })).toNested() as number[][];
+    });
+    batch.forEach((tokens, i) => out.push(rows[i].slice(0, tokens.length - 1)));
+  }
+  return out;
+}
+
+export interface ModeSummary {
+  /** F1 at the best threshold of IPVRM's grid (linspace(−1, 1)), and that threshold. */
+  f1: number;
+  threshold: number | undefined;
+  /** F1 at a threshold of 0.5. */
+  f1AtHalf: number;
+  auc: number;
+}
+
+export type ProcessBenchSummary = Record<StepScoreMode, ModeSummary>;
+
+export interface RmEvalOptions extends AsyncOptions {
+  /** Score coefficient of the step rewards (reference 0.001; the RM's β is the paper's reading). */
+  coef?: number;
+  numThresholds?: number;
+  batchSize?: number;
+}
+
+function summarise(items: Parameters<typeof evaluateProcessBench>[0], options: RmEvalOptions): ProcessBenchSummary {
+  const { modes } = evaluateProcessBench(items, { coef: options.coef, numThresholds: options.numThresholds });
+  return Object.fromEntries(
+    STEP_SCORE_MODES.map((mode) => {
+      const m = modes[mode];
+      return [mode, { f1: m.best.f1, threshold: m.best.threshold, f1AtHalf: m.atHalf.f1, auc: m.auc }];
+    }),
+  ) as ProcessBenchSummary;
+}
+
+/** ProcessBench-style step verification by the implicit reward log π_φ − log π_ref, and by log π_ref alone. */
+export async function evaluateStepVerification(
+  rewardModel: CausalLM,
+  reference: CausalLM,
+  sequences: readonly StepSequence[],
+  options: RmEvalOptions = {},
+): Promise<{ items: number; rewardModel: ProcessBenchSummary; referenceLikelihood: ProcessBenchSummary }> {
+  if (sequences.length === 0) throw new Error('step verification needs at least one ProcessBench item');
+  const tokens = sequences.map((s) => s.tokens);
+  const policy = await sequenceLogprobs(rewardModel, tokens, options.batchSize, options);
+  const ref = await sequenceLogprobs(reference, tokens, options.batchSize, options);
+  const items = (raw: (i: number) => number[]) =>
+    sequences.map((s, i) => ({ label: s.label, rawReward: raw(i), firstBoundary: s.promptLength - 1, stepEnds: s.stepEnds.map((e) => e - 1) }));
+  return {
+    items: sequences.length,
+    rewardModel: summarise(items((i) => policy[i].map((v, j) => v - ref[i][j])), options),
+    referenceLikelihood: summarise(items((i) => ref[i]), options),
+  };
+}
+
+export interface BonReport {
+  prompts: number;
+  /** Accuracy of the pick among each prompt's first N rollouts, for each N. */
+  byN: { n: number; rewardModel: number; rewardModelSum: number; referenceLikelihood: number; random: number; oracle: number }[];
+}
+
+/**
+ * Best-of-N on verified rollouts (`prefix-rl rollout` on held-out prompts): per prompt, the first N rollouts are
+ * scored and the best is picked (ties: the first). Scores: the RM's final normalised prefix value v̄(T) ∝ mean log
+ * ratio (IPVRM's natural score), its sum (Implicit PRM's and DPO-RM's z), and the reference's mean log-prob. `random`
+ * is avg@N (the expected accuracy of an unscored pick) and `oracle` is pass@N.
+ */
+export async function evaluateBestOfN(
+  rewardModel: CausalLM,
+  reference: CausalLM,
+  rollouts: readonly Rollout[],
+  ns: readonly number[],
+  options: RmEvalOptions = {},
+): Promise<BonReport> {
+  const groups = groupByPrompt(rollouts);
+  const largest = Math.max(...ns);
+  if (groups.length === 0) throw new Error('Best-of-N needs rollouts');
+  if (ns.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('each N of Best-of-N must be a positive integer');
+  const short = groups.find((g) => g.length < largest);
+  if (short) throw new Error(`Best-of-${largest} needs ${largest} rollouts per prompt; prompt ${short[0].prompt_index} has ${short.length}`);
+  const used = groups.map((g) => g.slice(0, largest));
+  const flat = used.flat();
+  const tokens = flat.map((r) => [...r.prompt_ids, ...r.response_ids]);
+  const policy = await sequenceLogprobs(rewardModel, tokens, options.batchSize, options);
+  const ref = await sequenceLogprobs(reference, tokens, options.batchSize, options);
+  const scores = flat.map((r, i) => {
+    const from = r.prompt_ids.length - 1;
+    const lr = policy[i].slice(from).map((v, j) => v - ref[i][from + j]);
+    const sum = lr.reduce((a, v) => a + v, 0);
+    const likelihood = ref[i].slice(from).reduce((a, v) => a + v, 0) / lr.length;
+    return { mean: sum / lr.length, sum, likelihood };
+  });
+  const pick = (n: number, key: 'mean' | 'sum' | 'likelihood') =>
+    used.reduce((a, group, g) => a + group[selectBest(group.slice(0, n).map((_, i) => scores[g * largest + i][key]))].score, 0) / used.length;
+  return {
+    prompts: used.length,
+    byN: ns.map((n) => ({
+      n,
+      rewardModel: pick(n, 'mean'),
+      rewardModelSum: pick(n, 'sum'),
+      referenceLikelihood: pick(n, 'likelihood'),
+      random: avgAtK(used.map((g) => g.slice(0, n).map((r) => r.score))),
+      oracle: used.filter((g) => g.slice(0, n).some((r) => r.score === 1)).length / used.length,
+    })),
+  };
+}

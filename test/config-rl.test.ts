@@ -1,0 +1,56 @@
+// RL experiment configs: defaults per algorithm, the YAML files in configs/rl, overrides, and clear errors.
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { deepMerge, loadRlConfig, resolveRlConfig } from '../lib/config/rl.js';
+import { parseSetting } from '../lib/cli/commands/rl.js';
+
+test('defaults follow the released code, per algorithm', () => {
+  const distrl = resolveRlConfig({ algorithm: 'distrl' });
+  expect(distrl.actor).toMatchObject({ clipRatioLow: 0.2, clipRatioHigh: 0.28, clipRatioC: 3, cliprangeTopk: 0.2, alpha: 0.1, candidateTopK: 5, candidateMinP: 0.1 });
+  expect(distrl.rewardModel).toMatchObject({ beta: 10, margin: 5, useAdb: true, useDlw: true, update: 'before', reference: 'old', maxGradNorm: 10 });
+  expect(distrl.advantage).toMatchObject({ rewardGtCoef: 1, rewardGaeCoef: 0.05, gamma: 1, lam: 1 });
+  const prime = resolveRlConfig({ algorithm: 'prime' });
+  expect(prime.actor.clipRatioHigh).toBe(0.2);
+  expect(prime.rewardModel).toMatchObject({ beta: 0.05, reference: 'frozen' });
+  expect(resolveRlConfig({ algorithm: 'prime', actor: { clipRatioHigh: 0.3 } }).actor.clipRatioHigh).toBe(0.3);
+  // The paper's eq. 13 adds the GAE term without a coefficient.
+  expect(resolveRlConfig({ algorithm: 'distrl', conventions: 'paper' }).advantage.rewardGaeCoef).toBe(1);
+});
+
+test('every config in configs/rl loads', async () => {
+  const dir = join(process.cwd(), 'configs/rl');
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.yaml'));
+  expect(files.length).toBeGreaterThanOrEqual(5);
+  for (const file of files) {
+    const config = await loadRlConfig(join(dir, file));
+    expect(file.startsWith(config.algorithm)).toBe(true);
+  }
+});
+
+test('bad configs name every bad key', async () => {
+  expect(() => resolveRlConfig({ algorithm: 'ppo' })).toThrow(/algorithm/);
+  expect(() => resolveRlConfig({ algorithm: 'grpo', actor: { lr: -1, lrr: 1 } })).toThrow(/actor\.lr.*|.*lrr/);
+  expect(() => resolveRlConfig({ algorithm: 'grpo', rollout: { samples: 1 } })).toThrow(/rollout\.samples/);
+  expect(() => resolveRlConfig({ algorithm: 'grpo', actor: { candidateMinP: 1 } })).toThrow(/candidateMinP/);
+  const tmp = await mkdtemp(join(tmpdir(), 'prefix-rl-config-'));
+  try {
+    await expect(loadRlConfig(join(tmp, 'missing.yaml'))).rejects.toThrow(/cannot read RL config/);
+    await writeFile(join(tmp, 'list.yaml'), '- 1\n- 2\n');
+    await expect(loadRlConfig(join(tmp, 'list.yaml'))).rejects.toThrow(/must be a mapping/);
+    await writeFile(join(tmp, 'broken.yaml'), 'algorithm: [grpo\n');
+    await expect(loadRlConfig(join(tmp, 'broken.yaml'))).rejects.toThrow(/not valid YAML/);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+});
+
+test('overrides: --set paths merge into the file, deepest key wins', async () => {
+  expect(parseSetting('actor.lr=1e-5')).toEqual({ actor: { lr: 1e-5 } });
+  expect(parseSetting('rewardModel.useAdb=false')).toEqual({ rewardModel: { useAdb: false } });
+  expect(() => parseSetting('actor.lr')).toThrow(/key.path=value/);
+  const merged = [parseSetting('actor.lr=1e-5'), parseSetting('actor.alpha=0.2')].reduce(deepMerge, {});
+  expect(merged).toEqual({ actor: { lr: 1e-5, alpha: 0.2 } });
+  const config = await loadRlConfig(join(process.cwd(), 'configs/rl/distrl.yaml'), { ...merged, steps: 3 });
+  expect(config).toMatchObject({ steps: 3, actor: { lr: 1e-5, alpha: 0.2, candidateTopK: 5 } });
+});

@@ -1,0 +1,181 @@
+// The RL loop, end to end on a real checkpoint: every algorithm raises a reward the policy can learn in a few steps
+// (the first response token's id is even), the old-policy pass matches the update pass (on-policy ratio 1), micro-
+// batching changes memory, not results, the reward model trains online only when asked, and bad setups are refused.
+import { jest } from '@jest/globals';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../lib/cli/main.js';
+import { RL_ALGORITHMS, resolveRlConfig, type RlConfigInput } from '../lib/config/rl.js';
+import { writeJsonl } from '../lib/data/index.js';
+import { loadModel, padBatch, type CausalLM } from '../lib/model/index.js';
+import type { Rollout } from '../lib/rl/rollouts.js';
+import { keepGroups, trainRl } from '../lib/rl/train.js';
+import { makeRlRecords } from '../lib/task/index.js';
+import { tidy } from '../lib/tensor/index.js';
+import { loadTokenizer, type Tokenizer } from '../lib/tokenizer/index.js';
+import { captureStdout } from './helpers/stdout.js';
+
+const FIXTURE = join(process.cwd(), 'fixtures/models/qwen3-tiny');
+const records = makeRlRecords(0, 8);
+const evenFirstToken = (rollout: Rollout) => (rollout.response_ids[0] % 2 === 0 ? 1 : 0);
+
+let tokenizer: Tokenizer;
+beforeAll(async () => {
+  tokenizer = await loadTokenizer(FIXTURE);
+});
+
+/** Exact P(first response token has an even id), averaged over the prompts: what the reward pays for. */
+async function evenMass(model: CausalLM): Promise<number> {
+  return tidy(async () => {
+    const prompts = records.map((r) => tokenizer.encodeChat(r.prompt, { addGenerationPrompt: true }));
+    const { inputIds, attentionMask } = padBatch(prompts, { side: 'left' });
+    const logits = await model.forward(inputIds, attentionMask, { noGrad: true });
+    const probs = logits.select(1, logits.shape[1] - 1).softmax(-1).toNested() as number[][];
+    return probs.reduce((a, row) => a + row.reduce((s, p, id) => s + (id % 2 === 0 ? p : 0), 0), 0) / probs.length;
+  });
+}
+
+function config(algorithm: (typeof RL_ALGORITHMS)[number], extra: Partial<RlConfigInput> = {}) {
+  return resolveRlConfig({
+    algorithm,
+    steps: 8,
+    rollout: { promptsPerStep: 4, samples: 8, oversample: 1, maxNewTokens: 4 },
+    actor: { lr: 1e-2, microBatch: 16 },
+    ...extra,
+  });
+}
+
+async function snapshot(model: CausalLM, name = 'model.layers.0.self_attn.q_proj.weight'): Promise<number[]> {
+  return tidy(() => model.parameters().get(name)!.toNumbers());
+}
+
+const maxAbsDiff = (a: number[], b: number[]) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+
+describe.each(RL_ALGORITHMS)('%s', (algorithm) => {
+  test('learns the reward; each update starts on-policy; the reward model trains online, the reference stays frozen', async () => {
+    const policy = await loadModel(FIXTURE);
+    const rewardModel = algorithm === 'grpo' ? undefined : await loadModel(FIXTURE);
+    const reference = algorithm === 'prime' ? await loadModel(FIXTURE) : undefined;
+    try {
+      const before = await evenMass(policy);
+      const rmBefore = rewardModel && (await snapshot(rewardModel));
+      const refBefore = reference && (await snapshot(reference));
+      const history = await trainRl({ policy, rewardModel, reference }, tokenizer, records, config(algorithm), { reward: evenFirstToken });
+      expect(history).toHaveLength(8);
+      expect(await evenMass(policy)).toBeGreaterThan(before + 0.3);
+      for (const step of history) {
+        // One mini-batch per step: π_θ is π_old when the loss is taken, so every ratio is 1.
+        expect(Math.abs(step.ppoKl)).toBeLessThan(1e-6);
+        expect(step.pgClipfrac).toBe(0);
+        expect(step.sequences).toBe(32);
+        expect(Number.isFinite(step.loss) && Number.isFinite(step.gradNorm)).toBe(true);
+      }
+      if (rewardModel) {
+        expect(history.every((s) => Number.isFinite(s.rmLoss))).toBe(true);
+        expect(maxAbsDiff(await snapshot(rewardModel), rmBefore!)).toBeGreaterThan(1e-4);
+      } else {
+        expect(history.every((s) => s.rmLoss === undefined)).toBe(true);
+      }
+      if (reference) expect(await snapshot(reference)).toEqual(refBefore);
+    } finally {
+      for (const model of [policy, rewardModel, reference]) model?.dispose();
+    }
+  });
+});
+
+test('micro-batches accumulate to the whole batch: the same update at 8 and 32 sequences per pass', async () => {
+  // As in the reference, a micro-batch's loss is its own token mean over the number of micro-batches: that equals the
+  // whole batch's token mean when micro-batches hold equal token counts, as one-token responses do.
+  const after: number[][] = [];
+  for (const microBatch of [8, 32]) {
+    const policy = await loadModel(FIXTURE);
+    const rewardModel = await loadModel(FIXTURE);
+    try {
+      const cfg = config('distrl', { steps: 1, rollout: { promptsPerStep: 4, samples: 8, oversample: 1, maxNewTokens: 1 }, actor: { lr: 1e-2, microBatch } });
+      await trainRl({ policy, rewardModel }, tokenizer, records, cfg, { reward: evenFirstToken });
+      after.push(await snapshot(policy));
+    } finally {
+      policy.dispose();
+      rewardModel.dispose();
+    }
+  }
+  expect(maxAbsDiff(after[0], after[1])).toBeLessThan(1e-5);
+});
+
+test('later mini-batches are off-policy; the paper conventions run; update none leaves the reward model as it was', async () => {
+  const policy = await loadModel(FIXTURE);
+  const rewardModel = await loadModel(FIXTURE);
+  try {
+    const rmBefore = await snapshot(rewardModel);
+    const cfg = config('distrl', {
+      steps: 2,
+      conventions: 'paper',
+      actor: { lr: 1e-2, miniBatches: 2, microBatch: 8 },
+      rewardModel: { update: 'none' },
+    });
+    const history = await trainRl({ policy, rewardModel }, tokenizer, records, cfg, { reward: evenFirstToken });
+    expect(history.some((s) => Math.abs(s.ppoKl) > 1e-6)).toBe(true);
+    expect(history.every((s) => s.rmLoss === undefined && Number.isFinite(s.loss))).toBe(true);
+    expect(await snapshot(rewardModel)).toEqual(rmBefore);
+  } finally {
+    policy.dispose();
+    rewardModel.dispose();
+  }
+});
+
+test('kept groups: mixed and untruncated first, in order; uniform ones only to fill up', () => {
+  const group = (prompt: number, scores: number[], length = 3): Rollout[] =>
+    scores.map((score, sample) => ({ prompt_index: prompt, sample_index: sample, response_ids: Array(length).fill(5), score }) as Rollout);
+  const groups = [group(0, [1, 1]), group(1, [0, 1]), group(2, [1, 0], 9), group(3, [0, 1]), group(4, [0, 0])];
+  const kept = (count: number) => keepGroups(groups, count, 10).map((g) => g[0].prompt_index);
+  expect(kept(2)).toEqual([1, 3]);
+  expect(kept(4)).toEqual([1, 3, 0, 2]);
+});
+
+test('bad setups are refused with the reason', async () => {
+  const policy = await loadModel(FIXTURE);
+  try {
+    await expect(trainRl({ policy }, tokenizer, records, config('distrl'))).rejects.toThrow(/needs a reward model/);
+    await expect(trainRl({ policy, rewardModel: policy }, tokenizer, records, config('distrl'))).rejects.toThrow(/separate from the policy/);
+    const rewardModel = await loadModel(FIXTURE);
+    try {
+      await expect(trainRl({ policy, rewardModel }, tokenizer, records, config('prime'))).rejects.toThrow(/reference is frozen/);
+    } finally {
+      rewardModel.dispose();
+    }
+    await expect(trainRl({ policy }, tokenizer, [], config('grpo'))).rejects.toThrow(/at least one prompt/);
+    const nan = trainRl({ policy }, tokenizer, records, config('grpo', { steps: 1 }), { reward: () => Number.NaN });
+    await expect(nan).rejects.toThrow(/not a finite number/);
+    // A failed run leaves the policy usable for inference.
+    expect([...policy.parameters().values()].every((p) => !p.requiresGrad)).toBe(true);
+    expect(await evenMass(policy)).toBeGreaterThan(0);
+  } finally {
+    policy.dispose();
+  }
+});
+
+test('prefix-rl rl train: config + --set overrides, checkpoints and metrics written', async () => {
+  const tmp = await mkdtemp(join(tmpdir(), 'prefix-rl-rl-'));
+  const out = captureStdout();
+  jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  try {
+    await writeJsonl(join(tmp, 'rl.jsonl'), records);
+    await writeFile(join(tmp, 'cfg.yaml'), 'algorithm: grpo-ipvrm\nsteps: 5\nrollout:\n  promptsPerStep: 2\n  samples: 2\n  maxNewTokens: 3\n');
+    const run = join(tmp, 'run');
+    await main(['rl', 'train', '--config', join(tmp, 'cfg.yaml'), '--model', FIXTURE, '--data', join(tmp, 'rl.jsonl'), '--out', run, '--steps', '2', '--set', 'actor.lr=1e-3', '--set', 'rewardModel.margin=0']);
+    expect(JSON.parse(out.join(''))).toMatchObject({ algorithm: 'grpo-ipvrm', steps: 2 });
+    const metrics = (await readFile(join(run, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
+    expect(metrics.map((m) => m.step)).toEqual([0, 1]);
+    const saved = JSON.parse(await readFile(join(run, 'config.json'), 'utf8'));
+    expect(saved).toMatchObject({ steps: 2, actor: { lr: 1e-3 }, rewardModel: { margin: 0, beta: 10, reference: 'old' } });
+    for (const dir of ['policy', 'reward-model']) (await loadModel(join(run, dir))).dispose();
+    await writeFile(join(tmp, 'bad.yaml'), 'algorithm: distrl\nactor:\n  lr: -1\n  lrr: 2\n');
+    await expect(main(['rl', 'train', '--config', join(tmp, 'bad.yaml'), '--model', FIXTURE, '--data', join(tmp, 'rl.jsonl'), '--out', run])).rejects.toThrow(
+      /bad.yaml: invalid RL config: .*actor.*lrr|actor.lr/,
+    );
+  } finally {
+    jest.restoreAllMocks();
+    await rm(tmp, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,181 @@
+// Reward-model evaluation: step boundaries found from the tokenizer, step verification and Best-of-N computed from
+// batched log-probs equal to the same metrics from one-sequence-at-a-time log-probs, the threshold-free AUC, and
+// the rm eval command.
+import { jest } from '@jest/globals';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../lib/cli/main.js';
+import { writeJsonl } from '../lib/data/index.js';
+import { evaluateProcessBench, stepAuc } from '../lib/eval/index.js';
+import { initModel, loadModel, type CausalLM } from '../lib/model/index.js';
+import type { Rollout } from '../lib/rl/rollouts.js';
+import { evaluateBestOfN, evaluateStepVerification, sequenceLogprobs, stepSequences } from '../lib/rm/eval.js';
+import { makeProcessBenchSets, makeRlRecords } from '../lib/task/index.js';
+import { Tensor, tidy } from '../lib/tensor/index.js';
+import { loadTokenizer, type Tokenizer } from '../lib/tokenizer/index.js';
+import { captureStdout } from './helpers/stdout.js';
+
+const FIXTURE = join(process.cwd(), 'fixtures/models/qwen3-tiny');
+let tokenizer: Tokenizer;
+let reference: CausalLM;
+let rewardModel: CausalLM;
+
+beforeAll(async () => {
+  tokenizer = await loadTokenizer(FIXTURE);
+  reference = await loadModel(FIXTURE);
+  // Another model over the same vocabulary: random weights, so the log ratios are far from 0.
+  const config = JSON.parse(await readFile(join(FIXTURE, 'config.json'), 'utf8'));
+  rewardModel = await initModel({ ...config, initializer_range: 0.5 }, { seed: 5 });
+});
+afterAll(() => {
+  reference?.dispose();
+  rewardModel?.dispose();
+});
+
+/** log-probs of one unpadded sequence: the ground truth the batched path must equal. */
+async function alone(model: CausalLM, tokens: number[]): Promise<number[]> {
+  return tidy(async () => (await model.tokenLogprobs(Tensor.from(BigInt64Array.from(tokens, BigInt), [1, tokens.length]))).toNumbers());
+}
+
+describe('stepSequences', () => {
+  test('task rows: each step ends on its own last character; the last step owns EOS', () => {
+    const records = makeProcessBenchSets(1, 4, ['A', 'B2']);
+    for (const format of ['A', 'B2'] as const) {
+      for (const [i, s] of stepSequences(tokenizer, records.get(format)!).entries()) {
+        const record = records.get(format)![i];
+        expect(s.label).toBe(record.label);
+        expect(s.tokens.at(-1)).toBe(tokenizer.eosTokenId);
+        expect(s.stepEnds.at(-1)).toBe(s.tokens.length - 1);
+        const upTo = (k: number) => tokenizer.decode(s.tokens.slice(s.promptLength, s.stepEnds[k] + 1), { skipSpecialTokens: true });
+        for (let k = 0; k < record.steps.length - 1; k++) expect(upTo(k).trimEnd()).toMatch(new RegExp(`${escape(record.steps[k])}$`));
+        expect(upTo(record.steps.length - 1)).toMatch(new RegExp(`${escape(record.steps.at(-1)!)}$`));
+      }
+    }
+  });
+
+  test('other rows join steps with blank lines, as ProcessBench does', () => {
+    const [s] = stepSequences(tokenizer, [{ id: 'x', problem: 'What is 1+1?', steps: ['One plus one.', 'It is 2.'], label: -1 }]);
+    expect(tokenizer.decode(s.tokens.slice(s.promptLength), { skipSpecialTokens: true })).toBe('One plus one.\n\nIt is 2.');
+    expect(tokenizer.decode(s.tokens.slice(s.promptLength, s.stepEnds[0] + 1))).toMatch(/^One plus one\.\n*$/);
+  });
+});
+
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+test('step AUC: separation, reversal, ties, and steps after the first error left out', () => {
+  expect(stepAuc([-1, 1], [[0.9, 0.8], [0.7, 0.1, 0.95]])).toBe(1);
+  expect(stepAuc([0], [[0.9, 0.1]])).toBeNaN();
+  expect(stepAuc([-1, 0], [[0.2], [0.9]])).toBe(0);
+  expect(stepAuc([-1, 0], [[0.5, 0.5], [0.5]])).toBe(0.5);
+  expect(stepAuc([-1, -1], [[0.5], [0.6]])).toBeNaN();
+  // 3 right steps (0.2, 0.6, 0.9) vs 1 wrong (0.6): wins 1 + tie 0.5 of 3.
+  expect(stepAuc([-1, 1], [[0.2, 0.9], [0.6, 0.6]])).toBeCloseTo(1.5 / 3, 12);
+});
+
+test('step verification from batched log-probs equals the metrics from one sequence at a time', async () => {
+  const records = makeProcessBenchSets(2, 10, ['A']).get('A')!;
+  const sequences = stepSequences(tokenizer, records);
+  const report = await evaluateStepVerification(rewardModel, reference, sequences, { coef: 1, batchSize: 3 });
+  const items = await Promise.all(
+    sequences.map(async (s) => {
+      const [p, r] = [await alone(rewardModel, s.tokens), await alone(reference, s.tokens)];
+      return { label: s.label, rawReward: p.map((v, j) => v - r[j]), firstBoundary: s.promptLength - 1, stepEnds: s.stepEnds.map((e) => e - 1) };
+    }),
+  );
+  const expected = evaluateProcessBench(items, { coef: 1 }).modes;
+  for (const mode of ['sum', 'sum_diff', 'mean', 'mean_diff'] as const) {
+    expect(report.rewardModel[mode].auc).toBeCloseTo(expected[mode].auc, 5);
+    expect(report.rewardModel[mode].f1).toBeCloseTo(expected[mode].best.f1, 5);
+    expect(report.rewardModel[mode].f1AtHalf).toBeCloseTo(expected[mode].atHalf.f1, 5);
+  }
+  expect(report.items).toBe(10);
+  // π_φ = π_ref: every log ratio is 0, every step ties, so no step is told from another.
+  expect((await evaluateStepVerification(reference, reference, sequences)).rewardModel.sum_diff.auc).toBe(0.5);
+  await expect(evaluateStepVerification(reference, reference, [])).rejects.toThrow(/at least one/);
+});
+
+function rolloutsFor(prompts: number, perPrompt: number, scores: number[]): Rollout[] {
+  const records = makeRlRecords(4, prompts);
+  return records.flatMap((record, p) => {
+    const prompt_ids = tokenizer.encodeChat(record.prompt, { addGenerationPrompt: true });
+    return Array.from({ length: perPrompt }, (_, i): Rollout => {
+      const response = `Step 1: ${i + p}+1=${i + p + 1}\nAnswer: \\boxed{${i}}`;
+      return {
+        prompt_index: p,
+        sample_index: i,
+        data_source: 'prefix-rl/arith',
+        prompt_ids,
+        response_ids: [...tokenizer.encode(response, { addSpecialTokens: false }), tokenizer.eosTokenId!],
+        response,
+        logprobs: [],
+        finish_reason: 'eos',
+        ground_truth: '',
+        score: scores[(p * perPrompt + i) % scores.length],
+      };
+    });
+  });
+}
+
+test('Best-of-N picks the best-scored rollout of the first N; random is avg@N and oracle pass@N', async () => {
+  const rollouts = rolloutsFor(3, 4, [0, 1, 1, 0, 0, 0, 1]);
+  const report = await evaluateBestOfN(rewardModel, reference, rollouts, [1, 2, 4], { batchSize: 5 });
+  expect(report.prompts).toBe(3);
+  const scores = await Promise.all(
+    rollouts.map(async (r) => {
+      const tokens = [...r.prompt_ids, ...r.response_ids];
+      const [p, q] = [await alone(rewardModel, tokens), await alone(reference, tokens)];
+      const from = r.prompt_ids.length - 1;
+      return p.slice(from).reduce((a, v, j) => a + v - q[from + j], 0) / r.response_ids.length;
+    }),
+  );
+  for (const { n, rewardModel: picked, random, oracle } of report.byN) {
+    let right = 0;
+    let mean = 0;
+    let any = 0;
+    for (let p = 0; p < 3; p++) {
+      const group = rollouts.slice(p * 4, p * 4 + n);
+      const s = scores.slice(p * 4, p * 4 + n);
+      right += group[s.indexOf(Math.max(...s))].score;
+      mean += group.reduce((a, r) => a + r.score, 0) / n;
+      any += group.some((r) => r.score === 1) ? 1 : 0;
+    }
+    expect(picked).toBeCloseTo(right / 3, 12);
+    expect(random).toBeCloseTo(mean / 3, 12);
+    expect(oracle).toBeCloseTo(any / 3, 12);
+  }
+  await expect(evaluateBestOfN(rewardModel, reference, rollouts, [8])).rejects.toThrow(/needs 8 rollouts per prompt/);
+  await expect(evaluateBestOfN(rewardModel, reference, rollouts, [0])).rejects.toThrow(/positive integer/);
+});
+
+test('batched log-probs match one sequence at a time', async () => {
+  const sequences = stepSequences(tokenizer, makeProcessBenchSets(3, 3, ['B1']).get('B1')!).map((s) => s.tokens);
+  const batched = await sequenceLogprobs(reference, sequences, 2);
+  for (const [i, tokens] of sequences.entries()) {
+    const single = await alone(reference, tokens);
+    expect(batched[i]).toHaveLength(tokens.length - 1);
+    batched[i].forEach((v, j) => expect(v).toBeCloseTo(single[j], 4));
+  }
+});
+
+test('prefix-rl rm eval reports ProcessBench and Best-of-N beside the reference likelihood', async () => {
+  const tmp = await mkdtemp(join(tmpdir(), 'prefix-rl-rmeval-'));
+  const out = captureStdout();
+  try {
+    await writeJsonl(join(tmp, 'pb.jsonl'), makeProcessBenchSets(2, 6, ['A']).get('A')!);
+    await writeJsonl(join(tmp, 'bon.jsonl'), rolloutsFor(2, 2, [1, 0]));
+    await main(['rm', 'eval', '--rm', FIXTURE, '--reference', FIXTURE, '--processbench', join(tmp, 'pb.jsonl'), '--bon-rollouts', join(tmp, 'bon.jsonl'), '--bon-n', '1', '2', '--coef', '10']);
+    const report = JSON.parse(out.join(''));
+    expect(report.coef).toBe(10);
+    const pb = report.processBench[join(tmp, 'pb.jsonl')];
+    expect(pb.items).toBe(6);
+    expect(Object.keys(pb.rewardModel)).toEqual(['sum', 'sum_diff', 'mean', 'mean_diff']);
+    expect(pb.referenceLikelihood.sum.auc).toBeGreaterThanOrEqual(0);
+    expect(report.bestOfN.byN.map((r: { n: number }) => r.n)).toEqual([1, 2]);
+    jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    await expect(main(['rm', 'eval', '--rm', FIXTURE, '--reference', FIXTURE])).rejects.toThrow(/--processbench files, --bon-rollouts/);
+  } finally {
+    jest.restoreAllMocks();
+    await rm(tmp, { recursive: true, force: true });
+  }
+});
