@@ -15,3 +15,6 @@ export * from './train/sft.js';
 export * from './rl/rollouts.js';
 export * from './rm/train.js';
 export * from './train/common.js';
+export * from './rm/eval.js';
+export * from './rl/train.js';
+export * from './config/rl.js';

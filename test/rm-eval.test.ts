@@ -73,6 +73,19 @@ test('step AUC: separation, reversal, ties, and steps after the first error left
   expect(stepAuc([-1, 1], [[0.2, 0.9], [0.6, 0.6]])).toBeCloseTo(1.5 / 3, 12);
 });
 
+test('step AUC ranks by the step logits: the same at any coefficient, even where the sigmoid saturates', () => {
+  const items = [
+    { label: -1, rawReward: [0, -300, -200, -400], firstBoundary: 1, stepEnds: [2, 3] },
+    { label: 1, rawReward: [0, -100, -500, -450], firstBoundary: 1, stepEnds: [1, 2, 3] },
+  ];
+  const [small, large] = [1e-3, 10].map((coef) => evaluateProcessBench(items, { coef }).modes);
+  for (const mode of ['sum', 'sum_diff'] as const) expect(large[mode].auc).toBe(small[mode].auc);
+  // right steps −500, −400, −100 (×coef) against the first wrong step −500: 2 wins and a tie of 3.
+  expect(small.sum_diff.auc).toBeCloseTo(2.5 / 3, 12);
+  // At coef 10 every sigmoid score is 0: ranking those would make every step a tie.
+  expect(large.sum_diff.scores.flat().every((score) => score === 0)).toBe(true);
+});
+
 test('step verification from batched log-probs equals the metrics from one sequence at a time', async () => {
   const records = makeProcessBenchSets(2, 10, ['A']).get('A')!;
   const sequences = stepSequences(tokenizer, records);
@@ -161,6 +174,7 @@ test('batched log-probs match one sequence at a time', async () => {
 test('prefix-rl rm eval reports ProcessBench and Best-of-N beside the reference likelihood', async () => {
   const tmp = await mkdtemp(join(tmpdir(), 'prefix-rl-rmeval-'));
   const out = captureStdout();
+  const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
   try {
     await writeJsonl(join(tmp, 'pb.jsonl'), makeProcessBenchSets(2, 6, ['A']).get('A')!);
     await writeJsonl(join(tmp, 'bon.jsonl'), rolloutsFor(2, 2, [1, 0]));
@@ -172,7 +186,9 @@ test('prefix-rl rm eval reports ProcessBench and Best-of-N beside the reference 
     expect(Object.keys(pb.rewardModel)).toEqual(['sum', 'sum_diff', 'mean', 'mean_diff']);
     expect(pb.referenceLikelihood.sum.auc).toBeGreaterThanOrEqual(0);
     expect(report.bestOfN.byN.map((r: { n: number }) => r.n)).toEqual([1, 2]);
-    jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    const table = stderr.mock.calls.map((c) => String(c[0])).join('');
+    expect(table).toMatch(/sum_diff +\d\.\d{3} \/ \d\.\d{3}/);
+    expect(table).toContain('Best-of-2 (2 prompts)');
     await expect(main(['rm', 'eval', '--rm', FIXTURE, '--reference', FIXTURE])).rejects.toThrow(/--processbench files, --bon-rollouts/);
   } finally {
     jest.restoreAllMocks();

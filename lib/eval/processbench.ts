@@ -42,15 +42,20 @@ export function stepRewards(item: ProcessBenchItem, coef: number): StepRewards {
 }
 
 /** Step scores in (0, 1) for one mode (paper: `sum` is prefix-based, eq. 30; `sum_diff` process-level, eq. 31). */
-export function stepScores({ reward, avgReward }: StepRewards, mode: StepScoreMode, coef: number): number[] {
+export function stepScores(rewards: StepRewards, mode: StepScoreMode, coef: number): number[] {
+  return stepLogits(rewards, mode, coef).map(sigmoid);
+}
+
+/** The step scores before their sigmoid: what ranks steps without saturating (see stepAuc). */
+export function stepLogits({ reward, avgReward }: StepRewards, mode: StepScoreMode, coef: number): number[] {
   const previous = (k: number) => (k > 0 ? reward[k - 1] : 0);
   switch (mode) {
     case 'sum':
-      return reward.map(sigmoid);
+      return reward;
     case 'sum_diff':
-      return reward.map((r, k) => sigmoid(r - previous(k)));
+      return reward.map((r, k) => r - previous(k));
     case 'mean':
-      return avgReward.map((a) => sigmoid(a / Math.sqrt(coef)));
+      return avgReward.map((a) => a / Math.sqrt(coef));
     case 'mean_diff': {
       // Step lengths recovered from reward / avg_reward, as the reference does.
       let lastLength = 0;
@@ -59,7 +64,7 @@ export function stepScores({ reward, avgReward }: StepRewards, mode: StepScoreMo
         let stepLength = length - lastLength;
         if (stepLength <= 0) stepLength = 1;
         lastLength = length;
-        return sigmoid((r - previous(k)) / stepLength / Math.sqrt(coef));
+        return (r - previous(k)) / stepLength / Math.sqrt(coef);
       });
     }
   }
@@ -142,7 +147,7 @@ export function searchThreshold(labels: number[], scores: number[][], grid: numb
 
 export interface ModeReport {
   scores: number[][];
-  /** Threshold-free: P(a right step scores above a first wrong step). */
+  /** Threshold-free: P(a right step scores above a first wrong step), ranked by the step logits (no saturation). */
   auc: number;
   best: ThresholdSearch;
   implicitPrmBest: ThresholdSearch;
@@ -167,7 +172,7 @@ export function evaluateProcessBench(items: ProcessBenchItem[], options: Process
     const predictions = scores.map((s) => predictFirstError(s, 0.5));
     modes[mode] = {
       scores,
-      auc: stepAuc(labels, scores),
+      auc: stepAuc(labels, rewards.map((r) => stepLogits(r, mode, coef))),
       best: searchThreshold(labels, scores, linspace(-1, 1, numThresholds), 'none'),
       implicitPrmBest: searchThreshold(labels, scores, linspace(0, 1, numThresholds), 'zero'),
       atHalf: { ...processBenchF1(labels, predictions), predictions },

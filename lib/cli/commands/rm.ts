@@ -2,7 +2,8 @@ import type { CommandModule } from 'yargs';
 import { loadModel } from '../../model/index.js';
 import { loadDataset } from '../../data/records.js';
 import { readRollouts } from '../../rl/rollouts.js';
-import { evaluateBestOfN, evaluateStepVerification, stepSequences } from '../../rm/eval.js';
+import { STEP_SCORE_MODES } from '../../eval/processbench.js';
+import { evaluateBestOfN, evaluateStepVerification, stepSequences, type ModeSummary } from '../../rm/eval.js';
 import { loadTokenizer } from '../../tokenizer/index.js';
 import { outcomePairs, referenceLogprobs, RM_METHODS, trainRewardModel, type RmMethod } from '../../rm/train.js';
 
@@ -100,12 +101,23 @@ const evalCommand: CommandModule<object, RmEvalArgs> = {
     const [rm, reference] = [await loadModel(args.rm), await loadModel(args.reference)];
     try {
       const options = { coef: args.coef, numThresholds: args['num-thresholds'] };
-      const processBench: Record<string, unknown> = {};
+      const processBench: Record<string, Awaited<ReturnType<typeof evaluateStepVerification>>> = {};
       for (const file of args.processbench) {
         const sequences = stepSequences(tokenizer, await loadDataset('processbench', file));
-        processBench[file] = await evaluateStepVerification(rm, reference, sequences, options);
+        const report = (processBench[file] = await evaluateStepVerification(rm, reference, sequences, options));
+        process.stderr.write(`${file} (${report.items} items): step F1 at the oracle threshold / AUC\n  mode        reward model    reference likelihood\n`);
+        for (const mode of STEP_SCORE_MODES) {
+          const cell = (m: ModeSummary) => `${m.f1.toFixed(3)} / ${m.auc.toFixed(3)}`;
+          process.stderr.write(`  ${mode.padEnd(10)}  ${cell(report.rewardModel[mode]).padEnd(14)}  ${cell(report.referenceLikelihood[mode])}\n`);
+        }
       }
       const bestOfN = args['bon-rollouts'] ? await evaluateBestOfN(rm, reference, await readRollouts(args['bon-rollouts']), args['bon-n'], options) : undefined;
+      for (const row of bestOfN?.byN ?? []) {
+        process.stderr.write(
+          `Best-of-${row.n} (${bestOfN!.prompts} prompts): reward model ${row.rewardModel.toFixed(3)}, reference likelihood ` +
+            `${row.referenceLikelihood.toFixed(3)}, random ${row.random.toFixed(3)}, oracle ${row.oracle.toFixed(3)}\n`,
+        );
+      }
       process.stdout.write(JSON.stringify({ rm: args.rm, reference: args.reference, coef: args.coef, processBench, bestOfN }) + '\n');
     } finally {
       rm.dispose();
