@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { main } from '../lib/cli/main.js';
 import { RL_ALGORITHMS, resolveRlConfig, type RlConfigInput } from '../lib/config/rl.js';
 import { writeJsonl } from '../lib/data/index.js';
-import { loadModel, padBatch, type CausalLM } from '../lib/model/index.js';
+import { initModel, loadModel, padBatch, type CausalLM } from '../lib/model/index.js';
 import type { Rollout } from '../lib/rl/rollouts.js';
 import { keepGroups, trainRl } from '../lib/rl/train.js';
 import { makeRlRecords } from '../lib/task/index.js';
@@ -48,6 +48,13 @@ function config(algorithm: (typeof RL_ALGORITHMS)[number], extra: Partial<RlConf
 
 async function snapshot(model: CausalLM, name = 'model.layers.0.self_attn.q_proj.weight'): Promise<number[]> {
   return tidy(() => model.parameters().get(name)!.toNumbers());
+}
+
+async function logitsOf(model: CausalLM): Promise<number[]> {
+  return tidy(async () => {
+    const { inputIds, attentionMask } = padBatch([tokenizer.encodeChat(records[0].prompt, { addGenerationPrompt: true })]);
+    return (await model.forward(inputIds, attentionMask, { noGrad: true })).toNumbers();
+  });
 }
 
 const maxAbsDiff = (a: number[], b: number[]) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
@@ -124,6 +131,24 @@ test('later mini-batches are off-policy; the paper conventions run; update none 
   }
 });
 
+test('LoRA: only the new adapter trains and learns the reward; held-out accuracy on the evaluation steps', async () => {
+  const policy = await loadModel(FIXTURE);
+  try {
+    const base = await snapshot(policy);
+    const before = await evenMass(policy);
+    const cfg = config('grpo', { actor: { lr: 3e-2, microBatch: 16, lora: { rank: 4, alpha: 8 } }, eval: { every: 3, samples: 2, maxNewTokens: 2 } });
+    const history = await trainRl({ policy }, tokenizer, records, cfg, { reward: evenFirstToken, evalRecords: records.slice(0, 3) });
+    expect(policy.lora).toMatchObject({ rank: 4, alpha: 8 });
+    expect(await snapshot(policy)).toEqual(base);
+    expect(await evenMass(policy)).toBeGreaterThan(before + 0.2);
+    expect(history.map((s) => s.testAccuracy !== undefined)).toEqual([false, false, true, false, false, true, false, true]);
+    expect(history.every((s) => s.testAccuracy === undefined || (s.testAccuracy >= 0 && s.testAccuracy <= 1))).toBe(true);
+    await expect(trainRl({ policy }, tokenizer, records, cfg)).rejects.toThrow(/already has one/);
+  } finally {
+    policy.dispose();
+  }
+});
+
 test('kept groups: mixed and untruncated first, in order; uniform ones only to fill up', () => {
   const group = (prompt: number, scores: number[], length = 3): Rollout[] =>
     scores.map((score, sample) => ({ prompt_index: prompt, sample_index: sample, response_ids: Array(length).fill(5), score }) as Rollout);
@@ -163,13 +188,36 @@ test('prefix-rl rl train: config + --set overrides, checkpoints and metrics writ
     await writeJsonl(join(tmp, 'rl.jsonl'), records);
     await writeFile(join(tmp, 'cfg.yaml'), 'algorithm: grpo-ipvrm\nsteps: 5\nrollout:\n  promptsPerStep: 2\n  samples: 2\n  maxNewTokens: 3\n');
     const run = join(tmp, 'run');
-    await main(['rl', 'train', '--config', join(tmp, 'cfg.yaml'), '--model', FIXTURE, '--data', join(tmp, 'rl.jsonl'), '--out', run, '--steps', '2', '--set', 'actor.lr=1e-3', '--set', 'rewardModel.margin=0']);
-    expect(JSON.parse(out.join(''))).toMatchObject({ algorithm: 'grpo-ipvrm', steps: 2 });
+    // π_φ from other weights than the policy: its TD (and so the advantages) are not 0 although every outcome is.
+    const other = await initModel(JSON.parse(await readFile(join(FIXTURE, 'config.json'), 'utf8')), { seed: 9, tokenizerFrom: FIXTURE });
+    await other.save(join(tmp, 'rm0'));
+    other.dispose();
+    await main([
+      ...['rl', 'train', '--config', join(tmp, 'cfg.yaml'), '--model', FIXTURE, '--reward-model', join(tmp, 'rm0'), '--data', join(tmp, 'rl.jsonl')],
+      ...['--eval-data', join(tmp, 'rl.jsonl')],
+      ...['--out', run, '--steps', '2', '--set', 'actor.lr=1e-3', '--set', 'rewardModel.margin=0', '--set', 'actor.lora={rank: 2, alpha: 4}'],
+      ...['--set', 'eval.samples=1', '--set', 'eval.maxNewTokens=2'],
+    ]);
+    const summary = JSON.parse(out.join(''));
+    expect(summary).toMatchObject({ algorithm: 'grpo-ipvrm', steps: 2 });
+    expect(typeof summary.initialTestAccuracy === 'number' && typeof summary.testAccuracy === 'number').toBe(true);
     const metrics = (await readFile(join(run, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
     expect(metrics.map((m) => m.step)).toEqual([0, 1]);
     const saved = JSON.parse(await readFile(join(run, 'config.json'), 'utf8'));
     expect(saved).toMatchObject({ steps: 2, actor: { lr: 1e-3 }, rewardModel: { margin: 0, beta: 10, reference: 'old' } });
-    for (const dir of ['policy', 'reward-model']) (await loadModel(join(run, dir))).dispose();
+    expect(metrics[1].testAccuracy).toBe(summary.testAccuracy);
+    // The LoRA policy is saved as its adapter and merged: the adapter on the start model gives the merged model's logits.
+    const merged = await loadModel(join(run, 'policy'));
+    const adapted = await loadModel(FIXTURE);
+    try {
+      await adapted.loadAdapter(join(run, 'policy-lora'));
+      expect(maxAbsDiff(await logitsOf(merged), await logitsOf(adapted))).toBeLessThan(1e-4);
+      expect(maxAbsDiff(await snapshot(merged), await snapshot(adapted))).toBeGreaterThan(0);
+    } finally {
+      merged.dispose();
+      adapted.dispose();
+    }
+    (await loadModel(join(run, 'reward-model'))).dispose();
     await writeFile(join(tmp, 'bad.yaml'), 'algorithm: distrl\nactor:\n  lr: -1\n  lrr: 2\n');
     await expect(main(['rl', 'train', '--config', join(tmp, 'bad.yaml'), '--model', FIXTURE, '--data', join(tmp, 'rl.jsonl'), '--out', run])).rejects.toThrow(
       /bad.yaml: invalid RL config: .*actor.*lrr|actor.lr/,

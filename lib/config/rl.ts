@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { LORA_TARGETS } from '../model/lora.js';
 
 export const RL_ALGORITHMS = ['grpo', 'prime', 'grpo-ipvrm', 'distrl'] as const;
 export type RlAlgorithm = (typeof RL_ALGORITHMS)[number];
@@ -23,6 +24,15 @@ const RolloutSection = z.strictObject({
   maxNewTokens: positiveInt.default(256),
   /** Responses sampled together. */
   batchSize: positiveInt.default(64),
+});
+
+/** A LoRA adapter to train instead of the full weights (the paper's RL setting: rank 128, alpha 128). */
+const LoraSection = z.strictObject({
+  rank: positiveInt,
+  alpha: z.number().positive(),
+  /** Default: all seven projections. */
+  targetModules: z.array(z.enum(LORA_TARGETS)).min(1).optional(),
+  rslora: z.boolean().default(false),
 });
 
 const ActorSection = z.strictObject({
@@ -49,6 +59,8 @@ const ActorSection = z.strictObject({
   /** Candidate set of π_old: top-K (the sampled token forced into slot 0) with π_old > P_min. */
   candidateTopK: positiveInt.default(5),
   candidateMinP: probability.default(0.1),
+  /** Train a new LoRA adapter on the policy (merged into the saved checkpoint by the CLI), not every weight. */
+  lora: LoraSection.optional(),
 });
 
 const RewardModelSection = z.strictObject({
@@ -65,6 +77,18 @@ const RewardModelSection = z.strictObject({
   update: z.enum(['before', 'after', 'none']).default('before'),
   /** old: π_ref = π_old (IPVRM, and PRIME without a ref module); frozen: a fixed reference model (verl PRIME). */
   reference: z.enum(['old', 'frozen']).optional(),
+});
+
+/** Held-out accuracy (avg@k) during training, on the evaluation prompts given to trainRl. */
+const EvalSection = z.strictObject({
+  /** Evaluate after every `every` steps and after the last (0: only after the last). */
+  every: z.int().min(0).default(0),
+  samples: positiveInt.default(4),
+  /** The paper evaluates at T 0.6, top-p 0.95; the released eval script at T 0.7, top-p 0.8. */
+  temperature: z.number().min(0).default(0.6),
+  topP: z.number().gt(0).max(1).default(0.95),
+  /** Default: rollout.maxNewTokens. */
+  maxNewTokens: positiveInt.optional(),
 });
 
 const AdvantageSection = z.strictObject({
@@ -87,6 +111,7 @@ export const RlConfigSchema = z.strictObject({
   actor: ActorSection.default(ActorSection.parse({})),
   rewardModel: RewardModelSection.default(RewardModelSection.parse({})),
   advantage: AdvantageSection.default(AdvantageSection.parse({})),
+  eval: EvalSection.default(EvalSection.parse({})),
 });
 
 export type RlConfigInput = z.input<typeof RlConfigSchema>;

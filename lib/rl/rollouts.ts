@@ -14,6 +14,8 @@ export interface RolloutOptions extends AsyncOptions {
   /** Samples per prompt (default 1). */
   samples?: number;
   temperature?: number;
+  /** Nucleus sampling: the most likely tokens up to this probability mass (default 1: off). */
+  topP?: number;
   maxNewTokens?: number;
   /** Responses sampled together (default 64). */
   batchSize?: number;
@@ -79,7 +81,7 @@ export function verifierFor(dataSource: string): VerifyKind {
  * same inputs and options give the same rollouts.
  */
 export async function sampleRollouts(model: CausalLM, tokenizer: Tokenizer, records: readonly RlRecord[], options: RolloutOptions = {}): Promise<Rollout[]> {
-  const { samples = 1, temperature = 1, maxNewTokens = 256, batchSize = 64, seed = 0, signal } = options;
+  const { samples = 1, temperature = 1, topP, maxNewTokens = 256, batchSize = 64, seed = 0, signal } = options;
   if (!Number.isInteger(samples) || samples < 1) throw new Error('samples must be a positive integer');
   const prompts = records.map((record) => tokenizer.encodeChat(record.prompt, { addGenerationPrompt: true }));
   const jobs = records.flatMap((_, prompt) => Array.from({ length: samples }, (_, sample) => ({ prompt, sample })));
@@ -88,7 +90,7 @@ export async function sampleRollouts(model: CausalLM, tokenizer: Tokenizer, reco
     const batch = jobs.slice(start, start + batchSize);
     const generations = await model.generate(
       batch.map(({ prompt }) => prompts[prompt]),
-      { maxNewTokens, temperature, seed: seed + start, signal },
+      { maxNewTokens, temperature, topP, seed: seed + start, signal },
     );
     for (const [i, generation] of generations.entries()) {
       const { prompt, sample } = batch[i];

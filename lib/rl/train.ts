@@ -16,6 +16,7 @@ import { deriveSeed, Rng } from '../task/rng.js';
 import { Tensor, tidy, type AsyncOptions } from '../tensor/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { withOptimizer } from '../train/common.js';
+import { accuracyOf } from '../eval/accuracy.js';
 import { distrlAdvantages, grpo, prime } from './advantages/index.js';
 import type { Matrix } from './masked.js';
 import { groupByPrompt, sampleRollouts, type Rollout } from './rollouts.js';
@@ -29,9 +30,11 @@ export interface RlModels {
   reference?: CausalLM;
 }
 
-export interface RlHooks extends AsyncOptions {
+export interface RlRunOptions extends AsyncOptions {
   /** Replaces the verifier's score of each rollout (e.g. a custom reward); 0/1 or any finite number. */
   reward?: (rollout: Rollout) => number;
+  /** Held-out prompts: avg@k after the steps config.eval names (RlStep.testAccuracy). */
+  evalRecords?: readonly RlRecord[];
   onStep?: (step: RlStep) => void;
 }
 
@@ -54,11 +57,16 @@ export interface RlStep {
   /** Mean log π_old − log π_θ over response tokens (0 on the first mini-batch: it is on-policy). */
   ppoKl: number;
   gradNorm: number;
+  /** avg@k on the evaluation prompts after this step (only on evaluation steps). */
+  testAccuracy?: number;
   seconds: number;
 }
 
-/** Trains `models.policy` with `config.algorithm` on prompts drawn from `records`; returns one record per RL step. */
-export async function trainRl(models: RlModels, tokenizer: Tokenizer, records: readonly RlRecord[], config: RlConfig, hooks: RlHooks = {}): Promise<RlStep[]> {
+/**
+ * Trains `models.policy` with `config.algorithm` on prompts drawn from `records`; returns one record per RL step. With
+ * `config.actor.lora` a new adapter is attached to the policy and only it trains; it stays attached afterwards.
+ */
+export async function trainRl(models: RlModels, tokenizer: Tokenizer, records: readonly RlRecord[], config: RlConfig, hooks: RlRunOptions = {}): Promise<RlStep[]> {
   const { policy, rewardModel, reference } = models;
   const algorithm = ALGORITHMS[config.algorithm];
   if (records.length === 0) throw new Error('RL needs at least one prompt record');
@@ -67,6 +75,10 @@ export async function trainRl(models: RlModels, tokenizer: Tokenizer, records: r
     throw new Error('rewardModel.reference is frozen: give the reference model');
   }
   if (rewardModel === policy || reference === policy) throw new Error('the reward model and reference must be models separate from the policy');
+  if (config.actor.lora) {
+    if (policy.lora) throw new Error('actor.lora asks for a new adapter, but the policy already has one (it would train as is without actor.lora)');
+    await policy.addLora({ ...config.actor.lora, seed: deriveSeed(config.seed, 'lora'), signal: hooks.signal });
+  }
   const prompts = new PromptStream(records, config.seed);
   const start = performance.now();
   const train = (rm?: Trainee) =>
@@ -74,7 +86,10 @@ export async function trainRl(models: RlModels, tokenizer: Tokenizer, records: r
       const history: RlStep[] = [];
       for (let step = 0; step < config.steps; step++) {
         const record = await tidy(() => rlStep(step, { models, tokenizer, prompts, config, hooks, rm, actor: { optimizer, parameters } }));
-        const done = { ...record, seconds: (performance.now() - start) / 1000 };
+        const { every } = config.eval;
+        const evaluate = hooks.evalRecords?.length && ((every > 0 && (step + 1) % every === 0) || step === config.steps - 1);
+        const testAccuracy = evaluate ? await heldOutAccuracy(policy, tokenizer, hooks.evalRecords!, config, hooks.signal) : undefined;
+        const done = { ...record, ...(testAccuracy !== undefined && { testAccuracy }), seconds: (performance.now() - start) / 1000 };
         history.push(done);
         hooks.onStep?.(done);
       }
@@ -97,7 +112,7 @@ interface StepContext {
   tokenizer: Tokenizer;
   prompts: PromptStream;
   config: RlConfig;
-  hooks: RlHooks;
+  hooks: RlRunOptions;
   /** The reward model's optimizer, when it is updated online. */
   rm?: Trainee;
   actor: Trainee;
@@ -292,6 +307,21 @@ async function updateRewardModel(context: StepContext, batch: RolloutBatch, refL
     if (Number.isFinite(gradNorm)) await optimizer.step({ lr: rmConfig.lr, signal });
   }
   return total / micros;
+}
+
+/** avg@k of the policy on held-out prompts, sampled as config.eval says. */
+export async function heldOutAccuracy(policy: CausalLM, tokenizer: Tokenizer, records: readonly RlRecord[], config: RlConfig, signal?: AbortSignal): Promise<number> {
+  const { samples, temperature, topP, maxNewTokens } = config.eval;
+  const rollouts = await sampleRollouts(policy, tokenizer, records, {
+    samples,
+    temperature,
+    topP,
+    maxNewTokens: maxNewTokens ?? config.rollout.maxNewTokens,
+    batchSize: config.rollout.batchSize,
+    seed: deriveSeed(config.seed, 'eval'),
+    signal,
+  });
+  return accuracyOf(rollouts).accuracy;
 }
 
 const isMixed = (group: readonly Rollout[]) => {

@@ -23,15 +23,16 @@ export function scoredMask(batch: readonly ScoredSequence[], time: number): Tens
 }
 
 /**
- * Runs `train` with every parameter of `model` requiring grad and an AdamW over them; afterwards drops the gradients
- * and restores each parameter's requiresGrad, so the model is for inference again.
+ * Runs `train` with the trainable parameters of `model` requiring grad and an AdamW over them: the LoRA adapter's when
+ * one is attached (the base weights stay frozen), else every parameter. Afterwards drops the gradients and restores
+ * each parameter's requiresGrad, so the model is for inference again.
  */
 export async function withOptimizer<T>(
   model: CausalLM,
   options: AdamWOptions,
   train: (optimizer: AdamW, parameters: Map<string, Tensor>) => Promise<T>,
 ): Promise<T> {
-  const parameters = model.parameters();
+  const parameters = model.lora ? model.loraParameters() : model.parameters();
   const requiredGrad = [...parameters.values()].map((parameter) => parameter.requiresGrad);
   for (const parameter of parameters.values()) parameter.requiresGrad = true;
   const optimizer = new AdamW(parameters, options);

@@ -5,7 +5,7 @@ import { parse as parseYaml } from 'yaml';
 import { ALGORITHMS, deepMerge, loadRlConfig } from '../../config/rl.js';
 import { loadDataset } from '../../data/records.js';
 import { loadModel, type CausalLM } from '../../model/index.js';
-import { trainRl, type RlStep } from '../../rl/train.js';
+import { heldOutAccuracy, trainRl, type RlStep } from '../../rl/train.js';
 import { loadTokenizer } from '../../tokenizer/index.js';
 
 interface RlTrainArgs {
@@ -14,6 +14,7 @@ interface RlTrainArgs {
   'reward-model'?: string;
   reference?: string;
   data: string;
+  'eval-data'?: string;
   out: string;
   steps?: number;
   seed?: number;
@@ -40,6 +41,7 @@ const trainCommand: CommandModule<object, RlTrainArgs> = {
       .option('reward-model', { type: 'string', describe: 'Checkpoint π_φ starts from, e.g. from prefix-rl rm train (default: --model)' })
       .option('reference', { type: 'string', describe: 'Frozen π_ref when rewardModel.reference is frozen (default: --model)' })
       .option('data', { type: 'string', demandOption: true, describe: 'RL prompts (Eurus-2-RL layout, JSONL or Parquet)' })
+      .option('eval-data', { type: 'string', describe: 'Held-out prompts: avg@k before training, every eval.every steps and at the end' })
       .option('out', { type: 'string', demandOption: true, describe: 'Folder for policy/, reward-model/ and metrics.jsonl' })
       .option('steps', { type: 'number', describe: 'RL steps (overrides the config)' })
       .option('seed', { type: 'number', describe: 'Seed (overrides the config)' })
@@ -48,6 +50,7 @@ const trainCommand: CommandModule<object, RlTrainArgs> = {
     const overrides = args.set.map(parseSetting).reduce(deepMerge, {});
     const config = await loadRlConfig(args.config, { ...overrides, steps: args.steps, seed: args.seed });
     const records = await loadDataset('rl', args.data);
+    const evalRecords = args['eval-data'] ? await loadDataset('rl', args['eval-data']) : undefined;
     const tokenizer = await loadTokenizer(args.model);
     const needsRm = ALGORITHMS[config.algorithm].rewardModel !== 'none';
     const loaded: CausalLM[] = [];
@@ -64,18 +67,27 @@ const trainCommand: CommandModule<object, RlTrainArgs> = {
       const metrics = join(args.out, 'metrics.jsonl');
       await writeFile(metrics, '');
       await writeFile(join(args.out, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+      const initialTestAccuracy = evalRecords && (await heldOutAccuracy(policy, tokenizer, evalRecords, config));
+      if (initialTestAccuracy !== undefined) process.stderr.write(`held-out accuracy before RL: ${initialTestAccuracy.toFixed(3)}\n`);
       const pending: Promise<void>[] = [];
       const history = await trainRl({ policy, rewardModel, reference }, tokenizer, records, config, {
+        evalRecords,
         onStep: (s: RlStep) => {
           pending.push(appendFile(metrics, JSON.stringify(s) + '\n'));
           const rm = s.rmLoss === undefined ? '' : ` rm-loss ${s.rmLoss.toFixed(4)}`;
+          const test = s.testAccuracy === undefined ? '' : ` held-out ${s.testAccuracy.toFixed(3)}`;
           process.stderr.write(
             `step ${s.step + 1}: acc ${s.accuracy.toFixed(3)} mixed ${s.mixedFraction.toFixed(2)} loss ${s.loss.toFixed(4)} ` +
-              `pg ${s.pgLoss.toFixed(4)} dist ${s.topkPgLoss.toFixed(4)} kl ${s.ppoKl.toExponential(1)}${rm} len ${s.meanResponseLength.toFixed(0)} ${s.seconds.toFixed(0)} s\n`,
+              `pg ${s.pgLoss.toFixed(4)} dist ${s.topkPgLoss.toFixed(4)} kl ${s.ppoKl.toExponential(1)}${rm} len ${s.meanResponseLength.toFixed(0)}${test} ${s.seconds.toFixed(0)} s\n`,
           );
         },
       });
       await Promise.all(pending);
+      if (policy.lora) {
+        // The adapter alone (PEFT layout, on the starting checkpoint), then the merged policy.
+        await policy.saveAdapter(join(args.out, 'policy-lora'));
+        await policy.mergeAdapter();
+      }
       await policy.save(join(args.out, 'policy'));
       if (rewardModel) await rewardModel.save(join(args.out, 'reward-model'));
       const last = history.at(-1)!;
@@ -83,7 +95,15 @@ const trainCommand: CommandModule<object, RlTrainArgs> = {
       const lastFew = history.slice(-Math.min(5, history.length));
       const mean = (xs: RlStep[]) => xs.reduce((a, s) => a + s.accuracy, 0) / xs.length;
       process.stdout.write(
-        JSON.stringify({ out: args.out, algorithm: config.algorithm, steps: history.length, firstStepsAccuracy: mean(first), lastStepsAccuracy: mean(lastFew), seconds: last.seconds }) + '\n',
+        JSON.stringify({
+          out: args.out,
+          algorithm: config.algorithm,
+          steps: history.length,
+          firstStepsAccuracy: mean(first),
+          lastStepsAccuracy: mean(lastFew),
+          ...(evalRecords && { initialTestAccuracy, testAccuracy: last.testAccuracy }),
+          seconds: last.seconds,
+        }) + '\n',
       );
     } finally {
       for (const model of loaded) model.dispose();
