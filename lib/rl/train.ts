@@ -66,7 +66,7 @@ export interface RlStep {
  * Trains `models.policy` with `config.algorithm` on prompts drawn from `records`; returns one record per RL step. With
  * `config.actor.lora` a new adapter is attached to the policy and only it trains; it stays attached afterwards.
  */
-export async function trainRl(models: RlModels, tokenizer: Tokenizer, records: readonly RlRecord[], config: RlConfig, hooks: RlRunOptions = {}): Promise<RlStep[]> {
+export async function trainRl(models: RlModels, tokenizer: Tokenizer, records: readonly RlRecord[], config: RlConfig, options: RlRunOptions = {}): Promise<RlStep[]> {
   const { policy, rewardModel, reference } = models;
   const algorithm = ALGORITHMS[config.algorithm];
   if (records.length === 0) throw new Error('RL needs at least one prompt record');
@@ -77,7 +77,7 @@ export async function trainRl(models: RlModels, tokenizer: Tokenizer, records: r
   if (rewardModel === policy || reference === policy) throw new Error('the reward model and reference must be models separate from the policy');
   if (config.actor.lora) {
     if (policy.lora) throw new Error('actor.lora asks for a new adapter, but the policy already has one (it would train as is without actor.lora)');
-    await policy.addLora({ ...config.actor.lora, seed: deriveSeed(config.seed, 'lora'), signal: hooks.signal });
+    await policy.addLora({ ...config.actor.lora, seed: deriveSeed(config.seed, 'lora'), signal: options.signal });
   }
   const prompts = new PromptStream(records, config.seed);
   const start = performance.now();
@@ -85,13 +85,13 @@ export async function trainRl(models: RlModels, tokenizer: Tokenizer, records: r
     withOptimizer(policy, { lr: config.actor.lr, betas: [0.9, 0.999], weightDecay: config.actor.weightDecay }, async (optimizer, parameters) => {
       const history: RlStep[] = [];
       for (let step = 0; step < config.steps; step++) {
-        const record = await tidy(() => rlStep(step, { models, tokenizer, prompts, config, hooks, rm, actor: { optimizer, parameters } }));
+        const record = await tidy(() => rlStep(step, { models, tokenizer, prompts, config, options, rm, actor: { optimizer, parameters } }));
         const { every } = config.eval;
-        const evaluate = hooks.evalRecords?.length && ((every > 0 && (step + 1) % every === 0) || step === config.steps - 1);
-        const testAccuracy = evaluate ? await heldOutAccuracy(policy, tokenizer, hooks.evalRecords!, config, hooks.signal) : undefined;
+        const evaluate = options.evalRecords?.length && ((every > 0 && (step + 1) % every === 0) || step === config.steps - 1);
+        const testAccuracy = evaluate ? await heldOutAccuracy(policy, tokenizer, options.evalRecords!, config, options.signal) : undefined;
         const done = { ...record, ...(testAccuracy !== undefined && { testAccuracy }), seconds: (performance.now() - start) / 1000 };
         history.push(done);
-        hooks.onStep?.(done);
+        options.onStep?.(done);
       }
       return history;
     });
@@ -112,17 +112,17 @@ interface StepContext {
   tokenizer: Tokenizer;
   prompts: PromptStream;
   config: RlConfig;
-  hooks: RlRunOptions;
+  options: RlRunOptions;
   /** The reward model's optimizer, when it is updated online. */
   rm?: Trainee;
   actor: Trainee;
 }
 
 async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 'seconds'>> {
-  const { models, tokenizer, prompts, config, hooks } = context;
+  const { models, tokenizer, prompts, config, options } = context;
   const { rollout: r, actor } = config;
   const algorithm = ALGORITHMS[config.algorithm];
-  const signal = hooks.signal;
+  const signal = options.signal;
 
   // 1. Rollouts, scored, and the prompt groups kept for training.
   let rollouts = await sampleRollouts(models.policy, tokenizer, prompts.next(Math.ceil(r.promptsPerStep * r.oversample)), {
@@ -133,7 +133,7 @@ async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 
     seed: deriveSeed(config.seed, `rollouts-${step}`),
     signal,
   });
-  if (hooks.reward) rollouts = rollouts.map((rollout) => ({ ...rollout, score: checkedReward(hooks.reward!(rollout)) }));
+  if (options.reward) rollouts = rollouts.map((rollout) => ({ ...rollout, score: checkedReward(options.reward!(rollout)) }));
   const sampledGroups = groupByPrompt(rollouts);
   const groups = keepGroups(sampledGroups, r.promptsPerStep, r.maxNewTokens);
   const batch = new RolloutBatch(groups.flat(), r.samples, actor.microBatch);
@@ -273,10 +273,10 @@ async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 
 
 /** One optimizer step of π_φ per RM mini-batch on this batch's outcomes; returns the mean micro-batch loss. */
 async function updateRewardModel(context: StepContext, batch: RolloutBatch, refLogprobs: Tensor, acc: number[]): Promise<number> {
-  const { config, models, hooks } = context;
+  const { config, models, options } = context;
   const { optimizer, parameters } = context.rm!;
   const rmConfig = config.rewardModel;
-  const signal = hooks.signal;
+  const signal = options.signal;
   const accTensor = Tensor.from(Float32Array.from(acc), [acc.length]);
   let total = 0;
   let micros = 0;

@@ -97,13 +97,19 @@ function summarise(items: Parameters<typeof evaluateProcessBench>[0], options: R
   ) as ProcessBenchSummary;
 }
 
+export interface StepVerificationReport {
+  items: number;
+  rewardModel: ProcessBenchSummary;
+  referenceLikelihood: ProcessBenchSummary;
+}
+
 /** ProcessBench-style step verification by the implicit reward log π_φ − log π_ref, and by log π_ref alone. */
 export async function evaluateStepVerification(
   rewardModel: CausalLM,
   reference: CausalLM,
   sequences: readonly StepSequence[],
   options: RmEvalOptions = {},
-): Promise<{ items: number; rewardModel: ProcessBenchSummary; referenceLikelihood: ProcessBenchSummary }> {
+): Promise<StepVerificationReport> {
   if (sequences.length === 0) throw new Error('step verification needs at least one ProcessBench item');
   const tokens = sequences.map((s) => s.tokens);
   const policy = await sequenceLogprobs(rewardModel, tokens, options.batchSize, options);

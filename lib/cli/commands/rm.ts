@@ -3,7 +3,7 @@ import { loadModel } from '../../model/index.js';
 import { loadDataset } from '../../data/records.js';
 import { readRollouts } from '../../rl/rollouts.js';
 import { STEP_SCORE_MODES } from '../../eval/processbench.js';
-import { evaluateBestOfN, evaluateStepVerification, stepSequences, type ModeSummary } from '../../rm/eval.js';
+import { evaluateBestOfN, evaluateStepVerification, stepSequences, type ModeSummary, type StepVerificationReport } from '../../rm/eval.js';
 import { loadTokenizer } from '../../tokenizer/index.js';
 import { outcomePairs, referenceLogprobs, RM_METHODS, trainRewardModel, type RmMethod } from '../../rm/train.js';
 
@@ -101,7 +101,7 @@ const evalCommand: CommandModule<object, RmEvalArgs> = {
     const [rm, reference] = [await loadModel(args.rm), await loadModel(args.reference)];
     try {
       const options = { coef: args.coef, numThresholds: args['num-thresholds'] };
-      const processBench: Record<string, Awaited<ReturnType<typeof evaluateStepVerification>>> = {};
+      const processBench: Record<string, StepVerificationReport> = {};
       for (const file of args.processbench) {
         const sequences = stepSequences(tokenizer, await loadDataset('processbench', file));
         const report = (processBench[file] = await evaluateStepVerification(rm, reference, sequences, options));
