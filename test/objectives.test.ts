@@ -255,6 +255,28 @@ describe('masking and candidate sets', () => {
     });
   });
 
+  test('float32 log-ratios are rounded once: far below one ulp of the log-probs themselves', async () => {
+    await tidy(async () => {
+      // Log-probs of −10 to −30 (float32 ulp 1e-6 to 2e-6) whose ratio is ~0.05: rounding each log-prob to float32
+      // before the difference errs by ~1e-6 per token, which β·Σ_t multiplies in the sequence-level losses. (A short
+      // vocabulary keeps the float32 Σexp's own rounding out of the comparison.)
+      const [B, T, V] = [4, 32, 64];
+      const logits32 = Tensor.randn([B, T, V], 91, { dtype: 'float32' }).mul(6);
+      const ref32 = logits32.add(Tensor.randn([B, T, V], 92, { dtype: 'float32' }).mul(0.05));
+      const tokens = randomTokens([B, T], V, 93);
+      const mask = responseMask([32, 30, 20, 9], T);
+      const labels = Tensor.from([1, 0, 1, 0], [B], { dtype: 'float64' });
+      const run = (dtype: 'float32' | 'float64') =>
+        ipvrmOffline({ logits: logits32.to(dtype), refLogits: ref32.to(dtype), tokens, mask: mask.to(dtype), labels: labels.to(dtype), beta: 10, margin: 5 });
+      const [single, double] = [await run('float32'), await run('float64')];
+      const errorOf = (ratio: Tensor) => ratio.to('float64').sub(double.logRatio).mul(mask).abs().max().item() as number;
+      const roundedFirst = single.policyLogprobs.sub(single.refLogprobs); // both float32 log-probs, then their difference
+      // Measured: 2.6e-7 (the float32 exp's ~2 ulp on the largest terms of each Σexp) against 1.6e-6.
+      expect(errorOf(single.logRatio)).toBeLessThan(4e-7);
+      expect(errorOf(single.logRatio)).toBeLessThan(errorOf(roundedFirst) / 4);
+    });
+  });
+
   test('top-K with ties, very negative logits and long rows: the vectorised float32 scan equals the float64 scalar one', async () => {
     await tidy(async () => {
       // Logits on a coarse integer grid, so that many tokens tie for the top slots; 30% of the logits pushed to -1e30;

@@ -63,16 +63,23 @@ ObjectiveOutputs distrl_td(const ObjectiveInputs& in) {
   const at::Tensor& old_topk = in.tensor("oldTopkLogprobs");
   if (old_topk.dim() != 3) invalid_argument("oldTopkLogprobs must be [B, T, K]");
   at::Tensor rm_topk;
+  at::ScalarType type;  // of the outputs
   if (in.has("rmTopkLogprobs")) {
     rm_topk = in.tensor("rmTopkLogprobs");
+    type = rm_topk.scalar_type();
   } else {
     const at::Tensor& indices = in.tensor("candidateIndices");
     if (indices.sizes() != old_topk.sizes()) invalid_argument("candidateIndices must have the shape of oldTopkLogprobs");
-    rm_topk = gather_logprobs_nograd(in.tensor("rmLogits"), indices, in.number("temperature", 1.0));
+    const at::Tensor& rm_logits = in.tensor("rmLogits");
+    check_logits(rm_logits, "rmLogits");
+    type = acc_type(rm_logits.scalar_type());
+    // In float64 until the difference is taken (see log_ratio in objectives.cc).
+    rm_topk = gather_logprobs_nograd(rm_logits, indices, in.number("temperature", 1.0), at::kDouble);
   }
   if (rm_topk.sizes() != old_topk.sizes()) invalid_argument("rm and old candidate log-probs differ in shape");
   at::Tensor mask = float_mask(in, old_topk, {old_topk.size(0), old_topk.size(1)});
-  at::Tensor td = in.number("beta", 10.0) * (rm_topk - old_topk.to(rm_topk.scalar_type()));
+  at::Tensor td = (in.number("beta", 10.0) * (rm_topk - old_topk.to(rm_topk.scalar_type()))).to(type);
+  rm_topk = rm_topk.to(type);
   if (in.boolean("zeroLast", true)) {
     // Reference: the last response token carries no TD; outcome information arrives through GRPO instead.
     td = td.masked_fill(from_last_position(mask).unsqueeze(2), 0.0);

@@ -52,7 +52,7 @@ static void check_index_range(const at::Tensor& index, int64_t V) {
   }
 }
 
-static at::ScalarType acc_type(at::ScalarType logits_type) { return logits_type == at::kDouble ? at::kDouble : at::kFloat; }
+at::ScalarType acc_type(at::ScalarType logits_type) { return logits_type == at::kDouble ? at::kDouble : at::kFloat; }
 
 #ifdef PREFIX_RL_CUDA_KERNELS
 static cuda::LogitsType cuda_type(at::ScalarType type) {
@@ -82,31 +82,33 @@ static bool fused_available(const at::Tensor& logits, int64_t K) {
   return logits.device().is_cpu();
 }
 
-// Forward of gather_logprobs on CPU: returns (logp [N, K], lse [N]).
-static std::pair<at::Tensor, at::Tensor> gather_forward_cpu(const at::Tensor& logits2d, const at::Tensor& index2d, double temperature) {
+// Forward of gather_logprobs on CPU: returns (logp [N, K] in out_type, lse [N] in the accumulation type). Each
+// log-prob is formed in double from the double logsumexp, so it is rounded once, to out_type.
+static std::pair<at::Tensor, at::Tensor> gather_forward_cpu(const at::Tensor& logits2d, const at::Tensor& index2d, double temperature,
+                                                            at::ScalarType out_type) {
   const int64_t N = logits2d.size(0), V = logits2d.size(1), K = index2d.size(1);
   const auto acc = acc_type(logits2d.scalar_type());
-  at::Tensor logp = at::empty({N, K}, logits2d.options().dtype(acc));
+  at::Tensor logp = at::empty({N, K}, logits2d.options().dtype(at::kDouble));
   at::Tensor lse = at::empty({N}, logits2d.options().dtype(acc));
   const CancelFlag* cancel = current_cancel_flag();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, logits2d.scalar_type(), "gather_logprobs", [&] {
     using A = acc_t<scalar_t>;
     const scalar_t* x = logits2d.data_ptr<scalar_t>();
     const int64_t* ids = index2d.data_ptr<int64_t>();
-    A* out = logp.data_ptr<A>();
+    double* out = logp.data_ptr<double>();
     A* lse_out = lse.data_ptr<A>();
     const A scale = static_cast<A>(1.0 / temperature);
     at::parallel_for(0, N, 16, [&](int64_t begin, int64_t end) {
       for (int64_t n = begin; n < end; ++n) {
         if ((n & 15) == 0) check_cancelled(cancel);  // parallel_for hands each thread one large chunk
         const scalar_t* row = x + n * V;
-        const A row_lse = kernels::row_logsumexp(row, V, scale);
-        lse_out[n] = row_lse;
-        for (int64_t k = 0; k < K; ++k) out[n * K + k] = static_cast<A>(row[ids[n * K + k]]) * scale - row_lse;
+        const double row_lse = kernels::row_logsumexp(row, V, scale);
+        lse_out[n] = static_cast<A>(row_lse);
+        for (int64_t k = 0; k < K; ++k) out[n * K + k] = static_cast<double>(static_cast<A>(row[ids[n * K + k]]) * scale) - row_lse;
       }
     });
   });
-  return {logp, lse};
+  return {logp.to(out_type), lse};
 }
 
 // Writes into `grad_logits`, which may be logits2d itself: each element is read before it is written.
@@ -131,7 +133,8 @@ static void gather_backward_cpu(const at::Tensor& logits2d, const at::Tensor& in
   });
 }
 
-static std::pair<at::Tensor, at::Tensor> gather_forward(const at::Tensor& logits2d, const at::Tensor& index2d, double temperature) {
+static std::pair<at::Tensor, at::Tensor> gather_forward(const at::Tensor& logits2d, const at::Tensor& index2d, double temperature,
+                                                        at::ScalarType out_type) {
 #ifdef PREFIX_RL_CUDA_KERNELS
   if (fused_cuda(logits2d, index2d.size(1))) {
     const int64_t N = logits2d.size(0), V = logits2d.size(1), K = index2d.size(1);
@@ -141,10 +144,10 @@ static std::pair<at::Tensor, at::Tensor> gather_forward(const at::Tensor& logits
     check_cuda(cuda::gather_logprobs_forward(logits2d.data_ptr(), cuda_type(logits2d.scalar_type()), N, V, static_cast<float>(1.0 / temperature),
                                              index2d.data_ptr<int64_t>(), K, logp.data_ptr<float>(), lse.data_ptr<float>(),
                                              c10::cuda::getCurrentCUDAStream().stream()));
-    return {logp, lse};
+    return {logp.to(out_type), lse};
   }
 #endif
-  return gather_forward_cpu(logits2d, index2d, temperature);
+  return gather_forward_cpu(logits2d, index2d, temperature, out_type);
 }
 
 static at::Tensor gather_backward(const at::Tensor& logits2d, const at::Tensor& index2d, const at::Tensor& lse,
@@ -166,9 +169,11 @@ static at::Tensor gather_backward(const at::Tensor& logits2d, const at::Tensor& 
 }
 
 // The reference composition, used on devices without a fused kernel (and as the parity baseline in tests).
-static at::Tensor gather_logprobs_composed(const at::Tensor& logits, const at::Tensor& index, double temperature) {
+static at::Tensor gather_logprobs_composed(const at::Tensor& logits, const at::Tensor& index, double temperature,
+                                           at::ScalarType out_type) {
   at::Tensor scaled = temperature == 1.0 ? logits : logits / temperature;
-  return at::log_softmax(scaled.to(acc_type(logits.scalar_type())), -1).gather(-1, index);
+  const auto compute = at::promote_types(acc_type(logits.scalar_type()), out_type);
+  return at::log_softmax(scaled.to(compute), -1).gather(-1, index).to(out_type);
 }
 
 namespace {
@@ -176,11 +181,11 @@ namespace {
 class GatherLogprobsFn : public torch::autograd::Function<GatherLogprobsFn> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits, const at::Tensor& index,
-                            double temperature, bool inplace_backward) {
+                            double temperature, bool inplace_backward, at::ScalarType out_type) {
     const int64_t V = logits.size(-1), K = index.size(-1);
     at::Tensor logits2d = logits.reshape({-1, V}).contiguous();
     at::Tensor index2d = index.reshape({-1, K}).to(at::kLong).contiguous();
-    auto [logp, lse] = gather_forward(logits2d, index2d, temperature);
+    auto [logp, lse] = gather_forward(logits2d, index2d, temperature, out_type);
     ctx->save_for_backward({logits2d, index2d, lse});
     ctx->saved_data["temperature"] = temperature;
     ctx->saved_data["inplace"] = inplace_backward;
@@ -195,7 +200,7 @@ class GatherLogprobsFn : public torch::autograd::Function<GatherLogprobsFn> {
     at::Tensor grad2d = grads[0].reshape({-1, index2d.size(1)}).to(acc_type(logits2d.scalar_type())).contiguous();
     at::Tensor grad = gather_backward(logits2d, index2d, saved[2], grad2d, ctx->saved_data["temperature"].toDouble(),
                                       ctx->saved_data["inplace"].toBool());
-    return {grad.reshape(ctx->saved_data["shape"].toIntVector()), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {grad.reshape(ctx->saved_data["shape"].toIntVector()), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -212,25 +217,35 @@ static void check_gather_args(const at::Tensor& logits, const at::Tensor& index,
   check_index_range(index, logits.size(-1));
 }
 
-at::Tensor gather_logprobs(const at::Tensor& logits, const at::Tensor& index, double temperature, bool inplace_backward) {
-  check_gather_args(logits, index, temperature);
-  if (!fused_available(logits, index.size(-1))) return gather_logprobs_composed(logits, index.to(at::kLong), temperature);
-  return GatherLogprobsFn::apply(logits, index, temperature, inplace_backward);
+static at::ScalarType output_type(const at::Tensor& logits, std::optional<at::ScalarType> out_type) {
+  const auto type = out_type.value_or(acc_type(logits.scalar_type()));
+  if (type != at::kFloat && type != at::kDouble) invalid_argument("log-probs are float32 or float64, got " + dtype_name(type));
+  return type;
 }
 
-at::Tensor gather_logprobs_nograd(const at::Tensor& logits, const at::Tensor& index, double temperature) {
+at::Tensor gather_logprobs(const at::Tensor& logits, const at::Tensor& index, double temperature, bool inplace_backward,
+                           std::optional<at::ScalarType> out_type) {
   check_gather_args(logits, index, temperature);
+  const auto type = output_type(logits, out_type);
+  if (!fused_available(logits, index.size(-1))) return gather_logprobs_composed(logits, index.to(at::kLong), temperature, type);
+  return GatherLogprobsFn::apply(logits, index, temperature, inplace_backward, type);
+}
+
+at::Tensor gather_logprobs_nograd(const at::Tensor& logits, const at::Tensor& index, double temperature,
+                                  std::optional<at::ScalarType> out_type) {
+  check_gather_args(logits, index, temperature);
+  const auto type = output_type(logits, out_type);
   at::NoGradGuard no_grad;
-  if (!fused_available(logits, index.size(-1))) return gather_logprobs_composed(logits, index.to(at::kLong), temperature);
+  if (!fused_available(logits, index.size(-1))) return gather_logprobs_composed(logits, index.to(at::kLong), temperature, type);
   const int64_t V = logits.size(-1), K = index.size(-1);
-  auto [logp, lse] = gather_forward(logits.reshape({-1, V}).contiguous(), index.reshape({-1, K}).to(at::kLong).contiguous(), temperature);
+  auto [logp, lse] = gather_forward(logits.reshape({-1, V}).contiguous(), index.reshape({-1, K}).to(at::kLong).contiguous(), temperature, type);
   return logp.reshape(index.sizes());
 }
 
 // The per-row tail of candidate_set, shared by the CPU and CUDA paths: force the sampled token into slot 0, take
 // log-probs, and build the mask. `ids`/`values` are the row's top-K (descending scaled logits).
 template <typename A>
-static void finish_candidates(const int64_t* top_ids, const A* top_values, int64_t sampled, A sampled_value, A lse,
+static void finish_candidates(const int64_t* top_ids, const A* top_values, int64_t sampled, A sampled_value, double lse,
                               bool position_ok, const CandidateOptions& o, int64_t* ids, A* logp, bool* cand) {
   const int64_t K = o.k;
   std::vector<A> values(top_values, top_values + K);
@@ -245,7 +260,7 @@ static void finish_candidates(const int64_t* top_ids, const A* top_values, int64
     ids[0] = sampled;
     values[0] = sampled_value;
   }
-  for (int64_t k = 0; k < K; ++k) logp[k] = values[k] - lse;
+  for (int64_t k = 0; k < K; ++k) logp[k] = static_cast<A>(values[k] - lse);  // one rounding, from double
   // The P_min test happens in log space, in the accumulation type: no exp rounding near the threshold.
   const bool use_min_p = o.min_p > 1e-5;  // the reference skips the filter for tiny P_min
   const A log_min_p = static_cast<A>(std::log(o.min_p));
@@ -331,7 +346,7 @@ CandidateSet candidate_set(const at::Tensor& old_logits, const at::Tensor& token
       for (int64_t n = begin; n < end; ++n) {
         if ((n & 15) == 0) check_cancelled(cancel);
         const scalar_t* row = x + n * V;
-        const A lse = kernels::row_logsumexp(row, V, scale);
+        const double lse = kernels::row_logsumexp(row, V, scale);
         kernels::row_topk(row, V, K, top_ids.data(), top_values.data());
         for (auto& value : top_values) value *= scale;  // scale > 0 keeps the order
         finish_candidates<A>(top_ids.data(), top_values.data(), tok_p[n], static_cast<A>(row[tok_p[n]]) * scale, lse,

@@ -7,18 +7,23 @@
 
 #include <ATen/ATen.h>
 
+#include <optional>
+
 namespace prefix_rl {
 
 // logits [..., V] (float32/float64/bfloat16/float16), index [..., K] int64 → [..., K] log-probs (float32, or
-// float64 for float64 logits). `temperature` divides the logits first.
+// float64 for float64 logits). `out_type` float64 returns them in float64 whatever the logits, not rounded to
+// float32 on the CPU path (the CUDA kernels write float32): how the objectives take differences of log-probs.
+// `temperature` divides the logits first.
 // `inplace_backward` writes the gradient into the logits' own memory (no [N, V] allocation): the logits are consumed
 // by backward, so use it only when nothing reads them afterwards (the usual case for an LM head's output). Their
 // version counter is bumped, so autograd rejects any other node that saved them instead of reading garbage.
 at::Tensor gather_logprobs(const at::Tensor& logits, const at::Tensor& index, double temperature = 1.0,
-                           bool inplace_backward = false);
+                           bool inplace_backward = false, std::optional<at::ScalarType> out_type = std::nullopt);
 
 // Same, with no autograd graph (reference models, π_old).
-at::Tensor gather_logprobs_nograd(const at::Tensor& logits, const at::Tensor& index, double temperature = 1.0);
+at::Tensor gather_logprobs_nograd(const at::Tensor& logits, const at::Tensor& index, double temperature = 1.0,
+                                  std::optional<at::ScalarType> out_type = std::nullopt);
 
 struct CandidateOptions {
   int64_t k = 5;                  // slots per position (slot 0 is the sampled token)
@@ -39,6 +44,9 @@ struct CandidateSet {
 // old_logits [B, T, V], tokens [B, T] int64, mask [B, T] (response mask, right-padded).
 CandidateSet candidate_set(const at::Tensor& old_logits, const at::Tensor& tokens, const at::Tensor& mask,
                            const CandidateOptions& options);
+
+// The accumulation (and default log-prob) dtype for logits of `logits_type`: float64 for float64, else float32.
+at::ScalarType acc_type(at::ScalarType logits_type);
 
 // Validation shared by the objectives: names the argument in every error.
 void check_logits(const at::Tensor& logits, const char* name);

@@ -37,7 +37,10 @@ LogRatio log_ratio(const ObjectiveInputs& in, const char* logits_key, const char
   const at::Tensor& tokens = in.tensor("tokens");
   check_tokens(tokens, logits, "tokens");
   at::Tensor index = tokens.unsqueeze(-1);
-  at::Tensor policy = gather_logprobs(logits, index, 1.0, in.boolean("inplaceBackward", false)).squeeze(-1);
+  // Both log-probs in float64, rounded once as their difference: they are ~−3 and their ratio ~0.1, so rounding each
+  // to float32 first costs ~1e-7 per token, which β·Σ_t then multiplies in the sequence-level losses.
+  const auto acc = acc_type(logits.scalar_type());
+  at::Tensor policy = gather_logprobs(logits, index, 1.0, in.boolean("inplaceBackward", false), at::kDouble).squeeze(-1);
   at::Tensor ref;
   if (in.has(ref_logits_key)) {
     const at::Tensor& ref_logits = in.tensor(ref_logits_key);
@@ -45,7 +48,7 @@ LogRatio log_ratio(const ObjectiveInputs& in, const char* logits_key, const char
     if (ref_logits.sizes() != logits.sizes()) {
       invalid_argument(std::string(ref_logits_key) + " has shape " + c10::str(ref_logits.sizes()) + " but " + logits_key + " has " + c10::str(logits.sizes()));
     }
-    ref = gather_logprobs_nograd(ref_logits, index).squeeze(-1);
+    ref = gather_logprobs_nograd(ref_logits, index, 1.0, at::kDouble).squeeze(-1);
   } else if (in.has(ref_logprobs_key)) {
     ref = in.tensor(ref_logprobs_key).detach();
     if (ref.sizes() != tokens.sizes()) invalid_argument(std::string(ref_logprobs_key) + " must have the shape of tokens");
@@ -53,7 +56,7 @@ LogRatio log_ratio(const ObjectiveInputs& in, const char* logits_key, const char
   } else {
     invalid_argument(std::string("give ") + ref_logits_key + " or " + ref_logprobs_key + " (the reference policy)");
   }
-  return {policy, ref, policy - ref};
+  return {policy.to(acc), ref.to(acc), (policy - ref).to(acc)};
 }
 
 void check_finite(const at::Tensor& values, const at::Tensor& mask, const char* what) {

@@ -73,10 +73,10 @@ PREFIX_RL_INLINE acc_t<T> row_sumexp(const T* x, int64_t V, acc_t<T> scale, acc_
 }  // namespace
 
 template <typename T>
-acc_t<T> row_logsumexp(const T* x, int64_t V, acc_t<T> scale) {
+double row_logsumexp(const T* x, int64_t V, acc_t<T> scale) {
   const acc_t<T> max = row_max(x, V, scale);
   if (!std::isfinite(max)) return max;  // ±inf or NaN rows propagate; callers validate inputs
-  return max + std::log(row_sumexp(x, V, scale, max));
+  return static_cast<double>(max) + std::log(static_cast<double>(row_sumexp(x, V, scale, max)));
 }
 
 template <typename T>
@@ -110,7 +110,7 @@ void row_logprob_backward(const T* x, int64_t V, acc_t<T> scale, acc_t<T> lse, c
 
 // float rows, the hot path: explicit AVX-512 / AVX2 kernels (simd_kernels.cc), chosen once at load time.
 template <>
-float row_logsumexp<float>(const float* x, int64_t V, float scale) {
+double row_logsumexp<float>(const float* x, int64_t V, float scale) {
   return simd::kernels().logsumexp(x, V, scale);
 }
 
@@ -134,7 +134,7 @@ void row_logprob_backward<float>(const float* x, int64_t V, float scale, float l
 }
 
 #define PREFIX_RL_INSTANTIATE(T)                                                                                   \
-  template acc_t<T> row_logsumexp<T>(const T*, int64_t, acc_t<T>);                                                 \
+  template double row_logsumexp<T>(const T*, int64_t, acc_t<T>);                                                 \
   template void row_topk<T>(const T*, int64_t, int64_t, int64_t*, acc_t<T>*);                                      \
   template void row_logprob_backward<T>(const T*, int64_t, acc_t<T>, acc_t<T>, const int64_t*, const acc_t<T>*,    \
                                         int64_t, T*);

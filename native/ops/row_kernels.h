@@ -15,9 +15,10 @@ template <typename T> struct Acc { using type = float; };
 template <> struct Acc<double> { using type = double; };
 template <typename T> using acc_t = typename Acc<T>::type;
 
-// log Σ_v exp(scale · x_v): max pass, then a sum-of-exp pass.
+// log Σ_v exp(scale · x_v): max pass, then a sum-of-exp pass. Summed in acc_t<T>, returned in double: the final
+// max + log(sum) is not rounded to float, so a log-prob x·scale − lse formed from it is rounded only once.
 template <typename T>
-acc_t<T> row_logsumexp(const T* x, int64_t V, acc_t<T> scale);
+double row_logsumexp(const T* x, int64_t V, acc_t<T> scale);
 
 // Top-k of x by value (descending; equal values keep the lower index first). Writes k ids and values.
 template <typename T>

@@ -40,13 +40,13 @@ float scalar_exp(float x) {
   return p;
 }
 
-float scalar_logsumexp(const float* x, int64_t V, float scale) {
+double scalar_logsumexp(const float* x, int64_t V, float scale) {
   float max = -std::numeric_limits<float>::infinity();
   for (int64_t v = 0; v < V; ++v) max = std::max(max, x[v] * scale);
   if (!std::isfinite(max)) return max;
   double sum = 0;  // one running sum over up to 10^5 terms: double keeps it as accurate as the vector paths' lanes
   for (int64_t v = 0; v < V; ++v) sum += scalar_exp(x[v] * scale - max);
-  return max + static_cast<float>(std::log(sum));
+  return static_cast<double>(max) + std::log(sum);
 }
 
 void scalar_scaled_softmax(const float* x, int64_t V, float scale, float lse, float coef, float* out) {
@@ -79,7 +79,7 @@ inline __attribute__((always_inline)) void filtered_topk(const float* x, int64_t
 
 // log Σ exp(scale·x) in blocks that stay in L1: per block a max pass and a Σexp pass against the running max.
 template <typename BlockMax, typename BlockSumExp>
-inline __attribute__((always_inline)) float blocked_logsumexp(const float* x, int64_t V, float scale, BlockMax block_max,
+inline __attribute__((always_inline)) double blocked_logsumexp(const float* x, int64_t V, float scale, BlockMax block_max,
                                                               BlockSumExp block_sumexp) {
   constexpr int64_t kBlock = 4096;  // 16 KiB
   float max = -std::numeric_limits<float>::infinity(), sum = 0;
@@ -96,7 +96,7 @@ inline __attribute__((always_inline)) float blocked_logsumexp(const float* x, in
     }
     sum += block_sumexp(x + start, n, scale, max);
   }
-  return max + std::log(sum);
+  return static_cast<double>(max) + std::log(static_cast<double>(sum));
 }
 
 #if defined(__x86_64__)
@@ -172,7 +172,7 @@ __attribute__((target("avx2,fma"))) float avx2_block_sumexp(const float* x, int6
   return sum;
 }
 
-__attribute__((target("avx2,fma"))) float avx2_logsumexp(const float* x, int64_t V, float scale) {
+__attribute__((target("avx2,fma"))) double avx2_logsumexp(const float* x, int64_t V, float scale) {
   return blocked_logsumexp(x, V, scale, avx2_block_max, avx2_block_sumexp);
 }
 
@@ -304,7 +304,7 @@ __attribute__((target("avx512f"))) float avx512_block_sumexp(const float* x, int
   return sum;
 }
 
-__attribute__((target("avx512f"))) float avx512_logsumexp(const float* x, int64_t V, float scale) {
+__attribute__((target("avx512f"))) double avx512_logsumexp(const float* x, int64_t V, float scale) {
   return blocked_logsumexp(x, V, scale, avx512_block_max, avx512_block_sumexp);
 }
 

@@ -7,8 +7,9 @@ namespace prefix_rl::kernels::simd {
 
 struct Kernels {
   const char* isa;
-  // log Σ_v exp(scale · x_v)
-  float (*logsumexp)(const float* x, int64_t V, float scale);
+  // log Σ_v exp(scale · x_v), returned in double (max + log of the float sum) so callers can subtract it without a
+  // float rounding of a value ~log V
+  double (*logsumexp)(const float* x, int64_t V, float scale);
   // out_v = coef · exp(scale · x_v − lse)
   void (*scaled_softmax)(const float* x, int64_t V, float scale, float lse, float coef, float* out);
   // The k largest x_v, largest first (ties: the lower v first; NaN never enters once k slots are filled), as
