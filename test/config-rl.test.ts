@@ -12,6 +12,8 @@ test('defaults follow the released code, per algorithm', () => {
   expect(distrl.advantage).toMatchObject({ rewardGtCoef: 1, rewardGaeCoef: 0.05, gamma: 1, lam: 1 });
   const prime = resolveRlConfig({ algorithm: 'prime' });
   expect(prime.actor.clipRatioHigh).toBe(0.2);
+  expect(prime.actor.entropyCoeff).toBe(0.001); // prime_trainer.yaml
+  expect(distrl.actor.entropyCoeff).toBe(0); // computed, then overwritten, in the released code
   expect(prime.rewardModel).toMatchObject({ beta: 0.05, reference: 'frozen' });
   expect(resolveRlConfig({ algorithm: 'prime', actor: { clipRatioHigh: 0.3 } }).actor.clipRatioHigh).toBe(0.3);
   // The paper's eq. 13 adds the GAE term without a coefficient.

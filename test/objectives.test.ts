@@ -8,6 +8,7 @@ import {
   ipvrmOffline,
   ipvrmOnline,
   prefixValues,
+  tokenEntropy,
   tokenLogprobs,
 } from '../lib/ops/objectives.js';
 import { environmentReport, releaseBufferCache, setBufferCacheLimit } from '../lib/native/runtime.js';
@@ -88,6 +89,14 @@ describe('finite-difference gradients on random inputs (float64)', () => {
     });
   });
 
+  test('token entropy (weighted sum over positions, temperature 0.7)', async () => {
+    await tidy(async () => {
+      const s = setup(404);
+      const weights = Tensor.randn([B, T], 11, { dtype: 'float64' });
+      await checkGradient('entropy', s.logits.mul(2), async (logits) => (await tokenEntropy(logits, { temperature: 0.7 })).mul(weights).sum(), 1);
+    });
+  });
+
   test('DistRL Tok-PPO + Dist-PPO w.r.t. the new logits (both conventions)', async () => {
     await tidy(async () => {
       const s = setup(303);
@@ -148,6 +157,57 @@ describe('fused log-probs vs the naive composition (log_softmax → gather)', ()
       });
     }
   }
+
+  for (const [B, T, V] of shapes) {
+    for (const dtype of ['float32', 'bfloat16'] as const) {
+      test(`entropy, ${dtype} [${B}, ${T}, ${V}]: forward and backward`, async () => {
+        await tidy(async () => {
+          const base = Tensor.randn([B, T, V], B * T + V + 1, { dtype: 'float32' }).mul(3).to(dtype);
+          const upstream = Tensor.randn([B, T], 7, { dtype: 'float32' });
+
+          const fusedIn = base.detach();
+          fusedIn.requiresGrad = true;
+          const fused = await tokenEntropy(fusedIn);
+          await fused.backwardAsync(upstream);
+
+          const naive = async (precision: 'float32' | 'float64') => {
+            const x = base.detach().to(precision);
+            x.requiresGrad = true;
+            const logp = x.logSoftmax(-1);
+            const entropy = logp.exp().mul(logp).sum(-1).neg();
+            await entropy.backwardAsync(upstream.to(precision));
+            return { entropy, grad: x.grad! };
+          };
+          const [single, exact] = [await naive('float32'), await naive('float64')];
+
+          const maxDiff = (a: Tensor, b: Tensor) => a.to('float64').sub(b.to('float64')).abs().max().item();
+          // Against float64 on the same values; the float32 composition's own errors are of the same size.
+          expect(maxDiff(fused, exact.entropy)).toBeLessThan(Math.max(2e-6 * Math.log(V), 2 * maxDiff(single.entropy, exact.entropy)));
+          const gradScale = exact.grad.abs().max().item();
+          expect(maxDiff(fusedIn.grad!, exact.grad)).toBeLessThan((dtype === 'bfloat16' ? 8e-3 : 1e-5) * gradScale); // bf16 grads round to 8 bits
+        });
+      });
+    }
+  }
+
+  test('entropy with −inf logits (masked vocabulary): finite, exactly zero gradient there, equal to the unmasked row', async () => {
+    await tidy(async () => {
+      const row = [2, -1, 0.5, 3, -Infinity, 1, -Infinity];
+      const logits = Tensor.from(row, [1, 7], { dtype: 'float64' });
+      logits.requiresGrad = true;
+      const entropy = await tokenEntropy(logits);
+      await entropy.sum().backwardAsync();
+      const finite = await tokenEntropy(Tensor.from(row.filter(Number.isFinite), [1, 5], { dtype: 'float64' }));
+      expect(entropy.item()).toBeCloseTo(finite.item(), 12);
+      const grad = Array.from(logits.grad!.toArray() as Float64Array);
+      expect(grad[4]).toBe(0);
+      expect(grad[6]).toBe(0);
+      expect(grad.every(Number.isFinite)).toBe(true);
+      // A one-hot row has zero entropy and zero gradient.
+      const peaked = await tokenEntropy(Tensor.from([0, -Infinity, -Infinity], [1, 3], { dtype: 'float64' }));
+      expect(peaked.item()).toBe(0);
+    });
+  });
 
   test('inplaceBackward gives the same gradient, written into the logits themselves', async () => {
     await tidy(async () => {
@@ -349,6 +409,9 @@ describe('bad input', () => {
       await rejects(ipvrmOffline({ ...base(), weighting: 'sideways' as 'early' }), /weighting must be/);
       await rejects(prefixValues({ ...base(), betta: 1 } as never), /unknown input 'betta'/);
       await rejects(ipvrmOffline({ ...base(), refLogits: undefined }), /give refLogits or refLogprobs/);
+      await rejects(tokenEntropy(Tensor.zeros([2, 5], { dtype: 'int64' })), /logits must be a floating tensor/);
+      await rejects(tokenEntropy(Tensor.randn([5], 1)), /logits must have shape \[\.\.\., V\]/);
+      await rejects(tokenEntropy(Tensor.randn([2, 5], 1), { temperature: 0 }), /temperature must be > 0/);
     });
   });
 

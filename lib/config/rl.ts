@@ -54,6 +54,11 @@ const ActorSection = z.strictObject({
   clipRatioC: z.number().gt(1).default(3),
   /** Symmetric clip of the Dist-PPO candidates. */
   cliprangeTopk: z.number().min(0).default(0.2),
+  /**
+   * Entropy bonus: the loss minus this × the token-mean entropy of π_θ. Default 0; PRIME: 0.001 (prime_trainer.yaml;
+   * the released DistRL code computes one and then overwrites it, so 0 there).
+   */
+  entropyCoeff: z.number().min(0).optional(),
   /** Weight α of Dist-PPO (distrl only). */
   alpha: z.number().min(0).default(0.1),
   /** Candidate set of π_old: top-K (the sampled token forced into slot 0) with π_old > P_min. */
@@ -119,7 +124,7 @@ type Parsed = z.output<typeof RlConfigSchema>;
 
 /** A config with every default filled in, including those that depend on the algorithm. */
 export interface RlConfig extends Parsed {
-  actor: Parsed['actor'] & { clipRatioHigh: number };
+  actor: Parsed['actor'] & { clipRatioHigh: number; entropyCoeff: number };
   rewardModel: Parsed['rewardModel'] & { beta: number; reference: 'old' | 'frozen' };
   advantage: Parsed['advantage'] & { rewardGaeCoef: number };
 }
@@ -143,7 +148,11 @@ export function resolveRlConfig(input: unknown): RlConfig {
   const prime = config.algorithm === 'prime';
   return {
     ...config,
-    actor: { ...config.actor, clipRatioHigh: config.actor.clipRatioHigh ?? (prime ? config.actor.clipRatioLow : 0.28) },
+    actor: {
+      ...config.actor,
+      clipRatioHigh: config.actor.clipRatioHigh ?? (prime ? config.actor.clipRatioLow : 0.28),
+      entropyCoeff: config.actor.entropyCoeff ?? (prime ? 0.001 : 0),
+    },
     rewardModel: {
       ...config.rewardModel,
       beta: config.rewardModel.beta ?? (prime ? 0.05 : 10),

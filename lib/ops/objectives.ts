@@ -76,6 +76,15 @@ export async function tokenLogprobs(
   return out.logprobs;
 }
 
+/**
+ * Entropy of softmax(logits / temperature) at every position ([..., V] → [...]), differentiable: PPO's entropy bonus.
+ * Fused on the CPU (the row's logsumexp, then Σ p·(lse − z); one pass backward); other devices compose ATen ops.
+ */
+export async function tokenEntropy(logits: Tensor, options: AsyncOptions & { temperature?: number } = {}): Promise<Tensor> {
+  const out = await runObjective<{ entropy: Tensor }>('token_entropy', { logits, temperature: options.temperature }, options);
+  return out.entropy;
+}
+
 export type IpvrmWeighting = 'token_mean' | 'uniform' | 'early' | 'late';
 
 export interface IpvrmOfflineInputs extends LogRatioInputs {

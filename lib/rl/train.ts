@@ -11,7 +11,7 @@ import { ALGORITHMS, type RlConfig } from '../config/rl.js';
 import type { RlRecord } from '../data/schemas.js';
 import type { CausalLM } from '../model/causal-lm.js';
 import { clipGradNorm, type AdamW } from '../model/optim.js';
-import { distrlCandidates, distrlLoss, distrlTd, implicitPrmCe, ipvrmOnline, tokenLogprobs } from '../ops/objectives.js';
+import { distrlCandidates, distrlLoss, distrlTd, implicitPrmCe, ipvrmOnline, tokenEntropy, tokenLogprobs } from '../ops/objectives.js';
 import { deriveSeed, Rng } from '../task/rng.js';
 import { Tensor, tidy, type AsyncOptions } from '../tensor/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
@@ -53,6 +53,8 @@ export interface RlStep {
   loss: number;
   pgLoss: number;
   topkPgLoss: number;
+  /** Token-mean entropy of π_θ over response tokens (the bonus's term when actor.entropyCoeff > 0). */
+  entropy: number;
   pgClipfrac: number;
   /** Mean log π_old − log π_θ over response tokens (0 on the first mini-batch: it is on-policy). */
   ppoKl: number;
@@ -213,7 +215,7 @@ async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 
 
   // 4. PPO on the policy: Tok-PPO on the sampled tokens (+ α·Dist-PPO on the candidates), one optimizer step per mini-batch.
   const advantageTensor = Tensor.from(Float32Array.from(advantages.flat()), batch.mask.shape);
-  const sums = { loss: 0, pgLoss: 0, topkPgLoss: 0, pgClipfrac: 0, ppoKl: 0 };
+  const sums = { loss: 0, pgLoss: 0, topkPgLoss: 0, entropy: 0, pgClipfrac: 0, ppoKl: 0 };
   let micros = 0;
   let gradNorm = 0;
   for (const miniBatch of batch.miniBatches(actor.miniBatches)) {
@@ -221,6 +223,7 @@ async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 
     for (const rows of miniBatch) {
       await tidy(async () => {
         const newLogits = await batch.responseLogits(models.policy, rows, { signal });
+        const rowMask = batch.take(batch.mask, rows);
         const out = await distrlLoss(
           {
             newLogits,
@@ -230,7 +233,7 @@ async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 
             candidateMask: batch.take(candidates.candidateMask, rows),
             advantages: batch.take(advantageTensor, rows),
             scaledCandidateTd: batch.take(scaledCandidateTd, rows),
-            mask: batch.take(batch.mask, rows),
+            mask: rowMask,
             clipRatioLow: actor.clipRatioLow,
             clipRatioHigh: actor.clipRatioHigh,
             clipRatioC: actor.clipRatioC,
@@ -241,8 +244,14 @@ async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 
           },
           { signal },
         );
-        await out.loss.div(miniBatch.length).backwardAsync(undefined, { signal });
-        sums.loss += out.loss.item();
+        // verl: loss = pg − entropy_coeff · token-mean entropy (a metric only when the coefficient is 0).
+        const bonus = actor.entropyCoeff > 0;
+        const tokenEntropies = await tokenEntropy(bonus ? newLogits : newLogits.detach(), { temperature: r.temperature, signal });
+        const entropy = tokenEntropies.mul(rowMask).sum().div(rowMask.sum().add(1e-8));
+        const loss = bonus ? out.loss.sub(entropy.mul(actor.entropyCoeff)) : out.loss;
+        await loss.div(miniBatch.length).backwardAsync(undefined, { signal });
+        sums.loss += loss.item();
+        sums.entropy += entropy.item();
         sums.pgLoss += out.pgLoss.item();
         sums.topkPgLoss += out.topkPgLoss.item();
         sums.pgClipfrac += out.pgClipfrac;
@@ -265,6 +274,7 @@ async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 
     loss: mean(sums.loss),
     pgLoss: mean(sums.pgLoss),
     topkPgLoss: mean(sums.topkPgLoss),
+    entropy: mean(sums.entropy),
     pgClipfrac: mean(sums.pgClipfrac),
     ppoKl: mean(sums.ppoKl),
     gradNorm,

@@ -242,6 +242,79 @@ at::Tensor gather_logprobs_nograd(const at::Tensor& logits, const at::Tensor& in
   return logp.reshape(index.sizes());
 }
 
+// ---- token_entropy ----
+
+namespace {
+
+class TokenEntropyFn : public torch::autograd::Function<TokenEntropyFn> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits, double temperature) {
+    const int64_t V = logits.size(-1);
+    at::Tensor logits2d = logits.reshape({-1, V}).contiguous();
+    const int64_t N = logits2d.size(0);
+    const auto acc = acc_type(logits2d.scalar_type());
+    at::Tensor lse = at::empty({N}, logits2d.options().dtype(acc));
+    at::Tensor entropy = at::empty({N}, logits2d.options().dtype(acc));
+    const CancelFlag* cancel = current_cancel_flag();
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, logits2d.scalar_type(), "token_entropy", [&] {
+      using A = acc_t<scalar_t>;
+      const scalar_t* x = logits2d.data_ptr<scalar_t>();
+      A* lse_out = lse.data_ptr<A>();
+      A* h_out = entropy.data_ptr<A>();
+      const A scale = static_cast<A>(1.0 / temperature);
+      at::parallel_for(0, N, 16, [&](int64_t begin, int64_t end) {
+        for (int64_t n = begin; n < end; ++n) {
+          if ((n & 15) == 0) check_cancelled(cancel);
+          const scalar_t* row = x + n * V;
+          lse_out[n] = static_cast<A>(kernels::row_logsumexp(row, V, scale));
+          h_out[n] = kernels::row_entropy(row, V, scale, lse_out[n]);
+        }
+      });
+    });
+    ctx->save_for_backward({logits2d, lse, entropy});
+    ctx->saved_data["temperature"] = temperature;
+    ctx->saved_data["shape"] = logits.sizes().vec();
+    return entropy.reshape(logits.sizes().slice(0, logits.dim() - 1));
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor& logits2d = saved[0];
+    const int64_t N = logits2d.size(0), V = logits2d.size(1);
+    at::Tensor g = grads[0].reshape({N}).to(saved[1].scalar_type()).contiguous();
+    at::Tensor grad = cached_empty(logits2d.sizes(), logits2d.options());
+    const double temperature = ctx->saved_data["temperature"].toDouble();
+    const CancelFlag* cancel = current_cancel_flag();
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, logits2d.scalar_type(), "token_entropy_backward", [&] {
+      using A = acc_t<scalar_t>;
+      const scalar_t* x = logits2d.data_ptr<scalar_t>();
+      const A* lse = saved[1].data_ptr<A>();
+      const A* h = saved[2].data_ptr<A>();
+      const A* gp = g.data_ptr<A>();
+      scalar_t* out = grad.data_ptr<scalar_t>();
+      const A scale = static_cast<A>(1.0 / temperature);
+      at::parallel_for(0, N, 16, [&](int64_t begin, int64_t end) {
+        for (int64_t n = begin; n < end; ++n) {
+          if ((n & 15) == 0) check_cancelled(cancel);
+          kernels::row_entropy_backward(x + n * V, V, scale, lse[n], h[n], gp[n], out + n * V);
+        }
+      });
+    });
+    return {grad.reshape(ctx->saved_data["shape"].toIntVector()), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor token_entropy(const at::Tensor& logits, double temperature) {
+  check_logits(logits, "logits");
+  if (!(temperature > 0)) invalid_argument("temperature must be > 0");
+  if (logits.device().is_cpu()) return TokenEntropyFn::apply(logits, temperature);
+  // Elsewhere the composition: −Σ p·log p with 0·log 0 = 0 (special_entr).
+  at::Tensor scaled = temperature == 1.0 ? logits : logits / temperature;
+  return at::special_entr(at::softmax(scaled.to(acc_type(logits.scalar_type())), -1)).sum(-1);
+}
+
 // The per-row tail of candidate_set, shared by the CPU and CUDA paths: force the sampled token into slot 0, take
 // log-probs, and build the mask. `ids`/`values` are the row's top-K (descending scaled logits).
 template <typename A>

@@ -25,6 +25,11 @@ at::Tensor gather_logprobs(const at::Tensor& logits, const at::Tensor& index, do
 at::Tensor gather_logprobs_nograd(const at::Tensor& logits, const at::Tensor& index, double temperature = 1.0,
                                   std::optional<at::ScalarType> out_type = std::nullopt);
 
+// logits [..., V] → [...] entropy of softmax(logits / temperature), differentiable w.r.t. logits (float32, or
+// float64 for float64 logits). CPU: one logsumexp pass and one entropy pass per row forward, one pass backward;
+// other devices compose ATen ops.
+at::Tensor token_entropy(const at::Tensor& logits, double temperature = 1.0);
+
 struct CandidateOptions {
   int64_t k = 5;                  // slots per position (slot 0 is the sampled token)
   double min_p = 0.1;             // P_min

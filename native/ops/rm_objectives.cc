@@ -6,7 +6,8 @@
 //   dpo_rm             Bradley-Terry on chosen/rejected rows (bt_sum = DPO-RM, bt_mean)
 //   dpo_online         online DPO pairs: the first k positives against the first k negatives of each group
 // Conventions follow ../shared/reference/implemented-math.md §1-2; gradients reach the logits through the fused
-// gather_logprobs backward.
+// gather_logprobs backward. Also here: prefix_values (no loss), and token_logprobs / token_entropy, the fused
+// primitives on their own.
 #include <ATen/ATen.h>
 
 #include <cmath>
@@ -58,6 +59,14 @@ ObjectiveOutputs token_logprobs(const ObjectiveInputs& in) {
   ObjectiveOutputs out;
   out["logprobs"] = gather_logprobs(in.tensor("logits"), in.tensor("index"), in.number("temperature", 1.0),
                                     in.boolean("inplaceBackward", false));
+  return out;
+}
+
+// Entropy of softmax(logits / temperature) per position, differentiable (PPO's entropy bonus).
+ObjectiveOutputs token_entropy_objective(const ObjectiveInputs& in) {
+  in.expect_only({"logits", "temperature"});
+  ObjectiveOutputs out;
+  out["entropy"] = token_entropy(in.tensor("logits"), in.number("temperature", 1.0));
   return out;
 }
 
@@ -323,7 +332,7 @@ ObjectiveOutputs dpo_online(const ObjectiveInputs& in) {
 }
 
 const ObjectiveRegistration registrations[] = {
-    {"prefix_values", prefix_values},       {"token_logprobs", token_logprobs},
+    {"prefix_values", prefix_values},       {"token_logprobs", token_logprobs}, {"token_entropy", token_entropy_objective},
     {"ipvrm_offline", ipvrm_offline},       {"ipvrm_online", ipvrm_online}, {"implicit_prm_ce", implicit_prm_ce},
     {"implicit_prm_online", implicit_prm_online}, {"dpo_rm", dpo_rm},     {"dpo_online", dpo_online},
 };

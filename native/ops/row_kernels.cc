@@ -108,6 +108,46 @@ void row_logprob_backward(const T* x, int64_t V, acc_t<T> scale, acc_t<T> lse, c
   }
 }
 
+// p·d with d = lse − z ≥ 0 and p = e^−d; zero once p underflows (also for d = +inf, where p·d would be NaN).
+template <typename A>
+PREFIX_RL_INLINE A entropy_term(A d, A times) {
+  return d < A(87) ? fast_exp(-d) * times : A(0);
+}
+
+template <typename T>
+acc_t<T> row_entropy(const T* x, int64_t V, acc_t<T> scale, acc_t<T> lse) {
+  using A = acc_t<T>;
+  A lanes[kLanes] = {};
+  int64_t v = 0;
+  for (; v + kLanes <= V; v += kLanes) {
+    for (int l = 0; l < kLanes; ++l) {
+      const A d = lse - to_acc(x[v + l]) * scale;
+      lanes[l] += entropy_term(d, d);
+    }
+  }
+  A total = 0;
+  for (; v < V; ++v) {
+    const A d = lse - to_acc(x[v]) * scale;
+    total += entropy_term(d, d);
+  }
+  for (int l = 0; l < kLanes; ++l) total += lanes[l];
+  return total;
+}
+
+template <typename T>
+void row_entropy_backward(const T* x, int64_t V, acc_t<T> scale, acc_t<T> lse, acc_t<T> entropy, acc_t<T> g, T* grad) {
+  using A = acc_t<T>;
+  if (g == 0) {  // masked rows: exactly zero, without touching x
+    std::fill(grad, grad + V, T(0));
+    return;
+  }
+  const A coef = g * scale;
+  for (int64_t v = 0; v < V; ++v) {
+    const A d = lse - to_acc(x[v]) * scale;
+    grad[v] = static_cast<T>(coef * entropy_term(d, d - entropy));
+  }
+}
+
 // float rows, the hot path: explicit AVX-512 / AVX2 kernels (simd_kernels.cc), chosen once at load time.
 template <>
 double row_logsumexp<float>(const float* x, int64_t V, float scale) {
@@ -141,5 +181,14 @@ void row_logprob_backward<float>(const float* x, int64_t V, float scale, float l
 PREFIX_RL_INSTANTIATE(double)
 PREFIX_RL_INSTANTIATE(c10::BFloat16)
 PREFIX_RL_INSTANTIATE(c10::Half)
+
+// The entropy kernels have no hand-vectorised float version (the lane loops vectorise as written).
+#define PREFIX_RL_INSTANTIATE_ENTROPY(T)                                                                           \
+  template acc_t<T> row_entropy<T>(const T*, int64_t, acc_t<T>, acc_t<T>);                                         \
+  template void row_entropy_backward<T>(const T*, int64_t, acc_t<T>, acc_t<T>, acc_t<T>, acc_t<T>, T*);
+PREFIX_RL_INSTANTIATE_ENTROPY(float)
+PREFIX_RL_INSTANTIATE_ENTROPY(double)
+PREFIX_RL_INSTANTIATE_ENTROPY(c10::BFloat16)
+PREFIX_RL_INSTANTIATE_ENTROPY(c10::Half)
 
 }  // namespace prefix_rl::kernels

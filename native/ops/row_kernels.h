@@ -53,4 +53,13 @@ template <typename T>
 void row_logprob_backward(const T* x, int64_t V, acc_t<T> scale, acc_t<T> lse, const int64_t* ids, const acc_t<T>* g,
                           int64_t k, T* grad);
 
+// Entropy of softmax(scale · x) given the row's lse: H = Σ_v p_v·(lse − scale·x_v), a sum of non-negative terms (no
+// cancellation, unlike lse − Σ p·z). Terms with p_v < e^−87 count as zero, so −inf logits are fine.
+template <typename T>
+acc_t<T> row_entropy(const T* x, int64_t V, acc_t<T> scale, acc_t<T> lse);
+
+// grad_v = g · ∂H/∂x_v = g · scale · p_v·(lse − scale·x_v − H), written in T (exact zeros when g = 0).
+template <typename T>
+void row_entropy_backward(const T* x, int64_t V, acc_t<T> scale, acc_t<T> lse, acc_t<T> entropy, acc_t<T> g, T* grad);
+
 }  // namespace prefix_rl::kernels

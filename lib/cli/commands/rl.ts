@@ -78,7 +78,7 @@ const trainCommand: CommandModule<object, RlTrainArgs> = {
           const test = s.testAccuracy === undefined ? '' : ` held-out ${s.testAccuracy.toFixed(3)}`;
           process.stderr.write(
             `step ${s.step + 1}: acc ${s.accuracy.toFixed(3)} mixed ${s.mixedFraction.toFixed(2)} loss ${s.loss.toFixed(4)} ` +
-              `pg ${s.pgLoss.toFixed(4)} dist ${s.topkPgLoss.toFixed(4)} kl ${s.ppoKl.toExponential(1)}${rm} len ${s.meanResponseLength.toFixed(0)}${test} ${s.seconds.toFixed(0)} s\n`,
+              `pg ${s.pgLoss.toFixed(4)} dist ${s.topkPgLoss.toFixed(4)} entropy ${s.entropy.toFixed(3)} kl ${s.ppoKl.toExponential(1)}${rm} len ${s.meanResponseLength.toFixed(0)}${test} ${s.seconds.toFixed(0)} s\n`,
           );
         },
       });
