@@ -13,6 +13,9 @@ test('defaults follow the released code, per algorithm', () => {
   const prime = resolveRlConfig({ algorithm: 'prime' });
   expect(prime.actor.clipRatioHigh).toBe(0.2);
   expect(prime.actor.entropyCoeff).toBe(0.001); // prime_trainer.yaml
+  expect(prime.advantage.rewardGtCoef).toBe(5);
+  expect(prime.rewardModel.lr).toBe(1e-6);
+  expect(distrl.rewardModel.lr).toBe(2e-6);
   expect(distrl.actor.entropyCoeff).toBe(0); // computed, then overwritten, in the released code
   expect(prime.rewardModel).toMatchObject({ beta: 0.05, reference: 'frozen' });
   expect(resolveRlConfig({ algorithm: 'prime', actor: { clipRatioHigh: 0.3 } }).actor.clipRatioHigh).toBe(0.3);
@@ -35,6 +38,9 @@ test('bad configs name every bad key', async () => {
   expect(() => resolveRlConfig({ algorithm: 'grpo', actor: { lr: -1, lrr: 1 } })).toThrow(/actor\.lr.*|.*lrr/);
   expect(() => resolveRlConfig({ algorithm: 'grpo', rollout: { samples: 1 } })).toThrow(/rollout\.samples/);
   expect(() => resolveRlConfig({ algorithm: 'grpo', actor: { candidateMinP: 1 } })).toThrow(/candidateMinP/);
+  // The implicit reward is defined at temperature 1; GRPO alone samples at any temperature.
+  expect(() => resolveRlConfig({ algorithm: 'distrl', rollout: { temperature: 0.8 } })).toThrow(/rollout\.temperature must be 1 for distrl/);
+  expect(resolveRlConfig({ algorithm: 'grpo', rollout: { temperature: 0.8 } }).rollout.temperature).toBe(0.8);
   const tmp = await mkdtemp(join(tmpdir(), 'prefix-rl-config-'));
   try {
     await expect(loadRlConfig(join(tmp, 'missing.yaml'))).rejects.toThrow(/cannot read RL config/);

@@ -43,6 +43,7 @@ function config(algorithm: (typeof RL_ALGORITHMS)[number], extra: Partial<RlConf
     rollout: { promptsPerStep: 4, samples: 8, oversample: 1, maxNewTokens: 4 },
     actor: { lr: 1e-2, microBatch: 16 },
     ...extra,
+    rewardModel: { lr: 1e-4, ...extra.rewardModel }, // the released 2e-6 would not move the tiny RM in 8 steps
   });
 }
 
@@ -137,6 +138,21 @@ test('micro-batches accumulate to the whole batch: the same update at 8 and 32 s
   expect(maxAbsDiff(after[0], after[1])).toBeLessThan(1e-5);
 });
 
+test('a frozen reference for the IPVRM: the reward model trains against it and the TD is read against it', async () => {
+  const policy = await loadModel(FIXTURE);
+  const rewardModel = await loadModel(FIXTURE);
+  const reference = await loadModel(FIXTURE);
+  try {
+    const refBefore = await snapshot(reference);
+    const cfg = config('distrl', { steps: 2, rewardModel: { reference: 'frozen' } });
+    const history = await trainRl({ policy, rewardModel, reference }, tokenizer, records, cfg, { reward: evenFirstToken });
+    expect(history.every((s) => Number.isFinite(s.rmLoss) && Number.isFinite(s.loss))).toBe(true);
+    expect(await snapshot(reference)).toEqual(refBefore);
+  } finally {
+    for (const model of [policy, rewardModel, reference]) model.dispose();
+  }
+});
+
 test('later mini-batches are off-policy; the paper conventions run; update none leaves the reward model as it was', async () => {
   const policy = await loadModel(FIXTURE);
   const rewardModel = await loadModel(FIXTURE);
@@ -199,6 +215,13 @@ test('bad setups are refused with the reason', async () => {
     await expect(trainRl({ policy }, tokenizer, [], config('grpo'))).rejects.toThrow(/at least one prompt/);
     const nan = trainRl({ policy }, tokenizer, records, config('grpo', { steps: 1 }), { reward: () => Number.NaN });
     await expect(nan).rejects.toThrow(/not a finite number/);
+    const rm = await loadModel(FIXTURE);
+    try {
+      const signed = trainRl({ policy, rewardModel: rm }, tokenizer, records, config('distrl', { steps: 1 }), { reward: () => -1 });
+      await expect(signed).rejects.toThrow(/rewards must be in \[0, 1\]/);
+    } finally {
+      rm.dispose();
+    }
     // A failed run leaves the policy usable for inference.
     expect([...policy.parameters().values()].every((p) => !p.requiresGrad)).toBe(true);
     expect(await evenMass(policy)).toBeGreaterThan(0);

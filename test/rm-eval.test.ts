@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { main } from '../lib/cli/main.js';
 import { writeJsonl } from '../lib/data/index.js';
 import { evaluateProcessBench, stepAuc } from '../lib/eval/index.js';
-import { initModel, loadModel, type CausalLM } from '../lib/model/index.js';
+import { initModel, loadModel, sequenceLogprobs, type CausalLM } from '../lib/model/index.js';
 import type { Rollout } from '../lib/rl/rollouts.js';
-import { evaluateBestOfN, evaluateStepVerification, sequenceLogprobs, stepSequences } from '../lib/rm/eval.js';
+import { evaluateBestOfN, evaluateStepVerification, stepSequences } from '../lib/rm/eval.js';
 import { makeProcessBenchSets, makeRlRecords } from '../lib/task/index.js';
 import { Tensor, tidy } from '../lib/tensor/index.js';
 import { loadTokenizer, type Tokenizer } from '../lib/tokenizer/index.js';
@@ -54,10 +54,11 @@ describe('stepSequences', () => {
     }
   });
 
-  test('other rows join steps with blank lines, as ProcessBench does', () => {
+  test('other rows are laid out as the ProcessBench scripts do: "Step i: " prefixes, blank lines; a step owns its separator', () => {
     const [s] = stepSequences(tokenizer, [{ id: 'x', problem: 'What is 1+1?', steps: ['One plus one.', 'It is 2.'], label: -1 }]);
-    expect(tokenizer.decode(s.tokens.slice(s.promptLength), { skipSpecialTokens: true })).toBe('One plus one.\n\nIt is 2.');
-    expect(tokenizer.decode(s.tokens.slice(s.promptLength, s.stepEnds[0] + 1))).toMatch(/^One plus one\.\n*$/);
+    expect(tokenizer.decode(s.tokens.slice(s.promptLength), { skipSpecialTokens: true })).toBe('Step 1: One plus one.\n\nStep 2: It is 2.');
+    expect(tokenizer.decode(s.tokens.slice(s.promptLength, s.stepEnds[0] + 1))).toBe('Step 1: One plus one.\n\n');
+    expect(s.stepEnds[1]).toBe(s.tokens.length - 1); // the last step owns EOS
   });
 });
 

@@ -75,7 +75,8 @@ const RewardModelSection = z.strictObject({
   margin: z.number().min(0).default(5),
   useAdb: z.boolean().default(true),
   useDlw: z.boolean().default(true),
-  lr: z.number().positive().default(1e-4),
+  /** Default: IPVRM 2e-6 (distrl_config.yaml), Implicit PRM 1e-6 (prime_trainer.yaml). */
+  lr: z.number().positive().optional(),
   maxGradNorm: z.number().positive().default(10),
   miniBatches: positiveInt.default(1),
   /** before: rewards come from the RM updated on this batch (both references); after: the original PRIME. */
@@ -97,7 +98,8 @@ const EvalSection = z.strictObject({
 });
 
 const AdvantageSection = z.strictObject({
-  rewardGtCoef: z.number().default(1),
+  /** Weight of the outcome reward: 1 (distrl_config.yaml); PRIME 5 (prime_trainer.yaml). */
+  rewardGtCoef: z.number().optional(),
   /** Weight of the whitened GAE over the IPVRM TD (reference 0.05; the paper's eq. 13 has none). */
   rewardGaeCoef: z.number().optional(),
   /** PRIME's weight of the implicit token rewards in RLOO. */
@@ -125,8 +127,8 @@ type Parsed = z.output<typeof RlConfigSchema>;
 /** A config with every default filled in, including those that depend on the algorithm. */
 export interface RlConfig extends Parsed {
   actor: Parsed['actor'] & { clipRatioHigh: number; entropyCoeff: number };
-  rewardModel: Parsed['rewardModel'] & { beta: number; reference: 'old' | 'frozen' };
-  advantage: Parsed['advantage'] & { rewardGaeCoef: number };
+  rewardModel: Parsed['rewardModel'] & { beta: number; lr: number; reference: 'old' | 'frozen' };
+  advantage: Parsed['advantage'] & { rewardGtCoef: number; rewardGaeCoef: number };
 }
 
 /** What each algorithm trains and how it turns rewards into advantages. */
@@ -146,6 +148,11 @@ export function resolveRlConfig(input: unknown): RlConfig {
   }
   const config = result.data;
   const prime = config.algorithm === 'prime';
+  if (ALGORITHMS[config.algorithm].rewardModel !== 'none' && config.rollout.temperature !== 1) {
+    // π_old's log-probs (the reference of the implicit reward and the PPO ratio) would be at T while the reward model
+    // is trained and read at 1; the released code samples at 1.0.
+    throw new Error(`invalid RL config: rollout.temperature must be 1 for ${config.algorithm} (its implicit reward is defined at temperature 1)`);
+  }
   return {
     ...config,
     actor: {
@@ -156,10 +163,12 @@ export function resolveRlConfig(input: unknown): RlConfig {
     rewardModel: {
       ...config.rewardModel,
       beta: config.rewardModel.beta ?? (prime ? 0.05 : 10),
+      lr: config.rewardModel.lr ?? (prime ? 1e-6 : 2e-6),
       reference: config.rewardModel.reference ?? (prime ? 'frozen' : 'old'),
     },
     advantage: {
       ...config.advantage,
+      rewardGtCoef: config.advantage.rewardGtCoef ?? (prime ? 5 : 1),
       rewardGaeCoef: config.advantage.rewardGaeCoef ?? (config.conventions === 'paper' ? 1 : 0.05),
     },
   };

@@ -164,6 +164,7 @@ export interface ProcessBenchOptions {
 export function evaluateProcessBench(items: ProcessBenchItem[], options: ProcessBenchOptions = {}) {
   const { coef = 0.001, numThresholds = 1000 } = options;
   if (items.length === 0) throw new Error('ProcessBench evaluation needs at least one item');
+  if (!Number.isInteger(numThresholds) || numThresholds < 2) throw new Error(`numThresholds must be an integer ≥ 2, got ${numThresholds}`);
   const labels = items.map((item) => item.label);
   const rewards = items.map((item) => stepRewards(item, coef));
   const modes = {} as Record<StepScoreMode, ModeReport>;

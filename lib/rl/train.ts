@@ -31,7 +31,10 @@ export interface RlModels {
 }
 
 export interface RlRunOptions extends AsyncOptions {
-  /** Replaces the verifier's score of each rollout (e.g. a custom reward); 0/1 or any finite number. */
+  /**
+   * Replaces the verifier's score of each rollout (e.g. a custom reward): a finite number, in [0, 1] for the
+   * algorithms with a reward model (its labels, ADB's μ and the mixed-group filter read it as a probability).
+   */
   reward?: (rollout: Rollout) => number;
   /** Held-out prompts: avg@k after the steps config.eval names (RlStep.testAccuracy). */
   evalRecords?: readonly RlRecord[];
@@ -47,7 +50,7 @@ export interface RlStep {
   /** Sequences trained on (kept prompt groups × n). */
   sequences: number;
   meanResponseLength: number;
-  /** Reward-model loss (mean over its micro-batches); absent for grpo. */
+  /** Reward-model loss (mean over its micro-batches); absent when the reward model is not updated (grpo, update none). */
   rmLoss?: number;
   /** Policy loss terms, means over micro-batches: total, Tok-PPO, Dist-PPO. */
   loss: number;
@@ -58,6 +61,7 @@ export interface RlStep {
   pgClipfrac: number;
   /** Mean log π_old − log π_θ over response tokens (0 on the first mini-batch: it is on-policy). */
   ppoKl: number;
+  /** The policy's gradient norm before clipping, of the step's last mini-batch. */
   gradNorm: number;
   /** avg@k on the evaluation prompts after this step (only on evaluation steps). */
   testAccuracy?: number;
@@ -135,7 +139,10 @@ async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 
     seed: deriveSeed(config.seed, `rollouts-${step}`),
     signal,
   });
-  if (options.reward) rollouts = rollouts.map((rollout) => ({ ...rollout, score: checkedReward(options.reward!(rollout)) }));
+  if (options.reward) {
+    const unit = algorithm.rewardModel !== 'none';
+    rollouts = rollouts.map((rollout) => ({ ...rollout, score: checkedReward(options.reward!(rollout), unit) }));
+  }
   const sampledGroups = groupByPrompt(rollouts);
   const groups = keepGroups(sampledGroups, r.promptsPerStep, r.maxNewTokens);
   const batch = new RolloutBatch(groups.flat(), r.samples, actor.microBatch);
@@ -167,14 +174,12 @@ async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 
     advantages = grpo({ rewards: acc, mask, n: r.samples });
     scaledCandidateTd = Tensor.zeros(candidates.oldTopkLogprobs.shape);
   } else {
-    const refLogprobs =
-      config.rewardModel.reference === 'old'
-        ? candidates.oldLogProb
-        : await batch.concatMicro(async (rows) => ({ logprobs: await batch.sampledLogprobs(models.reference!, rows, signal) })).then((o) => o.logprobs);
+    const frozen = config.rewardModel.reference === 'frozen';
+    const refLogprobs = frozen ? await batch.sampledLogprobs(models.reference!, signal) : candidates.oldLogProb;
     const update = context.rm ? () => updateRewardModel(context, batch, refLogprobs, acc).then((loss) => (rmLoss = loss)) : async () => {};
     if (config.rewardModel.update === 'before') await update();
-    if (config.algorithm === 'prime') {
-      const rmLogprobs = (await batch.concatMicro(async (rows) => ({ logprobs: await batch.sampledLogprobs(models.rewardModel!, rows, signal) }))).logprobs;
+    if (algorithm.rewardModel === 'implicit-prm') {
+      const rmLogprobs = await batch.sampledLogprobs(models.rewardModel!, signal);
       const q = rmLogprobs.sub(refLogprobs).toNested() as Matrix;
       const { rewardDpoCoef, rewardGtCoef } = config.advantage;
       advantages = prime({ q, mask, acc, n: r.samples, beta: config.rewardModel.beta, rewardDpoCoef, rewardGtCoef }).advantages;
@@ -182,11 +187,16 @@ async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 
     } else {
       const td = await batch.concatMicro(async (rows) => {
         const rmLogits = await batch.responseLogits(models.rewardModel!, rows, { noGrad: true, signal });
+        const candidateIndices = batch.take(candidates.candidateIndices, rows);
+        // TD = β·log π_φ/π_ref at the candidates, against the reference the reward model trains against.
+        const refTopkLogprobs = frozen
+          ? await tokenLogprobs(await batch.responseLogits(models.reference!, rows, { noGrad: true, signal }), candidateIndices, { signal })
+          : batch.take(candidates.oldTopkLogprobs, rows);
         const { candidateTd } = await distrlTd(
           {
             rmLogits,
-            candidateIndices: batch.take(candidates.candidateIndices, rows),
-            oldTopkLogprobs: batch.take(candidates.oldTopkLogprobs, rows),
+            candidateIndices,
+            oldTopkLogprobs: refTopkLogprobs,
             mask: batch.take(batch.mask, rows),
             beta: config.rewardModel.beta,
             temperature: r.temperature,
@@ -302,7 +312,7 @@ async function updateRewardModel(context: StepContext, batch: RolloutBatch, refL
           beta: rmConfig.beta,
         };
         const { loss } =
-          config.algorithm === 'prime'
+          ALGORITHMS[config.algorithm].rewardModel === 'implicit-prm'
             ? await implicitPrmCe({ ...inputs, labels: batch.take(accTensor, rows) }, { signal })
             : await ipvrmOnline(
                 { ...inputs, acc: batch.take(accTensor, rows), groupSize: config.rollout.samples, margin: rmConfig.margin, useAdb: rmConfig.useAdb, useDlw: rmConfig.useDlw },
@@ -348,8 +358,9 @@ export function keepGroups(groups: readonly Rollout[][], count: number, maxNewTo
   return [...groups.filter(passes), ...groups.filter((g) => !passes(g))].slice(0, count);
 }
 
-function checkedReward(score: number): number {
+function checkedReward(score: number, unit: boolean): number {
   if (!Number.isFinite(score)) throw new Error(`the reward function returned ${score}, not a finite number`);
+  if (unit && !(score >= 0 && score <= 1)) throw new Error(`the reward function returned ${score}: with a reward model, rewards must be in [0, 1]`);
   return score;
 }
 
@@ -361,7 +372,7 @@ class PromptStream {
     this.rng = new Rng(deriveSeed(seed, 'rl-prompts'));
   }
   next(count: number): RlRecord[] {
-    while (this.order.length < count) this.order.push(...this.rng.permutation(this.records.length));
+    while (this.order.length < count) this.order = this.order.concat(this.rng.permutation(this.records.length));
     return this.order.splice(0, count).map((i) => this.records[i]);
   }
 }
@@ -384,8 +395,8 @@ class RolloutBatch {
     microBatch: number,
   ) {
     if (rows.some((x) => x.response_ids.length === 0)) throw new Error('a rollout has no response tokens');
-    const P = (this.promptLength = Math.max(...rows.map((x) => x.prompt_ids.length)));
-    const R = (this.responseLength = Math.max(...rows.map((x) => x.response_ids.length)));
+    const P = (this.promptLength = rows.reduce((m, x) => Math.max(m, x.prompt_ids.length), 0));
+    const R = (this.responseLength = rows.reduce((m, x) => Math.max(m, x.response_ids.length), 0));
     const B = rows.length;
     const ids = new BigInt64Array(B * (P + R));
     const attention = new BigInt64Array(B * (P + R));
@@ -437,11 +448,14 @@ class RolloutBatch {
     return logits.slice(1, this.promptLength - 1, this.promptLength - 1 + this.responseLength);
   }
 
-  /** log π(sampled token) of a model, no graph, [rows, R]. */
-  async sampledLogprobs(model: CausalLM, rows: [number, number], signal?: AbortSignal): Promise<Tensor> {
-    const logits = await this.responseLogits(model, rows, { noGrad: true, signal });
-    const index = this.take(this.tokens, rows).unsqueeze(-1);
-    return (await tokenLogprobs(logits, index, { signal })).squeeze(-1).mul(this.take(this.mask, rows));
+  /** log π(sampled token) of a model on every row, no graph, [B, R] (0 at padding). */
+  async sampledLogprobs(model: CausalLM, signal?: AbortSignal): Promise<Tensor> {
+    const { logprobs } = await this.concatMicro(async (rows) => {
+      const logits = await this.responseLogits(model, rows, { noGrad: true, signal });
+      const index = this.take(this.tokens, rows).unsqueeze(-1);
+      return { logprobs: (await tokenLogprobs(logits, index, { signal })).squeeze(-1).mul(this.take(this.mask, rows)) };
+    });
+    return logprobs;
   }
 
   /** Runs `fn` on each micro-batch and concatenates each tensor it returns along the batch (other values are dropped). */

@@ -8,7 +8,7 @@
 import type { ProcessBenchRecord } from '../data/schemas.js';
 import { evaluateProcessBench, STEP_SCORE_MODES, type StepScoreMode } from '../eval/processbench.js';
 import { avgAtK, selectBest } from '../eval/bon.js';
-import { padBatch } from '../model/batch.js';
+import { sequenceLogprobs } from '../model/batch.js';
 import type { CausalLM } from '../model/causal-lm.js';
 import { groupByPrompt, type Rollout } from '../rl/rollouts.js';
 import { layoutSteps, TRACE_FORMATS, type TraceFormat } from '../task/render.js';
@@ -25,8 +25,9 @@ export interface StepSequence {
 
 /**
  * Tokenises ProcessBench rows as the policy saw its prompts (chat template with the generation prompt) and finds
- * each step's last token. Rows made by `data make-task` are laid out in their trace format; other rows join their
- * steps with blank lines, as ProcessBench's reference scripts do. A step ends where the tokens of the response up to
+ * each step's last token. Rows made by `data make-task` are laid out in their trace format; other rows as
+ * ProcessBench's reference scripts do ("Step i: " prefixes, blank lines between steps). Either way a step owns the
+ * separator after it. A step ends where the tokens of the response up to
  * that step end, so step boundaries need a tokenizer whose prefixes tokenise as prefixes (true of any tokenizer at
  * newline boundaries); the last step also owns the EOS token.
  */
@@ -49,24 +50,14 @@ export function stepSequences(tokenizer: Tokenizer, records: readonly (ProcessBe
   });
 }
 
+/**
+ * ProcessBench's reference layout (implemented-math.md §4a): "Step i: " + step, joined by blank lines; a step owns
+ * the blank line after it (its last token is the separator, as in the reference's "\n\n"-terminated prefixes).
+ */
 function joinSteps(steps: readonly string[]): { response: string; stepEnds: number[] } {
   let response = '';
-  const stepEnds = steps.map((step, k) => (response += (k > 0 ? '\n\n' : '') + step).length);
+  const stepEnds = steps.map((step, k) => (response += `Step ${k + 1}: ${step}` + (k < steps.length - 1 ? '\n\n' : '')).length);
   return { response, stepEnds };
-}
-
-/** Per-position log-probs [T-1] of each sequence under `model` (entry j scores token j + 1). */
-export async function sequenceLogprobs(model: CausalLM, sequences: readonly number[][], batchSize = 32, options: AsyncOptions = {}): Promise<number[][]> {
-  const out: number[][] = [];
-  for (let start = 0; start < sequences.length; start += batchSize) {
-    const batch = sequences.slice(start, start + batchSize);
-    const rows = await tidy(async () => {
-      const { inputIds, attentionMask } = padBatch(batch);
-      return (await model.tokenLogprobs(inputIds, attentionMask, { noGrad: true, signal: options.signal })).toNested() as number[][];
-    });
-    batch.forEach((tokens, i) => out.push(rows[i].slice(0, tokens.length - 1)));
-  }
-  return out;
 }
 
 export interface ModeSummary {

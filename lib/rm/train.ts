@@ -3,7 +3,7 @@
 // each prompt with mixed outcomes gives one (correct, incorrect) pair drawn at random; the pointwise methods train on
 // the pairs' members with their outcome labels, DPO-RM on the pairs.
 import type { CausalLM } from '../model/causal-lm.js';
-import { padBatch } from '../model/batch.js';
+import { padBatch, sequenceLogprobs } from '../model/batch.js';
 import { clipGradNorm, cosineSchedule } from '../model/optim.js';
 import { dpoRm, implicitPrmCe, ipvrmOffline } from '../ops/objectives.js';
 import { groupByPrompt, type Rollout } from '../rl/rollouts.js';
@@ -66,14 +66,8 @@ export interface RmStep {
 
 /** Fills each sequence's refLogprobs with the frozen reference's log-probs (batches of `batchSize`). */
 export async function referenceLogprobs(reference: CausalLM, sequences: RmSequence[], batchSize = 32, options: AsyncOptions = {}): Promise<void> {
-  for (let start = 0; start < sequences.length; start += batchSize) {
-    const batch = sequences.slice(start, start + batchSize);
-    const rows = await tidy(async () => {
-      const { inputIds, attentionMask } = padBatch(batch.map((s) => s.tokens));
-      return (await reference.tokenLogprobs(inputIds, attentionMask, options)).toNested() as number[][];
-    });
-    batch.forEach((s, i) => (s.refLogprobs = rows[i].slice(0, s.tokens.length - 1)));
-  }
+  const logprobs = await sequenceLogprobs(reference, sequences.map((s) => s.tokens), batchSize, options);
+  sequences.forEach((s, i) => (s.refLogprobs = logprobs[i]));
 }
 
 /**

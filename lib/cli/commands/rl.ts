@@ -51,6 +51,7 @@ const trainCommand: CommandModule<object, RlTrainArgs> = {
     const config = await loadRlConfig(args.config, { ...overrides, steps: args.steps, seed: args.seed });
     const records = await loadDataset('rl', args.data);
     const evalRecords = args['eval-data'] ? await loadDataset('rl', args['eval-data']) : undefined;
+    if (evalRecords?.length === 0) throw new Error(`--eval-data ${args['eval-data']} holds no prompts`);
     const tokenizer = await loadTokenizer(args.model);
     const needsRm = ALGORITHMS[config.algorithm].rewardModel !== 'none';
     const loaded: CausalLM[] = [];

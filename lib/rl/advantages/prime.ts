@@ -31,7 +31,7 @@ export interface PrimeAdvantages {
 
 /** x / (max_{b,t} |reverse_cumsum_t(x)| + 1e-6): one global scale for the batch. */
 export function primeBatchNorm(x: Matrix): Matrix {
-  const peak = Math.max(...reverseCumsum(x).flatMap((row) => row.map(Math.abs)));
+  const peak = reverseCumsum(x).reduce((m, row) => row.reduce((r, v) => Math.max(r, Math.abs(v)), m), 0); // no spread: B·T values
   return x.map((row) => row.map((v) => v / (peak + 1e-6)));
 }
 
