@@ -82,6 +82,19 @@ static bool fused_available(const at::Tensor& logits, int64_t K) {
   return logits.device().is_cpu();
 }
 
+// Runs row(n) for every n in [0, N) on the intra-op threads, checking for cancellation every 16 rows: parallel_for
+// hands each thread one large chunk, so a check per chunk would come too late.
+template <typename RowFn>
+static void parallel_rows(int64_t N, int64_t grain, const RowFn& row) {
+  const CancelFlag* cancel = current_cancel_flag();  // thread-local: read on the calling thread
+  at::parallel_for(0, N, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t n = begin; n < end; ++n) {
+      if ((n & 15) == 0) check_cancelled(cancel);
+      row(n);
+    }
+  });
+}
+
 // Forward of gather_logprobs on CPU: returns (logp [N, K] in out_type, lse [N] in the accumulation type). Each
 // log-prob is formed in double from the double logsumexp, so it is rounded once, to out_type.
 static std::pair<at::Tensor, at::Tensor> gather_forward_cpu(const at::Tensor& logits2d, const at::Tensor& index2d, double temperature,
@@ -90,7 +103,6 @@ static std::pair<at::Tensor, at::Tensor> gather_forward_cpu(const at::Tensor& lo
   const auto acc = acc_type(logits2d.scalar_type());
   at::Tensor logp = at::empty({N, K}, logits2d.options().dtype(at::kDouble));
   at::Tensor lse = at::empty({N}, logits2d.options().dtype(acc));
-  const CancelFlag* cancel = current_cancel_flag();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, logits2d.scalar_type(), "gather_logprobs", [&] {
     using A = acc_t<scalar_t>;
     const scalar_t* x = logits2d.data_ptr<scalar_t>();
@@ -98,14 +110,11 @@ static std::pair<at::Tensor, at::Tensor> gather_forward_cpu(const at::Tensor& lo
     double* out = logp.data_ptr<double>();
     A* lse_out = lse.data_ptr<A>();
     const A scale = static_cast<A>(1.0 / temperature);
-    at::parallel_for(0, N, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t n = begin; n < end; ++n) {
-        if ((n & 15) == 0) check_cancelled(cancel);  // parallel_for hands each thread one large chunk
-        const scalar_t* row = x + n * V;
-        const double row_lse = kernels::row_logsumexp(row, V, scale);
-        lse_out[n] = static_cast<A>(row_lse);
-        for (int64_t k = 0; k < K; ++k) out[n * K + k] = static_cast<double>(static_cast<A>(row[ids[n * K + k]]) * scale) - row_lse;
-      }
+    parallel_rows(N, 16, [&](int64_t n) {
+      const scalar_t* row = x + n * V;
+      const double row_lse = kernels::row_logsumexp(row, V, scale);
+      lse_out[n] = static_cast<A>(row_lse);
+      for (int64_t k = 0; k < K; ++k) out[n * K + k] = static_cast<double>(static_cast<A>(row[ids[n * K + k]]) * scale) - row_lse;
     });
   });
   return {logp.to(out_type), lse};
@@ -115,7 +124,6 @@ static std::pair<at::Tensor, at::Tensor> gather_forward_cpu(const at::Tensor& lo
 static void gather_backward_cpu(const at::Tensor& logits2d, const at::Tensor& index2d, const at::Tensor& lse,
                                 const at::Tensor& grad2d, double temperature, at::Tensor& grad_logits) {
   const int64_t N = logits2d.size(0), V = logits2d.size(1), K = index2d.size(1);
-  const CancelFlag* cancel = current_cancel_flag();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, logits2d.scalar_type(), "gather_logprobs_backward", [&] {
     using A = acc_t<scalar_t>;
     const scalar_t* x = logits2d.data_ptr<scalar_t>();
@@ -124,11 +132,8 @@ static void gather_backward_cpu(const at::Tensor& logits2d, const at::Tensor& in
     const A* row_lse = lse.data_ptr<A>();
     scalar_t* out = grad_logits.data_ptr<scalar_t>();
     const A scale = static_cast<A>(1.0 / temperature);
-    at::parallel_for(0, N, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t n = begin; n < end; ++n) {
-        if ((n & 15) == 0) check_cancelled(cancel);
-        kernels::row_logprob_backward(x + n * V, V, scale, row_lse[n], ids + n * K, g + n * K, K, out + n * V);
-      }
+    parallel_rows(N, 16, [&](int64_t n) {
+      kernels::row_logprob_backward(x + n * V, V, scale, row_lse[n], ids + n * K, g + n * K, K, out + n * V);
     });
   });
 }
@@ -255,20 +260,16 @@ class TokenEntropyFn : public torch::autograd::Function<TokenEntropyFn> {
     const auto acc = acc_type(logits2d.scalar_type());
     at::Tensor lse = at::empty({N}, logits2d.options().dtype(acc));
     at::Tensor entropy = at::empty({N}, logits2d.options().dtype(acc));
-    const CancelFlag* cancel = current_cancel_flag();
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, logits2d.scalar_type(), "token_entropy", [&] {
       using A = acc_t<scalar_t>;
       const scalar_t* x = logits2d.data_ptr<scalar_t>();
       A* lse_out = lse.data_ptr<A>();
       A* h_out = entropy.data_ptr<A>();
       const A scale = static_cast<A>(1.0 / temperature);
-      at::parallel_for(0, N, 16, [&](int64_t begin, int64_t end) {
-        for (int64_t n = begin; n < end; ++n) {
-          if ((n & 15) == 0) check_cancelled(cancel);
-          const scalar_t* row = x + n * V;
-          lse_out[n] = static_cast<A>(kernels::row_logsumexp(row, V, scale));
-          h_out[n] = kernels::row_entropy(row, V, scale, lse_out[n]);
-        }
+      parallel_rows(N, 16, [&](int64_t n) {
+        const scalar_t* row = x + n * V;
+        lse_out[n] = static_cast<A>(kernels::row_logsumexp(row, V, scale));
+        h_out[n] = kernels::row_entropy(row, V, scale, lse_out[n]);
       });
     });
     ctx->save_for_backward({logits2d, lse, entropy});
@@ -284,7 +285,6 @@ class TokenEntropyFn : public torch::autograd::Function<TokenEntropyFn> {
     at::Tensor g = grads[0].reshape({N}).to(saved[1].scalar_type()).contiguous();
     at::Tensor grad = cached_empty(logits2d.sizes(), logits2d.options());
     const double temperature = ctx->saved_data["temperature"].toDouble();
-    const CancelFlag* cancel = current_cancel_flag();
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, logits2d.scalar_type(), "token_entropy_backward", [&] {
       using A = acc_t<scalar_t>;
       const scalar_t* x = logits2d.data_ptr<scalar_t>();
@@ -293,12 +293,7 @@ class TokenEntropyFn : public torch::autograd::Function<TokenEntropyFn> {
       const A* gp = g.data_ptr<A>();
       scalar_t* out = grad.data_ptr<scalar_t>();
       const A scale = static_cast<A>(1.0 / temperature);
-      at::parallel_for(0, N, 16, [&](int64_t begin, int64_t end) {
-        for (int64_t n = begin; n < end; ++n) {
-          if ((n & 15) == 0) check_cancelled(cancel);
-          kernels::row_entropy_backward(x + n * V, V, scale, lse[n], h[n], gp[n], out + n * V);
-        }
-      });
+      parallel_rows(N, 16, [&](int64_t n) { kernels::row_entropy_backward(x + n * V, V, scale, lse[n], h[n], gp[n], out + n * V); });
     });
     return {grad.reshape(ctx->saved_data["shape"].toIntVector()), at::Tensor()};
   }
@@ -383,7 +378,6 @@ CandidateSet candidate_set(const at::Tensor& old_logits, const at::Tensor& token
   at::Tensor indices = at::empty({B, T, K}, at::kLong);
   at::Tensor logp = at::empty({B, T, K}, at::TensorOptions().dtype(acc));
   at::Tensor cand = at::empty({B, T, K}, at::kBool);
-  const CancelFlag* cancel = current_cancel_flag();
 #ifdef PREFIX_RL_CUDA_KERNELS
   if (logits.is_cuda() && logits.scalar_type() != at::kDouble && K <= cuda::kMaxTopK) {
     // The [N, V] pass runs on the GPU; the [N, K] tail (a few bytes per position) on the CPU.
@@ -413,19 +407,16 @@ CandidateSet candidate_set(const at::Tensor& old_logits, const at::Tensor& token
     const scalar_t* x = logits.data_ptr<scalar_t>();
     const int64_t* tok_p = tok_cpu.data_ptr<int64_t>();
     const A scale = static_cast<A>(1.0 / o.temperature);
-    at::parallel_for(0, N, 8, [&](int64_t begin, int64_t end) {
-      std::vector<A> top_values(K);
+    parallel_rows(N, 8, [&](int64_t n) {
+      std::vector<A> top_values(K);  // K slots: nothing beside the row's O(V) scan
       std::vector<int64_t> top_ids(K);
-      for (int64_t n = begin; n < end; ++n) {
-        if ((n & 15) == 0) check_cancelled(cancel);
-        const scalar_t* row = x + n * V;
-        const double lse = kernels::row_logsumexp(row, V, scale);
-        kernels::row_topk(row, V, K, top_ids.data(), top_values.data());
-        for (auto& value : top_values) value *= scale;  // scale > 0 keeps the order
-        finish_candidates<A>(top_ids.data(), top_values.data(), tok_p[n], static_cast<A>(row[tok_p[n]]) * scale, lse,
-                             position_ok[n], o, indices.data_ptr<int64_t>() + n * K, logp.data_ptr<A>() + n * K,
-                             cand.data_ptr<bool>() + n * K);
-      }
+      const scalar_t* row = x + n * V;
+      const double lse = kernels::row_logsumexp(row, V, scale);
+      kernels::row_topk(row, V, K, top_ids.data(), top_values.data());
+      for (auto& value : top_values) value *= scale;  // scale > 0 keeps the order
+      finish_candidates<A>(top_ids.data(), top_values.data(), tok_p[n], static_cast<A>(row[tok_p[n]]) * scale, lse,
+                           position_ok[n], o, indices.data_ptr<int64_t>() + n * K, logp.data_ptr<A>() + n * K,
+                           cand.data_ptr<bool>() + n * K);
     });
   });
   const at::Device device = old_logits.device();
