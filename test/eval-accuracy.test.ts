@@ -9,7 +9,7 @@ import { writeJsonl } from '../lib/data/index.js';
 import type { RlRecord } from '../lib/data/schemas.js';
 import { sampledAccuracy } from '../lib/eval/index.js';
 import { initModel, type CausalLM } from '../lib/model/index.js';
-import type { Rollout } from '../lib/rl/rollouts.js';
+import type { Rollout } from '../lib/rollout/rollouts.js';
 import { TASK_SOURCE, makeRlRecords, makeSftRecords } from '../lib/task/index.js';
 import { loadTokenizer, type Tokenizer } from '../lib/tokenizer/index.js';
 import { sft, sftExample } from '../lib/train/sft.js';

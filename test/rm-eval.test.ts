@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { main } from '../lib/cli/main.js';
 import { writeJsonl } from '../lib/data/index.js';
 import { evaluateProcessBench, stepAuc } from '../lib/eval/index.js';
-import { initModel, loadModel, sequenceLogprobs, type CausalLM } from '../lib/model/index.js';
-import type { Rollout } from '../lib/rl/rollouts.js';
-import { evaluateBestOfN, evaluateStepVerification, stepSequences } from '../lib/rm/eval.js';
+import { initModel, loadModel, type CausalLM } from '../lib/model/index.js';
+import type { Rollout } from '../lib/rollout/rollouts.js';
+import { evaluateBestOfN, evaluateStepVerification, stepSequences } from '../lib/eval/reward-model.js';
 import { makeProcessBenchSets, makeRlRecords } from '../lib/task/index.js';
 import { Tensor, tidy } from '../lib/tensor/index.js';
 import { loadTokenizer, type Tokenizer } from '../lib/tokenizer/index.js';
@@ -164,7 +164,7 @@ test('Best-of-N picks the best-scored rollout of the first N; random is avg@N an
 
 test('batched log-probs match one sequence at a time', async () => {
   const sequences = stepSequences(tokenizer, makeProcessBenchSets(3, 3, ['B1']).get('B1')!).map((s) => s.tokens);
-  const batched = await sequenceLogprobs(reference, sequences, 2);
+  const batched = await reference.sequenceLogprobs(sequences, { batchSize: 2 });
   for (const [i, tokens] of sequences.entries()) {
     const single = await alone(reference, tokens);
     expect(batched[i]).toHaveLength(tokens.length - 1);

@@ -3,7 +3,6 @@ import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
 import {
   RESPONSE_STYLES,
-  Rng,
   TASK_CHARS,
   TASK_SPECIAL_TOKENS,
   TASK_VOCAB,
@@ -15,6 +14,7 @@ import {
   renderSolution,
   renderTrace,
 } from '../lib/task/index.js';
+import { Rng } from '../lib/util/rng.js';
 
 const { tokenizer: tokenizerJson, tokenizerConfig } = makeTaskTokenizer();
 const tokenizer = new Tokenizer(tokenizerJson, tokenizerConfig);

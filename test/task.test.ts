@@ -2,13 +2,11 @@ import { ProcessBenchRecordSchema, RlRecordSchema, SftRecordSchema } from '../li
 import {
   DEFAULT_TASK_OPTIONS,
   RESPONSE_STYLES,
-  Rng,
   TASK_CHARS,
   TRACE_FORMATS,
   VALUE_MAX,
   VALUE_MIN,
   correctTrace,
-  deriveSeed,
   firstWrongStep,
   generateProblem,
   injectError,
@@ -27,6 +25,7 @@ import {
   type Problem,
   type Trace,
 } from '../lib/task/index.js';
+import { Rng, deriveSeed } from '../lib/util/rng.js';
 
 const problemsFrom = (seed: number, count: number, options = resolveTaskOptions()) => {
   const rng = new Rng(seed);

@@ -6,6 +6,8 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { LORA_TARGETS } from '../model/lora.js';
+import type { RolloutOptions } from '../rollout/rollouts.js';
+import { deriveSeed } from '../util/rng.js';
 
 export const RL_ALGORITHMS = ['grpo', 'prime', 'grpo-ipvrm', 'distrl'] as const;
 export type RlAlgorithm = (typeof RL_ALGORITHMS)[number];
@@ -140,6 +142,19 @@ export const ALGORITHMS: Record<RlAlgorithm, { rewardModel: 'none' | 'ipvrm' | '
 };
 
 /** Validates a config (a clear error names each bad key) and fills in the defaults. */
+/** How held-out accuracy is sampled during RL (the eval section, with the rollout section's defaults). */
+export function evalRolloutOptions(config: RlConfig): RolloutOptions {
+  const { samples, temperature, topP, maxNewTokens } = config.eval;
+  return {
+    samples,
+    temperature,
+    topP,
+    maxNewTokens: maxNewTokens ?? config.rollout.maxNewTokens,
+    batchSize: config.rollout.batchSize,
+    seed: deriveSeed(config.seed, 'eval'),
+  };
+}
+
 export function resolveRlConfig(input: unknown): RlConfig {
   const result = RlConfigSchema.safeParse(input);
   if (!result.success) {

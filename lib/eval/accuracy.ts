@@ -1,7 +1,7 @@
 // Sampled accuracy (avg@k): the mean verdict of k sampled responses per RL prompt.
 import type { RlRecord } from '../data/schemas.js';
 import type { CausalLM } from '../model/index.js';
-import { groupByPrompt, sampleRollouts, type Rollout, type RolloutOptions } from '../rl/rollouts.js';
+import { groupByPrompt, sampleRollouts, type Rollout, type RolloutOptions } from '../rollout/rollouts.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 
 export interface AccuracyReport {

@@ -1,7 +1,5 @@
-// Padded batches of token sequences, the input layout of CausalLM.forward and tokenLogprobs, and batched scoring.
-import { tidy } from '../tensor/scope.js';
-import { Tensor, type AsyncOptions } from '../tensor/tensor.js';
-import type { CausalLM } from './causal-lm.js';
+// Padded batches of token sequences: the input layout of CausalLM.forward and tokenLogprobs.
+import { Tensor } from '../tensor/tensor.js';
 
 export interface PaddedBatch {
   /** [B, T] int64, T the longest sequence. */
@@ -35,18 +33,4 @@ export function padBatch(sequences: readonly (readonly number[])[], options: Pad
   });
   const shape = [sequences.length, time];
   return { inputIds: Tensor.from(ids, shape), attentionMask: Tensor.from(mask, shape) };
-}
-
-/** Per-position log-probs [T-1] of each sequence under `model` (entry j scores token j + 1). */
-export async function sequenceLogprobs(model: CausalLM, sequences: readonly number[][], batchSize = 32, options: AsyncOptions = {}): Promise<number[][]> {
-  const out: number[][] = [];
-  for (let start = 0; start < sequences.length; start += batchSize) {
-    const batch = sequences.slice(start, start + batchSize);
-    const rows = await tidy(async () => {
-      const { inputIds, attentionMask } = padBatch(batch);
-      return (await model.tokenLogprobs(inputIds, attentionMask, { noGrad: true, signal: options.signal })).toNested() as number[][];
-    });
-    batch.forEach((tokens, i) => out.push(rows[i].slice(0, tokens.length - 1)));
-  }
-  return out;
 }

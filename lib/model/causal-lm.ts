@@ -152,6 +152,24 @@ export class CausalLM {
   }
 
   /**
+   * Per-position log-probs [T-1] of each token sequence (entry j scores token j + 1), in batches of `batchSize`
+   * (default 32) with no autograd graph: for scoring, such as a reference model's log-probs.
+   */
+  async sequenceLogprobs(sequences: readonly (readonly number[])[], options: AsyncOptions & { batchSize?: number } = {}): Promise<number[][]> {
+    const { batchSize = 32, signal } = options;
+    const out: number[][] = [];
+    for (let start = 0; start < sequences.length; start += batchSize) {
+      const batch = sequences.slice(start, start + batchSize);
+      const rows = await tidy(async () => {
+        const { inputIds, attentionMask } = padBatch(batch);
+        return (await this.tokenLogprobs(inputIds, attentionMask, { noGrad: true, signal })).toNested() as number[][];
+      });
+      batch.forEach((tokens, i) => out.push(rows[i].slice(0, tokens.length - 1)));
+    }
+    return out;
+  }
+
+  /**
    * Samples continuations of `prompts` (token ids, at least one each) as one batch with a KV cache. Rows stop at an
    * EOS token, a stop sequence or `maxNewTokens`; the batch stops when every row has. Which tokens a row gets
    * depends on its seed and on the whole batch (rows draw from one random stream), never on timing.

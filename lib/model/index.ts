@@ -22,7 +22,7 @@ export {
   type WriteCheckpointOptions,
 } from './checkpoint.js';
 export { readSafetensors, writeSafetensors, type SafetensorsContents } from './safetensors.js';
-export { padBatch, sequenceLogprobs, type PaddedBatch, type PadOptions } from './batch.js';
+export { padBatch, type PaddedBatch, type PadOptions } from './batch.js';
 export { AdapterError, LORA_TARGETS, readAdapterConfig, type LoraConfig, type LoraOptions, type LoraTarget } from './lora.js';
 export {
   AdamW,

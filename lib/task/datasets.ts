@@ -3,7 +3,7 @@ import type { ProcessBenchRecord, RlRecord, SftRecord } from '../data/schemas.js
 import { firstWrongStep } from './check.js';
 import { generateProblem, problemAnswer, resolveTaskOptions, type Problem, type TaskOptions } from './problem.js';
 import { renderPrompt, renderSolution, traceStepTexts, type ResponseStyle, type TraceFormat } from './render.js';
-import { deriveSeed, Rng } from './rng.js';
+import { deriveSeed, Rng } from '../util/rng.js';
 import { correctTrace, injectError } from './trace.js';
 
 /** `data_source` of RL rows and `generator` of ProcessBench rows made here. */

@@ -1,4 +1,3 @@
-export { Rng, deriveSeed } from './rng.js';
 export {
   OPS,
   VALUE_MIN,

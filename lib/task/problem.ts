@@ -1,6 +1,6 @@
 // The controlled reasoning task: a start value and a chain of +, -, * operations applied left to right.
 // Operands are drawn so that every intermediate value stays in [0, 99]; no modulus is used.
-import type { Rng } from './rng.js';
+import type { Rng } from '../util/rng.js';
 
 export type Op = '+' | '-' | '*';
 export const OPS: readonly Op[] = ['+', '-', '*'];

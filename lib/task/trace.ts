@@ -1,6 +1,6 @@
 // Worked solutions as data: one step per operation, either all correct or with one injected error.
 import { applyOp, VALUE_MAX, VALUE_MIN, type Op, type Problem } from './problem.js';
-import type { Rng } from './rng.js';
+import type { Rng } from '../util/rng.js';
 
 /** One written step `left op operand = result`; in a correct step, result = applyOp(left, op, operand). */
 export interface TraceStep {

@@ -2,7 +2,7 @@
 // final assistant turn's tokens (end-of-turn tokens included) given everything before them, optimized with AdamW,
 // linear warm-up to a constant rate and gradient clipping — the recipe of ../shared/reference/controlled-task-facts.md.
 import { clipGradNorm, constantSchedule, padBatch, type CausalLM } from '../model/index.js';
-import { Rng } from '../task/rng.js';
+import { Rng } from '../util/rng.js';
 import { tidy, type AsyncOptions } from '../tensor/index.js';
 import type { ChatTurn, Tokenizer } from '../tokenizer/index.js';
 import { scoredMask, withOptimizer, type ScoredSequence } from './common.js';

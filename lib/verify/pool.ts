@@ -2,6 +2,7 @@
 // its budget (a pathological symbolic evaluation) is terminated and replaced and its item reported
 // as 'timeout'; a worker that crashes yields 'error'. verify() never rejects.
 import { availableParallelism } from 'node:os';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { parseCodeTests, testRunCount } from './code/tests.js';
 import { DEFAULT_SANDBOX_LIMITS } from './code/sandbox.js';
@@ -38,15 +39,17 @@ interface Slot {
 }
 
 /**
- * Starts a worker. Compiled (dist/*.js), it runs worker.js. From TypeScript sources (jest runs them
- * untranspiled on disk), it first registers source-loader.mjs, which transpiles .ts files as they load.
+ * Starts a worker. Compiled (dist/*.js), it runs worker.js. From TypeScript sources (jest runs them untranspiled on
+ * disk) there is no worker.js: the worker first registers the module hooks named by PREFIX_RL_TS_LOADER (the test
+ * setup points it at test/helpers/ts-loader.mjs), which transpile .ts files as they load.
  */
 function startWorker(options: VerifyOptions): Worker {
   const settings = { workerData: options, resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB }, stdout: true };
   if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.js', import.meta.url), settings);
-  const loader = new URL('./source-loader.mjs', import.meta.url).href;
+  const loader = process.env.PREFIX_RL_TS_LOADER;
+  if (!loader) throw new Error('VerifierPool: running from TypeScript sources needs PREFIX_RL_TS_LOADER (module hooks that load .ts files)');
   const entry = new URL('./worker.ts', import.meta.url).href;
-  const boot = `import { register } from 'node:module'; register(${JSON.stringify(loader)}); await import(${JSON.stringify(entry)});`;
+  const boot = `import { register } from 'node:module'; register(${JSON.stringify(pathToFileURL(loader).href)}); await import(${JSON.stringify(entry)});`;
   return new Worker(new URL(`data:text/javascript,${encodeURIComponent(boot)}`), settings);
 }
 

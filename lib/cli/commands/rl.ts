@@ -2,10 +2,11 @@ import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { parse as parseYaml } from 'yaml';
-import { ALGORITHMS, deepMerge, loadRlConfig } from '../../config/rl.js';
+import { ALGORITHMS, deepMerge, evalRolloutOptions, loadRlConfig } from '../../config/rl.js';
+import { sampledAccuracy } from '../../eval/accuracy.js';
 import { loadDataset } from '../../data/records.js';
 import { loadModel, type CausalLM } from '../../model/index.js';
-import { heldOutAccuracy, trainRl, type RlStep } from '../../rl/train.js';
+import { trainRl, type RlStep } from '../../train/rl.js';
 import { loadTokenizer } from '../../tokenizer/index.js';
 
 interface RlTrainArgs {
@@ -68,7 +69,7 @@ const trainCommand: CommandModule<object, RlTrainArgs> = {
       const metrics = join(args.out, 'metrics.jsonl');
       await writeFile(metrics, '');
       await writeFile(join(args.out, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-      const initialTestAccuracy = evalRecords && (await heldOutAccuracy(policy, tokenizer, evalRecords, config));
+      const initialTestAccuracy = evalRecords && (await sampledAccuracy(policy, tokenizer, evalRecords, evalRolloutOptions(config))).accuracy;
       if (initialTestAccuracy !== undefined) process.stderr.write(`held-out accuracy before RL: ${initialTestAccuracy.toFixed(3)}\n`);
       const pending: Promise<void>[] = [];
       const history = await trainRl({ policy, rewardModel, reference }, tokenizer, records, config, {

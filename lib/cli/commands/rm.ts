@@ -1,11 +1,11 @@
 import type { CommandModule } from 'yargs';
 import { loadModel } from '../../model/index.js';
 import { loadDataset } from '../../data/records.js';
-import { readRollouts } from '../../rl/rollouts.js';
+import { readRollouts } from '../../rollout/rollouts.js';
 import { STEP_SCORE_MODES } from '../../eval/processbench.js';
-import { evaluateBestOfN, evaluateStepVerification, stepSequences, type ModeSummary, type StepVerificationReport } from '../../rm/eval.js';
+import { evaluateBestOfN, evaluateStepVerification, stepSequences, type ModeSummary, type StepVerificationReport } from '../../eval/reward-model.js';
 import { loadTokenizer } from '../../tokenizer/index.js';
-import { outcomePairs, referenceLogprobs, RM_METHODS, trainRewardModel, type RmMethod } from '../../rm/train.js';
+import { outcomePairs, referenceLogprobs, RM_METHODS, trainRewardModel, type RmMethod } from '../../train/rm.js';
 
 interface RmTrainArgs {
   method: RmMethod;

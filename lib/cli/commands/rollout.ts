@@ -3,7 +3,7 @@ import { writeJsonl } from '../../data/jsonl.js';
 import { loadDataset } from '../../data/records.js';
 import { accuracyOf } from '../../eval/accuracy.js';
 import { loadModel } from '../../model/index.js';
-import { sampleRollouts } from '../../rl/rollouts.js';
+import { sampleRollouts } from '../../rollout/rollouts.js';
 import { loadTokenizer } from '../../tokenizer/index.js';
 
 interface RolloutArgs {

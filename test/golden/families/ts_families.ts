@@ -1,7 +1,7 @@
 // Golden checks of the TypeScript estimators and scores (float64): GRPO, PRIME, DistRL advantages, ProcessBench, BoN.
 import { bonScores, selectBest } from '../../../lib/eval/bon.js';
 import { evaluateProcessBench, STEP_SCORE_MODES } from '../../../lib/eval/processbench.js';
-import { distrlAdvantages, drGrpo, grpo, grpoVerl, prime, primeOriginal } from '../../../lib/rl/advantages/index.js';
+import { distrlAdvantages, drGrpo, grpo, grpoVerl, prime, primeOriginal } from '../../../lib/algorithms/advantages/index.js';
 import { prefixValues } from '../../../lib/ops/objectives.js';
 import { tidy } from '../../../lib/tensor/index.js';
 import { tensorOf, type FamilyCheck } from '../harness.js';

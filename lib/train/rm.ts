@@ -3,13 +3,13 @@
 // each prompt with mixed outcomes gives one (correct, incorrect) pair drawn at random; the pointwise methods train on
 // the pairs' members with their outcome labels, DPO-RM on the pairs.
 import type { CausalLM } from '../model/causal-lm.js';
-import { padBatch, sequenceLogprobs } from '../model/batch.js';
+import { padBatch } from '../model/batch.js';
 import { clipGradNorm, cosineSchedule } from '../model/optim.js';
 import { dpoRm, implicitPrmCe, ipvrmOffline } from '../ops/objectives.js';
-import { groupByPrompt, type Rollout } from '../rl/rollouts.js';
-import { Rng } from '../task/rng.js';
+import { groupByPrompt, type Rollout } from '../rollout/rollouts.js';
+import { Rng } from '../util/rng.js';
 import { Tensor, tidy, type AsyncOptions } from '../tensor/index.js';
-import { scoredMask, withOptimizer, type ScoredSequence } from '../train/common.js';
+import { scoredMask, withOptimizer, type ScoredSequence } from './common.js';
 
 export const RM_METHODS = ['ipvrm', 'implicit-prm', 'dpo-rm'] as const;
 export type RmMethod = (typeof RM_METHODS)[number];
@@ -66,7 +66,7 @@ export interface RmStep {
 
 /** Fills each sequence's refLogprobs with the frozen reference's log-probs (batches of `batchSize`). */
 export async function referenceLogprobs(reference: CausalLM, sequences: RmSequence[], batchSize = 32, options: AsyncOptions = {}): Promise<void> {
-  const logprobs = await sequenceLogprobs(reference, sequences.map((s) => s.tokens), batchSize, options);
+  const logprobs = await reference.sequenceLogprobs(sequences.map((s) => s.tokens), { batchSize, signal: options.signal });
   sequences.forEach((s, i) => (s.refLogprobs = logprobs[i]));
 }
 

@@ -6,11 +6,10 @@
 // "w/o ref" mode): on the controlled task it beats every implicit RM (controlled-task-facts.md), so a result means
 // something only beside it.
 import type { ProcessBenchRecord } from '../data/schemas.js';
-import { evaluateProcessBench, STEP_SCORE_MODES, type StepScoreMode } from '../eval/processbench.js';
-import { avgAtK, selectBest } from '../eval/bon.js';
-import { sequenceLogprobs } from '../model/batch.js';
+import { evaluateProcessBench, STEP_SCORE_MODES, type StepScoreMode } from './processbench.js';
+import { avgAtK, selectBest } from './bon.js';
 import type { CausalLM } from '../model/causal-lm.js';
-import { groupByPrompt, type Rollout } from '../rl/rollouts.js';
+import { groupByPrompt, type Rollout } from '../rollout/rollouts.js';
 import { layoutSteps, TRACE_FORMATS, type TraceFormat } from '../task/render.js';
 import { tidy, type AsyncOptions } from '../tensor/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
@@ -103,8 +102,8 @@ export async function evaluateStepVerification(
 ): Promise<StepVerificationReport> {
   if (sequences.length === 0) throw new Error('step verification needs at least one ProcessBench item');
   const tokens = sequences.map((s) => s.tokens);
-  const policy = await sequenceLogprobs(rewardModel, tokens, options.batchSize, options);
-  const ref = await sequenceLogprobs(reference, tokens, options.batchSize, options);
+  const policy = await rewardModel.sequenceLogprobs(tokens, options);
+  const ref = await reference.sequenceLogprobs(tokens, options);
   const items = (raw: (i: number) => number[]) =>
     sequences.map((s, i) => ({ label: s.label, rawReward: raw(i), firstBoundary: s.promptLength - 1, stepEnds: s.stepEnds.map((e) => e - 1) }));
   return {
@@ -142,8 +141,8 @@ export async function evaluateBestOfN(
   const used = groups.map((g) => g.slice(0, largest));
   const flat = used.flat();
   const tokens = flat.map((r) => [...r.prompt_ids, ...r.response_ids]);
-  const policy = await sequenceLogprobs(rewardModel, tokens, options.batchSize, options);
-  const ref = await sequenceLogprobs(reference, tokens, options.batchSize, options);
+  const policy = await rewardModel.sequenceLogprobs(tokens, options);
+  const ref = await reference.sequenceLogprobs(tokens, options);
   const scores = flat.map((r, i) => {
     const from = r.prompt_ids.length - 1;
     const lr = policy[i].slice(from).map((v, j) => v - ref[i][from + j]);

@@ -7,19 +7,19 @@
 //   grpo-ipvrm  online IPVRM (ADB, DLW, π_ref = π_old); A = GRPO + 0.05·whitened GAE over its TD; Tok-PPO.
 //   distrl      grpo-ipvrm plus α·Dist-PPO over π_old's candidate tokens with advantages β·(log π_φ − log π_old)/σ_V.
 // Batch layout (verl's): prompts left-padded to P, responses right-padded to R; every per-token tensor is [B, R].
-import { ALGORITHMS, type RlConfig } from '../config/rl.js';
+import { ALGORITHMS, evalRolloutOptions, type RlConfig } from '../config/rl.js';
 import type { RlRecord } from '../data/schemas.js';
 import type { CausalLM } from '../model/causal-lm.js';
 import { clipGradNorm, type AdamW } from '../model/optim.js';
 import { distrlCandidates, distrlLoss, distrlTd, implicitPrmCe, ipvrmOnline, tokenEntropy, tokenLogprobs } from '../ops/objectives.js';
-import { deriveSeed, Rng } from '../task/rng.js';
+import { deriveSeed, Rng } from '../util/rng.js';
 import { Tensor, tidy, type AsyncOptions } from '../tensor/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
-import { withOptimizer } from '../train/common.js';
-import { accuracyOf } from '../eval/accuracy.js';
-import { distrlAdvantages, grpo, prime } from './advantages/index.js';
-import type { Matrix } from './masked.js';
-import { groupByPrompt, sampleRollouts, type Rollout } from './rollouts.js';
+import { withOptimizer } from './common.js';
+import { sampledAccuracy } from '../eval/accuracy.js';
+import { distrlAdvantages, grpo, prime } from '../algorithms/advantages/index.js';
+import type { Matrix } from '../algorithms/masked.js';
+import { groupByPrompt, sampleRollouts, type Rollout } from '../rollout/rollouts.js';
 
 export interface RlModels {
   /** π_θ, trained. */
@@ -94,7 +94,7 @@ export async function trainRl(models: RlModels, tokenizer: Tokenizer, records: r
         const record = await tidy(() => rlStep(step, { models, tokenizer, prompts, config, options, rm, actor: { optimizer, parameters } }));
         const { every } = config.eval;
         const evaluate = options.evalRecords?.length && ((every > 0 && (step + 1) % every === 0) || step === config.steps - 1);
-        const testAccuracy = evaluate ? await heldOutAccuracy(policy, tokenizer, options.evalRecords!, config, options.signal) : undefined;
+        const testAccuracy = evaluate ? (await sampledAccuracy(policy, tokenizer, options.evalRecords!, { ...evalRolloutOptions(config), signal: options.signal })).accuracy : undefined;
         const done = { ...record, ...(testAccuracy !== undefined && { testAccuracy }), seconds: (performance.now() - start) / 1000 };
         history.push(done);
         options.onStep?.(done);
@@ -327,21 +327,6 @@ async function updateRewardModel(context: StepContext, batch: RolloutBatch, refL
     if (Number.isFinite(gradNorm)) await optimizer.step({ lr: rmConfig.lr, signal });
   }
   return total / micros;
-}
-
-/** avg@k of the policy on held-out prompts, sampled as config.eval says. */
-export async function heldOutAccuracy(policy: CausalLM, tokenizer: Tokenizer, records: readonly RlRecord[], config: RlConfig, signal?: AbortSignal): Promise<number> {
-  const { samples, temperature, topP, maxNewTokens } = config.eval;
-  const rollouts = await sampleRollouts(policy, tokenizer, records, {
-    samples,
-    temperature,
-    topP,
-    maxNewTokens: maxNewTokens ?? config.rollout.maxNewTokens,
-    batchSize: config.rollout.batchSize,
-    seed: deriveSeed(config.seed, 'eval'),
-    signal,
-  });
-  return accuracyOf(rollouts).accuracy;
 }
 
 const isMixed = (group: readonly Rollout[]) => {
