@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "cancel_token.h"
 #include "common.h"
 #include "ops/buffer_cache.h"
 #include "ops/simd_kernels.h"
@@ -15,34 +16,6 @@
 namespace prefix_rl {
 
 AddonData& addon_data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
-
-// A JS-visible cancellation token; the TS layer connects it to an AbortSignal.
-class CancelToken : public Napi::ObjectWrap<CancelToken> {
- public:
-  static Napi::Function define_class(Napi::Env env) {
-    return DefineClass(env, "CancelToken",
-                       {InstanceMethod<&CancelToken::cancel>("cancel"), InstanceAccessor<&CancelToken::cancelled>("cancelled")});
-  }
-  explicit CancelToken(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CancelToken>(info), flag_(std::make_shared<CancelFlag>()) {}
-  std::shared_ptr<CancelFlag> flag() const { return flag_; }
-
- private:
-  Napi::Value cancel(const Napi::CallbackInfo& info) {
-    flag_->cancelled.store(true);
-    return info.Env().Undefined();
-  }
-  Napi::Value cancelled(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), flag_->cancelled.load()); }
-  std::shared_ptr<CancelFlag> flag_;
-};
-
-std::shared_ptr<CancelFlag> arg_cancel_flag(const Napi::Value& value) {
-  if (value.IsUndefined() || value.IsNull()) return nullptr;
-  Napi::Env env = value.Env();
-  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(addon_data(env).cancel_token_class.Value())) {
-    invalid_argument("cancel must be a CancelToken");
-  }
-  return CancelToken::Unwrap(value.As<Napi::Object>())->flag();
-}
 
 static int default_num_threads() {
   if (const char* value = std::getenv("PREFIX_RL_NUM_THREADS")) {
@@ -142,9 +115,12 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
     release_buffer_cache();
     return info.Env().Undefined();
   }, "releaseBufferCache"));
+  register_tensor(env, exports);
   register_tensor_ops(env, exports);
   register_objectives(env, exports);
   register_model(env, exports);
+  register_optimizer(env, exports);
+  register_safetensors(env, exports);
   return exports;
 }
 

@@ -12,17 +12,20 @@ namespace prefix_rl {
 struct AddonData {
   Napi::FunctionReference tensor_class;
   Napi::FunctionReference cancel_token_class;
+  Napi::FunctionReference model_class;
   std::unique_ptr<ComputeThread> compute;
 };
 
 AddonData& addon_data(Napi::Env env);
 
-// Reads an optional CancelToken argument (undefined/null → no cancellation).
-std::shared_ptr<CancelFlag> arg_cancel_flag(const Napi::Value& value);
-
-// Registration of the export groups, each defined in its own file.
+// Registration of the export groups, each defined in its own file: the handle classes (tensor.cc, cancel_token.cc,
+// model/model_handle.cc, model/optimizer_handle.cc) and the function tables (ops.cc, ops/objectives.cc,
+// model/safetensors_binding.cc). Every asynchronous entry point goes through run_async (async.h).
+void register_tensor(Napi::Env env, Napi::Object exports);
 void register_tensor_ops(Napi::Env env, Napi::Object exports);
 void register_objectives(Napi::Env env, Napi::Object exports);
 void register_model(Napi::Env env, Napi::Object exports);
+void register_optimizer(Napi::Env env, Napi::Object exports);
+void register_safetensors(Napi::Env env, Napi::Object exports);
 
 }  // namespace prefix_rl

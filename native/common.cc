@@ -124,6 +124,14 @@ bool arg_bool(const Napi::Value& value, const char* name) {
   return value.As<Napi::Boolean>().Value();
 }
 
+std::vector<std::string> arg_strings(const Napi::Value& value, const char* name) {
+  if (!value.IsArray()) invalid_argument(std::string(name) + " must be an array of strings");
+  Napi::Array array = value.As<Napi::Array>();
+  std::vector<std::string> out;
+  for (uint32_t i = 0; i < array.Length(); ++i) out.push_back(arg_string(array.Get(i), name));
+  return out;
+}
+
 std::vector<int64_t> arg_shape(const Napi::Value& value, const char* name) {
   if (!value.IsArray()) invalid_argument(std::string(name) + " must be an array of non-negative integers");
   Napi::Array array = value.As<Napi::Array>();

@@ -54,6 +54,7 @@ double arg_number(const Napi::Value& value, const char* name);
 int64_t arg_int(const Napi::Value& value, const char* name);
 bool arg_bool(const Napi::Value& value, const char* name);
 std::vector<int64_t> arg_shape(const Napi::Value& value, const char* name);
+std::vector<std::string> arg_strings(const Napi::Value& value, const char* name);
 
 // Options objects: `opt_*` return the fallback when the key is absent or undefined.
 double opt_number(const Napi::Object& options, const char* key, double fallback);

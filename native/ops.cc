@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "addon.h"
+#include "async.h"
 #include "common.h"
 #include "ops/skinny_linear.h"
 #include "tensor.h"
@@ -215,17 +216,11 @@ static OpArgs parse_op_args(const std::string& name, const Napi::Value& list) {
   return OpArgs(name, std::move(values));
 }
 
-static Napi::Value wrap_all(Napi::Env env, const std::vector<at::Tensor>& tensors) {
-  Napi::Array out = Napi::Array::New(env, tensors.size());
-  for (size_t i = 0; i < tensors.size(); ++i) out.Set(i, TensorHandle::wrap(env, tensors[i]));
-  return out;
-}
-
 // op(name, args): runs on the JS thread; for small tensors and views.
 static Napi::Value op_sync(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     std::string name = arg_string(info[0], "op name");
-    return wrap_all(info.Env(), run_op(name, parse_op_args(name, info[1])));
+    return to_js(info.Env(), run_op(name, parse_op_args(name, info[1])));
   });
 }
 
@@ -234,54 +229,7 @@ static Napi::Value op_async(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     std::string name = arg_string(info[0], "op name");
     OpArgs args = parse_op_args(name, info[1]);
-    auto cancel = arg_cancel_flag(info[2]);
-    return addon_data(info.Env()).compute->submit(
-        info.Env(),
-        [name, args]() -> Completion {
-          std::vector<at::Tensor> result = run_op(name, args);
-          return [result](Napi::Env env) { return wrap_all(env, result); };
-        },
-        cancel);
-  });
-}
-
-static Napi::Value from_typed_array(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    if (!info[0].IsTypedArray()) invalid_argument("data must be a typed array");
-    std::vector<int64_t> shape = arg_shape(info[1], "shape");
-    at::ScalarType dtype = parse_dtype(arg_string(info[2], "dtype"));
-    at::Device device = info[3].IsString() ? parse_device(info[3].As<Napi::String>()) : at::Device(at::kCPU);
-    at::Tensor tensor = tensor_from_typed_array(info[0].As<Napi::TypedArray>(), shape, dtype);
-    return TensorHandle::wrap(info.Env(), device.is_cpu() ? tensor : tensor.to(device));
-  });
-}
-
-// readAsync(tensor): copies to a typed array on the compute thread (device sync happens there).
-static Napi::Value read_async(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    at::Tensor tensor = TensorHandle::unwrap(info[0], "tensor");
-    return addon_data(info.Env()).compute->submit(
-        info.Env(),
-        [tensor]() -> Completion {
-          at::Tensor host = tensor.detach().to(at::kCPU).contiguous();
-          return [host](Napi::Env env) { return tensor_to_typed_array(env, host); };
-        },
-        nullptr);
-  });
-}
-
-// backwardAsync(tensor, gradient?, cancel?): runs autograd's backward pass on the compute thread.
-static Napi::Value backward_async(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    at::Tensor tensor = TensorHandle::unwrap(info[0], "tensor");
-    at::Tensor gradient = TensorHandle::is_tensor(info[1]) ? TensorHandle::unwrap(info[1], "gradient") : at::Tensor();
-    return addon_data(info.Env()).compute->submit(
-        info.Env(),
-        [tensor, gradient]() -> Completion {
-          gradient.defined() ? tensor.backward(gradient) : tensor.backward();
-          return [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
-        },
-        arg_cancel_flag(info[2]));
+    return run_async(info.Env(), info[2], [name, args]() { return run_op(name, args); });
   });
 }
 
@@ -295,9 +243,6 @@ static Napi::Value list_ops(const Napi::CallbackInfo& info) {
 void register_tensor_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("op", Napi::Function::New(env, op_sync, "op"));
   exports.Set("opAsync", Napi::Function::New(env, op_async, "opAsync"));
-  exports.Set("fromTypedArray", Napi::Function::New(env, from_typed_array, "fromTypedArray"));
-  exports.Set("readAsync", Napi::Function::New(env, read_async, "readAsync"));
-  exports.Set("backwardAsync", Napi::Function::New(env, backward_async, "backwardAsync"));
   exports.Set("listOps", Napi::Function::New(env, list_ops, "listOps"));
 }
 

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "addon.h"
+#include "async.h"
 #include "common.h"
 
 namespace prefix_rl {
@@ -241,6 +242,53 @@ at::Tensor tensor_from_typed_array(const Napi::TypedArray& array, const std::vec
     std::memcpy(tensor.data_ptr(), data, static_cast<size_t>(numel) * tensor.element_size());
   }
   return half_from_float ? tensor.to(dtype) : tensor;
+}
+
+std::vector<at::Tensor> arg_tensors(const Napi::Value& value, const char* name) {
+  if (!value.IsArray()) invalid_argument(std::string(name) + " must be an array of tensors");
+  Napi::Array array = value.As<Napi::Array>();
+  std::vector<at::Tensor> tensors;
+  for (uint32_t i = 0; i < array.Length(); ++i) tensors.push_back(TensorHandle::unwrap(array.Get(i), name));
+  return tensors;
+}
+
+// ---- functions over tensor data: fromTypedArray, readAsync, backwardAsync ----
+
+static Napi::Value from_typed_array(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    if (!info[0].IsTypedArray()) invalid_argument("data must be a typed array");
+    std::vector<int64_t> shape = arg_shape(info[1], "shape");
+    at::ScalarType dtype = parse_dtype(arg_string(info[2], "dtype"));
+    at::Device device = info[3].IsString() ? parse_device(info[3].As<Napi::String>()) : at::Device(at::kCPU);
+    at::Tensor tensor = tensor_from_typed_array(info[0].As<Napi::TypedArray>(), shape, dtype);
+    return TensorHandle::wrap(info.Env(), device.is_cpu() ? tensor : tensor.to(device));
+  });
+}
+
+// readAsync(tensor): copies to a typed array on the compute thread (device sync happens there).
+static Napi::Value read_async(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    at::Tensor tensor = TensorHandle::unwrap(info[0], "tensor");
+    return run_async(info.Env(), info.Env().Undefined(), [tensor]() -> Completion {
+      at::Tensor host = tensor.detach().to(at::kCPU).contiguous();
+      return [host](Napi::Env env) { return tensor_to_typed_array(env, host); };
+    });
+  });
+}
+
+// backwardAsync(tensor, gradient?, cancel?): runs autograd's backward pass on the compute thread.
+static Napi::Value backward_async(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    at::Tensor tensor = TensorHandle::unwrap(info[0], "tensor");
+    at::Tensor gradient = TensorHandle::is_tensor(info[1]) ? TensorHandle::unwrap(info[1], "gradient") : at::Tensor();
+    return run_async(info.Env(), info[2], [tensor, gradient]() { gradient.defined() ? tensor.backward(gradient) : tensor.backward(); });
+  });
+}
+
+void register_tensor(Napi::Env env, Napi::Object exports) {
+  exports.Set("fromTypedArray", Napi::Function::New(env, from_typed_array, "fromTypedArray"));
+  exports.Set("readAsync", Napi::Function::New(env, read_async, "readAsync"));
+  exports.Set("backwardAsync", Napi::Function::New(env, backward_async, "backwardAsync"));
 }
 
 }  // namespace prefix_rl

@@ -48,6 +48,9 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
   static std::atomic<int64_t> live_;
 };
 
+// An array of NativeTensors (the error names the argument).
+std::vector<at::Tensor> arg_tensors(const Napi::Value& value, const char* name);
+
 // Copies a tensor to a new JS typed array (float32/float64/int32/int64/uint8/bool; bf16 and fp16 read as float32).
 Napi::Value tensor_to_typed_array(Napi::Env env, const at::Tensor& tensor);
 // Copies a JS typed array into a new CPU tensor of `shape` and `dtype`, checking length and element type.

@@ -8,7 +8,7 @@ import { padBatch } from './batch.js';
 import { checkpointFiles, writeCheckpoint, type WriteCheckpointOptions } from './checkpoint.js';
 import { parseModelConfig, readModelConfig, type ModelConfig } from './config.js';
 import { ADAPTER_WEIGHTS, loraConfig, readAdapterConfig, writeAdapterConfig, type LoraConfig, type LoraOptions } from './lora.js';
-import { modelAddon, type NativeModel } from './native.js';
+import { addon, type NativeModel } from '../native/addon.js';
 import { writeSafetensors } from './safetensors.js';
 
 /** Parameter dtypes a model can be loaded in. */
@@ -79,7 +79,7 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
   const files = await checkpointFiles(dir);
   const dtype = options.dtype ?? 'float32';
   const device = options.device ?? 'cpu';
-  const native = await withCancel(options.signal, (token) => modelAddon().loadModel(config, files, { dtype, device }, token));
+  const native = await withCancel(options.signal, (token) => addon().loadModel(config, files, { dtype, device }, token));
   return new CausalLM(native, config, raw, dir);
 }
 
@@ -100,7 +100,7 @@ export async function initModel(config: Record<string, unknown>, options: InitMo
   const initializerRange = typeof config.initializer_range === 'number' ? config.initializer_range : 0.02;
   const { dtype = 'float32', device = 'cpu', seed = 0 } = options;
   const native = await withCancel(options.signal, (token) =>
-    modelAddon().initModel(parsed, { dtype, device, seed, initializerRange, paddingIdx: parsed.padTokenId ?? -1 }, token),
+    addon().initModel(parsed, { dtype, device, seed, initializerRange, paddingIdx: parsed.padTokenId ?? -1 }, token),
   );
   return new CausalLM(native, parsed, { ...config }, options.tokenizerFrom ?? '');
 }

@@ -1,22 +1,9 @@
 // Training primitives: AdamW and gradient clipping (native, on the compute thread) and learning-rate schedules.
 // A training step: zeroGrad → forward/backward per micro-batch (scale each loss by 1 / micro-batches to accumulate)
 // → clipGradNorm → step({ lr: schedule(step) }).
-import { addon, type NativeCancelToken, type NativeTensor } from '../native/addon.js';
+import { addon, type NativeAdamW, type NativeTensor } from '../native/addon.js';
 import { withCancel } from '../tensor/cancel.js';
 import type { AsyncOptions, Tensor } from '../tensor/tensor.js';
-
-interface NativeAdamW {
-  step(lr: number, cancel?: NativeCancelToken): Promise<void>;
-  zeroGrad(cancel?: NativeCancelToken): Promise<void>;
-  readonly steps: number;
-}
-
-interface NativeOptimAddon {
-  NativeAdamW: new (parameters: NativeTensor[], options: { beta1: number; beta2: number; eps: number; weightDecay: number }) => NativeAdamW;
-  clipGradNorm(parameters: NativeTensor[], maxNorm: number, cancel?: NativeCancelToken): Promise<number>;
-}
-
-const optimAddon = () => addon() as unknown as NativeOptimAddon;
 
 type Parameters = Iterable<Tensor> | Map<string, Tensor>;
 const nativeTensors = (parameters: Parameters): NativeTensor[] =>
@@ -43,7 +30,7 @@ export class AdamW {
 
   constructor(parameters: Parameters, options: AdamWOptions) {
     const [beta1, beta2] = options.betas ?? [0.9, 0.999];
-    this.native = new (optimAddon().NativeAdamW)(nativeTensors(parameters), { beta1, beta2, eps: options.eps ?? 1e-8, weightDecay: options.weightDecay ?? 0.01 });
+    this.native = new (addon().NativeAdamW)(nativeTensors(parameters), { beta1, beta2, eps: options.eps ?? 1e-8, weightDecay: options.weightDecay ?? 0.01 });
     this.lr = options.lr;
   }
 
@@ -70,7 +57,7 @@ export class AdamW {
  */
 export function clipGradNorm(parameters: Parameters, maxNorm: number, options: AsyncOptions = {}): Promise<number> {
   const natives = nativeTensors(parameters);
-  return withCancel(options.signal, (token) => optimAddon().clipGradNorm(natives, maxNorm, token));
+  return withCancel(options.signal, (token) => addon().clipGradNorm(natives, maxNorm, token));
 }
 
 /** Learning rate at optimizer step `step` (0-based). */

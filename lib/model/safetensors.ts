@@ -1,7 +1,7 @@
 // Reading and writing single safetensors files (the native reader maps the file; no whole-file copy).
 import { withCancel } from '../tensor/cancel.js';
 import { Tensor, type AsyncOptions, type DType } from '../tensor/tensor.js';
-import { modelAddon } from './native.js';
+import { addon } from '../native/addon.js';
 
 export interface SafetensorsContents {
   /** CPU tensors over the mapped file, by name (writing to them never changes the file). */
@@ -12,7 +12,7 @@ export interface SafetensorsContents {
 
 /** Reads every tensor of one .safetensors file. The tensors join the current `tidy` scope. */
 export async function readSafetensors(path: string, options: AsyncOptions = {}): Promise<SafetensorsContents> {
-  const raw = await withCancel(options.signal, (token) => modelAddon().readSafetensors(path, token));
+  const raw = await withCancel(options.signal, (token) => addon().readSafetensors(path, token));
   const tensors = new Map<string, Tensor>();
   for (const [name, native] of Object.entries(raw.tensors)) tensors.set(name, Tensor.wrap(native));
   return { tensors, metadata: raw.metadata };
@@ -29,7 +29,7 @@ export async function writeSafetensors(
   options: AsyncOptions = {},
 ): Promise<void> {
   const native = Object.fromEntries([...(tensors instanceof Map ? tensors : Object.entries(tensors))].map(([name, t]) => [name, t.native]));
-  await withCancel(options.signal, (token) => modelAddon().writeSafetensors(path, native, metadata, token));
+  await withCancel(options.signal, (token) => addon().writeSafetensors(path, native, metadata, token));
 }
 
 /** Bytes per element, for planning shards. */

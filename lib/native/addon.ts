@@ -1,5 +1,7 @@
-// Loads the native addon (build/Release, then prebuilds/ via node-gyp-build) and declares its raw surface.
-// Library code uses the typed wrappers in lib/tensor and lib/ops; this file is the only place that sees the addon.
+// Loads the native addon (build/Release, then prebuilds/ via node-gyp-build) and declares its whole raw surface:
+// the handle classes (NativeTensor, CancelToken, NativeModel, NativeAdamW) and the functions (ops, objectives,
+// models, optimizers, safetensors). Library code uses the typed wrappers in lib/tensor, lib/ops and lib/model; this
+// file is the only place that sees the addon.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +32,76 @@ export interface NativeTensor {
 export interface NativeCancelToken {
   cancel(): void;
   readonly cancelled: boolean;
+}
+
+export interface NativeForwardOptions {
+  checkpoint?: boolean;
+  noGrad?: boolean;
+}
+
+export interface NativeSamplingOptions {
+  maxNewTokens: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  eosTokenIds?: number[];
+  stopSequences?: number[][];
+  topLogprobs?: number;
+}
+
+/** CPU tensors: tokens/logprobs [B, N], lengths/finishReasons [B] (0 length, 1 eos, 2 stop), top* [B, N, K]. */
+export interface NativeGeneration {
+  tokens: NativeTensor;
+  logprobs: NativeTensor;
+  lengths: NativeTensor;
+  finishReasons: NativeTensor;
+  topTokens?: NativeTensor;
+  topLogprobs?: NativeTensor;
+}
+
+/**
+ * The decoder's settings (lib/model/config.ts's ModelConfig): the addon reads the keys of the field list in
+ * native/model/decoder.h and names any that is missing or of the wrong type.
+ */
+export type NativeDecoderConfig = object;
+
+export interface NativeLoraConfig {
+  rank: number;
+  alpha: number;
+  rslora: boolean;
+  targetModules: readonly string[];
+}
+
+export interface NativeModel {
+  readonly dtype: DType;
+  readonly device: string;
+  readonly isDisposed: boolean;
+  forward(inputIds: NativeTensor, attentionMask: NativeTensor | null, options: NativeForwardOptions, cancel?: NativeCancelToken): Promise<NativeTensor>;
+  tokenLogprobs(inputIds: NativeTensor, attentionMask: NativeTensor | null, options: NativeForwardOptions, cancel?: NativeCancelToken): Promise<NativeTensor>;
+  generate(promptIds: NativeTensor, promptMask: NativeTensor | null, options: NativeSamplingOptions, cancel?: NativeCancelToken): Promise<NativeGeneration>;
+  /** Every parameter by its Hugging Face name; the tensors share storage with the model. */
+  parameters(): Record<string, NativeTensor>;
+  /** The LoRA adapter's parameters by PEFT name (empty without one). */
+  loraParameters(): Record<string, NativeTensor>;
+  addLora(config: NativeLoraConfig, seed: number, cancel?: NativeCancelToken): Promise<void>;
+  loadLora(config: NativeLoraConfig, files: string[], cancel?: NativeCancelToken): Promise<void>;
+  mergeLora(cancel?: NativeCancelToken): Promise<void>;
+  removeLora(cancel?: NativeCancelToken): Promise<void>;
+  dispose(): void;
+}
+
+export interface NativeAdamW {
+  step(lr: number, cancel?: NativeCancelToken): Promise<void>;
+  zeroGrad(cancel?: NativeCancelToken): Promise<void>;
+  readonly steps: number;
+}
+
+export interface NativeAdamWOptions {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
 }
 
 export interface BuildInfo {
@@ -83,6 +155,20 @@ export interface NativeAddon {
   backwardAsync(tensor: NativeTensor, gradient?: NativeTensor, cancel?: NativeCancelToken): Promise<void>;
   objective(name: string, inputs: Record<string, unknown>, cancel?: NativeCancelToken): Promise<Record<string, NativeTensor | number>>;
   listObjectives(): string[];
+  // models (native/model/model_handle.cc)
+  NativeModel: abstract new (...args: never[]) => NativeModel;
+  loadModel(config: NativeDecoderConfig, files: string[], options: { dtype: DType; device: string }, cancel?: NativeCancelToken): Promise<NativeModel>;
+  initModel(
+    config: NativeDecoderConfig,
+    options: { dtype: DType; device: string; seed: number; initializerRange: number; paddingIdx: number },
+    cancel?: NativeCancelToken,
+  ): Promise<NativeModel>;
+  // optimizers (native/model/optimizer_handle.cc)
+  NativeAdamW: new (parameters: NativeTensor[], options: NativeAdamWOptions) => NativeAdamW;
+  clipGradNorm(parameters: NativeTensor[], maxNorm: number, cancel?: NativeCancelToken): Promise<number>;
+  // safetensors (native/model/safetensors_binding.cc)
+  readSafetensors(path: string, cancel?: NativeCancelToken): Promise<{ tensors: Record<string, NativeTensor>; metadata: Record<string, string> }>;
+  writeSafetensors(path: string, tensors: Record<string, NativeTensor>, metadata: Record<string, string>, cancel?: NativeCancelToken): Promise<void>;
 }
 
 /** The repository (or installed package) root: two levels above lib/native, in source and in dist/. */

@@ -14,31 +14,43 @@
 
 namespace prefix_rl {
 
-// rope_scaling {"rope_type": "llama3", ...} of Llama 3.1+: low frequencies are slowed by `factor`, high ones kept,
-// and the band between them interpolated.
-struct Llama3RopeScaling {
-  double factor;
-  double low_freq_factor;
-  double high_freq_factor;
-  int64_t original_max_position_embeddings;
-};
+// The decoder's settings, each one line: type, C++ name, and the key under which lib/model/config.ts hands it over
+// (its zod schema reads config.json). The binding (model/model_handle.cc) fills DecoderConfig from this list, so a new
+// model flag is a line here, its use in decoder.cc, and its field in the schema.
+//   qk_norm:        Qwen3: RMSNorm over each head of q and k before RoPE
+//   attention_bias: biases on the q/k/v/o projections;  mlp_bias: biases on gate/up/down
+//   rope_scaling:   {"rope_type": "llama3", ...} of Llama 3.1+ (null: none)
+#define PREFIX_RL_DECODER_FIELDS(X)                             \
+  X(int64_t, vocab_size, "vocabSize")                           \
+  X(int64_t, hidden_size, "hiddenSize")                         \
+  X(int64_t, intermediate_size, "intermediateSize")             \
+  X(int64_t, num_layers, "numLayers")                           \
+  X(int64_t, num_heads, "numHeads")                             \
+  X(int64_t, num_kv_heads, "numKvHeads")                        \
+  X(int64_t, head_dim, "headDim")                               \
+  X(double, rms_norm_eps, "rmsNormEps")                         \
+  X(double, rope_theta, "ropeTheta")                            \
+  X(std::optional<Llama3RopeScaling>, rope_scaling, "ropeScaling") \
+  X(bool, tie_word_embeddings, "tieWordEmbeddings")             \
+  X(bool, qk_norm, "qkNorm")                                    \
+  X(bool, attention_bias, "attentionBias")                      \
+  X(bool, mlp_bias, "mlpBias")
 
-struct DecoderConfig {
-  int64_t vocab_size;
-  int64_t hidden_size;
-  int64_t intermediate_size;
-  int64_t num_layers;
-  int64_t num_heads;
-  int64_t num_kv_heads;
-  int64_t head_dim;
-  double rms_norm_eps;
-  double rope_theta;
-  std::optional<Llama3RopeScaling> rope_scaling;
-  bool tie_word_embeddings;
-  bool qk_norm;         // Qwen3: RMSNorm over each head of q and k before RoPE
-  bool attention_bias;  // biases on q/k/v/o projections
-  bool mlp_bias;        // biases on gate/up/down projections
+// Llama 3 rope scaling: low frequencies are slowed by `factor`, high ones kept, and the band between them interpolated.
+#define PREFIX_RL_LLAMA3_ROPE_FIELDS(X)         \
+  X(double, factor, "factor")                   \
+  X(double, low_freq_factor, "lowFreqFactor")   \
+  X(double, high_freq_factor, "highFreqFactor") \
+  X(int64_t, original_max_position_embeddings, "originalMaxPositionEmbeddings")
+
+#define PREFIX_RL_DECLARE_FIELD(type, name, key) type name{};
+struct Llama3RopeScaling {
+  PREFIX_RL_LLAMA3_ROPE_FIELDS(PREFIX_RL_DECLARE_FIELD)
 };
+struct DecoderConfig {
+  PREFIX_RL_DECODER_FIELDS(PREFIX_RL_DECLARE_FIELD)
+};
+#undef PREFIX_RL_DECLARE_FIELD
 
 // A LoRA adapter (PEFT's LoraConfig): each targeted projection W gains ΔW = scale · B A with A [rank, in] and
 // B [out, rank]; scale = alpha / rank, or alpha / √rank with rsLoRA.

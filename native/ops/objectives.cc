@@ -3,6 +3,7 @@
 #include <map>
 
 #include "addon.h"
+#include "async.h"
 #include "common.h"
 #include "ops/logprobs.h"
 
@@ -88,14 +89,9 @@ static Napi::Value run_objective(const Napi::CallbackInfo& info) {
     auto it = registry().find(name);
     if (it == registry().end()) invalid_argument("unknown objective '" + name + "'");
     ObjectiveInputs inputs = ObjectiveInputs::parse(name, info[1]);
-    ObjectiveFn fn = it->second;
-    return addon_data(info.Env()).compute->submit(
-        info.Env(),
-        [fn, inputs]() -> Completion {
-          ObjectiveOutputs outputs = fn(inputs);
-          return [outputs](Napi::Env env) -> Napi::Value { return outputs_to_js(env, outputs); };
-        },
-        arg_cancel_flag(info[2]));
+    return run_async(info.Env(), info[2], [fn = it->second, inputs]() -> Completion {
+      return [outputs = fn(inputs)](Napi::Env env) -> Napi::Value { return outputs_to_js(env, outputs); };
+    });
   });
 }
 
