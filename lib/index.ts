@@ -1,20 +1,48 @@
-// prefix-rl public API. See docs/API.md.
-export * from './tensor/index.js';
-export { environmentReport, releaseBufferCache, setBufferCacheLimit, setNumThreads, type EnvironmentReport } from './native/runtime.js';
-export type { BuildInfo, RuntimeInfo } from './native/addon.js';
-export * from './ops/objectives.js';
-export * from './data/index.js';
-export * from './task/index.js';
-export * from './model/index.js';
-export * from './tokenizer/index.js';
-export * from './verify/index.js';
-export * from './algorithms/advantages/index.js';
-export * from './algorithms/masked.js';
-export * from './eval/index.js';
-export * from './train/sft.js';
-export * from './rollout/rollouts.js';
-export * from './train/rm.js';
-export * from './train/common.js';
-export * from './eval/reward-model.js';
-export * from './train/rl.js';
-export * from './config/rl.js';
+// prefix-rl's public API: the names users call. Everything else is one layer's subpath away
+// (`prefix-rl/tensor`, `prefix-rl/model`, `prefix-rl/algorithms`, …: package.json "exports"; docs/API.md lists them).
+
+// tensors, scopes, the runtime
+export { Tensor, tidy, liveTensors, abortError, type AsyncOptions, type DType, type DeviceName, type TensorOptions } from './tensor/index.js';
+export { environmentReport, setNumThreads, releaseBufferCache, setBufferCacheLimit, type EnvironmentReport } from './native/runtime.js';
+
+// the fused objectives
+export {
+  tokenLogprobs,
+  tokenEntropy,
+  prefixValues,
+  ipvrmOffline,
+  ipvrmOnline,
+  implicitPrmCe,
+  implicitPrmOnline,
+  dpoRm,
+  dpoOnline,
+  distrlCandidates,
+  distrlTd,
+  distrlLoss,
+  listObjectives,
+  type Conventions,
+} from './ops/objectives.js';
+
+// models and tokenizers
+export { loadModel, initModel, CausalLM, padBatch, type LoadModelOptions, type InitModelOptions, type GenerateOptions, type Generation } from './model/index.js';
+export { AdamW, clipGradNorm, constantSchedule, linearSchedule, cosineSchedule, type AdamWOptions, type LrSchedule } from './model/index.js';
+export { ModelConfigError, CheckpointError, AdapterError, type ModelConfig, type LoraOptions } from './model/index.js';
+export { loadTokenizer, Tokenizer, TokenizerError, type ChatTurn } from './tokenizer/index.js';
+
+// data
+export { loadDataset, readRecords, writeJsonl, writeParquet, DataError, type SftRecord, type RlRecord, type EvalProblem, type ProcessBenchRecord } from './data/index.js';
+
+// verifiers
+export { verify, VerifierPool, verifyMath, verifyCode, verifyControlled, type VerifyKind, type VerifyRequest, type VerifyResult } from './verify/index.js';
+
+// rollouts, training and evaluation entry points
+export { sampleRollouts, readRollouts, groupByPrompt, type Rollout, type RolloutOptions } from './rollout/rollouts.js';
+export { sft, sftExample, type SftOptions, type SftStep } from './train/sft.js';
+export { outcomePairs, referenceLogprobs, trainRewardModel, RM_METHODS, type RmMethod, type RmPair, type RmTrainOptions, type RmStep } from './train/rm.js';
+export { trainRl, type RlModels, type RlRunOptions, type RlStep } from './train/rl.js';
+export { sampledAccuracy, accuracyOf, type AccuracyReport } from './eval/accuracy.js';
+export { evaluateStepVerification, evaluateBestOfN, stepSequences, type StepVerificationReport, type BonReport } from './eval/reward-model.js';
+export { evaluateProcessBench, STEP_SCORE_MODES, type StepScoreMode } from './eval/processbench.js';
+
+// configs
+export { loadRlConfig, resolveRlConfig, RlConfigSchema, RL_ALGORITHMS, type RlConfig, type RlConfigInput, type RlAlgorithm } from './config/rl.js';

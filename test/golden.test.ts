@@ -1,5 +1,6 @@
-// Golden tests: every *.json in ../shared/golden (or $PREFIX_RL_GOLDEN_DIR) is checked by its family's checker,
-// in float64 at 1e-9 relative and, for the native objectives, again in float32 (1e-5 losses, 1e-4 gradients).
+// Golden tests: every *.json in test/golden/data (the reference code's vectors; $PREFIX_RL_GOLDEN_DIR points at another
+// folder of the same format) is checked by its family's checker, in float64 at 1e-9 relative and, for the native
+// objectives, again in float32 (1e-5 losses, 1e-4 gradients).
 // A file of an unknown family fails, and so does an output key that its checker did not compare.
 import { compare, goldenDir, goldenFiles, type FamilyCheck } from './golden/harness.js';
 import * as nativeDistrl from './golden/families/native_distrl.js';

@@ -1,3 +1,4 @@
 export * from './processbench.js';
 export * from './bon.js';
 export * from './accuracy.js';
+export * from './reward-model.js';

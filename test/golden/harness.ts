@@ -18,8 +18,7 @@ export type FamilyCheck = (golden: Golden, expectClose: ExpectClose, dtype: 'flo
 
 export function goldenDir(): string {
   if (process.env.PREFIX_RL_GOLDEN_DIR) return resolve(process.env.PREFIX_RL_GOLDEN_DIR);
-  const here = dirname(fileURLToPath(import.meta.url));
-  return resolve(here, '../../../shared/golden');
+  return join(dirname(fileURLToPath(import.meta.url)), 'data');
 }
 
 export function goldenFiles(): { file: string; family: string; golden: Golden }[] {

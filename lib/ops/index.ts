@@ -1,0 +1,2 @@
+// prefix-rl/ops: the fused objectives' typed API.
+export * from './objectives.js';

@@ -1,0 +1,2 @@
+// prefix-rl/util: small shared pieces.
+export * from './rng.js';
