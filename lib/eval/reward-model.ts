@@ -11,7 +11,7 @@ import { avgAtK, selectBest } from './bon.js';
 import type { CausalLM } from '../model/causal-lm.js';
 import { groupByPrompt, type Rollout } from '../rollout/rollouts.js';
 import { layoutSteps, TRACE_FORMATS, type TraceFormat } from '../task/render.js';
-import { tidy, type AsyncOptions } from '../tensor/index.js';
+import type { AsyncOptions } from '../tensor/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 
 /** A solution as tokens: prompt then response (EOS included); `stepEnds` are token indices of each step's last token. */

@@ -1,6 +1,6 @@
 // Golden checks of the reward-model objectives computed by the native fused ops (float64 and float32).
 import { dpoOnline, dpoRm, implicitPrmCe, implicitPrmOnline, ipvrmOffline, ipvrmOnline } from '../../../lib/ops/objectives.js';
-import { Tensor, tidy } from '../../../lib/tensor/index.js';
+import { type Tensor, tidy } from '../../../lib/tensor/index.js';
 import { tensorOf, type FamilyCheck } from '../harness.js';
 
 /** Runs `loss` builder, backpropagates to fresh logits, returns the gradient. */
