@@ -58,7 +58,14 @@ const median = (times: number[]) => [...times].sort((a, b) => a - b)[Math.floor(
 
 /** Uniform random token ids in [3, vocab) as rows, from a fixed seed. */
 function randomTokens(rows: number, length: number, vocab: number, seed: number): number[][] {
-  return tidy(() => Tensor.rand([rows, length], seed, { dtype: 'float64' }).mul(vocab - 3).add(3).to('int64').toNested() as number[][]);
+  return tidy(
+    () =>
+      Tensor.rand([rows, length], seed, { dtype: 'float64' })
+        .mul(vocab - 3)
+        .add(3)
+        .to('int64')
+        .toNested() as number[][],
+  );
 }
 
 async function benchPrefixRl(dir: string) {
@@ -93,7 +100,8 @@ const dir = join(tmpdir(), `prefix-rl-bench-qwen3-${size}`);
 if (!existsSync(join(dir, 'config.json'))) console.log(`made ${JSON.stringify(runPython(['make', dir, '--size', size]))}`);
 const ours = await benchPrefixRl(dir);
 const theirs = runPython<TransformersRun>([
-  'bench', dir,
+  'bench',
+  dir,
   ...Object.entries(shape).flatMap(([key, value]) => [`--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, String(value)]),
 ]);
 
@@ -104,10 +112,14 @@ const rate = (count: number, times: number[]) => {
   const perSecond = times.map((t) => count / t).sort((a, b) => a - b);
   return `${(count / median(times)).toFixed(0)} (${perSecond[0].toFixed(0)}–${perSecond.at(-1)!.toFixed(0)})`;
 };
-console.log(`# model benchmark: Qwen3 ${size} (${dir}), fp32, libtorch ${report.build.torchVersion} / torch ${theirs.torch}, ` +
-  `transformers ${theirs.transformers} (${theirs.attention} attention), ${shape.threads} threads, ${cpus()[0]?.model ?? 'cpu'}`);
-console.log(`# train: batch ${shape.trainBatch} × ${shape.trainSeq} tokens; sample: ${shape.genBatch} prompts × ${shape.promptLen} tokens, ` +
-  `${shape.newTokens} new tokens each; tokens/s: median of ${shape.repeats} runs (range)`);
+console.log(
+  `# model benchmark: Qwen3 ${size} (${dir}), fp32, libtorch ${report.build.torchVersion} / torch ${theirs.torch}, ` +
+    `transformers ${theirs.transformers} (${theirs.attention} attention), ${shape.threads} threads, ${cpus()[0]?.model ?? 'cpu'}`,
+);
+console.log(
+  `# train: batch ${shape.trainBatch} × ${shape.trainSeq} tokens; sample: ${shape.genBatch} prompts × ${shape.promptLen} tokens, ` +
+    `${shape.newTokens} new tokens each; tokens/s: median of ${shape.repeats} runs (range)`,
+);
 console.log('| row | prefix-rl tokens/s | transformers tokens/s | speed-up (medians) |');
 console.log('|---|---|---|---|');
 for (const [row, key, ourTimes, theirTimes] of [

@@ -69,12 +69,14 @@ const margin = 5;
 
 type Variant = (p: Problem, logits: Tensor) => Promise<void>;
 
-const ipvrmFused = (inplaceBackward: boolean): Variant => async (p, logits) => {
-  await tidy(async () => {
-    const out = await ipvrmOffline({ ...p, logits, beta, margin, inplaceBackward });
-    await out.loss.backwardAsync();
-  });
-};
+const ipvrmFused =
+  (inplaceBackward: boolean): Variant =>
+  async (p, logits) => {
+    await tidy(async () => {
+      const out = await ipvrmOffline({ ...p, logits, beta, margin, inplaceBackward });
+      await out.loss.backwardAsync();
+    });
+  };
 
 const ipvrmNaive: Variant = async (p, logits) => {
   await tidy(async () => {
@@ -84,27 +86,32 @@ const ipvrmNaive: Variant = async (p, logits) => {
     const V = logp.sub(refLogp).mul(p.mask).cumsum(1).mul(beta);
     const vbar = V.div(p.mask.cumsum(1).maximum(1));
     const y = p.labels.unsqueeze(1);
-    const perToken = y.mul(vbar.sub(margin).logSigmoid()).add(y.neg().add(1).mul(vbar.add(margin).neg().logSigmoid())).neg();
+    const perToken = y
+      .mul(vbar.sub(margin).logSigmoid())
+      .add(y.neg().add(1).mul(vbar.add(margin).neg().logSigmoid()))
+      .neg();
     const loss = perToken.mul(p.mask).sum().div(p.mask.sum());
     await loss.backwardAsync();
   });
 };
 
-const distPpoFused = (inplaceBackward: boolean): Variant => async (p, newLogits) => {
-  await tidy(async () => {
-    const c = await distrlCandidates({ oldLogits: p.refLogits, tokens: p.tokens, mask: p.mask });
-    const [B, T] = p.tokens.shape;
-    const out = await distrlLoss({
-      ...c,
-      newLogits,
-      inplaceBackward,
-      advantages: Tensor.randn([B, T], 5, { dtype: 'float32' }),
-      scaledCandidateTd: Tensor.randn([B, T, 5], 6, { dtype: 'float32' }),
-      mask: p.mask,
+const distPpoFused =
+  (inplaceBackward: boolean): Variant =>
+  async (p, newLogits) => {
+    await tidy(async () => {
+      const c = await distrlCandidates({ oldLogits: p.refLogits, tokens: p.tokens, mask: p.mask });
+      const [B, T] = p.tokens.shape;
+      const out = await distrlLoss({
+        ...c,
+        newLogits,
+        inplaceBackward,
+        advantages: Tensor.randn([B, T], 5, { dtype: 'float32' }),
+        scaledCandidateTd: Tensor.randn([B, T, 5], 6, { dtype: 'float32' }),
+        mask: p.mask,
+      });
+      await out.loss.backwardAsync();
     });
-    await out.loss.backwardAsync();
-  });
-};
+  };
 
 const distPpoNaive: Variant = async (p, newLogits) => {
   await tidy(async () => {

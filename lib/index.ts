@@ -24,21 +24,58 @@ export {
 } from './ops/objectives.js';
 
 // models and tokenizers
-export { loadModel, initModel, CausalLM, padBatch, type LoadModelOptions, type InitModelOptions, type GenerateOptions, type Generation } from './model/index.js';
+export {
+  loadModel,
+  initModel,
+  CausalLM,
+  padBatch,
+  type LoadModelOptions,
+  type InitModelOptions,
+  type GenerateOptions,
+  type Generation,
+} from './model/index.js';
 export { AdamW, clipGradNorm, constantSchedule, linearSchedule, cosineSchedule, type AdamWOptions, type LrSchedule } from './model/index.js';
 export { ModelConfigError, CheckpointError, AdapterError, type ModelConfig, type LoraOptions } from './model/index.js';
 export { loadTokenizer, Tokenizer, TokenizerError, type ChatTurn } from './tokenizer/index.js';
 
 // data
-export { loadDataset, readRecords, writeJsonl, writeParquet, DataError, type SftRecord, type RlRecord, type EvalProblem, type ProcessBenchRecord } from './data/index.js';
+export {
+  loadDataset,
+  readRecords,
+  writeJsonl,
+  writeParquet,
+  DataError,
+  type SftRecord,
+  type RlRecord,
+  type EvalProblem,
+  type ProcessBenchRecord,
+} from './data/index.js';
 
 // verifiers
-export { verify, VerifierPool, verifyMath, verifyCode, verifyControlled, type VerifyKind, type VerifyRequest, type VerifyResult } from './verify/index.js';
+export {
+  verify,
+  VerifierPool,
+  verifyMath,
+  verifyCode,
+  verifyControlled,
+  type VerifyKind,
+  type VerifyRequest,
+  type VerifyResult,
+} from './verify/index.js';
 
 // rollouts, training and evaluation entry points
 export { sampleRollouts, readRollouts, groupByPrompt, type Rollout, type RolloutOptions } from './rollout/rollouts.js';
 export { sft, sftExample, type SftOptions, type SftStep } from './train/sft.js';
-export { outcomePairs, referenceLogprobs, trainRewardModel, RM_METHODS, type RmMethod, type RmPair, type RmTrainOptions, type RmStep } from './train/rm.js';
+export {
+  outcomePairs,
+  referenceLogprobs,
+  trainRewardModel,
+  RM_METHODS,
+  type RmMethod,
+  type RmPair,
+  type RmTrainOptions,
+  type RmStep,
+} from './train/rm.js';
 export { trainRl, type RlModels, type RlRunOptions, type RlStep } from './train/rl.js';
 export { sampledAccuracy, accuracyOf, type AccuracyReport } from './eval/accuracy.js';
 export { evaluateStepVerification, evaluateBestOfN, stepSequences, type StepVerificationReport, type BonReport } from './eval/reward-model.js';

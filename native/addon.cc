@@ -111,10 +111,13 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("liveTensors", Napi::Function::New(env, live_tensors, "liveTensors"));
   exports.Set("setNumThreads", Napi::Function::New(env, set_num_threads, "setNumThreads"));
   exports.Set("setBufferCacheLimit", Napi::Function::New(env, set_buffer_cache_limit_js, "setBufferCacheLimit"));
-  exports.Set("releaseBufferCache", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
-    release_buffer_cache();
-    return info.Env().Undefined();
-  }, "releaseBufferCache"));
+  exports.Set("releaseBufferCache", Napi::Function::New(
+                                        env,
+                                        [](const Napi::CallbackInfo& info) {
+                                          release_buffer_cache();
+                                          return info.Env().Undefined();
+                                        },
+                                        "releaseBufferCache"));
   register_tensor(env, exports);
   register_tensor_ops(env, exports);
   register_objectives(env, exports);

@@ -55,9 +55,7 @@ Napi::Promise run_async(Napi::Env env, const Napi::Value& cancel, Work work) {
   } else {
     return compute.submit(
         env,
-        [work = std::move(work)]() mutable -> Completion {
-          return [result = work()](Napi::Env env) -> Napi::Value { return to_js(env, result); };
-        },
+        [work = std::move(work)]() mutable -> Completion { return [result = work()](Napi::Env env) -> Napi::Value { return to_js(env, result); }; },
         std::move(flag));
   }
 }

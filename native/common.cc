@@ -37,8 +37,7 @@ Napi::Error to_js_error(Napi::Env env, std::exception_ptr error) {
   } catch (const c10::Error& e) {
     // c10 errors from a CUDA call on a machine without CUDA get their own code.
     std::string message = e.what_without_backtrace();
-    bool cuda_missing = message.find("CUDA driver") != std::string::npos ||
-                        message.find("no CUDA GPUs") != std::string::npos ||
+    bool cuda_missing = message.find("CUDA driver") != std::string::npos || message.find("no CUDA GPUs") != std::string::npos ||
                         message.find("compiled with CUDA") != std::string::npos;
     return make_error(env, cuda_missing ? ErrorCode::CudaUnavailable : ErrorCode::Torch, message);
   } catch (const std::exception& e) {
@@ -143,9 +142,7 @@ std::vector<int64_t> arg_shape(const Napi::Value& value, const char* name) {
   return shape;
 }
 
-static bool has_option(const Napi::Object& options, const char* key) {
-  return options.Has(key) && !options.Get(key).IsUndefined();
-}
+static bool has_option(const Napi::Object& options, const char* key) { return options.Has(key) && !options.Get(key).IsUndefined(); }
 
 double opt_number(const Napi::Object& options, const char* key, double fallback) {
   return has_option(options, key) ? arg_number(options.Get(key), key) : fallback;

@@ -24,9 +24,7 @@ class Error : public std::runtime_error {
   ErrorCode code_;
 };
 
-[[noreturn]] inline void invalid_argument(const std::string& message) {
-  throw Error(ErrorCode::InvalidArgument, message);
-}
+[[noreturn]] inline void invalid_argument(const std::string& message) { throw Error(ErrorCode::InvalidArgument, message); }
 
 // Converts the in-flight exception (c10::Error, prefix_rl::Error, Napi::Error, std::exception) into a JS Error.
 // c10 messages lose their C++ backtrace.

@@ -17,7 +17,6 @@ struct ComputeThread::Delivery {
   std::exception_ptr error;
 };
 
-
 ComputeThread::ComputeThread(Napi::Env env, int num_threads) : num_threads_(num_threads) {
   tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function(), "prefix-rl compute", 0, 1);
   tsfn_.Unref(env);
@@ -77,9 +76,7 @@ void ComputeThread::loop() {
     }
     set_current_cancel_flag(nullptr);
     // Returns non-ok only after Abort() at teardown, when nobody waits for the result any more.
-    if (tsfn_.NonBlockingCall(delivery, [this](Napi::Env env, Napi::Function fn, Delivery* d) {
-          deliver(env, fn, this, d);
-        }) != napi_ok) {
+    if (tsfn_.NonBlockingCall(delivery, [this](Napi::Env env, Napi::Function fn, Delivery* d) { deliver(env, fn, this, d); }) != napi_ok) {
       delete delivery;
     }
   }

@@ -15,18 +15,21 @@ ObjectiveInputs ObjectiveInputs::parse(const std::string& objective, const Napi:
     std::string key = keys.Get(i).As<Napi::String>().Utf8Value();
     Napi::Value value = obj.Get(key);
     if (value.IsUndefined() || value.IsNull()) continue;
-    if (value.IsNumber()) inputs.values_[key] = value.As<Napi::Number>().DoubleValue();
-    else if (value.IsBoolean()) inputs.values_[key] = value.As<Napi::Boolean>().Value();
-    else if (value.IsString()) inputs.values_[key] = value.As<Napi::String>().Utf8Value();
-    else if (TensorHandle::is_tensor(value)) inputs.values_[key] = TensorHandle::unwrap(value, key.c_str());
-    else invalid_argument(objective + ": input '" + key + "' must be a Tensor, number, boolean or string");
+    if (value.IsNumber())
+      inputs.values_[key] = value.As<Napi::Number>().DoubleValue();
+    else if (value.IsBoolean())
+      inputs.values_[key] = value.As<Napi::Boolean>().Value();
+    else if (value.IsString())
+      inputs.values_[key] = value.As<Napi::String>().Utf8Value();
+    else if (TensorHandle::is_tensor(value))
+      inputs.values_[key] = TensorHandle::unwrap(value, key.c_str());
+    else
+      invalid_argument(objective + ": input '" + key + "' must be a Tensor, number, boolean or string");
   }
   return inputs;
 }
 
-void ObjectiveInputs::bad(const std::string& key, const char* expected) const {
-  invalid_argument(objective_ + ": input '" + key + "' " + expected);
-}
+void ObjectiveInputs::bad(const std::string& key, const char* expected) const { invalid_argument(objective_ + ": input '" + key + "' " + expected); }
 
 const at::Tensor& ObjectiveInputs::tensor(const std::string& key) const {
   auto it = values_.find(key);
@@ -80,8 +83,10 @@ void ObjectiveInputs::expect_only(std::initializer_list<const char*> keys) const
 Napi::Object outputs_to_js(Napi::Env env, const ObjectiveOutputs& outputs) {
   Napi::Object out = Napi::Object::New(env);
   for (const auto& [key, value] : outputs) {
-    if (std::holds_alternative<double>(value)) out.Set(key, Napi::Number::New(env, std::get<double>(value)));
-    else out.Set(key, TensorHandle::wrap(env, std::get<at::Tensor>(value)));
+    if (std::holds_alternative<double>(value))
+      out.Set(key, Napi::Number::New(env, std::get<double>(value)));
+    else
+      out.Set(key, TensorHandle::wrap(env, std::get<at::Tensor>(value)));
   }
   return out;
 }

@@ -15,9 +15,7 @@ namespace prefix_rl {
 
 // ---- OpArgs ----
 
-void OpArgs::bad(size_t i, const char* expected) const {
-  invalid_argument(op_ + ": argument " + std::to_string(i) + " must be " + expected);
-}
+void OpArgs::bad(size_t i, const char* expected) const { invalid_argument(op_ + ": argument " + std::to_string(i) + " must be " + expected); }
 
 const at::Tensor& OpArgs::tensor(size_t i) const {
   if (!is_tensor(i)) bad(i, "a Tensor");

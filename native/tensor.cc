@@ -99,9 +99,7 @@ Napi::Value TensorHandle::numel(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value { return Napi::Number::New(info.Env(), static_cast<double>(tensor("numel").numel())); });
 }
 
-Napi::Value TensorHandle::is_disposed(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), !tensor_.has_value());
-}
+Napi::Value TensorHandle::is_disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !tensor_.has_value()); }
 
 Napi::Value TensorHandle::requires_grad(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value { return Napi::Boolean::New(info.Env(), tensor("requiresGrad").requires_grad()); });
@@ -206,8 +204,8 @@ at::Tensor tensor_from_typed_array(const Napi::TypedArray& array, const std::vec
   int64_t numel = 1;
   for (int64_t size : shape) numel *= size;
   if (static_cast<int64_t>(array.ElementLength()) != numel) {
-    invalid_argument("typed array has " + std::to_string(array.ElementLength()) + " elements but shape " +
-                     c10::str(at::IntArrayRef(shape)) + " needs " + std::to_string(numel));
+    invalid_argument("typed array has " + std::to_string(array.ElementLength()) + " elements but shape " + c10::str(at::IntArrayRef(shape)) +
+                     " needs " + std::to_string(numel));
   }
   napi_typedarray_type type = array.TypedArrayType();
   // Which typed array carries each dtype. bf16/fp16 arrive as float32 values, or as raw 16-bit patterns.

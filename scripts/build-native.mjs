@@ -21,7 +21,12 @@ const cmakeJs = join(dirname(createRequire(import.meta.url).resolve('cmake-js/pa
 // A separate build dir: build/ belongs to node-gyp when the binding.gyp fallback drives this script.
 const buildDir = join(root, 'build-cmake');
 const cmakeArgs = [
-  cmakeJs, 'compile', '--out', buildDir, '--parallel', String(Math.max(1, Number(process.env.PREFIX_RL_BUILD_JOBS ?? 2))),
+  cmakeJs,
+  'compile',
+  '--out',
+  buildDir,
+  '--parallel',
+  String(Math.max(1, Number(process.env.PREFIX_RL_BUILD_JOBS ?? 2))),
   ...(debug ? ['--debug'] : []),
   `--CDCMAKE_PREFIX_PATH=${torch.prefix}`,
   `--CDPREFIX_RL_CUDA=${cuda}`,

@@ -90,7 +90,12 @@ function fromPipWheel() {
   // Only the C++ parts are needed: lib/, include/, share/ (about 480 MB of the wheel's files).
   const unzip = run('unzip', ['-q', '-o', join(downloads, wheel), 'torch/lib/*', 'torch/include/*', 'torch/share/*', '-d', target]);
   if (unzip === null) {
-    run('python3', ['-c', `import zipfile,sys; z=zipfile.ZipFile(sys.argv[1]); [z.extract(n, sys.argv[2]) for n in z.namelist() if n.startswith(('torch/lib/','torch/include/','torch/share/'))]`, join(downloads, wheel), target]);
+    run('python3', [
+      '-c',
+      `import zipfile,sys; z=zipfile.ZipFile(sys.argv[1]); [z.extract(n, sys.argv[2]) for n in z.namelist() if n.startswith(('torch/lib/','torch/include/','torch/share/'))]`,
+      join(downloads, wheel),
+      target,
+    ]);
   }
   rmSync(downloads, { recursive: true, force: true });
   const found = resolveTorchRoot(join(target, 'torch'));

@@ -17,5 +17,8 @@ const target = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
 mkdirSync(target, { recursive: true });
 copyFileSync(built, join(target, 'prefix_rl.napi.node'));
 const info = createRequire(import.meta.url)(built).buildInfo();
-writeFileSync(join(target, 'libtorch.json'), JSON.stringify({ torchVersion: info.torchVersion, torchLibDir: info.torchLibDir, cudaKernels: info.cudaKernels }, null, 2) + '\n');
+writeFileSync(
+  join(target, 'libtorch.json'),
+  JSON.stringify({ torchVersion: info.torchVersion, torchLibDir: info.torchLibDir, cudaKernels: info.cudaKernels }, null, 2) + '\n',
+);
 process.stdout.write(`prebuild: wrote ${target}/prefix_rl.napi.node (libtorch ${info.torchVersion} at ${info.torchLibDir})\n`);

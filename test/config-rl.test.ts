@@ -7,7 +7,15 @@ import { parseSetting } from '../lib/cli/commands/rl.js';
 
 test('defaults follow the released code, per algorithm', () => {
   const distrl = resolveRlConfig({ algorithm: 'distrl' });
-  expect(distrl.actor).toMatchObject({ clipRatioLow: 0.2, clipRatioHigh: 0.28, clipRatioC: 3, cliprangeTopk: 0.2, alpha: 0.1, candidateTopK: 5, candidateMinP: 0.1 });
+  expect(distrl.actor).toMatchObject({
+    clipRatioLow: 0.2,
+    clipRatioHigh: 0.28,
+    clipRatioC: 3,
+    cliprangeTopk: 0.2,
+    alpha: 0.1,
+    candidateTopK: 5,
+    candidateMinP: 0.1,
+  });
   expect(distrl.rewardModel).toMatchObject({ beta: 10, margin: 5, useAdb: true, useDlw: true, update: 'before', reference: 'old', maxGradNorm: 10 });
   expect(distrl.advantage).toMatchObject({ rewardGtCoef: 1, rewardGaeCoef: 0.05, gamma: 1, lam: 1 });
   const prime = resolveRlConfig({ algorithm: 'prime' });

@@ -2,15 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import {
-  DataError,
-  EvalProblemSchema,
-  ProcessBenchRecordSchema,
-  loadDataset,
-  readRecords,
-  writeJsonl,
-  writeParquet,
-} from '../lib/data/index.js';
+import { DataError, EvalProblemSchema, ProcessBenchRecordSchema, loadDataset, readRecords, writeJsonl, writeParquet } from '../lib/data/index.js';
 
 const DATA = 'fixtures/data';
 let tmp: string;
@@ -107,14 +99,10 @@ describe('errors name the file and the row', () => {
 
   test('label out of range, JSONL line and Parquet row index', async () => {
     const jsonl = await dataError(loadDataset('processbench', `${DATA}/malformed/label-out-of-range.jsonl`));
-    expect(jsonl.message).toBe(
-      `${DATA}/malformed/label-out-of-range.jsonl:2: field "label": must be -1 or a step index in 0..2, got 3`,
-    );
+    expect(jsonl.message).toBe(`${DATA}/malformed/label-out-of-range.jsonl:2: field "label": must be -1 or a step index in 0..2, got 3`);
     const parquet = await dataError(loadDataset('processbench', `${DATA}/malformed/label-out-of-range.parquet`));
     expect(parquet.row).toBe(2);
-    expect(parquet.message).toBe(
-      `${DATA}/malformed/label-out-of-range.parquet: row 2: field "label": must be -1 or a step index in 0..2, got 7`,
-    );
+    expect(parquet.message).toBe(`${DATA}/malformed/label-out-of-range.parquet: row 2: field "label": must be -1 or a step index in 0..2, got 7`);
   });
 
   test('wrong type', async () => {
@@ -124,10 +112,7 @@ describe('errors name the file and the row', () => {
 
   test('wrong element type and bad enum value point at the element', async () => {
     const file = join(tmp, 'bad-elements.jsonl');
-    await writeJsonl(file, [
-      { messages: [{ role: 'user', content: 'hi' }] },
-      { messages: [{ role: 'user', content: 7 }] },
-    ]);
+    await writeJsonl(file, [{ messages: [{ role: 'user', content: 'hi' }] }, { messages: [{ role: 'user', content: 7 }] }]);
     expect((await dataError(loadDataset('sft', file))).message).toBe(`${file}:2: field "messages[0].content": expected string, got number`);
     await writeJsonl(file, [{ messages: [{ role: 'tool', content: 'x' }] }]);
     expect((await dataError(loadDataset('sft', file))).message).toMatch(new RegExp(`^${file}:1: field "messages\\[0\\]\\.role": `));

@@ -26,7 +26,11 @@ beforeAll(async () => {
   const [chat] = makeSftRecords(11, 1, { minDepth: 2, maxDepth: 2 });
   // The RL record of the same problem: its prompt, and the boxed answer of the SFT response as ground truth.
   const [template] = makeRlRecords(11, 1);
-  record = { ...template, prompt: [chat.messages[0]], reward_model: { ...template.reward_model, ground_truth: lastBoxed(chat.messages[1].content)! } };
+  record = {
+    ...template,
+    prompt: [chat.messages[0]],
+    reward_model: { ...template.reward_model, ground_truth: lastBoxed(chat.messages[1].content)! },
+  };
   model = await initModel(JSON.parse(await readFile(join(FIXTURE, 'config.json'), 'utf8')), { seed: 2, tokenizerFrom: FIXTURE });
   const example = sftExample(tokenizer, chat.messages);
   await sft(model, [example], { steps: 150, batchSize: 2, lr: 1e-2, warmupSteps: 10 });
@@ -64,10 +68,32 @@ test('prefix-rl rollout writes verified rollouts with their tokens', async () =>
     const wrongTruth = { ...record, reward_model: { ...record.reward_model, ground_truth: '-1' } };
     await writeJsonl(join(tmp, 'rl.jsonl'), [record, wrongTruth]);
     const file = join(tmp, 'rollouts.jsonl');
-    await main(['rollout', '--model', join(tmp, 'model'), '--data', join(tmp, 'rl.jsonl'), '--out', file, '--samples', '2', '--temperature', '0', '--max-new-tokens', '120']);
+    await main([
+      'rollout',
+      '--model',
+      join(tmp, 'model'),
+      '--data',
+      join(tmp, 'rl.jsonl'),
+      '--out',
+      file,
+      '--samples',
+      '2',
+      '--temperature',
+      '0',
+      '--max-new-tokens',
+      '120',
+    ]);
     expect(JSON.parse(out.join(''))).toEqual({ accuracy: 0.5, prompts: 2, samples: 2, mixed: 0, out: file });
-    const rollouts = (await readFile(file, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as Rollout);
-    expect(rollouts.map((r) => [r.prompt_index, r.sample_index, r.score])).toEqual([[0, 0, 1], [0, 1, 1], [1, 0, 0], [1, 1, 0]]);
+    const rollouts = (await readFile(file, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Rollout);
+    expect(rollouts.map((r) => [r.prompt_index, r.sample_index, r.score])).toEqual([
+      [0, 0, 1],
+      [0, 1, 1],
+      [1, 0, 0],
+      [1, 1, 0],
+    ]);
     const [first] = rollouts;
     expect(first.prompt_ids).toEqual(tokenizer.encodeChat(record.prompt, { addGenerationPrompt: true }));
     expect(first.response_ids.at(-1)).toBe(tokenizer.eosTokenId);

@@ -20,7 +20,11 @@ async function runCommand<T>(command: string, model: string, lines: string[], ar
   jest.spyOn(process, 'stdin', 'get').mockReturnValue(Readable.from(lines.map((line) => line + '\n')) as unknown as typeof process.stdin);
   stdout.length = 0;
   await main([command, '--model', model, ...args]);
-  return stdout.join('').trim().split('\n').map((line) => JSON.parse(line) as T);
+  return stdout
+    .join('')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as T);
 }
 
 const run = (lines: string[], ...args: string[]) => runCommand<{ logprobs: number[] }>('logprobs', MODEL, lines, args);
@@ -30,7 +34,11 @@ test('prints the log-prob of every token after the first, per line, matching tra
   const full = ref.input_ids[0];
   const right = ref.input_ids[1].slice(0, 8);
   // Batches of 2 pad the second line against the first; padding must not change anything.
-  const out = await run([JSON.stringify({ input_ids: full }), '', JSON.stringify({ input_ids: right, id: 'extra fields pass' }), '{"input_ids":[7]}'], '--batch-size', '2');
+  const out = await run(
+    [JSON.stringify({ input_ids: full }), '', JSON.stringify({ input_ids: right, id: 'extra fields pass' }), '{"input_ids":[7]}'],
+    '--batch-size',
+    '2',
+  );
   expect(out.map((line) => line.logprobs.length)).toEqual([11, 7, 0]);
   const close = (actual: number[], expected: number[]) => actual.forEach((value, i) => expect(value).toBeCloseTo(expected[i], 4));
   close(out[0].logprobs, ref.logprobs[0]);
@@ -62,7 +70,15 @@ describe('prefix-rl generate', () => {
 
   test('greedy continuations of token ids match transformers, with text from the tokenizer', async () => {
     const { greedy } = JSON.parse(await readFile(join(QWEN3, 'reference.json'), 'utf8')) as { greedy: { prompts: number[][]; tokens: number[][] } };
-    const out = await generate(greedy.prompts.map((ids) => JSON.stringify({ input_ids: ids })), '--temperature', '0', '--max-new-tokens', '8', '--batch-size', '2');
+    const out = await generate(
+      greedy.prompts.map((ids) => JSON.stringify({ input_ids: ids })),
+      '--temperature',
+      '0',
+      '--max-new-tokens',
+      '8',
+      '--batch-size',
+      '2',
+    );
     expect(out.map((line) => line.tokens)).toEqual(greedy.tokens);
     expect(out[0]).toMatchObject({ finish_reason: 'length', text: expect.any(String) });
     expect(out[0].logprobs).toHaveLength(8);

@@ -90,7 +90,15 @@ describe('sampling controls', () => {
       [greedyTokens[1], 'length'],
       [greedyTokens[2], 'length'],
     ]);
-    const byStop = await model.generate(prompts, { maxNewTokens: 8, temperature: 0, eosTokenIds: [], stopSequences: [[4, 46], [17, 17, 17]] });
+    const byStop = await model.generate(prompts, {
+      maxNewTokens: 8,
+      temperature: 0,
+      eosTokenIds: [],
+      stopSequences: [
+        [4, 46],
+        [17, 17, 17],
+      ],
+    });
     expect(byStop.map((g) => [g.tokens, g.finishReason])).toEqual([
       [[4, 4, 4, 46], 'stop'],
       [[17, 17, 17], 'stop'],

@@ -17,19 +17,31 @@ test('weights follow the config: N(0, 0.02) matrices, a zero padding row, unit n
   try {
     tidy(() => {
       const [pa, pb, pc] = [a, b, c].map((m) => m.parameters());
-      expect([...pa.keys()]).toEqual([...(pb.keys())]);
+      expect([...pa.keys()]).toEqual([...pb.keys()]);
       const embedding = pa.get('model.embed_tokens.weight')!;
       expect(embedding.shape).toEqual([83, 64]);
       expect(embedding.select(0, 0).abs().max().item()).toBe(0); // pad_token_id 0
       const std = embedding.slice(0, 1, 83).pow(2).mean().sqrt().item(); // the mean is ~0
       expect(std).toBeGreaterThan(0.018);
       expect(std).toBeLessThan(0.022);
-      expect(pa.get('model.norm.weight')!.toNumbers().every((x) => x === 1)).toBe(true);
-      expect(pa.get('model.layers.0.self_attn.q_norm.weight')!.toNumbers().every((x) => x === 1)).toBe(true);
+      expect(
+        pa
+          .get('model.norm.weight')!
+          .toNumbers()
+          .every((x) => x === 1),
+      ).toBe(true);
+      expect(
+        pa
+          .get('model.layers.0.self_attn.q_norm.weight')!
+          .toNumbers()
+          .every((x) => x === 1),
+      ).toBe(true);
       for (const [name, tensor] of pa) {
         expect(tensor.sub(pb.get(name)!).abs().max().item()).toBe(0);
       }
-      expect(pa.get('model.layers.1.mlp.down_proj.weight')!.sub(pc.get('model.layers.1.mlp.down_proj.weight')!).abs().max().item()).toBeGreaterThan(0);
+      expect(pa.get('model.layers.1.mlp.down_proj.weight')!.sub(pc.get('model.layers.1.mlp.down_proj.weight')!).abs().max().item()).toBeGreaterThan(
+        0,
+      );
       for (const map of [pa, pb, pc]) for (const tensor of map.values()) tensor.dispose();
     });
   } finally {

@@ -49,7 +49,12 @@ test('the PEFT adapter gives PEFT logits and log-probs; merging keeps them', asy
   const model = await loadModel(BASE);
   try {
     await model.loadAdapter(ADAPTER);
-    expect(model.lora).toEqual({ rank: 4, alpha: 8, rslora: false, targetModules: ['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj'] });
+    expect(model.lora).toEqual({
+      rank: 4,
+      alpha: 8,
+      rslora: false,
+      targetModules: ['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj'],
+    });
     expect(model.loraParameters().size).toBe(28);
     expectClose(await tokenLogits(model), referenceLogits(), 1e-4);
     await tidy(async () => {
@@ -94,7 +99,10 @@ test('a new adapter changes nothing until trained; training it alone lowers the 
     expect(adapter.size).toBe(2 * 3 * 2);
     for (const parameter of adapter.values()) parameter.requiresGrad = true;
     const optimizer = new AdamW(adapter, { lr: 2e-2, weightDecay: 0 });
-    const sequences = [[1, 20, 21, 22, 23, 3, 30, 31, 2], [1, 40, 41, 3, 50, 2]];
+    const sequences = [
+      [1, 20, 21, 22, 23, 3, 30, 31, 2],
+      [1, 40, 41, 3, 50, 2],
+    ];
     const loss = (train: boolean) =>
       tidy(async () => {
         const { inputIds, attentionMask } = padBatch(sequences);
@@ -148,8 +156,16 @@ describe('adapter folders that cannot be used', () => {
   test('a missing or mis-shaped adapter tensor is named, and leaves the model without an adapter', async () => {
     const before = await tokenLogits(model);
     for (const [name, edit, message] of [
-      ['missing-tensor', (t: Map<string, Tensor>) => t.delete('base_model.model.model.layers.1.mlp.up_proj.lora_B.weight'), /lacks 1 tensor.*layers\.1\.mlp\.up_proj\.lora_B/],
-      ['wrong-rank', (t: Map<string, Tensor>) => t.set('base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight', Tensor.zeros([3, 64])), /q_proj\.lora_A\.weight' .* has shape \[3, 64\], but the model expects \[4, 64\]/],
+      [
+        'missing-tensor',
+        (t: Map<string, Tensor>) => t.delete('base_model.model.model.layers.1.mlp.up_proj.lora_B.weight'),
+        /lacks 1 tensor.*layers\.1\.mlp\.up_proj\.lora_B/,
+      ],
+      [
+        'wrong-rank',
+        (t: Map<string, Tensor>) => t.set('base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight', Tensor.zeros([3, 64])),
+        /q_proj\.lora_A\.weight' .* has shape \[3, 64\], but the model expects \[4, 64\]/,
+      ],
     ] as const) {
       const dir = await adapterWith(name, {});
       await tidy(async () => {

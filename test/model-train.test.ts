@@ -7,7 +7,6 @@ import { AdamW, clipGradNorm, constantSchedule, cosineSchedule, linearSchedule, 
 import { Tensor, tidy } from '../lib/tensor/index.js';
 import { loadTokenizer } from '../lib/tokenizer/index.js';
 
-
 test('AdamW follows the torch.optim.AdamW update', async () => {
   const p = Tensor.from([1], [1], { requiresGrad: true });
   const untouched = Tensor.from([2], [1], { requiresGrad: true });

@@ -230,7 +230,14 @@ describe('checkpoint formats', () => {
     await tidy(async () => {
       const tensors = {
         odd: Tensor.from([1, 2, 3], [3], { dtype: 'bfloat16' }),
-        wide: Tensor.from([[1.5, -2], [3, 4e10]], undefined, { dtype: 'float64' }),
+        wide: Tensor.from(
+          [
+            [1.5, -2],
+            [3, 4e10],
+          ],
+          undefined,
+          { dtype: 'float64' },
+        ),
         ids: Tensor.from([7, 8, 9, 10, 11], [5], { dtype: 'int64' }),
         flags: Tensor.from([true, false], [2], { dtype: 'bool' }),
         empty: Tensor.zeros([0, 4]),

@@ -38,12 +38,7 @@ async function finiteDifferences(x: Tensor, f: (x: Tensor) => Promise<number>, i
   return out;
 }
 
-async function checkGradient(
-  name: string,
-  logits: Tensor,
-  loss: (logits: Tensor) => Promise<Tensor>,
-  sampleEvery = 3,
-): Promise<void> {
+async function checkGradient(name: string, logits: Tensor, loss: (logits: Tensor) => Promise<Tensor>, sampleEvery = 3): Promise<void> {
   const x = logits.detach();
   x.requiresGrad = true;
   await (await loss(x)).backwardAsync();
@@ -72,8 +67,10 @@ describe('finite-difference gradients on random inputs (float64)', () => {
       const s = setup(101);
       const labels = Tensor.from([1, 0, 1, 0], undefined, { dtype: 'float64' });
       for (const weighting of ['token_mean', 'uniform', 'late', 'early'] as const) {
-        await checkGradient(`ipvrm ${weighting}`, s.logits, async (logits) =>
-          (await ipvrmOffline({ ...s, logits, labels, beta: 2, margin: 0.5, weighting })).loss,
+        await checkGradient(
+          `ipvrm ${weighting}`,
+          s.logits,
+          async (logits) => (await ipvrmOffline({ ...s, logits, labels, beta: 2, margin: 0.5, weighting })).loss,
         );
       }
     });
@@ -83,7 +80,11 @@ describe('finite-difference gradients on random inputs (float64)', () => {
     await tidy(async () => {
       const s = setup(202);
       const acc = Tensor.from([1, 0, 0, 1], undefined, { dtype: 'float64' });
-      await checkGradient('ipvrm online', s.logits, async (logits) => (await ipvrmOnline({ ...s, logits, acc, groupSize: 4, beta: 3, margin: 1 })).loss);
+      await checkGradient(
+        'ipvrm online',
+        s.logits,
+        async (logits) => (await ipvrmOnline({ ...s, logits, acc, groupSize: 4, beta: 3, margin: 1 })).loss,
+      );
       await checkGradient('implicit prm', s.logits, async (logits) => (await implicitPrmCe({ ...s, logits, labels: acc, beta: 0.5 })).loss);
       await checkGradient('dpo bt_mean', s.logits, async (logits) => (await dpoRm({ ...s, logits, beta: 0.7, gamma: 0.1, reduction: 'mean' })).loss);
     });
@@ -105,18 +106,21 @@ describe('finite-difference gradients on random inputs (float64)', () => {
       const advantages = Tensor.randn([B, T], 9, { dtype: 'float64' });
       const scaledCandidateTd = Tensor.randn([B, T, 4], 10, { dtype: 'float64' });
       for (const conventions of ['reference', 'paper'] as const) {
-        await checkGradient(`distrl ${conventions}`, s.logits.mul(0.3).add(s.refLogits), async (newLogits) =>
-          (
-            await distrlLoss({
-              ...candidates,
-              newLogits,
-              advantages,
-              scaledCandidateTd,
-              mask,
-              alpha: 0.5,
-              conventions,
-            })
-          ).loss,
+        await checkGradient(
+          `distrl ${conventions}`,
+          s.logits.mul(0.3).add(s.refLogits),
+          async (newLogits) =>
+            (
+              await distrlLoss({
+                ...candidates,
+                newLogits,
+                advantages,
+                scaledCandidateTd,
+                mask,
+                alpha: 0.5,
+                conventions,
+              })
+            ).loss,
         );
       }
     });
@@ -134,7 +138,9 @@ describe('fused log-probs vs the naive composition (log_softmax → gather)', ()
     for (const dtype of ['float32', 'bfloat16'] as const) {
       test(`${dtype} [${B}, ${T}, ${V}]: forward and backward`, async () => {
         await tidy(async () => {
-          const base = Tensor.randn([B, T, V], B * T + V, { dtype: 'float32' }).mul(3).to(dtype);
+          const base = Tensor.randn([B, T, V], B * T + V, { dtype: 'float32' })
+            .mul(3)
+            .to(dtype);
           const index = Tensor.rand([B, T, 3], 5, { dtype: 'float64' }).mul(V).to('int64');
           const upstream = Tensor.randn([B, T, 3], 6, { dtype: 'float32' });
 
@@ -162,7 +168,9 @@ describe('fused log-probs vs the naive composition (log_softmax → gather)', ()
     for (const dtype of ['float32', 'bfloat16'] as const) {
       test(`entropy, ${dtype} [${B}, ${T}, ${V}]: forward and backward`, async () => {
         await tidy(async () => {
-          const base = Tensor.randn([B, T, V], B * T + V + 1, { dtype: 'float32' }).mul(3).to(dtype);
+          const base = Tensor.randn([B, T, V], B * T + V + 1, { dtype: 'float32' })
+            .mul(3)
+            .to(dtype);
           const upstream = Tensor.randn([B, T], 7, { dtype: 'float32' });
 
           const fusedIn = base.detach();
@@ -303,7 +311,10 @@ describe('masking and candidate sets', () => {
       // Peaked distributions so that many tokens sit around P_min = 0.1.
       const logits32 = Tensor.randn([B, T, V], 77, { dtype: 'float32' }).mul(2.5);
       const tokens = randomTokens([B, T], V, 78);
-      const mask = responseMask(Array.from({ length: B }, (_, b) => 10 + b), T).to('float32');
+      const mask = responseMask(
+        Array.from({ length: B }, (_, b) => 10 + b),
+        T,
+      ).to('float32');
       for (const conventions of ['reference', 'paper'] as const) {
         for (const topP of [1, 0.8]) {
           const a = await distrlCandidates({ oldLogits: logits32, tokens, mask, conventions, topP });
@@ -327,7 +338,15 @@ describe('masking and candidate sets', () => {
       const mask = responseMask([32, 30, 20, 9], T);
       const labels = Tensor.from([1, 0, 1, 0], [B], { dtype: 'float64' });
       const run = (dtype: 'float32' | 'float64') =>
-        ipvrmOffline({ logits: logits32.to(dtype), refLogits: ref32.to(dtype), tokens, mask: mask.to(dtype), labels: labels.to(dtype), beta: 10, margin: 5 });
+        ipvrmOffline({
+          logits: logits32.to(dtype),
+          refLogits: ref32.to(dtype),
+          tokens,
+          mask: mask.to(dtype),
+          labels: labels.to(dtype),
+          beta: 10,
+          margin: 5,
+        });
       const [single, double] = [await run('float32'), await run('float64')];
       const errorOf = (ratio: Tensor) => ratio.to('float64').sub(double.logRatio).mul(mask).abs().max().item() as number;
       const roundedFirst = single.policyLogprobs!.sub(single.refLogprobs!); // both float32 log-probs, then their difference
@@ -367,7 +386,12 @@ describe('masking and candidate sets', () => {
       const maskRows = mask.toNested() as number[][];
       for (let b = 0; b < B; b++) {
         for (let t = 0; t < T; t++) {
-          const expected = maskRows[b][t] ? probs[b][t].map((p, v) => (p >= 0.1 ? v : -1)).filter((v) => v >= 0).sort((x, y) => x - y) : [];
+          const expected = maskRows[b][t]
+            ? probs[b][t]
+                .map((p, v) => (p >= 0.1 ? v : -1))
+                .filter((v) => v >= 0)
+                .sort((x, y) => x - y)
+            : [];
           const got = ids[b][t].filter((_, k) => keep[b][t][k]).sort((x, y) => x - y);
           expect(got).toEqual(expected);
         }
@@ -397,7 +421,16 @@ describe('bad input', () => {
       await rejects(ipvrmOffline({ ...base(), labels: Tensor.from([1, 0, 1]) }), /labels must be \[B\] with B=2/);
       await rejects(ipvrmOffline({ ...base(), tokens: Tensor.from(new BigInt64Array([0n, 1n, 2n, 3n, 9n, 0n]), [2, 3]) }), /out of range: found 9/);
       const { labels: _unused, ...noLabels } = base();
-      await rejects(dpoRm({ ...noLabels, logits: Tensor.randn([3, 3, 5], 1), refLogits: Tensor.randn([3, 3, 5], 2), tokens: Tensor.zeros([3, 3], { dtype: 'int64' }), mask: Tensor.ones([3, 3]) }), /B must be even/);
+      await rejects(
+        dpoRm({
+          ...noLabels,
+          logits: Tensor.randn([3, 3, 5], 1),
+          refLogits: Tensor.randn([3, 3, 5], 2),
+          tokens: Tensor.zeros([3, 3], { dtype: 'int64' }),
+          mask: Tensor.ones([3, 3]),
+        }),
+        /B must be even/,
+      );
     });
   });
 

@@ -11,13 +11,21 @@ const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { ex
 
 /** Runs `body` as an ES module inside the package folder and returns what it printed as JSON. */
 async function inPackage<T>(body: string): Promise<T> {
-  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', body], { cwd: ROOT, env: { ...process.env, PREFIX_RL_NUM_THREADS: '1' } });
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', body], {
+    cwd: ROOT,
+    env: { ...process.env, PREFIX_RL_NUM_THREADS: '1' },
+  });
   return JSON.parse(stdout) as T;
 }
 
 test('dist/ is compiled from the current sources (npm test compiles it first)', () => {
   const newest = (dir: string): number =>
-    Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(join(dir, e.name)) : e.name.endsWith('.ts') ? statSync(join(dir, e.name)).mtimeMs : 0)));
+    Math.max(
+      0,
+      ...readdirSync(dir, { withFileTypes: true }).map((e) =>
+        e.isDirectory() ? newest(join(dir, e.name)) : e.name.endsWith('.ts') ? statSync(join(dir, e.name)).mtimeMs : 0,
+      ),
+    );
   expect(statSync(join(ROOT, 'dist/lib/index.js')).mtimeMs).toBeGreaterThanOrEqual(newest(join(ROOT, 'lib')));
 });
 
@@ -25,8 +33,14 @@ test('every lib/ layer is a subpath export, and every export resolves', async ()
   const layers = readdirSync(join(ROOT, 'lib'), { withFileTypes: true })
     .filter((e) => e.isDirectory() && e.name !== 'cli' && readdirSync(join(ROOT, 'lib', e.name)).some((f) => f.endsWith('.ts')))
     .map((e) => `./${e.name}`);
-  expect(Object.keys(pkg.exports).filter((k) => k !== '.' && k !== './package.json').sort()).toEqual(layers.sort());
-  const specifiers = Object.keys(pkg.exports).filter((k) => k !== './package.json').map((k) => 'prefix-rl' + k.slice(1));
+  expect(
+    Object.keys(pkg.exports)
+      .filter((k) => k !== '.' && k !== './package.json')
+      .sort(),
+  ).toEqual(layers.sort());
+  const specifiers = Object.keys(pkg.exports)
+    .filter((k) => k !== './package.json')
+    .map((k) => 'prefix-rl' + k.slice(1));
   const counts = await inPackage<Record<string, number>>(
     `const out = {}; for (const s of ${JSON.stringify(specifiers)}) out[s] = Object.keys(await import(s)).length; console.log(JSON.stringify(out));`,
   );
@@ -35,12 +49,33 @@ test('every lib/ layer is a subpath export, and every export resolves', async ()
 
 test('the root names what users call, and no internal helper', async () => {
   const names = await inPackage<string[]>(`console.log(JSON.stringify(Object.keys(await import('prefix-rl'))));`);
-  for (const name of ['Tensor', 'tidy', 'ipvrmOffline', 'distrlLoss', 'loadModel', 'initModel', 'loadTokenizer', 'loadDataset', 'verify', 'VerifierPool'])
+  for (const name of [
+    'Tensor',
+    'tidy',
+    'ipvrmOffline',
+    'distrlLoss',
+    'loadModel',
+    'initModel',
+    'loadTokenizer',
+    'loadDataset',
+    'verify',
+    'VerifierPool',
+  ])
     expect(names).toContain(name);
-  for (const name of ['sampleRollouts', 'sft', 'trainRewardModel', 'trainRl', 'sampledAccuracy', 'evaluateStepVerification', 'evaluateBestOfN', 'loadRlConfig'])
+  for (const name of [
+    'sampleRollouts',
+    'sft',
+    'trainRewardModel',
+    'trainRl',
+    'sampledAccuracy',
+    'evaluateStepVerification',
+    'evaluateBestOfN',
+    'loadRlConfig',
+  ])
     expect(names).toContain(name);
   // helpers stay behind their subpaths
-  for (const name of ['scoredMask', 'withOptimizer', 'maskedWhiten', 'deepMerge', 'keepGroups', 'roundHalfEven', 'Rng']) expect(names).not.toContain(name);
+  for (const name of ['scoredMask', 'withOptimizer', 'maskedWhiten', 'deepMerge', 'keepGroups', 'roundHalfEven', 'Rng'])
+    expect(names).not.toContain(name);
   expect(names.length).toBeLessThan(120);
 });
 

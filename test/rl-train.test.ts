@@ -31,7 +31,10 @@ async function evenMass(model: CausalLM): Promise<number> {
     const prompts = records.map((r) => tokenizer.encodeChat(r.prompt, { addGenerationPrompt: true }));
     const { inputIds, attentionMask } = padBatch(prompts, { side: 'left' });
     const logits = await model.forward(inputIds, attentionMask, { noGrad: true });
-    const probs = logits.select(1, logits.shape[1] - 1).softmax(-1).toNested() as number[][];
+    const probs = logits
+      .select(1, logits.shape[1] - 1)
+      .softmax(-1)
+      .toNested() as number[][];
     return probs.reduce((a, row) => a + row.reduce((s, p, id) => s + (id % 2 === 0 ? p : 0), 0), 0) / probs.length;
   });
 }
@@ -127,7 +130,11 @@ test('micro-batches accumulate to the whole batch: the same update at 8 and 32 s
     const policy = await loadModel(FIXTURE);
     const rewardModel = await loadModel(FIXTURE);
     try {
-      const cfg = config('distrl', { steps: 1, rollout: { promptsPerStep: 4, samples: 8, oversample: 1, maxNewTokens: 1 }, actor: { lr: 1e-2, microBatch } });
+      const cfg = config('distrl', {
+        steps: 1,
+        rollout: { promptsPerStep: 4, samples: 8, oversample: 1, maxNewTokens: 1 },
+        actor: { lr: 1e-2, microBatch },
+      });
       await trainRl({ policy, rewardModel }, tokenizer, records, cfg, { reward: evenFirstToken });
       after.push(await snapshot(policy));
     } finally {
@@ -251,7 +258,10 @@ test('prefix-rl rl train: config + --set overrides, checkpoints and metrics writ
     const summary = JSON.parse(out.join(''));
     expect(summary).toMatchObject({ algorithm: 'grpo-ipvrm', steps: 2 });
     expect(typeof summary.initialTestAccuracy === 'number' && typeof summary.testAccuracy === 'number').toBe(true);
-    const metrics = (await readFile(join(run, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
+    const metrics = (await readFile(join(run, 'metrics.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     expect(metrics.map((m) => m.step)).toEqual([0, 1]);
     const saved = JSON.parse(await readFile(join(run, 'config.json'), 'utf8'));
     expect(saved).toMatchObject({ steps: 2, actor: { lr: 1e-3 }, rewardModel: { margin: 0, beta: 10, reference: 'old' } });
@@ -269,9 +279,9 @@ test('prefix-rl rl train: config + --set overrides, checkpoints and metrics writ
     }
     (await loadModel(join(run, 'reward-model'))).dispose();
     await writeFile(join(tmp, 'bad.yaml'), 'algorithm: distrl\nactor:\n  lr: -1\n  lrr: 2\n');
-    await expect(main(['rl', 'train', '--config', join(tmp, 'bad.yaml'), '--model', FIXTURE, '--data', join(tmp, 'rl.jsonl'), '--out', run])).rejects.toThrow(
-      /bad.yaml: invalid RL config: .*actor.*lrr|actor.lr/,
-    );
+    await expect(
+      main(['rl', 'train', '--config', join(tmp, 'bad.yaml'), '--model', FIXTURE, '--data', join(tmp, 'rl.jsonl'), '--out', run]),
+    ).rejects.toThrow(/bad.yaml: invalid RL config: .*actor.*lrr|actor.lr/);
   } finally {
     jest.restoreAllMocks();
     await rm(tmp, { recursive: true, force: true });

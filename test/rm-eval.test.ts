@@ -65,13 +65,29 @@ describe('stepSequences', () => {
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 test('step AUC: separation, reversal, ties, and steps after the first error left out', () => {
-  expect(stepAuc([-1, 1], [[0.9, 0.8], [0.7, 0.1, 0.95]])).toBe(1);
+  expect(
+    stepAuc(
+      [-1, 1],
+      [
+        [0.9, 0.8],
+        [0.7, 0.1, 0.95],
+      ],
+    ),
+  ).toBe(1);
   expect(stepAuc([0], [[0.9, 0.1]])).toBeNaN();
   expect(stepAuc([-1, 0], [[0.2], [0.9]])).toBe(0);
   expect(stepAuc([-1, 0], [[0.5, 0.5], [0.5]])).toBe(0.5);
   expect(stepAuc([-1, -1], [[0.5], [0.6]])).toBeNaN();
   // 3 right steps (0.2, 0.6, 0.9) vs 1 wrong (0.6): wins 1 + tie 0.5 of 3.
-  expect(stepAuc([-1, 1], [[0.2, 0.9], [0.6, 0.6]])).toBeCloseTo(1.5 / 3, 12);
+  expect(
+    stepAuc(
+      [-1, 1],
+      [
+        [0.2, 0.9],
+        [0.6, 0.6],
+      ],
+    ),
+  ).toBeCloseTo(1.5 / 3, 12);
 });
 
 test('step AUC ranks by the step logits: the same at any coefficient, even where the sigmoid saturates', () => {
@@ -179,7 +195,23 @@ test('prefix-rl rm eval reports ProcessBench and Best-of-N beside the reference 
   try {
     await writeJsonl(join(tmp, 'pb.jsonl'), makeProcessBenchSets(2, 6, ['A']).get('A')!);
     await writeJsonl(join(tmp, 'bon.jsonl'), rolloutsFor(2, 2, [1, 0]));
-    await main(['rm', 'eval', '--rm', FIXTURE, '--reference', FIXTURE, '--processbench', join(tmp, 'pb.jsonl'), '--bon-rollouts', join(tmp, 'bon.jsonl'), '--bon-n', '1', '2', '--coef', '10']);
+    await main([
+      'rm',
+      'eval',
+      '--rm',
+      FIXTURE,
+      '--reference',
+      FIXTURE,
+      '--processbench',
+      join(tmp, 'pb.jsonl'),
+      '--bon-rollouts',
+      join(tmp, 'bon.jsonl'),
+      '--bon-n',
+      '1',
+      '2',
+      '--coef',
+      '10',
+    ]);
     const report = JSON.parse(out.join(''));
     expect(report.coef).toBe(10);
     const pb = report.processBench[join(tmp, 'pb.jsonl')];

@@ -59,7 +59,10 @@ describe.each(RM_METHODS)('%s', (method) => {
     const reference = await loadModel(FIXTURE);
     try {
       const pairs = outcomePairs(await syntheticRollouts(8));
-      await referenceLogprobs(reference, pairs.flatMap((p) => [p.chosen, p.rejected]));
+      await referenceLogprobs(
+        reference,
+        pairs.flatMap((p) => [p.chosen, p.rejected]),
+      );
       expect(pairs[0].chosen.refLogprobs).toHaveLength(pairs[0].chosen.tokens.length - 1);
       const history = await trainRewardModel(model, pairs, { method, steps: 40, pairsPerStep: 8, lr: 3e-3 });
       const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -96,7 +99,9 @@ test('prefix-rl rm train writes a reward model checkpoint; a malformed rollout l
     const rm = await loadModel(join(tmp, 'rm'));
     rm.dispose();
     await writeFile(join(tmp, 'bad.jsonl'), '{"prompt_index": 0}\n');
-    await expect(main([...args.slice(0, 5), join(tmp, 'bad.jsonl'), '--model', FIXTURE, '--out', join(tmp, 'x')])).rejects.toThrow(/bad.jsonl:1: needs prompt_index/);
+    await expect(main([...args.slice(0, 5), join(tmp, 'bad.jsonl'), '--model', FIXTURE, '--out', join(tmp, 'x')])).rejects.toThrow(
+      /bad.jsonl:1: needs prompt_index/,
+    );
   } finally {
     jest.restoreAllMocks();
     await rm(tmp, { recursive: true, force: true });

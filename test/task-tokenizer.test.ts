@@ -56,7 +56,14 @@ test('every rendered string encodes one token per character and decodes back', (
 
 test('special tokens are single tokens; the chat template lays out <bos> prompt <sep> response <eos>', () => {
   const prompt = 'Compute 7 +5 *3 -4 step by step.';
-  const response = renderSolution({ start: 7, operations: [{ op: '+', operand: 5 }, { op: '*', operand: 3 }, { op: '-', operand: 4 }] });
+  const response = renderSolution({
+    start: 7,
+    operations: [
+      { op: '+', operand: 5 },
+      { op: '*', operand: 3 },
+      { op: '-', operand: 4 },
+    ],
+  });
   const text = renderChat([
     { role: 'user', content: prompt },
     { role: 'assistant', content: response },

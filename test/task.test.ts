@@ -34,7 +34,14 @@ const problemsFrom = (seed: number, count: number, options = resolveTaskOptions(
 
 describe('Rng', () => {
   test('is deterministic per seed and uniform enough', () => {
-    const draw = (seed: number) => Array.from({ length: 5 }, ((rng) => () => rng.next())(new Rng(seed)));
+    const draw = (seed: number) =>
+      Array.from(
+        { length: 5 },
+        (
+          (rng) => () =>
+            rng.next()
+        )(new Rng(seed)),
+      );
     expect(draw(1)).toEqual(draw(1));
     expect(draw(1)).not.toEqual(draw(2));
     const rng = new Rng(7);

@@ -54,9 +54,19 @@ describe('Tensor round trip', () => {
 
   test('nested arrays infer shape; toNested inverts', () => {
     tidy(() => {
-      const t = Tensor.from([[1, 2, 3], [4, 5, 6]], undefined, { dtype: 'float64' });
+      const t = Tensor.from(
+        [
+          [1, 2, 3],
+          [4, 5, 6],
+        ],
+        undefined,
+        { dtype: 'float64' },
+      );
       expect(t.shape).toEqual([2, 3]);
-      expect(t.toNested()).toEqual([[1, 2, 3], [4, 5, 6]]);
+      expect(t.toNested()).toEqual([
+        [1, 2, 3],
+        [4, 5, 6],
+      ]);
       expect(t.sum(1).toNested()).toEqual([6, 15]);
       expect(t.transpose(0, 1).shape).toEqual([3, 2]);
     });
@@ -175,7 +185,15 @@ describe('linear', () => {
       const expected = x.to('float64').matmul(w.to('float64').transpose(0, 1)).add(b.to('float64'));
       const tolerance = 1e-5 * Math.sqrt(K) * 4;
       expect(x.linear(w, b).to('float64').sub(expected).abs().max().item()).toBeLessThan(tolerance);
-      expect(x.linear(w).to('float64').sub(expected.sub(b.to('float64'))).abs().max().item()).toBeLessThan(tolerance);
+      expect(
+        x
+          .linear(w)
+          .to('float64')
+          .sub(expected.sub(b.to('float64')))
+          .abs()
+          .max()
+          .item(),
+      ).toBeLessThan(tolerance);
       // Leading dims are kept: [1, M, K] → [1, M, N].
       expect(x.unsqueeze(0).linear(w).shape).toEqual([1, M, N]);
     });

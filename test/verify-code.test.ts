@@ -52,7 +52,11 @@ describe('code verifier judging', () => {
         { input: '4', output: '8' },
       ],
     });
-    expect(result).toMatchObject({ status: 'fail', detail: 'test 1: wrong output', code: { passed: 1, total: 3, failure: { test: 1, exitCode: 0 } } });
+    expect(result).toMatchObject({
+      status: 'fail',
+      detail: 'test 1: wrong output',
+      code: { passed: 1, total: 3, failure: { test: 1, exitCode: 0 } },
+    });
   });
 
   test('a runtime error fails with its exit status and stderr tail', async () => {
@@ -75,7 +79,8 @@ describe('code verifier judging', () => {
   });
 
   test('JavaScript programs run under node', async () => {
-    const response = '```js\nconst lines = require("fs").readFileSync(0, "utf8").trim().split("\\n");\nconsole.log(lines.map(Number).reduce((a, b) => a + b));\n```';
+    const response =
+      '```js\nconst lines = require("fs").readFileSync(0, "utf8").trim().split("\\n");\nconsole.log(lines.map(Number).reduce((a, b) => a + b));\n```';
     const result = await verifyCode(response, { language: 'javascript', stdio: [{ input: '1\n2\n3\n', output: '6' }] });
     expect(result).toMatchObject({ status: 'pass', code: { language: 'javascript' } });
   });
@@ -120,7 +125,11 @@ describe('program extraction and output comparison', () => {
   });
 
   test('tests are checked and brought to one form', () => {
-    expect(parseCodeTests({ inputs: ['1'], outputs: ['2'] })).toEqual({ language: 'python', stdio: [{ input: '1', output: '2' }], assert: undefined });
+    expect(parseCodeTests({ inputs: ['1'], outputs: ['2'] })).toEqual({
+      language: 'python',
+      stdio: [{ input: '1', output: '2' }],
+      assert: undefined,
+    });
     expect(() => parseCodeTests({ inputs: ['1', '2'], outputs: ['2'] })).toThrow('invalid code tests');
     expect(() => parseCodeTests({ language: 'cobol', assert: 'x' })).toThrow('invalid code tests');
   });
@@ -141,7 +150,8 @@ describeNamespaces('sandbox containment (namespaces)', () => {
   });
 
   test('a program that ignores SIGTERM and sleeps in a new session is still killed', async () => {
-    const code = 'import os, signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nos.setsid()\nif os.fork() == 0:\n    time.sleep(60)\ntime.sleep(60)';
+    const code =
+      'import os, signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nos.setsid()\nif os.fork() == 0:\n    time.sleep(60)\ntime.sleep(60)';
     const before = processCount();
     const result = await expectOutput(code, '', { limits: { timeMs: 1_000 } });
     expect(result.status).toBe('timeout');

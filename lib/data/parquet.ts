@@ -44,9 +44,7 @@ function fromParquetValue(value: unknown, fail: (detail: string) => Error): unkn
 
 /** The Parquet type of one field, inferred from the values written to it. */
 type FieldType =
-  | { kind: 'string' | 'int' | 'double' | 'boolean' }
-  | { kind: 'list'; element: FieldType }
-  | { kind: 'struct'; fields: Map<string, FieldType> };
+  { kind: 'string' | 'int' | 'double' | 'boolean' } | { kind: 'list'; element: FieldType } | { kind: 'struct'; fields: Map<string, FieldType> };
 
 /**
  * Writes objects as one Parquet file, creating the parent folder. The schema is inferred from the rows:
@@ -58,10 +56,7 @@ export async function writeParquet(file: string, rows: readonly Record<string, u
   const root = inferType(rows, '');
   if (root.kind !== 'struct') throw new Error(`writeParquet ${file}: rows must be objects`);
   const columns = [...root.fields];
-  const schema: SchemaElement[] = [
-    { name: 'root', num_children: columns.length },
-    ...columns.flatMap(([name, type]) => schemaElements(name, type)),
-  ];
+  const schema: SchemaElement[] = [{ name: 'root', num_children: columns.length }, ...columns.flatMap(([name, type]) => schemaElements(name, type))];
   const columnData = columns.map(([name, type]) => ({
     name,
     data: rows.map((row) => toParquetValue(row[name], type)),
@@ -91,7 +86,15 @@ function inferType(values: readonly unknown[], path: string): FieldType {
       const prefix = path === '' ? '' : `${path}.`;
       return {
         kind: 'struct',
-        fields: new Map(names.map((name) => [name, inferType(objects.map((object) => object[name]), prefix + name)])),
+        fields: new Map(
+          names.map((name) => [
+            name,
+            inferType(
+              objects.map((object) => object[name]),
+              prefix + name,
+            ),
+          ]),
+        ),
       };
     }
     default:

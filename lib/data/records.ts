@@ -27,11 +27,7 @@ export function formatOf(file: string, options: ReadOptions = {}): DataFormat {
  * Streams the rows of a JSONL or Parquet file, each parsed by `schema`. The first bad row ends the
  * stream with a DataError naming the file and the row (1-based line for JSONL, row index for Parquet).
  */
-export async function* readRecords<S extends z.ZodType>(
-  file: string,
-  schema: S,
-  options: ReadOptions = {},
-): AsyncGenerator<z.output<S>> {
+export async function* readRecords<S extends z.ZodType>(file: string, schema: S, options: ReadOptions = {}): AsyncGenerator<z.output<S>> {
   const format = formatOf(file, options);
   const info = await stat(file).catch((err: NodeJS.ErrnoException) => {
     throw new DataError(file, undefined, err.code === 'ENOENT' ? 'no such file' : err.message);
@@ -48,11 +44,7 @@ export async function* readRecords<S extends z.ZodType>(
 }
 
 /** Reads a whole dataset of a known kind into memory. */
-export async function loadDataset<K extends DatasetKind>(
-  kind: K,
-  file: string,
-  options: ReadOptions = {},
-): Promise<DatasetRecord<K>[]> {
+export async function loadDataset<K extends DatasetKind>(kind: K, file: string, options: ReadOptions = {}): Promise<DatasetRecord<K>[]> {
   const records: DatasetRecord<K>[] = [];
   for await (const record of readRecords(file, DATASET_SCHEMAS[kind], options)) records.push(record as DatasetRecord<K>);
   return records;

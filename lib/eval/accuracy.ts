@@ -26,6 +26,11 @@ export function accuracyOf(rollouts: readonly Rollout[]): AccuracyReport {
 }
 
 /** Samples `samples` responses per record (see sampleRollouts) and reports avg@k. */
-export async function sampledAccuracy(model: CausalLM, tokenizer: Tokenizer, records: readonly RlRecord[], options: RolloutOptions = {}): Promise<AccuracyReport> {
+export async function sampledAccuracy(
+  model: CausalLM,
+  tokenizer: Tokenizer,
+  records: readonly RlRecord[],
+  options: RolloutOptions = {},
+): Promise<AccuracyReport> {
   return accuracyOf(await sampleRollouts(model, tokenizer, records, options));
 }

@@ -109,7 +109,7 @@ export function stepAuc(labels: number[], scores: number[][]): number {
   // Rank-sum over the pooled scores (average ranks for ties): O(n log n).
   const pooled = [...right.map((v) => ({ v, right: true })), ...wrong.map((v) => ({ v, right: false }))].sort((a, b) => a.v - b.v);
   let rankSumRight = 0;
-  for (let i = 0; i < pooled.length; ) {
+  for (let i = 0; i < pooled.length;) {
     let j = i;
     while (j < pooled.length && pooled[j].v === pooled[i].v) j++;
     const averageRank = (i + 1 + j) / 2;
@@ -173,7 +173,10 @@ export function evaluateProcessBench(items: ProcessBenchItem[], options: Process
     const predictions = scores.map((s) => predictFirstError(s, 0.5));
     modes[mode] = {
       scores,
-      auc: stepAuc(labels, rewards.map((r) => stepLogits(r, mode, coef))),
+      auc: stepAuc(
+        labels,
+        rewards.map((r) => stepLogits(r, mode, coef)),
+      ),
       best: searchThreshold(labels, scores, linspace(-1, 1, numThresholds), 'none'),
       implicitPrmBest: searchThreshold(labels, scores, linspace(0, 1, numThresholds), 'zero'),
       atHalf: { ...processBenchF1(labels, predictions), predictions },

@@ -40,7 +40,9 @@ export function stepSequences(tokenizer: Tokenizer, records: readonly (ProcessBe
     const responseTokens = tokenizer.encode(response, { addSpecialTokens: false });
     const tokens = [...prompt, ...responseTokens, eos];
     const stepEnds = charEnds.map((end, k) =>
-      k === charEnds.length - 1 ? tokens.length - 1 : prompt.length + tokenizer.encode(response.slice(0, end), { addSpecialTokens: false }).length - 1,
+      k === charEnds.length - 1
+        ? tokens.length - 1
+        : prompt.length + tokenizer.encode(response.slice(0, end), { addSpecialTokens: false }).length - 1,
     );
     for (let k = 1; k < stepEnds.length; k++) {
       if (stepEnds[k] <= stepEnds[k - 1]) throw new Error(`${record.id}: step ${k} has no tokens of its own`);
@@ -108,8 +110,14 @@ export async function evaluateStepVerification(
     sequences.map((s, i) => ({ label: s.label, rawReward: raw(i), firstBoundary: s.promptLength - 1, stepEnds: s.stepEnds.map((e) => e - 1) }));
   return {
     items: sequences.length,
-    rewardModel: summarise(items((i) => policy[i].map((v, j) => v - ref[i][j])), options),
-    referenceLikelihood: summarise(items((i) => ref[i]), options),
+    rewardModel: summarise(
+      items((i) => policy[i].map((v, j) => v - ref[i][j])),
+      options,
+    ),
+    referenceLikelihood: summarise(
+      items((i) => ref[i]),
+      options,
+    ),
   };
 }
 

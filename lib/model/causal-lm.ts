@@ -135,7 +135,9 @@ export class CausalLM {
    */
   async forward(inputIds: Tensor, attentionMask?: Tensor, options: ForwardOptions = {}): Promise<Tensor> {
     const { checkpoint, noGrad } = options;
-    const out = await withCancel(options.signal, (token) => this.native.forward(inputIds.native, attentionMask?.native ?? null, { checkpoint, noGrad }, token));
+    const out = await withCancel(options.signal, (token) =>
+      this.native.forward(inputIds.native, attentionMask?.native ?? null, { checkpoint, noGrad }, token),
+    );
     return Tensor.wrap(out);
   }
 

@@ -39,12 +39,15 @@ export async function checkpointFiles(dir: string): Promise<string[]> {
     try {
       parsed = IndexSchema.parse(JSON.parse(await readFile(indexPath, 'utf8')));
     } catch (err) {
-      throw new CheckpointError(`${indexPath}: not a safetensors index (${err instanceof z.ZodError ? 'needs a weight_map of tensor name to file' : (err as Error).message})`);
+      throw new CheckpointError(
+        `${indexPath}: not a safetensors index (${err instanceof z.ZodError ? 'needs a weight_map of tensor name to file' : (err as Error).message})`,
+      );
     }
     const shards = [...new Set(Object.values(parsed.weight_map))];
     if (shards.length === 0) throw new CheckpointError(`${indexPath}: the weight_map is empty`);
     for (const shard of shards) {
-      if (shard.includes('/') || shard.includes('\\')) throw new CheckpointError(`${indexPath}: shard '${shard}' must be a file name in the same folder`);
+      if (shard.includes('/') || shard.includes('\\'))
+        throw new CheckpointError(`${indexPath}: shard '${shard}' must be a file name in the same folder`);
     }
     return shards.map((shard) => join(dir, shard));
   }
@@ -88,7 +91,12 @@ export interface WriteCheckpointOptions extends AsyncOptions {
  * Writes config.json, the weights (single file or shards + index) and the companion files into `dir`, and removes
  * weight files of an earlier checkpoint there, so that a stale index can never shadow the new weights.
  */
-export async function writeCheckpoint(dir: string, config: Record<string, unknown>, tensors: [string, Tensor][], options: WriteCheckpointOptions = {}): Promise<void> {
+export async function writeCheckpoint(
+  dir: string,
+  config: Record<string, unknown>,
+  tensors: [string, Tensor][],
+  options: WriteCheckpointOptions = {},
+): Promise<void> {
   await mkdir(dir, { recursive: true });
   const shards = planShards(tensors, options.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES);
   const names = shards.length === 1 ? [SINGLE_FILE] : shards.map((_, i) => shardName(i, shards.length));

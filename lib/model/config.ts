@@ -101,7 +101,12 @@ function ropeScaling(rope: z.output<typeof RopeSchema> | null | undefined, fail:
     fail('llama3 rope scaling needs factor, low_freq_factor, high_freq_factor and original_max_position_embeddings');
   }
   if (!(high_freq_factor > low_freq_factor)) fail('llama3 rope scaling needs high_freq_factor > low_freq_factor');
-  return { factor, lowFreqFactor: low_freq_factor, highFreqFactor: high_freq_factor, originalMaxPositionEmbeddings: original_max_position_embeddings };
+  return {
+    factor,
+    lowFreqFactor: low_freq_factor,
+    highFreqFactor: high_freq_factor,
+    originalMaxPositionEmbeddings: original_max_position_embeddings,
+  };
 }
 
 /**

@@ -11,7 +11,15 @@ export {
   type ModelDType,
   type SaveModelOptions,
 } from './causal-lm.js';
-export { parseModelConfig, readModelConfig, ModelConfigError, MODEL_TYPES, type ModelConfig, type ModelType, type Llama3RopeScaling } from './config.js';
+export {
+  parseModelConfig,
+  readModelConfig,
+  ModelConfigError,
+  MODEL_TYPES,
+  type ModelConfig,
+  type ModelType,
+  type Llama3RopeScaling,
+} from './config.js';
 export {
   checkpointFiles,
   writeCheckpoint,

@@ -46,8 +46,14 @@ const AdapterConfigSchema = z.looseObject({
   fan_in_fan_out: z.literal(false, unsupported('fan_in_fan_out: true')).optional(),
   modules_to_save: z.array(z.string()).max(0, unsupported('modules_to_save')).nullish(),
   layers_to_transform: z.null(unsupported('layers_to_transform')).optional(),
-  rank_pattern: z.record(z.string(), z.unknown()).refine((value) => Object.keys(value).length === 0, unsupported('rank_pattern')).optional(),
-  alpha_pattern: z.record(z.string(), z.unknown()).refine((value) => Object.keys(value).length === 0, unsupported('alpha_pattern')).optional(),
+  rank_pattern: z
+    .record(z.string(), z.unknown())
+    .refine((value) => Object.keys(value).length === 0, unsupported('rank_pattern'))
+    .optional(),
+  alpha_pattern: z
+    .record(z.string(), z.unknown())
+    .refine((value) => Object.keys(value).length === 0, unsupported('alpha_pattern'))
+    .optional(),
 });
 
 export function loraConfig(options: LoraOptions): LoraConfig {

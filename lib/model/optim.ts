@@ -30,7 +30,12 @@ export class AdamW {
 
   constructor(parameters: Parameters, options: AdamWOptions) {
     const [beta1, beta2] = options.betas ?? [0.9, 0.999];
-    this.native = new (addon().NativeAdamW)(nativeTensors(parameters), { beta1, beta2, eps: options.eps ?? 1e-8, weightDecay: options.weightDecay ?? 0.01 });
+    this.native = new (addon().NativeAdamW)(nativeTensors(parameters), {
+      beta1,
+      beta2,
+      eps: options.eps ?? 1e-8,
+      weightDecay: options.weightDecay ?? 0.01,
+    });
     this.lr = options.lr;
   }
 

@@ -77,9 +77,24 @@ export interface NativeModel {
   readonly dtype: DType;
   readonly device: string;
   readonly isDisposed: boolean;
-  forward(inputIds: NativeTensor, attentionMask: NativeTensor | null, options: NativeForwardOptions, cancel?: NativeCancelToken): Promise<NativeTensor>;
-  tokenLogprobs(inputIds: NativeTensor, attentionMask: NativeTensor | null, options: NativeForwardOptions, cancel?: NativeCancelToken): Promise<NativeTensor>;
-  generate(promptIds: NativeTensor, promptMask: NativeTensor | null, options: NativeSamplingOptions, cancel?: NativeCancelToken): Promise<NativeGeneration>;
+  forward(
+    inputIds: NativeTensor,
+    attentionMask: NativeTensor | null,
+    options: NativeForwardOptions,
+    cancel?: NativeCancelToken,
+  ): Promise<NativeTensor>;
+  tokenLogprobs(
+    inputIds: NativeTensor,
+    attentionMask: NativeTensor | null,
+    options: NativeForwardOptions,
+    cancel?: NativeCancelToken,
+  ): Promise<NativeTensor>;
+  generate(
+    promptIds: NativeTensor,
+    promptMask: NativeTensor | null,
+    options: NativeSamplingOptions,
+    cancel?: NativeCancelToken,
+  ): Promise<NativeGeneration>;
   /** Every parameter by its Hugging Face name; the tensors share storage with the model. */
   parameters(): Record<string, NativeTensor>;
   /** The LoRA adapter's parameters by PEFT name (empty without one). */
@@ -157,7 +172,12 @@ export interface NativeAddon {
   listObjectives(): string[];
   // models (native/model/model_handle.cc)
   NativeModel: abstract new (...args: never[]) => NativeModel;
-  loadModel(config: NativeDecoderConfig, files: string[], options: { dtype: DType; device: string }, cancel?: NativeCancelToken): Promise<NativeModel>;
+  loadModel(
+    config: NativeDecoderConfig,
+    files: string[],
+    options: { dtype: DType; device: string },
+    cancel?: NativeCancelToken,
+  ): Promise<NativeModel>;
   initModel(
     config: NativeDecoderConfig,
     options: { dtype: DType; device: string; seed: number; initializerRange: number; paddingIdx: number },

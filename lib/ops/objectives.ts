@@ -176,10 +176,7 @@ export interface ImplicitPrmOnlineInputs extends LogRatioInputs, GroupInputs {
   form?: 'bce' | 'adb';
 }
 
-export function implicitPrmOnline(
-  inputs: ImplicitPrmOnlineInputs,
-  options?: AsyncOptions,
-): Promise<ImplicitPrmOutputs & OnlineTerms> {
+export function implicitPrmOnline(inputs: ImplicitPrmOnlineInputs, options?: AsyncOptions): Promise<ImplicitPrmOutputs & OnlineTerms> {
   return runObjective('implicit_prm_online', { ...inputs }, options);
 }
 

@@ -46,8 +46,14 @@ export interface Rollout {
 export const RolloutSchema = z.custom<Rollout>(
   (row) => {
     const r = row as Partial<Rollout> | null;
-    return typeof r === 'object' && r !== null && Array.isArray(r.prompt_ids) && Array.isArray(r.response_ids) &&
-      typeof r.score === 'number' && typeof r.prompt_index === 'number';
+    return (
+      typeof r === 'object' &&
+      r !== null &&
+      Array.isArray(r.prompt_ids) &&
+      Array.isArray(r.response_ids) &&
+      typeof r.score === 'number' &&
+      typeof r.prompt_index === 'number'
+    );
   },
   { message: 'needs prompt_index, prompt_ids, response_ids and score' },
 );
@@ -80,7 +86,12 @@ export function verifierFor(dataSource: string): VerifyKind {
  * each. Rollouts come in prompt order, a prompt's samples together; batch i samples with seed + i·batchSize, so the
  * same inputs and options give the same rollouts.
  */
-export async function sampleRollouts(model: CausalLM, tokenizer: Tokenizer, records: readonly RlRecord[], options: RolloutOptions = {}): Promise<Rollout[]> {
+export async function sampleRollouts(
+  model: CausalLM,
+  tokenizer: Tokenizer,
+  records: readonly RlRecord[],
+  options: RolloutOptions = {},
+): Promise<Rollout[]> {
   const { samples = 1, temperature = 1, topP, maxNewTokens = 256, batchSize = 64, seed = 0, signal } = options;
   if (!Number.isInteger(samples) || samples < 1) throw new Error('samples must be a positive integer');
   const prompts = records.map((record) => tokenizer.encodeChat(record.prompt, { addGenerationPrompt: true }));

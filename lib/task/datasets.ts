@@ -30,7 +30,12 @@ function problems(seed: number, stream: string, count: number, options: TaskOpti
 export function makeSftRecords(seed: number, count: number, options: Partial<TaskOptions> = {}, style: ResponseStyle = 'A'): SftRecord[] {
   return problems(seed, 'sft', count, resolveTaskOptions(options)).map((problem) => {
     const { prompt, response } = taskExample(problem, style);
-    return { messages: [{ role: 'user', content: prompt }, { role: 'assistant', content: response }] };
+    return {
+      messages: [
+        { role: 'user', content: prompt },
+        { role: 'assistant', content: response },
+      ],
+    };
   });
 }
 
@@ -67,8 +72,7 @@ export function makeProcessBenchSets(
   const sets = new Map(formats.map((format) => [format, [] as TaskProcessBenchRecord[]]));
   for (let index = 0; index < count; index++) {
     const problem = generateProblem(rng, resolved);
-    const { trace, errorStep: injectedStep } =
-      index % 2 === 0 ? { trace: correctTrace(problem), errorStep: -1 } : injectError(problem, rng);
+    const { trace, errorStep: injectedStep } = index % 2 === 0 ? { trace: correctTrace(problem), errorStep: -1 } : injectError(problem, rng);
     const prompt = renderPrompt(problem);
     for (const [format, records] of sets) {
       const steps = traceStepTexts(trace, format);

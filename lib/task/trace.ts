@@ -50,8 +50,7 @@ export function injectError(problem: Problem, rng: Rng): InjectedError {
   const steps = correct.map((_, index) => index);
   while (steps.length > 0) {
     const errorStep = steps.splice(rng.int(0, steps.length - 1), 1)[0];
-    const inRange = (wrong: number) =>
-      traceFrom(problem, errorStep, wrong).every(({ result }) => result >= VALUE_MIN && result <= VALUE_MAX);
+    const inRange = (wrong: number) => traceFrom(problem, errorStep, wrong).every(({ result }) => result >= VALUE_MIN && result <= VALUE_MAX);
     const truth = correct[errorStep].result;
     const digitSwaps = digitReplacements(truth).filter(inRange);
     const shifts = [-10, -2, -1, 1, 2, 10].map((delta) => truth + delta).filter(inRange);

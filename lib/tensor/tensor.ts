@@ -97,7 +97,8 @@ export class Tensor {
     } else {
       shape ??= inferShape(data);
       const values = (data as unknown[]).flat(Infinity) as (number | bigint | boolean)[];
-      dtype ??= values.length > 0 && typeof values[0] === 'bigint' ? 'int64' : values.length > 0 && typeof values[0] === 'boolean' ? 'bool' : 'float32';
+      dtype ??=
+        values.length > 0 && typeof values[0] === 'bigint' ? 'int64' : values.length > 0 && typeof values[0] === 'boolean' ? 'bool' : 'float32';
       flat = arrayFor(values, dtype === 'bfloat16' || dtype === 'float16' ? 'float32' : dtype);
     }
     const tensor = new Tensor(addon().fromTypedArray(flat, shape, dtype, options.device));
@@ -143,7 +144,9 @@ export class Tensor {
 
   /** Runs a named op of the native table synchronously and returns its tensors. */
   static runAll(name: string, args: OpArg[]): Tensor[] {
-    return addon().op(name, args.map(toNativeArg)).map((t) => new Tensor(t));
+    return addon()
+      .op(name, args.map(toNativeArg))
+      .map((t) => new Tensor(t));
   }
   static run(name: string, args: OpArg[]): Tensor {
     return Tensor.runAll(name, args)[0];

@@ -32,7 +32,8 @@ type TokenizerConfig = Record<string, unknown>;
 function specialToken(config: TokenizerConfig, key: string): string | null {
   const value = config[key];
   if (typeof value === 'string') return value;
-  if (value && typeof value === 'object' && typeof (value as { content?: unknown }).content === 'string') return (value as { content: string }).content;
+  if (value && typeof value === 'object' && typeof (value as { content?: unknown }).content === 'string')
+    return (value as { content: string }).content;
   return null;
 }
 

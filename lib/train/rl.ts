@@ -72,7 +72,13 @@ export interface RlStep {
  * Trains `models.policy` with `config.algorithm` on prompts drawn from `records`; returns one record per RL step. With
  * `config.actor.lora` a new adapter is attached to the policy and only it trains; it stays attached afterwards.
  */
-export async function trainRl(models: RlModels, tokenizer: Tokenizer, records: readonly RlRecord[], config: RlConfig, options: RlRunOptions = {}): Promise<RlStep[]> {
+export async function trainRl(
+  models: RlModels,
+  tokenizer: Tokenizer,
+  records: readonly RlRecord[],
+  config: RlConfig,
+  options: RlRunOptions = {},
+): Promise<RlStep[]> {
   const { policy, rewardModel, reference } = models;
   const algorithm = ALGORITHMS[config.algorithm];
   if (records.length === 0) throw new Error('RL needs at least one prompt record');
@@ -94,7 +100,9 @@ export async function trainRl(models: RlModels, tokenizer: Tokenizer, records: r
         const record = await tidy(() => rlStep(step, { models, tokenizer, prompts, config, options, rm, actor: { optimizer, parameters } }));
         const { every } = config.eval;
         const evaluate = options.evalRecords?.length && ((every > 0 && (step + 1) % every === 0) || step === config.steps - 1);
-        const testAccuracy = evaluate ? (await sampledAccuracy(policy, tokenizer, options.evalRecords!, { ...evalRolloutOptions(config), signal: options.signal })).accuracy : undefined;
+        const testAccuracy = evaluate
+          ? (await sampledAccuracy(policy, tokenizer, options.evalRecords!, { ...evalRolloutOptions(config), signal: options.signal })).accuracy
+          : undefined;
         const done = { ...record, ...(testAccuracy !== undefined && { testAccuracy }), seconds: (performance.now() - start) / 1000 };
         history.push(done);
         options.onStep?.(done);
@@ -315,7 +323,14 @@ async function updateRewardModel(context: StepContext, batch: RolloutBatch, refL
           ALGORITHMS[config.algorithm].rewardModel === 'implicit-prm'
             ? await implicitPrmCe({ ...inputs, labels: batch.take(accTensor, rows) }, { signal })
             : await ipvrmOnline(
-                { ...inputs, acc: batch.take(accTensor, rows), groupSize: config.rollout.samples, margin: rmConfig.margin, useAdb: rmConfig.useAdb, useDlw: rmConfig.useDlw },
+                {
+                  ...inputs,
+                  acc: batch.take(accTensor, rows),
+                  groupSize: config.rollout.samples,
+                  margin: rmConfig.margin,
+                  useAdb: rmConfig.useAdb,
+                  useDlw: rmConfig.useDlw,
+                },
                 { signal },
               );
         await loss.div(miniBatch.length).backwardAsync(undefined, { signal });
@@ -353,7 +368,10 @@ function checkedReward(score: number, unit: boolean): number {
 class PromptStream {
   private readonly rng: Rng;
   private order: number[] = [];
-  constructor(private readonly records: readonly RlRecord[], seed: number) {
+  constructor(
+    private readonly records: readonly RlRecord[],
+    seed: number,
+  ) {
     this.rng = new Rng(deriveSeed(seed, 'rl-prompts'));
   }
   next(count: number): RlRecord[] {
@@ -453,6 +471,14 @@ class RolloutBatch {
       });
       parts.push(out);
     }
-    return Object.fromEntries(Object.keys(parts[0]).map((key) => [key, Tensor.cat(parts.map((p) => p[key]), 0)])) as { [K in keyof O]: Tensor };
+    return Object.fromEntries(
+      Object.keys(parts[0]).map((key) => [
+        key,
+        Tensor.cat(
+          parts.map((p) => p[key]),
+          0,
+        ),
+      ]),
+    ) as { [K in keyof O]: Tensor };
   }
 }

@@ -66,7 +66,10 @@ export interface RmStep {
 
 /** Fills each sequence's refLogprobs with the frozen reference's log-probs (batches of `batchSize`). */
 export async function referenceLogprobs(reference: CausalLM, sequences: RmSequence[], batchSize = 32, options: AsyncOptions = {}): Promise<void> {
-  const logprobs = await reference.sequenceLogprobs(sequences.map((s) => s.tokens), { batchSize, signal: options.signal });
+  const logprobs = await reference.sequenceLogprobs(
+    sequences.map((s) => s.tokens),
+    { batchSize, signal: options.signal },
+  );
   sequences.forEach((s, i) => (s.refLogprobs = logprobs[i]));
 }
 
@@ -135,4 +138,8 @@ async function rmInputs(model: CausalLM, sequences: readonly RmSequence[], signa
   return { logits, tokens, refLogprobs: Tensor.from(ref, [B, L - 1]), mask: scoredMask(sequences, L) };
 }
 
-const labels = (sequences: readonly RmSequence[]) => Tensor.from(Float32Array.from(sequences, (s) => s.label), [sequences.length]);
+const labels = (sequences: readonly RmSequence[]) =>
+  Tensor.from(
+    Float32Array.from(sequences, (s) => s.label),
+    [sequences.length],
+  );

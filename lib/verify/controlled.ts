@@ -13,7 +13,5 @@ export function verifyControlled(response: string, groundTruth: string): VerifyR
   const extracted = lastBoxed(response);
   if (extracted === null) return { status: 'fail', extracted, detail: 'no \\boxed{} answer in the response' };
   if (!INTEGER.test(extracted)) return { status: 'fail', extracted, detail: 'the boxed answer is not an integer' };
-  return BigInt(extracted) === BigInt(expected)
-    ? { status: 'pass', extracted }
-    : { status: 'fail', extracted, detail: `expected ${expected}` };
+  return BigInt(extracted) === BigInt(expected) ? { status: 'pass', extracted } : { status: 'fail', extracted, detail: `expected ${expected}` };
 }

@@ -15,17 +15,16 @@ constexpr int64_t kMaxTopK = 16;
 
 // logp[n, k] = scale·x[n, index[n, k]] − lse[n],  lse[n] = log Σ_v exp(scale·x[n, v]); one block per row,
 // one online-softmax pass over the row.
-const char* gather_logprobs_forward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale,
-                                    const int64_t* index, int64_t K, float* logp, float* lse, void* stream);
+const char* gather_logprobs_forward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, const int64_t* index, int64_t K,
+                                    float* logp, float* lse, void* stream);
 
 // grad[n, v] = scale·(Σ_k g[n, k]·[v = index[n, k]] − (Σ_k g[n, k])·exp(scale·x[n, v] − lse[n])), written in the
 // logits' type; rows whose g is all zero are written as zeros without reading x.
-const char* gather_logprobs_backward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale,
-                                     const float* lse, const int64_t* index, const float* grad_logp, int64_t K,
-                                     void* grad_logits, void* stream);
+const char* gather_logprobs_backward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, const float* lse, const int64_t* index,
+                                     const float* grad_logp, int64_t K, void* grad_logits, void* stream);
 
 // Per row: the top-k scaled logits (descending) with their ids, the scaled logit of tokens[n], and lse[n].
-const char* row_topk(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, int64_t k,
-                     const int64_t* tokens, int64_t* ids, float* values, float* token_value, float* lse, void* stream);
+const char* row_topk(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, int64_t k, const int64_t* tokens, int64_t* ids,
+                     float* values, float* token_value, float* lse, void* stream);
 
 }  // namespace prefix_rl::cuda

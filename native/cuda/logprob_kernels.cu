@@ -18,10 +18,20 @@ __device__ __forceinline__ float to_float(float v) { return v; }
 __device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
 __device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
 
-template <typename T> __device__ __forceinline__ T from_float(float v);
-template <> __device__ __forceinline__ float from_float<float>(float v) { return v; }
-template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
-template <> __device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
+template <typename T>
+__device__ __forceinline__ T from_float(float v);
+template <>
+__device__ __forceinline__ float from_float<float>(float v) {
+  return v;
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+template <>
+__device__ __forceinline__ __half from_float<__half>(float v) {
+  return __float2half_rn(v);
+}
 
 // Running (max, Σ exp(z − max)) of an online softmax.
 struct MaxSum {
@@ -81,8 +91,8 @@ __device__ __forceinline__ void for_each_scaled(const T* x, int64_t V, float sca
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kThreads) gather_forward_kernel(const T* logits, int64_t V, float scale, const int64_t* index,
-                                                                  int64_t K, float* logp, float* lse_out) {
+__global__ void __launch_bounds__(kThreads)
+    gather_forward_kernel(const T* logits, int64_t V, float scale, const int64_t* index, int64_t K, float* logp, float* lse_out) {
   const int64_t row = blockIdx.x;
   const T* x = logits + row * V;
   MaxSum local{-INFINITY, 0.0f};
@@ -93,9 +103,8 @@ __global__ void __launch_bounds__(kThreads) gather_forward_kernel(const T* logit
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kThreads) gather_backward_kernel(const T* logits, int64_t V, float scale, const float* lse_in,
-                                                                   const int64_t* index, const float* grad_logp, int64_t K,
-                                                                   T* grad) {
+__global__ void __launch_bounds__(kThreads) gather_backward_kernel(const T* logits, int64_t V, float scale, const float* lse_in, const int64_t* index,
+                                                                   const float* grad_logp, int64_t K, T* grad) {
   __shared__ int64_t ids[kMaxGatherK];
   __shared__ float g[kMaxGatherK];
   const int64_t row = blockIdx.x;
@@ -134,9 +143,8 @@ __device__ __forceinline__ void insert_topk(float* values, int* ids, int& filled
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kTopKThreads) row_topk_kernel(const T* logits, int64_t V, float scale, int k,
-                                                                const int64_t* tokens, int64_t* ids_out, float* values_out,
-                                                                float* token_value, float* lse_out) {
+__global__ void __launch_bounds__(kTopKThreads) row_topk_kernel(const T* logits, int64_t V, float scale, int k, const int64_t* tokens,
+                                                                int64_t* ids_out, float* values_out, float* token_value, float* lse_out) {
   __shared__ float cand_values[kTopKThreads * kMaxTopK];
   __shared__ int cand_ids[kTopKThreads * kMaxTopK];
   __shared__ int cand_count[kTopKThreads];
@@ -183,36 +191,34 @@ const char* launch_typed(LogitsType type, Launch launch) {
 
 }  // namespace
 
-const char* gather_logprobs_forward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale,
-                                    const int64_t* index, int64_t K, float* logp, float* lse, void* stream) {
+const char* gather_logprobs_forward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, const int64_t* index, int64_t K,
+                                    float* logp, float* lse, void* stream) {
   if (N == 0) return nullptr;
   return launch_typed(type, [&](auto tag) {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
-    gather_forward_kernel<T><<<N, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(static_cast<const T*>(logits), V, scale,
-                                                                                     index, K, logp, lse);
+    gather_forward_kernel<T><<<N, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(static_cast<const T*>(logits), V, scale, index, K, logp, lse);
   });
 }
 
-const char* gather_logprobs_backward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale,
-                                     const float* lse, const int64_t* index, const float* grad_logp, int64_t K,
-                                     void* grad_logits, void* stream) {
+const char* gather_logprobs_backward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, const float* lse, const int64_t* index,
+                                     const float* grad_logp, int64_t K, void* grad_logits, void* stream) {
   if (N == 0) return nullptr;
   if (K > kMaxGatherK) return "gather_logprobs_backward: K exceeds kMaxGatherK";
   return launch_typed(type, [&](auto tag) {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
-    gather_backward_kernel<T><<<N, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-        static_cast<const T*>(logits), V, scale, lse, index, grad_logp, K, static_cast<T*>(grad_logits));
+    gather_backward_kernel<T><<<N, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(static_cast<const T*>(logits), V, scale, lse, index, grad_logp,
+                                                                                     K, static_cast<T*>(grad_logits));
   });
 }
 
-const char* row_topk(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, int64_t k,
-                     const int64_t* tokens, int64_t* ids, float* values, float* token_value, float* lse, void* stream) {
+const char* row_topk(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, int64_t k, const int64_t* tokens, int64_t* ids,
+                     float* values, float* token_value, float* lse, void* stream) {
   if (N == 0) return nullptr;
   if (k < 1 || k > kMaxTopK) return "row_topk: k must be in [1, kMaxTopK]";
   return launch_typed(type, [&](auto tag) {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
-    row_topk_kernel<T><<<N, kTopKThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-        static_cast<const T*>(logits), V, scale, static_cast<int>(k), tokens, ids, values, token_value, lse);
+    row_topk_kernel<T><<<N, kTopKThreads, 0, static_cast<cudaStream_t>(stream)>>>(static_cast<const T*>(logits), V, scale, static_cast<int>(k),
+                                                                                  tokens, ids, values, token_value, lse);
   });
 }
 

@@ -102,14 +102,18 @@ at::Tensor visible_keys(const at::Tensor& key_valid, int64_t start, int64_t time
   const int64_t keys = key_valid.size(1);
   auto positions = at::TensorOptions().dtype(at::kLong).device(key_valid.device());
   at::Tensor query = at::arange(start, start + time, positions).unsqueeze(1);  // [T, 1]
-  at::Tensor key = at::arange(keys, positions);                                 // [L]
+  at::Tensor key = at::arange(keys, positions);                                // [L]
   return ((key <= query) & key_valid.view({-1, 1, 1, keys})) | (key == query);
 }
 
 void check_config(const DecoderConfig& c) {
-  for (auto [name, value] : {std::pair<const char*, int64_t>{"vocab_size", c.vocab_size}, {"hidden_size", c.hidden_size},
-                             {"intermediate_size", c.intermediate_size}, {"num_hidden_layers", c.num_layers},
-                             {"num_attention_heads", c.num_heads}, {"num_key_value_heads", c.num_kv_heads}, {"head_dim", c.head_dim}}) {
+  for (auto [name, value] : {std::pair<const char*, int64_t>{"vocab_size", c.vocab_size},
+                             {"hidden_size", c.hidden_size},
+                             {"intermediate_size", c.intermediate_size},
+                             {"num_hidden_layers", c.num_layers},
+                             {"num_attention_heads", c.num_heads},
+                             {"num_key_value_heads", c.num_kv_heads},
+                             {"head_dim", c.head_dim}}) {
     if (value < 1) invalid_argument(std::string("model config: ") + name + " must be positive, got " + std::to_string(value));
   }
   if (c.num_heads % c.num_kv_heads != 0) {
@@ -120,7 +124,8 @@ void check_config(const DecoderConfig& c) {
   if (!(c.rms_norm_eps > 0) || !(c.rope_theta > 0)) invalid_argument("model config: rms_norm_eps and rope_theta must be positive");
   if (c.rope_scaling && !(c.rope_scaling->factor > 0 && c.rope_scaling->high_freq_factor > c.rope_scaling->low_freq_factor &&
                           c.rope_scaling->low_freq_factor > 0 && c.rope_scaling->original_max_position_embeddings > 0)) {
-    invalid_argument("model config: llama3 rope_scaling needs factor > 0, high_freq_factor > low_freq_factor > 0 and original_max_position_embeddings > 0");
+    invalid_argument(
+        "model config: llama3 rope_scaling needs factor > 0, high_freq_factor > low_freq_factor > 0 and original_max_position_embeddings > 0");
   }
 }
 
@@ -189,7 +194,8 @@ void Decoder::add_lora(const LoraConfig& config, uint64_t seed) {
   const std::set<std::string> targets(config.target_modules.begin(), config.target_modules.end());
   for (const std::string& target : targets) {
     if (!kProjections.count(target)) {
-      invalid_argument("LoRA target module '" + target + "' is not a projection of this model (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)");
+      invalid_argument("LoRA target module '" + target +
+                       "' is not a projection of this model (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)");
     }
   }
   const double scale = config.alpha / (config.rslora ? std::sqrt(static_cast<double>(config.rank)) : static_cast<double>(config.rank));
@@ -279,9 +285,7 @@ at::Tensor Decoder::attention(size_t index, const at::Tensor& x, const Rope& rop
   return layer.o_proj(out);
 }
 
-at::Tensor Decoder::mlp(const Layer& layer, const at::Tensor& x) const {
-  return layer.down_proj(at::silu(layer.gate_proj(x)) * layer.up_proj(x));
-}
+at::Tensor Decoder::mlp(const Layer& layer, const at::Tensor& x) const { return layer.down_proj(at::silu(layer.gate_proj(x)) * layer.up_proj(x)); }
 
 at::Tensor Decoder::lm_head(const at::Tensor& hidden) const { return dense(hidden, lm_head_); }
 
@@ -306,8 +310,7 @@ std::pair<at::Tensor, at::Tensor> Decoder::prepare(const at::Tensor& input_ids, 
   if (ids.numel() > 0) {
     int64_t low = ids.min().item<int64_t>(), high = ids.max().item<int64_t>();
     if (low < 0 || high >= config_.vocab_size) {
-      invalid_argument("input_ids must lie in [0, " + std::to_string(config_.vocab_size) + "), found " +
-                       std::to_string(low < 0 ? low : high));
+      invalid_argument("input_ids must lie in [0, " + std::to_string(config_.vocab_size) + "), found " + std::to_string(low < 0 ? low : high));
     }
   }
   if (!attention_mask.defined()) return {ids, at::ones_like(ids, at::kBool)};

@@ -20,20 +20,20 @@ namespace prefix_rl {
 //   qk_norm:        Qwen3: RMSNorm over each head of q and k before RoPE
 //   attention_bias: biases on the q/k/v/o projections;  mlp_bias: biases on gate/up/down
 //   rope_scaling:   {"rope_type": "llama3", ...} of Llama 3.1+ (null: none)
-#define PREFIX_RL_DECODER_FIELDS(X)                             \
-  X(int64_t, vocab_size, "vocabSize")                           \
-  X(int64_t, hidden_size, "hiddenSize")                         \
-  X(int64_t, intermediate_size, "intermediateSize")             \
-  X(int64_t, num_layers, "numLayers")                           \
-  X(int64_t, num_heads, "numHeads")                             \
-  X(int64_t, num_kv_heads, "numKvHeads")                        \
-  X(int64_t, head_dim, "headDim")                               \
-  X(double, rms_norm_eps, "rmsNormEps")                         \
-  X(double, rope_theta, "ropeTheta")                            \
+#define PREFIX_RL_DECODER_FIELDS(X)                                \
+  X(int64_t, vocab_size, "vocabSize")                              \
+  X(int64_t, hidden_size, "hiddenSize")                            \
+  X(int64_t, intermediate_size, "intermediateSize")                \
+  X(int64_t, num_layers, "numLayers")                              \
+  X(int64_t, num_heads, "numHeads")                                \
+  X(int64_t, num_kv_heads, "numKvHeads")                           \
+  X(int64_t, head_dim, "headDim")                                  \
+  X(double, rms_norm_eps, "rmsNormEps")                            \
+  X(double, rope_theta, "ropeTheta")                               \
   X(std::optional<Llama3RopeScaling>, rope_scaling, "ropeScaling") \
-  X(bool, tie_word_embeddings, "tieWordEmbeddings")             \
-  X(bool, qk_norm, "qkNorm")                                    \
-  X(bool, attention_bias, "attentionBias")                      \
+  X(bool, tie_word_embeddings, "tieWordEmbeddings")                \
+  X(bool, qk_norm, "qkNorm")                                       \
+  X(bool, attention_bias, "attentionBias")                         \
   X(bool, mlp_bias, "mlpBias")
 
 // Llama 3 rope scaling: low frequencies are slowed by `factor`, high ones kept, and the band between them interpolated.
@@ -132,8 +132,7 @@ class Decoder : public std::enable_shared_from_this<Decoder> {
   Projection projection(const std::string& name, int64_t out, int64_t in, bool bias);
   // Final hidden states [B, T, hidden] after the last norm, for ids at `positions` seeing the keys `attend` allows
   // ([B, 1, T, keys]). With a cache, the new keys and values are appended to it (the caller advances its length).
-  at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& positions, const at::Tensor& attend, KvCache* cache,
-                           bool checkpoint) const;
+  at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& positions, const at::Tensor& attend, KvCache* cache, bool checkpoint) const;
   // Pre-norm block `index`: attention then MLP, each added to the residual stream.
   at::Tensor layer_forward(size_t index, const at::Tensor& x, const Rope& rope, const at::Tensor& attend, KvCache* cache) const;
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;

@@ -21,7 +21,8 @@ void check_options(const SamplingOptions& o, int64_t vocab) {
   if (!(o.top_p > 0 && o.top_p <= 1)) invalid_argument("topP must be in (0, 1] (1 = off)");
   if (o.top_logprobs < 0 || o.top_logprobs > vocab) invalid_argument("topLogprobs must be in [0, " + std::to_string(vocab) + "]");
   auto check_token = [&](int64_t token, const char* what) {
-    if (token < 0 || token >= vocab) invalid_argument(std::string(what) + " holds token " + std::to_string(token) + ", outside [0, " + std::to_string(vocab) + ")");
+    if (token < 0 || token >= vocab)
+      invalid_argument(std::string(what) + " holds token " + std::to_string(token) + ", outside [0, " + std::to_string(vocab) + ")");
   };
   for (int64_t token : o.eos_token_ids) check_token(token, "eosTokenIds");
   for (const auto& sequence : o.stop_sequences) {
@@ -31,8 +32,8 @@ void check_options(const SamplingOptions& o, int64_t vocab) {
 }
 
 struct Step {
-  at::Tensor tokens;    // [B] int64
-  at::Tensor logprobs;  // [B] float32
+  at::Tensor tokens;                    // [B] int64
+  at::Tensor logprobs;                  // [B] float32
   at::Tensor top_logprobs, top_tokens;  // [B, K], when asked for
 };
 

@@ -18,7 +18,7 @@ struct SamplingOptions {
   uint64_t seed = 0;
   std::vector<int64_t> eos_token_ids;
   std::vector<std::vector<int64_t>> stop_sequences;  // a row stops once its new tokens end with one of these
-  int64_t top_logprobs = 0;  // candidates recorded per step (0 = none)
+  int64_t top_logprobs = 0;                          // candidates recorded per step (0 = none)
 };
 
 enum class FinishReason : int64_t { Length = 0, Eos = 1, Stop = 2 };

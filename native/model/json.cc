@@ -151,10 +151,14 @@ class Parser {
     for (int i = 0; i < 4; ++i) {
       char c = text_[pos_++];
       code <<= 4;
-      if (c >= '0' && c <= '9') code |= c - '0';
-      else if (c >= 'a' && c <= 'f') code |= c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F') code |= c - 'A' + 10;
-      else fail("malformed \\u escape");
+      if (c >= '0' && c <= '9')
+        code |= c - '0';
+      else if (c >= 'a' && c <= 'f')
+        code |= c - 'a' + 10;
+      else if (c >= 'A' && c <= 'F')
+        code |= c - 'A' + 10;
+      else
+        fail("malformed \\u escape");
     }
     return code;
   }

@@ -14,9 +14,9 @@ struct JsonValue {
   enum class Kind { Null, Bool, Number, String, Array, Object };
   Kind kind = Kind::Null;
   bool boolean = false;
-  std::string text;  // a string's value, or a number's literal
-  std::vector<JsonValue> items;                              // an array's elements
-  std::vector<std::pair<std::string, JsonValue>> members;    // an object's members, in document order
+  std::string text;                                        // a string's value, or a number's literal
+  std::vector<JsonValue> items;                            // an array's elements
+  std::vector<std::pair<std::string, JsonValue>> members;  // an object's members, in document order
 
   bool is_object() const { return kind == Kind::Object; }
   bool is_array() const { return kind == Kind::Array; }

@@ -75,7 +75,8 @@ SamplingOptions parse_sampling(const Napi::Value& value) {
     Napi::Value stops = o.Get("stopSequences");
     if (!stops.IsArray()) invalid_argument("stopSequences must be an array of token id arrays");
     Napi::Array array = stops.As<Napi::Array>();
-    for (uint32_t i = 0; i < array.Length(); ++i) options.stop_sequences.push_back(arg_tokens(array.Get(i), "stopSequences[" + std::to_string(i) + "]"));
+    for (uint32_t i = 0; i < array.Length(); ++i)
+      options.stop_sequences.push_back(arg_tokens(array.Get(i), "stopSequences[" + std::to_string(i) + "]"));
   }
   return options;
 }

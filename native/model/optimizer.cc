@@ -9,7 +9,11 @@
 namespace prefix_rl {
 
 AdamW::AdamW(std::vector<at::Tensor> parameters, const AdamWOptions& options)
-    : parameters_(std::move(parameters)), exp_avg_(parameters_.size()), exp_avg_sq_(parameters_.size()), steps_(parameters_.size(), 0), options_(options) {
+    : parameters_(std::move(parameters)),
+      exp_avg_(parameters_.size()),
+      exp_avg_sq_(parameters_.size()),
+      steps_(parameters_.size(), 0),
+      options_(options) {
   if (parameters_.empty()) invalid_argument("AdamW needs at least one parameter");
   for (const at::Tensor& p : parameters_) {
     if (!at::isFloatingType(p.scalar_type())) invalid_argument("AdamW parameters must be floating point, got " + dtype_name(p.scalar_type()));

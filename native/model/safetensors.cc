@@ -24,9 +24,18 @@ constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 
 const std::vector<std::pair<const char*, at::ScalarType>>& dtype_names() {
   static const std::vector<std::pair<const char*, at::ScalarType>> names = {
-      {"F64", at::kDouble}, {"F32", at::kFloat},  {"F16", at::kHalf}, {"BF16", at::kBFloat16},
-      {"I64", at::kLong},   {"I32", at::kInt},    {"I16", at::kShort}, {"I8", at::kChar},
-      {"U8", at::kByte},    {"BOOL", at::kBool},  {"F8_E4M3", at::kFloat8_e4m3fn}, {"F8_E5M2", at::kFloat8_e5m2},
+      {"F64", at::kDouble},
+      {"F32", at::kFloat},
+      {"F16", at::kHalf},
+      {"BF16", at::kBFloat16},
+      {"I64", at::kLong},
+      {"I32", at::kInt},
+      {"I16", at::kShort},
+      {"I8", at::kChar},
+      {"U8", at::kByte},
+      {"BOOL", at::kBool},
+      {"F8_E4M3", at::kFloat8_e4m3fn},
+      {"F8_E5M2", at::kFloat8_e5m2},
   };
   return names;
 }
@@ -40,9 +49,7 @@ std::string safetensors_dtype_name(at::ScalarType dtype) {
 
 std::string shape_string(const std::vector<int64_t>& shape) { return c10::str(at::IntArrayRef(shape)); }
 
-std::string system_error(const std::string& action, const std::string& path) {
-  return "cannot " + action + " " + path + ": " + std::strerror(errno);
-}
+std::string system_error(const std::string& action, const std::string& path) { return "cannot " + action + " " + path + ": " + std::strerror(errno); }
 
 // "a, b, c and 4 more": error messages name a few tensors, not thousands.
 std::string name_list(const std::vector<std::string>& names) {
@@ -116,15 +123,15 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
       numel *= size;
       entry.shape.push_back(size);
     }
-    if (!offsets->is_array() || offsets->items.size() != 2 || !offsets->items[0].to_uint(entry.begin) ||
-        !offsets->items[1].to_uint(entry.end) || entry.begin > entry.end) {
+    if (!offsets->is_array() || offsets->items.size() != 2 || !offsets->items[0].to_uint(entry.begin) || !offsets->items[1].to_uint(entry.end) ||
+        entry.begin > entry.end) {
       bad("has malformed data_offsets");
     }
     if (entry.end > data_size) bad("lies past the end of the file (is it truncated?)");
     const int64_t element_size = static_cast<int64_t>(c10::elementSize(entry.dtype));
     if (entry.end - entry.begin != numel * element_size) {
-      bad("has " + std::to_string(entry.end - entry.begin) + " bytes, but shape " + shape_string(entry.shape) + " of " +
-          dtype->text + " needs " + std::to_string(numel * element_size));
+      bad("has " + std::to_string(entry.end - entry.begin) + " bytes, but shape " + shape_string(entry.shape) + " of " + dtype->text + " needs " +
+          std::to_string(numel * element_size));
     }
     file->entries_.push_back(std::move(entry));
   }
@@ -144,7 +151,8 @@ at::Tensor SafetensorsFile::tensor(const Entry& entry) const {
     return copy;
   }
   std::shared_ptr<const SafetensorsFile> keep_mapped = shared_from_this();
-  return at::from_blob(bytes, entry.shape, [keep_mapped](void*) {}, options);
+  return at::from_blob(
+      bytes, entry.shape, [keep_mapped](void*) {}, options);
 }
 
 void write_safetensors(const std::string& path, const NamedTensors& tensors, const std::map<std::string, std::string>& metadata) {

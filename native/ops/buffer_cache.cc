@@ -83,7 +83,8 @@ at::Tensor cached_empty(at::IntArrayRef sizes, const at::TensorOptions& options)
   const int64_t bytes = c10::multiply_integers(sizes) * static_cast<int64_t>(c10::elementSize(c10::typeMetaToScalarType(options.dtype())));
   if (!options.device().is_cpu() || bytes < kMinCachedBytes || cache().stats().limit_bytes == 0) return at::empty(sizes, options);
   void* block = cache().acquire(static_cast<size_t>(bytes));
-  return at::from_blob(block, sizes, [bytes](void* data) { cache().give_back(data, static_cast<size_t>(bytes)); }, options);
+  return at::from_blob(
+      block, sizes, [bytes](void* data) { cache().give_back(data, static_cast<size_t>(bytes)); }, options);
 }
 
 BufferCacheStats buffer_cache_stats() { return cache().stats(); }

@@ -94,10 +94,10 @@ ObjectiveOutputs distrl_td(const ObjectiveInputs& in) {
 }
 
 struct ClippedLoss {
-  at::Tensor losses;     // per element
-  at::Tensor clipped;    // l2 > l1 (the clip was active)
-  at::Tensor lower;      // the reference's (always-false) lower-clip metric: c2 > −A·c with A < 0
-  at::Tensor dual;       // the dual clip was active: c1 > −A·c with A < 0
+  at::Tensor losses;   // per element
+  at::Tensor clipped;  // l2 > l1 (the clip was active)
+  at::Tensor lower;    // the reference's (always-false) lower-clip metric: c2 > −A·c with A < 0
+  at::Tensor dual;     // the dual clip was active: c1 > −A·c with A < 0
 };
 
 // Dual-clip PPO on one ratio tensor: max(−Aρ, −A·clip(ρ, 1−lo, 1+hi)), then min(·, −A·c) where A < 0.
@@ -124,14 +124,14 @@ ClippedLoss dual_clip(const at::Tensor& ratio, const at::Tensor& A, double lo, d
 
 ObjectiveOutputs distrl_loss(const ObjectiveInputs& in) {
   in.expect_only({"newLogits", "inplaceBackward", "candidateIndices", "logProb", "policyTopkLogprobs", "oldLogProb", "oldTopkLogprobs",
-                  "candidateMask", "advantages", "scaledCandidateTd", "mask", "clipRatioLow", "clipRatioHigh",
-                  "clipRatioC", "cliprangeTopk", "alpha", "temperature", "conventions"});
+                  "candidateMask", "advantages", "scaledCandidateTd", "mask", "clipRatioLow", "clipRatioHigh", "clipRatioC", "cliprangeTopk", "alpha",
+                  "temperature", "conventions"});
   const bool paper = paper_convention(in);
   // π_θ log-probs: from logits with one fused gather (slot 0 is the sampled token), or given as tensors.
   at::Tensor log_prob, policy_topk;
   if (in.has("newLogits")) {
-    policy_topk = gather_logprobs(in.tensor("newLogits"), in.tensor("candidateIndices"), in.number("temperature", 1.0),
-                                  in.boolean("inplaceBackward", false));
+    policy_topk =
+        gather_logprobs(in.tensor("newLogits"), in.tensor("candidateIndices"), in.number("temperature", 1.0), in.boolean("inplaceBackward", false));
     log_prob = policy_topk.select(2, 0);
   } else {
     log_prob = in.tensor("logProb");

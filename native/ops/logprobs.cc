@@ -25,8 +25,7 @@ using kernels::acc_t;
 void check_logits(const at::Tensor& logits, const char* name) {
   if (!logits.defined()) invalid_argument(std::string(name) + " is required");
   if (!at::isFloatingType(logits.scalar_type())) {
-    invalid_argument(std::string(name) + " must be a floating tensor (float32, float64, bfloat16, float16), got " +
-                     dtype_name(logits.scalar_type()));
+    invalid_argument(std::string(name) + " must be a floating tensor (float32, float64, bfloat16, float16), got " + dtype_name(logits.scalar_type()));
   }
   if (logits.dim() < 2) invalid_argument(std::string(name) + " must have shape [..., V], got " + c10::str(logits.sizes()));
   if (logits.size(-1) == 0) invalid_argument(std::string(name) + " has an empty vocabulary dimension");
@@ -121,8 +120,8 @@ static std::pair<at::Tensor, at::Tensor> gather_forward_cpu(const at::Tensor& lo
 }
 
 // Writes into `grad_logits`, which may be logits2d itself: each element is read before it is written.
-static void gather_backward_cpu(const at::Tensor& logits2d, const at::Tensor& index2d, const at::Tensor& lse,
-                                const at::Tensor& grad2d, double temperature, at::Tensor& grad_logits) {
+static void gather_backward_cpu(const at::Tensor& logits2d, const at::Tensor& index2d, const at::Tensor& lse, const at::Tensor& grad2d,
+                                double temperature, at::Tensor& grad_logits) {
   const int64_t N = logits2d.size(0), V = logits2d.size(1), K = index2d.size(1);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, logits2d.scalar_type(), "gather_logprobs_backward", [&] {
     using A = acc_t<scalar_t>;
@@ -132,9 +131,7 @@ static void gather_backward_cpu(const at::Tensor& logits2d, const at::Tensor& in
     const A* row_lse = lse.data_ptr<A>();
     scalar_t* out = grad_logits.data_ptr<scalar_t>();
     const A scale = static_cast<A>(1.0 / temperature);
-    parallel_rows(N, 16, [&](int64_t n) {
-      kernels::row_logprob_backward(x + n * V, V, scale, row_lse[n], ids + n * K, g + n * K, K, out + n * V);
-    });
+    parallel_rows(N, 16, [&](int64_t n) { kernels::row_logprob_backward(x + n * V, V, scale, row_lse[n], ids + n * K, g + n * K, K, out + n * V); });
   });
 }
 
@@ -155,8 +152,8 @@ static std::pair<at::Tensor, at::Tensor> gather_forward(const at::Tensor& logits
   return gather_forward_cpu(logits2d, index2d, temperature, out_type);
 }
 
-static at::Tensor gather_backward(const at::Tensor& logits2d, const at::Tensor& index2d, const at::Tensor& lse,
-                                  const at::Tensor& grad2d, double temperature, bool inplace) {
+static at::Tensor gather_backward(const at::Tensor& logits2d, const at::Tensor& index2d, const at::Tensor& lse, const at::Tensor& grad2d,
+                                  double temperature, bool inplace) {
   at::Tensor grad_logits = inplace ? logits2d : cached_empty(logits2d.sizes(), logits2d.options());
   if (inplace) logits2d.unsafeGetTensorImpl()->bump_version();
 #ifdef PREFIX_RL_CUDA_KERNELS
@@ -174,8 +171,7 @@ static at::Tensor gather_backward(const at::Tensor& logits2d, const at::Tensor& 
 }
 
 // The reference composition, used on devices without a fused kernel (and as the parity baseline in tests).
-static at::Tensor gather_logprobs_composed(const at::Tensor& logits, const at::Tensor& index, double temperature,
-                                           at::ScalarType out_type) {
+static at::Tensor gather_logprobs_composed(const at::Tensor& logits, const at::Tensor& index, double temperature, at::ScalarType out_type) {
   at::Tensor scaled = temperature == 1.0 ? logits : logits / temperature;
   const auto compute = at::promote_types(acc_type(logits.scalar_type()), out_type);
   return at::log_softmax(scaled.to(compute), -1).gather(-1, index).to(out_type);
@@ -185,8 +181,8 @@ namespace {
 
 class GatherLogprobsFn : public torch::autograd::Function<GatherLogprobsFn> {
  public:
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits, const at::Tensor& index,
-                            double temperature, bool inplace_backward, at::ScalarType out_type) {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits, const at::Tensor& index, double temperature,
+                            bool inplace_backward, at::ScalarType out_type) {
     const int64_t V = logits.size(-1), K = index.size(-1);
     at::Tensor logits2d = logits.reshape({-1, V}).contiguous();
     at::Tensor index2d = index.reshape({-1, K}).to(at::kLong).contiguous();
@@ -203,8 +199,8 @@ class GatherLogprobsFn : public torch::autograd::Function<GatherLogprobsFn> {
     const at::Tensor& logits2d = saved[0];
     const at::Tensor& index2d = saved[1];
     at::Tensor grad2d = grads[0].reshape({-1, index2d.size(1)}).to(acc_type(logits2d.scalar_type())).contiguous();
-    at::Tensor grad = gather_backward(logits2d, index2d, saved[2], grad2d, ctx->saved_data["temperature"].toDouble(),
-                                      ctx->saved_data["inplace"].toBool());
+    at::Tensor grad =
+        gather_backward(logits2d, index2d, saved[2], grad2d, ctx->saved_data["temperature"].toDouble(), ctx->saved_data["inplace"].toBool());
     return {grad.reshape(ctx->saved_data["shape"].toIntVector()), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
@@ -236,8 +232,7 @@ at::Tensor gather_logprobs(const at::Tensor& logits, const at::Tensor& index, do
   return GatherLogprobsFn::apply(logits, index, temperature, inplace_backward, type);
 }
 
-at::Tensor gather_logprobs_nograd(const at::Tensor& logits, const at::Tensor& index, double temperature,
-                                  std::optional<at::ScalarType> out_type) {
+at::Tensor gather_logprobs_nograd(const at::Tensor& logits, const at::Tensor& index, double temperature, std::optional<at::ScalarType> out_type) {
   check_gather_args(logits, index, temperature);
   const auto type = output_type(logits, out_type);
   at::NoGradGuard no_grad;
@@ -313,8 +308,8 @@ at::Tensor token_entropy(const at::Tensor& logits, double temperature) {
 // The per-row tail of candidate_set, shared by the CPU and CUDA paths: force the sampled token into slot 0, take
 // log-probs, and build the mask. `ids`/`values` are the row's top-K (descending scaled logits).
 template <typename A>
-static void finish_candidates(const int64_t* top_ids, const A* top_values, int64_t sampled, A sampled_value, double lse,
-                              bool position_ok, const CandidateOptions& o, int64_t* ids, A* logp, bool* cand) {
+static void finish_candidates(const int64_t* top_ids, const A* top_values, int64_t sampled, A sampled_value, double lse, bool position_ok,
+                              const CandidateOptions& o, int64_t* ids, A* logp, bool* cand) {
   const int64_t K = o.k;
   std::vector<A> values(top_values, top_values + K);
   std::copy(top_ids, top_ids + K, ids);
@@ -370,7 +365,8 @@ CandidateSet candidate_set(const at::Tensor& old_logits, const at::Tensor& token
   const bool* valid_p = valid.data_ptr<bool>();
   for (int64_t b = 0; b < B; ++b) {
     int64_t last = -1;
-    for (int64_t t = 0; t < T; ++t) if (valid_p[b * T + t]) last = t;
+    for (int64_t t = 0; t < T; ++t)
+      if (valid_p[b * T + t]) last = t;
     for (int64_t t = 0; t < T; ++t) position_ok[b * T + t] = valid_p[b * T + t] && !(o.exclude_last && t == last);
   }
 
@@ -388,14 +384,14 @@ CandidateSet candidate_set(const at::Tensor& old_logits, const at::Tensor& token
     {
       c10::cuda::CUDAGuard guard(logits.device());
       check_cuda(cuda::row_topk(logits.data_ptr(), cuda_type(logits.scalar_type()), N, V, scale, K, tok.data_ptr<int64_t>(),
-                                top_ids.data_ptr<int64_t>(), top_values.data_ptr<float>(), token_values.data_ptr<float>(),
-                                lse.data_ptr<float>(), c10::cuda::getCurrentCUDAStream().stream()));
+                                top_ids.data_ptr<int64_t>(), top_values.data_ptr<float>(), token_values.data_ptr<float>(), lse.data_ptr<float>(),
+                                c10::cuda::getCurrentCUDAStream().stream()));
     }
     top_ids = top_ids.cpu(), top_values = top_values.cpu(), token_values = token_values.cpu(), lse = lse.cpu();
     for (int64_t n = 0; n < N; ++n) {
       finish_candidates<float>(top_ids.data_ptr<int64_t>() + n * K, top_values.data_ptr<float>() + n * K, tok_cpu.data_ptr<int64_t>()[n],
-                               token_values.data_ptr<float>()[n], lse.data_ptr<float>()[n], position_ok[n], o,
-                               indices.data_ptr<int64_t>() + n * K, logp.data_ptr<float>() + n * K, cand.data_ptr<bool>() + n * K);
+                               token_values.data_ptr<float>()[n], lse.data_ptr<float>()[n], position_ok[n], o, indices.data_ptr<int64_t>() + n * K,
+                               logp.data_ptr<float>() + n * K, cand.data_ptr<bool>() + n * K);
     }
     const at::Device device = old_logits.device();
     return {indices.to(device), logp.to(device), cand.to(device)};
@@ -414,9 +410,8 @@ CandidateSet candidate_set(const at::Tensor& old_logits, const at::Tensor& token
       const double lse = kernels::row_logsumexp(row, V, scale);
       kernels::row_topk(row, V, K, top_ids.data(), top_values.data());
       for (auto& value : top_values) value *= scale;  // scale > 0 keeps the order
-      finish_candidates<A>(top_ids.data(), top_values.data(), tok_p[n], static_cast<A>(row[tok_p[n]]) * scale, lse,
-                           position_ok[n], o, indices.data_ptr<int64_t>() + n * K, logp.data_ptr<A>() + n * K,
-                           cand.data_ptr<bool>() + n * K);
+      finish_candidates<A>(top_ids.data(), top_values.data(), tok_p[n], static_cast<A>(row[tok_p[n]]) * scale, lse, position_ok[n], o,
+                           indices.data_ptr<int64_t>() + n * K, logp.data_ptr<A>() + n * K, cand.data_ptr<bool>() + n * K);
     });
   });
   const at::Device device = old_logits.device();

@@ -18,8 +18,8 @@ namespace prefix_rl {
 // `inplace_backward` writes the gradient into the logits' own memory (no [N, V] allocation): the logits are consumed
 // by backward, so use it only when nothing reads them afterwards (the usual case for an LM head's output). Their
 // version counter is bumped, so autograd rejects any other node that saved them instead of reading garbage.
-at::Tensor gather_logprobs(const at::Tensor& logits, const at::Tensor& index, double temperature = 1.0,
-                           bool inplace_backward = false, std::optional<at::ScalarType> out_type = std::nullopt);
+at::Tensor gather_logprobs(const at::Tensor& logits, const at::Tensor& index, double temperature = 1.0, bool inplace_backward = false,
+                           std::optional<at::ScalarType> out_type = std::nullopt);
 
 // Same, with no autograd graph (reference models, π_old).
 at::Tensor gather_logprobs_nograd(const at::Tensor& logits, const at::Tensor& index, double temperature = 1.0,
@@ -31,24 +31,23 @@ at::Tensor gather_logprobs_nograd(const at::Tensor& logits, const at::Tensor& in
 at::Tensor token_entropy(const at::Tensor& logits, double temperature = 1.0);
 
 struct CandidateOptions {
-  int64_t k = 5;                  // slots per position (slot 0 is the sampled token)
-  double min_p = 0.1;             // P_min
-  bool strict = true;             // reference: π_old > P_min; paper: π_old ≥ P_min
-  double top_p = 1.0;             // keep candidates whose sorted cumulative π_old ≤ top_p (1 = off)
-  bool force_sampled = true;      // reference: the sampled token is always a candidate
-  bool exclude_last = true;       // reference: no candidates at the last response position
+  int64_t k = 5;              // slots per position (slot 0 is the sampled token)
+  double min_p = 0.1;         // P_min
+  bool strict = true;         // reference: π_old > P_min; paper: π_old ≥ P_min
+  double top_p = 1.0;         // keep candidates whose sorted cumulative π_old ≤ top_p (1 = off)
+  bool force_sampled = true;  // reference: the sampled token is always a candidate
+  bool exclude_last = true;   // reference: no candidates at the last response position
   double temperature = 1.0;
 };
 
 struct CandidateSet {
-  at::Tensor indices;        // [B, T, K] int64, slot 0 = sampled token
-  at::Tensor old_logprobs;   // [B, T, K] log π_old at the indices
-  at::Tensor mask;           // [B, T, K] bool
+  at::Tensor indices;       // [B, T, K] int64, slot 0 = sampled token
+  at::Tensor old_logprobs;  // [B, T, K] log π_old at the indices
+  at::Tensor mask;          // [B, T, K] bool
 };
 
 // old_logits [B, T, V], tokens [B, T] int64, mask [B, T] (response mask, right-padded).
-CandidateSet candidate_set(const at::Tensor& old_logits, const at::Tensor& tokens, const at::Tensor& mask,
-                           const CandidateOptions& options);
+CandidateSet candidate_set(const at::Tensor& old_logits, const at::Tensor& tokens, const at::Tensor& mask, const CandidateOptions& options);
 
 // The accumulation (and default log-prob) dtype for logits of `logits_type`: float64 for float64, else float32.
 at::ScalarType acc_type(at::ScalarType logits_type);

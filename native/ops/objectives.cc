@@ -47,7 +47,8 @@ LogRatio log_ratio(const ObjectiveInputs& in, const char* logits_key, const char
     const at::Tensor& ref_logits = in.tensor(ref_logits_key);
     check_logits(ref_logits, ref_logits_key);
     if (ref_logits.sizes() != logits.sizes()) {
-      invalid_argument(std::string(ref_logits_key) + " has shape " + c10::str(ref_logits.sizes()) + " but " + logits_key + " has " + c10::str(logits.sizes()));
+      invalid_argument(std::string(ref_logits_key) + " has shape " + c10::str(ref_logits.sizes()) + " but " + logits_key + " has " +
+                       c10::str(logits.sizes()));
     }
     ref = gather_logprobs_nograd(ref_logits, index, 1.0, at::kDouble).squeeze(-1);
   } else if (in.has(ref_logprobs_key)) {

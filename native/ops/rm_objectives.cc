@@ -57,8 +57,7 @@ ObjectiveOutputs prefix_values(const ObjectiveInputs& in) {
 ObjectiveOutputs token_logprobs(const ObjectiveInputs& in) {
   in.expect_only({"logits", "inplaceBackward", "index", "temperature"});
   ObjectiveOutputs out;
-  out["logprobs"] = gather_logprobs(in.tensor("logits"), in.tensor("index"), in.number("temperature", 1.0),
-                                    in.boolean("inplaceBackward", false));
+  out["logprobs"] = gather_logprobs(in.tensor("logits"), in.tensor("index"), in.number("temperature", 1.0), in.boolean("inplaceBackward", false));
   return out;
 }
 
@@ -96,9 +95,7 @@ ObjectiveOutputs ipvrm_offline(const ObjectiveInputs& in) {
   } else if (weighting == "uniform" || weighting == "early" || weighting == "late") {
     // Paper eq. (9), (17), (18): a weighted mean per sequence over t = 1..T, then the mean over sequences.
     at::Tensor T_len = mask.sum(1, /*keepdim=*/true);
-    at::Tensor w = weighting == "uniform" ? at::ones_like(t_count)
-                   : weighting == "late"  ? t_count / T_len
-                                          : 1 - t_count / T_len;
+    at::Tensor w = weighting == "uniform" ? at::ones_like(t_count) : weighting == "late" ? t_count / T_len : 1 - t_count / T_len;
     w = w * mask;
     at::Tensor w_sum = w.sum(1);
     if (weighting == "early" && (w_sum <= 0).any().item<bool>()) {
@@ -127,8 +124,8 @@ ObjectiveOutputs ipvrm_offline(const ObjectiveInputs& in) {
 // ---- online groups: DLW weights and ADB margins ----
 
 struct GroupTerms {
-  at::Tensor weights;  // [B]
-  at::Tensor margins;  // [B]
+  at::Tensor weights;                        // [B]
+  at::Tensor margins;                        // [B]
   std::vector<std::vector<int64_t>> groups;  // row indices of each group, in rank order
 };
 
@@ -199,8 +196,8 @@ GroupTerms group_terms(const ObjectiveInputs& in, const at::Tensor& acc, bool us
 }
 
 ObjectiveOutputs ipvrm_online(const ObjectiveInputs& in) {
-  in.expect_only({"logits", "inplaceBackward", "refLogits", "refLogprobs", "logRatio", "tokens", "mask", "acc", "groupIds", "groupSize",
-                  "sampleRank", "beta", "margin", "useAdb", "useDlw"});
+  in.expect_only({"logits", "inplaceBackward", "refLogits", "refLogprobs", "logRatio", "tokens", "mask", "acc", "groupIds", "groupSize", "sampleRank",
+                  "beta", "margin", "useAdb", "useDlw"});
   LogRatio lr = log_ratio(in);
   const at::Tensor& ratio = lr.ratio;
   const int64_t B = ratio.size(0);
@@ -238,17 +235,20 @@ ObjectiveOutputs implicit_prm_ce(const ObjectiveInputs& in) {
   at::Tensor z = in.number("beta", 0.05) * sequence_sum(lr.ratio, mask);
   const std::string form = in.string("form", "bce_logits");
   ObjectiveOutputs out;
-  if (form == "bce_logits") out["loss"] = at::binary_cross_entropy_with_logits(z, y);
-  else if (form == "prime") out["loss"] = at::binary_cross_entropy(at::sigmoid(z), y);  // log clamped at −100
-  else invalid_argument("form must be bce_logits (IPVRM, ImplicitPRM) or prime (PRIME's sigmoid + BCE), got '" + form + "'");
+  if (form == "bce_logits")
+    out["loss"] = at::binary_cross_entropy_with_logits(z, y);
+  else if (form == "prime")
+    out["loss"] = at::binary_cross_entropy(at::sigmoid(z), y);  // log clamped at −100
+  else
+    invalid_argument("form must be bce_logits (IPVRM, ImplicitPRM) or prime (PRIME's sigmoid + BCE), got '" + form + "'");
   out["seqLogits"] = z;
   add_log_ratio_outputs(out, lr);
   return out;
 }
 
 ObjectiveOutputs implicit_prm_online(const ObjectiveInputs& in) {
-  in.expect_only({"logits", "inplaceBackward", "refLogits", "refLogprobs", "logRatio", "tokens", "mask", "acc", "groupIds", "groupSize",
-                  "sampleRank", "beta", "margin", "useAdb", "useDlw", "form"});
+  in.expect_only({"logits", "inplaceBackward", "refLogits", "refLogprobs", "logRatio", "tokens", "mask", "acc", "groupIds", "groupSize", "sampleRank",
+                  "beta", "margin", "useAdb", "useDlw", "form"});
   LogRatio lr = log_ratio(in);
   at::Tensor mask = float_mask(in, lr.ratio, lr.ratio.sizes().vec());
   check_finite(lr.ratio, mask, "log-probs (logits)");
@@ -285,8 +285,10 @@ ObjectiveOutputs dpo_rm(const ObjectiveInputs& in) {
   check_finite(lr.ratio, mask, "log-probs (logits)");
   const std::string reduction = in.string("reduction", "sum");
   at::Tensor seq = sequence_sum(lr.ratio, mask);
-  if (reduction == "mean") seq = seq / at::clamp_min(mask.sum(1), 1.0);
-  else if (reduction != "sum") invalid_argument("reduction must be sum (bt_sum, DPO-RM) or mean (bt_mean), got '" + reduction + "'");
+  if (reduction == "mean")
+    seq = seq / at::clamp_min(mask.sum(1), 1.0);
+  else if (reduction != "sum")
+    invalid_argument("reduction must be sum (bt_sum, DPO-RM) or mean (bt_mean), got '" + reduction + "'");
   const int64_t P = B / 2;
   at::Tensor pair_logits = in.number("beta", 0.05) * (seq.slice(0, 0, P) - seq.slice(0, P, B)) - in.number("gamma", 0.0);
   ObjectiveOutputs out;
@@ -298,8 +300,8 @@ ObjectiveOutputs dpo_rm(const ObjectiveInputs& in) {
 }
 
 ObjectiveOutputs dpo_online(const ObjectiveInputs& in) {
-  in.expect_only({"logits", "inplaceBackward", "refLogits", "refLogprobs", "logRatio", "tokens", "mask", "acc", "groupIds", "groupSize",
-                  "sampleRank", "beta"});
+  in.expect_only(
+      {"logits", "inplaceBackward", "refLogits", "refLogprobs", "logRatio", "tokens", "mask", "acc", "groupIds", "groupSize", "sampleRank", "beta"});
   LogRatio lr = log_ratio(in);
   const int64_t B = lr.ratio.size(0);
   at::Tensor mask = float_mask(in, lr.ratio, lr.ratio.sizes().vec());
@@ -332,9 +334,15 @@ ObjectiveOutputs dpo_online(const ObjectiveInputs& in) {
 }
 
 const ObjectiveRegistration registrations[] = {
-    {"prefix_values", prefix_values},       {"token_logprobs", token_logprobs}, {"token_entropy", token_entropy_objective},
-    {"ipvrm_offline", ipvrm_offline},       {"ipvrm_online", ipvrm_online}, {"implicit_prm_ce", implicit_prm_ce},
-    {"implicit_prm_online", implicit_prm_online}, {"dpo_rm", dpo_rm},     {"dpo_online", dpo_online},
+    {"prefix_values", prefix_values},
+    {"token_logprobs", token_logprobs},
+    {"token_entropy", token_entropy_objective},
+    {"ipvrm_offline", ipvrm_offline},
+    {"ipvrm_online", ipvrm_online},
+    {"implicit_prm_ce", implicit_prm_ce},
+    {"implicit_prm_online", implicit_prm_online},
+    {"dpo_rm", dpo_rm},
+    {"dpo_online", dpo_online},
 };
 
 }  // namespace

@@ -87,8 +87,7 @@ void row_topk(const T* x, int64_t V, int64_t k, int64_t* ids, acc_t<T>* values) 
 }
 
 template <typename T>
-void row_logprob_backward(const T* x, int64_t V, acc_t<T> scale, acc_t<T> lse, const int64_t* ids, const acc_t<T>* g,
-                          int64_t k, T* grad) {
+void row_logprob_backward(const T* x, int64_t V, acc_t<T> scale, acc_t<T> lse, const int64_t* ids, const acc_t<T>* g, int64_t k, T* grad) {
   using A = acc_t<T>;
   A g_sum = 0;
   for (int64_t j = 0; j < k; ++j) g_sum += g[j];
@@ -160,8 +159,7 @@ void row_topk<float>(const float* x, int64_t V, int64_t k, int64_t* ids, float* 
 }
 
 template <>
-void row_logprob_backward<float>(const float* x, int64_t V, float scale, float lse, const int64_t* ids, const float* g,
-                                 int64_t k, float* grad) {
+void row_logprob_backward<float>(const float* x, int64_t V, float scale, float lse, const int64_t* ids, const float* g, int64_t k, float* grad) {
   float g_sum = 0;
   bool all_zero = true;
   for (int64_t j = 0; j < k; ++j) g_sum += g[j], all_zero = all_zero && g[j] == 0;
@@ -173,18 +171,17 @@ void row_logprob_backward<float>(const float* x, int64_t V, float scale, float l
   for (int64_t j = 0; j < k; ++j) grad[ids[j]] += scale * g[j];
 }
 
-#define PREFIX_RL_INSTANTIATE(T)                                                                                   \
-  template double row_logsumexp<T>(const T*, int64_t, acc_t<T>);                                                 \
-  template void row_topk<T>(const T*, int64_t, int64_t, int64_t*, acc_t<T>*);                                      \
-  template void row_logprob_backward<T>(const T*, int64_t, acc_t<T>, acc_t<T>, const int64_t*, const acc_t<T>*,    \
-                                        int64_t, T*);
+#define PREFIX_RL_INSTANTIATE(T)                                              \
+  template double row_logsumexp<T>(const T*, int64_t, acc_t<T>);              \
+  template void row_topk<T>(const T*, int64_t, int64_t, int64_t*, acc_t<T>*); \
+  template void row_logprob_backward<T>(const T*, int64_t, acc_t<T>, acc_t<T>, const int64_t*, const acc_t<T>*, int64_t, T*);
 PREFIX_RL_INSTANTIATE(double)
 PREFIX_RL_INSTANTIATE(c10::BFloat16)
 PREFIX_RL_INSTANTIATE(c10::Half)
 
 // The entropy kernels have no hand-vectorised float version (the lane loops vectorise as written).
-#define PREFIX_RL_INSTANTIATE_ENTROPY(T)                                                                           \
-  template acc_t<T> row_entropy<T>(const T*, int64_t, acc_t<T>, acc_t<T>);                                         \
+#define PREFIX_RL_INSTANTIATE_ENTROPY(T)                                   \
+  template acc_t<T> row_entropy<T>(const T*, int64_t, acc_t<T>, acc_t<T>); \
   template void row_entropy_backward<T>(const T*, int64_t, acc_t<T>, acc_t<T>, acc_t<T>, acc_t<T>, T*);
 PREFIX_RL_INSTANTIATE_ENTROPY(float)
 PREFIX_RL_INSTANTIATE_ENTROPY(double)

@@ -11,9 +11,16 @@
 namespace prefix_rl::kernels {
 
 // acc_t: the accumulation type for a logits element type.
-template <typename T> struct Acc { using type = float; };
-template <> struct Acc<double> { using type = double; };
-template <typename T> using acc_t = typename Acc<T>::type;
+template <typename T>
+struct Acc {
+  using type = float;
+};
+template <>
+struct Acc<double> {
+  using type = double;
+};
+template <typename T>
+using acc_t = typename Acc<T>::type;
 
 // log Σ_v exp(scale · x_v): max pass, then a sum-of-exp pass. Summed in acc_t<T>, returned in double: the final
 // max + log(sum) is not rounded to float, so a log-prob x·scale − lse formed from it is rounded only once.
@@ -50,8 +57,7 @@ struct TopKList {
 
 // grad_v = scale · (Σ_k g_k [v = ids_k] − (Σ_k g_k) · exp(scale · x_v − lse)), written in T.
 template <typename T>
-void row_logprob_backward(const T* x, int64_t V, acc_t<T> scale, acc_t<T> lse, const int64_t* ids, const acc_t<T>* g,
-                          int64_t k, T* grad);
+void row_logprob_backward(const T* x, int64_t V, acc_t<T> scale, acc_t<T> lse, const int64_t* ids, const acc_t<T>* g, int64_t k, T* grad);
 
 // Entropy of softmax(scale · x) given the row's lse: H = Σ_v p_v·(lse − scale·x_v), a sum of non-negative terms (no
 // cancellation, unlike lse − Σ p·z). Terms with p_v < e^−87 count as zero, so −inf logits are fine.

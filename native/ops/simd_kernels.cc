@@ -19,8 +19,8 @@ namespace {
 // Cephes-style expf: x = n·ln2 + r, exp(r) by a degree-6 polynomial on [−ln2/2, ln2/2], 2^n through the exponent
 // bits. ~2 ulp. Inputs are clamped at −87 (exp(−87) ≈ 1.6e-38: zero for these sums) and are ≤ 0 here.
 constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693145751953125f, kLn2Lo = 1.428606765330187045e-06f;
-constexpr float kP0 = 1.9875691500e-4f, kP1 = 1.3981999507e-3f, kP2 = 8.3334519073e-3f, kP3 = 4.1665795894e-2f,
-                kP4 = 1.6666665459e-1f, kP5 = 5.0000001201e-1f;
+constexpr float kP0 = 1.9875691500e-4f, kP1 = 1.3981999507e-3f, kP2 = 8.3334519073e-3f, kP3 = 4.1665795894e-2f, kP4 = 1.6666665459e-1f,
+                kP5 = 5.0000001201e-1f;
 
 float scalar_exp(float x) {
   x = std::max(x, -87.0f);
@@ -62,8 +62,7 @@ void scalar_topk(const float* x, int64_t V, int64_t k, int64_t* ids, float* valu
 // Vector top-k: after the first k elements, one compare per chunk of `Lanes` against the current k-th value; only
 // lanes above it (rare once the list holds large values) go through the scalar insertion.
 template <int Lanes, typename AboveMask>
-inline __attribute__((always_inline)) void filtered_topk(const float* x, int64_t V, int64_t k, int64_t* ids, float* values,
-                                                         AboveMask above_mask) {
+inline __attribute__((always_inline)) void filtered_topk(const float* x, int64_t V, int64_t k, int64_t* ids, float* values, AboveMask above_mask) {
   if (k <= 0) return;
   TopKList<float> top{k, ids, values};
   int64_t v = 0;
@@ -79,8 +78,7 @@ inline __attribute__((always_inline)) void filtered_topk(const float* x, int64_t
 
 // log Σ exp(scale·x) in blocks that stay in L1: per block a max pass and a Σexp pass against the running max.
 template <typename BlockMax, typename BlockSumExp>
-inline __attribute__((always_inline)) double blocked_logsumexp(const float* x, int64_t V, float scale, BlockMax block_max,
-                                                              BlockSumExp block_sumexp) {
+inline __attribute__((always_inline)) double blocked_logsumexp(const float* x, int64_t V, float scale, BlockMax block_max, BlockSumExp block_sumexp) {
   constexpr int64_t kBlock = 4096;  // 16 KiB
   float max = -std::numeric_limits<float>::infinity(), sum = 0;
   for (int64_t start = 0; start < V; start += kBlock) {
@@ -203,8 +201,8 @@ inline void with_row_count(int64_t rows, Fn fn) {
 
 // M is a template argument so that the M accumulators live in registers.
 template <int M>
-__attribute__((target("avx2,fma"))) void avx2_rows_dot_m(const float* x, int64_t K, const float* w, int64_t n_begin, int64_t n_end,
-                                                        int64_t N, float* y) {
+__attribute__((target("avx2,fma"))) void avx2_rows_dot_m(const float* x, int64_t K, const float* w, int64_t n_begin, int64_t n_end, int64_t N,
+                                                         float* y) {
   for (int64_t n = n_begin; n < n_end; ++n) {
     const float* row = w + n * K;
     __m256 acc[M];
@@ -223,8 +221,8 @@ __attribute__((target("avx2,fma"))) void avx2_rows_dot_m(const float* x, int64_t
   }
 }
 
-__attribute__((target("avx2,fma"))) void avx2_rows_dot(const float* x, int64_t M, int64_t K, const float* w, int64_t n_begin,
-                                                      int64_t n_end, int64_t N, float* y) {
+__attribute__((target("avx2,fma"))) void avx2_rows_dot(const float* x, int64_t M, int64_t K, const float* w, int64_t n_begin, int64_t n_end,
+                                                       int64_t N, float* y) {
   with_row_count(M, [&](auto rows) { avx2_rows_dot_m<decltype(rows)::value>(x, K, w, n_begin, n_end, N, y); });
 }
 
@@ -338,8 +336,8 @@ __attribute__((target("avx512f"))) void avx512_topk(const float* x, int64_t V, i
 }
 
 template <int M>
-__attribute__((target("avx512f"))) void avx512_rows_dot_m(const float* x, int64_t K, const float* w, int64_t n_begin, int64_t n_end,
-                                                         int64_t N, float* y) {
+__attribute__((target("avx512f"))) void avx512_rows_dot_m(const float* x, int64_t K, const float* w, int64_t n_begin, int64_t n_end, int64_t N,
+                                                          float* y) {
   const __mmask16 tail = static_cast<__mmask16>((1u << (K % 16)) - 1);
   for (int64_t n = n_begin; n < n_end; ++n) {
     const float* row = w + n * K;
@@ -359,8 +357,8 @@ __attribute__((target("avx512f"))) void avx512_rows_dot_m(const float* x, int64_
   }
 }
 
-__attribute__((target("avx512f"))) void avx512_rows_dot(const float* x, int64_t M, int64_t K, const float* w, int64_t n_begin,
-                                                      int64_t n_end, int64_t N, float* y) {
+__attribute__((target("avx512f"))) void avx512_rows_dot(const float* x, int64_t M, int64_t K, const float* w, int64_t n_begin, int64_t n_end,
+                                                        int64_t N, float* y) {
   with_row_count(M, [&](auto rows) { avx512_rows_dot_m<decltype(rows)::value>(x, K, w, n_begin, n_end, N, y); });
 }
 
@@ -373,7 +371,8 @@ Kernels select() {
   const bool allow512 = !cap || std::strcmp(cap, "avx512") == 0, allow2 = allow512 || std::strcmp(cap, "avx2") == 0;
   __builtin_cpu_init();
   if (allow512 && __builtin_cpu_supports("avx512f")) return {"avx512", avx512_logsumexp, avx512_scaled_softmax, avx512_topk, avx512_rows_dot};
-  if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {"avx2", avx2_logsumexp, avx2_scaled_softmax, avx2_topk, avx2_rows_dot};
+  if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return {"avx2", avx2_logsumexp, avx2_scaled_softmax, avx2_topk, avx2_rows_dot};
 #endif
   return {"scalar", scalar_logsumexp, scalar_scaled_softmax, scalar_topk, nullptr};
 }

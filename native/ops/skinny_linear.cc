@@ -11,12 +11,11 @@ namespace prefix_rl {
 
 at::Tensor skinny_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
   const auto rows_dot = kernels::simd::kernels().rows_dot;
-  if (!rows_dot || x.dim() < 1 || weight.dim() != 2 || !x.device().is_cpu() || !weight.device().is_cpu() ||
-      x.scalar_type() != at::kFloat || weight.scalar_type() != at::kFloat || (bias.defined() && bias.scalar_type() != at::kFloat)) {
+  if (!rows_dot || x.dim() < 1 || weight.dim() != 2 || !x.device().is_cpu() || !weight.device().is_cpu() || x.scalar_type() != at::kFloat ||
+      weight.scalar_type() != at::kFloat || (bias.defined() && bias.scalar_type() != at::kFloat)) {
     return {};
   }
-  const bool recording = at::GradMode::is_enabled() &&
-                         (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()));
+  const bool recording = at::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()));
   const int64_t K = weight.size(1), N = weight.size(0);
   if (recording || x.size(-1) != K || K == 0) return {};
   const int64_t M = x.numel() / K;

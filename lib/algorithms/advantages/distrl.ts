@@ -45,7 +45,8 @@ function checkInput({ candidateTd, mask, acc }: DistrlAdvantageInput): void {
     throw new Error('candidateTd must be [B][T][K] with [B][T] the mask shape');
   }
   if (acc.length !== mask.length) throw new Error(`acc has ${acc.length} rows, the mask ${mask.length}`);
-  for (const row of candidateTd) for (const cell of row) for (const v of cell) if (!Number.isFinite(v)) throw new Error('candidateTd contains NaN or Inf');
+  for (const row of candidateTd)
+    for (const cell of row) for (const v of cell) if (!Number.isFinite(v)) throw new Error('candidateTd contains NaN or Inf');
 }
 
 /** The reference's σ_V: population std of the masked prefix values, clamped at 1e-6; 1 with ≤ 1 valid element. */
@@ -64,7 +65,10 @@ export const distrlAdvantages = registerAdvantage('distrl', (input: DistrlAdvant
     const coef = input.rewardGaeCoef ?? 1;
     const tdHat = td0.map((row) => row.map(() => 0));
     for (const members of contiguousGroups(mask.length, n)) {
-      const { mean, std } = maskedMoments(members.map((b) => td0[b]), members.map((b) => mask[b]));
+      const { mean, std } = maskedMoments(
+        members.map((b) => td0[b]),
+        members.map((b) => mask[b]),
+      );
       for (const b of members) td0[b].forEach((v, t) => (tdHat[b][t] = mask[b][t] ? (v - mean) / (std + 1e-6) : 0));
     }
     const gae = maskedGae(tdHat, mask, gamma, lam);

@@ -83,8 +83,7 @@ const validateCommand: CommandModule<object, ValidateArgs> = {
 export const dataCommand: CommandModule = {
   command: 'data',
   describe: 'Make the controlled task data, or validate a dataset file',
-  builder: (y) =>
-    y.command(makeTaskCommand).command(validateCommand).demandCommand(1, 'Name a data command: make-task or validate.'),
+  builder: (y) => y.command(makeTaskCommand).command(validateCommand).demandCommand(1, 'Name a data command: make-task or validate.'),
   // Never runs: demandCommand always hands over to a subcommand.
   handler: () => {},
 };

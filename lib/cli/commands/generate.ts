@@ -12,7 +12,10 @@ const InputLineSchema = z
   .looseObject({
     input_ids: z.array(z.number().int().nonnegative()).min(1, 'needs at least one token').optional(),
     prompt: z.string().min(1, 'is empty').optional(),
-    messages: z.array(z.looseObject({ role: z.string(), content: z.string() })).min(1, 'needs at least one message').optional(),
+    messages: z
+      .array(z.looseObject({ role: z.string(), content: z.string() }))
+      .min(1, 'needs at least one message')
+      .optional(),
   })
   .refine((line) => [line.input_ids, line.prompt, line.messages].filter((x) => x !== undefined).length === 1, {
     message: 'give exactly one of input_ids, prompt or messages',

@@ -11,4 +11,15 @@ import { verifyCommand } from './verify.js';
 
 /** Every CLI command, one module each. Add a command by adding its module here. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [envCommand, dataCommand, verifyCommand, logprobsCommand, generateCommand, sftCommand, rolloutCommand, accuracyCommand, rmCommand, rlCommand];
+export const commands: CommandModule<any, any>[] = [
+  envCommand,
+  dataCommand,
+  verifyCommand,
+  logprobsCommand,
+  generateCommand,
+  sftCommand,
+  rolloutCommand,
+  accuracyCommand,
+  rmCommand,
+  rlCommand,
+];

@@ -41,7 +41,10 @@ const trainCommand: CommandModule<object, RmTrainArgs> = {
     const pairs = outcomePairs(await readRollouts(args.rollouts), args.seed);
     const reference = await loadModel(args.model);
     try {
-      await referenceLogprobs(reference, pairs.flatMap((p) => [p.chosen, p.rejected]));
+      await referenceLogprobs(
+        reference,
+        pairs.flatMap((p) => [p.chosen, p.rejected]),
+      );
     } finally {
       reference.dispose();
     }
@@ -57,13 +60,18 @@ const trainCommand: CommandModule<object, RmTrainArgs> = {
         seed: args.seed,
         onStep: (s) => {
           if ((s.step + 1) % args['log-every'] === 0) {
-            process.stderr.write(`step ${s.step + 1}: loss ${s.loss.toFixed(4)} pair-acc ${s.pairAccuracy.toFixed(2)} lr ${s.lr.toExponential(2)} ${s.seconds.toFixed(0)} s\n`);
+            process.stderr.write(
+              `step ${s.step + 1}: loss ${s.loss.toFixed(4)} pair-acc ${s.pairAccuracy.toFixed(2)} lr ${s.lr.toExponential(2)} ${s.seconds.toFixed(0)} s\n`,
+            );
           }
         },
       });
       await model.save(args.out);
       const last = history.at(-1)!;
-      process.stdout.write(JSON.stringify({ out: args.out, method: args.method, pairs: pairs.length, steps: history.length, loss: last.loss, seconds: last.seconds }) + '\n');
+      process.stdout.write(
+        JSON.stringify({ out: args.out, method: args.method, pairs: pairs.length, steps: history.length, loss: last.loss, seconds: last.seconds }) +
+          '\n',
+      );
     } finally {
       model.dispose();
     }
@@ -105,13 +113,17 @@ const evalCommand: CommandModule<object, RmEvalArgs> = {
       for (const file of args.processbench) {
         const sequences = stepSequences(tokenizer, await loadDataset('processbench', file));
         const report = (processBench[file] = await evaluateStepVerification(rm, reference, sequences, options));
-        process.stderr.write(`${file} (${report.items} items): step F1 at the oracle threshold / AUC\n  mode        reward model    reference likelihood\n`);
+        process.stderr.write(
+          `${file} (${report.items} items): step F1 at the oracle threshold / AUC\n  mode        reward model    reference likelihood\n`,
+        );
         for (const mode of STEP_SCORE_MODES) {
           const cell = (m: ModeSummary) => `${m.f1.toFixed(3)} / ${m.auc.toFixed(3)}`;
           process.stderr.write(`  ${mode.padEnd(10)}  ${cell(report.rewardModel[mode]).padEnd(14)}  ${cell(report.referenceLikelihood[mode])}\n`);
         }
       }
-      const bestOfN = args['bon-rollouts'] ? await evaluateBestOfN(rm, reference, await readRollouts(args['bon-rollouts']), args['bon-n'], options) : undefined;
+      const bestOfN = args['bon-rollouts']
+        ? await evaluateBestOfN(rm, reference, await readRollouts(args['bon-rollouts']), args['bon-n'], options)
+        : undefined;
       for (const row of bestOfN?.byN ?? []) {
         process.stderr.write(
           `Best-of-${row.n} (${bestOfN!.prompts} prompts): reward model ${row.rewardModel.toFixed(3)}, reference likelihood ` +

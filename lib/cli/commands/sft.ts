@@ -66,13 +66,17 @@ export const sftCommand: CommandModule<object, SftArgs> = {
         seed: args.seed,
         onStep: (s) => {
           if ((s.step + 1) % args['log-every'] === 0) {
-            process.stderr.write(`step ${s.step + 1}: loss ${s.loss.toFixed(4)} lr ${s.lr.toExponential(2)} grad-norm ${s.gradNorm.toFixed(3)} ${s.seconds.toFixed(0)} s\n`);
+            process.stderr.write(
+              `step ${s.step + 1}: loss ${s.loss.toFixed(4)} lr ${s.lr.toExponential(2)} grad-norm ${s.gradNorm.toFixed(3)} ${s.seconds.toFixed(0)} s\n`,
+            );
           }
         },
       });
       await model.save(args.out);
       const last = history.at(-1)!;
-      process.stdout.write(JSON.stringify({ out: args.out, steps: history.length, examples: examples.length, loss: last.loss, seconds: last.seconds }) + '\n');
+      process.stdout.write(
+        JSON.stringify({ out: args.out, steps: history.length, examples: examples.length, loss: last.loss, seconds: last.seconds }) + '\n',
+      );
     } finally {
       model.dispose();
     }

@@ -103,10 +103,7 @@ exec timeout -s KILL "$seconds" chroot "$root" setpriv $drop --no-new-privs --in
 const isRoot = () => process.getuid?.() === 0;
 
 function unshareArgs(): string[] {
-  return [
-    ...(isRoot() ? [] : ['--user', '--map-root-user']),
-    '--mount', '--net', '--pid', '--ipc', '--uts', '--fork', '--kill-child',
-  ];
+  return [...(isRoot() ? [] : ['--user', '--map-root-user']), '--mount', '--net', '--pid', '--ipc', '--uts', '--fork', '--kill-child'];
 }
 
 function prlimitArgs(limits: SandboxLimits): string[] {
@@ -217,7 +214,9 @@ function commandWorks(command: string, args: string[]): Promise<boolean> {
 /** The best containment this machine offers, probed once per thread by a real sandboxed run. */
 async function probeContainment(): Promise<Containment | null> {
   if (process.platform === 'linux') {
-    const probe = await execute('namespaces', { argv: ['true'], files: {}, stdin: '', exposeDirs: [], limits: DEFAULT_SANDBOX_LIMITS }).catch(() => null);
+    const probe = await execute('namespaces', { argv: ['true'], files: {}, stdin: '', exposeDirs: [], limits: DEFAULT_SANDBOX_LIMITS }).catch(
+      () => null,
+    );
     if (probe?.exitCode === 0) return 'namespaces';
   }
   const tools = await Promise.all([commandWorks('prlimit', ['--version']), commandWorks('timeout', ['--version'])]);

@@ -70,7 +70,12 @@ const OUTPUT_FLOAT_TOLERANCE = 1e-6;
  * failing that, whitespace-separated tokens must match, numbers within 1e-6 (absolute or relative).
  */
 export function outputsMatch(actual: string, expected: string): boolean {
-  const lines = (text: string) => text.replace(/\r\n?/g, '\n').replace(/\s+$/, '').split('\n').map((line) => line.trimEnd());
+  const lines = (text: string) =>
+    text
+      .replace(/\r\n?/g, '\n')
+      .replace(/\s+$/, '')
+      .split('\n')
+      .map((line) => line.trimEnd());
   const [actualLines, expectedLines] = [lines(actual), lines(expected)];
   if (actualLines.length === expectedLines.length && actualLines.every((line, index) => line === expectedLines[index])) return true;
   const [actualTokens, expectedTokens] = [actual.trim().split(/\s+/), expected.trim().split(/\s+/)];
@@ -142,7 +147,12 @@ export async function verifyCode(response: string, tests: CodeTests | string, op
     }
     const verdict = runVerdict(outcome, run.expected);
     if (verdict !== null) {
-      return { status: verdict.status, extracted: program, detail: `test ${test}: ${verdict.detail}`, code: { ...report, failure: failureOf(test, outcome) } };
+      return {
+        status: verdict.status,
+        extracted: program,
+        detail: `test ${test}: ${verdict.detail}`,
+        code: { ...report, failure: failureOf(test, outcome) },
+      };
     }
     report.passed += 1;
   }

@@ -197,9 +197,7 @@ function answersEqual(pred: Answer, ref: Answer, percent: boolean): boolean {
       return ref.kind === 'sequence' && ref.open === '(' && ref.close === ')' && orderedEqual(pred.items, ref.items, percent);
     case 'matrix':
       return (
-        ref.kind === 'matrix' &&
-        pred.rows.length === ref.rows.length &&
-        pred.rows.every((row, index) => orderedEqual(row, ref.rows[index], percent))
+        ref.kind === 'matrix' && pred.rows.length === ref.rows.length && pred.rows.every((row, index) => orderedEqual(row, ref.rows[index], percent))
       );
   }
 }

@@ -20,7 +20,8 @@ export function lastBoxed(text: string): string | null {
   let depth = 0;
   for (let index = open; index < rest.length; index += 1) {
     const char = rest[index];
-    if (char === '\\') index += 1; // an escaped brace does not count
+    if (char === '\\')
+      index += 1; // an escaped brace does not count
     else if (char === '{') depth += 1;
     else if (char === '}' && --depth === 0) return rest.slice(open + 1, index);
   }

@@ -10,12 +10,64 @@ export interface NormalizedAnswer {
 
 /** Unit words dropped after a number ("5 cm", "12 dollars", "3 square units"). */
 const UNIT_WORDS = [
-  'square units?', 'sq units?', 'cubic units?', 'units?', 'square (?:feet|foot|inches|inch|meters?|metres?|cm|ft|miles?)',
-  'cubic (?:feet|foot|inches|inch|meters?|metres?|cm|ft)', 'feet', 'foot', 'ft', 'inches', 'inch', 'yards?', 'yd',
-  'miles?', 'mph', 'km/h', 'kmh', 'meters?', 'metres?', 'cm', 'mm', 'km', 'kilometers?', 'centimeters?', 'millimeters?',
-  'kg', 'grams?', 'kilograms?', 'lbs?', 'pounds?', 'oz', 'ounces?', 'liters?', 'litres?', 'ml', 'gallons?', 'seconds?',
-  'secs?', 'minutes?', 'mins?', 'hours?', 'hrs?', 'days?', 'weeks?', 'months?', 'years?', 'dollars?', 'cents?',
-  'euros?', 'degrees?', 'deg', 'radians?', 'points?', 'people', 'persons?', 'students?', 'ways', 'times',
+  'square units?',
+  'sq units?',
+  'cubic units?',
+  'units?',
+  'square (?:feet|foot|inches|inch|meters?|metres?|cm|ft|miles?)',
+  'cubic (?:feet|foot|inches|inch|meters?|metres?|cm|ft)',
+  'feet',
+  'foot',
+  'ft',
+  'inches',
+  'inch',
+  'yards?',
+  'yd',
+  'miles?',
+  'mph',
+  'km/h',
+  'kmh',
+  'meters?',
+  'metres?',
+  'cm',
+  'mm',
+  'km',
+  'kilometers?',
+  'centimeters?',
+  'millimeters?',
+  'kg',
+  'grams?',
+  'kilograms?',
+  'lbs?',
+  'pounds?',
+  'oz',
+  'ounces?',
+  'liters?',
+  'litres?',
+  'ml',
+  'gallons?',
+  'seconds?',
+  'secs?',
+  'minutes?',
+  'mins?',
+  'hours?',
+  'hrs?',
+  'days?',
+  'weeks?',
+  'months?',
+  'years?',
+  'dollars?',
+  'cents?',
+  'euros?',
+  'degrees?',
+  'deg',
+  'radians?',
+  'points?',
+  'people',
+  'persons?',
+  'students?',
+  'ways',
+  'times',
 ];
 /** Unit letters that are also common variable names: dropped only after a space ("5 m", not "5m"). */
 const SPACED_UNITS = ['m', 's', 'h', 'g', 'l', 'in', 'mi', 'rad'];
@@ -102,7 +154,10 @@ export function normalizeAnswer(raw: string): NormalizedAnswer {
   text = text.replace(/\\(?:emptyset|varnothing)\b|∅/g, '\\{\\}');
   text = text.replace(/∞|\binfinity\b|\binf\b/gi, '\\infty ');
   text = text.replace(/\\mathbb\s*\{?R\}?/g, '(-\\infty,\\infty)');
-  text = text.replace(/\\leq?(?![a-zA-Z])|≤/g, '\\le ').replace(/\\geq?(?![a-zA-Z])|≥/g, '\\ge ').replace(/\\neq?(?![a-zA-Z])|≠/g, '\\ne ');
+  text = text
+    .replace(/\\leq?(?![a-zA-Z])|≤/g, '\\le ')
+    .replace(/\\geq?(?![a-zA-Z])|≥/g, '\\ge ')
+    .replace(/\\neq?(?![a-zA-Z])|≠/g, '\\ne ');
   text = text.replace(/\s+(?:and|or)\s+/g, ',');
   text = text.replace(/\{,\}/g, ',');
 
@@ -110,9 +165,12 @@ export function normalizeAnswer(raw: string): NormalizedAnswer {
   text = text.replace(/^[a-zA-Z]\s*\\in(?![a-zA-Z])/, '');
 
   // Trailing unit words and punctuation.
-  for (let previous = ''; previous !== text; ) {
+  for (let previous = ''; previous !== text;) {
     previous = text;
-    text = text.trim().replace(/[.,;:]$/, '').replace(TRAILING_UNIT, '');
+    text = text
+      .trim()
+      .replace(/[.,;:]$/, '')
+      .replace(TRAILING_UNIT, '');
   }
   text = text.replace(/^:/, '');
 

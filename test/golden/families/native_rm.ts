@@ -69,7 +69,10 @@ export const implicit_prm_ce: FamilyCheck = async ({ params, inputs, outputs }, 
       labels: tensorOf(inputs.labels, dtype),
       beta: params.beta,
     };
-    for (const [form, prefix] of [['bce_logits', ''], ['prime', 'prime_ce_']] as const) {
+    for (const [form, prefix] of [
+      ['bce_logits', ''],
+      ['prime', 'prime_ce_'],
+    ] as const) {
       let result: Awaited<ReturnType<typeof implicitPrmCe>> | undefined;
       const grad = await gradOf(inputs.logits, dtype, async (logits) => {
         result = await implicitPrmCe({ ...common, logits, form });

@@ -105,8 +105,16 @@ export const processbenchFamily: FamilyCheck = ({ params, inputs, outputs }, exp
 export const bonFamily: FamilyCheck = ({ params, inputs, outputs }, expectClose) => {
   const candidates = (inputs.token_logratio as M).map((tokenLogratio, i) => ({ tokenLogratio, stepEnds: (inputs.step_ends as M)[i] }));
   const scores = candidates.map((c) => bonScores(c, params.coef, params.beta));
-  expectClose('accumulative', scores.flatMap((s) => s.accumulative), (outputs.accumulative as M).flat());
-  expectClose('single', scores.flatMap((s) => s.single), (outputs.single as M).flat());
+  expectClose(
+    'accumulative',
+    scores.flatMap((s) => s.accumulative),
+    (outputs.accumulative as M).flat(),
+  );
+  expectClose(
+    'single',
+    scores.flatMap((s) => s.single),
+    (outputs.single as M).flat(),
+  );
   const keys = [
     ['acc_min', 'accMin'],
     ['acc_sum', 'accSum'],
@@ -119,6 +127,14 @@ export const bonFamily: FamilyCheck = ({ params, inputs, outputs }, expectClose)
     expectClose(key, values, outputs[key]);
     expectClose(`selected_${key}`, selectBest(values), outputs[`selected_${key}`], 0);
   }
-  expectClose('ipvrm_final_sigmoid', scores.map((s) => s.ipvrmFinalSigmoid), outputs.ipvrm_final_sigmoid);
-  expectClose('seq_logratio_sum', scores.map((s) => s.seqLogratioSum), outputs.seq_logratio_sum);
+  expectClose(
+    'ipvrm_final_sigmoid',
+    scores.map((s) => s.ipvrmFinalSigmoid),
+    outputs.ipvrm_final_sigmoid,
+  );
+  expectClose(
+    'seq_logratio_sum',
+    scores.map((s) => s.seqLogratioSum),
+    outputs.seq_logratio_sum,
+  );
 };
