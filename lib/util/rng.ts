@@ -1,4 +1,4 @@
-// A small seeded PRNG (mulberry32) so every generated dataset is reproducible from its seed.
+// A small seeded PRNG (mulberry32): every generated dataset, data order and prompt stream is reproducible from its seed.
 
 export class Rng {
   private state: number;
