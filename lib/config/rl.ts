@@ -141,7 +141,6 @@ export const ALGORITHMS: Record<RlAlgorithm, { rewardModel: 'none' | 'ipvrm' | '
   distrl: { rewardModel: 'ipvrm', distPpo: true },
 };
 
-/** Validates a config (a clear error names each bad key) and fills in the defaults. */
 /** How held-out accuracy is sampled during RL (the eval section, with the rollout section's defaults). */
 export function evalRolloutOptions(config: RlConfig): RolloutOptions {
   const { samples, temperature, topP, maxNewTokens } = config.eval;
@@ -155,6 +154,7 @@ export function evalRolloutOptions(config: RlConfig): RolloutOptions {
   };
 }
 
+/** Validates a config (a clear error names each bad key) and fills in the defaults. */
 export function resolveRlConfig(input: unknown): RlConfig {
   const result = RlConfigSchema.safeParse(input);
   if (!result.success) {
