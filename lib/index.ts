@@ -82,4 +82,4 @@ export { evaluateStepVerification, evaluateBestOfN, stepSequences, type StepVeri
 export { evaluateProcessBench, STEP_SCORE_MODES, type StepScoreMode } from './eval/processbench.js';
 
 // configs
-export { loadRlConfig, resolveRlConfig, RlConfigSchema, RL_ALGORITHMS, type RlConfig, type RlConfigInput, type RlAlgorithm } from './config/rl.js';
+export { loadRlConfig, resolveRlConfig, RlConfigSchema, RL_PRESETS, RL_PRESET_NAMES, type RlConfig, type RlConfigInput } from './config/rl.js';

@@ -2,7 +2,7 @@
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { deepMerge, loadRlConfig, resolveRlConfig } from '../lib/config/rl.js';
+import { deepMerge, loadRlConfig, resolveRlConfig, RL_PRESET_NAMES } from '../lib/config/rl.js';
 import { parseSetting } from '../lib/cli/commands/rl.js';
 
 test('defaults follow the released code, per algorithm', () => {
@@ -12,7 +12,7 @@ test('defaults follow the released code, per algorithm', () => {
     clipRatioHigh: 0.28,
     clipRatioC: 3,
     cliprangeTopk: 0.2,
-    alpha: 0.1,
+    policyLosses: { 'tok-ppo': 1, 'dist-ppo': 0.1 },
     candidateTopK: 5,
     candidateMinP: 0.1,
   });
@@ -65,8 +65,60 @@ test('overrides: --set paths merge into the file, deepest key wins', async () =>
   expect(parseSetting('actor.lr=1e-5')).toEqual({ actor: { lr: 1e-5 } });
   expect(parseSetting('rewardModel.useAdb=false')).toEqual({ rewardModel: { useAdb: false } });
   expect(() => parseSetting('actor.lr')).toThrow(/key.path=value/);
-  const merged = [parseSetting('actor.lr=1e-5'), parseSetting('actor.alpha=0.2')].reduce(deepMerge, {});
-  expect(merged).toEqual({ actor: { lr: 1e-5, alpha: 0.2 } });
+  const merged = [parseSetting('actor.lr=1e-5'), parseSetting('actor.policyLosses.dist-ppo=0.2')].reduce(deepMerge, {});
+  expect(merged).toEqual({ actor: { lr: 1e-5, policyLosses: { 'dist-ppo': 0.2 } } });
   const config = await loadRlConfig(join(process.cwd(), 'configs/rl/distrl.yaml'), { ...merged, steps: 3 });
-  expect(config).toMatchObject({ steps: 3, actor: { lr: 1e-5, alpha: 0.2, candidateTopK: 5 } });
+  expect(config).toMatchObject({ steps: 3, actor: { lr: 1e-5, policyLosses: { 'tok-ppo': 1, 'dist-ppo': 0.2 }, candidateTopK: 5 } });
+});
+
+test('presets: each names a registered reward model, estimator and losses, and any of their keys can be overridden', () => {
+  const grid: Record<string, [string, string, Record<string, number>]> = {
+    grpo: ['none', 'grpo', { 'tok-ppo': 1 }],
+    'grpo-dpo': ['dpo-rm', 'grpo-prm', { 'tok-ppo': 1 }],
+    'grpo-iprm': ['implicit-prm', 'grpo-prm', { 'tok-ppo': 1 }],
+    'grpo-ipvrm': ['ipvrm', 'grpo-prm', { 'tok-ppo': 1 }],
+    'distrl-dpo': ['dpo-rm', 'distrl', { 'tok-ppo': 1, 'dist-ppo': 0.1 }],
+    'distrl-iprm': ['implicit-prm', 'distrl', { 'tok-ppo': 1, 'dist-ppo': 0.1 }],
+    'distrl-ipvrm': ['ipvrm', 'distrl', { 'tok-ppo': 1, 'dist-ppo': 0.1 }],
+    distrl: ['ipvrm', 'distrl', { 'tok-ppo': 1, 'dist-ppo': 0.1 }],
+    prime: ['implicit-prm', 'prime', { 'tok-ppo': 1 }],
+    'prime-original': ['implicit-prm', 'prime-original', { 'tok-ppo': 1 }],
+  };
+  expect(Object.keys(grid).sort()).toEqual([...RL_PRESET_NAMES].sort());
+  for (const [algorithm, [kind, estimator, losses]] of Object.entries(grid)) {
+    const config = resolveRlConfig({ algorithm });
+    expect([config.rewardModel.kind, config.advantage.estimator, config.actor.policyLosses]).toEqual([kind, estimator, losses]);
+  }
+  // The online baselines run in the IPVRM release's trainer; PRIME's presets follow its recipe.
+  expect(resolveRlConfig({ algorithm: 'grpo-iprm' }).rewardModel).toMatchObject({ implicitPrmLoss: 'online', beta: 10, lr: 2e-6, reference: 'old' });
+  expect(resolveRlConfig({ algorithm: 'prime' }).rewardModel).toMatchObject({ implicitPrmLoss: 'ce', update: 'before' });
+  expect(resolveRlConfig({ algorithm: 'prime' }).rollout).toMatchObject({ oversample: 4, accuracyBounds: [0.2, 0.8] });
+  expect(resolveRlConfig({ algorithm: 'distrl' }).rollout).toMatchObject({ oversample: 2, accuracyBounds: [0.01, 0.99] });
+  expect(resolveRlConfig({ algorithm: 'prime-original' }).rewardModel.update).toBe('after');
+  // The online-update ablation is configuration.
+  const frozen = resolveRlConfig({ algorithm: 'distrl', rewardModel: { update: 'none', useAdb: false, useDlw: false } });
+  expect(frozen.rewardModel).toMatchObject({ kind: 'ipvrm', update: 'none', useAdb: false, useDlw: false });
+  expect(resolveRlConfig({ algorithm: 'grpo', advantage: { estimator: 'rloo' } }).advantage.estimator).toBe('rloo');
+});
+
+test('registry names are checked, and so is how the pieces fit', () => {
+  expect(() => resolveRlConfig({ algorithm: 'ppo' })).toThrow(/unknown preset 'ppo' \(presets: grpo, grpo-dpo/);
+  expect(() => resolveRlConfig({})).toThrow(/algorithm: name a preset/);
+  expect(() => resolveRlConfig({ algorithm: 'grpo', advantage: { estimator: 'gae2' } })).toThrow(
+    /unknown estimator 'gae2' \(registered: distrl, drgrpo, grpo, grpo-prm, prime, prime-original, rloo\)/,
+  );
+  expect(() => resolveRlConfig({ algorithm: 'grpo', actor: { policyLosses: { gspo: 1 } } })).toThrow(
+    /unknown policy loss 'gspo' \(registered: dist-ppo, tok-ppo\)/,
+  );
+  expect(() => resolveRlConfig({ algorithm: 'distrl', rewardModel: { kind: 'q-rm' } })).toThrow(
+    /unknown reward model 'q-rm' \(registered: none, dpo-rm, implicit-prm, ipvrm\)/,
+  );
+  expect(() => resolveRlConfig({ algorithm: 'grpo', advantage: { estimator: 'distrl' } })).toThrow(
+    /reads a reward model's rewards, but rewardModel.kind is none/,
+  );
+  expect(() => resolveRlConfig({ algorithm: 'grpo-ipvrm', actor: { policyLosses: { 'dist-ppo': 0.1 } } })).toThrow(
+    /dist-ppo trains on candidate advantages/,
+  );
+  expect(() => resolveRlConfig({ algorithm: 'grpo', actor: { policyLosses: { 'tok-ppo': 0 } } })).toThrow(/at least one loss/);
+  expect(() => resolveRlConfig({ algorithm: 'grpo', rollout: { accuracyBounds: [0.8, 0.2] } })).toThrow(/accuracyBounds/);
 });

@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../lib/cli/main.js';
-import { RL_ALGORITHMS, resolveRlConfig, type RlConfigInput } from '../lib/config/rl.js';
+import { RL_PRESET_NAMES, resolveRlConfig, type RlConfigInput } from '../lib/config/rl.js';
 import { writeJsonl } from '../lib/data/index.js';
 import { initModel, loadModel, padBatch, type CausalLM } from '../lib/model/index.js';
 import type { Rollout } from '../lib/rollout/rollouts.js';
@@ -39,7 +39,7 @@ async function evenMass(model: CausalLM): Promise<number> {
   });
 }
 
-function config(algorithm: (typeof RL_ALGORITHMS)[number], extra: Partial<RlConfigInput> = {}) {
+function config(algorithm: string, extra: Partial<RlConfigInput> = {}) {
   return resolveRlConfig({
     algorithm,
     steps: 8,
@@ -63,18 +63,21 @@ async function logitsOf(model: CausalLM): Promise<number[]> {
 
 const maxAbsDiff = (a: number[], b: number[]) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
-describe.each(RL_ALGORITHMS)('%s', (algorithm) => {
+describe.each(RL_PRESET_NAMES)('%s', (algorithm) => {
   test('learns the reward; each update starts on-policy; the reward model trains online, the reference stays frozen', async () => {
+    const { rewardModel: rm } = config(algorithm);
     const policy = await loadModel(FIXTURE);
-    const rewardModel = algorithm === 'grpo' ? undefined : await loadModel(FIXTURE);
-    const reference = algorithm === 'prime' ? await loadModel(FIXTURE) : undefined;
+    const rewardModel = rm.kind === 'none' ? undefined : await loadModel(FIXTURE);
+    const reference = rewardModel && rm.reference === 'frozen' ? await loadModel(FIXTURE) : undefined;
     try {
       const before = await evenMass(policy);
       const rmBefore = rewardModel && (await snapshot(rewardModel));
       const refBefore = reference && (await snapshot(reference));
-      const history = await trainRl({ policy, rewardModel, reference }, tokenizer, records, config(algorithm), { reward: evenFirstToken });
-      expect(history).toHaveLength(8);
-      expect(await evenMass(policy)).toBeGreaterThan(before + 0.3);
+      const history = await trainRl({ policy, rewardModel, reference }, tokenizer, records, config(algorithm, { steps: 10 }), {
+        reward: evenFirstToken,
+      });
+      expect(history).toHaveLength(10);
+      expect(await evenMass(policy)).toBeGreaterThan(before + 0.3); // measured +0.38 (distrl-dpo) to +0.58 (prime)
       for (const step of history) {
         // One mini-batch per step: π_θ is π_old when the loss is taken, so every ratio is 1.
         expect(Math.abs(step.ppoKl)).toBeLessThan(1e-6);
@@ -83,7 +86,8 @@ describe.each(RL_ALGORITHMS)('%s', (algorithm) => {
         expect(Number.isFinite(step.loss) && Number.isFinite(step.gradNorm)).toBe(true);
       }
       if (rewardModel) {
-        expect(history.every((s) => Number.isFinite(s.rmLoss))).toBe(true);
+        // DPO-RM learns only from pairs: a step whose groups all have one outcome (none mixed) skips its update.
+        expect(history.every((s) => Number.isFinite(s.rmLoss) || (rm.kind === 'dpo-rm' && s.mixedFraction === 0))).toBe(true);
         expect(maxAbsDiff(await snapshot(rewardModel), rmBefore!)).toBeGreaterThan(1e-4);
       } else {
         expect(history.every((s) => s.rmLoss === undefined)).toBe(true);

@@ -1,2 +1,2 @@
-// prefix-rl/config: experiment configs (zod schemas, YAML loading, overrides).
+// prefix-rl/config: experiment configs (zod schemas, presets, YAML loading, overrides).
 export * from './rl.js';

@@ -1,16 +1,21 @@
-// RL experiment configs: one zod schema is the single home of every RL setting and its default. An algorithm picks
-// its advantage estimator and reward-model objective; the defaults under it are the released code's
-// (implemented-math.md §5: distrl_config.yaml for DistRL / GRPO+IPVRM / GRPO w/ VR, prime_trainer.yaml for PRIME),
-// except the sizes (prompts, samples, lengths), which a config for a given model sets. YAML files in configs/rl/.
+// RL experiment configs: one zod schema is the single home of every RL setting and its default. `algorithm` names a
+// preset (presets.ts) — the reward model trained online, the advantage estimator, the policy losses — merged under
+// the config before validation; the names are checked against the three registries of lib/algorithms. Defaults are
+// the IPVRM release's (implemented-math.md §5, distrl_config.yaml), except the sizes (prompts, samples, lengths),
+// which a config for a given model sets. YAML files in configs/rl/.
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { getAdvantage, listAdvantages } from '../algorithms/advantages/index.js';
+import { getPolicyLoss, listPolicyLosses } from '../algorithms/policy-losses/index.js';
+import { listRewardModels } from '../algorithms/reward-models/index.js';
 import { LORA_TARGETS } from '../model/lora.js';
 import type { RolloutOptions } from '../rollout/rollouts.js';
 import { deriveSeed } from '../util/rng.js';
 
-export const RL_ALGORITHMS = ['grpo', 'prime', 'grpo-ipvrm', 'distrl'] as const;
-export type RlAlgorithm = (typeof RL_ALGORITHMS)[number];
+import { RL_PRESET_NAMES, RL_PRESETS } from './presets.js';
+
+export { RL_PRESETS, RL_PRESET_NAMES, type Preset } from './presets.js';
 
 const positiveInt = z.int().positive();
 const probability = z.number().gt(0).lt(1);
@@ -20,8 +25,13 @@ const RolloutSection = z.strictObject({
   promptsPerStep: positiveInt.default(16),
   /** Responses per prompt (n). */
   samples: z.int().min(2).default(4),
-  /** Prompts sampled per kept prompt: mixed-outcome groups are kept first (filter_and_downsample). */
+  /** Prompts sampled per kept prompt: groups inside accuracyBounds are kept first (filter_and_downsample). */
   oversample: z.number().min(1).default(2),
+  /**
+   * A group trains first when its mean outcome lies strictly between these bounds and no response was truncated:
+   * (0.01, 0.99) in the IPVRM release (any mixed group), [0.2, 0.8] in PRIME's recipe.
+   */
+  accuracyBounds: z.tuple([z.number().min(0).max(1), z.number().min(0).max(1)]).default([0.01, 0.99]),
   temperature: z.number().positive().default(1),
   maxNewTokens: positiveInt.default(256),
   /** Responses sampled together. */
@@ -50,8 +60,8 @@ const ActorSection = z.strictObject({
    */
   microBatch: positiveInt.default(32),
   clipRatioLow: z.number().min(0).default(0.2),
-  /** Default 0.28; PRIME (verl's standard PPO): the symmetric clipRatioLow. */
-  clipRatioHigh: z.number().min(0).optional(),
+  /** 0.28 (DAPO's clip-higher, the IPVRM release); PRIME's preset: 0.2 (verl's symmetric clip). */
+  clipRatioHigh: z.number().min(0).default(0.28),
   /** Dual clip c for negative advantages. */
   clipRatioC: z.number().gt(1).default(3),
   /** Symmetric clip of the Dist-PPO candidates. */
@@ -60,9 +70,13 @@ const ActorSection = z.strictObject({
    * Entropy bonus: the loss minus this × the token-mean entropy of π_θ. Default 0; PRIME: 0.001 (prime_trainer.yaml;
    * the released DistRL code computes one and then overwrites it, so 0 there).
    */
-  entropyCoeff: z.number().min(0).optional(),
-  /** Weight α of Dist-PPO (distrl only). */
-  alpha: z.number().min(0).default(0.1),
+  entropyCoeff: z.number().min(0).default(0),
+  /**
+   * The actor's loss Σ coef × loss over registered policy losses (lib/algorithms/policy-losses): `tok-ppo` on the
+   * sampled tokens, `dist-ppo` on π_old's candidates (its coefficient is the paper's α, 0.1). A coefficient of 0
+   * drops a loss. Set by the preset.
+   */
+  policyLosses: z.record(z.string(), z.number().min(0)).default({ 'tok-ppo': 1 }),
   /** Candidate set of π_old: top-K (the sampled token forced into slot 0) with π_old > P_min. */
   candidateTopK: positiveInt.default(5),
   candidateMinP: probability.default(0.1),
@@ -71,20 +85,26 @@ const ActorSection = z.strictObject({
 });
 
 const RewardModelSection = z.strictObject({
-  /** β of the implicit reward: IPVRM 10, Implicit PRM (PRIME) 0.05 by default. */
-  beta: z.number().positive().optional(),
+  /** The implicit reward model trained online (lib/algorithms/reward-models), or none. Set by the preset. */
+  kind: z.string().default('none'),
+  /** β of the implicit reward: 10 (the IPVRM release's β_train, for every model it trains); PRIME 0.05. */
+  beta: z.number().positive().default(10),
   /** IPVRM margin m (ADB moves it by ∓logit μ). */
   margin: z.number().min(0).default(5),
   useAdb: z.boolean().default(true),
   useDlw: z.boolean().default(true),
-  /** Default: IPVRM 2e-6 (distrl_config.yaml), Implicit PRM 1e-6 (prime_trainer.yaml). */
-  lr: z.number().positive().optional(),
+  /** Implicit PRM's loss: ce (PRIME: BCE on every row) or online (the IPVRM release: DLW-weighted BCE, ADB with useAdb). */
+  implicitPrmLoss: z.enum(['ce', 'online']).default('online'),
+  /** DPO-RM: mean over the optimizer step's (correct, incorrect) pairs (bt_mean, the reference) or their sum (bt_sum). */
+  dpoReduction: z.enum(['mean', 'sum']).default('mean'),
+  /** 2e-6 (distrl_config.yaml); PRIME 1e-6 (prime_trainer.yaml). */
+  lr: z.number().positive().default(2e-6),
   maxGradNorm: z.number().positive().default(10),
   miniBatches: positiveInt.default(1),
   /** before: rewards come from the RM updated on this batch (both references); after: the original PRIME. */
   update: z.enum(['before', 'after', 'none']).default('before'),
-  /** old: π_ref = π_old (IPVRM, and PRIME without a ref module); frozen: a fixed reference model (verl PRIME). */
-  reference: z.enum(['old', 'frozen']).optional(),
+  /** old: π_ref = π_old (the IPVRM release, and PRIME without a ref module); frozen: a fixed reference model (verl PRIME). */
+  reference: z.enum(['old', 'frozen']).default('old'),
 });
 
 /** Held-out accuracy (avg@k) during training, on the evaluation prompts given to trainRl. */
@@ -100,8 +120,10 @@ const EvalSection = z.strictObject({
 });
 
 const AdvantageSection = z.strictObject({
+  /** The advantage estimator (lib/algorithms/advantages). Set by the preset. */
+  estimator: z.string().default('grpo'),
   /** Weight of the outcome reward: 1 (distrl_config.yaml); PRIME 5 (prime_trainer.yaml). */
-  rewardGtCoef: z.number().optional(),
+  rewardGtCoef: z.number().default(1),
   /** Weight of the whitened GAE over the IPVRM TD (reference 0.05; the paper's eq. 13 has none). */
   rewardGaeCoef: z.number().optional(),
   /** PRIME's weight of the implicit token rewards in RLOO. */
@@ -111,7 +133,8 @@ const AdvantageSection = z.strictObject({
 });
 
 export const RlConfigSchema = z.strictObject({
-  algorithm: z.enum(RL_ALGORITHMS),
+  /** The preset the config starts from (RL_PRESETS); its keys sit under the config's own. */
+  algorithm: z.string(),
   steps: positiveInt.default(100),
   seed: z.int().min(0).default(0),
   /** reference: the released code's math; paper: the paper's (implemented-math.md §7). */
@@ -126,20 +149,10 @@ export const RlConfigSchema = z.strictObject({
 export type RlConfigInput = z.input<typeof RlConfigSchema>;
 type Parsed = z.output<typeof RlConfigSchema>;
 
-/** A config with every default filled in, including those that depend on the algorithm. */
+/** A config with every default filled in, including those that depend on the conventions. */
 export interface RlConfig extends Parsed {
-  actor: Parsed['actor'] & { clipRatioHigh: number; entropyCoeff: number };
-  rewardModel: Parsed['rewardModel'] & { beta: number; lr: number; reference: 'old' | 'frozen' };
-  advantage: Parsed['advantage'] & { rewardGtCoef: number; rewardGaeCoef: number };
+  advantage: Parsed['advantage'] & { rewardGaeCoef: number };
 }
-
-/** What each algorithm trains and how it turns rewards into advantages. */
-export const ALGORITHMS: Record<RlAlgorithm, { rewardModel: 'none' | 'ipvrm' | 'implicit-prm'; distPpo: boolean }> = {
-  grpo: { rewardModel: 'none', distPpo: false },
-  prime: { rewardModel: 'implicit-prm', distPpo: false },
-  'grpo-ipvrm': { rewardModel: 'ipvrm', distPpo: false },
-  distrl: { rewardModel: 'ipvrm', distPpo: true },
-};
 
 /** How held-out accuracy is sampled during RL (the eval section, with the rollout section's defaults). */
 export function evalRolloutOptions(config: RlConfig): RolloutOptions {
@@ -154,38 +167,50 @@ export function evalRolloutOptions(config: RlConfig): RolloutOptions {
   };
 }
 
-/** Validates a config (a clear error names each bad key) and fills in the defaults. */
+/**
+ * Merges the config over its preset, validates it (a clear error names each bad key) and fills in the defaults. The
+ * reward model, estimator and losses must be registered and fit together.
+ */
 export function resolveRlConfig(input: unknown): RlConfig {
-  const result = RlConfigSchema.safeParse(input);
-  if (!result.success) {
-    const problems = result.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
-    throw new Error(`invalid RL config: ${problems.join('; ')}`);
+  const fail = (message: string): never => {
+    throw new Error(`invalid RL config: ${message}`);
+  };
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) fail('an RL config must be a mapping');
+  const { algorithm } = input as { algorithm?: unknown };
+  if (typeof algorithm !== 'string') fail(`algorithm: name a preset (${RL_PRESET_NAMES.join(', ')})`);
+  const preset = RL_PRESETS[algorithm as string] ?? fail(`algorithm: unknown preset '${algorithm}' (presets: ${RL_PRESET_NAMES.join(', ')})`);
+  const result = RlConfigSchema.safeParse(deepMerge(preset, input as Record<string, unknown>));
+  if (!result.success) fail(result.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`).join('; '));
+  const config = result.data!;
+  const { kind } = config.rewardModel;
+  if (kind !== 'none' && !listRewardModels().includes(kind)) {
+    fail(`rewardModel.kind: unknown reward model '${kind}' (registered: none, ${listRewardModels().join(', ')})`);
   }
-  const config = result.data;
-  const prime = config.algorithm === 'prime';
-  if (ALGORITHMS[config.algorithm].rewardModel !== 'none' && config.rollout.temperature !== 1) {
+  if (!listAdvantages().includes(config.advantage.estimator)) {
+    fail(`advantage.estimator: unknown estimator '${config.advantage.estimator}' (registered: ${listAdvantages().join(', ')})`);
+  }
+  const estimator = getAdvantage(config.advantage.estimator);
+  const losses = Object.entries(config.actor.policyLosses).filter(([, coef]) => coef > 0);
+  for (const [name] of losses) {
+    if (!listPolicyLosses().includes(name)) fail(`actor.policyLosses: unknown policy loss '${name}' (registered: ${listPolicyLosses().join(', ')})`);
+  }
+  if (losses.length === 0) fail('actor.policyLosses: give at least one loss a positive coefficient');
+  if (estimator.needs !== 'outcome' && kind === 'none') {
+    fail(`advantage.estimator '${estimator.name}' reads a reward model's rewards, but rewardModel.kind is none`);
+  }
+  if (losses.some(([name]) => getPolicyLoss(name).candidates) && !estimator.candidates) {
+    fail(`actor.policyLosses: dist-ppo trains on candidate advantages, which advantage.estimator '${estimator.name}' does not produce`);
+  }
+  const [low, high] = config.rollout.accuracyBounds;
+  if (!(low < high)) fail(`rollout.accuracyBounds: the lower bound ${low} must be below the upper ${high}`);
+  if (kind !== 'none' && config.rollout.temperature !== 1) {
     // π_old's log-probs (the reference of the implicit reward and the PPO ratio) would be at T while the reward model
     // is trained and read at 1; the released code samples at 1.0.
-    throw new Error(`invalid RL config: rollout.temperature must be 1 for ${config.algorithm} (its implicit reward is defined at temperature 1)`);
+    fail(`rollout.temperature must be 1 for ${config.algorithm} (its implicit reward is defined at temperature 1)`);
   }
   return {
     ...config,
-    actor: {
-      ...config.actor,
-      clipRatioHigh: config.actor.clipRatioHigh ?? (prime ? config.actor.clipRatioLow : 0.28),
-      entropyCoeff: config.actor.entropyCoeff ?? (prime ? 0.001 : 0),
-    },
-    rewardModel: {
-      ...config.rewardModel,
-      beta: config.rewardModel.beta ?? (prime ? 0.05 : 10),
-      lr: config.rewardModel.lr ?? (prime ? 1e-6 : 2e-6),
-      reference: config.rewardModel.reference ?? (prime ? 'frozen' : 'old'),
-    },
-    advantage: {
-      ...config.advantage,
-      rewardGtCoef: config.advantage.rewardGtCoef ?? (prime ? 5 : 1),
-      rewardGaeCoef: config.advantage.rewardGaeCoef ?? (config.conventions === 'paper' ? 1 : 0.05),
-    },
+    advantage: { ...config.advantage, rewardGaeCoef: config.advantage.rewardGaeCoef ?? (config.conventions === 'paper' ? 1 : 0.05) },
   };
 }
 

@@ -1,23 +1,26 @@
 // The RL loop: sample n responses per prompt, verify them, update the implicit reward model online, turn outcomes
-// and implicit rewards into advantages, and take PPO steps on the policy. One loop serves every algorithm
-// (implemented-math.md §1b, §2c, §3):
-//   grpo        GRPO with verifiable rewards: population-std outcome advantage, Tok-PPO; no reward model.
-//   prime       PRIME (verl recipe): an implicit PRM trained online with CE; token rewards β·(log π_φ − log π_ref)
-//               and the outcome through RLOO; Tok-PPO with a symmetric clip.
-//   grpo-ipvrm  online IPVRM (ADB, DLW, π_ref = π_old); A = GRPO + 0.05·whitened GAE over its TD; Tok-PPO.
-//   distrl      grpo-ipvrm plus α·Dist-PPO over π_old's candidate tokens with advantages β·(log π_φ − log π_old)/σ_V.
+// and implicit rewards into advantages, and take PPO steps on the policy. One loop serves every algorithm: the config
+// names a reward model, an advantage estimator and policy losses, each looked up in its registry (lib/algorithms), and
+// the presets of lib/config/presets.ts combine them (implemented-math.md §1b, §2c, §3). For example:
+//   grpo          no reward model; GRPO outcome advantages; Tok-PPO.
+//   prime         an implicit PRM trained online with CE; token rewards β·(log π_φ − log π_ref) and the outcome
+//                 through RLOO; Tok-PPO with a symmetric clip.
+//   grpo-ipvrm    online IPVRM (ADB, DLW, π_ref = π_old); A = GRPO + 0.05·whitened GAE over its TD; Tok-PPO.
+//   distrl-ipvrm  grpo-ipvrm plus 0.1·Dist-PPO over π_old's candidates with advantages β·(log π_φ − log π_old)/σ_V.
 // Batch layout (verl's): prompts left-padded to P, responses right-padded to R; every per-token tensor is [B, R].
-import { ALGORITHMS, evalRolloutOptions, type RlConfig } from '../config/rl.js';
+import { getAdvantage, type AdvantageInput, type AdvantageOutput } from '../algorithms/advantages/index.js';
+import { getPolicyLoss } from '../algorithms/policy-losses/index.js';
+import { getRewardModel, type RewardModel, type RewardScoreInput } from '../algorithms/reward-models/index.js';
+import { evalRolloutOptions, type RlConfig } from '../config/rl.js';
 import type { RlRecord } from '../data/schemas.js';
 import type { CausalLM } from '../model/causal-lm.js';
 import { clipGradNorm, type AdamW } from '../model/optim.js';
-import { distrlCandidates, distrlLoss, distrlTd, implicitPrmCe, ipvrmOnline, tokenEntropy, tokenLogprobs } from '../ops/objectives.js';
+import { distrlCandidates, distrlLoss, tokenEntropy, tokenLogprobs } from '../ops/objectives.js';
 import { deriveSeed, Rng } from '../util/rng.js';
 import { Tensor, tidy, type AsyncOptions } from '../tensor/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { withOptimizer } from './common.js';
 import { sampledAccuracy } from '../eval/accuracy.js';
-import { distrlAdvantages, grpo, prime } from '../algorithms/advantages/index.js';
 import type { Matrix } from '../algorithms/masked.js';
 import { groupByPrompt, sampleRollouts, type Rollout } from '../rollout/rollouts.js';
 
@@ -80,10 +83,11 @@ export async function trainRl(
   options: RlRunOptions = {},
 ): Promise<RlStep[]> {
   const { policy, rewardModel, reference } = models;
-  const algorithm = ALGORITHMS[config.algorithm];
+  const usesRm = config.rewardModel.kind !== 'none';
   if (records.length === 0) throw new Error('RL needs at least one prompt record');
-  if (algorithm.rewardModel !== 'none' && !rewardModel) throw new Error(`${config.algorithm} needs a reward model (π_φ) to train online`);
-  if (algorithm.rewardModel !== 'none' && config.rewardModel.reference === 'frozen' && !reference) {
+  if (usesRm && !rewardModel)
+    throw new Error(`${config.algorithm} needs a reward model (π_φ, rewardModel.kind ${config.rewardModel.kind}) to train online`);
+  if (usesRm && config.rewardModel.reference === 'frozen' && !reference) {
     throw new Error('rewardModel.reference is frozen: give the reference model');
   }
   if (rewardModel === policy || reference === policy) throw new Error('the reward model and reference must be models separate from the policy');
@@ -109,7 +113,7 @@ export async function trainRl(
       }
       return history;
     });
-  if (algorithm.rewardModel === 'none' || config.rewardModel.update === 'none') return train();
+  if (!usesRm || config.rewardModel.update === 'none') return train();
   return withOptimizer(rewardModel!, { lr: config.rewardModel.lr, betas: [0.9, 0.999], weightDecay: 0 }, (optimizer, parameters) =>
     train({ optimizer, parameters }),
   );
@@ -135,7 +139,12 @@ interface StepContext {
 async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 'seconds'>> {
   const { models, tokenizer, prompts, config, options } = context;
   const { rollout: r, actor } = config;
-  const algorithm = ALGORITHMS[config.algorithm];
+  const rewardModel = config.rewardModel.kind === 'none' ? undefined : getRewardModel(config.rewardModel.kind);
+  const estimator = getAdvantage(config.advantage.estimator);
+  const losses = Object.entries(actor.policyLosses)
+    .filter(([, coef]) => coef > 0)
+    .map(([name, coef]) => ({ loss: getPolicyLoss(name), coef }));
+  const distPpo = losses.some(({ loss }) => loss.candidates);
   const signal = options.signal;
 
   // 1. Rollouts, scored, and the prompt groups kept for training.
@@ -147,12 +156,10 @@ async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 
     seed: deriveSeed(config.seed, `rollouts-${step}`),
     signal,
   });
-  if (options.reward) {
-    const unit = algorithm.rewardModel !== 'none';
-    rollouts = rollouts.map((rollout) => ({ ...rollout, score: checkedReward(options.reward!(rollout), unit) }));
-  }
+  if (options.reward)
+    rollouts = rollouts.map((rollout) => ({ ...rollout, score: checkedReward(options.reward!(rollout), rewardModel !== undefined) }));
   const sampledGroups = groupByPrompt(rollouts);
-  const groups = keepGroups(sampledGroups, r.promptsPerStep, r.maxNewTokens);
+  const groups = keepGroups(sampledGroups, r.promptsPerStep, r.maxNewTokens, r.accuracyBounds);
   const batch = new RolloutBatch(groups.flat(), r.samples, actor.microBatch);
   const acc = batch.rows.map((row) => row.score);
 
@@ -164,75 +171,50 @@ async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 
         oldLogits,
         tokens: batch.take(batch.tokens, rows),
         mask: batch.take(batch.mask, rows),
-        k: algorithm.distPpo ? actor.candidateTopK : 1,
+        k: distPpo ? actor.candidateTopK : 1,
         minP: actor.candidateMinP,
         temperature: r.temperature,
-        conventions: algorithm.distPpo ? config.conventions : 'reference',
+        conventions: distPpo ? config.conventions : 'reference',
       },
       { signal },
     );
   });
 
-  // 3. The implicit reward model: online update, then its rewards on this batch.
+  // 3. The implicit reward model: online update, then its rewards on this batch, then the advantages.
   let rmLoss: number | undefined;
-  let advantages: Matrix;
-  let scaledCandidateTd: Tensor;
-  const mask = batch.mask.toNested() as Matrix;
-  if (algorithm.rewardModel === 'none') {
-    advantages = grpo({ rewards: acc, mask, n: r.samples });
-    scaledCandidateTd = Tensor.zeros(candidates.oldTopkLogprobs.shape);
+  const { gamma, lam, rewardGtCoef, rewardGaeCoef, rewardDpoCoef } = config.advantage;
+  const input: AdvantageInput = {
+    acc,
+    mask: batch.mask.toNested() as Matrix,
+    n: r.samples,
+    beta: config.rewardModel.beta,
+    gamma,
+    lam,
+    rewardGtCoef,
+    rewardGaeCoef,
+    rewardDpoCoef,
+    conventions: config.conventions,
+  };
+  let advantages: AdvantageOutput;
+  if (!rewardModel) {
+    advantages = estimator.estimate(input);
   } else {
-    const frozen = config.rewardModel.reference === 'frozen';
-    const refLogprobs = frozen ? await batch.sampledLogprobs(models.reference!, signal) : candidates.oldLogProb;
-    const update = context.rm ? () => updateRewardModel(context, batch, refLogprobs, acc).then((loss) => (rmLoss = loss)) : async () => {};
+    const refLogprobs = config.rewardModel.reference === 'frozen' ? await batch.sampledLogprobs(models.reference!, signal) : candidates.oldLogProb;
+    const update = async () => {
+      if (context.rm) rmLoss = await updateRewardModel(context, rewardModel, batch, refLogprobs, acc);
+    };
     if (config.rewardModel.update === 'before') await update();
-    if (algorithm.rewardModel === 'implicit-prm') {
-      const rmLogprobs = await batch.sampledLogprobs(models.rewardModel!, signal);
-      const q = rmLogprobs.sub(refLogprobs).toNested() as Matrix;
-      const { rewardDpoCoef, rewardGtCoef } = config.advantage;
-      advantages = prime({ q, mask, acc, n: r.samples, beta: config.rewardModel.beta, rewardDpoCoef, rewardGtCoef }).advantages;
-      scaledCandidateTd = Tensor.zeros(candidates.oldTopkLogprobs.shape);
-    } else {
-      const td = await batch.concatMicro(async (rows) => {
-        const rmLogits = await batch.responseLogits(models.rewardModel!, rows, { noGrad: true, signal });
-        const candidateIndices = batch.take(candidates.candidateIndices, rows);
-        // TD = β·log π_φ/π_ref at the candidates, against the reference the reward model trains against.
-        const refTopkLogprobs = frozen
-          ? await tokenLogprobs(await batch.responseLogits(models.reference!, rows, { noGrad: true, signal }), candidateIndices, { signal })
-          : batch.take(candidates.oldTopkLogprobs, rows);
-        const { candidateTd } = await distrlTd(
-          {
-            rmLogits,
-            candidateIndices,
-            oldTopkLogprobs: refTopkLogprobs,
-            mask: batch.take(batch.mask, rows),
-            beta: config.rewardModel.beta,
-            temperature: r.temperature,
-          },
-          { signal },
-        );
-        return { candidateTd };
-      });
-      const { rewardGtCoef, rewardGaeCoef, gamma, lam } = config.advantage;
-      const out = distrlAdvantages({
-        candidateTd: td.candidateTd.toNested() as number[][][],
-        mask,
-        acc,
-        n: r.samples,
-        gamma,
-        lam,
-        rewardGtCoef,
-        rewardGaeCoef,
-        conventions: config.conventions,
-      });
-      advantages = out.advantages;
-      scaledCandidateTd = Tensor.from(Float32Array.from(out.scaledCandidateTd.flat(2)), td.candidateTd.shape);
-    }
+    const scores = estimator.needs === 'outcome' ? {} : await scoreBatch(context, rewardModel, estimator.needs, batch, candidates, refLogprobs);
+    advantages = estimator.estimate({ ...input, ...scores });
     if (config.rewardModel.update === 'after') await update();
   }
+  const scaledCandidateTd = advantages.candidateAdvantages
+    ? Tensor.from(Float32Array.from(advantages.candidateAdvantages.flat(2)), candidates.oldTopkLogprobs.shape)
+    : Tensor.zeros(candidates.oldTopkLogprobs.shape);
 
-  // 4. PPO on the policy: Tok-PPO on the sampled tokens (+ α·Dist-PPO on the candidates), one optimizer step per mini-batch.
-  const advantageTensor = Tensor.from(Float32Array.from(advantages.flat()), batch.mask.shape);
+  // 4. PPO on the policy: Σ coef × policy loss (Tok-PPO on the sampled tokens, Dist-PPO on the candidates, from one
+  // fused pass), one optimizer step per mini-batch.
+  const advantageTensor = Tensor.from(Float32Array.from(advantages.advantages.flat()), batch.mask.shape);
   const sums = { loss: 0, pgLoss: 0, topkPgLoss: 0, entropy: 0, pgClipfrac: 0, ppoKl: 0 };
   let micros = 0;
   let gradNorm = 0;
@@ -256,17 +238,18 @@ async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 
             clipRatioHigh: actor.clipRatioHigh,
             clipRatioC: actor.clipRatioC,
             cliprangeTopk: actor.cliprangeTopk,
-            alpha: algorithm.distPpo ? actor.alpha : 0,
+            alpha: 0, // the actor's loss is built below from the registered terms
             temperature: r.temperature,
             conventions: config.conventions,
           },
           { signal },
         );
+        const policyLoss = losses.map(({ loss, coef }) => loss.term(out).mul(coef)).reduce((sum, term) => sum.add(term));
         // verl: loss = pg − entropy_coeff · token-mean entropy (a metric only when the coefficient is 0).
         const bonus = actor.entropyCoeff > 0;
         const tokenEntropies = await tokenEntropy(bonus ? newLogits : newLogits.detach(), { temperature: r.temperature, signal });
         const entropy = tokenEntropies.mul(rowMask).sum().div(rowMask.sum().add(1e-8));
-        const loss = bonus ? out.loss.sub(entropy.mul(actor.entropyCoeff)) : out.loss;
+        const loss = bonus ? policyLoss.sub(entropy.mul(actor.entropyCoeff)) : policyLoss;
         await loss.div(miniBatch.length).backwardAsync(undefined, { signal });
         sums.loss += loss.item();
         sums.entropy += entropy.item();
@@ -285,7 +268,7 @@ async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 
   return {
     step,
     accuracy: rollouts.reduce((a, x) => a + x.score, 0) / rollouts.length,
-    mixedFraction: sampledGroups.filter(isMixed).length / sampledGroups.length,
+    mixedFraction: sampledGroups.filter((group) => isMixed(group, [0.01, 0.99])).length / sampledGroups.length,
     sequences: batch.rows.length,
     meanResponseLength: batch.rows.reduce((a, x) => a + x.response_ids.length, 0) / batch.rows.length,
     rmLoss,
@@ -299,62 +282,111 @@ async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 
   };
 }
 
-/** One optimizer step of π_φ per RM mini-batch on this batch's outcomes; returns the mean micro-batch loss. */
-async function updateRewardModel(context: StepContext, batch: RolloutBatch, refLogprobs: Tensor, acc: number[]): Promise<number> {
+/** The reward model's rewards on the batch, as the estimator needs them: token log ratios, or TD at the candidates. */
+async function scoreBatch(
+  context: StepContext,
+  rewardModel: RewardModel,
+  needs: RewardScoreInput['needs'],
+  batch: RolloutBatch,
+  candidates: { candidateIndices: Tensor; oldTopkLogprobs: Tensor },
+  refLogprobs: Tensor,
+): Promise<Pick<AdvantageInput, 'tokenLogRatio' | 'candidateTd'>> {
+  const { config, models, options } = context;
+  const signal = options.signal;
+  const frozen = config.rewardModel.reference === 'frozen';
+  const scores = await batch.concatMicro(async (rows) => {
+    const rmLogits = await batch.responseLogits(models.rewardModel!, rows, { noGrad: true, signal });
+    const input: RewardScoreInput = {
+      needs,
+      rmLogits,
+      tokens: batch.take(batch.tokens, rows),
+      mask: batch.take(batch.mask, rows),
+      beta: config.rewardModel.beta,
+      temperature: config.rollout.temperature,
+    };
+    if (needs === 'token-rewards')
+      return { tokenLogRatio: (await rewardModel.score({ ...input, refLogprobs: batch.take(refLogprobs, rows) }, { signal })).tokenLogRatio! };
+    // The TD β·log π_φ/π_ref at the candidates, against the reference the reward model trains against.
+    const candidateIndices = batch.take(candidates.candidateIndices, rows);
+    const refTopkLogprobs = frozen
+      ? await tokenLogprobs(await batch.responseLogits(models.reference!, rows, { noGrad: true, signal }), candidateIndices, { signal })
+      : batch.take(candidates.oldTopkLogprobs, rows);
+    return { candidateTd: (await rewardModel.score({ ...input, candidateIndices, refTopkLogprobs }, { signal })).candidateTd! };
+  });
+  return needs === 'token-rewards'
+    ? { tokenLogRatio: (scores as { tokenLogRatio: Tensor }).tokenLogRatio.toNested() as Matrix }
+    : { candidateTd: (scores as { candidateTd: Tensor }).candidateTd.toNested() as number[][][] };
+}
+
+/**
+ * One optimizer step of π_φ per RM mini-batch on this batch's outcomes (a step with nothing to learn is skipped);
+ * returns the mean of the steps' losses, undefined when none ran.
+ */
+async function updateRewardModel(
+  context: StepContext,
+  rewardModel: RewardModel,
+  batch: RolloutBatch,
+  refLogprobs: Tensor,
+  acc: number[],
+): Promise<number | undefined> {
   const { config, models, options } = context;
   const { optimizer, parameters } = context.rm!;
   const rmConfig = config.rewardModel;
+  const groupSize = config.rollout.samples;
   const signal = options.signal;
   const accTensor = Tensor.from(Float32Array.from(acc), [acc.length]);
   let total = 0;
-  let micros = 0;
+  let steps = 0;
   for (const miniBatch of batch.miniBatches(rmConfig.miniBatches)) {
+    const stepAcc = acc.slice(miniBatch[0][0], miniBatch[miniBatch.length - 1][1]);
+    if (rewardModel.learnsFrom && !rewardModel.learnsFrom(stepAcc, groupSize)) continue;
     await optimizer.zeroGrad({ signal });
+    let stepLoss = 0;
     for (const rows of miniBatch) {
       await tidy(async () => {
-        const inputs = {
-          logits: await batch.responseLogits(models.rewardModel!, rows, { signal }),
-          tokens: batch.take(batch.tokens, rows),
-          refLogprobs: batch.take(refLogprobs, rows),
-          mask: batch.take(batch.mask, rows),
-          beta: rmConfig.beta,
-        };
-        const { loss } =
-          ALGORITHMS[config.algorithm].rewardModel === 'implicit-prm'
-            ? await implicitPrmCe({ ...inputs, labels: batch.take(accTensor, rows) }, { signal })
-            : await ipvrmOnline(
-                {
-                  ...inputs,
-                  acc: batch.take(accTensor, rows),
-                  groupSize: config.rollout.samples,
-                  margin: rmConfig.margin,
-                  useAdb: rmConfig.useAdb,
-                  useDlw: rmConfig.useDlw,
-                },
-                { signal },
-              );
-        await loss.div(miniBatch.length).backwardAsync(undefined, { signal });
-        total += loss.item();
-        micros++;
+        const share = await rewardModel.update(
+          {
+            logits: await batch.responseLogits(models.rewardModel!, rows, { signal }),
+            tokens: batch.take(batch.tokens, rows),
+            refLogprobs: batch.take(refLogprobs, rows),
+            mask: batch.take(batch.mask, rows),
+            acc: batch.take(accTensor, rows),
+            groupSize,
+            step: { microBatches: miniBatch.length, acc: stepAcc },
+          },
+          rmConfig,
+          { signal },
+        );
+        await share.backwardAsync(undefined, { signal });
+        stepLoss += share.item();
       });
     }
     const gradNorm = await clipGradNorm(parameters, rmConfig.maxGradNorm, { signal });
     if (Number.isFinite(gradNorm)) await optimizer.step({ lr: rmConfig.lr, signal });
+    total += stepLoss;
+    steps++;
   }
-  return total / micros;
+  return steps > 0 ? total / steps : undefined;
 }
 
-const isMixed = (group: readonly Rollout[]) => {
+/** Whether a group's mean outcome lies strictly between the bounds ((0.01, 0.99): it has mixed outcomes). */
+const isMixed = (group: readonly Rollout[], [low, high]: readonly [number, number]) => {
   const mean = group.reduce((a, x) => a + x.score, 0) / group.length;
-  return mean > 0.01 && mean < 0.99;
+  return mean > low && mean < high;
 };
 
 /**
- * The reference's filter_and_downsample: groups with mixed outcomes and no truncated response come first, then the
- * rest, in sampling order; the first `count` are kept, so uniform groups train only when mixed ones run short.
+ * The reference's filter_and_downsample: groups whose mean outcome lies strictly inside `bounds` (default (0.01, 0.99):
+ * mixed outcomes) with no truncated response come first, then the rest, in sampling order; the first `count` are
+ * kept, so the others train only when the first kind runs short.
  */
-export function keepGroups(groups: readonly Rollout[][], count: number, maxNewTokens: number): Rollout[][] {
-  const passes = (group: readonly Rollout[]) => isMixed(group) && group.every((x) => x.response_ids.length < maxNewTokens - 1);
+export function keepGroups(
+  groups: readonly Rollout[][],
+  count: number,
+  maxNewTokens: number,
+  bounds: readonly [number, number] = [0.01, 0.99],
+): Rollout[][] {
+  const passes = (group: readonly Rollout[]) => isMixed(group, bounds) && group.every((x) => x.response_ids.length < maxNewTokens - 1);
   return [...groups.filter(passes), ...groups.filter((g) => !passes(g))].slice(0, count);
 }
 

@@ -4,9 +4,11 @@
 //     the batch (≥ 1e-6; 1 with ≤ 1 valid position); GAE over (TD − batch mean)/σ_V, then masked_whiten;
 //     A = reward_gt_coef·GRPO + reward_gae_coef·whitened GAE; candidate advantages Â = TD/σ_V (not centred).
 //   paper: TD normalised per prompt group, (TD − μ_g)/(σ_g + 1e-6); GAE without whitening; A = GRPO + coef·GAE.
+// Registered estimators: 'distrl' (A and the candidate advantages Â) and 'grpo-prm' (GRPO + coef × GAE over the TD of
+// the sampled tokens, eq. 13: A alone, for Tok-PPO without Dist-PPO).
 import { contiguousGroups, maskedGae, maskedMoments, maskedWhiten, type Matrix } from '../masked.js';
 import { grpo } from './grpo.js';
-import { registerAdvantage } from './registry.js';
+import { registerAdvantage, required, type AdvantageInput } from './registry.js';
 
 export interface DistrlAdvantageInput {
   candidateTd: number[][][];
@@ -55,7 +57,7 @@ function prefixValueStd(prefixValues: Matrix, mask: Matrix): number {
   return count <= 1 ? 1 : Math.max(std, 1e-6);
 }
 
-export const distrlAdvantages = registerAdvantage('distrl', (input: DistrlAdvantageInput): DistrlAdvantages => {
+export function distrlAdvantages(input: DistrlAdvantageInput): DistrlAdvantages {
   checkInput(input);
   const { candidateTd, mask, acc, n, gamma = 1, lam = 1, rewardGtCoef = 1, conventions = 'reference' } = input;
   const td0 = candidateTd.map((row) => row.map((cell) => cell[0]));
@@ -102,4 +104,26 @@ export const distrlAdvantages = registerAdvantage('distrl', (input: DistrlAdvant
     tdForGae,
     gaeRaw,
   };
+}
+
+const fromInput = (input: AdvantageInput, name: string): DistrlAdvantages => {
+  const { acc, mask, n, gamma, lam, rewardGtCoef, rewardGaeCoef, conventions } = input;
+  return distrlAdvantages({ candidateTd: required(input, 'candidateTd', name), mask, acc, n, gamma, lam, rewardGtCoef, rewardGaeCoef, conventions });
+};
+
+registerAdvantage({
+  name: 'distrl',
+  needs: 'candidate-td',
+  candidates: true,
+  estimate: (input) => {
+    const out = fromInput(input, 'distrl');
+    return { advantages: out.advantages, candidateAdvantages: out.scaledCandidateTd };
+  },
+});
+
+registerAdvantage({
+  name: 'grpo-prm',
+  needs: 'candidate-td',
+  candidates: false,
+  estimate: (input) => ({ advantages: fromInput(input, 'grpo-prm').advantages }),
 });

@@ -1,9 +1,10 @@
 // Outcome advantages of GRPO, broadcast over the response mask:
 //   grpo       (IPVRM)  (r − mean_g) / max(std_pop_g, 1e-6), contiguous groups of n
-//   grpo_verl  (verl)   (r − mean_g) / (std_bessel_g + 1e-6), groups by `index`; a singleton group has mean 0, std 1
-//   drgrpo     (Dr.GRPO) r − mean_g, groups by `index`
+//   grpoVerl   (verl)   (r − mean_g) / (std_bessel_g + 1e-6), groups by `index`; a singleton group has mean 0, std 1
+//   drGrpo     (Dr.GRPO) r − mean_g, groups by `index`
+// Registered estimators: 'grpo' (IPVRM's) and 'drgrpo' (Dr.GRPO), both over contiguous groups of n.
 import { broadcastRows, contiguousGroups, indexGroups, type Matrix } from '../masked.js';
-import { registerAdvantage } from './registry.js';
+import { registerAdvantage, type AdvantageInput } from './registry.js';
 
 export interface GrpoInput {
   rewards: number[];
@@ -46,13 +47,21 @@ function normalise(input: GrpoInput, groups: number[][], scale: (members: number
 const popStd = (values: number[], mean: number) => Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / values.length);
 const besselStd = (values: number[], mean: number) => Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (values.length - 1));
 
-export const grpo = registerAdvantage('grpo', (input: GrpoInput): Matrix => {
+export function grpo(input: GrpoInput): Matrix {
   if (input.n === undefined) throw new Error('grpo needs the contiguous group size n');
   return normalise(input, contiguousGroups(input.rewards.length, input.n), (v, m) => Math.max(popStd(v, m), 1e-6));
-});
+}
 
-export const grpoVerl = registerAdvantage('grpo_verl', (input: GrpoInput): Matrix =>
-  normalise(input, groupsOf(input), (v, m) => besselStd(v, m) + 1e-6, 1 + 1e-6),
-);
+export function grpoVerl(input: GrpoInput): Matrix {
+  return normalise(input, groupsOf(input), (v, m) => besselStd(v, m) + 1e-6, 1 + 1e-6);
+}
 
-export const drGrpo = registerAdvantage('drgrpo', (input: GrpoInput): Matrix => normalise(input, groupsOf(input), () => 1, 1));
+export function drGrpo(input: GrpoInput): Matrix {
+  return normalise(input, groupsOf(input), () => 1, 1);
+}
+
+// Outcome-only: there is no other term for rewardGtCoef to weigh against.
+const outcome = ({ acc, mask, n }: AdvantageInput, fn: (input: GrpoInput) => Matrix): Matrix => fn({ rewards: acc, mask, n });
+
+registerAdvantage({ name: 'grpo', needs: 'outcome', candidates: false, estimate: (input) => ({ advantages: outcome(input, grpo) }) });
+registerAdvantage({ name: 'drgrpo', needs: 'outcome', candidates: false, estimate: (input) => ({ advantages: outcome(input, drGrpo) }) });

@@ -4,8 +4,9 @@
 //                  of the outcome (at L−1), weighted reward_dpo_coef / reward_gt_coef, returns, masked_whiten.
 //   prime_original the PRIME repo: scores q (no β) on every token ('token') or Σq at L−1 ('whole'), batch_norm,
 //                  RLOO returns of scores and outcome summed without coefficients, masked_whiten.
+// Registered estimators: 'prime' and 'prime-original' (token granularity), both reading the RM's token log ratios.
 import { contiguousGroups, lengths, maskedWhiten, reverseCumsum, shapeCheck, type Matrix } from '../masked.js';
-import { registerAdvantage } from './registry.js';
+import { registerAdvantage, required, type AdvantageInput } from './registry.js';
 
 export interface PrimeInput {
   /** Log ratios [B][T] (any values past each row's length are ignored). */
@@ -64,7 +65,7 @@ function outcomeAtLast(acc: number[], mask: Matrix, L: number[]): { reward: Matr
   return { reward, lastMask: mask.map((row, b) => row.map((_, t) => (t === L[b] - 1 ? 1 : 0))) };
 }
 
-export const prime = registerAdvantage('prime', (input: PrimeInput): PrimeAdvantages => {
+export function prime(input: PrimeInput): PrimeAdvantages {
   const L = checkInput(input);
   const { q, mask, acc, n, beta = 0.05, rewardDpoCoef = 5, rewardGtCoef = 5 } = input;
   const tokenScores = q.map((row, b) => row.map((v, t) => (t < L[b] - 1 ? beta * v : 0)));
@@ -75,9 +76,9 @@ export const prime = registerAdvantage('prime', (input: PrimeInput): PrimeAdvant
   const finalReward = rm.map((row, b) => row.map((v, t) => rewardDpoCoef * v + rewardGtCoef * gt[b][t]));
   const returns = reverseCumsum(finalReward.map((row, b) => row.map((v, t) => v * mask[b][t])));
   return { tokenScores, normalisedScores, finalReward, returns, advantages: maskedWhiten(returns, mask) };
-});
+}
 
-export const primeOriginal = registerAdvantage('prime_original', (input: PrimeInput): PrimeAdvantages => {
+export function primeOriginal(input: PrimeInput): PrimeAdvantages {
   const L = checkInput(input);
   const { q, mask, acc, n, granularity = 'token' } = input;
   const tokenScores =
@@ -90,4 +91,22 @@ export const primeOriginal = registerAdvantage('prime_original', (input: PrimeIn
   const gtReturns = reverseCumsum(maskedRloo(reward, lastMask, n));
   const returns = rmReturns.map((row, b) => row.map((v, t) => (v + gtReturns[b][t]) * mask[b][t]));
   return { tokenScores, normalisedScores, returns, advantages: maskedWhiten(returns, mask) };
+}
+
+const fromInput = (input: AdvantageInput, name: string): PrimeInput => {
+  const { acc, mask, n, beta, rewardDpoCoef, rewardGtCoef } = input;
+  return { q: required(input, 'tokenLogRatio', name), mask, acc, n, beta, rewardDpoCoef, rewardGtCoef };
+};
+
+registerAdvantage({
+  name: 'prime',
+  needs: 'token-rewards',
+  candidates: false,
+  estimate: (input) => ({ advantages: prime(fromInput(input, 'prime')).advantages }),
+});
+registerAdvantage({
+  name: 'prime-original',
+  needs: 'token-rewards',
+  candidates: false,
+  estimate: (input) => ({ advantages: primeOriginal(fromInput(input, 'prime-original')).advantages }),
 });

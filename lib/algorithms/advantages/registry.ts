@@ -1,21 +1,75 @@
-// The advantage-estimator registry: each estimator is one file that calls `registerAdvantage`, so a new estimator
-// is one new file plus one import line in index.ts.
-export type AdvantageFn<I, O> = (input: I) => O;
+// The advantage-estimator registry (as verl's register_adv_est): every estimator takes one input type, is registered
+// under its name by the file that defines it, and the RL loop looks it up by config.advantage.estimator. A new
+// estimator is one file (its math and its registration) plus one import line in index.ts.
+import type { Matrix } from '../masked.js';
 
-const estimators = new Map<string, AdvantageFn<never, unknown>>();
+import type { Conventions } from '../../ops/objectives.js';
 
-export function registerAdvantage<I, O>(name: string, fn: AdvantageFn<I, O>): AdvantageFn<I, O> {
-  if (estimators.has(name)) throw new Error(`advantage estimator '${name}' is already registered`);
-  estimators.set(name, fn as AdvantageFn<never, unknown>);
-  return fn;
+/** What every estimator receives; each reads the fields its `needs` names and ignores the rest. */
+export interface AdvantageInput {
+  /** Outcome score per row [B] (0/1 verdicts or any float); rows form contiguous prompt groups of n. */
+  acc: number[];
+  /** Response mask [B][T]. */
+  mask: Matrix;
+  n: number;
+  /** The reward model's log π_φ − log π_ref at the sampled tokens [B][T] (needs: 'token-rewards'). */
+  tokenLogRatio?: Matrix;
+  /** β·(log π_φ − log π_ref) at π_old's candidates [B][T][K], slot 0 the sampled token (needs: 'candidate-td'). */
+  candidateTd?: number[][][];
+  /** β of the implicit reward (PRIME scales its token rewards by it). */
+  beta?: number;
+  gamma?: number;
+  lam?: number;
+  /** Weight of the outcome term. */
+  rewardGtCoef?: number;
+  /** Weight of the GAE over the reward model's TD (grpo-prm, distrl). */
+  rewardGaeCoef?: number;
+  /** Weight of the implicit token rewards in PRIME's RLOO. */
+  rewardDpoCoef?: number;
+  conventions?: Conventions;
 }
 
-export function getAdvantage<I = unknown, O = unknown>(name: string): AdvantageFn<I, O> {
-  const fn = estimators.get(name);
-  if (!fn) throw new Error(`unknown advantage estimator '${name}' (known: ${listAdvantages().join(', ')})`);
-  return fn as unknown as AdvantageFn<I, O>;
+export interface AdvantageOutput {
+  /** Sampled-token advantages [B][T], zero at padding. */
+  advantages: Matrix;
+  /** Dist-PPO's candidate advantages [B][T][K] (estimators with `candidates: true`). */
+  candidateAdvantages?: number[][][];
+}
+
+export interface AdvantageEstimator {
+  readonly name: string;
+  /** What the estimator reads besides the outcomes: nothing, the RM's token log ratios, or its candidate TD. */
+  readonly needs: 'outcome' | 'token-rewards' | 'candidate-td';
+  /** Whether it returns candidate advantages (what Dist-PPO trains on). */
+  readonly candidates: boolean;
+  estimate(input: AdvantageInput): AdvantageOutput;
+}
+
+const estimators = new Map<string, AdvantageEstimator>();
+
+export function registerAdvantage(estimator: AdvantageEstimator): AdvantageEstimator {
+  if (estimators.has(estimator.name)) throw new Error(`advantage estimator '${estimator.name}' is already registered`);
+  estimators.set(estimator.name, estimator);
+  return estimator;
+}
+
+export function getAdvantage(name: string): AdvantageEstimator {
+  const estimator = estimators.get(name);
+  if (!estimator) throw new Error(`unknown advantage estimator '${name}' (registered: ${listAdvantages().join(', ')})`);
+  return estimator;
 }
 
 export function listAdvantages(): string[] {
   return [...estimators.keys()].sort();
+}
+
+/** The input field an estimator needs, or a clear error naming the estimator and the field. */
+export function required<K extends 'tokenLogRatio' | 'candidateTd'>(
+  input: AdvantageInput,
+  key: K,
+  estimator: string,
+): NonNullable<AdvantageInput[K]> {
+  const value = input[key];
+  if (value === undefined) throw new Error(`advantage estimator '${estimator}' needs ${key} (from a reward model)`);
+  return value as NonNullable<AdvantageInput[K]>;
 }

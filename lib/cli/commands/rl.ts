@@ -2,7 +2,7 @@ import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { parse as parseYaml } from 'yaml';
-import { ALGORITHMS, deepMerge, evalRolloutOptions, loadRlConfig } from '../../config/rl.js';
+import { deepMerge, evalRolloutOptions, loadRlConfig, RL_PRESET_NAMES } from '../../config/rl.js';
 import { sampledAccuracy } from '../../eval/accuracy.js';
 import { loadDataset } from '../../data/records.js';
 import { loadModel, type CausalLM } from '../../model/index.js';
@@ -34,7 +34,7 @@ export function parseSetting(setting: string): Record<string, unknown> {
 
 const trainCommand: CommandModule<object, RlTrainArgs> = {
   command: 'train',
-  describe: 'RL of a policy (grpo, prime, grpo-ipvrm, distrl) with verified outcomes and an online implicit reward model',
+  describe: `RL of a policy (presets: ${RL_PRESET_NAMES.join(', ')}) with verified outcomes and an online implicit reward model`,
   builder: (y) =>
     y
       .option('config', { type: 'string', demandOption: true, describe: 'RL experiment config (YAML; see configs/rl/)' })
@@ -54,7 +54,7 @@ const trainCommand: CommandModule<object, RlTrainArgs> = {
     const evalRecords = args['eval-data'] ? await loadDataset('rl', args['eval-data']) : undefined;
     if (evalRecords?.length === 0) throw new Error(`--eval-data ${args['eval-data']} holds no prompts`);
     const tokenizer = await loadTokenizer(args.model);
-    const needsRm = ALGORITHMS[config.algorithm].rewardModel !== 'none';
+    const needsRm = config.rewardModel.kind !== 'none';
     const loaded: CausalLM[] = [];
     const load = async (path: string) => {
       const model = await loadModel(path);

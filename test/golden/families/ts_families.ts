@@ -1,7 +1,7 @@
 // Golden checks of the TypeScript estimators and scores (float64): GRPO, PRIME, DistRL advantages, ProcessBench, BoN.
 import { bonScores, selectBest } from '../../../lib/eval/bon.js';
 import { evaluateProcessBench, STEP_SCORE_MODES } from '../../../lib/eval/processbench.js';
-import { distrlAdvantages, drGrpo, grpo, grpoVerl, prime, primeOriginal } from '../../../lib/algorithms/advantages/index.js';
+import { distrlAdvantages, drGrpo, getAdvantage, grpo, grpoVerl, prime, primeOriginal } from '../../../lib/algorithms/advantages/index.js';
 import { prefixValues } from '../../../lib/ops/objectives.js';
 import { tidy } from '../../../lib/tensor/index.js';
 import { tensorOf, type FamilyCheck } from '../harness.js';
@@ -15,6 +15,10 @@ export const grpoFamily: FamilyCheck = ({ params, inputs, outputs }, expectClose
   expectClose('ipvrm_grpo_advantages', grpo({ rewards, mask, n: params.n }), outputs.ipvrm_grpo_advantages);
   expectClose('verl_grpo_advantages', grpoVerl({ rewards, mask, index }), outputs.verl_grpo_advantages);
   expectClose('verl_grpo_advantages_no_std', drGrpo({ rewards, mask, index }), outputs.verl_grpo_advantages_no_std);
+  // The registered estimators (contiguous groups of n, as the golden index is) give the same.
+  const input = { acc: rewards, mask, n: params.n };
+  expectClose('ipvrm_grpo_advantages', getAdvantage('grpo').estimate(input).advantages, outputs.ipvrm_grpo_advantages);
+  expectClose('verl_grpo_advantages_no_std', getAdvantage('drgrpo').estimate(input).advantages, outputs.verl_grpo_advantages_no_std);
 };
 
 export const primeFamily: FamilyCheck = async ({ params, inputs, outputs }, expectClose) => {
@@ -44,6 +48,17 @@ export const primeFamily: FamilyCheck = async ({ params, inputs, outputs }, expe
   expectClose('orig_rm_scores_batchnorm', original.normalisedScores, outputs.orig_rm_scores_batchnorm);
   expectClose('orig_returns', original.returns, outputs.orig_returns);
   expectClose('orig_advantages', original.advantages, outputs.orig_advantages);
+  const input = {
+    tokenLogRatio: q,
+    mask,
+    acc: common.acc,
+    n: params.n,
+    beta: params.beta,
+    rewardDpoCoef: params.reward_dpo_coef,
+    rewardGtCoef: params.reward_gt_coef,
+  };
+  expectClose('verl_advantages', getAdvantage('prime').estimate(input).advantages, outputs.verl_advantages);
+  expectClose('orig_advantages', getAdvantage('prime-original').estimate(input).advantages, outputs.orig_advantages);
 };
 
 /** The advantage stage of DistRL, fed the golden candidate TD (the native stages are checked in native_distrl.ts). */
@@ -71,6 +86,14 @@ export const distrlAdvantageFamily: FamilyCheck = ({ params, inputs, outputs }, 
   expectClose('paper_td_hat', paper.tdHat, outputs.paper_td_hat);
   expectClose('paper_gae', paper.gae, outputs.paper_gae);
   expectClose('paper_advantages_coef1', paper.advantages, outputs.paper_advantages_coef1);
+  // The registered estimators: distrl (A and Â) and grpo-prm (A alone), in both conventions.
+  const input = { ...common, rewardGaeCoef: params.reward_gae_coef };
+  const registered = getAdvantage('distrl').estimate(input);
+  expectClose('advantages', registered.advantages, outputs.advantages);
+  expectClose('scaled_candidate_td', registered.candidateAdvantages, outputs.scaled_candidate_td);
+  expectClose('advantages', getAdvantage('grpo-prm').estimate(input).advantages, outputs.advantages);
+  const paperInput = { ...common, rewardGaeCoef: 1, conventions: 'paper' as const };
+  expectClose('paper_advantages_coef1', getAdvantage('grpo-prm').estimate(paperInput).advantages, outputs.paper_advantages_coef1);
 };
 
 export const processbenchFamily: FamilyCheck = ({ params, inputs, outputs }, expectClose) => {

@@ -1,0 +1,27 @@
+// DPO-RM online (implemented-math.md §1b, the reference's online DPO): in each prompt group the first k correct
+// responses are paired with the first k incorrect ones (k = min of the two counts), and each pair contributes
+// −logσ(β·(Σ log-ratio_chosen − Σ log-ratio_rejected)). bt_mean divides the sum by the optimizer step's pair count
+// (the reference's global mean), bt_sum does not.
+import { contiguousGroups } from '../masked.js';
+import { dpoOnline } from '../../ops/objectives.js';
+import { implicitScore, registerRewardModel } from './registry.js';
+
+/** (correct, incorrect) pairs of contiguous groups of n: Σ_g min(#correct_g, #incorrect_g). */
+export function outcomePairCount(acc: readonly number[], n: number): number {
+  return contiguousGroups(acc.length, n).reduce((total, group) => {
+    const correct = group.filter((b) => acc[b] > 0.5).length;
+    return total + Math.min(correct, group.length - correct);
+  }, 0);
+}
+
+registerRewardModel({
+  name: 'dpo-rm',
+  learnsFrom: (acc, groupSize) => outcomePairCount(acc, groupSize) > 0,
+  async update({ logits, tokens, refLogprobs, mask, acc, groupSize, step }, { beta, dpoReduction }, options) {
+    const pairs = outcomePairCount(step.acc, groupSize);
+    if (pairs === 0) throw new Error('DPO-RM: the batch has no (correct, incorrect) pair: every prompt group has one outcome');
+    const { lossSum } = await dpoOnline({ logits, tokens, refLogprobs, mask, acc, groupSize, beta }, options);
+    return dpoReduction === 'mean' ? lossSum.div(pairs) : lossSum;
+  },
+  score: implicitScore,
+});
