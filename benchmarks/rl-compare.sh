@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Side-by-side RL on the controlled task: every algorithm in configs/rl/ (task sizes) from the demo's SFT policy and
-# IPVRM, for each seed; held-out avg@4 (T 0.6, top-p 0.95) before and after. Needs `npm run demo` first (demo-output/).
-# Usage: bash benchmarks/rl-compare.sh [seeds...]   (default: 0 1). Prints one JSON line per run and a table.
+# Side-by-side RL on the controlled task: presets from configs/rl/ (task sizes) from the demo's SFT policy (and its
+# IPVRM as the starting reward model of the grid's IPVRM presets; the other online RMs start from the SFT policy), for
+# each seed; held-out avg@4 (T 0.6, top-p 0.95) before and after. Needs `npm run demo` first (demo-output/).
+# Usage: PRESETS="grpo distrl" bash benchmarks/rl-compare.sh [seeds...]   (default: every preset but the distrl
+# alias; seeds 0 1). Prints one JSON line per run and a table.
 set -euo pipefail
 seeds=("$@")
 [[ ${#seeds[@]} -eq 0 ]] && seeds=(0 1)
@@ -10,9 +12,9 @@ mkdir -p $out
 results=$out/results.jsonl
 : > $results
 for seed in "${seeds[@]}"; do
-  for algorithm in grpo prime grpo-ipvrm distrl; do
+  for algorithm in ${PRESETS:-grpo grpo-dpo grpo-iprm grpo-ipvrm distrl-dpo distrl-iprm distrl-ipvrm prime prime-original}; do
     rm_flag=()
-    [[ $algorithm == grpo-ipvrm || $algorithm == distrl ]] && rm_flag=(--reward-model demo-output/rm-ipvrm)
+    [[ $algorithm == *-ipvrm || $algorithm == distrl ]] && rm_flag=(--reward-model demo-output/rm-ipvrm)
     node bin/prefix-rl.js rl train --config configs/rl/$algorithm.yaml --model demo-output/sft "${rm_flag[@]}" \
       --data demo-output/task/rl.jsonl --eval-data demo-output/task/rl-test.jsonl --seed "$seed" --set eval.every=0 \
       --out $out/$algorithm-$seed 2> $out/$algorithm-$seed.log | tee -a $results

@@ -31,13 +31,13 @@ test('defaults follow the released code, per algorithm', () => {
   expect(resolveRlConfig({ algorithm: 'distrl', conventions: 'paper' }).advantage.rewardGaeCoef).toBe(1);
 });
 
-test('every config in configs/rl loads', async () => {
+test('every config in configs/rl loads, and every preset has one for the controlled task and one at full size', async () => {
   const dir = join(process.cwd(), 'configs/rl');
   const files = (await readdir(dir)).filter((f) => f.endsWith('.yaml'));
-  expect(files.length).toBeGreaterThanOrEqual(5);
+  for (const preset of RL_PRESET_NAMES) expect(files).toEqual(expect.arrayContaining([`${preset}.yaml`, `${preset}-reference.yaml`]));
   for (const file of files) {
     const config = await loadRlConfig(join(dir, file));
-    expect(file.startsWith(config.algorithm)).toBe(true);
+    expect(file.replace(/(-reference)?\.yaml$/, '')).toBe(config.algorithm);
   }
 });
 
