@@ -101,7 +101,7 @@ test('presets: each names a registered reward model, estimator and losses, and a
   expect(resolveRlConfig({ algorithm: 'grpo', advantage: { estimator: 'rloo' } }).advantage.estimator).toBe('rloo');
 });
 
-test('registry names are checked, and so is how the pieces fit', () => {
+test('registry names are checked, and so is how the pieces fit', async () => {
   expect(() => resolveRlConfig({ algorithm: 'ppo' })).toThrow(/unknown preset 'ppo' \(presets: grpo, grpo-dpo/);
   expect(() => resolveRlConfig({})).toThrow(/algorithm: name a preset/);
   expect(() => resolveRlConfig({ algorithm: 'grpo', advantage: { estimator: 'gae2' } })).toThrow(
@@ -121,4 +121,12 @@ test('registry names are checked, and so is how the pieces fit', () => {
   );
   expect(() => resolveRlConfig({ algorithm: 'grpo', actor: { policyLosses: { 'tok-ppo': 0 } } })).toThrow(/at least one loss/);
   expect(() => resolveRlConfig({ algorithm: 'grpo', rollout: { accuracyBounds: [0.8, 0.2] } })).toThrow(/accuracyBounds/);
+  // The paper's eq. 13 weighs the GAE term 1: a config asking for the paper and setting another weight is refused.
+  expect(() => resolveRlConfig({ algorithm: 'distrl', conventions: 'paper', advantage: { rewardGaeCoef: 0.05 } })).toThrow(
+    /advantage.rewardGaeCoef 0.05 contradicts conventions: paper/,
+  );
+  expect(resolveRlConfig({ algorithm: 'distrl', conventions: 'paper', advantage: { rewardGaeCoef: 1 } }).advantage.rewardGaeCoef).toBe(1);
+  await expect(loadRlConfig(join(process.cwd(), 'configs/rl/distrl.yaml'), { conventions: 'paper' })).rejects.toThrow(
+    /contradicts conventions: paper/,
+  );
 });

@@ -23,7 +23,15 @@ import {
 import { Tensor, tidy } from '../lib/tensor/index.js';
 
 const f64 = { dtype: 'float64' as const };
-const settings: RewardModelSettings = { beta: 2, margin: 0.5, useAdb: true, useDlw: true, implicitPrmLoss: 'online', dpoReduction: 'mean' };
+const settings: RewardModelSettings = {
+  beta: 2,
+  margin: 0.5,
+  useAdb: true,
+  useDlw: true,
+  uniformGroups: 'skip',
+  implicitPrmLoss: 'online',
+  dpoReduction: 'mean',
+};
 
 test('lookups name what is registered', () => {
   expect(listAdvantages()).toEqual(['distrl', 'drgrpo', 'grpo', 'grpo-prm', 'prime', 'prime-original', 'rloo']);
@@ -100,6 +108,58 @@ test('reward models: each update is its objective divided over the micro-batches
     const ce = await getRewardModel('implicit-prm').update(common, { ...settings, implicitPrmLoss: 'ce' });
     expect(ce.item()).toBeCloseTo((await implicitPrmCe({ ...inputs, labels: b.acc })).loss.item() / 2, 14);
   });
+});
+
+test('uniform groups: weight 0 as the reference, or weight 1 and margin m when they train too', async () => {
+  await tidy(async () => {
+    const accs = [1, 0, 1, 0, 0, 0]; // group 2 is all wrong
+    const b = batch(accs);
+    const refLogprobs = await refLogprobsOf(b);
+    const inputs = { logits: b.logits, tokens: b.tokens, refLogprobs, mask: b.mask, acc: b.acc, groupSize: 3, beta: 2, margin: 0.5 };
+    const skip = await ipvrmOnline(inputs);
+    const train = await ipvrmOnline({ ...inputs, trainUniformGroups: true });
+    expect(skip.weights.toNumbers().slice(3)).toEqual([0, 0, 0]);
+    expect(train.weights.toNumbers().slice(3)).toEqual([1, 1, 1]);
+    expect(train.margins.toNumbers().slice(3)).toEqual([0.5, 0.5, 0.5]);
+    expect(train.weights.toNumbers().slice(0, 3)).toEqual(skip.weights.toNumbers().slice(0, 3)); // mixed groups unchanged
+    // The loss is the mean of w · per-sequence loss over every row.
+    const perSeq = train.lossPerSeq.toNumbers();
+    const w = train.weights.toNumbers();
+    expect(train.loss.item()).toBeCloseTo(perSeq.reduce((a, l, i) => a + l * w[i], 0) / 6, 12);
+    const step = { microBatches: 1, acc: accs };
+    const entry = await getRewardModel('ipvrm').update({ ...inputs, step }, { ...settings, margin: 0.5, uniformGroups: 'train' });
+    expect(entry.item()).toBeCloseTo(train.loss.item(), 14);
+    const iprm = await implicitPrmOnline({ ...inputs, trainUniformGroups: true, form: 'adb' });
+    expect(iprm.weights.toNumbers().slice(3)).toEqual([1, 1, 1]);
+  });
+});
+
+test('distrl under the paper conventions: candidate advantages TD / (σ_V + 1e-6), σ_V the std of the prefix values', () => {
+  const mask = [
+    [1, 1, 1, 0],
+    [1, 1, 0, 0],
+  ];
+  const candidateTd = [
+    [
+      [0.4, 0.1],
+      [-0.2, 0.3],
+      [0.5, -0.1],
+      [9, 9],
+    ],
+    [
+      [0.3, 0.2],
+      [0.1, -0.4],
+      [9, 9],
+      [9, 9],
+    ],
+  ];
+  const out = getAdvantage('distrl').estimate({ acc: [1, 0], mask, n: 2, candidateTd, conventions: 'paper' });
+  const V = [0.4, 0.2, 0.7, 0.3, 0.4]; // Σ_{i≤t} TD_i (slot 0) at the valid positions
+  const mean = V.reduce((a, v) => a + v, 0) / V.length;
+  const std = Math.sqrt(V.reduce((a, v) => a + (v - mean) ** 2, 0) / V.length);
+  out.candidateAdvantages!.forEach((row, b) =>
+    row.forEach((cell, t) => cell.forEach((v, k) => expect(v).toBeCloseTo(candidateTd[b][t][k] / (std + 1e-6), 12))),
+  );
 });
 
 test('DPO-RM: the first correct responses against the first incorrect ones per group, mean over the step or sum', async () => {

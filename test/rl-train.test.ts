@@ -85,6 +85,11 @@ describe.each(RL_PRESET_NAMES)('%s', (algorithm) => {
         expect(step.sequences).toBe(32);
         expect(Number.isFinite(step.loss) && Number.isFinite(step.gradNorm)).toBe(true);
       }
+      // The RM's outcome accuracy is read wherever the estimator reads its rewards.
+      for (const step of history) {
+        if (!rewardModel) expect(step.rmAccuracy).toBeUndefined();
+        else expect(step.rmAccuracy! >= 0 && step.rmAccuracy! <= 1).toBe(true);
+      }
       if (rewardModel) {
         // DPO-RM learns only from pairs: a step whose groups all have one outcome (none mixed) skips its update.
         expect(history.every((s) => Number.isFinite(s.rmLoss) || (rm.kind === 'dpo-rm' && s.mixedFraction === 0))).toBe(true);

@@ -9,7 +9,7 @@ import { main } from '../lib/cli/main.js';
 import { writeJsonl } from '../lib/data/index.js';
 import { loadModel } from '../lib/model/index.js';
 import type { Rollout } from '../lib/rollout/rollouts.js';
-import { outcomePairs, referenceLogprobs, RM_METHODS, trainRewardModel } from '../lib/train/rm.js';
+import { IPVRM_WEIGHTINGS, outcomePairs, referenceLogprobs, RM_METHODS, trainRewardModel } from '../lib/train/rm.js';
 import { makeSftRecords } from '../lib/task/index.js';
 import { loadTokenizer } from '../lib/tokenizer/index.js';
 import { captureStdout } from './helpers/stdout.js';
@@ -50,6 +50,50 @@ test('pairs: one per mixed prompt, chosen right and rejected wrong; unmixed prom
   for (const pair of pairs) {
     expect([pair.chosen.label, pair.rejected.label]).toEqual([1, 0]);
     expect(pair.chosen.tokens.slice(0, pair.chosen.lossStart)).toEqual(pair.rejected.tokens.slice(0, pair.rejected.lossStart));
+  }
+});
+
+test('best-worst pairs: the highest- and lowest-scored response, the first among ties; no randomness', async () => {
+  const rollouts = (await syntheticRollouts(2)).map((r) => ({ ...r, score: r.prompt_index === 1 ? [0.5, 0, 1, 0][r.sample_index] : r.score }));
+  const pairs = outcomePairs(rollouts, 0, 'best-worst');
+  expect(pairs).toHaveLength(2);
+  const pick = (pair: (typeof pairs)[number]) =>
+    [pair.chosen, pair.rejected].map((s) =>
+      rollouts.find((r) => [...r.prompt_ids, ...r.response_ids].join() === s.tokens.join() && r.score === s.label)!,
+    );
+  // Prompt 0 scores [1, 0, 1, 0]: samples 0 and 1. Prompt 1 scores [0.5, 0, 1, 0]: samples 2 and 1.
+  expect(pick(pairs[0]).map((r) => r.sample_index)).toEqual([0, 1]);
+  expect(pick(pairs[1]).map((r) => [r.sample_index, r.score])).toEqual([
+    [2, 1],
+    [1, 0],
+  ]);
+  expect(outcomePairs(rollouts, 7, 'best-worst')).toEqual(pairs);
+  expect(() => outcomePairs(rollouts, 0, 'top' as never)).toThrow(/random, best-worst/);
+});
+
+test("IPVRM weightings: each trains, sequence-mean is the paper's uniform, and they differ from the token mean", async () => {
+  const model = await loadModel(FIXTURE);
+  const reference = await loadModel(FIXTURE);
+  try {
+    const pairs = outcomePairs(await syntheticRollouts(2));
+    await referenceLogprobs(
+      reference,
+      pairs.flatMap((p) => [p.chosen, p.rejected]),
+    );
+    // A few steps first, so the log ratios differ between prefixes; then one step at lr ~0 (the model stays as it
+    // is) gives the loss of one batch under each weighting.
+    await trainRewardModel(model, pairs, { method: 'ipvrm', steps: 5, pairsPerStep: 2, lr: 3e-3 });
+    const first: Record<string, number> = {};
+    for (const weighting of IPVRM_WEIGHTINGS) {
+      const [step] = await trainRewardModel(model, pairs, { method: 'ipvrm', steps: 1, pairsPerStep: 2, lr: 1e-30, weighting, margin: 1 });
+      first[weighting] = step.loss;
+    }
+    expect(first['sequence-mean']).toBe(first.uniform);
+    expect(new Set([first['token-mean'], first.uniform, first.early, first.late]).size).toBe(4);
+    await expect(trainRewardModel(model, pairs, { method: 'dpo-rm', steps: 1, weighting: 'late' })).rejects.toThrow(/applies to ipvrm only/);
+  } finally {
+    model.dispose();
+    reference.dispose();
   }
 });
 
@@ -94,7 +138,7 @@ test('prefix-rl rm train writes a reward model checkpoint; a malformed rollout l
   try {
     await writeJsonl(join(tmp, 'rollouts.jsonl'), await syntheticRollouts(4));
     const args = ['rm', 'train', '--method', 'ipvrm', '--rollouts', join(tmp, 'rollouts.jsonl'), '--model', FIXTURE];
-    await main([...args, '--out', join(tmp, 'rm'), '--steps', '3', '--pairs-per-step', '2']);
+    await main([...args, '--out', join(tmp, 'rm'), '--steps', '3', '--pairs-per-step', '2', '--weighting', 'late', '--pairs', 'best-worst']);
     expect(JSON.parse(out.join(''))).toMatchObject({ method: 'ipvrm', pairs: 4, steps: 3 });
     const rm = await loadModel(join(tmp, 'rm'));
     rm.dispose();
@@ -102,6 +146,8 @@ test('prefix-rl rm train writes a reward model checkpoint; a malformed rollout l
     await expect(main([...args.slice(0, 5), join(tmp, 'bad.jsonl'), '--model', FIXTURE, '--out', join(tmp, 'x')])).rejects.toThrow(
       /bad.jsonl:1: needs prompt_index/,
     );
+    const dpo = ['rm', 'train', '--method', 'dpo-rm', '--rollouts', join(tmp, 'rollouts.jsonl'), '--model', FIXTURE, '--out', join(tmp, 'y')];
+    await expect(main([...dpo, '--weighting', 'early'])).rejects.toThrow(/--weighting applies to --method ipvrm only/);
   } finally {
     jest.restoreAllMocks();
     await rm(tmp, { recursive: true, force: true });

@@ -93,6 +93,11 @@ const RewardModelSection = z.strictObject({
   margin: z.number().min(0).default(5),
   useAdb: z.boolean().default(true),
   useDlw: z.boolean().default(true),
+  /**
+   * Groups whose responses share one outcome: skip them (weight 0, the reference code) or train on them too (weight 1,
+   * margin m). The paper's naive online update (its ablation, Fig. 6) is useAdb and useDlw false.
+   */
+  uniformGroups: z.enum(['skip', 'train']).default('skip'),
   /** Implicit PRM's loss: ce (PRIME: BCE on every row) or online (the IPVRM release: DLW-weighted BCE, ADB with useAdb). */
   implicitPrmLoss: z.enum(['ce', 'online']).default('online'),
   /** DPO-RM: mean over the optimizer step's (correct, incorrect) pairs (bt_mean, the reference) or their sum (bt_sum). */
@@ -200,6 +205,12 @@ export function resolveRlConfig(input: unknown): RlConfig {
   }
   if (losses.some(([name]) => getPolicyLoss(name).candidates) && !estimator.candidates) {
     fail(`actor.policyLosses: dist-ppo trains on candidate advantages, which advantage.estimator '${estimator.name}' does not produce`);
+  }
+  const { rewardGaeCoef } = config.advantage;
+  if (config.conventions === 'paper' && rewardGaeCoef !== undefined && rewardGaeCoef !== 1) {
+    fail(
+      `advantage.rewardGaeCoef ${rewardGaeCoef} contradicts conventions: paper (eq. 13 adds the GAE term with weight 1); drop one of the two keys`,
+    );
   }
   const [low, high] = config.rollout.accuracyBounds;
   if (!(low < high)) fail(`rollout.accuracyBounds: the lower bound ${low} must be below the upper ${high}`);

@@ -125,13 +125,19 @@ export interface GroupInputs {
   sampleRank?: Tensor;
 }
 
-export interface IpvrmOnlineInputs extends LogRatioInputs, GroupInputs {
-  beta?: number;
-  margin?: number;
+/** The group-weighted online losses (IPVRM, Implicit PRM). */
+export interface GroupWeightInputs {
   /** Adaptive decision boundary: margin m ∓ logit(μ) (default true). */
   useAdb?: boolean;
   /** Distribution-level weights: rarer outcomes weigh more (default true). */
   useDlw?: boolean;
+  /** Groups with one outcome at weight 1 and margin m instead of the reference's weight 0 (default false). */
+  trainUniformGroups?: boolean;
+}
+
+export interface IpvrmOnlineInputs extends LogRatioInputs, GroupInputs, GroupWeightInputs {
+  beta?: number;
+  margin?: number;
 }
 
 export interface OnlineTerms {
@@ -167,11 +173,9 @@ export function implicitPrmCe(inputs: ImplicitPrmInputs, options?: AsyncOptions)
   return runObjective('implicit_prm_ce', { ...inputs }, options);
 }
 
-export interface ImplicitPrmOnlineInputs extends LogRatioInputs, GroupInputs {
+export interface ImplicitPrmOnlineInputs extends LogRatioInputs, GroupInputs, GroupWeightInputs {
   beta?: number;
   margin?: number;
-  useAdb?: boolean;
-  useDlw?: boolean;
   /** bce: weighted BCE-with-logits; adb: −log σ(z·s − margin). */
   form?: 'bce' | 'adb';
 }

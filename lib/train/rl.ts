@@ -55,6 +55,12 @@ export interface RlStep {
   meanResponseLength: number;
   /** Reward-model loss (mean over its micro-batches); absent when the reward model is not updated (grpo, update none). */
   rmLoss?: number;
+  /**
+   * The reward model's outcome accuracy on this step's batch: the share of rows whose implicit reward Σ_t β·log
+   * π_φ/π_ref (sampled tokens) has the sign of the outcome (> 0 for a correct one), as read for the advantages (after
+   * an update 'before', before an update 'after'). Absent when the estimator reads no rewards.
+   */
+  rmAccuracy?: number;
   /** Policy loss terms, means over micro-batches: total, Tok-PPO, Dist-PPO. */
   loss: number;
   pgLoss: number;
@@ -182,6 +188,7 @@ async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 
 
   // 3. The implicit reward model: online update, then its rewards on this batch, then the advantages.
   let rmLoss: number | undefined;
+  let rmAccuracy: number | undefined;
   const { gamma, lam, rewardGtCoef, rewardGaeCoef, rewardDpoCoef } = config.advantage;
   const input: AdvantageInput = {
     acc,
@@ -206,6 +213,8 @@ async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 
     if (config.rewardModel.update === 'before') await update();
     const scores = estimator.needs === 'outcome' ? {} : await scoreBatch(context, rewardModel, estimator.needs, batch, candidates, refLogprobs);
     advantages = estimator.estimate({ ...input, ...scores });
+    const sampled = scores.tokenLogRatio ?? scores.candidateTd?.map((row) => row.map((cell) => cell[0]));
+    if (sampled) rmAccuracy = outcomeAccuracy(sampled, input.mask, acc);
     if (config.rewardModel.update === 'after') await update();
   }
   const scaledCandidateTd = advantages.candidateAdvantages
@@ -272,6 +281,7 @@ async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 
     sequences: batch.rows.length,
     meanResponseLength: batch.rows.reduce((a, x) => a + x.response_ids.length, 0) / batch.rows.length,
     rmLoss,
+    rmAccuracy,
     loss: mean(sums.loss),
     pgLoss: mean(sums.pgLoss),
     topkPgLoss: mean(sums.topkPgLoss),
@@ -367,6 +377,12 @@ async function updateRewardModel(
     steps++;
   }
   return steps > 0 ? total / steps : undefined;
+}
+
+/** Share of rows whose summed reward over the response has the outcome's sign (> 0 for a correct one). */
+function outcomeAccuracy(rewards: Matrix, mask: Matrix, acc: readonly number[]): number {
+  const right = rewards.filter((row, b) => row.reduce((sum, v, t) => sum + v * mask[b][t], 0) > 0 === acc[b] > 0.5).length;
+  return right / rewards.length;
 }
 
 /** Whether a group's mean outcome lies strictly between the bounds ((0.01, 0.99): it has mixed outcomes). */

@@ -1,7 +1,7 @@
 // Offline training of implicit reward models on outcome-labelled rollouts: π_φ starts from the policy checkpoint and
 // π_ref is that checkpoint frozen (its log-probs are computed once). As in the paper and the controlled-task probe,
-// each prompt with mixed outcomes gives one (correct, incorrect) pair drawn at random; the pointwise methods train on
-// the pairs' members with their outcome labels, DPO-RM on the pairs.
+// each prompt with mixed outcomes gives one (correct, incorrect) pair — drawn at random, or the reference CLI's
+// best_worst; the pointwise methods train on the pairs' members with their outcome labels, DPO-RM on the pairs.
 import type { CausalLM } from '../model/causal-lm.js';
 import { padBatch } from '../model/batch.js';
 import { clipGradNorm, cosineSchedule } from '../model/optim.js';
@@ -13,6 +13,19 @@ import { scoredMask, withOptimizer, type ScoredSequence } from './common.js';
 
 export const RM_METHODS = ['ipvrm', 'implicit-prm', 'dpo-rm'] as const;
 export type RmMethod = (typeof RM_METHODS)[number];
+
+/** How each mixed prompt's pair is chosen: a random correct and a random incorrect response, or the reference CLI's best_worst. */
+export const PAIR_STRATEGIES = ['random', 'best-worst'] as const;
+export type PairStrategy = (typeof PAIR_STRATEGIES)[number];
+
+/**
+ * IPVRM's reduction over prefixes: the reference's token mean over the batch; its effective per-sequence mean (the
+ * README trains at micro-batch 1, where the token mean is each sequence's mean: the same as the paper's eq. 9,
+ * `uniform`); the paper's early (eq. 17) and late (eq. 18) weightings.
+ */
+export const IPVRM_WEIGHTINGS = ['token-mean', 'sequence-mean', 'uniform', 'early', 'late'] as const;
+export type IpvrmWeightingName = (typeof IPVRM_WEIGHTINGS)[number];
+const NATIVE_WEIGHTING = { 'token-mean': 'token_mean', 'sequence-mean': 'uniform', uniform: 'uniform', early: 'early', late: 'late' } as const;
 
 /** A labelled sequence: prompt + response tokens, scored from the response on (lossStart = prompt length). */
 export interface RmSequence extends ScoredSequence {
@@ -26,15 +39,28 @@ export interface RmPair {
   rejected: RmSequence;
 }
 
-/** One (correct, incorrect) pair per prompt with mixed outcomes, both drawn at random; prompts in input order. */
-export function outcomePairs(rollouts: readonly Rollout[], seed = 0): RmPair[] {
+/**
+ * One (correct, incorrect) pair per prompt with mixed outcomes (a score of 1 is correct), prompts in input order:
+ * `random` draws both members; `best-worst` takes the highest- and the lowest-scored response (the first in sampling
+ * order among ties), as the reference CLI's best_worst.
+ */
+export function outcomePairs(rollouts: readonly Rollout[], seed = 0, strategy: PairStrategy = 'random'): RmPair[] {
+  if (!(PAIR_STRATEGIES as readonly string[]).includes(strategy))
+    throw new Error(`pair strategy must be one of ${PAIR_STRATEGIES.join(', ')}, got '${strategy}'`);
   const rng = new Rng(seed);
   const sequence = (r: Rollout): RmSequence => ({ tokens: [...r.prompt_ids, ...r.response_ids], lossStart: r.prompt_ids.length, label: r.score });
+  const first = (group: readonly Rollout[], better: (a: number, b: number) => boolean) =>
+    group.reduce((best, r) => (better(r.score, best.score) ? r : best));
   const pairs: RmPair[] = [];
   for (const group of groupByPrompt(rollouts)) {
     const right = group.filter((r) => r.score === 1);
     const wrong = group.filter((r) => r.score !== 1);
-    if (right.length > 0 && wrong.length > 0) pairs.push({ chosen: sequence(rng.pick(right)), rejected: sequence(rng.pick(wrong)) });
+    if (right.length === 0 || wrong.length === 0) continue;
+    pairs.push(
+      strategy === 'random'
+        ? { chosen: sequence(rng.pick(right)), rejected: sequence(rng.pick(wrong)) }
+        : { chosen: sequence(first(group, (a, b) => a > b)), rejected: sequence(first(group, (a, b) => a < b)) },
+    );
   }
   return pairs;
 }
@@ -50,6 +76,8 @@ export interface RmTrainOptions extends AsyncOptions {
   beta?: number;
   /** IPVRM margin m (default 0, the released code's default). */
   margin?: number;
+  /** IPVRM's reduction over prefixes (default token-mean, the reference's); the other methods have none. */
+  weighting?: IpvrmWeightingName;
   maxGradNorm?: number;
   seed?: number;
   onStep?: (step: RmStep) => void;
@@ -84,6 +112,9 @@ export async function trainRewardModel(model: CausalLM, pairs: readonly RmPair[]
     throw new Error('steps and pairsPerStep must be positive integers');
   }
   if (pairs.some((p) => !p.chosen.refLogprobs || !p.rejected.refLogprobs)) throw new Error('compute referenceLogprobs first');
+  const { weighting = 'token-mean' } = options;
+  if (!(weighting in NATIVE_WEIGHTING)) throw new Error(`weighting must be one of ${IPVRM_WEIGHTINGS.join(', ')}, got '${weighting}'`);
+  if (options.weighting !== undefined && method !== 'ipvrm') throw new Error(`weighting applies to ipvrm only (${method} has one loss per sequence)`);
   const beta = options.beta ?? (method === 'ipvrm' ? 10 : 0.05);
   const schedule = cosineSchedule(lr, { warmupSteps: Math.ceil(0.03 * steps), totalSteps: steps });
   const rng = new Rng(seed);
@@ -102,7 +133,10 @@ export async function trainRewardModel(model: CausalLM, pairs: readonly RmPair[]
         let loss: Tensor;
         let scores: Tensor;
         if (method === 'ipvrm') {
-          const out = await ipvrmOffline({ ...inputs, labels: labels(sequences), beta, margin: options.margin ?? 0 }, { signal });
+          const out = await ipvrmOffline(
+            { ...inputs, labels: labels(sequences), beta, margin: options.margin ?? 0, weighting: NATIVE_WEIGHTING[weighting] },
+            { signal },
+          );
           [loss, scores] = [out.loss, out.lastScores];
         } else if (method === 'implicit-prm') {
           const out = await implicitPrmCe({ ...inputs, labels: labels(sequences), beta }, { signal });

@@ -160,7 +160,11 @@ std::vector<std::vector<int64_t>> prompt_groups(const ObjectiveInputs& in, int64
   return groups;
 }
 
+// DLW weights and ADB margins per row from its prompt group. A group with one outcome teaches the RM nothing about
+// telling outcomes apart: the reference gives it weight 0; `trainUniformGroups` keeps it at weight 1 and margin m
+// (an ablation: the RM then learns from every sample).
 GroupTerms group_terms(const ObjectiveInputs& in, const at::Tensor& acc, bool use_adb, bool use_dlw, double m) {
+  const bool train_uniform = in.boolean("trainUniformGroups", false);
   const int64_t B = acc.size(0);
   GroupTerms terms;
   terms.groups = prompt_groups(in, B);
@@ -174,8 +178,8 @@ GroupTerms group_terms(const ObjectiveInputs& in, const at::Tensor& acc, bool us
     mu /= n;
     bool all_same = true;
     for (int64_t b : group) all_same = all_same && (a[b] > 0.5) == (a[group[0]] > 0.5);
-    if (all_same) {  // a group with one outcome teaches the RM nothing: weight 0 (reference)
-      for (int64_t b : group) w[b] = 0, margin[b] = m;
+    if (all_same) {
+      for (int64_t b : group) w[b] = train_uniform ? 1 : 0, margin[b] = m;
       continue;
     }
     if (use_dlw) {
@@ -197,7 +201,7 @@ GroupTerms group_terms(const ObjectiveInputs& in, const at::Tensor& acc, bool us
 
 ObjectiveOutputs ipvrm_online(const ObjectiveInputs& in) {
   in.expect_only({"logits", "inplaceBackward", "refLogits", "refLogprobs", "logRatio", "tokens", "mask", "acc", "groupIds", "groupSize", "sampleRank",
-                  "beta", "margin", "useAdb", "useDlw"});
+                  "beta", "margin", "useAdb", "useDlw", "trainUniformGroups"});
   LogRatio lr = log_ratio(in);
   const at::Tensor& ratio = lr.ratio;
   const int64_t B = ratio.size(0);
@@ -248,7 +252,7 @@ ObjectiveOutputs implicit_prm_ce(const ObjectiveInputs& in) {
 
 ObjectiveOutputs implicit_prm_online(const ObjectiveInputs& in) {
   in.expect_only({"logits", "inplaceBackward", "refLogits", "refLogprobs", "logRatio", "tokens", "mask", "acc", "groupIds", "groupSize", "sampleRank",
-                  "beta", "margin", "useAdb", "useDlw", "form"});
+                  "beta", "margin", "useAdb", "useDlw", "trainUniformGroups", "form"});
   LogRatio lr = log_ratio(in);
   at::Tensor mask = float_mask(in, lr.ratio, lr.ratio.sizes().vec());
   check_finite(lr.ratio, mask, "log-probs (logits)");

@@ -3,7 +3,8 @@
 //   reference (the code): σ_V = population std of the prefix values V_t = Σ_{i≤t} TD_i over every valid position of
 //     the batch (≥ 1e-6; 1 with ≤ 1 valid position); GAE over (TD − batch mean)/σ_V, then masked_whiten;
 //     A = reward_gt_coef·GRPO + reward_gae_coef·whitened GAE; candidate advantages Â = TD/σ_V (not centred).
-//   paper: TD normalised per prompt group, (TD − μ_g)/(σ_g + 1e-6); GAE without whitening; A = GRPO + coef·GAE.
+//   paper: TD normalised per prompt group, (TD − μ_g)/(σ_g + 1e-6); GAE without whitening; A = GRPO + coef·GAE;
+//     candidate advantages Â = TD/(σ_V + 1e-6) (eq. 25), σ_V the population std of the same prefix values.
 // Registered estimators: 'distrl' (A and the candidate advantages Â) and 'grpo-prm' (GRPO + coef × GAE over the TD of
 // the sampled tokens, eq. 13: A alone, for Tok-PPO without Dist-PPO).
 import { contiguousGroups, maskedGae, maskedMoments, maskedWhiten, type Matrix } from '../masked.js';
@@ -63,8 +64,13 @@ export function distrlAdvantages(input: DistrlAdvantageInput): DistrlAdvantages 
   const td0 = candidateTd.map((row) => row.map((cell) => cell[0]));
   const outcome = grpo({ rewards: acc, mask, n });
 
+  const prefixValues = td0.map((row, b) => {
+    let acc = 0;
+    return row.map((v, t) => (acc += v) * mask[b][t]);
+  });
   if (conventions === 'paper') {
     const coef = input.rewardGaeCoef ?? 1;
+    const { std } = maskedMoments(prefixValues, mask);
     const tdHat = td0.map((row) => row.map(() => 0));
     for (const members of contiguousGroups(mask.length, n)) {
       const { mean, std } = maskedMoments(
@@ -76,7 +82,9 @@ export function distrlAdvantages(input: DistrlAdvantageInput): DistrlAdvantages 
     const gae = maskedGae(tdHat, mask, gamma, lam);
     return {
       advantages: outcome.map((row, b) => row.map((g, t) => rewardGtCoef * g + coef * gae[b][t])),
-      scaledCandidateTd: candidateTd,
+      scaledCandidateTd: candidateTd.map((row) => row.map((cell) => cell.map((v) => v / (std + 1e-6)))),
+      prefixValues,
+      prefixValueStd: std,
       grpo: outcome,
       gae,
       tdHat,
@@ -84,10 +92,6 @@ export function distrlAdvantages(input: DistrlAdvantageInput): DistrlAdvantages 
   }
 
   const coef = input.rewardGaeCoef ?? 0.05;
-  const prefixValues = td0.map((row, b) => {
-    let acc = 0;
-    return row.map((v, t) => (acc += v) * mask[b][t]);
-  });
   const std = prefixValueStd(prefixValues, mask);
   const { mean } = maskedMoments(td0, mask);
   const tdForGae = td0.map((row) => row.map((v) => (v - mean) / std));

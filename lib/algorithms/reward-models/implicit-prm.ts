@@ -7,12 +7,19 @@ import { implicitScore, registerRewardModel } from './registry.js';
 
 registerRewardModel({
   name: 'implicit-prm',
-  async update({ logits, tokens, refLogprobs, mask, acc, groupSize, step }, { beta, margin, useAdb, useDlw, implicitPrmLoss }, options) {
+  async update(
+    { logits, tokens, refLogprobs, mask, acc, groupSize, step },
+    { beta, margin, useAdb, useDlw, uniformGroups, implicitPrmLoss },
+    options,
+  ) {
     const inputs = { logits, tokens, refLogprobs, mask, beta };
     const { loss } =
       implicitPrmLoss === 'ce'
         ? await implicitPrmCe({ ...inputs, labels: acc }, options)
-        : await implicitPrmOnline({ ...inputs, acc, groupSize, margin, useAdb, useDlw, form: useAdb ? 'adb' : 'bce' }, options);
+        : await implicitPrmOnline(
+            { ...inputs, acc, groupSize, margin, useAdb, useDlw, trainUniformGroups: uniformGroups === 'train', form: useAdb ? 'adb' : 'bce' },
+            options,
+          );
     return loss.div(step.microBatches);
   },
   score: implicitScore,

@@ -5,8 +5,12 @@ import { implicitScore, registerRewardModel } from './registry.js';
 
 registerRewardModel({
   name: 'ipvrm',
-  async update({ logits, tokens, refLogprobs, mask, acc, groupSize, step }, { beta, margin, useAdb, useDlw }, options) {
-    const { loss } = await ipvrmOnline({ logits, tokens, refLogprobs, mask, acc, groupSize, beta, margin, useAdb, useDlw }, options);
+  async update({ logits, tokens, refLogprobs, mask, acc, groupSize, step }, { beta, margin, useAdb, useDlw, uniformGroups }, options) {
+    const trainUniformGroups = uniformGroups === 'train';
+    const { loss } = await ipvrmOnline(
+      { logits, tokens, refLogprobs, mask, acc, groupSize, beta, margin, useAdb, useDlw, trainUniformGroups },
+      options,
+    );
     return loss.div(step.microBatches);
   },
   score: implicitScore,

@@ -12,6 +12,8 @@ export interface RewardModelSettings {
   margin: number;
   useAdb: boolean;
   useDlw: boolean;
+  /** Groups with one outcome: skip (weight 0, the reference) or train (weight 1, margin m) — IPVRM and online Implicit PRM. */
+  uniformGroups: 'skip' | 'train';
   /** Implicit PRM: 'ce' — PRIME's cross-entropy on every row; 'online' — the IPVRM release's group-weighted BCE (ADB form with useAdb). */
   implicitPrmLoss: 'ce' | 'online';
   /** DPO-RM over each group's (correct, incorrect) pairs: the mean over the step's pairs (bt_mean, the reference) or their sum (bt_sum). */

@@ -76,7 +76,9 @@ const trainCommand: CommandModule<object, RlTrainArgs> = {
         evalRecords,
         onStep: (s: RlStep) => {
           pending.push(appendFile(metrics, JSON.stringify(s) + '\n'));
-          const rm = s.rmLoss === undefined ? '' : ` rm-loss ${s.rmLoss.toFixed(4)}`;
+          const rm =
+            (s.rmLoss === undefined ? '' : ` rm-loss ${s.rmLoss.toFixed(4)}`) +
+            (s.rmAccuracy === undefined ? '' : ` rm-acc ${s.rmAccuracy.toFixed(3)}`);
           const test = s.testAccuracy === undefined ? '' : ` held-out ${s.testAccuracy.toFixed(3)}`;
           process.stderr.write(
             `step ${s.step + 1}: acc ${s.accuracy.toFixed(3)} mixed ${s.mixedFraction.toFixed(2)} loss ${s.loss.toFixed(4)} ` +

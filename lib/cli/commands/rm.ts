@@ -5,7 +5,17 @@ import { readRollouts } from '../../rollout/rollouts.js';
 import { STEP_SCORE_MODES } from '../../eval/processbench.js';
 import { evaluateBestOfN, evaluateStepVerification, stepSequences, type ModeSummary, type StepVerificationReport } from '../../eval/reward-model.js';
 import { loadTokenizer } from '../../tokenizer/index.js';
-import { outcomePairs, referenceLogprobs, RM_METHODS, trainRewardModel, type RmMethod } from '../../train/rm.js';
+import {
+  IPVRM_WEIGHTINGS,
+  outcomePairs,
+  PAIR_STRATEGIES,
+  referenceLogprobs,
+  RM_METHODS,
+  trainRewardModel,
+  type IpvrmWeightingName,
+  type PairStrategy,
+  type RmMethod,
+} from '../../train/rm.js';
 
 interface RmTrainArgs {
   method: RmMethod;
@@ -17,6 +27,8 @@ interface RmTrainArgs {
   lr: number;
   beta?: number;
   margin: number;
+  weighting?: IpvrmWeightingName;
+  pairs: PairStrategy;
   seed: number;
   'log-every': number;
 }
@@ -35,10 +47,20 @@ const trainCommand: CommandModule<object, RmTrainArgs> = {
       .option('lr', { type: 'number', default: 1e-4, describe: 'Peak learning rate (3 % warm-up, cosine to 0)' })
       .option('beta', { type: 'number', describe: 'β of the implicit reward (default: ipvrm 10, else 0.05)' })
       .option('margin', { type: 'number', default: 0, describe: 'IPVRM margin m' })
+      .option('weighting', {
+        choices: IPVRM_WEIGHTINGS,
+        describe: 'IPVRM reduction over prefixes: token-mean (reference, default), sequence-mean, uniform (eq. 9), early (eq. 17), late (eq. 18)',
+      })
+      .option('pairs', {
+        choices: PAIR_STRATEGIES,
+        default: 'random' as PairStrategy,
+        describe: 'Pair per mixed prompt: random, or best-worst (reference CLI)',
+      })
       .option('seed', { type: 'number', default: 0, describe: 'Seed of the pair choice and batch order' })
       .option('log-every', { type: 'number', default: 10, describe: 'Print a progress line to stderr every N steps' }),
   handler: async (args) => {
-    const pairs = outcomePairs(await readRollouts(args.rollouts), args.seed);
+    if (args.weighting !== undefined && args.method !== 'ipvrm') throw new Error(`--weighting applies to --method ipvrm only, not ${args.method}`);
+    const pairs = outcomePairs(await readRollouts(args.rollouts), args.seed, args.pairs);
     const reference = await loadModel(args.model);
     try {
       await referenceLogprobs(
@@ -57,6 +79,7 @@ const trainCommand: CommandModule<object, RmTrainArgs> = {
         lr: args.lr,
         beta: args.beta,
         margin: args.margin,
+        weighting: args.weighting,
         seed: args.seed,
         onStep: (s) => {
           if ((s.step + 1) % args['log-every'] === 0) {
