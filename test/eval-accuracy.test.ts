@@ -9,11 +9,11 @@ import { writeJsonl } from '../lib/data/index.js';
 import type { RlRecord } from '../lib/data/schemas.js';
 import { sampledAccuracy } from '../lib/eval/index.js';
 import { initModel, type CausalLM } from '../lib/model/index.js';
-import type { Rollout } from '../lib/rollout/rollouts.js';
+import { sampleRollouts, verifyRequestFor, type Rollout } from '../lib/rollout/rollouts.js';
 import { TASK_SOURCE, makeRlRecords, makeSftRecords } from '../lib/task/index.js';
 import { loadTokenizer, type Tokenizer } from '../lib/tokenizer/index.js';
 import { sft, sftExample } from '../lib/train/sft.js';
-import { lastBoxed } from '../lib/verify/index.js';
+import { lastBoxed, VerifierPool, type VerifyRequest, type VerifyResult } from '../lib/verify/index.js';
 import { captureStdout } from './helpers/stdout.js';
 
 const FIXTURE = join(process.cwd(), 'fixtures/models/qwen3-tiny');
@@ -104,4 +104,42 @@ test('prefix-rl rollout writes verified rollouts with their tokens', async () =>
     jest.restoreAllMocks();
     await rm(tmp, { recursive: true, force: true });
   }
+});
+
+test('rollouts are judged on the verifier pool by their prompt: the controlled task, code (its tests), or math', async () => {
+  const requests: VerifyRequest[] = [];
+  class Recording extends VerifierPool {
+    override verify(request: VerifyRequest): Promise<VerifyResult> {
+      requests.push(request);
+      return super.verify(request);
+    }
+  }
+  const tests = JSON.stringify({ inputs: ['3\n'], outputs: ['9\n'] });
+  const code: RlRecord = { ...record, data_source: 'taco', ability: 'code', reward_model: { style: 'rule', ground_truth: tests } };
+  const math: RlRecord = { ...record, data_source: 'numina_olympiads', ability: 'math' };
+  const pool = new Recording({ workers: 1 });
+  try {
+    const rollouts = await sampleRollouts(model, tokenizer, [record, code, math], { temperature: 0, maxNewTokens: 120, verifier: pool });
+    expect(requests.map((r) => r.kind)).toEqual(['controlled', 'code', 'math']);
+    expect(requests[1]).toMatchObject({ kind: 'code', tests });
+    expect(requests[2]).toMatchObject({ kind: 'math', groundTruth: record.reward_model.ground_truth });
+    // The memorised arithmetic answer is right for its own row and, read as math, for the same ground truth; it is
+    // no program, so the code row fails.
+    expect(rollouts.map((r) => r.score)).toEqual([1, 0, 1]);
+  } finally {
+    await pool.close();
+  }
+  expect(verifyRequestFor(code, 'x')).toEqual({ kind: 'code', response: 'x', tests });
+  // A custom reward replaces the verifier: nothing is verified.
+  requests.length = 0;
+  const unused = new Recording({ workers: 1 });
+  const scored = await sampleRollouts(model, tokenizer, [record], {
+    temperature: 0,
+    maxNewTokens: 4,
+    verifier: unused,
+    reward: (r) => r.response_ids.length,
+  });
+  await unused.close();
+  expect(scored[0].score).toBe(scored[0].response_ids.length);
+  expect(requests).toHaveLength(0);
 });

@@ -18,7 +18,7 @@ import { captureStdout } from './helpers/stdout.js';
 
 const FIXTURE = join(process.cwd(), 'fixtures/models/qwen3-tiny');
 const records = makeRlRecords(0, 8);
-const evenFirstToken = (rollout: Rollout) => (rollout.response_ids[0] % 2 === 0 ? 1 : 0);
+const evenFirstToken = (rollout: Omit<Rollout, 'score'>) => (rollout.response_ids[0] % 2 === 0 ? 1 : 0);
 
 let tokenizer: Tokenizer;
 beforeAll(async () => {

@@ -7,8 +7,8 @@ import type { CausalLM, FinishReason } from '../model/index.js';
 import { TASK_SOURCE } from '../task/datasets.js';
 import type { AsyncOptions } from '../tensor/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
-import type { VerifyKind } from '../verify/types.js';
-import { verify } from '../verify/verify.js';
+import { VerifierPool } from '../verify/pool.js';
+import type { VerifyRequest } from '../verify/types.js';
 
 export interface RolloutOptions extends AsyncOptions {
   /** Samples per prompt (default 1). */
@@ -22,6 +22,13 @@ export interface RolloutOptions extends AsyncOptions {
   seed?: number;
   /** Called after each sampled batch with the number of rollouts done so far. */
   onBatch?: (done: number, total: number) => void;
+  /**
+   * Judges the responses (worker threads, a time budget per item): default, a pool of this call's own, closed when
+   * it ends. A long run passes one pool for all its calls.
+   */
+  verifier?: VerifierPool;
+  /** Scores each rollout instead of the verifier (e.g. a custom reward); nothing is then verified. */
+  reward?: (rollout: Omit<Rollout, 'score'>) => number;
 }
 
 /** One sampled response; the JSON form of the rollouts file (`prefix-rl rollout`). */
@@ -76,14 +83,21 @@ export function groupByPrompt(rollouts: readonly Rollout[]): Rollout[][] {
   return [...groups.values()];
 }
 
-/** The verifier of a data source: exact for the controlled task, math otherwise. */
-export function verifierFor(dataSource: string): VerifyKind {
-  return dataSource === TASK_SOURCE ? 'controlled' : 'math';
+/**
+ * What judges a response to `record`: the controlled task's exact check for its rows, the sandboxed code verifier for
+ * code prompts (`ability: code`; the tests are the ground truth, as in Eurus-2-RL's code rows), math otherwise.
+ */
+export function verifyRequestFor(record: RlRecord, response: string): VerifyRequest {
+  const groundTruth = record.reward_model.ground_truth;
+  if (record.data_source === TASK_SOURCE) return { kind: 'controlled', response, groundTruth };
+  if (record.ability === 'code') return { kind: 'code', response, tests: groundTruth };
+  return { kind: 'math', response, groundTruth };
 }
 
 /**
  * Samples `samples` responses to each record's prompt (its chat rendered with the generation prompt) and verifies
- * each. Rollouts come in prompt order, a prompt's samples together; batch i samples with seed + i·batchSize, so the
+ * each (verifyRequestFor) on the verifier pool while the next batch samples; a check that overruns its budget scores
+ * 0. Rollouts come in prompt order, a prompt's samples together; batch i samples with seed + i·batchSize, so the
  * same inputs and options give the same rollouts.
  */
 export async function sampleRollouts(
@@ -92,37 +106,43 @@ export async function sampleRollouts(
   records: readonly RlRecord[],
   options: RolloutOptions = {},
 ): Promise<Rollout[]> {
-  const { samples = 1, temperature = 1, topP, maxNewTokens = 256, batchSize = 64, seed = 0, signal } = options;
+  const { samples = 1, temperature = 1, topP, maxNewTokens = 256, batchSize = 64, seed = 0, signal, reward } = options;
   if (!Number.isInteger(samples) || samples < 1) throw new Error('samples must be a positive integer');
   const prompts = records.map((record) => tokenizer.encodeChat(record.prompt, { addGenerationPrompt: true }));
   const jobs = records.flatMap((_, prompt) => Array.from({ length: samples }, (_, sample) => ({ prompt, sample })));
-  const rollouts: Rollout[] = [];
-  for (let start = 0; start < jobs.length; start += batchSize) {
-    const batch = jobs.slice(start, start + batchSize);
-    const generations = await model.generate(
-      batch.map(({ prompt }) => prompts[prompt]),
-      { maxNewTokens, temperature, topP, seed: seed + start, signal },
-    );
-    for (const [i, generation] of generations.entries()) {
-      const { prompt, sample } = batch[i];
-      const record = records[prompt];
-      const response = tokenizer.decode(generation.tokens, { skipSpecialTokens: true });
-      const groundTruth = record.reward_model.ground_truth;
-      const result = await verify({ kind: verifierFor(record.data_source), response, groundTruth });
-      rollouts.push({
-        prompt_index: prompt,
-        sample_index: sample,
-        data_source: record.data_source,
-        prompt_ids: prompts[prompt],
-        response_ids: generation.tokens,
-        response,
-        logprobs: generation.logprobs,
-        finish_reason: generation.finishReason,
-        ground_truth: groundTruth,
-        score: result.status === 'pass' ? 1 : 0,
-      });
+  const pool = reward ? undefined : (options.verifier ?? new VerifierPool());
+  try {
+    const pending: Promise<Rollout>[] = [];
+    for (let start = 0; start < jobs.length; start += batchSize) {
+      const batch = jobs.slice(start, start + batchSize);
+      const generations = await model.generate(
+        batch.map(({ prompt }) => prompts[prompt]),
+        { maxNewTokens, temperature, topP, seed: seed + start, signal },
+      );
+      for (const [i, generation] of generations.entries()) {
+        const { prompt, sample } = batch[i];
+        const record = records[prompt];
+        const response = tokenizer.decode(generation.tokens, { skipSpecialTokens: true });
+        const unscored: Omit<Rollout, 'score'> = {
+          prompt_index: prompt,
+          sample_index: sample,
+          data_source: record.data_source,
+          prompt_ids: prompts[prompt],
+          response_ids: generation.tokens,
+          response,
+          logprobs: generation.logprobs,
+          finish_reason: generation.finishReason,
+          ground_truth: record.reward_model.ground_truth,
+        };
+        const score = reward
+          ? Promise.resolve(reward(unscored))
+          : pool!.verify(verifyRequestFor(record, response)).then((result) => (result.status === 'pass' ? 1 : 0));
+        pending.push(score.then((value) => ({ ...unscored, score: value })));
+      }
+      options.onBatch?.(start + batch.length, jobs.length);
     }
-    options.onBatch?.(rollouts.length, jobs.length);
+    return await Promise.all(pending);
+  } finally {
+    if (pool && !options.verifier) await pool.close();
   }
-  return rollouts;
 }

@@ -11,6 +11,7 @@
 import { getAdvantage, type AdvantageInput, type AdvantageOutput } from '../algorithms/advantages/index.js';
 import { getPolicyLoss } from '../algorithms/policy-losses/index.js';
 import { getRewardModel, type RewardModel, type RewardScoreInput } from '../algorithms/reward-models/index.js';
+import { VerifierPool } from '../verify/pool.js';
 import { evalRolloutOptions, type RlConfig } from '../config/rl.js';
 import type { RlRecord } from '../data/schemas.js';
 import type { CausalLM } from '../model/causal-lm.js';
@@ -35,10 +36,11 @@ export interface RlModels {
 
 export interface RlRunOptions extends AsyncOptions {
   /**
-   * Replaces the verifier's score of each rollout (e.g. a custom reward): a finite number, in [0, 1] for the
+   * Scores each rollout instead of the verifier (e.g. a custom reward): a finite number, in [0, 1] for the
    * algorithms with a reward model (its labels, ADB's μ and the mixed-group filter read it as a probability).
+   * Held-out evaluation still verifies.
    */
-  reward?: (rollout: Rollout) => number;
+  reward?: (rollout: Omit<Rollout, 'score'>) => number;
   /** Held-out prompts: avg@k after the steps config.eval names (RlStep.testAccuracy). */
   evalRecords?: readonly RlRecord[];
   onStep?: (step: RlStep) => void;
@@ -102,16 +104,21 @@ export async function trainRl(
     await policy.addLora({ ...config.actor.lora, seed: deriveSeed(config.seed, 'lora'), signal: options.signal });
   }
   const prompts = new PromptStream(records, config.seed);
+  // One verifier pool for the run's rollouts and evaluations (its workers start at the first check).
+  const verifier = new VerifierPool();
   const start = performance.now();
   const train = (rm?: Trainee) =>
     withOptimizer(policy, { lr: config.actor.lr, betas: [0.9, 0.999], weightDecay: config.actor.weightDecay }, async (optimizer, parameters) => {
       const history: RlStep[] = [];
       for (let step = 0; step < config.steps; step++) {
-        const record = await tidy(() => rlStep(step, { models, tokenizer, prompts, config, options, rm, actor: { optimizer, parameters } }));
+        const record = await tidy(() =>
+          rlStep(step, { models, tokenizer, prompts, verifier, config, options, rm, actor: { optimizer, parameters } }),
+        );
         const { every } = config.eval;
         const evaluate = options.evalRecords?.length && ((every > 0 && (step + 1) % every === 0) || step === config.steps - 1);
         const testAccuracy = evaluate
-          ? (await sampledAccuracy(policy, tokenizer, options.evalRecords!, { ...evalRolloutOptions(config), signal: options.signal })).accuracy
+          ? (await sampledAccuracy(policy, tokenizer, options.evalRecords!, { ...evalRolloutOptions(config), verifier, signal: options.signal }))
+              .accuracy
           : undefined;
         const done = { ...record, ...(testAccuracy !== undefined && { testAccuracy }), seconds: (performance.now() - start) / 1000 };
         history.push(done);
@@ -119,10 +126,14 @@ export async function trainRl(
       }
       return history;
     });
-  if (!usesRm || config.rewardModel.update === 'none') return train();
-  return withOptimizer(rewardModel!, { lr: config.rewardModel.lr, betas: [0.9, 0.999], weightDecay: 0 }, (optimizer, parameters) =>
-    train({ optimizer, parameters }),
-  );
+  try {
+    if (!usesRm || config.rewardModel.update === 'none') return await train();
+    return await withOptimizer(rewardModel!, { lr: config.rewardModel.lr, betas: [0.9, 0.999], weightDecay: 0 }, (optimizer, parameters) =>
+      train({ optimizer, parameters }),
+    );
+  } finally {
+    await verifier.close();
+  }
 }
 
 /** A model being trained: its optimizer and parameters. */
@@ -135,6 +146,7 @@ interface StepContext {
   models: RlModels;
   tokenizer: Tokenizer;
   prompts: PromptStream;
+  verifier: VerifierPool;
   config: RlConfig;
   options: RlRunOptions;
   /** The reward model's optimizer, when it is updated online. */
@@ -143,7 +155,7 @@ interface StepContext {
 }
 
 async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 'seconds'>> {
-  const { models, tokenizer, prompts, config, options } = context;
+  const { models, tokenizer, prompts, verifier, config, options } = context;
   const { rollout: r, actor } = config;
   const rewardModel = config.rewardModel.kind === 'none' ? undefined : getRewardModel(config.rewardModel.kind);
   const estimator = getAdvantage(config.advantage.estimator);
@@ -154,16 +166,17 @@ async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 
   const signal = options.signal;
 
   // 1. Rollouts, scored, and the prompt groups kept for training.
-  let rollouts = await sampleRollouts(models.policy, tokenizer, prompts.next(Math.ceil(r.promptsPerStep * r.oversample)), {
+  const reward = options.reward && ((rollout: Omit<Rollout, 'score'>) => checkedReward(options.reward!(rollout), rewardModel !== undefined));
+  const rollouts = await sampleRollouts(models.policy, tokenizer, prompts.next(Math.ceil(r.promptsPerStep * r.oversample)), {
     samples: r.samples,
     temperature: r.temperature,
     maxNewTokens: r.maxNewTokens,
     batchSize: r.batchSize,
     seed: deriveSeed(config.seed, `rollouts-${step}`),
+    verifier,
+    reward,
     signal,
   });
-  if (options.reward)
-    rollouts = rollouts.map((rollout) => ({ ...rollout, score: checkedReward(options.reward!(rollout), rewardModel !== undefined) }));
   const sampledGroups = groupByPrompt(rollouts);
   const groups = keepGroups(sampledGroups, r.promptsPerStep, r.maxNewTokens, r.accuracyBounds);
   const batch = new RolloutBatch(groups.flat(), r.samples, actor.microBatch);
