@@ -1,13 +1,13 @@
 // Rollouts and sampled accuracy end to end: a tiny model trained to memorise one controlled-task answer is scored
 // right on its prompt and wrong against another ground truth; the rollout and accuracy commands agree.
 import { jest } from '@jest/globals';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../lib/cli/main.js';
 import { writeJsonl } from '../lib/data/index.js';
 import type { RlRecord } from '../lib/data/schemas.js';
-import { sampledAccuracy } from '../lib/eval/index.js';
+import { EVAL_INSTRUCTION, evalProblemRecords, sampledAccuracy } from '../lib/eval/index.js';
 import { initModel, type CausalLM } from '../lib/model/index.js';
 import { sampleRollouts, verifyRequestFor, type Rollout } from '../lib/rollout/rollouts.js';
 import { TASK_SOURCE, makeRlRecords, makeSftRecords } from '../lib/task/index.js';
@@ -142,4 +142,47 @@ test('rollouts are judged on the verifier pool by their prompt: the controlled t
   await unused.close();
   expect(scored[0].score).toBe(scored[0].response_ids.length);
   expect(requests).toHaveLength(0);
+});
+
+test('prefix-rl eval: avg@k and pass@k per benchmark file, RL or eval layout, and their average', async () => {
+  const tmp = await mkdtemp(join(tmpdir(), 'prefix-rl-eval-'));
+  const out = captureStdout();
+  jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  try {
+    await model.save(join(tmp, 'model'));
+    await writeJsonl(join(tmp, 'task.jsonl'), [record]);
+    const math = join(process.cwd(), 'fixtures/data/math500.jsonl');
+    const args = ['eval', '--model', join(tmp, 'model'), '--data', join(tmp, 'task.jsonl'), math, '--temperature', '0', '--samples', '2'];
+    await main([...args, '--max-new-tokens', '120']);
+    const report = JSON.parse(out.join(''));
+    expect(report.benchmarks).toEqual([
+      { name: 'task', prompts: 1, samples: 2, accuracy: 1, passAtK: 1 },
+      { name: 'math500', prompts: 3, samples: 2, accuracy: 0, passAtK: 0 }, // a tiny arithmetic model
+    ]);
+    expect(report.average).toBeCloseTo(0.5, 12);
+    // Bad files are named before any model loads.
+    await writeFile(join(tmp, 'no-answer.jsonl'), '{"problem": "What is 1 + 1?"}\n');
+    await expect(main(['eval', '--model', join(tmp, 'missing'), '--data', join(tmp, 'no-answer.jsonl')])).rejects.toThrow(
+      /no-answer.jsonl:1: .*answer/,
+    );
+    await writeFile(join(tmp, 'other.jsonl'), '{"text": "hello"}\n');
+    await expect(main(['eval', '--model', join(tmp, 'missing'), '--data', join(tmp, 'other.jsonl')])).rejects.toThrow(
+      /other.jsonl: its first row is neither an eval row/,
+    );
+  } finally {
+    jest.restoreAllMocks();
+    await rm(tmp, { recursive: true, force: true });
+  }
+});
+
+test('eval-layout problems become RL prompts with the answer as ground truth and the instruction after a blank line', () => {
+  const [row] = evalProblemRecords([{ problem: 'What is 2 + 2?', answer: '4', id: 'p1' }], 'math500');
+  expect(row).toEqual({
+    data_source: 'math500',
+    prompt: [{ role: 'user', content: `What is 2 + 2?\n\n${EVAL_INSTRUCTION}` }],
+    ability: 'math',
+    reward_model: { style: 'rule', ground_truth: '4' },
+    extra_info: { id: 'p1' },
+  });
+  expect(evalProblemRecords([{ problem: 'x', answer: '1' }], 's', '')[0].prompt[0].content).toBe('x');
 });

@@ -2,3 +2,4 @@ export * from './processbench.js';
 export * from './bon.js';
 export * from './accuracy.js';
 export * from './reward-model.js';
+export * from './policy.js';

@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { dataCommand } from './data.js';
 import { envCommand } from './env.js';
+import { evalCommand } from './eval.js';
 import { generateCommand } from './generate.js';
 import { logprobsCommand } from './logprobs.js';
 import { rlCommand } from './rl.js';
@@ -20,6 +21,7 @@ export const commands: CommandModule<any, any>[] = [
   sftCommand,
   rolloutCommand,
   accuracyCommand,
+  evalCommand,
   rmCommand,
   rlCommand,
 ];

@@ -13,6 +13,7 @@ interface RolloutArgs {
   limit?: number;
   samples: number;
   temperature: number;
+  'top-p': number;
   'max-new-tokens': number;
   'batch-size': number;
   seed: number;
@@ -23,6 +24,7 @@ const options = {
   data: { type: 'string', demandOption: true, describe: 'RL records (Eurus-2-RL layout, JSONL or Parquet)' },
   limit: { type: 'number', describe: 'Use the first N prompts' },
   temperature: { type: 'number', default: 1, describe: 'Sampling temperature (0 = greedy)' },
+  'top-p': { type: 'number', default: 1, describe: 'Nucleus sampling: the most likely tokens up to this probability mass (1 = off)' },
   'max-new-tokens': { type: 'number', default: 256, describe: 'Most new tokens per response' },
   'batch-size': { type: 'number', default: 64, describe: 'Responses sampled together' },
   seed: { type: 'number', default: 0, describe: 'Sampling seed' },
@@ -38,6 +40,7 @@ async function run(args: RolloutArgs): Promise<void> {
     const rollouts = await sampleRollouts(model, tokenizer, records, {
       samples: args.samples,
       temperature: args.temperature,
+      topP: args['top-p'],
       maxNewTokens: args['max-new-tokens'],
       batchSize: args['batch-size'],
       seed: args.seed,
