@@ -79,7 +79,14 @@ export {
 export { trainRl, type RlModels, type RlRunOptions, type RlStep } from './train/rl.js';
 export { sampledAccuracy, accuracyOf, type AccuracyReport } from './eval/accuracy.js';
 export { evaluatePolicy, loadBenchmark, type Benchmark, type PolicyEvalReport } from './eval/policy.js';
-export { evaluateStepVerification, evaluateBestOfN, stepSequences, type StepVerificationReport, type BonReport } from './eval/reward-model.js';
+export {
+  evaluateStepVerification,
+  evaluateBestOfN,
+  averageProcessBench,
+  stepSequences,
+  type StepVerificationReport,
+  type BonReport,
+} from './eval/reward-model.js';
 export { evaluateProcessBench, STEP_SCORE_MODES, type StepScoreMode } from './eval/processbench.js';
 
 // configs

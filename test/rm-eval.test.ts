@@ -10,7 +10,7 @@ import { writeJsonl } from '../lib/data/index.js';
 import { evaluateProcessBench, stepAuc } from '../lib/eval/index.js';
 import { initModel, loadModel, type CausalLM } from '../lib/model/index.js';
 import type { Rollout } from '../lib/rollout/rollouts.js';
-import { evaluateBestOfN, evaluateStepVerification, stepSequences } from '../lib/eval/reward-model.js';
+import { averageProcessBench, evaluateBestOfN, evaluateStepVerification, responseStepEnds, stepSequences } from '../lib/eval/reward-model.js';
 import { makeProcessBenchSets, makeRlRecords } from '../lib/task/index.js';
 import { Tensor, tidy } from '../lib/tensor/index.js';
 import { loadTokenizer, type Tokenizer } from '../lib/tokenizer/index.js';
@@ -120,6 +120,16 @@ test('step verification from batched log-probs equals the metrics from one seque
     expect(report.rewardModel[mode].f1AtHalf).toBeCloseTo(expected[mode].atHalf.f1, 5);
   }
   expect(report.items).toBe(10);
+  for (const mode of ['sum', 'sum_diff', 'mean', 'mean_diff'] as const) {
+    expect(report.rewardModel[mode].implicitPrmF1).toBeCloseTo(expected[mode].implicitPrmBest.f1, 5);
+  }
+  // Table 2's average over subsets.
+  const other = await evaluateStepVerification(rewardModel, reference, sequences.slice(0, 4), { coef: 1 });
+  const average = averageProcessBench([report, other]);
+  expect(average.subsets).toBe(2);
+  expect(average.rewardModel.sum_diff.f1).toBeCloseTo((report.rewardModel.sum_diff.f1 + other.rewardModel.sum_diff.f1) / 2, 12);
+  expect(average.referenceLikelihood.sum.auc).toBeCloseTo((report.referenceLikelihood.sum.auc + other.referenceLikelihood.sum.auc) / 2, 12);
+  expect(() => averageProcessBench([])).toThrow(/at least one subset/);
   // π_φ = π_ref: every log ratio is 0, every step ties, so no step is told from another.
   expect((await evaluateStepVerification(reference, reference, sequences)).rewardModel.sum_diff.auc).toBe(0.5);
   await expect(evaluateStepVerification(reference, reference, [])).rejects.toThrow(/at least one/);
@@ -149,7 +159,7 @@ function rolloutsFor(prompts: number, perPrompt: number, scores: number[]): Roll
 
 test('Best-of-N picks the best-scored rollout of the first N; random is avg@N and oracle pass@N', async () => {
   const rollouts = rolloutsFor(3, 4, [0, 1, 1, 0, 0, 0, 1]);
-  const report = await evaluateBestOfN(rewardModel, reference, rollouts, [1, 2, 4], { batchSize: 5 });
+  const report = await evaluateBestOfN(rewardModel, reference, tokenizer, rollouts, [1, 2, 4], { batchSize: 5 });
   expect(report.prompts).toBe(3);
   const scores = await Promise.all(
     rollouts.map(async (r) => {
@@ -159,7 +169,25 @@ test('Best-of-N picks the best-scored rollout of the first N; random is avg@N an
       return p.slice(from).reduce((a, v, j) => a + v - q[from + j], 0) / r.response_ids.length;
     }),
   );
-  for (const { n, rewardModel: picked, random, oracle } of report.byN) {
+  // The step-wise min: the least cumulative coef·log ratio at a step end ('\n' ends a step of the task's format).
+  const minScores = await Promise.all(
+    rollouts.map(async (r) => {
+      const tokens = [...r.prompt_ids, ...r.response_ids];
+      const [p, q] = [await alone(rewardModel, tokens), await alone(reference, tokens)];
+      const from = r.prompt_ids.length - 1;
+      const lr = p.slice(from).map((v, j) => v - q[from + j]);
+      const ends = [r.response.indexOf('\n'), r.response_ids.length - 1]; // one character per token
+      return Math.min(...ends.map((end) => lr.slice(0, end + 1).reduce((a, v) => a + 0.001 * v, 0)));
+    }),
+  );
+  expect(responseStepEnds(tokenizer, rollouts[0])).toEqual([rollouts[0].response.indexOf('\n'), rollouts[0].response_ids.length - 1]);
+  for (const { n, rewardModel: picked, rewardModelMin, random, oracle } of report.byN) {
+    let byMin = 0;
+    for (let p = 0; p < 3; p++) {
+      const s = minScores.slice(p * 4, p * 4 + n);
+      byMin += rollouts[p * 4 + s.indexOf(Math.max(...s))].score;
+    }
+    expect(rewardModelMin).toBeCloseTo(byMin / 3, 12);
     let right = 0;
     let mean = 0;
     let any = 0;
@@ -174,8 +202,8 @@ test('Best-of-N picks the best-scored rollout of the first N; random is avg@N an
     expect(random).toBeCloseTo(mean / 3, 12);
     expect(oracle).toBeCloseTo(any / 3, 12);
   }
-  await expect(evaluateBestOfN(rewardModel, reference, rollouts, [8])).rejects.toThrow(/needs 8 rollouts per prompt/);
-  await expect(evaluateBestOfN(rewardModel, reference, rollouts, [0])).rejects.toThrow(/positive integer/);
+  await expect(evaluateBestOfN(rewardModel, reference, tokenizer, rollouts, [8])).rejects.toThrow(/needs 8 rollouts per prompt/);
+  await expect(evaluateBestOfN(rewardModel, reference, tokenizer, rollouts, [0])).rejects.toThrow(/positive integer/);
 });
 
 test('batched log-probs match one sequence at a time', async () => {
@@ -221,7 +249,13 @@ test('prefix-rl rm eval reports ProcessBench and Best-of-N beside the reference 
     expect(report.bestOfN.byN.map((r: { n: number }) => r.n)).toEqual([1, 2]);
     const table = stderr.mock.calls.map((c) => String(c[0])).join('');
     expect(table).toMatch(/sum_diff +\d\.\d{3} \/ \d\.\d{3}/);
-    expect(table).toContain('Best-of-2 (2 prompts)');
+    expect(table).toContain('Best-of-N accuracy (2 prompts)');
+    expect(table).toMatch(/\| 2 \| \d\.\d{3} \| \d\.\d{3} \| \d\.\d{3} \|/);
+    // The ProcessBench table: a column per subset and the average, both protocols, both scores.
+    expect(table).toMatch(/\| rewardModel process-level \| [\d.]+ \([\d.]+\) \| [\d.]+ \([\d.]+\) \|/);
+    expect(report.processBenchAverage.subsets).toBe(1);
+    expect(report.processBenchAverage.rewardModel.sum_diff.f1).toBe(pb.rewardModel.sum_diff.f1);
+    expect(pb.rewardModel.sum).toHaveProperty('implicitPrmF1');
     await expect(main(['rm', 'eval', '--rm', FIXTURE, '--reference', FIXTURE])).rejects.toThrow(/--processbench files, --bon-rollouts/);
   } finally {
     jest.restoreAllMocks();

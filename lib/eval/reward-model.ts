@@ -7,9 +7,10 @@
 // something only beside it.
 import type { ProcessBenchRecord } from '../data/schemas.js';
 import { evaluateProcessBench, STEP_SCORE_MODES, type StepScoreMode } from './processbench.js';
-import { avgAtK, selectBest } from './bon.js';
+import { avgAtK, bonScores, selectBest } from './bon.js';
 import type { CausalLM } from '../model/causal-lm.js';
 import { groupByPrompt, type Rollout } from '../rollout/rollouts.js';
+import { TASK_SOURCE } from '../task/datasets.js';
 import { layoutSteps, TRACE_FORMATS, type TraceFormat } from '../task/render.js';
 import type { AsyncOptions } from '../tensor/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
@@ -65,6 +66,9 @@ export interface ModeSummary {
   /** F1 at the best threshold of IPVRM's grid (linspace(−1, 1)), and that threshold. */
   f1: number;
   threshold: number | undefined;
+  /** F1 at the best threshold of ImplicitPRM's grid (linspace(0, 1)), and that threshold (none when no F1 beats 0). */
+  implicitPrmF1: number;
+  implicitPrmThreshold: number | undefined;
   /** F1 at a threshold of 0.5. */
   f1AtHalf: number;
   auc: number;
@@ -84,7 +88,8 @@ function summarise(items: Parameters<typeof evaluateProcessBench>[0], options: R
   return Object.fromEntries(
     STEP_SCORE_MODES.map((mode) => {
       const m = modes[mode];
-      return [mode, { f1: m.best.f1, threshold: m.best.threshold, f1AtHalf: m.atHalf.f1, auc: m.auc }];
+      const implicit = { implicitPrmF1: m.implicitPrmBest.f1, implicitPrmThreshold: m.implicitPrmBest.threshold };
+      return [mode, { f1: m.best.f1, threshold: m.best.threshold, ...implicit, f1AtHalf: m.atHalf.f1, auc: m.auc }];
     }),
   ) as ProcessBenchSummary;
 }
@@ -121,21 +126,78 @@ export async function evaluateStepVerification(
   };
 }
 
+/** The two protocols of the paper's ProcessBench tables: prefix-based (`sum`, eq. 30) and process-level (`sum_diff`, eq. 31). */
+export const PROCESSBENCH_PROTOCOLS = { 'prefix-based': 'sum', 'process-level': 'sum_diff' } as const satisfies Record<string, StepScoreMode>;
+
+export interface ProcessBenchAverage {
+  /** The subsets averaged (ProcessBench's four: GSM8K, MATH, OlympiadBench, Omni-MATH; one file each). */
+  subsets: number;
+  /** Per score, per step-score mode: the mean over subsets of F1 (IPVRM's and ImplicitPRM's grids), F1 at 0.5 and AUC. */
+  rewardModel: Record<StepScoreMode, { f1: number; implicitPrmF1: number; f1AtHalf: number; auc: number }>;
+  referenceLikelihood: Record<StepScoreMode, { f1: number; implicitPrmF1: number; f1AtHalf: number; auc: number }>;
+}
+
+/** The mean over subsets of each metric (the paper's Table 2 average column). */
+export function averageProcessBench(reports: readonly StepVerificationReport[]): ProcessBenchAverage {
+  if (reports.length === 0) throw new Error('averaging ProcessBench needs at least one subset');
+  const mean = (pick: (r: StepVerificationReport) => number) => reports.reduce((a, r) => a + pick(r), 0) / reports.length;
+  const of = (score: 'rewardModel' | 'referenceLikelihood') =>
+    Object.fromEntries(
+      STEP_SCORE_MODES.map((mode) => [
+        mode,
+        {
+          f1: mean((r) => r[score][mode].f1),
+          implicitPrmF1: mean((r) => r[score][mode].implicitPrmF1),
+          f1AtHalf: mean((r) => r[score][mode].f1AtHalf),
+          auc: mean((r) => r[score][mode].auc),
+        },
+      ]),
+    ) as ProcessBenchAverage['rewardModel'];
+  return { subsets: reports.length, rewardModel: of('rewardModel'), referenceLikelihood: of('referenceLikelihood') };
+}
+
+/**
+ * Token indices, within a rollout's response, of each step's last token: steps split at `separator` ('\n' for the
+ * controlled task's format, else '\n\n'), each owning the separator after it; the last step ends at the last token.
+ */
+export function responseStepEnds(tokenizer: Tokenizer, rollout: Rollout): number[] {
+  const separator = rollout.data_source === TASK_SOURCE ? '\n' : '\n\n';
+  const ends: number[] = [];
+  let at = rollout.response.indexOf(separator);
+  while (at >= 0 && at + separator.length < rollout.response.length) {
+    const end = tokenizer.encode(rollout.response.slice(0, at + separator.length), { addSpecialTokens: false }).length - 1;
+    if (end >= 0 && end > (ends.at(-1) ?? -1) && end < rollout.response_ids.length - 1) ends.push(end);
+    at = rollout.response.indexOf(separator, at + separator.length);
+  }
+  ends.push(rollout.response_ids.length - 1);
+  return ends;
+}
+
 export interface BonReport {
   prompts: number;
   /** Accuracy of the pick among each prompt's first N rollouts, for each N. */
-  byN: { n: number; rewardModel: number; rewardModelSum: number; referenceLikelihood: number; random: number; oracle: number }[];
+  byN: {
+    n: number;
+    rewardModel: number;
+    rewardModelSum: number;
+    rewardModelMin: number;
+    referenceLikelihood: number;
+    random: number;
+    oracle: number;
+  }[];
 }
 
 /**
  * Best-of-N on verified rollouts (`prefix-rl rollout` on held-out prompts): per prompt, the first N rollouts are
  * scored and the best is picked (ties: the first). Scores: the RM's final normalised prefix value v̄(T) ∝ mean log
- * ratio (IPVRM's natural score), its sum (Implicit PRM's and DPO-RM's z), and the reference's mean log-prob. `random`
- * is avg@N (the expected accuracy of an unscored pick) and `oracle` is pass@N.
+ * ratio (IPVRM's natural score), its sum (Implicit PRM's and DPO-RM's z), its step-wise min (ImplicitPRM's default
+ * reward integration: the least cumulative reward at a step end, steps as responseStepEnds splits them), and the
+ * reference's mean log-prob. `random` is avg@N (the expected accuracy of an unscored pick) and `oracle` is pass@N.
  */
 export async function evaluateBestOfN(
   rewardModel: CausalLM,
   reference: CausalLM,
+  tokenizer: Tokenizer,
   rollouts: readonly Rollout[],
   ns: readonly number[],
   options: RmEvalOptions = {},
@@ -156,9 +218,10 @@ export async function evaluateBestOfN(
     const lr = policy[i].slice(from).map((v, j) => v - ref[i][from + j]);
     const sum = lr.reduce((a, v) => a + v, 0);
     const likelihood = ref[i].slice(from).reduce((a, v) => a + v, 0) / lr.length;
-    return { mean: sum / lr.length, sum, likelihood };
+    const min = bonScores({ tokenLogratio: lr, stepEnds: responseStepEnds(tokenizer, r) }, options.coef ?? 0.001).accMin;
+    return { mean: sum / lr.length, sum, min, likelihood };
   });
-  const pick = (n: number, key: 'mean' | 'sum' | 'likelihood') =>
+  const pick = (n: number, key: 'mean' | 'sum' | 'min' | 'likelihood') =>
     used.reduce((a, group, g) => a + group[selectBest(group.slice(0, n).map((_, i) => scores[g * largest + i][key]))].score, 0) / used.length;
   return {
     prompts: used.length,
@@ -166,6 +229,7 @@ export async function evaluateBestOfN(
       n,
       rewardModel: pick(n, 'mean'),
       rewardModelSum: pick(n, 'sum'),
+      rewardModelMin: pick(n, 'min'),
       referenceLikelihood: pick(n, 'likelihood'),
       random: avgAtK(used.map((g) => g.slice(0, n).map((r) => r.score))),
       oracle: used.filter((g) => g.slice(0, n).some((r) => r.score === 1)).length / used.length,

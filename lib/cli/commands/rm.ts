@@ -3,7 +3,15 @@ import { loadModel } from '../../model/index.js';
 import { loadDataset } from '../../data/records.js';
 import { readRollouts } from '../../rollout/rollouts.js';
 import { STEP_SCORE_MODES } from '../../eval/processbench.js';
-import { evaluateBestOfN, evaluateStepVerification, stepSequences, type ModeSummary, type StepVerificationReport } from '../../eval/reward-model.js';
+import {
+  averageProcessBench,
+  evaluateBestOfN,
+  evaluateStepVerification,
+  PROCESSBENCH_PROTOCOLS,
+  stepSequences,
+  type ModeSummary,
+  type StepVerificationReport,
+} from '../../eval/reward-model.js';
 import { loadTokenizer } from '../../tokenizer/index.js';
 import {
   IPVRM_WEIGHTINGS,
@@ -120,7 +128,7 @@ const evalCommand: CommandModule<object, RmEvalArgs> = {
       .option('reference', { type: 'string', demandOption: true, describe: 'Its reference π_ref (the checkpoint it was trained from)' })
       .option('processbench', { type: 'string', array: true, default: [], describe: 'ProcessBench-layout files (JSONL or Parquet), each reported' })
       .option('bon-rollouts', { type: 'string', describe: 'Verified rollouts of held-out prompts (prefix-rl rollout) for Best-of-N' })
-      .option('bon-n', { type: 'number', array: true, default: [1, 4], describe: 'The N of Best-of-N' })
+      .option('bon-n', { type: 'number', array: true, default: [4, 16, 64], describe: 'The N of Best-of-N (the paper: 4 16 64)' })
       .option('coef', { type: 'number', default: 0.001, describe: 'Step-score coefficient (reference 0.001; the RM β is the paper reading)' })
       .option('num-thresholds', { type: 'number', default: 1000, describe: 'Points of the oracle threshold grid' })
       .check((args) => {
@@ -144,16 +152,40 @@ const evalCommand: CommandModule<object, RmEvalArgs> = {
           process.stderr.write(`  ${mode.padEnd(10)}  ${cell(report.rewardModel[mode]).padEnd(14)}  ${cell(report.referenceLikelihood[mode])}\n`);
         }
       }
-      const bestOfN = args['bon-rollouts']
-        ? await evaluateBestOfN(rm, reference, await readRollouts(args['bon-rollouts']), args['bon-n'], options)
-        : undefined;
-      for (const row of bestOfN?.byN ?? []) {
-        process.stderr.write(
-          `Best-of-${row.n} (${bestOfN!.prompts} prompts): reward model ${row.rewardModel.toFixed(3)}, reference likelihood ` +
-            `${row.referenceLikelihood.toFixed(3)}, random ${row.random.toFixed(3)}, oracle ${row.oracle.toFixed(3)}\n`,
-        );
+      const reports = Object.values(processBench);
+      const processBenchAverage = reports.length > 0 ? averageProcessBench(reports) : undefined;
+      if (processBenchAverage) {
+        // The paper's Table 2 layout: a column per subset (file) and their average, F1 at the oracle threshold.
+        const names = Object.keys(processBench);
+        process.stderr.write(`ProcessBench step F1 (IPVRM grid; ImplicitPRM grid in parentheses)\n| | ${names.join(' | ')} | Avg. |\n`);
+        process.stderr.write(`|---|${names.map(() => '---|').join('')}---|\n`);
+        for (const [protocol, mode] of Object.entries(PROCESSBENCH_PROTOCOLS)) {
+          for (const score of ['rewardModel', 'referenceLikelihood'] as const) {
+            const cell = (m: { f1: number; implicitPrmF1: number }) => `${(100 * m.f1).toFixed(1)} (${(100 * m.implicitPrmF1).toFixed(1)})`;
+            const row = reports.map((r) => cell(r[score][mode]));
+            process.stderr.write(`| ${score} ${protocol} | ${row.join(' | ')} | ${cell(processBenchAverage[score][mode])} |\n`);
+          }
+        }
       }
-      process.stdout.write(JSON.stringify({ rm: args.rm, reference: args.reference, coef: args.coef, processBench, bestOfN }) + '\n');
+      const bestOfN = args['bon-rollouts']
+        ? await evaluateBestOfN(rm, reference, tokenizer, await readRollouts(args['bon-rollouts']), args['bon-n'], options)
+        : undefined;
+      if (bestOfN) {
+        // The paper's Table 1 layout: a row per N.
+        process.stderr.write(
+          `Best-of-N accuracy (${bestOfN.prompts} prompts)\n| N | RM mean | RM sum | RM min | reference likelihood | random | oracle |\n`,
+        );
+        process.stderr.write('|---|---|---|---|---|---|---|\n');
+        for (const row of bestOfN.byN) {
+          const cells = [row.rewardModel, row.rewardModelSum, row.rewardModelMin, row.referenceLikelihood, row.random, row.oracle].map((x) =>
+            x.toFixed(3),
+          );
+          process.stderr.write(`| ${row.n} | ${cells.join(' | ')} |\n`);
+        }
+      }
+      process.stdout.write(
+        JSON.stringify({ rm: args.rm, reference: args.reference, coef: args.coef, processBench, processBenchAverage, bestOfN }) + '\n',
+      );
     } finally {
       rm.dispose();
       reference.dispose();
