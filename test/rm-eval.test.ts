@@ -10,6 +10,7 @@ import { writeJsonl } from '../lib/data/index.js';
 import { evaluateProcessBench, stepAuc } from '../lib/eval/index.js';
 import { initModel, loadModel, type CausalLM } from '../lib/model/index.js';
 import type { Rollout } from '../lib/rollout/rollouts.js';
+import { analyzeTd, pearson, rocAuc } from '../lib/eval/td-analysis.js';
 import { averageProcessBench, evaluateBestOfN, evaluateStepVerification, responseStepEnds, stepSequences } from '../lib/eval/reward-model.js';
 import { makeProcessBenchSets, makeRlRecords } from '../lib/task/index.js';
 import { Tensor, tidy } from '../lib/tensor/index.js';
@@ -257,6 +258,69 @@ test('prefix-rl rm eval reports ProcessBench and Best-of-N beside the reference 
     expect(report.processBenchAverage.rewardModel.sum_diff.f1).toBe(pb.rewardModel.sum_diff.f1);
     expect(pb.rewardModel.sum).toHaveProperty('implicitPrmF1');
     await expect(main(['rm', 'eval', '--rm', FIXTURE, '--reference', FIXTURE])).rejects.toThrow(/--processbench files, --bon-rollouts/);
+  } finally {
+    jest.restoreAllMocks();
+    await rm(tmp, { recursive: true, force: true });
+  }
+});
+
+test('rocAuc and pearson against hand values', () => {
+  expect(rocAuc([0.9, 0.8, 0.3, 0.3], [1, 0, 1, 0])).toBeCloseTo((1 + 1 + 0 + 0.5) / 4, 12);
+  expect(rocAuc([1, 2], [1, 1])).toBeNaN();
+  expect(pearson([1, 2, 3], [2, 4, 6])).toBeCloseTo(1, 12);
+  expect(pearson([1, 2, 3], [1, 0, 1])).toBeCloseTo(0, 12);
+  expect(pearson([1, 1, 1], [0, 1, 0])).toBeNaN();
+});
+
+test('TD analysis: top-K branches at a random truncation point, TD and prefix value as the models give them', async () => {
+  const records = makeRlRecords(6, 4);
+  const report = await analyzeTd({ policy: reference, rewardModel }, tokenizer, records, { candidates: 3, maxNewTokens: 12, batchSize: 5 });
+  expect(report.trajectories).toBe(4);
+  expect(report.branches).toBe(12);
+  for (const item of report.items.slice(0, 6)) {
+    const prompt = tokenizer.encodeChat(records[item.prompt].prompt, { addGenerationPrompt: true });
+    const tokens = [...prompt, ...item.branch];
+    expect(item.branch).toHaveLength(item.t + 1);
+    expect(item.branch.at(-1)).toBe(item.token);
+    const [p, q] = [await alone(rewardModel, tokens), await alone(reference, tokens)];
+    const ratios = p.slice(prompt.length - 1).map((v, j) => v - q[prompt.length - 1 + j]);
+    expect(item.td).toBeCloseTo(10 * ratios.at(-1)!, 3);
+    expect(item.prefixValue).toBeCloseTo(10 * ratios.reduce((a, v) => a + v, 0), 3);
+    expect([0, 1]).toContain(item.outcome);
+  }
+  // Each point's branches are π_old's top-K: distinct tokens.
+  expect(new Set(report.items.slice(0, 3).map((x) => x.token)).size).toBe(3);
+  // π_φ = π_ref: every TD and value is 0, so nothing is told apart.
+  const flat = await analyzeTd({ policy: reference, rewardModel: reference }, tokenizer, records, { candidates: 2, maxNewTokens: 8 });
+  expect(flat.items.every((x) => x.td === 0 && x.prefixValue === 0)).toBe(true);
+  expect(flat.pearsonTd).toBeNaN();
+  await expect(analyzeTd({ policy: reference, rewardModel }, tokenizer, [])).rejects.toThrow(/at least one prompt/);
+});
+
+test('prefix-rl rm analyze-td prints the summary and writes the branches', async () => {
+  const tmp = await mkdtemp(join(tmpdir(), 'prefix-rl-td-'));
+  const out = captureStdout();
+  jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  try {
+    await writeJsonl(join(tmp, 'rl.jsonl'), makeRlRecords(7, 3));
+    const args = [
+      'rm',
+      'analyze-td',
+      '--model',
+      FIXTURE,
+      '--rm',
+      FIXTURE,
+      '--data',
+      join(tmp, 'rl.jsonl'),
+      '--candidates',
+      '2',
+      '--max-new-tokens',
+      '6',
+    ];
+    await main([...args, '--out', join(tmp, 'branches.jsonl')]);
+    expect(JSON.parse(out.join(''))).toMatchObject({ trajectories: 3, branches: 6, out: join(tmp, 'branches.jsonl') });
+    expect((await readFile(join(tmp, 'branches.jsonl'), 'utf8')).trim().split('\n')).toHaveLength(6);
+    await expect(main([...args, '--out', join(tmp, 'rl.jsonl')])).rejects.toThrow(/is the --data file/);
   } finally {
     jest.restoreAllMocks();
     await rm(tmp, { recursive: true, force: true });

@@ -3,3 +3,4 @@ export * from './bon.js';
 export * from './accuracy.js';
 export * from './reward-model.js';
 export * from './policy.js';
+export * from './td-analysis.js';

@@ -1,5 +1,9 @@
+import { resolve } from 'node:path';
+import { writeJsonl } from '../../data/jsonl.js';
+import { loadBenchmark } from '../../eval/policy.js';
+import { analyzeTd } from '../../eval/td-analysis.js';
 import type { CommandModule } from 'yargs';
-import { loadModel } from '../../model/index.js';
+import { loadModel, type CausalLM } from '../../model/index.js';
 import { loadDataset } from '../../data/records.js';
 import { readRollouts } from '../../rollout/rollouts.js';
 import { STEP_SCORE_MODES } from '../../eval/processbench.js';
@@ -193,11 +197,82 @@ const evalCommand: CommandModule<object, RmEvalArgs> = {
   },
 };
 
+interface AnalyzeTdArgs {
+  model: string;
+  rm: string;
+  reference?: string;
+  data: string;
+  limit?: number;
+  candidates: number;
+  beta: number;
+  temperature: number;
+  'max-new-tokens': number;
+  'batch-size': number;
+  seed: number;
+  out?: string;
+}
+
+/** `prefix-rl rm analyze-td`: does the one-step TD at π_old's candidates predict the outcome? (§4.3.3) */
+const analyzeTdCommand: CommandModule<object, AnalyzeTdArgs> = {
+  command: 'analyze-td',
+  describe: "The paper's TD analysis: random truncation points, top-K branches completed once each; AUC of |V_φ| and Pearson(TD, outcome)",
+  builder: (y) =>
+    y
+      .option('model', {
+        type: 'string',
+        demandOption: true,
+        describe: 'The policy (π_old) that samples trajectories and completions, with its tokenizer',
+      })
+      .option('rm', { type: 'string', demandOption: true, describe: 'The implicit reward model π_φ' })
+      .option('reference', { type: 'string', describe: 'Its reference π_ref (default: the policy, π_ref = π_old)' })
+      .option('data', { type: 'string', demandOption: true, describe: 'Prompts (RL layout, or a benchmark file: problem + answer)' })
+      .option('limit', { type: 'number', describe: 'Use the first N prompts (one trajectory each)' })
+      .option('candidates', { type: 'number', default: 5, describe: "Branches per truncation point: π_old's top-K" })
+      .option('beta', { type: 'number', default: 10, describe: 'β of the implicit reward' })
+      .option('temperature', { type: 'number', default: 1, describe: 'Sampling temperature of trajectories and completions' })
+      .option('max-new-tokens', { type: 'number', default: 256, describe: 'Most new tokens of a trajectory and of a completion' })
+      .option('batch-size', { type: 'number', default: 16, describe: 'Sequences per forward pass and sampling batch' })
+      .option('seed', { type: 'number', default: 0, describe: 'Seed of the sampling and of the truncation points' })
+      .option('out', { type: 'string', describe: 'Also write every branch (prompt, t, token, td, prefixValue, outcome) as JSON lines' }),
+  handler: async (args) => {
+    if (args.limit !== undefined && (!Number.isInteger(args.limit) || args.limit < 1)) throw new Error('--limit must be a positive integer');
+    if (args.out !== undefined && resolve(args.out) === resolve(args.data))
+      throw new Error(`--out ${args.out} is the --data file: it would be overwritten`);
+    const records = (await loadBenchmark(args.data)).records.slice(0, args.limit);
+    const tokenizer = await loadTokenizer(args.model);
+    const loaded: CausalLM[] = [];
+    try {
+      const load = async (path: string) => (loaded[loaded.length] = await loadModel(path));
+      const policy = await load(args.model);
+      const rewardModel = await load(args.rm);
+      const reference = args.reference ? await load(args.reference) : undefined;
+      const report = await analyzeTd({ policy, rewardModel, reference }, tokenizer, records, {
+        candidates: args.candidates,
+        beta: args.beta,
+        temperature: args.temperature,
+        maxNewTokens: args['max-new-tokens'],
+        batchSize: args['batch-size'],
+        seed: args.seed,
+      });
+      const { items, ...summary } = report;
+      if (args.out) await writeJsonl(args.out, items);
+      process.stderr.write(
+        `${summary.branches} branches from ${summary.trajectories} trajectories: AUC |V_φ| ${summary.aucAbsPrefixValue.toFixed(3)} ` +
+          `(V_φ ${summary.aucPrefixValue.toFixed(3)}), Pearson(TD, outcome) ${summary.pearsonTd.toFixed(4)}, right ${summary.meanOutcome.toFixed(3)}\n`,
+      );
+      process.stdout.write(JSON.stringify({ model: args.model, rm: args.rm, ...summary, ...(args.out && { out: args.out }) }) + '\n');
+    } finally {
+      for (const model of loaded) model.dispose();
+    }
+  },
+};
+
 /** `prefix-rl rm`: reward-model commands. */
 export const rmCommand: CommandModule = {
   command: 'rm',
-  describe: 'Reward models: train (IPVRM, Implicit PRM, DPO-RM) on rollouts; eval (ProcessBench, Best-of-N)',
-  builder: (y) => y.command(trainCommand).command(evalCommand).demandCommand(1, 'Name an rm command: train or eval.'),
+  describe: 'Reward models: train (IPVRM, Implicit PRM, DPO-RM) on rollouts; eval (ProcessBench, Best-of-N); analyze-td',
+  builder: (y) =>
+    y.command(trainCommand).command(evalCommand).command(analyzeTdCommand).demandCommand(1, 'Name an rm command: train, eval or analyze-td.'),
   // Never runs: demandCommand always hands over to a subcommand.
   handler: () => {},
 };
