@@ -1,2 +1,3 @@
 // prefix-rl/util: small shared pieces.
 export * from './rng.js';
+export * from './registry.js';

@@ -4,6 +4,7 @@
 import type { Matrix } from '../masked.js';
 
 import type { Conventions } from '../../ops/objectives.js';
+import { Registry } from '../../util/registry.js';
 
 /** What every estimator receives; each reads the fields its `needs` names and ignores the rest. */
 export interface AdvantageInput {
@@ -45,23 +46,11 @@ export interface AdvantageEstimator {
   estimate(input: AdvantageInput): AdvantageOutput;
 }
 
-const estimators = new Map<string, AdvantageEstimator>();
+const estimators = new Registry<AdvantageEstimator>('advantage estimator');
 
-export function registerAdvantage(estimator: AdvantageEstimator): AdvantageEstimator {
-  if (estimators.has(estimator.name)) throw new Error(`advantage estimator '${estimator.name}' is already registered`);
-  estimators.set(estimator.name, estimator);
-  return estimator;
-}
-
-export function getAdvantage(name: string): AdvantageEstimator {
-  const estimator = estimators.get(name);
-  if (!estimator) throw new Error(`unknown advantage estimator '${name}' (registered: ${listAdvantages().join(', ')})`);
-  return estimator;
-}
-
-export function listAdvantages(): string[] {
-  return [...estimators.keys()].sort();
-}
+export const registerAdvantage = (estimator: AdvantageEstimator): AdvantageEstimator => estimators.register(estimator);
+export const getAdvantage = (name: string): AdvantageEstimator => estimators.get(name);
+export const listAdvantages = (): string[] => estimators.names();
 
 /** The input field an estimator needs, or a clear error naming the estimator and the field. */
 export function required<K extends 'tokenLogRatio' | 'candidateTd'>(

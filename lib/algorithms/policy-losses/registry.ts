@@ -4,6 +4,7 @@
 // and whether it needs the candidate set. A new loss is one file plus one import line in index.ts.
 import type { DistrlLossOutputs } from '../../ops/objectives.js';
 import type { Tensor } from '../../tensor/index.js';
+import { Registry } from '../../util/registry.js';
 
 export interface PolicyLoss {
   readonly name: string;
@@ -13,20 +14,8 @@ export interface PolicyLoss {
   term(out: DistrlLossOutputs): Tensor;
 }
 
-const losses = new Map<string, PolicyLoss>();
+const losses = new Registry<PolicyLoss>('policy loss');
 
-export function registerPolicyLoss(loss: PolicyLoss): PolicyLoss {
-  if (losses.has(loss.name)) throw new Error(`policy loss '${loss.name}' is already registered`);
-  losses.set(loss.name, loss);
-  return loss;
-}
-
-export function getPolicyLoss(name: string): PolicyLoss {
-  const loss = losses.get(name);
-  if (!loss) throw new Error(`unknown policy loss '${name}' (registered: ${listPolicyLosses().join(', ')})`);
-  return loss;
-}
-
-export function listPolicyLosses(): string[] {
-  return [...losses.keys()].sort();
-}
+export const registerPolicyLoss = (loss: PolicyLoss): PolicyLoss => losses.register(loss);
+export const getPolicyLoss = (name: string): PolicyLoss => losses.get(name);
+export const listPolicyLosses = (): string[] => losses.names();

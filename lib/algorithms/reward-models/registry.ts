@@ -5,6 +5,7 @@
 // index.ts.
 import { distrlTd, tokenLogprobs } from '../../ops/objectives.js';
 import type { AsyncOptions, Tensor } from '../../tensor/index.js';
+import { Registry } from '../../util/registry.js';
 
 export interface RewardModelSettings {
   beta: number;
@@ -87,20 +88,8 @@ export async function implicitScore(input: RewardScoreInput, options: AsyncOptio
   return { candidateTd };
 }
 
-const models = new Map<string, RewardModel>();
+const models = new Registry<RewardModel>('reward model');
 
-export function registerRewardModel(model: RewardModel): RewardModel {
-  if (models.has(model.name)) throw new Error(`reward model '${model.name}' is already registered`);
-  models.set(model.name, model);
-  return model;
-}
-
-export function getRewardModel(name: string): RewardModel {
-  const model = models.get(name);
-  if (!model) throw new Error(`unknown reward model '${name}' (registered: ${listRewardModels().join(', ')})`);
-  return model;
-}
-
-export function listRewardModels(): string[] {
-  return [...models.keys()].sort();
-}
+export const registerRewardModel = (model: RewardModel): RewardModel => models.register(model);
+export const getRewardModel = (name: string): RewardModel => models.get(name);
+export const listRewardModels = (): string[] => models.names();

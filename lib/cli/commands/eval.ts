@@ -2,16 +2,11 @@ import type { CommandModule } from 'yargs';
 import { EVAL_INSTRUCTION, evaluatePolicy, loadBenchmark } from '../../eval/policy.js';
 import { loadModel } from '../../model/index.js';
 import { loadTokenizer } from '../../tokenizer/index.js';
+import { samplingOptions, type SamplingArgs } from './rollout.js';
 
-interface EvalArgs {
+interface EvalArgs extends SamplingArgs {
   model: string;
   data: string[];
-  samples: number;
-  temperature: number;
-  'top-p': number;
-  'max-new-tokens': number;
-  'batch-size': number;
-  seed: number;
   limit?: number;
   instruction: string;
 }
@@ -33,7 +28,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
       .option('limit', { type: 'number', describe: 'Use the first N problems of each file' })
       .option('instruction', { type: 'string', default: EVAL_INSTRUCTION, describe: 'Appended to eval-layout problems ("" for none)' }),
   handler: async (args) => {
-    if (!Number.isInteger(args.samples) || args.samples < 1) throw new Error('--samples must be a positive integer');
+    const sampling = samplingOptions(args);
     if (args.limit !== undefined && (!Number.isInteger(args.limit) || args.limit < 1)) throw new Error('--limit must be a positive integer');
     // Every file is read and checked before the model loads.
     const benchmarks = [];
@@ -43,14 +38,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
     }
     const [tokenizer, model] = [await loadTokenizer(args.model), await loadModel(args.model)];
     try {
-      const report = await evaluatePolicy(model, tokenizer, benchmarks, {
-        samples: args.samples,
-        temperature: args.temperature,
-        topP: args['top-p'],
-        maxNewTokens: args['max-new-tokens'],
-        batchSize: args['batch-size'],
-        seed: args.seed,
-      });
+      const report = await evaluatePolicy(model, tokenizer, benchmarks, sampling);
       const k = args.samples;
       const names = report.benchmarks.map((b) => b.name);
       const cell = (x: number) => (100 * x).toFixed(1);

@@ -3,20 +3,37 @@ import { writeJsonl } from '../../data/jsonl.js';
 import { loadDataset } from '../../data/records.js';
 import { accuracyOf } from '../../eval/accuracy.js';
 import { loadModel } from '../../model/index.js';
-import { sampleRollouts } from '../../rollout/rollouts.js';
+import { sampleRollouts, type RolloutOptions } from '../../rollout/rollouts.js';
 import { loadTokenizer } from '../../tokenizer/index.js';
 
-interface RolloutArgs {
-  model: string;
-  data: string;
-  out?: string;
-  limit?: number;
+/** The sampling flags of rollout, accuracy and eval. */
+export interface SamplingArgs {
   samples: number;
   temperature: number;
   'top-p': number;
   'max-new-tokens': number;
   'batch-size': number;
   seed: number;
+}
+
+/** The sampling flags as RolloutOptions. */
+export function samplingOptions(args: SamplingArgs): RolloutOptions {
+  if (!Number.isInteger(args.samples) || args.samples < 1) throw new Error('--samples must be a positive integer');
+  return {
+    samples: args.samples,
+    temperature: args.temperature,
+    topP: args['top-p'],
+    maxNewTokens: args['max-new-tokens'],
+    batchSize: args['batch-size'],
+    seed: args.seed,
+  };
+}
+
+interface RolloutArgs extends SamplingArgs {
+  model: string;
+  data: string;
+  out?: string;
+  limit?: number;
 }
 
 const options = {
@@ -32,19 +49,12 @@ const options = {
 
 /** Samples and verifies; writes the rollouts when `out` is given; prints the accuracy report. */
 async function run(args: RolloutArgs): Promise<void> {
-  if (!Number.isInteger(args.samples) || args.samples < 1) throw new Error('--samples must be a positive integer');
+  const sampling = samplingOptions(args);
   if (args.limit !== undefined && (!Number.isInteger(args.limit) || args.limit < 1)) throw new Error('--limit must be a positive integer');
   const records = (await loadDataset('rl', args.data)).slice(0, args.limit);
   const [tokenizer, model] = [await loadTokenizer(args.model), await loadModel(args.model)];
   try {
-    const rollouts = await sampleRollouts(model, tokenizer, records, {
-      samples: args.samples,
-      temperature: args.temperature,
-      topP: args['top-p'],
-      maxNewTokens: args['max-new-tokens'],
-      batchSize: args['batch-size'],
-      seed: args.seed,
-    });
+    const rollouts = await sampleRollouts(model, tokenizer, records, sampling);
     if (args.out) await writeJsonl(args.out, rollouts);
     process.stdout.write(JSON.stringify({ ...accuracyOf(rollouts), ...(args.out && { out: args.out }) }) + '\n');
   } finally {
