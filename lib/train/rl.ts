@@ -59,8 +59,9 @@ export interface RlStep {
   rmLoss?: number;
   /**
    * The reward model's outcome accuracy on this step's batch: the share of rows whose implicit reward Σ_t β·log
-   * π_φ/π_ref (sampled tokens) has the sign of the outcome (> 0 for a correct one), as read for the advantages (after
-   * an update 'before', before an update 'after'). Absent when the estimator reads no rewards.
+   * π_φ/π_ref at the sampled tokens (as the estimator reads it: token rewards, or the TD's sampled slot, which the
+   * reference zeroes at the last position) has the sign of the outcome (> 0 for a correct one), after an update
+   * 'before' and before an update 'after'. Absent when the estimator reads no rewards.
    */
   rmAccuracy?: number;
   /** Policy loss terms, means over micro-batches: total, Tok-PPO, Dist-PPO. */
