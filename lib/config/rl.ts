@@ -17,6 +17,9 @@ import { RL_PRESET_NAMES, RL_PRESETS } from './presets.js';
 
 export { RL_PRESETS, RL_PRESET_NAMES, type Preset } from './presets.js';
 
+/** Accuracy bounds that keep any group with mixed outcomes: the IPVRM release's filter (0.01, 0.99). */
+export const MIXED_ACCURACY_BOUNDS: readonly [number, number] = [0.01, 0.99];
+
 const positiveInt = z.int().positive();
 const probability = z.number().gt(0).lt(1);
 
@@ -31,7 +34,7 @@ const RolloutSection = z.strictObject({
    * A group trains first when its mean outcome lies strictly between these bounds and no response was truncated:
    * (0.01, 0.99) in the IPVRM release (any mixed group), [0.2, 0.8] in PRIME's recipe.
    */
-  accuracyBounds: z.tuple([z.number().min(0).max(1), z.number().min(0).max(1)]).default([0.01, 0.99]),
+  accuracyBounds: z.tuple([z.number().min(0).max(1), z.number().min(0).max(1)]).default([...MIXED_ACCURACY_BOUNDS]),
   temperature: z.number().positive().default(1),
   maxNewTokens: positiveInt.default(256),
   /** Responses sampled together. */

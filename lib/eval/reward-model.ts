@@ -40,16 +40,17 @@ export function stepSequences(tokenizer: Tokenizer, records: readonly (ProcessBe
     const prompt = tokenizer.encodeChat([{ role: 'user', content: record.problem }], { addGenerationPrompt: true });
     const responseTokens = tokenizer.encode(response, { addSpecialTokens: false });
     const tokens = [...prompt, ...responseTokens, eos];
-    const stepEnds = charEnds.map((end, k) =>
-      k === charEnds.length - 1
-        ? tokens.length - 1
-        : prompt.length + tokenizer.encode(response.slice(0, end), { addSpecialTokens: false }).length - 1,
-    );
+    const stepEnds = [...prefixTokenEnds(tokenizer, response, charEnds.slice(0, -1)).map((end) => prompt.length + end), tokens.length - 1];
     for (let k = 1; k < stepEnds.length; k++) {
       if (stepEnds[k] <= stepEnds[k - 1]) throw new Error(`${record.id}: step ${k} has no tokens of its own`);
     }
     return { tokens, promptLength: prompt.length, stepEnds, label: record.label };
   });
+}
+
+/** The index, within `text`'s tokens, of the last token of each prefix text.slice(0, end). */
+function prefixTokenEnds(tokenizer: Tokenizer, text: string, charEnds: readonly number[]): number[] {
+  return charEnds.map((end) => tokenizer.encode(text.slice(0, end), { addSpecialTokens: false }).length - 1);
 }
 
 /**
@@ -162,15 +163,15 @@ export function averageProcessBench(reports: readonly StepVerificationReport[]):
  */
 export function responseStepEnds(tokenizer: Tokenizer, rollout: Rollout): number[] {
   const separator = rollout.data_source === TASK_SOURCE ? '\n' : '\n\n';
-  const ends: number[] = [];
-  let at = rollout.response.indexOf(separator);
-  while (at >= 0 && at + separator.length < rollout.response.length) {
-    const end = tokenizer.encode(rollout.response.slice(0, at + separator.length), { addSpecialTokens: false }).length - 1;
-    if (end >= 0 && end > (ends.at(-1) ?? -1) && end < rollout.response_ids.length - 1) ends.push(end);
-    at = rollout.response.indexOf(separator, at + separator.length);
+  const charEnds: number[] = [];
+  for (let at = rollout.response.indexOf(separator); at >= 0; at = rollout.response.indexOf(separator, at + separator.length)) {
+    if (at + separator.length < rollout.response.length) charEnds.push(at + separator.length);
   }
-  ends.push(rollout.response_ids.length - 1);
-  return ends;
+  const last = rollout.response_ids.length - 1;
+  // A step with no token of its own (or one reaching the last token) merges into the next.
+  const ends: number[] = [];
+  for (const end of prefixTokenEnds(tokenizer, rollout.response, charEnds)) if (end > (ends.at(-1) ?? -1) && end < last) ends.push(end);
+  return [...ends, last];
 }
 
 export interface BonReport {

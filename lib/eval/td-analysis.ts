@@ -6,7 +6,7 @@
 import type { RlRecord } from '../data/schemas.js';
 import { padBatch, type CausalLM, type Generation } from '../model/index.js';
 import { sampleRollouts, verifyRequestFor } from '../rollout/rollouts.js';
-import { tidy, type AsyncOptions } from '../tensor/index.js';
+import { Tensor, tidy, type AsyncOptions } from '../tensor/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { deriveSeed, Rng } from '../util/rng.js';
 import { VerifierPool } from '../verify/pool.js';
@@ -76,31 +76,52 @@ export function pearson(x: readonly number[], y: readonly number[]): number {
   return sxx === 0 || syy === 0 ? NaN : sxy / Math.sqrt(sxx * syy);
 }
 
-/** For each sequence: log p of its tokens after the first, and log p of `candidates` after its last token. */
+interface PrefixScores {
+  /** log p of each sequence's tokens after its first. */
+  tokens: number[][];
+  /** The candidate next tokens after each sequence and their log p. */
+  candidates: number[][];
+  logprobs: number[][];
+}
+
+/**
+ * `model`'s log-probs on each sequence, and at the next position: of the given candidates, or of its own top-K (one
+ * pass gives π_old's candidates and, when π_ref is π_old, the reference's log-probs too).
+ */
 async function scorePrefixes(
   model: CausalLM,
   sequences: readonly number[][],
-  candidates: readonly number[][],
+  next: readonly number[][] | { topK: number },
   batchSize: number,
   signal?: AbortSignal,
-): Promise<{ tokens: number[][]; candidates: number[][] }> {
-  const out = { tokens: [] as number[][], candidates: [] as number[][] };
+): Promise<PrefixScores> {
+  const out: PrefixScores = { tokens: [], candidates: [], logprobs: [] };
   for (let start = 0; start < sequences.length; start += batchSize) {
     const batch = sequences.slice(start, start + batchSize);
-    const rows = await tidy(async () => {
+    await tidy(async () => {
       const { inputIds, attentionMask } = padBatch(batch);
       const logp = (await model.forward(inputIds, attentionMask, { noGrad: true, signal })).logSoftmax(-1);
-      return batch.map((tokens, i) => {
+      batch.forEach((tokens, i) => {
         const row = logp.select(0, i);
-        const next = row.slice(0, 0, tokens.length - 1).toNested() as number[][];
-        const last = row.select(0, tokens.length - 1).toNumbers();
-        return { tokens: tokens.slice(1).map((token, j) => next[j][token]), candidates: candidates[start + i].map((c) => last[c]) };
+        const following = Tensor.from(BigInt64Array.from(tokens.slice(1), BigInt), [tokens.length - 1, 1]);
+        out.tokens.push(
+          row
+            .slice(0, 0, tokens.length - 1)
+            .gather(1, following)
+            .toNumbers(),
+        );
+        const last = row.select(0, tokens.length - 1);
+        if ('topK' in next) {
+          const [values, indices] = last.topk(next.topK);
+          out.candidates.push(indices.toNumbers());
+          out.logprobs.push(values.toNumbers());
+        } else {
+          const ids = next[start + i];
+          out.candidates.push([...ids]);
+          out.logprobs.push(last.indexSelect(0, Tensor.from(BigInt64Array.from(ids, BigInt), [ids.length])).toNumbers());
+        }
       });
     });
-    for (const row of rows) {
-      out.tokens.push(row.tokens);
-      out.candidates.push(row.candidates);
-    }
   }
   return out;
 }
@@ -130,31 +151,13 @@ export async function analyzeTd(
     const rng = new Rng(deriveSeed(seed, 'td-truncation'));
     const cuts = trajectories.map((r) => ({ rollout: r, t: Math.floor(rng.next() * (r.response_ids.length - 1)) }));
     const prefixes = cuts.map(({ rollout, t }) => [...rollout.prompt_ids, ...rollout.response_ids.slice(0, t)]);
-    // 2. π_old's top-K next tokens at each truncation point.
-    const tops = await tidy(async () => {
-      const out: number[][] = [];
-      for (let start = 0; start < prefixes.length; start += batchSize) {
-        const batch = prefixes.slice(start, start + batchSize);
-        const { inputIds, attentionMask } = padBatch(batch);
-        const logits = await policy.forward(inputIds, attentionMask, { noGrad: true, signal });
-        batch.forEach((tokens, i) =>
-          out.push(
-            logits
-              .select(0, i)
-              .select(0, tokens.length - 1)
-              .topk(K)[1]
-              .toNumbers(),
-          ),
-        );
-      }
-      return out;
-    });
-    // 3. π_φ and π_ref on each prefix: the response's log ratios so far and at each candidate.
-    const [rm, ref] = [
-      await scorePrefixes(rewardModel, prefixes, tops, batchSize, signal),
-      await scorePrefixes(reference, prefixes, tops, batchSize, signal),
-    ];
-    // 4. One completion of each branch, verified.
+    // 2. π_old's top-K next tokens at each truncation point; π_φ and π_ref on each prefix: the response's log
+    // ratios so far and at each candidate.
+    const old = await scorePrefixes(policy, prefixes, { topK: K }, batchSize, signal);
+    const tops = old.candidates;
+    const rm = await scorePrefixes(rewardModel, prefixes, tops, batchSize, signal);
+    const ref = reference === policy ? old : await scorePrefixes(reference, prefixes, tops, batchSize, signal);
+    // 3. One completion of each branch, verified.
     const branches = cuts.flatMap(({ rollout, t }, i) => tops[i].map((token, k) => ({ i, rollout, t, token, k })));
     const completions: Generation[] = [];
     for (let start = 0; start < branches.length; start += batchSize) {
@@ -171,7 +174,7 @@ export async function analyzeTd(
     const items: TdBranch[] = branches.map(({ i, rollout, t, token, k }, b) => {
       const from = rollout.prompt_ids.length - 1; // entry j scores token j + 1: the response starts at from
       const sofar = rm.tokens[i].slice(from).reduce((a, v, j) => a + v - ref.tokens[i][from + j], 0);
-      const td = beta * (rm.candidates[i][k] - ref.candidates[i][k]);
+      const td = beta * (rm.logprobs[i][k] - ref.logprobs[i][k]);
       const branch = [...rollout.response_ids.slice(0, t), token];
       return { prompt: rollout.prompt_index, t, token, branch, td, prefixValue: beta * sofar + td, outcome: outcomes[b] };
     });

@@ -12,7 +12,7 @@ import { getAdvantage, type AdvantageInput, type AdvantageOutput } from '../algo
 import { getPolicyLoss } from '../algorithms/policy-losses/index.js';
 import { getRewardModel, type RewardModel, type RewardScoreInput } from '../algorithms/reward-models/index.js';
 import { VerifierPool } from '../verify/pool.js';
-import { evalRolloutOptions, type RlConfig } from '../config/rl.js';
+import { evalRolloutOptions, MIXED_ACCURACY_BOUNDS, type RlConfig } from '../config/rl.js';
 import type { RlRecord } from '../data/schemas.js';
 import type { CausalLM } from '../model/causal-lm.js';
 import { clipGradNorm, type AdamW } from '../model/optim.js';
@@ -55,7 +55,7 @@ export interface RlStep {
   /** Sequences trained on (kept prompt groups × n). */
   sequences: number;
   meanResponseLength: number;
-  /** Reward-model loss (mean over its micro-batches); absent when the reward model is not updated (grpo, update none). */
+  /** Reward-model loss: the mean over its optimizer steps of each step's loss; absent when no step ran (no reward model, update none, nothing to learn). */
   rmLoss?: number;
   /**
    * The reward model's outcome accuracy on this step's batch: the share of rows whose implicit reward Σ_t β·log
@@ -291,7 +291,7 @@ async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 
   return {
     step,
     accuracy: rollouts.reduce((a, x) => a + x.score, 0) / rollouts.length,
-    mixedFraction: sampledGroups.filter((group) => isMixed(group, [0.01, 0.99])).length / sampledGroups.length,
+    mixedFraction: sampledGroups.filter((group) => isMixed(group, MIXED_ACCURACY_BOUNDS)).length / sampledGroups.length,
     sequences: batch.rows.length,
     meanResponseLength: batch.rows.reduce((a, x) => a + x.response_ids.length, 0) / batch.rows.length,
     rmLoss,
@@ -399,7 +399,7 @@ function outcomeAccuracy(rewards: Matrix, mask: Matrix, acc: readonly number[]):
   return right / rewards.length;
 }
 
-/** Whether a group's mean outcome lies strictly between the bounds ((0.01, 0.99): it has mixed outcomes). */
+/** Whether a group's mean outcome lies strictly between the bounds (MIXED_ACCURACY_BOUNDS: it has mixed outcomes). */
 const isMixed = (group: readonly Rollout[], [low, high]: readonly [number, number]) => {
   const mean = group.reduce((a, x) => a + x.score, 0) / group.length;
   return mean > low && mean < high;
@@ -414,7 +414,7 @@ export function keepGroups(
   groups: readonly Rollout[][],
   count: number,
   maxNewTokens: number,
-  bounds: readonly [number, number] = [0.01, 0.99],
+  bounds: readonly [number, number] = MIXED_ACCURACY_BOUNDS,
 ): Rollout[][] {
   const passes = (group: readonly Rollout[]) => isMixed(group, bounds) && group.every((x) => x.response_ids.length < maxNewTokens - 1);
   return [...groups.filter(passes), ...groups.filter((g) => !passes(g))].slice(0, count);

@@ -5,9 +5,9 @@ import { parse as parseYaml } from 'yaml';
 import { deepMerge, evalRolloutOptions, loadRlConfig, RL_PRESET_NAMES } from '../../config/rl.js';
 import { sampledAccuracy } from '../../eval/accuracy.js';
 import { loadDataset } from '../../data/records.js';
-import { loadModel, type CausalLM } from '../../model/index.js';
 import { trainRl, type RlStep } from '../../train/rl.js';
 import { loadTokenizer } from '../../tokenizer/index.js';
+import { withModels } from '../models.js';
 
 interface RlTrainArgs {
   config: string;
@@ -55,13 +55,7 @@ const trainCommand: CommandModule<object, RlTrainArgs> = {
     if (evalRecords?.length === 0) throw new Error(`--eval-data ${args['eval-data']} holds no prompts`);
     const tokenizer = await loadTokenizer(args.model);
     const needsRm = config.rewardModel.kind !== 'none';
-    const loaded: CausalLM[] = [];
-    const load = async (path: string) => {
-      const model = await loadModel(path);
-      loaded.push(model);
-      return model;
-    };
-    try {
+    await withModels(async (load) => {
       const policy = await load(args.model);
       const rewardModel = needsRm ? await load(args['reward-model'] ?? args.model) : undefined;
       const reference = needsRm && config.rewardModel.reference === 'frozen' ? await load(args.reference ?? args.model) : undefined;
@@ -109,9 +103,7 @@ const trainCommand: CommandModule<object, RlTrainArgs> = {
           seconds: last.seconds,
         }) + '\n',
       );
-    } finally {
-      for (const model of loaded) model.dispose();
-    }
+    });
   },
 };
 

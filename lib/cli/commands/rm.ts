@@ -2,8 +2,9 @@ import { resolve } from 'node:path';
 import { writeJsonl } from '../../data/jsonl.js';
 import { loadBenchmark } from '../../eval/policy.js';
 import { analyzeTd } from '../../eval/td-analysis.js';
+import { withModels } from '../models.js';
 import type { CommandModule } from 'yargs';
-import { loadModel, type CausalLM } from '../../model/index.js';
+import { loadModel } from '../../model/index.js';
 import { loadDataset } from '../../data/records.js';
 import { readRollouts } from '../../rollout/rollouts.js';
 import { STEP_SCORE_MODES } from '../../eval/processbench.js';
@@ -141,8 +142,8 @@ const evalCommand: CommandModule<object, RmEvalArgs> = {
       }),
   handler: async (args) => {
     const tokenizer = await loadTokenizer(args.rm);
-    const [rm, reference] = [await loadModel(args.rm), await loadModel(args.reference)];
-    try {
+    await withModels(async (load) => {
+      const [rm, reference] = [await load(args.rm), await load(args.reference)];
       const options = { coef: args.coef, numThresholds: args['num-thresholds'] };
       const processBench: Record<string, StepVerificationReport> = {};
       for (const file of args.processbench) {
@@ -190,10 +191,7 @@ const evalCommand: CommandModule<object, RmEvalArgs> = {
       process.stdout.write(
         JSON.stringify({ rm: args.rm, reference: args.reference, coef: args.coef, processBench, processBenchAverage, bestOfN }) + '\n',
       );
-    } finally {
-      rm.dispose();
-      reference.dispose();
-    }
+    });
   },
 };
 
@@ -240,9 +238,7 @@ const analyzeTdCommand: CommandModule<object, AnalyzeTdArgs> = {
       throw new Error(`--out ${args.out} is the --data file: it would be overwritten`);
     const records = (await loadBenchmark(args.data)).records.slice(0, args.limit);
     const tokenizer = await loadTokenizer(args.model);
-    const loaded: CausalLM[] = [];
-    try {
-      const load = async (path: string) => (loaded[loaded.length] = await loadModel(path));
+    await withModels(async (load) => {
       const policy = await load(args.model);
       const rewardModel = await load(args.rm);
       const reference = args.reference ? await load(args.reference) : undefined;
@@ -261,9 +257,7 @@ const analyzeTdCommand: CommandModule<object, AnalyzeTdArgs> = {
           `(V_φ ${summary.aucPrefixValue.toFixed(3)}), Pearson(TD, outcome) ${summary.pearsonTd.toFixed(4)}, right ${summary.meanOutcome.toFixed(3)}\n`,
       );
       process.stdout.write(JSON.stringify({ model: args.model, rm: args.rm, ...summary, ...(args.out && { out: args.out }) }) + '\n');
-    } finally {
-      for (const model of loaded) model.dispose();
-    }
+    });
   },
 };
 
