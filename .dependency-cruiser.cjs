@@ -16,6 +16,8 @@ const LAYERS = [
   'eval',
   'config',
   'train',
+  'run',
+  'report',
   'cli',
 ];
 

@@ -2,8 +2,8 @@
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { deepMerge, loadRlConfig, resolveRlConfig, RL_PRESET_NAMES } from '../lib/config/rl.js';
-import { parseSetting } from '../lib/cli/commands/rl.js';
+import { loadRlConfig, resolveRlConfig, RL_PRESET_NAMES } from '../lib/config/rl.js';
+import { deepMerge, parseSetting } from '../lib/config/common.js';
 
 test('defaults follow the released code, per algorithm', () => {
   const distrl = resolveRlConfig({ algorithm: 'distrl' });

@@ -3,8 +3,6 @@
 // the config before validation; the names are checked against the three registries of lib/algorithms. Defaults are
 // the IPVRM release's (implemented-math.md §5, distrl_config.yaml), except the sizes (prompts, samples, lengths),
 // which a config for a given model sets. YAML files in configs/rl/.
-import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { getAdvantage, listAdvantages } from '../algorithms/advantages/index.js';
 import { getPolicyLoss, listPolicyLosses } from '../algorithms/policy-losses/index.js';
@@ -13,6 +11,7 @@ import { LORA_TARGETS } from '../model/lora.js';
 import type { RolloutOptions } from '../rollout/rollouts.js';
 import { deriveSeed } from '../util/rng.js';
 
+import { CheckpointSection, deepMerge, readConfigFile } from './common.js';
 import { RL_PRESET_NAMES, RL_PRESETS } from './presets.js';
 
 export { RL_PRESETS, RL_PRESET_NAMES, type Preset } from './presets.js';
@@ -152,6 +151,7 @@ export const RlConfigSchema = z.strictObject({
   rewardModel: RewardModelSection.default(RewardModelSection.parse({})),
   advantage: AdvantageSection.default(AdvantageSection.parse({})),
   eval: EvalSection.default(EvalSection.parse({})),
+  checkpoint: CheckpointSection.default(CheckpointSection.parse({})),
 });
 
 export type RlConfigInput = z.input<typeof RlConfigSchema>;
@@ -230,34 +230,10 @@ export function resolveRlConfig(input: unknown): RlConfig {
 
 /** Reads a YAML (or JSON) RL config and resolves it; `overrides` (e.g. from CLI flags) win over the file. */
 export async function loadRlConfig(file: string, overrides: Record<string, unknown> = {}): Promise<RlConfig> {
-  let text: string;
+  const parsed = await readConfigFile(file);
   try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new Error(`cannot read RL config ${file}: ${(err as Error).message}`);
-  }
-  let parsed: unknown;
-  try {
-    parsed = parseYaml(text);
-  } catch (err) {
-    throw new Error(`${file}: not valid YAML: ${(err as Error).message}`);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`${file}: an RL config must be a mapping`);
-  try {
-    return resolveRlConfig(deepMerge(parsed as Record<string, unknown>, overrides));
+    return resolveRlConfig(deepMerge(parsed, overrides));
   } catch (err) {
     throw new Error(`${file}: ${(err as Error).message}`);
   }
-}
-
-/** `over` merged into `base`, key by key through nested mappings; undefined values in `over` are skipped. */
-export function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...base };
-  for (const [key, value] of Object.entries(over)) {
-    if (value === undefined) continue;
-    const current = out[key];
-    const bothObjects = [value, current].every((v) => typeof v === 'object' && v !== null && !Array.isArray(v));
-    out[key] = bothObjects ? deepMerge(current as Record<string, unknown>, value as Record<string, unknown>) : value;
-  }
-  return out;
 }

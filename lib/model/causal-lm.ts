@@ -1,5 +1,6 @@
 // CausalLM: a Qwen3 or Llama decoder loaded from a Hugging Face checkpoint folder, running on the native compute
 // thread. Every method that touches weights returns a Promise; returned tensors join the current `tidy` scope.
+import { writeFolderAtomic } from '../util/fs.js';
 import { join } from 'node:path';
 import { withCancel } from '../tensor/cancel.js';
 import { tidy } from '../tensor/scope.js';
@@ -218,7 +219,8 @@ export class CausalLM {
       // transformers >= 5 writes `dtype`, older versions `torch_dtype`; keep whichever the checkpoint had.
       const dtypeKey = 'dtype' in config && !('torch_dtype' in config) ? 'dtype' : 'torch_dtype';
       config[dtypeKey] = this.dtype;
-      await writeCheckpoint(dir, config, [...parameters], { ...options, companionsFrom: this.source });
+      // Built aside and renamed into place: a crash leaves the old checkpoint or the new one, never a mix.
+      await writeFolderAtomic(dir, (temp) => writeCheckpoint(temp, config, [...parameters], { ...options, companionsFrom: this.source }));
     } finally {
       for (const tensor of parameters.values()) tensor.dispose();
     }
@@ -251,8 +253,11 @@ export class CausalLM {
   /** Writes the attached adapter as a PEFT folder, loadable by PeftModel.from_pretrained on the source model. */
   async saveAdapter(dir: string, options: AsyncOptions = {}): Promise<void> {
     if (!this.adapter) throw new Error('saveAdapter: the model has no LoRA adapter');
-    await writeAdapterConfig(dir, this.adapter, this.source);
-    await tidy(() => writeSafetensors(join(dir, ADAPTER_WEIGHTS), this.loraParameters(), { format: 'pt' }, options));
+    const adapter = this.adapter;
+    await writeFolderAtomic(dir, async (temp) => {
+      await writeAdapterConfig(temp, adapter, this.source);
+      await tidy(() => writeSafetensors(join(temp, ADAPTER_WEIGHTS), this.loraParameters(), { format: 'pt' }, options));
+    });
   }
 
   /** Folds the adapter into the base weights (W += scale · B A) and detaches it. */

@@ -38,7 +38,11 @@ export {
   constantSchedule,
   linearSchedule,
   cosineSchedule,
+  lrSchedule,
+  LR_SCHEDULES,
   type AdamWOptions,
   type LrSchedule,
+  type LrScheduleName,
   type ScheduleOptions,
 } from './optim.js';
+export { withModels } from './with-models.js';

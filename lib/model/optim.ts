@@ -3,7 +3,8 @@
 // → clipGradNorm → step({ lr: schedule(step) }).
 import { addon, type NativeAdamW, type NativeTensor } from '../native/addon.js';
 import { withCancel } from '../tensor/cancel.js';
-import type { AsyncOptions, Tensor } from '../tensor/tensor.js';
+import { Tensor, type AsyncOptions } from '../tensor/tensor.js';
+import { readSafetensors, writeSafetensors } from './safetensors.js';
 
 type Parameters = Iterable<Tensor> | Map<string, Tensor>;
 const nativeTensors = (parameters: Parameters): NativeTensor[] =>
@@ -27,10 +28,14 @@ export interface AdamWOptions {
 export class AdamW {
   private readonly native: NativeAdamW;
   private readonly lr: number;
+  /** The parameters' names (their indices when given without names): the keys of a saved state. */
+  private readonly names: string[];
 
   constructor(parameters: Parameters, options: AdamWOptions) {
     const [beta1, beta2] = options.betas ?? [0.9, 0.999];
-    this.native = new (addon().NativeAdamW)(nativeTensors(parameters), {
+    const natives = nativeTensors(parameters);
+    this.names = parameters instanceof Map ? [...parameters.keys()] : natives.map((_, i) => String(i));
+    this.native = new (addon().NativeAdamW)(natives, {
       beta1,
       beta2,
       eps: options.eps ?? 1e-8,
@@ -53,7 +58,61 @@ export class AdamW {
   get steps(): number {
     return this.native.steps;
   }
+
+  /**
+   * Writes the state — each parameter's moments (float32, as `exp_avg.<name>` / `exp_avg_sq.<name>`) and update
+   * count, the step count — to one safetensors file; `load` restores it exactly.
+   */
+  async save(file: string, options: AsyncOptions = {}): Promise<void> {
+    const state = await withCancel(options.signal, (token) => this.native.state(token));
+    const tensors = new Map<string, Tensor>();
+    this.names.forEach((name, i) => {
+      tensors.set(`exp_avg.${name}`, Tensor.wrap(state.expAvg[i]));
+      tensors.set(`exp_avg_sq.${name}`, Tensor.wrap(state.expAvgSq[i]));
+    });
+    const counts = { steps: Object.fromEntries(this.names.map((name, i) => [name, state.steps[i]])), stepsTaken: state.stepsTaken };
+    try {
+      await writeSafetensors(file, tensors, { format: 'pt', [ADAMW_METADATA]: JSON.stringify(counts) }, options);
+    } finally {
+      for (const tensor of tensors.values()) tensor.dispose();
+    }
+  }
+
+  /** Restores a state written by `save` for the same parameters (names and shapes are checked). */
+  async load(file: string, options: AsyncOptions = {}): Promise<void> {
+    const { tensors, metadata } = await readSafetensors(file, options);
+    try {
+      const fail = (message: string): never => {
+        throw new Error(`${file}: not this optimizer's state: ${message}`);
+      };
+      let counts: { steps: Record<string, number>; stepsTaken: number };
+      try {
+        counts = JSON.parse(metadata[ADAMW_METADATA] ?? fail(`no ${ADAMW_METADATA} metadata`));
+      } catch (err) {
+        return fail((err as Error).message);
+      }
+      const moment = (kind: string, name: string) => (tensors.get(`${kind}.${name}`) ?? fail(`no ${kind} for parameter ${name}`)).native;
+      const extra = tensors.size - 2 * this.names.length;
+      if (extra !== 0) fail(`it holds ${tensors.size / 2} parameters' moments, the optimizer has ${this.names.length}`);
+      const steps = this.names.map((name) => counts.steps?.[name] ?? fail(`no step count for parameter ${name}`));
+      await withCancel(options.signal, (token) =>
+        this.native.loadState(
+          {
+            expAvg: this.names.map((name) => moment('exp_avg', name)),
+            expAvgSq: this.names.map((name) => moment('exp_avg_sq', name)),
+            steps,
+            stepsTaken: counts.stepsTaken,
+          },
+          token,
+        ),
+      );
+    } finally {
+      for (const tensor of tensors.values()) tensor.dispose();
+    }
+  }
 }
+
+const ADAMW_METADATA = 'prefix_rl_adamw';
 
 /**
  * Scales the gradients of `parameters` so that their global L2 norm is at most `maxNorm` (torch's
@@ -102,4 +161,13 @@ export function cosineSchedule(lr: number, options: ScheduleOptions): LrSchedule
     const progress = Math.min(1, (step - warmupSteps) / Math.max(1, totalSteps - warmupSteps));
     return warmup(lr, warmupSteps, step) ?? minLr + ((lr - minLr) * (1 + Math.cos(Math.PI * progress))) / 2;
   };
+}
+
+export const LR_SCHEDULES = ['constant', 'linear', 'cosine'] as const;
+export type LrScheduleName = (typeof LR_SCHEDULES)[number];
+
+/** The learning rate at each step of a run of `steps` steps. */
+export function lrSchedule(name: LrScheduleName, lr: number, options: { warmupSteps: number; totalSteps: number; minLr?: number }): LrSchedule {
+  if (!(LR_SCHEDULES as readonly string[]).includes(name)) throw new Error(`schedule must be one of ${LR_SCHEDULES.join(', ')}, got '${name}'`);
+  return name === 'constant' ? constantSchedule(lr, options) : (name === 'linear' ? linearSchedule : cosineSchedule)(lr, options);
 }

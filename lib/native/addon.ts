@@ -3,8 +3,7 @@
 // models, optimizers, safetensors). Library code uses the typed wrappers in lib/tensor, lib/ops and lib/model; this
 // file is the only place that sees the addon.
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../util/package.js';
 
 export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int32' | 'int64' | 'bool' | 'uint8';
 export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}`;
@@ -109,7 +108,17 @@ export interface NativeModel {
 export interface NativeAdamW {
   step(lr: number, cancel?: NativeCancelToken): Promise<void>;
   zeroGrad(cancel?: NativeCancelToken): Promise<void>;
+  state(cancel?: NativeCancelToken): Promise<NativeAdamWState>;
+  loadState(state: NativeAdamWState, cancel?: NativeCancelToken): Promise<void>;
   readonly steps: number;
+}
+
+/** Per parameter (in the constructor's order) its moments and update count; and the number of step() calls. */
+export interface NativeAdamWState {
+  expAvg: NativeTensor[];
+  expAvgSq: NativeTensor[];
+  steps: number[];
+  stepsTaken: number;
 }
 
 export interface NativeAdamWOptions {
@@ -189,22 +198,6 @@ export interface NativeAddon {
   // safetensors (native/model/safetensors_binding.cc)
   readSafetensors(path: string, cancel?: NativeCancelToken): Promise<{ tensors: Record<string, NativeTensor>; metadata: Record<string, string> }>;
   writeSafetensors(path: string, tensors: Record<string, NativeTensor>, metadata: Record<string, string>, cancel?: NativeCancelToken): Promise<void>;
-}
-
-/** The repository (or installed package) root: two levels above lib/native, in source and in dist/. */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  const require = createRequire(import.meta.url);
-  for (let i = 0; i < 5; i++) {
-    try {
-      const pkg = require(join(dir, 'package.json')) as { name?: string };
-      if (pkg.name === 'prefix-rl') return dir;
-    } catch {
-      // not the root yet
-    }
-    dir = dirname(dir);
-  }
-  throw new Error('prefix-rl: cannot find the package root (package.json) above ' + fileURLToPath(import.meta.url));
 }
 
 let cached: NativeAddon | undefined;

@@ -29,6 +29,11 @@ export interface RolloutOptions extends AsyncOptions {
   verifier?: VerifierPool;
   /** Scores each rollout instead of the verifier (e.g. a custom reward); nothing is then verified. */
   reward?: (rollout: Omit<Rollout, 'score'>) => number;
+  /**
+   * Filled in with where the time went: seconds sampling, and seconds waiting for the verdicts after the last batch
+   * sampled (verification overlaps sampling until then).
+   */
+  timing?: { generate: number; verify: number };
 }
 
 /** One sampled response; the JSON form of the rollouts file (`prefix-rl rollout`). */
@@ -112,6 +117,7 @@ export async function sampleRollouts(
   const jobs = records.flatMap((_, prompt) => Array.from({ length: samples }, (_, sample) => ({ prompt, sample })));
   const pool = reward ? undefined : (options.verifier ?? new VerifierPool());
   try {
+    const started = performance.now();
     const pending: Promise<Rollout>[] = [];
     for (let start = 0; start < jobs.length; start += batchSize) {
       const batch = jobs.slice(start, start + batchSize);
@@ -141,7 +147,10 @@ export async function sampleRollouts(
       }
       options.onBatch?.(start + batch.length, jobs.length);
     }
-    return await Promise.all(pending);
+    const sampled = performance.now();
+    const rollouts = await Promise.all(pending);
+    if (options.timing) Object.assign(options.timing, { generate: (sampled - started) / 1000, verify: (performance.now() - sampled) / 1000 });
+    return rollouts;
   } finally {
     if (pool && !options.verifier) await pool.close();
   }

@@ -15,12 +15,11 @@ import { VerifierPool } from '../verify/pool.js';
 import { evalRolloutOptions, MIXED_ACCURACY_BOUNDS, type RlConfig } from '../config/rl.js';
 import type { RlRecord } from '../data/schemas.js';
 import type { CausalLM } from '../model/causal-lm.js';
-import { clipGradNorm, type AdamW } from '../model/optim.js';
 import { distrlCandidates, distrlLoss, tokenEntropy, tokenLogprobs } from '../ops/objectives.js';
 import { deriveSeed, Rng } from '../util/rng.js';
 import { Tensor, tidy, type AsyncOptions } from '../tensor/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
-import { withOptimizer } from './common.js';
+import { runToEnd, stateField, Trainee, type TrainingSession } from './common.js';
 import { sampledAccuracy } from '../eval/accuracy.js';
 import type { Matrix } from '../algorithms/masked.js';
 import { groupByPrompt, sampleRollouts, type Rollout } from '../rollout/rollouts.js';
@@ -44,6 +43,24 @@ export interface RlRunOptions extends AsyncOptions {
   /** Held-out prompts: avg@k after the steps config.eval names (RlStep.testAccuracy). */
   evalRecords?: readonly RlRecord[];
   onStep?: (step: RlStep) => void;
+  /**
+   * With config.actor.lora: attach the PEFT adapter in this folder (a checkpoint's, when resuming) instead of a new
+   * one.
+   */
+  policyAdapter?: string;
+}
+
+/** Seconds per phase of an RL step (verl's timing_s/*). */
+export interface RlTiming {
+  gen: number;
+  verify: number;
+  oldLogProb: number;
+  rmUpdate: number;
+  rmScore: number;
+  adv: number;
+  updateActor: number;
+  eval: number;
+  step: number;
 }
 
 export interface RlStep {
@@ -55,6 +72,9 @@ export interface RlStep {
   /** Sequences trained on (kept prompt groups × n). */
   sequences: number;
   meanResponseLength: number;
+  maxResponseLength: number;
+  /** Share of trained responses that reached rollout.maxNewTokens. */
+  responseClipRatio: number;
   /** Reward-model loss: the mean over its optimizer steps of each step's loss; absent when no step ran (no reward model, update none, nothing to learn). */
   rmLoss?: number;
   /**
@@ -64,6 +84,13 @@ export interface RlStep {
    * 'before' and before an update 'after'. Absent when the estimator reads no rewards.
    */
   rmAccuracy?: number;
+  /** The RM score of the paper's eq. 19, (log π_φ(y|x) − log π_ref(y|x)) / |y|, mean over the batch (absent as rmAccuracy). */
+  rmScore?: number;
+  /** Sampled-token advantages over response tokens. */
+  advantages: { mean: number; max: number; min: number };
+  /** π_old's candidate set per response token: its mean size and mean probability mass (the sampled token alone without Dist-PPO). */
+  candidateSize: number;
+  candidateCoverage: number;
   /** Policy loss terms, means over micro-batches: total, Tok-PPO, Dist-PPO. */
   loss: number;
   pgLoss: number;
@@ -71,12 +98,18 @@ export interface RlStep {
   /** Token-mean entropy of π_θ over response tokens (the bonus's term when actor.entropyCoeff > 0). */
   entropy: number;
   pgClipfrac: number;
+  /** Share of Dist-PPO candidate slots whose ratio is clipped. */
+  topkPgClipfrac: number;
   /** Mean log π_old − log π_θ over response tokens (0 on the first mini-batch: it is on-policy). */
   ppoKl: number;
   /** The policy's gradient norm before clipping, of the step's last mini-batch. */
   gradNorm: number;
+  lr: number;
   /** avg@k on the evaluation prompts after this step (only on evaluation steps). */
   testAccuracy?: number;
+  /** Prompt + response tokens sampled this step (the throughput's numerator). */
+  tokens: number;
+  timing: RlTiming;
   seconds: number;
 }
 
@@ -91,56 +124,100 @@ export async function trainRl(
   config: RlConfig,
   options: RlRunOptions = {},
 ): Promise<RlStep[]> {
-  const { policy, rewardModel, reference } = models;
-  const usesRm = config.rewardModel.kind !== 'none';
-  if (records.length === 0) throw new Error('RL needs at least one prompt record');
-  if (usesRm && !rewardModel)
-    throw new Error(`${config.algorithm} needs a reward model (π_φ, rewardModel.kind ${config.rewardModel.kind}) to train online`);
-  if (usesRm && config.rewardModel.reference === 'frozen' && !reference) {
-    throw new Error('rewardModel.reference is frozen: give the reference model');
-  }
-  if (rewardModel === policy || reference === policy) throw new Error('the reward model and reference must be models separate from the policy');
-  if (config.actor.lora) {
-    if (policy.lora) throw new Error('actor.lora asks for a new adapter, but the policy already has one (it would train as is without actor.lora)');
-    await policy.addLora({ ...config.actor.lora, seed: deriveSeed(config.seed, 'lora'), signal: options.signal });
-  }
-  const prompts = new PromptStream(records, config.seed);
-  // One verifier pool for the run's rollouts and evaluations (its workers start at the first check).
-  const verifier = new VerifierPool();
-  const start = performance.now();
-  const train = (rm?: Trainee) =>
-    withOptimizer(policy, { lr: config.actor.lr, betas: [0.9, 0.999], weightDecay: config.actor.weightDecay }, async (optimizer, parameters) => {
-      const history: RlStep[] = [];
-      for (let step = 0; step < config.steps; step++) {
-        const record = await tidy(() =>
-          rlStep(step, { models, tokenizer, prompts, verifier, config, options, rm, actor: { optimizer, parameters } }),
-        );
-        const { every } = config.eval;
-        const evaluate = options.evalRecords?.length && ((every > 0 && (step + 1) % every === 0) || step === config.steps - 1);
-        const testAccuracy = evaluate
-          ? (await sampledAccuracy(policy, tokenizer, options.evalRecords!, { ...evalRolloutOptions(config), verifier, signal: options.signal }))
-              .accuracy
-          : undefined;
-        const done = { ...record, ...(testAccuracy !== undefined && { testAccuracy }), seconds: (performance.now() - start) / 1000 };
-        history.push(done);
-        options.onStep?.(done);
-      }
-      return history;
-    });
-  try {
-    if (!usesRm || config.rewardModel.update === 'none') return await train();
-    return await withOptimizer(rewardModel!, { lr: config.rewardModel.lr, betas: [0.9, 0.999], weightDecay: 0 }, (optimizer, parameters) =>
-      train({ optimizer, parameters }),
-    );
-  } finally {
-    await verifier.close();
-  }
+  return runToEnd(await RlSession.open(models, tokenizer, records, config, options), options);
 }
 
-/** A model being trained: its optimizer and parameters. */
-interface Trainee {
-  optimizer: AdamW;
-  parameters: Map<string, Tensor>;
+/** The RL loop one step at a time (see trainRl); `RlSession.open` checks the setup and attaches the LoRA adapter. */
+export class RlSession implements TrainingSession<RlStep> {
+  readonly totalSteps: number;
+  readonly trainees: Readonly<Record<string, Trainee>>;
+  private readonly start = performance.now();
+  private done = 0;
+
+  private constructor(
+    private readonly context: StepContext,
+    trainees: Record<string, Trainee>,
+  ) {
+    this.totalSteps = context.config.steps;
+    this.trainees = trainees;
+  }
+
+  static async open(
+    models: RlModels,
+    tokenizer: Tokenizer,
+    records: readonly RlRecord[],
+    config: RlConfig,
+    options: RlRunOptions = {},
+  ): Promise<RlSession> {
+    const { policy, rewardModel, reference } = models;
+    const usesRm = config.rewardModel.kind !== 'none';
+    if (records.length === 0) throw new Error('RL needs at least one prompt record');
+    if (usesRm && !rewardModel)
+      throw new Error(`${config.algorithm} needs a reward model (π_φ, rewardModel.kind ${config.rewardModel.kind}) to train online`);
+    if (usesRm && config.rewardModel.reference === 'frozen' && !reference) {
+      throw new Error('rewardModel.reference is frozen: give the reference model');
+    }
+    if (rewardModel === policy || reference === policy) throw new Error('the reward model and reference must be models separate from the policy');
+    if (options.policyAdapter && !config.actor.lora) throw new Error('policyAdapter is given, but the config trains no LoRA adapter (actor.lora)');
+    if (config.actor.lora) {
+      if (policy.lora) throw new Error('actor.lora asks for a new adapter, but the policy already has one (it would train as is without actor.lora)');
+      if (options.policyAdapter) await policy.loadAdapter(options.policyAdapter, { signal: options.signal });
+      else await policy.addLora({ ...config.actor.lora, seed: deriveSeed(config.seed, 'lora'), signal: options.signal });
+    }
+    const actor = new Trainee(policy, { lr: config.actor.lr, betas: [0.9, 0.999], weightDecay: config.actor.weightDecay });
+    const rm =
+      usesRm && config.rewardModel.update !== 'none'
+        ? new Trainee(rewardModel!, { lr: config.rewardModel.lr, betas: [0.9, 0.999], weightDecay: 0 })
+        : undefined;
+    // One verifier pool for the run's rollouts and evaluations (its workers start at the first check).
+    const verifier = new VerifierPool();
+    const prompts = new PromptStream(records, config.seed);
+    return new RlSession({ models, tokenizer, prompts, verifier, config, options, rm, actor }, { policy: actor, ...(rm && { 'reward-model': rm }) });
+  }
+
+  get stepsDone(): number {
+    return this.done;
+  }
+
+  async next(): Promise<RlStep> {
+    const { config, options, verifier, tokenizer, models } = this.context;
+    const stepStart = performance.now();
+    const step = this.done;
+    const { timing, ...record } = await tidy(() => rlStep(step, this.context));
+    const { every } = config.eval;
+    const evaluate = options.evalRecords?.length && ((every > 0 && (step + 1) % every === 0) || step === config.steps - 1);
+    const evalStart = performance.now();
+    const testAccuracy = evaluate
+      ? (await sampledAccuracy(models.policy, tokenizer, options.evalRecords!, { ...evalRolloutOptions(config), verifier, signal: options.signal }))
+          .accuracy
+      : undefined;
+    const now = performance.now();
+    this.done++;
+    return {
+      ...record,
+      ...(testAccuracy !== undefined && { testAccuracy }),
+      timing: { ...timing, eval: (now - evalStart) / 1000, step: (now - stepStart) / 1000 },
+      seconds: (now - this.start) / 1000,
+    };
+  }
+
+  state(): Record<string, unknown> {
+    return { step: this.done, prompts: this.context.prompts.state() };
+  }
+
+  restore(state: Record<string, unknown>): void {
+    this.done = stateField<number>(state, 'step', Number.isInteger);
+    this.context.prompts.restore(stateField<Record<string, unknown>>(state, 'prompts', (v) => typeof v === 'object' && v !== null));
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.context.verifier.close();
+    } finally {
+      await this.context.actor.close();
+      await this.context.rm?.close();
+    }
+  }
 }
 
 interface StepContext {
@@ -155,7 +232,13 @@ interface StepContext {
   actor: Trainee;
 }
 
-async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 'seconds'>> {
+/** Seconds since `since` (a performance.now() reading). */
+const seconds = (since: number) => (performance.now() - since) / 1000;
+
+async function rlStep(
+  step: number,
+  context: StepContext,
+): Promise<Omit<RlStep, 'seconds' | 'testAccuracy' | 'timing'> & { timing: Omit<RlTiming, 'eval' | 'step'> }> {
   const { models, tokenizer, prompts, verifier, config, options } = context;
   const { rollout: r, actor } = config;
   const rewardModel = config.rewardModel.kind === 'none' ? undefined : getRewardModel(config.rewardModel.kind);
@@ -165,9 +248,11 @@ async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 
     .map(([name, coef]) => ({ loss: getPolicyLoss(name), coef }));
   const distPpo = losses.some(({ loss }) => loss.candidates);
   const signal = options.signal;
+  const timing = { gen: 0, verify: 0, oldLogProb: 0, rmUpdate: 0, rmScore: 0, adv: 0, updateActor: 0 };
 
   // 1. Rollouts, scored, and the prompt groups kept for training.
   const reward = options.reward && ((rollout: Omit<Rollout, 'score'>) => checkedReward(options.reward!(rollout), rewardModel !== undefined));
+  const sampling = { generate: 0, verify: 0 };
   const rollouts = await sampleRollouts(models.policy, tokenizer, prompts.next(Math.ceil(r.promptsPerStep * r.oversample)), {
     samples: r.samples,
     temperature: r.temperature,
@@ -177,13 +262,16 @@ async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 
     verifier,
     reward,
     signal,
+    timing: sampling,
   });
+  [timing.gen, timing.verify] = [sampling.generate, sampling.verify];
   const sampledGroups = groupByPrompt(rollouts);
   const groups = keepGroups(sampledGroups, r.promptsPerStep, r.maxNewTokens, r.accuracyBounds);
   const batch = new RolloutBatch(groups.flat(), r.samples, actor.microBatch);
   const acc = batch.rows.map((row) => row.score);
 
   // 2. π_old: log-probs of the sampled tokens and the candidate set (top-1 = the sampled token unless Dist-PPO).
+  let phase = performance.now();
   const candidates = await batch.concatMicro(async (rows) => {
     const oldLogits = await batch.responseLogits(models.policy, rows, { noGrad: true, signal });
     return distrlCandidates(
@@ -199,10 +287,13 @@ async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 
       { signal },
     );
   });
+  const candidateStats = candidateSetStats(candidates, batch.mask);
+  timing.oldLogProb = seconds(phase);
 
   // 3. The implicit reward model: online update, then its rewards on this batch, then the advantages.
   let rmLoss: number | undefined;
   let rmAccuracy: number | undefined;
+  let rmScore: number | undefined;
   const { gamma, lam, rewardGtCoef, rewardGaeCoef, rewardDpoCoef } = config.advantage;
   const input: AdvantageInput = {
     acc,
@@ -218,17 +309,31 @@ async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 
   };
   let advantages: AdvantageOutput;
   if (!rewardModel) {
+    phase = performance.now();
     advantages = estimator.estimate(input);
+    timing.adv = seconds(phase);
   } else {
+    phase = performance.now();
     const refLogprobs = config.rewardModel.reference === 'frozen' ? await batch.sampledLogprobs(models.reference!, signal) : candidates.oldLogProb;
+    timing.oldLogProb += seconds(phase);
     const update = async () => {
+      const updateStart = performance.now();
       if (context.rm) rmLoss = await updateRewardModel(context, rewardModel, batch, refLogprobs, acc);
+      timing.rmUpdate = seconds(updateStart);
     };
     if (config.rewardModel.update === 'before') await update();
-    const scores = estimator.needs === 'outcome' ? {} : await scoreBatch(context, rewardModel, estimator.needs, batch, candidates, refLogprobs);
-    advantages = estimator.estimate({ ...input, ...scores });
-    const sampled = scores.tokenLogRatio ?? scores.candidateTd?.map((row) => row.map((cell) => cell[0]));
-    if (sampled) rmAccuracy = outcomeAccuracy(sampled, input.mask, acc);
+    phase = performance.now();
+    const scores =
+      estimator.needs === 'outcome' ? undefined : await scoreBatch(context, rewardModel, estimator.needs, batch, candidates, refLogprobs);
+    timing.rmScore = seconds(phase);
+    phase = performance.now();
+    advantages = estimator.estimate({ ...input, ...scores?.rewards });
+    timing.adv = seconds(phase);
+    if (scores) {
+      const sampled = scores.rewards.tokenLogRatio ?? scores.rewards.candidateTd?.map((row) => row.map((cell) => cell[0]));
+      if (sampled) rmAccuracy = outcomeAccuracy(sampled, input.mask, acc);
+      rmScore = scores.rmScore;
+    }
     if (config.rewardModel.update === 'after') await update();
   }
   const scaledCandidateTd = advantages.candidateAdvantages
@@ -237,76 +342,112 @@ async function rlStep(step: number, context: StepContext): Promise<Omit<RlStep, 
 
   // 4. PPO on the policy: Σ coef × policy loss (Tok-PPO on the sampled tokens, Dist-PPO on the candidates, from one
   // fused pass), one optimizer step per mini-batch.
+  phase = performance.now();
   const advantageTensor = Tensor.from(Float32Array.from(advantages.advantages.flat()), batch.mask.shape);
-  const sums = { loss: 0, pgLoss: 0, topkPgLoss: 0, entropy: 0, pgClipfrac: 0, ppoKl: 0 };
+  const sums = { loss: 0, pgLoss: 0, topkPgLoss: 0, entropy: 0, pgClipfrac: 0, topkPgClipfrac: 0, ppoKl: 0 };
   let micros = 0;
   let gradNorm = 0;
   for (const miniBatch of batch.miniBatches(actor.miniBatches)) {
-    await context.actor.optimizer.zeroGrad({ signal });
-    for (const rows of miniBatch) {
-      await tidy(async () => {
-        const newLogits = await batch.responseLogits(models.policy, rows, { signal });
-        const rowMask = batch.take(batch.mask, rows);
-        const out = await distrlLoss(
-          {
-            newLogits,
-            candidateIndices: batch.take(candidates.candidateIndices, rows),
-            oldLogProb: batch.take(candidates.oldLogProb, rows),
-            oldTopkLogprobs: batch.take(candidates.oldTopkLogprobs, rows),
-            candidateMask: batch.take(candidates.candidateMask, rows),
-            advantages: batch.take(advantageTensor, rows),
-            scaledCandidateTd: batch.take(scaledCandidateTd, rows),
-            mask: rowMask,
-            clipRatioLow: actor.clipRatioLow,
-            clipRatioHigh: actor.clipRatioHigh,
-            clipRatioC: actor.clipRatioC,
-            cliprangeTopk: actor.cliprangeTopk,
-            alpha: 0, // the actor's loss is built below from the registered terms
-            temperature: r.temperature,
-            conventions: config.conventions,
-          },
-          { signal },
-        );
-        const policyLoss = losses.map(({ loss, coef }) => loss.term(out).mul(coef)).reduce((sum, term) => sum.add(term));
-        // verl: loss = pg − entropy_coeff · token-mean entropy (a metric only when the coefficient is 0).
-        const bonus = actor.entropyCoeff > 0;
-        const tokenEntropies = await tokenEntropy(bonus ? newLogits : newLogits.detach(), { temperature: r.temperature, signal });
-        const entropy = tokenEntropies.mul(rowMask).sum().div(rowMask.sum().add(1e-8));
-        const loss = bonus ? policyLoss.sub(entropy.mul(actor.entropyCoeff)) : policyLoss;
-        await loss.div(miniBatch.length).backwardAsync(undefined, { signal });
-        sums.loss += loss.item();
-        sums.entropy += entropy.item();
-        sums.pgLoss += out.pgLoss.item();
-        sums.topkPgLoss += out.topkPgLoss.item();
-        sums.pgClipfrac += out.pgClipfrac;
-        sums.ppoKl += out.ppoKl;
-        micros++;
-      });
-    }
-    gradNorm = await clipGradNorm(context.actor.parameters, actor.maxGradNorm, { signal });
-    if (Number.isFinite(gradNorm)) await context.actor.optimizer.step({ lr: actor.lr, signal });
+    ({ gradNorm } = await context.actor.step(miniBatch, { lr: actor.lr, maxGradNorm: actor.maxGradNorm, signal }, async (rows) => {
+      const newLogits = await batch.responseLogits(models.policy, rows, { signal });
+      const rowMask = batch.take(batch.mask, rows);
+      const out = await distrlLoss(
+        {
+          newLogits,
+          candidateIndices: batch.take(candidates.candidateIndices, rows),
+          oldLogProb: batch.take(candidates.oldLogProb, rows),
+          oldTopkLogprobs: batch.take(candidates.oldTopkLogprobs, rows),
+          candidateMask: batch.take(candidates.candidateMask, rows),
+          advantages: batch.take(advantageTensor, rows),
+          scaledCandidateTd: batch.take(scaledCandidateTd, rows),
+          mask: rowMask,
+          clipRatioLow: actor.clipRatioLow,
+          clipRatioHigh: actor.clipRatioHigh,
+          clipRatioC: actor.clipRatioC,
+          cliprangeTopk: actor.cliprangeTopk,
+          alpha: 0, // the actor's loss is built below from the registered terms
+          temperature: r.temperature,
+          conventions: config.conventions,
+        },
+        { signal },
+      );
+      const policyLoss = losses.map(({ loss, coef }) => loss.term(out).mul(coef)).reduce((sum, term) => sum.add(term));
+      // verl: loss = pg − entropy_coeff · token-mean entropy (a metric only when the coefficient is 0).
+      const bonus = actor.entropyCoeff > 0;
+      const tokenEntropies = await tokenEntropy(bonus ? newLogits : newLogits.detach(), { temperature: r.temperature, signal });
+      const entropy = tokenEntropies.mul(rowMask).sum().div(rowMask.sum().add(1e-8));
+      const loss = bonus ? policyLoss.sub(entropy.mul(actor.entropyCoeff)) : policyLoss;
+      await loss.div(miniBatch.length).backwardAsync(undefined, { signal });
+      sums.loss += loss.item();
+      sums.entropy += entropy.item();
+      sums.pgLoss += out.pgLoss.item();
+      sums.topkPgLoss += out.topkPgLoss.item();
+      sums.pgClipfrac += out.pgClipfrac;
+      sums.topkPgClipfrac += out.topkPgClipfrac;
+      sums.ppoKl += out.ppoKl;
+      micros++;
+    }));
   }
+  timing.updateActor = seconds(phase);
 
   const mean = (x: number) => x / micros;
+  const lengths = batch.rows.map((x) => x.response_ids.length);
   return {
     step,
     accuracy: rollouts.reduce((a, x) => a + x.score, 0) / rollouts.length,
     mixedFraction: sampledGroups.filter((group) => isMixed(group, MIXED_ACCURACY_BOUNDS)).length / sampledGroups.length,
     sequences: batch.rows.length,
-    meanResponseLength: batch.rows.reduce((a, x) => a + x.response_ids.length, 0) / batch.rows.length,
+    meanResponseLength: lengths.reduce((a, x) => a + x, 0) / lengths.length,
+    maxResponseLength: Math.max(...lengths),
+    responseClipRatio: lengths.filter((length) => length >= r.maxNewTokens).length / lengths.length,
     rmLoss,
     rmAccuracy,
+    rmScore,
+    advantages: maskedStats(advantages.advantages, input.mask),
+    ...candidateStats,
     loss: mean(sums.loss),
     pgLoss: mean(sums.pgLoss),
     topkPgLoss: mean(sums.topkPgLoss),
     entropy: mean(sums.entropy),
     pgClipfrac: mean(sums.pgClipfrac),
+    topkPgClipfrac: mean(sums.topkPgClipfrac),
     ppoKl: mean(sums.ppoKl),
     gradNorm,
+    lr: actor.lr,
+    tokens: rollouts.reduce((a, x) => a + x.prompt_ids.length + x.response_ids.length, 0),
+    timing,
   };
 }
 
-/** The reward model's rewards on the batch, as the estimator needs them: token log ratios, or TD at the candidates. */
+/** Mean, max and min of `values` where `mask` is 1. */
+function maskedStats(values: Matrix, mask: Matrix): { mean: number; max: number; min: number } {
+  let [sum, count, max, min] = [0, 0, -Infinity, Infinity];
+  values.forEach((row, b) =>
+    row.forEach((v, t) => {
+      if (mask[b][t] === 0) return;
+      [sum, count, max, min] = [sum + v, count + 1, Math.max(max, v), Math.min(min, v)];
+    }),
+  );
+  return count === 0 ? { mean: 0, max: 0, min: 0 } : { mean: sum / count, max, min };
+}
+
+/** Mean size and π_old mass of the candidate sets over response tokens (Table 11). */
+function candidateSetStats(
+  candidates: { candidateMask: Tensor; oldTopkLogprobs: Tensor },
+  mask: Tensor,
+): { candidateSize: number; candidateCoverage: number } {
+  return tidy(() => {
+    const tokens = mask.sum().item();
+    const size = candidates.candidateMask.sum(-1).mul(mask).sum().item();
+    const coverage = candidates.oldTopkLogprobs.exp().mul(candidates.candidateMask).sum(-1).mul(mask).sum().item();
+    return { candidateSize: size / Math.max(1, tokens), candidateCoverage: coverage / Math.max(1, tokens) };
+  });
+}
+
+/**
+ * The reward model's rewards on the batch, as the estimator needs them (token log ratios, or TD at the candidates),
+ * and the RM score of eq. 19 (the mean per-token log π_φ/π_ref of each response, averaged over the batch).
+ */
 async function scoreBatch(
   context: StepContext,
   rewardModel: RewardModel,
@@ -314,32 +455,31 @@ async function scoreBatch(
   batch: RolloutBatch,
   candidates: { candidateIndices: Tensor; oldTopkLogprobs: Tensor },
   refLogprobs: Tensor,
-): Promise<Pick<AdvantageInput, 'tokenLogRatio' | 'candidateTd'>> {
+): Promise<{ rewards: Pick<AdvantageInput, 'tokenLogRatio' | 'candidateTd'>; rmScore: number }> {
   const { config, models, options } = context;
   const signal = options.signal;
   const frozen = config.rewardModel.reference === 'frozen';
   const scores = await batch.concatMicro(async (rows) => {
     const rmLogits = await batch.responseLogits(models.rewardModel!, rows, { noGrad: true, signal });
-    const input: RewardScoreInput = {
-      needs,
-      rmLogits,
-      tokens: batch.take(batch.tokens, rows),
-      mask: batch.take(batch.mask, rows),
-      beta: config.rewardModel.beta,
-      temperature: config.rollout.temperature,
-    };
+    const tokens = batch.take(batch.tokens, rows);
+    const mask = batch.take(batch.mask, rows);
+    const rowRefLogprobs = batch.take(refLogprobs, rows);
+    const sampledRatio = (await tokenLogprobs(rmLogits, tokens.unsqueeze(-1), { signal })).squeeze(-1).sub(rowRefLogprobs).mul(mask);
+    const rmScore = sampledRatio.sum(-1).div(mask.sum(-1));
+    const input: RewardScoreInput = { needs, rmLogits, tokens, mask, beta: config.rewardModel.beta, temperature: config.rollout.temperature };
     if (needs === 'token-rewards')
-      return { tokenLogRatio: (await rewardModel.score({ ...input, refLogprobs: batch.take(refLogprobs, rows) }, { signal })).tokenLogRatio! };
+      return { rmScore, tokenLogRatio: (await rewardModel.score({ ...input, refLogprobs: rowRefLogprobs }, { signal })).tokenLogRatio! };
     // The TD β·log π_φ/π_ref at the candidates, against the reference the reward model trains against.
     const candidateIndices = batch.take(candidates.candidateIndices, rows);
     const refTopkLogprobs = frozen
       ? await tokenLogprobs(await batch.responseLogits(models.reference!, rows, { noGrad: true, signal }), candidateIndices, { signal })
       : batch.take(candidates.oldTopkLogprobs, rows);
-    return { candidateTd: (await rewardModel.score({ ...input, candidateIndices, refTopkLogprobs }, { signal })).candidateTd! };
+    return { rmScore, candidateTd: (await rewardModel.score({ ...input, candidateIndices, refTopkLogprobs }, { signal })).candidateTd! };
   });
+  const rmScore = scores.rmScore.mean().item();
   return needs === 'token-rewards'
-    ? { tokenLogRatio: (scores as { tokenLogRatio: Tensor }).tokenLogRatio.toNested() as Matrix }
-    : { candidateTd: (scores as { candidateTd: Tensor }).candidateTd.toNested() as number[][][] };
+    ? { rmScore, rewards: { tokenLogRatio: (scores as { tokenLogRatio: Tensor }).tokenLogRatio.toNested() as Matrix } }
+    : { rmScore, rewards: { candidateTd: (scores as { candidateTd: Tensor }).candidateTd.toNested() as number[][][] } };
 }
 
 /**
@@ -354,7 +494,6 @@ async function updateRewardModel(
   acc: number[],
 ): Promise<number | undefined> {
   const { config, models, options } = context;
-  const { optimizer, parameters } = context.rm!;
   const rmConfig = config.rewardModel;
   const groupSize = config.rollout.samples;
   const signal = options.signal;
@@ -364,30 +503,24 @@ async function updateRewardModel(
   for (const miniBatch of batch.miniBatches(rmConfig.miniBatches)) {
     const stepAcc = acc.slice(miniBatch[0][0], miniBatch[miniBatch.length - 1][1]);
     if (rewardModel.learnsFrom && !rewardModel.learnsFrom(stepAcc, groupSize)) continue;
-    await optimizer.zeroGrad({ signal });
-    let stepLoss = 0;
-    for (const rows of miniBatch) {
-      await tidy(async () => {
-        const share = await rewardModel.update(
-          {
-            logits: await batch.responseLogits(models.rewardModel!, rows, { signal }),
-            tokens: batch.take(batch.tokens, rows),
-            refLogprobs: batch.take(refLogprobs, rows),
-            mask: batch.take(batch.mask, rows),
-            acc: batch.take(accTensor, rows),
-            groupSize,
-            step: { microBatches: miniBatch.length, acc: stepAcc },
-          },
-          rmConfig,
-          { signal },
-        );
-        await share.backwardAsync(undefined, { signal });
-        stepLoss += share.item();
-      });
-    }
-    const gradNorm = await clipGradNorm(parameters, rmConfig.maxGradNorm, { signal });
-    if (Number.isFinite(gradNorm)) await optimizer.step({ lr: rmConfig.lr, signal });
-    total += stepLoss;
+    const { outputs } = await context.rm!.step(miniBatch, { lr: rmConfig.lr, maxGradNorm: rmConfig.maxGradNorm, signal }, async (rows) => {
+      const share = await rewardModel.update(
+        {
+          logits: await batch.responseLogits(models.rewardModel!, rows, { signal }),
+          tokens: batch.take(batch.tokens, rows),
+          refLogprobs: batch.take(refLogprobs, rows),
+          mask: batch.take(batch.mask, rows),
+          acc: batch.take(accTensor, rows),
+          groupSize,
+          step: { microBatches: miniBatch.length, acc: stepAcc },
+        },
+        rmConfig,
+        { signal },
+      );
+      await share.backwardAsync(undefined, { signal });
+      return share.item();
+    });
+    total += outputs.reduce((a, x) => a + x, 0);
     steps++;
   }
   return steps > 0 ? total / steps : undefined;
@@ -439,6 +572,17 @@ class PromptStream {
   next(count: number): RlRecord[] {
     while (this.order.length < count) this.order = this.order.concat(this.rng.permutation(this.records.length));
     return this.order.splice(0, count).map((i) => this.records[i]);
+  }
+  state(): { rng: number; order: number[] } {
+    return { rng: this.rng.state, order: [...this.order] };
+  }
+  restore(state: Record<string, unknown>): void {
+    this.rng.restore(stateField<number>(state, 'rng', Number.isInteger));
+    this.order = stateField<number[]>(
+      state,
+      'order',
+      (v) => Array.isArray(v) && v.every((i) => Number.isInteger(i) && i >= 0 && i < this.records.length),
+    );
   }
 }
 

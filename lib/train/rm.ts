@@ -2,29 +2,24 @@
 // π_ref is that checkpoint frozen (its log-probs are computed once). As in the paper and the controlled-task probe,
 // each prompt with mixed outcomes gives one (correct, incorrect) pair — drawn at random, or the reference CLI's
 // best_worst; the pointwise methods train on the pairs' members with their outcome labels, DPO-RM on the pairs.
+import {
+  IPVRM_WEIGHTINGS,
+  RM_METHODS,
+  PAIR_STRATEGIES,
+  type IpvrmWeightingName,
+  type PairStrategy,
+  type RmMethod,
+} from '../algorithms/reward-models/offline.js';
 import type { CausalLM } from '../model/causal-lm.js';
 import { padBatch } from '../model/batch.js';
-import { clipGradNorm, cosineSchedule } from '../model/optim.js';
+import { cosineSchedule, type LrSchedule } from '../model/optim.js';
 import { dpoRm, implicitPrmCe, ipvrmOffline } from '../ops/objectives.js';
 import { groupByPrompt, type Rollout } from '../rollout/rollouts.js';
 import { Rng } from '../util/rng.js';
-import { Tensor, tidy, type AsyncOptions } from '../tensor/index.js';
-import { scoredMask, withOptimizer, type ScoredSequence } from './common.js';
+import { Tensor, type AsyncOptions } from '../tensor/index.js';
+export { IPVRM_WEIGHTINGS, PAIR_STRATEGIES, RM_METHODS, type IpvrmWeightingName, type PairStrategy, type RmMethod };
+import { runToEnd, scoredMask, stateField, Trainee, type ScoredSequence, type TrainingSession } from './common.js';
 
-export const RM_METHODS = ['ipvrm', 'implicit-prm', 'dpo-rm'] as const;
-export type RmMethod = (typeof RM_METHODS)[number];
-
-/** How each mixed prompt's pair is chosen: a random correct and a random incorrect response, or the reference CLI's best_worst. */
-export const PAIR_STRATEGIES = ['random', 'best-worst'] as const;
-export type PairStrategy = (typeof PAIR_STRATEGIES)[number];
-
-/**
- * IPVRM's reduction over prefixes: the reference's token mean over the batch; its effective per-sequence mean (the
- * README trains at micro-batch 1, where the token mean is each sequence's mean: the same as the paper's eq. 9,
- * `uniform`); the paper's early (eq. 17) and late (eq. 18) weightings.
- */
-export const IPVRM_WEIGHTINGS = ['token-mean', 'sequence-mean', 'uniform', 'early', 'late'] as const;
-export type IpvrmWeightingName = (typeof IPVRM_WEIGHTINGS)[number];
 const NATIVE_WEIGHTING = { 'token-mean': 'token_mean', 'sequence-mean': 'uniform', uniform: 'uniform', early: 'early', late: 'late' } as const;
 
 /** A labelled sequence: prompt + response tokens, scored from the response on (lossStart = prompt length). */
@@ -89,6 +84,9 @@ export interface RmStep {
   /** Share of the step's pairs whose chosen sequence scores above the rejected one (final v̄, z or reward). */
   pairAccuracy: number;
   lr: number;
+  gradNorm: number;
+  /** Tokens in the step's sequences (no padding). */
+  tokens: number;
   seconds: number;
 }
 
@@ -102,63 +100,104 @@ export async function referenceLogprobs(reference: CausalLM, sequences: RmSequen
 }
 
 /**
- * Trains `model` (π_φ, initialised from the policy) on `pairs`, whose sequences already hold the reference's
- * log-probs. Returns one record per step; a step with a non-finite gradient norm is skipped.
+ * Offline reward-model training one step at a time: `model` (π_φ, initialised from the policy) on `pairs`, whose
+ * sequences already hold the reference's log-probs; each step takes the next `pairsPerStep` pairs of shuffled passes.
+ * A step with a non-finite gradient norm is skipped.
  */
-export async function trainRewardModel(model: CausalLM, pairs: readonly RmPair[], options: RmTrainOptions): Promise<RmStep[]> {
-  const { method, steps, pairsPerStep = 16, lr = 1e-4, maxGradNorm = 1, seed = 0, signal } = options;
-  if (pairs.length === 0) throw new Error('no pairs: reward-model training needs prompts with both right and wrong rollouts');
-  if (!(Number.isInteger(steps) && steps > 0 && Number.isInteger(pairsPerStep) && pairsPerStep > 0)) {
-    throw new Error('steps and pairsPerStep must be positive integers');
-  }
-  if (pairs.some((p) => !p.chosen.refLogprobs || !p.rejected.refLogprobs)) throw new Error('compute referenceLogprobs first');
-  const { weighting = 'token-mean' } = options;
-  if (!(weighting in NATIVE_WEIGHTING)) throw new Error(`weighting must be one of ${IPVRM_WEIGHTINGS.join(', ')}, got '${weighting}'`);
-  if (options.weighting !== undefined && method !== 'ipvrm') throw new Error(`weighting applies to ipvrm only (${method} has one loss per sequence)`);
-  const beta = options.beta ?? (method === 'ipvrm' ? 10 : 0.05);
-  const schedule = cosineSchedule(lr, { warmupSteps: Math.ceil(0.03 * steps), totalSteps: steps });
-  const rng = new Rng(seed);
-  return withOptimizer(model, { lr, betas: [0.9, 0.999], weightDecay: 0 }, async (optimizer, parameters) => {
-    const start = performance.now();
-    const history: RmStep[] = [];
-    let order: number[] = [];
-    for (let step = 0; step < steps; step++) {
-      if (order.length < pairsPerStep) order = order.concat(rng.permutation(pairs.length));
-      const batch = order.splice(0, Math.min(pairsPerStep, pairs.length)).map((i) => pairs[i]);
-      // Rows [0, P) chosen, [P, 2P) rejected: DPO-RM's layout, and as good as any for the pointwise losses.
-      const sequences = [...batch.map((p) => p.chosen), ...batch.map((p) => p.rejected)];
-      await optimizer.zeroGrad({ signal });
-      const { loss, pairAccuracy } = await tidy(async () => {
-        const inputs = await rmInputs(model, sequences, signal);
-        let loss: Tensor;
-        let scores: Tensor;
-        if (method === 'ipvrm') {
-          const out = await ipvrmOffline(
-            { ...inputs, labels: labels(sequences), beta, margin: options.margin ?? 0, weighting: NATIVE_WEIGHTING[weighting] },
-            { signal },
-          );
-          [loss, scores] = [out.loss, out.lastScores];
-        } else if (method === 'implicit-prm') {
-          const out = await implicitPrmCe({ ...inputs, labels: labels(sequences), beta }, { signal });
-          [loss, scores] = [out.loss, out.seqLogits];
-        } else {
-          const out = await dpoRm({ ...inputs, beta }, { signal });
-          [loss, scores] = [out.loss, out.seqRewards];
-        }
-        await loss.backwardAsync(undefined, { signal });
-        const s = scores.toNumbers();
-        const wins = batch.filter((_, i) => s[i] > s[i + batch.length]).length;
-        return { loss: loss.item(), pairAccuracy: wins / batch.length };
-      });
-      const gradNorm = await clipGradNorm(parameters, maxGradNorm, { signal });
-      const rate = schedule(step);
-      if (Number.isFinite(gradNorm)) await optimizer.step({ lr: rate, signal });
-      const record = { step, loss, pairAccuracy, lr: rate, seconds: (performance.now() - start) / 1000 };
-      history.push(record);
-      options.onStep?.(record);
+export class RmSession implements TrainingSession<RmStep> {
+  readonly totalSteps: number;
+  readonly trainees: Readonly<Record<string, Trainee>>;
+  private readonly trainee: Trainee;
+  private readonly schedule: LrSchedule;
+  private readonly rng: Rng;
+  private readonly beta: number;
+  private readonly weighting: IpvrmWeightingName;
+  private readonly start = performance.now();
+  private order: number[] = [];
+  private done = 0;
+
+  constructor(
+    model: CausalLM,
+    private readonly pairs: readonly RmPair[],
+    private readonly options: Omit<RmTrainOptions, 'onStep'>,
+  ) {
+    const { method, steps, pairsPerStep = 16, lr = 1e-4, seed = 0 } = options;
+    if (!(RM_METHODS as readonly string[]).includes(method)) throw new Error(`method must be one of ${RM_METHODS.join(', ')}, got '${method}'`);
+    if (pairs.length === 0) throw new Error('no pairs: reward-model training needs prompts with both right and wrong rollouts');
+    if (!(Number.isInteger(steps) && steps > 0 && Number.isInteger(pairsPerStep) && pairsPerStep > 0)) {
+      throw new Error('steps and pairsPerStep must be positive integers');
     }
-    return history;
-  });
+    if (pairs.some((p) => !p.chosen.refLogprobs || !p.rejected.refLogprobs)) throw new Error('compute referenceLogprobs first');
+    this.weighting = options.weighting ?? 'token-mean';
+    if (!(this.weighting in NATIVE_WEIGHTING)) throw new Error(`weighting must be one of ${IPVRM_WEIGHTINGS.join(', ')}, got '${this.weighting}'`);
+    if (options.weighting !== undefined && method !== 'ipvrm')
+      throw new Error(`weighting applies to ipvrm only (${method} has one loss per sequence)`);
+    this.beta = options.beta ?? (method === 'ipvrm' ? 10 : 0.05);
+    this.totalSteps = steps;
+    this.schedule = cosineSchedule(lr, { warmupSteps: Math.ceil(0.03 * steps), totalSteps: steps });
+    this.rng = new Rng(seed);
+    this.trainee = new Trainee(model, { lr, betas: [0.9, 0.999], weightDecay: 0 });
+    this.trainees = { model: this.trainee };
+  }
+
+  get stepsDone(): number {
+    return this.done;
+  }
+
+  async next(): Promise<RmStep> {
+    const { method, pairsPerStep = 16, margin = 0, signal } = this.options;
+    const { model } = this.trainee;
+    const { pairs, beta } = this;
+    if (this.order.length < pairsPerStep) this.order = this.order.concat(this.rng.permutation(pairs.length));
+    const batch = this.order.splice(0, Math.min(pairsPerStep, pairs.length)).map((i) => pairs[i]);
+    // Rows [0, P) chosen, [P, 2P) rejected: DPO-RM's layout, and as good as any for the pointwise losses.
+    const sequences = [...batch.map((p) => p.chosen), ...batch.map((p) => p.rejected)];
+    const lr = this.schedule(this.done);
+    const { gradNorm, outputs } = await this.trainee.step([sequences], { lr, maxGradNorm: this.options.maxGradNorm ?? 1, signal }, async (micro) => {
+      const inputs = await rmInputs(model, micro, signal);
+      let loss: Tensor;
+      let scores: Tensor;
+      if (method === 'ipvrm') {
+        const out = await ipvrmOffline({ ...inputs, labels: labels(micro), beta, margin, weighting: NATIVE_WEIGHTING[this.weighting] }, { signal });
+        [loss, scores] = [out.loss, out.lastScores];
+      } else if (method === 'implicit-prm') {
+        const out = await implicitPrmCe({ ...inputs, labels: labels(micro), beta }, { signal });
+        [loss, scores] = [out.loss, out.seqLogits];
+      } else {
+        const out = await dpoRm({ ...inputs, beta }, { signal });
+        [loss, scores] = [out.loss, out.seqRewards];
+      }
+      await loss.backwardAsync(undefined, { signal });
+      const s = scores.toNumbers();
+      const wins = batch.filter((_, i) => s[i] > s[i + batch.length]).length;
+      return { loss: loss.item(), pairAccuracy: wins / batch.length };
+    });
+    const tokens = sequences.reduce((sum, x) => sum + x.tokens.length, 0);
+    return { step: this.done++, ...outputs[0], lr, gradNorm, tokens, seconds: (performance.now() - this.start) / 1000 };
+  }
+
+  state(): Record<string, unknown> {
+    return { step: this.done, rng: this.rng.state, order: this.order };
+  }
+
+  restore(state: Record<string, unknown>): void {
+    this.done = stateField<number>(state, 'step', Number.isInteger);
+    this.rng.restore(stateField<number>(state, 'rng', Number.isInteger));
+    this.order = stateField<number[]>(
+      state,
+      'order',
+      (v) => Array.isArray(v) && v.every((i) => Number.isInteger(i) && i >= 0 && i < this.pairs.length),
+    );
+  }
+
+  close(): Promise<void> {
+    return this.trainee.close();
+  }
+}
+
+/** Trains `model` on `pairs` (see RmSession) and returns one record per step. */
+export async function trainRewardModel(model: CausalLM, pairs: readonly RmPair[], options: RmTrainOptions): Promise<RmStep[]> {
+  return runToEnd(new RmSession(model, pairs, options), options);
 }
 
 /** π_φ's logits in the objectives' shifted layout (logits[b, t] predicts tokens[b, t] = input t + 1), the reference's log-probs, the response mask. */

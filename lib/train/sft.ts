@@ -1,11 +1,12 @@
 // Supervised fine-tuning on chat records (the Eurus-2-SFT layout): the loss is the mean negative log-likelihood of the
 // final assistant turn's tokens (end-of-turn tokens included) given everything before them, optimized with AdamW,
-// linear warm-up to a constant rate and gradient clipping — the recipe of ../shared/reference/controlled-task-facts.md.
-import { clipGradNorm, constantSchedule, padBatch, type CausalLM } from '../model/index.js';
+// linear warm-up and gradient clipping — the recipe of ../shared/reference/controlled-task-facts.md, except that the
+// rate decays (cosine by default) so the run ends on a small rate rather than a spike.
+import { lrSchedule, padBatch, type CausalLM, type LrSchedule, type LrScheduleName } from '../model/index.js';
 import { Rng } from '../util/rng.js';
-import { tidy, type AsyncOptions } from '../tensor/index.js';
+import type { AsyncOptions } from '../tensor/index.js';
 import type { ChatTurn, Tokenizer } from '../tokenizer/index.js';
-import { scoredMask, withOptimizer, type ScoredSequence } from './common.js';
+import { runToEnd, scoredMask, stateField, Trainee, type ScoredSequence, type TrainingSession } from './common.js';
 
 /** One training sequence: the loss covers tokens[lossStart..]. */
 export type SftExample = ScoredSequence;
@@ -35,6 +36,10 @@ export interface SftOptions extends AsyncOptions {
   lr?: number;
   /** Steps of linear warm-up (default 100, at most steps). */
   warmupSteps?: number;
+  /** After the warm-up: cosine (default) or linear decay to minLr at the last step, or constant. */
+  schedule?: LrScheduleName;
+  /** Final rate of a decaying schedule (default 0). */
+  minLr?: number;
   /** Default [0.9, 0.98]. */
   betas?: [number, number];
   /** Default 0.01. */
@@ -54,48 +59,90 @@ export interface SftStep {
   loss: number;
   lr: number;
   gradNorm: number;
+  /** Tokens in the step's batch (prompt and response, no padding). */
+  tokens: number;
   seconds: number;
 }
 
 /**
- * Trains every parameter of `model` on `examples`, one batch per step, and returns one record per step. Each pass over
- * the examples is shuffled, then grouped by length (see lengthGroupedBatches) so that little of a batch is padding; a
- * step with a non-finite gradient norm is skipped.
+ * SFT one step at a time (see sft): each pass over the examples is shuffled, then grouped by length (see
+ * lengthGroupedBatches) so that little of a batch is padding; a step with a non-finite gradient norm is skipped.
  */
-export async function sft(model: CausalLM, examples: readonly SftExample[], options: SftOptions): Promise<SftStep[]> {
-  const { steps, batchSize, lr = 1e-3, betas = [0.9, 0.98], weightDecay = 0.01, maxGradNorm = 1, seed = 0, signal } = options;
-  if (examples.length === 0) throw new Error('sft needs at least one example');
-  if (!(Number.isInteger(steps) && steps > 0 && Number.isInteger(batchSize) && batchSize > 0)) {
-    throw new Error('steps and batchSize must be positive integers');
-  }
-  const schedule = constantSchedule(lr, { warmupSteps: Math.min(options.warmupSteps ?? 100, steps) });
-  const rng = new Rng(seed);
-  return withOptimizer(model, { lr, betas, weightDecay }, async (optimizer, parameters) => {
-    const start = performance.now();
-    const history: SftStep[] = [];
-    let batches: number[][] = [];
-    for (let step = 0; step < steps; step++) {
-      if (options.maxMinutes !== undefined && (performance.now() - start) / 60_000 >= options.maxMinutes) break;
-      if (batches.length === 0) batches = lengthGroupedBatches(examples, batchSize, rng);
-      const batch = batches.pop()!.map((i) => examples[i]);
-      await optimizer.zeroGrad({ signal });
-      const loss = await tidy(async () => {
-        const { inputIds, attentionMask } = padBatch(batch.map((e) => e.tokens));
-        const logprobs = await model.tokenLogprobs(inputIds, attentionMask, { signal });
-        const mask = scoredMask(batch, inputIds.shape[1]);
-        const mean = logprobs.mul(mask).sum().div(mask.sum()).neg();
-        await mean.backwardAsync(undefined, { signal });
-        return mean.item();
-      });
-      const gradNorm = await clipGradNorm(parameters, maxGradNorm, { signal });
-      const rate = schedule(step);
-      if (Number.isFinite(gradNorm)) await optimizer.step({ lr: rate, signal });
-      const record = { step, loss, lr: rate, gradNorm, seconds: (performance.now() - start) / 1000 };
-      history.push(record);
-      options.onStep?.(record);
+export class SftSession implements TrainingSession<SftStep> {
+  readonly totalSteps: number;
+  readonly trainees: Readonly<Record<string, Trainee>>;
+  private readonly trainee: Trainee;
+  private readonly schedule: LrSchedule;
+  private readonly rng: Rng;
+  private readonly start = performance.now();
+  private batches: number[][] = [];
+  private done = 0;
+
+  constructor(
+    model: CausalLM,
+    private readonly examples: readonly SftExample[],
+    private readonly options: Omit<SftOptions, 'onStep' | 'maxMinutes'>,
+  ) {
+    const { steps, batchSize, lr = 1e-3, betas = [0.9, 0.98], weightDecay = 0.01, seed = 0 } = options;
+    if (examples.length === 0) throw new Error('sft needs at least one example');
+    if (!(Number.isInteger(steps) && steps > 0 && Number.isInteger(batchSize) && batchSize > 0)) {
+      throw new Error('steps and batchSize must be positive integers');
     }
-    return history;
-  });
+    this.totalSteps = steps;
+    this.schedule = lrSchedule(options.schedule ?? 'cosine', lr, {
+      warmupSteps: Math.min(options.warmupSteps ?? 100, steps),
+      totalSteps: steps,
+      minLr: options.minLr,
+    });
+    this.rng = new Rng(seed);
+    this.trainee = new Trainee(model, { lr, betas, weightDecay });
+    this.trainees = { model: this.trainee };
+  }
+
+  get stepsDone(): number {
+    return this.done;
+  }
+
+  async next(): Promise<SftStep> {
+    const { model } = this.trainee;
+    const { signal, batchSize } = this.options;
+    if (this.batches.length === 0) this.batches = lengthGroupedBatches(this.examples, batchSize, this.rng);
+    const batch = this.batches.pop()!.map((i) => this.examples[i]);
+    const lr = this.schedule(this.done);
+    const { gradNorm, outputs } = await this.trainee.step([batch], { lr, maxGradNorm: this.options.maxGradNorm ?? 1, signal }, async (micro) => {
+      const { inputIds, attentionMask } = padBatch(micro.map((e) => e.tokens));
+      const logprobs = await model.tokenLogprobs(inputIds, attentionMask, { signal });
+      const mask = scoredMask(micro, inputIds.shape[1]);
+      const mean = logprobs.mul(mask).sum().div(mask.sum()).neg();
+      await mean.backwardAsync(undefined, { signal });
+      return mean.item();
+    });
+    const tokens = batch.reduce((sum, e) => sum + e.tokens.length, 0);
+    return { step: this.done++, loss: outputs[0], lr, gradNorm, tokens, seconds: (performance.now() - this.start) / 1000 };
+  }
+
+  state(): Record<string, unknown> {
+    return { step: this.done, rng: this.rng.state, batches: this.batches };
+  }
+
+  restore(state: Record<string, unknown>): void {
+    this.done = stateField<number>(state, 'step', Number.isInteger);
+    this.rng.restore(stateField<number>(state, 'rng', Number.isInteger));
+    this.batches = stateField<number[][]>(
+      state,
+      'batches',
+      (v) => Array.isArray(v) && v.every((b) => Array.isArray(b) && b.every((i) => Number.isInteger(i) && i >= 0 && i < this.examples.length)),
+    );
+  }
+
+  close(): Promise<void> {
+    return this.trainee.close();
+  }
+}
+
+/** Trains the trainable parameters of `model` on `examples` (see SftSession) and returns one record per step. */
+export async function sft(model: CausalLM, examples: readonly SftExample[], options: SftOptions): Promise<SftStep[]> {
+  return runToEnd(new SftSession(model, examples, options), options);
 }
 
 /**

@@ -1,3 +1,6 @@
 // prefix-rl/util: small shared pieces.
 export * from './rng.js';
 export * from './registry.js';
+export * from './fs.js';
+export * from './failpoint.js';
+export * from './package.js';

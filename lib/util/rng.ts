@@ -1,17 +1,28 @@
 // A small seeded PRNG (mulberry32): every generated dataset, data order and prompt stream is reproducible from its seed.
 
 export class Rng {
-  private state: number;
+  private state_: number;
 
   constructor(seed: number) {
     if (!Number.isInteger(seed)) throw new Error(`Rng seed must be an integer, got ${seed}`);
-    this.state = seed >>> 0;
+    this.state_ = seed >>> 0;
+  }
+
+  /** The generator's whole state: `new Rng(0).restore(rng.state)` continues where `rng` stands. */
+  get state(): number {
+    return this.state_;
+  }
+
+  restore(state: number): this {
+    if (!(Number.isInteger(state) && state >= 0 && state <= 0xffffffff)) throw new Error(`Rng state must be a uint32, got ${state}`);
+    this.state_ = state;
+    return this;
   }
 
   /** Uniform float in [0, 1). */
   next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
+    this.state_ = (this.state_ + 0x6d2b79f5) >>> 0;
+    let t = this.state_;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;

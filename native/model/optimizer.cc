@@ -51,6 +51,46 @@ void AdamW::step(double lr) {
   ++steps_taken_;
 }
 
+AdamW::State AdamW::state() const {
+  at::NoGradGuard no_grad;
+  State out;
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    const bool started = exp_avg_[i].defined();
+    out.exp_avg.push_back(started ? exp_avg_[i].clone() : at::zeros_like(parameters_[i], at::kFloat));
+    out.exp_avg_sq.push_back(started ? exp_avg_sq_[i].clone() : at::zeros_like(parameters_[i], at::kFloat));
+  }
+  out.steps = steps_;
+  out.steps_taken = steps_taken_;
+  return out;
+}
+
+void AdamW::load_state(const State& state) {
+  const size_t n = parameters_.size();
+  if (state.exp_avg.size() != n || state.exp_avg_sq.size() != n || state.steps.size() != n) {
+    invalid_argument("AdamW state: expected " + std::to_string(n) + " parameters' moments and step counts, got " +
+                     std::to_string(state.exp_avg.size()) + "/" + std::to_string(state.exp_avg_sq.size()) + "/" + std::to_string(state.steps.size()));
+  }
+  if (state.steps_taken < 0) invalid_argument("AdamW state: a negative step count");
+  for (size_t i = 0; i < n; ++i) {
+    for (const at::Tensor* moment : {&state.exp_avg[i], &state.exp_avg_sq[i]}) {
+      if (moment->sizes() != parameters_[i].sizes()) {
+        invalid_argument("AdamW state: parameter " + std::to_string(i) + " has shape " + c10::str(parameters_[i].sizes()) +
+                         " but its saved moment has shape " + c10::str(moment->sizes()));
+      }
+      if (moment->scalar_type() != at::kFloat) invalid_argument("AdamW state: moments must be float32, got " + dtype_name(moment->scalar_type()));
+    }
+    if (state.steps[i] < 0) invalid_argument("AdamW state: a negative step count");
+  }
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < n; ++i) {
+    steps_[i] = state.steps[i];
+    // A parameter never updated keeps no moments, as before the save.
+    exp_avg_[i] = state.steps[i] > 0 ? state.exp_avg[i].to(parameters_[i].device(), at::kFloat, false, true) : at::Tensor();
+    exp_avg_sq_[i] = state.steps[i] > 0 ? state.exp_avg_sq[i].to(parameters_[i].device(), at::kFloat, false, true) : at::Tensor();
+  }
+  steps_taken_ = state.steps_taken;
+}
+
 void AdamW::zero_grad() {
   for (const at::Tensor& parameter : parameters_) parameter.mutable_grad().reset();
 }

@@ -27,6 +27,16 @@ class AdamW {
   void zero_grad();
   int64_t steps() const { return steps_taken_; }
 
+  // The optimizer state, copied: per parameter its moments (zeros before its first update) and update count, and
+  // the number of step() calls. load_state() restores it exactly, so a resumed run continues bit for bit.
+  struct State {
+    std::vector<at::Tensor> exp_avg, exp_avg_sq;
+    std::vector<int64_t> steps;
+    int64_t steps_taken = 0;
+  };
+  State state() const;
+  void load_state(const State& state);
+
  private:
   std::vector<at::Tensor> parameters_;
   std::vector<at::Tensor> exp_avg_, exp_avg_sq_;  // allocated at a parameter's first update

@@ -18,6 +18,8 @@ class AdamWHandle : public Napi::ObjectWrap<AdamWHandle> {
                        {
                            InstanceMethod<&AdamWHandle::step>("step"),
                            InstanceMethod<&AdamWHandle::zero_grad>("zeroGrad"),
+                           InstanceMethod<&AdamWHandle::state>("state"),
+                           InstanceMethod<&AdamWHandle::load_state>("loadState"),
                            InstanceAccessor<&AdamWHandle::steps>("steps"),
                        });
   }
@@ -46,6 +48,40 @@ class AdamWHandle : public Napi::ObjectWrap<AdamWHandle> {
 
   Napi::Value zero_grad(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value { return run_async(info.Env(), info[0], [optimizer = optimizer_]() { optimizer->zero_grad(); }); });
+  }
+
+  // state(cancel?) → Promise<{expAvg, expAvgSq, steps, stepsTaken}>: copies, read after the queued updates.
+  Napi::Value state(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      return run_async(info.Env(), info[0], [optimizer = optimizer_]() -> Completion {
+        return [state = optimizer->state()](Napi::Env env) -> Napi::Value {
+          Napi::Object out = Napi::Object::New(env);
+          out.Set("expAvg", to_js(env, state.exp_avg));
+          out.Set("expAvgSq", to_js(env, state.exp_avg_sq));
+          Napi::Array steps = Napi::Array::New(env, state.steps.size());
+          for (size_t i = 0; i < state.steps.size(); ++i) steps.Set(i, Napi::Number::New(env, static_cast<double>(state.steps[i])));
+          out.Set("steps", steps);
+          out.Set("stepsTaken", Napi::Number::New(env, static_cast<double>(state.steps_taken)));
+          return out;
+        };
+      });
+    });
+  }
+
+  // loadState({expAvg, expAvgSq, steps, stepsTaken}, cancel?) → Promise<void>, after the queued updates.
+  Napi::Value load_state(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      if (!info[0].IsObject()) invalid_argument("AdamW state must be an object");
+      Napi::Object o = info[0].As<Napi::Object>();
+      AdamW::State state;
+      state.exp_avg = arg_tensors(o.Get("expAvg"), "expAvg");
+      state.exp_avg_sq = arg_tensors(o.Get("expAvgSq"), "expAvgSq");
+      if (!o.Get("steps").IsArray()) invalid_argument("AdamW state: steps must be an array of integers");
+      Napi::Array steps = o.Get("steps").As<Napi::Array>();
+      for (uint32_t i = 0; i < steps.Length(); ++i) state.steps.push_back(arg_int(steps.Get(i), "steps[i]"));
+      state.steps_taken = arg_int(o.Get("stepsTaken"), "stepsTaken");
+      return run_async(info.Env(), info[1], [optimizer = optimizer_, state = std::move(state)]() { optimizer->load_state(state); });
+    });
   }
 
   Napi::Value steps(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(optimizer_->steps())); }

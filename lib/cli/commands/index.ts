@@ -5,6 +5,7 @@ import { evalCommand } from './eval.js';
 import { generateCommand } from './generate.js';
 import { logprobsCommand } from './logprobs.js';
 import { rlCommand } from './rl.js';
+import { reportCommand } from './report.js';
 import { rmCommand } from './rm.js';
 import { accuracyCommand, rolloutCommand } from './rollout.js';
 import { sftCommand } from './sft.js';
@@ -24,4 +25,5 @@ export const commands: CommandModule<any, any>[] = [
   evalCommand,
   rmCommand,
   rlCommand,
+  reportCommand,
 ];

@@ -2,9 +2,8 @@ import { resolve } from 'node:path';
 import { writeJsonl } from '../../data/jsonl.js';
 import { loadBenchmark } from '../../eval/policy.js';
 import { analyzeTd } from '../../eval/td-analysis.js';
-import { withModels } from '../models.js';
+import { withModels } from '../../model/index.js';
 import type { CommandModule } from 'yargs';
-import { loadModel } from '../../model/index.js';
 import { loadDataset } from '../../data/records.js';
 import { readRollouts } from '../../rollout/rollouts.js';
 import { STEP_SCORE_MODES } from '../../eval/processbench.js';
@@ -18,99 +17,61 @@ import {
   type StepVerificationReport,
 } from '../../eval/reward-model.js';
 import { loadTokenizer } from '../../tokenizer/index.js';
-import {
-  IPVRM_WEIGHTINGS,
-  outcomePairs,
-  PAIR_STRATEGIES,
-  referenceLogprobs,
-  RM_METHODS,
-  trainRewardModel,
-  type IpvrmWeightingName,
-  type PairStrategy,
-  type RmMethod,
-} from '../../train/rm.js';
+import { IPVRM_WEIGHTINGS, PAIR_STRATEGIES, RM_METHODS, type IpvrmWeightingName, type PairStrategy, type RmMethod } from '../../train/rm.js';
+import { configInput } from '../../config/common.js';
+import { resolveRmConfig } from '../../config/rm.js';
+import { runRm } from '../../run/index.js';
+import { printSummary, runOutput, withRunFlags, type RunFlags } from '../run-flags.js';
 
-interface RmTrainArgs {
-  method: RmMethod;
+interface RmTrainArgs extends RunFlags {
+  method?: RmMethod;
   rollouts: string;
   model: string;
-  out: string;
-  steps: number;
-  'pairs-per-step': number;
-  lr: number;
+  steps?: number;
+  'pairs-per-step'?: number;
+  lr?: number;
   beta?: number;
-  margin: number;
+  margin?: number;
   weighting?: IpvrmWeightingName;
-  pairs: PairStrategy;
-  seed: number;
-  'log-every': number;
+  pairs?: PairStrategy;
+  seed?: number;
 }
 
 const trainCommand: CommandModule<object, RmTrainArgs> = {
   command: 'train',
   describe: 'Train an implicit reward model on outcome-labelled rollouts (prefix-rl rollout), from the policy checkpoint',
   builder: (y) =>
-    y
-      .option('method', { choices: RM_METHODS, demandOption: true, describe: 'ipvrm (BCE on every prefix value), implicit-prm (CE), dpo-rm (pairs)' })
+    withRunFlags(y)
+      .option('config', { type: 'string', describe: 'RM config (YAML; see configs/rm/); flags and --set override it' })
+      .option('method', { choices: RM_METHODS, describe: 'ipvrm (BCE on every prefix value), implicit-prm (CE), dpo-rm (pairs); config method' })
       .option('rollouts', { type: 'string', demandOption: true, describe: 'Rollouts file (.jsonl)' })
       .option('model', { type: 'string', demandOption: true, describe: 'Policy checkpoint: π_φ starts from it, π_ref is it frozen' })
-      .option('out', { type: 'string', demandOption: true, describe: 'Folder for the reward model checkpoint' })
-      .option('steps', { type: 'number', default: 150, describe: 'Optimizer steps' })
-      .option('pairs-per-step', { type: 'number', default: 16, describe: 'Pairs per step (2× as many sequences)' })
-      .option('lr', { type: 'number', default: 1e-4, describe: 'Peak learning rate (3 % warm-up, cosine to 0)' })
+      .option('out', { type: 'string', demandOption: true, describe: 'Run folder: run.json, metrics.jsonl, checkpoints/, model/, summary.json' })
+      .option('steps', { type: 'number', describe: 'Optimizer steps (default 150)' })
+      .option('pairs-per-step', { type: 'number', describe: 'Pairs per step, 2× as many sequences (default 16)' })
+      .option('lr', { type: 'number', describe: 'Peak learning rate, 3 % warm-up then cosine to 0 (default 1e-4)' })
       .option('beta', { type: 'number', describe: 'β of the implicit reward (default: ipvrm 10, else 0.05)' })
-      .option('margin', { type: 'number', default: 0, describe: 'IPVRM margin m' })
+      .option('margin', { type: 'number', describe: 'IPVRM margin m (default 0)' })
       .option('weighting', {
         choices: IPVRM_WEIGHTINGS,
         describe: 'IPVRM reduction over prefixes: token-mean (reference, default), sequence-mean, uniform (eq. 9), early (eq. 17), late (eq. 18)',
       })
-      .option('pairs', {
-        choices: PAIR_STRATEGIES,
-        default: 'random' as PairStrategy,
-        describe: 'Pair per mixed prompt: random, or best-worst (reference CLI)',
-      })
-      .option('seed', { type: 'number', default: 0, describe: 'Seed of the pair choice and batch order' })
-      .option('log-every', { type: 'number', default: 10, describe: 'Print a progress line to stderr every N steps' }),
+      .option('pairs', { choices: PAIR_STRATEGIES, describe: 'Pair per mixed prompt: random (default), or best-worst (reference CLI)' })
+      .option('seed', { type: 'number', describe: 'Seed of the pair choice and batch order (default 0)' }),
   handler: async (args) => {
-    if (args.weighting !== undefined && args.method !== 'ipvrm') throw new Error(`--weighting applies to --method ipvrm only, not ${args.method}`);
-    const pairs = outcomePairs(await readRollouts(args.rollouts), args.seed, args.pairs);
-    const reference = await loadModel(args.model);
-    try {
-      await referenceLogprobs(
-        reference,
-        pairs.flatMap((p) => [p.chosen, p.rejected]),
-      );
-    } finally {
-      reference.dispose();
-    }
-    const model = await loadModel(args.model);
-    try {
-      const history = await trainRewardModel(model, pairs, {
-        method: args.method,
-        steps: args.steps,
-        pairsPerStep: args['pairs-per-step'],
-        lr: args.lr,
-        beta: args.beta,
-        margin: args.margin,
-        weighting: args.weighting,
-        seed: args.seed,
-        onStep: (s) => {
-          if ((s.step + 1) % args['log-every'] === 0) {
-            process.stderr.write(
-              `step ${s.step + 1}: loss ${s.loss.toFixed(4)} pair-acc ${s.pairAccuracy.toFixed(2)} lr ${s.lr.toExponential(2)} ${s.seconds.toFixed(0)} s\n`,
-            );
-          }
-        },
-      });
-      await model.save(args.out);
-      const last = history.at(-1)!;
-      process.stdout.write(
-        JSON.stringify({ out: args.out, method: args.method, pairs: pairs.length, steps: history.length, loss: last.loss, seconds: last.seconds }) +
-          '\n',
-      );
-    } finally {
-      model.dispose();
-    }
+    const flags = {
+      method: args.method,
+      steps: args.steps,
+      pairsPerStep: args['pairs-per-step'],
+      lr: args.lr,
+      beta: args.beta,
+      margin: args.margin,
+      weighting: args.weighting,
+      pairs: args.pairs,
+      seed: args.seed,
+    };
+    const config = resolveRmConfig(await configInput(args.config, args.set, flags));
+    printSummary(await runRm({ ...runOutput(args), config, rollouts: args.rollouts, model: args.model }));
   },
 };
 

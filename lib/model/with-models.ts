@@ -1,5 +1,5 @@
 // The models a command loads, disposed together when it ends, however it ends.
-import { loadModel, type CausalLM } from '../model/index.js';
+import { loadModel, type CausalLM } from './causal-lm.js';
 
 export async function withModels<T>(body: (load: (dir: string) => Promise<CausalLM>) => Promise<T>): Promise<T> {
   const loaded: CausalLM[] = [];

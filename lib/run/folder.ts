@@ -1,0 +1,178 @@
+// Opening a run folder safely. `RunFolder.open` only checks — the output is apart from every input, and an
+// existing folder is resumed (--resume), replaced (--overwrite) or refused — and writes nothing; `begin` writes,
+// once the caller has checked all its inputs. metrics.jsonl is appended per step and, on resume, cut back to the
+// checkpoint's step, so a resumed run's file is the one an uninterrupted run writes.
+import { existsSync } from 'node:fs';
+import { appendFile, mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { checkOutputApart, writeFileAtomic } from '../util/fs.js';
+import { packageVersion } from '../util/package.js';
+import { cleanCheckpoints, latestCheckpoint, readCheckpoint, checkpointName, type CheckpointState } from './checkpoint.js';
+import { CHECKPOINTS_DIR, LATEST_FILE, METRICS_FILE, RUN_FILE, SUMMARY_FILE, type MetricsRow, type RunInfo, type Stage } from './layout.js';
+
+export interface OpenRunOptions {
+  stage: Stage;
+  /** The run folder (--out). */
+  out: string;
+  /** 'auto': continue from the latest checkpoint (or start, when the folder holds none); or a checkpoint folder of this run. */
+  resume?: string;
+  /** Replace whatever the folder holds. */
+  overwrite?: boolean;
+  /** Input paths by flag ('--model': path); none may overlap the output. */
+  inputs: Record<string, string | undefined>;
+}
+
+/** What a resumed run continues from. */
+export interface ResumePoint {
+  dir: string;
+  state: CheckpointState;
+}
+
+export class RunFolder {
+  private constructor(
+    readonly dir: string,
+    private readonly options: OpenRunOptions,
+    /** run.json of the run being resumed. */
+    private readonly existing: RunInfo | undefined,
+    /** The checkpoint a resumed run continues from (undefined: from the start). */
+    readonly resumeFrom: ResumePoint | undefined,
+    /** A resumed run that had already finished: its summary. */
+    readonly finished: Record<string, unknown> | undefined,
+  ) {}
+
+  static async open(options: OpenRunOptions): Promise<RunFolder> {
+    const { stage, out, resume, overwrite } = options;
+    const dir = resolve(out);
+    checkOutputApart('--out', dir, options.inputs);
+    if (resume !== undefined && overwrite) throw new Error('give --resume or --overwrite, not both');
+    const contents = existsSync(dir) ? await readdir(dir) : [];
+    const runFile = join(dir, RUN_FILE);
+    if (resume === undefined) {
+      if (contents.length > 0 && !overwrite) {
+        const what = existsSync(runFile) ? 'another run' : existsSync(join(dir, 'config.json')) ? 'a checkpoint' : 'files';
+        throw new Error(`--out ${out} already holds ${what}; pass --resume auto to continue a run there, or --overwrite to replace it`);
+      }
+      return new RunFolder(dir, options, undefined, undefined, undefined);
+    }
+    if (!existsSync(runFile)) {
+      if (contents.length > 0) throw new Error(`--out ${out} holds files but no run (${RUN_FILE}): nothing to resume`);
+      if (resume !== 'auto') throw new Error(`--resume ${resume}: --out ${out} holds no run to resume`);
+      return new RunFolder(dir, options, undefined, undefined, undefined);
+    }
+    let existing: RunInfo;
+    try {
+      existing = JSON.parse(await readFile(runFile, 'utf8'));
+    } catch (err) {
+      throw new Error(`${runFile}: ${(err as Error).message}`);
+    }
+    if (existing.stage !== stage) throw new Error(`--out ${out} holds a ${existing.stage} run; this command trains ${stage}`);
+    const summaryFile = join(dir, SUMMARY_FILE);
+    if (existsSync(summaryFile)) {
+      return new RunFolder(dir, options, existing, undefined, JSON.parse(await readFile(summaryFile, 'utf8')));
+    }
+    let checkpoint: string | undefined;
+    if (resume === 'auto') checkpoint = await latestCheckpoint(dir);
+    else {
+      checkpoint = resolve(resume);
+      const rel = relative(join(dir, CHECKPOINTS_DIR), checkpoint);
+      if (rel === '' || rel.startsWith('..') || isAbsolute(rel) || rel.includes('/')) {
+        throw new Error(`--resume ${resume} is not a checkpoint of the run in --out ${out} (${join(out, CHECKPOINTS_DIR, 'step-…')})`);
+      }
+    }
+    const resumeFrom = checkpoint ? { dir: checkpoint, state: await readCheckpoint(checkpoint, stage) } : undefined;
+    return new RunFolder(dir, options, existing, resumeFrom, undefined);
+  }
+
+  /**
+   * Starts writing, after every input was checked: a new run writes run.json (an --overwrite first clears the
+   * folder); a resumed one checks that config and inputs are the run's and cuts metrics and checkpoints back to
+   * the checkpoint it continues from.
+   */
+  async begin(resolved: object): Promise<void> {
+    const config = resolved as Record<string, unknown>;
+    const inputs = Object.fromEntries(
+      Object.entries(this.options.inputs)
+        .filter((entry): entry is [string, string] => entry[1] !== undefined)
+        .map(([flag, path]) => [flag, resolve(path)]),
+    );
+    if (this.existing) {
+      const differences = [
+        ...diffKeys(comparable(this.existing.config), comparable(config)),
+        ...diffKeys(this.existing.inputs, inputs).map((k) => `input ${k}`),
+      ];
+      if (differences.length > 0) {
+        throw new Error(
+          `${this.dir} was started with another setup (${differences.join(', ')} differ); resume with the run's own config and inputs, or start a new run`,
+        );
+      }
+      const step = this.resumeFrom?.state.step ?? 0;
+      await cleanCheckpoints(this.dir, step);
+      if (this.resumeFrom) await writeFileAtomic(join(this.dir, CHECKPOINTS_DIR, LATEST_FILE), checkpointName(step) + '\n');
+      else await rm(join(this.dir, CHECKPOINTS_DIR, LATEST_FILE), { force: true });
+      // Without a checkpoint the run starts over: every row goes, the step-0 measurements included.
+      await this.truncateMetrics(this.resumeFrom ? step : -1);
+      return;
+    }
+    if (this.options.overwrite && existsSync(this.dir)) {
+      for (const entry of await readdir(this.dir)) await rm(join(this.dir, entry), { recursive: true, force: true });
+    }
+    await mkdir(this.dir, { recursive: true });
+    const info: RunInfo = { stage: this.options.stage, config, inputs, createdAt: new Date().toISOString(), version: packageVersion() };
+    await writeFileAtomic(join(this.dir, METRICS_FILE), '');
+    await writeFileAtomic(join(this.dir, RUN_FILE), JSON.stringify(info, null, 2) + '\n');
+  }
+
+  /** Appends one step's metrics. */
+  async log(row: MetricsRow): Promise<void> {
+    await appendFile(join(this.dir, METRICS_FILE), JSON.stringify(row) + '\n');
+  }
+
+  /** Writes summary.json, the mark of a finished run. */
+  async finish(summary: Record<string, unknown>): Promise<void> {
+    await writeFileAtomic(join(this.dir, SUMMARY_FILE), JSON.stringify(summary, null, 2) + '\n');
+  }
+
+  /** Every metrics row so far (a resumed run's included). */
+  async metrics(): Promise<MetricsRow[]> {
+    return readMetrics(join(this.dir, METRICS_FILE));
+  }
+
+  path(...parts: string[]): string {
+    return join(this.dir, ...parts);
+  }
+
+  /** Keeps the rows of steps ≤ `step`. */
+  private async truncateMetrics(step: number): Promise<void> {
+    const file = join(this.dir, METRICS_FILE);
+    const kept = existsSync(file) ? (await readMetrics(file)).filter((row) => row.step <= step) : [];
+    await writeFileAtomic(file, kept.map((row) => JSON.stringify(row) + '\n').join(''));
+  }
+}
+
+/** The config minus what may change between a run and its resumption (when to checkpoint). */
+function comparable(config: Record<string, unknown>): Record<string, unknown> {
+  const { checkpoint: _checkpoint, ...rest } = config;
+  return rest;
+}
+
+/** Dotted keys whose values differ between two JSON values. */
+export function diffKeys(a: unknown, b: unknown, prefix = ''): string[] {
+  const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (isMap(a) && isMap(b)) {
+    return [...new Set([...Object.keys(a), ...Object.keys(b)])].flatMap((key) => diffKeys(a[key], b[key], prefix ? `${prefix}.${key}` : key));
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix || '(root)'];
+}
+
+/** The rows of a metrics.jsonl (a torn last line, as a crash leaves, is skipped). */
+export async function readMetrics(file: string): Promise<MetricsRow[]> {
+  const text = await readFile(file, 'utf8');
+  return text.split('\n').flatMap((line) => {
+    try {
+      const row = JSON.parse(line) as MetricsRow;
+      return typeof row === 'object' && row !== null && Number.isInteger(row.step) ? [row] : [];
+    } catch {
+      return [];
+    }
+  });
+}

@@ -1,0 +1,79 @@
+// `prefix-rl rm train` as a run: offline training of an implicit reward model on outcome-labelled rollouts, π_φ
+// from the policy checkpoint and π_ref that checkpoint frozen; the trained model lands in <out>/model.
+import type { RmConfig } from '../config/rm.js';
+import { loadModel } from '../model/index.js';
+import { readRollouts } from '../rollout/rollouts.js';
+import { outcomePairs, referenceLogprobs, RmSession } from '../train/rm.js';
+import { checkpointModel, restoreSession } from './checkpoint.js';
+import { RunFolder } from './folder.js';
+import { rmMetrics } from './metrics.js';
+import { createProgress } from './progress.js';
+import { runLoop } from './runner.js';
+import { finishedRun, type RunOutputOptions } from './stage.js';
+
+export interface RmRunOptions extends RunOutputOptions {
+  config: RmConfig;
+  /** Rollouts file (prefix-rl rollout). */
+  rollouts: string;
+  /** The policy checkpoint: π_φ starts from it, π_ref is it frozen. */
+  model: string;
+}
+
+export async function runRm(options: RmRunOptions): Promise<Record<string, unknown>> {
+  const { config } = options;
+  const folder = await RunFolder.open({
+    stage: 'rm',
+    out: options.out,
+    resume: options.resume,
+    overwrite: options.overwrite,
+    inputs: { '--rollouts': options.rollouts, '--model': options.model },
+  });
+  if (folder.finished) return finishedRun(folder);
+  const pairs = outcomePairs(await readRollouts(options.rollouts), config.seed, config.pairs);
+  if (pairs.length === 0) throw new Error(`${options.rollouts}: no prompt has both right and wrong rollouts, so there are no pairs to train on`);
+  const reference = await loadModel(options.model);
+  try {
+    await referenceLogprobs(
+      reference,
+      pairs.flatMap((p) => [p.chosen, p.rejected]),
+      32,
+      { signal: options.signal },
+    );
+  } finally {
+    reference.dispose();
+  }
+  const resume = folder.resumeFrom;
+  const model = await loadModel(resume ? checkpointModel(resume.dir, 'model').dir : options.model);
+  try {
+    const session = new RmSession(model, pairs, { ...config, signal: options.signal });
+    try {
+      if (resume) await restoreSession(session, resume.dir, resume.state);
+      await folder.begin(config);
+      await runLoop({
+        stage: 'rm',
+        folder,
+        session,
+        checkpoint: config.checkpoint,
+        metrics: rmMetrics,
+        progress: createProgress(`rm ${config.method}`, config.steps, { quiet: options.quiet, every: options.logEvery ?? 10 }),
+        show: (row) => ({ loss: row['reward_model/loss'], 'pair-acc': row['reward_model/pair_acc'], lr: row['reward_model/lr'] }),
+      });
+      await model.save(folder.path('model'));
+      const rows = await folder.metrics();
+      const summary = {
+        out: options.out,
+        model: folder.path('model'),
+        method: config.method,
+        pairs: pairs.length,
+        steps: session.stepsDone,
+        loss: rows.at(-1)?.['reward_model/loss'],
+      };
+      await folder.finish(summary);
+      return summary;
+    } finally {
+      await session.close();
+    }
+  } finally {
+    model.dispose();
+  }
+}

@@ -1,0 +1,88 @@
+// `prefix-rl sft` as a run: SFT of a checkpoint (or of random weights from a model config) in a run folder, with
+// checkpoints, resume and metrics; the trained model lands in <out>/model.
+import { readFile } from 'node:fs/promises';
+import type { SftConfig } from '../config/sft.js';
+import { loadDataset } from '../data/records.js';
+import { initModel, loadModel, type CausalLM } from '../model/index.js';
+import { loadTokenizer } from '../tokenizer/index.js';
+import { SftSession, sftExample } from '../train/sft.js';
+import { checkpointModel, restoreSession } from './checkpoint.js';
+import { RunFolder } from './folder.js';
+import { sftMetrics } from './metrics.js';
+import { createProgress } from './progress.js';
+import { runLoop } from './runner.js';
+import { finishedRun, type RunOutputOptions } from './stage.js';
+
+export interface SftRunOptions extends RunOutputOptions {
+  config: SftConfig;
+  /** SFT records (JSONL or Parquet). */
+  data: string;
+  /** Start from this checkpoint, or from random weights of `initConfig` (a config.json) with `tokenizer`. */
+  model?: string;
+  initConfig?: string;
+  /** Tokenizer folder (default: model). */
+  tokenizer?: string;
+}
+
+/** Trains and resolves to the run's summary (summary.json). */
+export async function runSft(options: SftRunOptions): Promise<Record<string, unknown>> {
+  const { config, data } = options;
+  if (!options.model === !options.initConfig) throw new Error('give exactly one of model or initConfig');
+  const tokenizerDir = options.tokenizer ?? options.model;
+  if (!tokenizerDir) throw new Error('a model initialised from a config needs a tokenizer folder');
+  const folder = await RunFolder.open({
+    stage: 'sft',
+    out: options.out,
+    resume: options.resume,
+    overwrite: options.overwrite,
+    inputs: { '--data': data, '--model': options.model, '--init-config': options.initConfig, '--tokenizer': options.tokenizer },
+  });
+  if (folder.finished) return finishedRun(folder);
+  const tokenizer = await loadTokenizer(tokenizerDir);
+  const examples = (await loadDataset('sft', data)).map((record, i) => {
+    try {
+      return sftExample(tokenizer, record.messages);
+    } catch (err) {
+      throw new Error(`${data}: row ${i + 1}: ${(err as Error).message}`);
+    }
+  });
+  const resume = folder.resumeFrom;
+  const model: CausalLM = resume
+    ? await loadModel(checkpointModel(resume.dir, 'model').dir)
+    : options.model
+      ? await loadModel(options.model)
+      : await initModel(JSON.parse(await readFile(options.initConfig!, 'utf8')), { seed: config.seed, tokenizerFrom: tokenizerDir });
+  try {
+    const session = new SftSession(model, examples, { ...config, signal: options.signal });
+    try {
+      if (resume) await restoreSession(session, resume.dir, resume.state);
+      await folder.begin(config);
+      const { stoppedEarly } = await runLoop({
+        stage: 'sft',
+        folder,
+        session,
+        checkpoint: config.checkpoint,
+        metrics: sftMetrics,
+        progress: createProgress('sft', config.steps, { quiet: options.quiet, every: options.logEvery ?? 20 }),
+        show: (row) => ({ loss: row['train/loss'], lr: row['train/lr'], 'grad-norm': row['train/grad_norm'] }),
+        maxMinutes: config.maxMinutes,
+      });
+      await model.save(folder.path('model'));
+      const rows = await folder.metrics();
+      const summary = {
+        out: options.out,
+        model: folder.path('model'),
+        steps: session.stepsDone,
+        examples: examples.length,
+        loss: rows.at(-1)?.['train/loss'],
+        stoppedEarly,
+      };
+      await folder.finish(summary);
+      return summary;
+    } finally {
+      await session.close();
+    }
+  } finally {
+    model.dispose();
+  }
+}

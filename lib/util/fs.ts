@@ -1,0 +1,109 @@
+// Files that are never left half-written, and output paths that never clobber inputs. A file is replaced by writing
+// a temporary sibling, fsyncing it and renaming it over the target (rename is atomic within a folder); a folder
+// likewise is built aside and renamed into place.
+import { closeSync, fsyncSync, openSync } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve, isAbsolute } from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+/** A sibling path for a temporary file or folder: hidden, unique, recognisable (TEMP_PREFIX). */
+export function tempSibling(path: string): string {
+  return join(dirname(path), `${TEMP_PREFIX}${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}`);
+}
+export const TEMP_PREFIX = '.tmp-';
+
+/** Flushes a file or folder to disk (a folder's fsync makes the renames inside it durable). */
+export function fsyncPath(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Writes `data` to `file` atomically: readers see the old content or the new, never a mix or a truncated file. */
+export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  const temp = tempSibling(file);
+  const handle = await open(temp, 'w');
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await rename(temp, file);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
+  fsyncPath(dirname(file));
+}
+
+/** Every file under `dir` (recursively) and the folders themselves, fsynced: call before renaming `dir` into place. */
+export async function fsyncTree(dir: string): Promise<void> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) await fsyncTree(path);
+    else if (entry.isFile()) fsyncPath(path);
+  }
+  fsyncPath(dir);
+}
+
+/**
+ * Builds a folder aside (`build` writes into the temporary folder it is given), fsyncs it and renames it to `dir`.
+ * An existing `dir` is moved away first and deleted after, so a crash leaves the old folder or the new one whole
+ * (and at worst a `.tmp-` sibling), never a mix of both.
+ */
+export async function writeFolderAtomic(dir: string, build: (temp: string) => Promise<void>): Promise<void> {
+  await mkdir(dirname(dir), { recursive: true });
+  const temp = tempSibling(dir);
+  await mkdir(temp);
+  try {
+    await build(temp);
+    await fsyncTree(temp);
+  } catch (err) {
+    await rm(temp, { recursive: true, force: true });
+    throw err;
+  }
+  const old = (await exists(dir)) ? tempSibling(dir) : undefined;
+  if (old) await rename(dir, old);
+  await rename(temp, dir);
+  fsyncPath(dirname(dir));
+  if (old) await rm(old, { recursive: true, force: true });
+}
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `inner` is `outer` or lies inside it (after resolving both). */
+export function isWithin(inner: string, outer: string): boolean {
+  const rel = relative(resolve(outer), resolve(inner));
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+}
+
+/**
+ * Refuses an output path that is, holds or lies inside one of the inputs: writing it would destroy what the command
+ * reads. `inputs` maps a flag (e.g. '--model') to its path; undefined entries are skipped.
+ */
+export function checkOutputApart(outFlag: string, out: string, inputs: Record<string, string | undefined>): void {
+  for (const [flag, input] of Object.entries(inputs)) {
+    if (input === undefined) continue;
+    if (isWithin(out, input) || isWithin(input, out)) {
+      throw new Error(`${outFlag} ${out} overlaps ${flag} ${input}: a command never writes over what it reads; choose another ${outFlag}`);
+    }
+  }
+}
+
+/** Refuses to replace an existing file unless `overwrite` (the CLI's --overwrite). */
+export async function checkNewFile(flag: string, file: string, overwrite: boolean): Promise<void> {
+  if (!overwrite && (await exists(file))) throw new Error(`${flag} ${file} already exists; pass --overwrite to replace it`);
+}
