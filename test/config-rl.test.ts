@@ -51,7 +51,7 @@ test('bad configs name every bad key', async () => {
   expect(resolveRlConfig({ algorithm: 'grpo', rollout: { temperature: 0.8 } }).rollout.temperature).toBe(0.8);
   const tmp = await mkdtemp(join(tmpdir(), 'prefix-rl-config-'));
   try {
-    await expect(loadRlConfig(join(tmp, 'missing.yaml'))).rejects.toThrow(/cannot read RL config/);
+    await expect(loadRlConfig(join(tmp, 'missing.yaml'))).rejects.toThrow(/cannot read config/);
     await writeFile(join(tmp, 'list.yaml'), '- 1\n- 2\n');
     await expect(loadRlConfig(join(tmp, 'list.yaml'))).rejects.toThrow(/must be a mapping/);
     await writeFile(join(tmp, 'broken.yaml'), 'algorithm: [grpo\n');

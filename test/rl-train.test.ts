@@ -271,10 +271,15 @@ test('prefix-rl rl train: config + --set overrides, checkpoints and metrics writ
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line));
-    expect(metrics.map((m) => m.step)).toEqual([0, 1]);
-    const saved = JSON.parse(await readFile(join(run, 'config.json'), 'utf8'));
-    expect(saved).toMatchObject({ steps: 2, actor: { lr: 1e-3 }, rewardModel: { margin: 0, beta: 10, reference: 'old' } });
-    expect(metrics[1].testAccuracy).toBe(summary.testAccuracy);
+    // Step 0: held-out accuracy before training; then one row per step, with verl's names.
+    expect(metrics.map((m) => m.step)).toEqual([0, 1, 2]);
+    expect(Object.keys(metrics[0])).toEqual(['step', 'val/accuracy']);
+    expect(metrics[0]['val/accuracy']).toBe(summary.initialTestAccuracy);
+    expect(metrics[2]['val/accuracy']).toBe(summary.testAccuracy);
+    expect(metrics[1]).toHaveProperty('actor/pg_loss');
+    expect(metrics[1]).not.toHaveProperty('val/accuracy');
+    const saved = JSON.parse(await readFile(join(run, 'run.json'), 'utf8'));
+    expect(saved).toMatchObject({ stage: 'rl', config: { steps: 2, actor: { lr: 1e-3 }, rewardModel: { margin: 0, beta: 10, reference: 'old' } } });
     // The LoRA policy is saved as its adapter and merged: the adapter on the start model gives the merged model's logits.
     const merged = await loadModel(join(run, 'policy'));
     const adapted = await loadModel(FIXTURE);

@@ -8,39 +8,11 @@ import { join } from 'node:path';
 import { main } from '../lib/cli/main.js';
 import { writeJsonl } from '../lib/data/index.js';
 import { loadModel } from '../lib/model/index.js';
-import type { Rollout } from '../lib/rollout/rollouts.js';
 import { IPVRM_WEIGHTINGS, outcomePairs, referenceLogprobs, RM_METHODS, trainRewardModel } from '../lib/train/rm.js';
-import { makeSftRecords } from '../lib/task/index.js';
-import { loadTokenizer } from '../lib/tokenizer/index.js';
 import { captureStdout } from './helpers/stdout.js';
+import { syntheticRollouts } from './helpers/synthetic-rollouts.js';
 
 const FIXTURE = join(process.cwd(), 'fixtures/models/qwen3-tiny');
-
-/**
- * Per prompt: the right response (score 1) and a wrong one (score 0), twice each. The wrong one goes astray at its
- * first step (result off by one) and ends with an answer off by one, so most of its prefixes differ from the right one's.
- */
-async function syntheticRollouts(prompts: number): Promise<Rollout[]> {
-  const tokenizer = await loadTokenizer(FIXTURE);
-  return makeSftRecords(3, prompts, { minDepth: 2, maxDepth: 2 }).flatMap((record, prompt_index) => {
-    const [user, assistant] = record.messages;
-    const promptIds = tokenizer.encodeChat([user], { addGenerationPrompt: true });
-    const offByOne = (_: string, prefix: string, n: string) => `${prefix}${Number(n) + 1}`;
-    const wrong = assistant.content.replace(/(=)(\d+)/, offByOne).replace(/(\\boxed\{)(\d+)/, offByOne);
-    return [assistant.content, wrong, assistant.content, wrong].map((response, sample_index): Rollout => ({
-      prompt_index,
-      sample_index,
-      data_source: 'prefix-rl/arith',
-      prompt_ids: promptIds,
-      response_ids: [...tokenizer.encode(response, { addSpecialTokens: false }), tokenizer.eosTokenId!],
-      response,
-      logprobs: [],
-      finish_reason: 'eos',
-      ground_truth: '',
-      score: sample_index % 2 === 0 ? 1 : 0,
-    }));
-  });
-}
 
 test('pairs: one per mixed prompt, chosen right and rejected wrong; unmixed prompts give none', async () => {
   const rollouts = await syntheticRollouts(3);
@@ -140,14 +112,14 @@ test('prefix-rl rm train writes a reward model checkpoint; a malformed rollout l
     const args = ['rm', 'train', '--method', 'ipvrm', '--rollouts', join(tmp, 'rollouts.jsonl'), '--model', FIXTURE];
     await main([...args, '--out', join(tmp, 'rm'), '--steps', '3', '--pairs-per-step', '2', '--weighting', 'late', '--pairs', 'best-worst']);
     expect(JSON.parse(out.join(''))).toMatchObject({ method: 'ipvrm', pairs: 4, steps: 3 });
-    const rm = await loadModel(join(tmp, 'rm'));
+    const rm = await loadModel(join(tmp, 'rm', 'model'));
     rm.dispose();
     await writeFile(join(tmp, 'bad.jsonl'), '{"prompt_index": 0}\n');
     await expect(main([...args.slice(0, 5), join(tmp, 'bad.jsonl'), '--model', FIXTURE, '--out', join(tmp, 'x')])).rejects.toThrow(
       /bad.jsonl:1: needs prompt_index/,
     );
     const dpo = ['rm', 'train', '--method', 'dpo-rm', '--rollouts', join(tmp, 'rollouts.jsonl'), '--model', FIXTURE, '--out', join(tmp, 'y')];
-    await expect(main([...dpo, '--weighting', 'early'])).rejects.toThrow(/--weighting applies to --method ipvrm only/);
+    await expect(main([...dpo, '--weighting', 'early'])).rejects.toThrow(/weighting applies to method ipvrm only/);
   } finally {
     jest.restoreAllMocks();
     await rm(tmp, { recursive: true, force: true });

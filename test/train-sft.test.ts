@@ -69,8 +69,8 @@ describe('prefix-rl sft', () => {
       const summary = JSON.parse(stdout.join('').trim()) as { steps: number; examples: number; loss: number };
       expect(summary).toMatchObject({ steps: 3, examples: 8 });
       expect(Number.isFinite(summary.loss)).toBe(true);
-      expect(existsSync(join(tmp, 'model', 'tokenizer.json'))).toBe(true);
-      const model = await loadModel(join(tmp, 'model'));
+      expect(existsSync(join(tmp, 'model', 'model', 'tokenizer.json'))).toBe(true);
+      const model = await loadModel(join(tmp, 'model', 'model'));
       expect(model.config.hiddenSize).toBe(128);
       model.dispose();
       await expect(main(['sft', ...args, '--out', join(tmp, 'x')])).rejects.toThrow(/--init-config needs --tokenizer/);

@@ -7,7 +7,7 @@ import { loadDataset } from '../data/records.js';
 import { sampledAccuracy } from '../eval/accuracy.js';
 import { withModels } from '../model/index.js';
 import { loadTokenizer } from '../tokenizer/index.js';
-import { RlSession } from '../train/rl.js';
+import { RlSession, type RlRunOptions as TrainRlOptions } from '../train/rl.js';
 import { checkpointModel, restoreSession } from './checkpoint.js';
 import { RunFolder } from './folder.js';
 import type { MetricsRow } from './layout.js';
@@ -32,6 +32,8 @@ export interface RlRunFiles {
 
 export interface RlRunOptions extends RunOutputOptions, RlRunFiles {
   config: RlConfig;
+  /** Scores each rollout instead of the verifier (see trainRl's options). */
+  reward?: TrainRlOptions['reward'];
 }
 
 export async function runRl(options: RlRunOptions): Promise<Record<string, unknown>> {
@@ -68,6 +70,7 @@ export async function runRl(options: RlRunOptions): Promise<Record<string, unkno
     const reference = usesRm && config.rewardModel.reference === 'frozen' ? await load(options.reference ?? options.model) : undefined;
     const session = await RlSession.open({ policy, rewardModel, reference }, tokenizer, records, config, {
       evalRecords,
+      reward: options.reward,
       signal: options.signal,
       policyAdapter: policyCheckpoint?.adapter ? policyCheckpoint.dir : undefined,
     });
