@@ -2,7 +2,7 @@
 # Stage B on the controlled task, side by side: RL runs from the demo's SFT policy (the grid's IPVRM presets start
 # their reward model from the demo's offline IPVRM; the other online RMs start from the SFT policy), for each seed;
 # held-out avg@4 (T 0.6, top-p 0.95) before and after, and the reward model's outcome accuracy on the batches
-# (RlStep.rmAccuracy) over the first and last 5 steps. Needs `npm run demo` first (demo-output/).
+# (reward_model/acc) over the first and last 5 steps. Needs `npm run demo` first (demo-output/).
 #   bash benchmarks/rl-compare.sh [seeds...]              every preset but the distrl alias (configs/rl/<preset>.yaml)
 #   ABLATION=1 bash benchmarks/rl-compare.sh [seeds...]   the online-update ablation of distrl-ipvrm: frozen RM, naive
 #                                                         (no ADB, no DLW), DLW only, ADB only, ADB + DLW
@@ -28,18 +28,17 @@ for seed in "${seeds[@]}"; do
     IFS=: read -r name preset sets <<< "$run"
     flags=(--set eval.every=0)
     for s in $sets; do flags+=(--set "$s"); done
-    [[ $preset == *-ipvrm || $preset == distrl ]] && flags+=(--reward-model demo-output/rm-ipvrm)
+    [[ $preset == *-ipvrm || $preset == distrl ]] && flags+=(--reward-model demo-output/rm-ipvrm/model)
     dir=$out/$name-$seed
-    rm -rf "$dir"
-    node bin/prefix-rl.js rl train --config configs/rl/$preset.yaml --model demo-output/sft --data demo-output/task/rl.jsonl \
-      --eval-data demo-output/task/rl-test.jsonl --seed "$seed" "${flags[@]}" --out "$dir" 2> "$dir.log" |
+    node bin/prefix-rl.js rl train --config configs/rl/$preset.yaml --model demo-output/sft/model --data demo-output/task/rl.jsonl \
+      --eval-data demo-output/task/rl-test.jsonl --seed "$seed" "${flags[@]}" --out "$dir" --overwrite --quiet 2> "$dir.log" |
       node -e '
         const [name, dir] = process.argv.slice(1);
         const fs = require("fs");
         const r = JSON.parse(fs.readFileSync(0, "utf8"));
-        const steps = fs.readFileSync(`${dir}/metrics.jsonl`, "utf8").trim().split("\n").map(JSON.parse);
+        const steps = fs.readFileSync(`${dir}/metrics.jsonl`, "utf8").trim().split("\n").map(JSON.parse).filter((s) => s.step > 0);
         const mean = (xs) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
-        const rmAcc = (part) => mean(part.map((s) => s.rmAccuracy).filter((x) => x !== undefined));
+        const rmAcc = (part) => mean(part.map((s) => s["reward_model/acc"]).filter((x) => x !== undefined));
         console.log(JSON.stringify({ ...r, name, rmAccuracyFirst5: rmAcc(steps.slice(0, 5)), rmAccuracyLast5: rmAcc(steps.slice(-5)) }));' "$name" "$dir" |
       tee -a $results
   done

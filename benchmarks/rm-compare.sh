@@ -14,7 +14,7 @@ src=demo-output
 out=$src/rm-compare
 mkdir -p $out
 bon=$out/bon-rollouts.jsonl
-[[ -f $bon ]] || cli rollout --model $src/sft --data $src/task/rl-test.jsonl --samples 16 --max-new-tokens 160 --batch-size 128 --seed 7 \
+[[ -f $bon ]] || cli rollout --model $src/sft/model --data $src/task/rl-test.jsonl --samples 16 --max-new-tokens 160 --batch-size 128 --seed 7 \
   --out $bon > $out/bon-rollouts.log
 results=$out/results.jsonl
 : > $results
@@ -25,8 +25,8 @@ for seed in "${seeds[@]}"; do
     IFS=: read -r name flags coef <<< "$variant"
     dir=$out/$name-$seed
     # shellcheck disable=SC2086
-    cli rm train $flags --rollouts $src/rollouts.jsonl --model $src/sft --seed "$seed" --out $dir/rm > $dir.train.json 2> $dir.train.log
-    cli rm eval --rm $dir/rm --reference $src/sft --coef "$coef" \
+    cli rm train $flags --rollouts $src/rollouts.jsonl --model $src/sft/model --seed "$seed" --out $dir/rm --overwrite --quiet > $dir.train.json 2> $dir.train.log
+    cli rm eval --rm $dir/rm/model --reference $src/sft/model --coef "$coef" \
       --processbench $src/task/processbench-indist.jsonl $src/task/processbench.jsonl --bon-rollouts $bon --bon-n 4 16 \
       2> $dir.eval.log | node -e '
         const [name, seed] = process.argv.slice(1);

@@ -91,3 +91,9 @@ export { evaluateProcessBench, STEP_SCORE_MODES, type StepScoreMode } from './ev
 
 // configs
 export { loadRlConfig, resolveRlConfig, RlConfigSchema, RL_PRESETS, RL_PRESET_NAMES, type RlConfig, type RlConfigInput } from './config/rl.js';
+export { resolveSftConfig, type SftConfig } from './config/sft.js';
+export { resolveRmConfig, type RmConfig } from './config/rm.js';
+
+// runs: the training stages with run folders, checkpoints, resume and metrics; reports
+export { runSft, runRm, runRl, METRICS, type RunSftOptions, type RunRmOptions, type RunRlOptions, type MetricsRow } from './run/index.js';
+export { readRuns, renderReport } from './report/index.js';

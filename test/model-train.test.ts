@@ -7,6 +7,50 @@ import { AdamW, clipGradNorm, constantSchedule, cosineSchedule, linearSchedule, 
 import { Tensor, tidy } from '../lib/tensor/index.js';
 import { loadTokenizer } from '../lib/tokenizer/index.js';
 
+test('AdamW state: save then load into a new optimizer continues exactly; a state for other parameters is refused', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'prefix-rl-adamw-'));
+  const make = () =>
+    new Map([
+      ['w', Tensor.from([1, -2, 3], [3], { requiresGrad: true })],
+      ['never', Tensor.from([5], [1], { requiresGrad: true })],
+    ]);
+  const stepOnce = async (optimizer: AdamW, w: Tensor, scale: number) => {
+    await optimizer.zeroGrad();
+    await tidy(() => w.mul(w).mul(scale).sum().backwardAsync());
+    await optimizer.step({ lr: 0.05 });
+  };
+  try {
+    const [a, b] = [make(), make()];
+    const first = new AdamW(a, { lr: 0.1, weightDecay: 0.01 });
+    for (const scale of [1, 2, 3]) await stepOnce(first, a.get('w')!, scale);
+    await first.save(join(dir, 'adamw.safetensors'));
+    // The second optimizer's parameters take the first's values (as a checkpoint's weights would), then its state.
+    b.get('w')!.dispose();
+    b.set('w', Tensor.from(a.get('w')!.toNumbers(), [3], { requiresGrad: true }));
+    const second = new AdamW(b, { lr: 0.1, weightDecay: 0.01 });
+    await second.load(join(dir, 'adamw.safetensors'));
+    expect(second.steps).toBe(3);
+    for (const scale of [4, 5]) {
+      await stepOnce(first, a.get('w')!, scale);
+      await stepOnce(second, b.get('w')!, scale);
+    }
+    expect(b.get('w')!.toNumbers()).toEqual(a.get('w')!.toNumbers());
+    expect(b.get('never')!.toNumbers()).toEqual([5]);
+    const other = new AdamW([Tensor.from([1, 2], [2], { requiresGrad: true })], { lr: 0.1 });
+    await expect(other.load(join(dir, 'adamw.safetensors'))).rejects.toThrow(/not this optimizer's state/);
+    const reshaped = new AdamW(
+      new Map([
+        ['w', Tensor.from([1, 2], [2])],
+        ['never', Tensor.from([5], [1])],
+      ]),
+      { lr: 0.1 },
+    );
+    await expect(reshaped.load(join(dir, 'adamw.safetensors'))).rejects.toThrow(/shape/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('AdamW follows the torch.optim.AdamW update', async () => {
   const p = Tensor.from([1], [1], { requiresGrad: true });
   const untouched = Tensor.from([2], [1], { requiresGrad: true });

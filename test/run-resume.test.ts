@@ -97,7 +97,9 @@ function run(argv: string[], options: { env?: Record<string, string>; killAfterR
     const poll = watch
       ? setInterval(() => {
           if (!existsSync(watch.file)) return;
-          const rows = readFileSync(watch.file, 'utf8').split('\n').filter((line) => line.includes('"step":') && !line.startsWith('{"step":0,')).length;
+          const rows = readFileSync(watch.file, 'utf8')
+            .split('\n')
+            .filter((line) => line.includes('"step":') && !line.startsWith('{"step":0,')).length;
           if (rows >= watch.rows) child.kill('SIGKILL');
         }, 2)
       : undefined;
@@ -157,26 +159,29 @@ describe.each(stages)('$name', (stage) => {
     await expectSameRun(reference, out, stage);
   });
 
-  test.each(['checkpoint-write@4', 'checkpoint-latest@2'])('killed at %s and resumed: the half-written checkpoint is never loaded', async (failpoint) => {
-    const out = join(tmp, `${stage.name.split(' ')[0]}-${failpoint.replace('@', '-')}`);
-    const killed = await run(stage.argv(out), { env: { PREFIX_RL_FAILPOINT: failpoint } });
-    expect(killed.signal).toBe('SIGKILL');
-    const checkpoints = await readdir(join(out, 'checkpoints'));
-    if (failpoint.startsWith('checkpoint-write')) {
-      // Step 4's checkpoint exists only as a .tmp- folder; latest still names step 2.
-      expect(checkpoints.some((entry) => entry.startsWith('.tmp-step-000004'))).toBe(true);
-      expect(checkpoints).not.toContain('step-000004');
-      expect((await readFile(join(out, 'checkpoints', 'latest'), 'utf8')).trim()).toBe('step-000002');
-    } else {
-      // Step 2's checkpoint is complete but not yet named by latest: the run resumes from the start.
-      expect(checkpoints).toContain('step-000002');
-      expect(checkpoints).not.toContain('latest');
-    }
-    const resumed = await run(resumeArgs(stage, out));
-    expect(resumed.code).toBe(0);
-    expect((await readdir(join(out, 'checkpoints'))).some((entry) => entry.startsWith('.tmp-'))).toBe(false);
-    await expectSameRun(reference, out, stage);
-  });
+  test.each(['checkpoint-write@4', 'checkpoint-latest@2'])(
+    'killed at %s and resumed: the half-written checkpoint is never loaded',
+    async (failpoint) => {
+      const out = join(tmp, `${stage.name.split(' ')[0]}-${failpoint.replace('@', '-')}`);
+      const killed = await run(stage.argv(out), { env: { PREFIX_RL_FAILPOINT: failpoint } });
+      expect(killed.signal).toBe('SIGKILL');
+      const checkpoints = await readdir(join(out, 'checkpoints'));
+      if (failpoint.startsWith('checkpoint-write')) {
+        // Step 4's checkpoint exists only as a .tmp- folder; latest still names step 2.
+        expect(checkpoints.some((entry) => entry.startsWith('.tmp-step-000004'))).toBe(true);
+        expect(checkpoints).not.toContain('step-000004');
+        expect((await readFile(join(out, 'checkpoints', 'latest'), 'utf8')).trim()).toBe('step-000002');
+      } else {
+        // Step 2's checkpoint is complete but not yet named by latest: the run resumes from the start.
+        expect(checkpoints).toContain('step-000002');
+        expect(checkpoints).not.toContain('latest');
+      }
+      const resumed = await run(resumeArgs(stage, out));
+      expect(resumed.code).toBe(0);
+      expect((await readdir(join(out, 'checkpoints'))).some((entry) => entry.startsWith('.tmp-'))).toBe(false);
+      await expectSameRun(reference, out, stage);
+    },
+  );
 });
 
 test('resuming a finished run trains nothing and reports its summary', async () => {

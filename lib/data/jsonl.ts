@@ -1,6 +1,7 @@
 // JSON Lines: one JSON value per line, read as a stream so large files never sit in memory whole.
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { fsyncPath, tempSibling } from '../util/fs.js';
 import { once } from 'node:events';
 import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -33,17 +34,27 @@ export async function* readJsonlRows(file: string): AsyncGenerator<RawRow> {
   }
 }
 
-/** Writes one JSON value per line, creating the parent folder. Honors stream backpressure. */
+/**
+ * Writes one JSON value per line, creating the parent folder. Honors stream backpressure. The file is written aside
+ * and renamed into place when complete: a reader (or a crash) never sees it half-written.
+ */
 export async function writeJsonl(file: string, rows: Iterable<unknown> | AsyncIterable<unknown>): Promise<void> {
   await mkdir(dirname(file), { recursive: true });
-  const out = createWriteStream(file, { encoding: 'utf8' });
+  const temp = tempSibling(file);
+  const out = createWriteStream(temp, { encoding: 'utf8' });
   const closed = once(out, 'close');
+  let complete = false;
   try {
     for await (const row of rows) {
       if (!out.write(JSON.stringify(row) + '\n')) await once(out, 'drain');
     }
+    complete = true;
   } finally {
     out.end();
     await closed;
+    if (!complete) await rm(temp, { force: true });
   }
+  fsyncPath(temp);
+  await rename(temp, file);
+  fsyncPath(dirname(file));
 }

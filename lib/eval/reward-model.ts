@@ -82,6 +82,22 @@ export interface RmEvalOptions extends AsyncOptions {
   coef?: number;
   numThresholds?: number;
   batchSize?: number;
+  /** Called after each scored batch: sequences done of the total over both models' passes. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** log π_φ and log π_ref of every sequence, reporting progress over both passes. */
+async function scorePair(
+  rewardModel: CausalLM,
+  reference: CausalLM,
+  tokens: readonly number[][],
+  options: RmEvalOptions,
+): Promise<[number[][], number[][]]> {
+  const { onProgress, ...rest } = options;
+  const n = tokens.length;
+  const policy = await rewardModel.sequenceLogprobs(tokens, { ...rest, onBatch: (done) => onProgress?.(done, 2 * n) });
+  const ref = await reference.sequenceLogprobs(tokens, { ...rest, onBatch: (done) => onProgress?.(n + done, 2 * n) });
+  return [policy, ref];
 }
 
 function summarise(items: Parameters<typeof evaluateProcessBench>[0], options: RmEvalOptions): ProcessBenchSummary {
@@ -110,8 +126,7 @@ export async function evaluateStepVerification(
 ): Promise<StepVerificationReport> {
   if (sequences.length === 0) throw new Error('step verification needs at least one ProcessBench item');
   const tokens = sequences.map((s) => s.tokens);
-  const policy = await rewardModel.sequenceLogprobs(tokens, options);
-  const ref = await reference.sequenceLogprobs(tokens, options);
+  const [policy, ref] = await scorePair(rewardModel, reference, tokens, options);
   const items = (raw: (i: number) => number[]) =>
     sequences.map((s, i) => ({ label: s.label, rawReward: raw(i), firstBoundary: s.promptLength - 1, stepEnds: s.stepEnds.map((e) => e - 1) }));
   return {
@@ -212,8 +227,7 @@ export async function evaluateBestOfN(
   const used = groups.map((g) => g.slice(0, largest));
   const flat = used.flat();
   const tokens = flat.map((r) => [...r.prompt_ids, ...r.response_ids]);
-  const policy = await rewardModel.sequenceLogprobs(tokens, options);
-  const ref = await reference.sequenceLogprobs(tokens, options);
+  const [policy, ref] = await scorePair(rewardModel, reference, tokens, options);
   const scores = flat.map((r, i) => {
     const from = r.prompt_ids.length - 1;
     const lr = policy[i].slice(from).map((v, j) => v - ref[i][from + j]);

@@ -158,7 +158,10 @@ export class CausalLM {
    * Per-position log-probs [T-1] of each token sequence (entry j scores token j + 1), in batches of `batchSize`
    * (default 32) with no autograd graph: for scoring, such as a reference model's log-probs.
    */
-  async sequenceLogprobs(sequences: readonly (readonly number[])[], options: AsyncOptions & { batchSize?: number } = {}): Promise<number[][]> {
+  async sequenceLogprobs(
+    sequences: readonly (readonly number[])[],
+    options: AsyncOptions & { batchSize?: number; onBatch?: (done: number, total: number) => void } = {},
+  ): Promise<number[][]> {
     const { batchSize = 32, signal } = options;
     const out: number[][] = [];
     for (let start = 0; start < sequences.length; start += batchSize) {
@@ -168,6 +171,7 @@ export class CausalLM {
         return (await this.tokenLogprobs(inputIds, attentionMask, { noGrad: true, signal })).toNested() as number[][];
       });
       batch.forEach((tokens, i) => out.push(rows[i].slice(0, tokens.length - 1)));
+      options.onBatch?.(out.length, sequences.length);
     }
     return out;
   }

@@ -1,5 +1,6 @@
-// Every metric a run logs to metrics.jsonl, with verl's name where verl has one. docs/METRICS.md is generated from
-// this list (scripts/metrics-doc.mjs checks it is current), and the report labels its charts from it.
+// Every metric a run logs to metrics.jsonl, with verl's name where verl has one, and the mapping from each stage's
+// step record to its row. docs/METRICS.md lists the same names (test/metrics.test.ts checks that the page, this list
+// and the rows agree).
 import type { RlStep } from '../train/rl.js';
 import type { RmStep } from '../train/rm.js';
 import type { SftStep } from '../train/sft.js';

@@ -63,3 +63,19 @@ function formatNumber(value: number): string {
   const magnitude = Math.abs(value);
   return magnitude !== 0 && (magnitude < 1e-3 || magnitude >= 1e5) ? value.toExponential(2) : value.toFixed(4);
 }
+
+/**
+ * A progress callback for work reported as (done, total) batches — sampling, scoring: a bar per pass, begun at its
+ * first report and ended when done reaches total.
+ */
+export function batchProgress(label: string, options: ProgressOptions = {}): (done: number, total: number) => void {
+  let bar: Progress | undefined;
+  return (done, total) => {
+    bar ??= createProgress(label, total, options);
+    bar.update(done);
+    if (done >= total) {
+      bar.stop();
+      bar = undefined;
+    }
+  };
+}

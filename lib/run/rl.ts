@@ -30,13 +30,13 @@ export interface RlRunFiles {
   evalData?: string;
 }
 
-export interface RlRunOptions extends RunOutputOptions, RlRunFiles {
+export interface RunRlOptions extends RunOutputOptions, RlRunFiles {
   config: RlConfig;
   /** Scores each rollout instead of the verifier (see trainRl's options). */
   reward?: TrainRlOptions['reward'];
 }
 
-export async function runRl(options: RlRunOptions): Promise<Record<string, unknown>> {
+export async function runRl(options: RunRlOptions): Promise<Record<string, unknown>> {
   const { config } = options;
   const folder = await RunFolder.open({
     stage: 'rl',

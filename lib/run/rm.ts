@@ -11,7 +11,7 @@ import { createProgress } from './progress.js';
 import { runLoop } from './runner.js';
 import { finishedRun, type RunOutputOptions } from './stage.js';
 
-export interface RmRunOptions extends RunOutputOptions {
+export interface RunRmOptions extends RunOutputOptions {
   config: RmConfig;
   /** Rollouts file (prefix-rl rollout). */
   rollouts: string;
@@ -19,7 +19,7 @@ export interface RmRunOptions extends RunOutputOptions {
   model: string;
 }
 
-export async function runRm(options: RmRunOptions): Promise<Record<string, unknown>> {
+export async function runRm(options: RunRmOptions): Promise<Record<string, unknown>> {
   const { config } = options;
   const folder = await RunFolder.open({
     stage: 'rm',

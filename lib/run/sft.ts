@@ -13,7 +13,7 @@ import { createProgress } from './progress.js';
 import { runLoop } from './runner.js';
 import { finishedRun, type RunOutputOptions } from './stage.js';
 
-export interface SftRunOptions extends RunOutputOptions {
+export interface RunSftOptions extends RunOutputOptions {
   config: SftConfig;
   /** SFT records (JSONL or Parquet). */
   data: string;
@@ -25,7 +25,7 @@ export interface SftRunOptions extends RunOutputOptions {
 }
 
 /** Trains and resolves to the run's summary (summary.json). */
-export async function runSft(options: SftRunOptions): Promise<Record<string, unknown>> {
+export async function runSft(options: RunSftOptions): Promise<Record<string, unknown>> {
   const { config, data } = options;
   if (!options.model === !options.initConfig) throw new Error('give exactly one of model or initConfig');
   const tokenizerDir = options.tokenizer ?? options.model;

@@ -107,3 +107,9 @@ export function checkOutputApart(outFlag: string, out: string, inputs: Record<st
 export async function checkNewFile(flag: string, file: string, overwrite: boolean): Promise<void> {
   if (!overwrite && (await exists(file))) throw new Error(`${flag} ${file} already exists; pass --overwrite to replace it`);
 }
+
+/** An output file's checks, before anything is read or written: apart from every input, and new unless `overwrite`. */
+export async function checkOutputFile(flag: string, file: string, inputs: Record<string, string | undefined>, overwrite: boolean): Promise<void> {
+  checkOutputApart(flag, file, inputs);
+  await checkNewFile(flag, file, overwrite);
+}

@@ -5,5 +5,9 @@ import { resolveRlConfig } from '../../dist/lib/config/index.js';
 import { runRl } from '../../dist/lib/run/index.js';
 
 const options = JSON.parse(process.argv[2]);
-const summary = await runRl({ ...options, config: resolveRlConfig(options.config), reward: (rollout) => (rollout.response_ids[0] % 2 === 0 ? 1 : 0) });
+const summary = await runRl({
+  ...options,
+  config: resolveRlConfig(options.config),
+  reward: (rollout) => (rollout.response_ids[0] % 2 === 0 ? 1 : 0),
+});
 process.stdout.write(JSON.stringify(summary) + '\n');

@@ -14,4 +14,3 @@ export type PairStrategy = (typeof PAIR_STRATEGIES)[number];
  */
 export const IPVRM_WEIGHTINGS = ['token-mean', 'sequence-mean', 'uniform', 'early', 'late'] as const;
 export type IpvrmWeightingName = (typeof IPVRM_WEIGHTINGS)[number];
-

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import type { CommandModule } from 'yargs';
 import { DATASET_KINDS, DATASET_SCHEMAS, type DatasetKind } from '../../data/schemas.js';
 import { DATA_FORMATS, formatOf, readRecords, type DataFormat } from '../../data/records.js';
@@ -6,6 +8,7 @@ import { writeTaskData } from '../../task/make.js';
 
 interface MakeTaskArgs {
   out: string;
+  overwrite: boolean;
   seed: number;
   'n-sft': number;
   'n-rl': number;
@@ -23,7 +26,8 @@ const makeTaskCommand: CommandModule<object, MakeTaskArgs> = {
   describe: 'Write the controlled task: SFT, RL and ProcessBench-style sets plus its tokenizer',
   builder: (y) =>
     y
-      .option('out', { type: 'string', demandOption: true, describe: 'Output folder' })
+      .option('out', { type: 'string', demandOption: true, describe: 'Output folder (new, or empty)' })
+      .option('overwrite', { type: 'boolean', default: false, describe: 'Replace the files of an --out that holds some' })
       .option('seed', { type: 'number', default: 0, describe: 'Seed; the same seed gives the same files' })
       .option('n-sft', { type: 'number', default: 4096, describe: 'SFT rows (sft.jsonl)' })
       .option('n-rl', { type: 'number', default: 800, describe: 'RL prompts (rl.jsonl, rl.parquet)' })
@@ -42,6 +46,9 @@ const makeTaskCommand: CommandModule<object, MakeTaskArgs> = {
         describe: 'Response style of sft.jsonl: A, or Eurus-like action tags',
       }),
   handler: async (args) => {
+    if (!args.overwrite && existsSync(args.out) && (await readdir(args.out)).length > 0) {
+      throw new Error(`--out ${args.out} already holds files; pass --overwrite to replace them`);
+    }
     const written = await writeTaskData({
       outDir: args.out,
       seed: args.seed,

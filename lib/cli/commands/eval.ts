@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { EVAL_INSTRUCTION, evaluatePolicy, loadBenchmark } from '../../eval/policy.js';
 import { loadModel } from '../../model/index.js';
+import { batchProgress } from '../../run/index.js';
 import { loadTokenizer } from '../../tokenizer/index.js';
 import { samplingOptions, type SamplingArgs } from './rollout.js';
 
@@ -9,6 +10,7 @@ interface EvalArgs extends SamplingArgs {
   data: string[];
   limit?: number;
   instruction: string;
+  quiet: boolean;
 }
 
 /** `prefix-rl eval`: a policy's avg@k per benchmark file and their average (the paper's Table 5). */
@@ -26,6 +28,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
       .option('batch-size', { type: 'number', default: 64, describe: 'Responses sampled together' })
       .option('seed', { type: 'number', default: 0, describe: 'Sampling seed' })
       .option('limit', { type: 'number', describe: 'Use the first N problems of each file' })
+      .option('quiet', { type: 'boolean', default: false, describe: 'Plain progress lines instead of a bar, even on a terminal' })
       .option('instruction', { type: 'string', default: EVAL_INSTRUCTION, describe: 'Appended to eval-layout problems ("" for none)' }),
   handler: async (args) => {
     const sampling = samplingOptions(args);
@@ -38,7 +41,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
     }
     const [tokenizer, model] = [await loadTokenizer(args.model), await loadModel(args.model)];
     try {
-      const report = await evaluatePolicy(model, tokenizer, benchmarks, sampling);
+      const report = await evaluatePolicy(model, tokenizer, benchmarks, { ...sampling, onBatch: batchProgress('eval', { quiet: args.quiet }) });
       const k = args.samples;
       const names = report.benchmarks.map((b) => b.name);
       const cell = (x: number) => (100 * x).toFixed(1);

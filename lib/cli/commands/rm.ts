@@ -1,4 +1,4 @@
-import { resolve } from 'node:path';
+import { checkOutputFile } from '../../util/fs.js';
 import { writeJsonl } from '../../data/jsonl.js';
 import { loadBenchmark } from '../../eval/policy.js';
 import { analyzeTd } from '../../eval/td-analysis.js';
@@ -20,7 +20,8 @@ import { loadTokenizer } from '../../tokenizer/index.js';
 import { IPVRM_WEIGHTINGS, PAIR_STRATEGIES, RM_METHODS, type IpvrmWeightingName, type PairStrategy, type RmMethod } from '../../train/rm.js';
 import { configInput } from '../../config/common.js';
 import { resolveRmConfig } from '../../config/rm.js';
-import { runRm } from '../../run/index.js';
+import { batchProgress, runRm } from '../../run/index.js';
+import { basename } from 'node:path';
 import { printSummary, runOutput, withRunFlags, type RunFlags } from '../run-flags.js';
 
 interface RmTrainArgs extends RunFlags {
@@ -83,6 +84,7 @@ interface RmEvalArgs {
   'bon-n': number[];
   coef: number;
   'num-thresholds': number;
+  quiet: boolean;
 }
 
 const evalCommand: CommandModule<object, RmEvalArgs> = {
@@ -97,6 +99,7 @@ const evalCommand: CommandModule<object, RmEvalArgs> = {
       .option('bon-n', { type: 'number', array: true, default: [4, 16, 64], describe: 'The N of Best-of-N (the paper: 4 16 64)' })
       .option('coef', { type: 'number', default: 0.001, describe: 'Step-score coefficient (reference 0.001; the RM β is the paper reading)' })
       .option('num-thresholds', { type: 'number', default: 1000, describe: 'Points of the oracle threshold grid' })
+      .option('quiet', { type: 'boolean', default: false, describe: 'Plain progress lines instead of a bar, even on a terminal' })
       .check((args) => {
         if (args.processbench.length === 0 && !args['bon-rollouts']) throw new Error('give --processbench files, --bon-rollouts, or both');
         return true;
@@ -109,7 +112,8 @@ const evalCommand: CommandModule<object, RmEvalArgs> = {
       const processBench: Record<string, StepVerificationReport> = {};
       for (const file of args.processbench) {
         const sequences = stepSequences(tokenizer, await loadDataset('processbench', file));
-        const report = (processBench[file] = await evaluateStepVerification(rm, reference, sequences, options));
+        const onProgress = batchProgress(`rm eval ${basename(file)}`, { quiet: args.quiet });
+        const report = (processBench[file] = await evaluateStepVerification(rm, reference, sequences, { ...options, onProgress }));
         process.stderr.write(
           `${file} (${report.items} items): step F1 at the oracle threshold / AUC\n  mode        reward model    reference likelihood\n`,
         );
@@ -134,7 +138,10 @@ const evalCommand: CommandModule<object, RmEvalArgs> = {
         }
       }
       const bestOfN = args['bon-rollouts']
-        ? await evaluateBestOfN(rm, reference, tokenizer, await readRollouts(args['bon-rollouts']), args['bon-n'], options)
+        ? await evaluateBestOfN(rm, reference, tokenizer, await readRollouts(args['bon-rollouts']), args['bon-n'], {
+            ...options,
+            onProgress: batchProgress('rm eval best-of-n', { quiet: args.quiet }),
+          })
         : undefined;
       if (bestOfN) {
         // The paper's Table 1 layout: a row per N.
@@ -169,6 +176,7 @@ interface AnalyzeTdArgs {
   'batch-size': number;
   seed: number;
   out?: string;
+  overwrite: boolean;
 }
 
 /** `prefix-rl rm analyze-td`: does the one-step TD at π_old's candidates predict the outcome? (§4.3.3) */
@@ -192,11 +200,14 @@ const analyzeTdCommand: CommandModule<object, AnalyzeTdArgs> = {
       .option('max-new-tokens', { type: 'number', default: 256, describe: 'Most new tokens of a trajectory and of a completion' })
       .option('batch-size', { type: 'number', default: 16, describe: 'Sequences per forward pass and sampling batch' })
       .option('seed', { type: 'number', default: 0, describe: 'Seed of the sampling and of the truncation points' })
-      .option('out', { type: 'string', describe: 'Also write every branch (prompt, t, token, td, prefixValue, outcome) as JSON lines' }),
+      .option('out', { type: 'string', describe: 'Also write every branch (prompt, t, token, td, prefixValue, outcome) as JSON lines' })
+      .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing --out file' }),
   handler: async (args) => {
     if (args.limit !== undefined && (!Number.isInteger(args.limit) || args.limit < 1)) throw new Error('--limit must be a positive integer');
-    if (args.out !== undefined && resolve(args.out) === resolve(args.data))
-      throw new Error(`--out ${args.out} is the --data file: it would be overwritten`);
+    if (args.out !== undefined) {
+      const inputs = { '--data': args.data, '--model': args.model, '--rm': args.rm, '--reference': args.reference };
+      await checkOutputFile('--out', args.out, inputs, args.overwrite);
+    }
     const records = (await loadBenchmark(args.data)).records.slice(0, args.limit);
     const tokenizer = await loadTokenizer(args.model);
     await withModels(async (load) => {

@@ -1,4 +1,6 @@
 import type { CommandModule } from 'yargs';
+import { checkOutputFile } from '../../util/fs.js';
+import { batchProgress } from '../../run/index.js';
 import { writeJsonl } from '../../data/jsonl.js';
 import { loadDataset } from '../../data/records.js';
 import { accuracyOf } from '../../eval/accuracy.js';
@@ -33,7 +35,9 @@ interface RolloutArgs extends SamplingArgs {
   model: string;
   data: string;
   out?: string;
+  overwrite?: boolean;
   limit?: number;
+  quiet?: boolean;
 }
 
 const options = {
@@ -45,16 +49,21 @@ const options = {
   'max-new-tokens': { type: 'number', default: 256, describe: 'Most new tokens per response' },
   'batch-size': { type: 'number', default: 64, describe: 'Responses sampled together' },
   seed: { type: 'number', default: 0, describe: 'Sampling seed' },
+  quiet: { type: 'boolean', default: false, describe: 'Plain progress lines instead of a bar, even on a terminal' },
 } as const;
 
 /** Samples and verifies; writes the rollouts when `out` is given; prints the accuracy report. */
 async function run(args: RolloutArgs): Promise<void> {
   const sampling = samplingOptions(args);
   if (args.limit !== undefined && (!Number.isInteger(args.limit) || args.limit < 1)) throw new Error('--limit must be a positive integer');
+  if (args.out) await checkOutputFile('--out', args.out, { '--data': args.data, '--model': args.model }, args.overwrite ?? false);
   const records = (await loadDataset('rl', args.data)).slice(0, args.limit);
   const [tokenizer, model] = [await loadTokenizer(args.model), await loadModel(args.model)];
   try {
-    const rollouts = await sampleRollouts(model, tokenizer, records, sampling);
+    const rollouts = await sampleRollouts(model, tokenizer, records, {
+      ...sampling,
+      onBatch: batchProgress(args.out ? 'rollout' : 'accuracy', { quiet: args.quiet }),
+    });
     if (args.out) await writeJsonl(args.out, rollouts);
     process.stdout.write(JSON.stringify({ ...accuracyOf(rollouts), ...(args.out && { out: args.out }) }) + '\n');
   } finally {
@@ -69,7 +78,8 @@ export const rolloutCommand: CommandModule<object, RolloutArgs> = {
   builder: (y) =>
     y
       .options(options)
-      .option('out', { type: 'string', demandOption: true, describe: 'Rollouts file (.jsonl)' })
+      .option('out', { type: 'string', demandOption: true, describe: 'Rollouts file (.jsonl), written when complete' })
+      .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing --out file' })
       .option('samples', { type: 'number', default: 5, describe: 'Samples per prompt' }),
   handler: run,
 };
