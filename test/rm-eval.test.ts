@@ -320,7 +320,7 @@ test('prefix-rl rm analyze-td prints the summary and writes the branches', async
     await main([...args, '--out', join(tmp, 'branches.jsonl')]);
     expect(JSON.parse(out.join(''))).toMatchObject({ trajectories: 3, branches: 6, out: join(tmp, 'branches.jsonl') });
     expect((await readFile(join(tmp, 'branches.jsonl'), 'utf8')).trim().split('\n')).toHaveLength(6);
-    await expect(main([...args, '--out', join(tmp, 'rl.jsonl')])).rejects.toThrow(/is the --data file/);
+    await expect(main([...args, '--out', join(tmp, 'rl.jsonl')])).rejects.toThrow(/overlaps --data/);
   } finally {
     jest.restoreAllMocks();
     await rm(tmp, { recursive: true, force: true });

@@ -9,6 +9,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeJsonl } from '../lib/data/index.js';
+import { readRuns, planCharts } from '../lib/report/index.js';
 import { isTimingMetric } from '../lib/run/metrics.js';
 import { makeRlRecords, makeSftRecords } from '../lib/task/index.js';
 import { syntheticRollouts } from './helpers/synthetic-rollouts.js';
@@ -203,4 +204,16 @@ test('a resume with another config is refused and changes nothing', async () => 
   expect(changed.code).toBe(1);
   expect(changed.stderr).toMatch(/another setup \(batchSize differ/);
   expect(await readFile(join(out, 'metrics.jsonl'), 'utf8')).toBe(before);
+});
+
+test('the report reads the three real runs: every stage, its metrics and summary, a chart per logged curve', async () => {
+  const runs = await readRuns(['sft', 'rm', 'rl'].map((name) => join(tmp, `${name}-reference`)));
+  expect(runs.map((run) => [run.stage, run.metrics.length > 0, run.summary !== undefined])).toEqual([
+    ['sft', true, true],
+    ['rm', true, true],
+    ['rl', true, true],
+  ]);
+  const charted = new Set(planCharts(runs).flatMap((chart) => chart.metrics));
+  for (const name of ['train/loss', 'reward_model/pair_acc', 'critic/score/mean', 'val/accuracy', 'actor/topk_pg_loss', 'reward_model/acc'])
+    expect(charted).toContain(name);
 });
