@@ -86,6 +86,30 @@ const stages: Stage[] = [
     ],
     outputs: ['policy/model.safetensors', 'reward-model/model.safetensors'],
   },
+  {
+    // A LoRA actor: its checkpoints hold the adapter, which resume attaches to the base model again.
+    name: 'rl train (grpo-ipvrm, LoRA actor)',
+    steps: 5,
+    argv: (out) => [
+      'test/helpers/rl-run-child.mjs',
+      JSON.stringify({
+        out,
+        resume: 'auto',
+        quiet: true,
+        model: FIXTURE,
+        data: join(tmp, 'rl.jsonl'),
+        config: {
+          algorithm: 'grpo-ipvrm',
+          steps: 5,
+          rollout: { promptsPerStep: 2, samples: 4, maxNewTokens: 4, batchSize: 16 },
+          actor: { lr: 1e-2, lora: { rank: 2, alpha: 4 } },
+          rewardModel: { lr: 1e-3 },
+          checkpoint: { every: 2 },
+        },
+      }),
+    ],
+    outputs: ['policy-lora/adapter_model.safetensors', 'policy/model.safetensors', 'reward-model/model.safetensors'],
+  },
 ];
 
 /** Runs one child to its end, or until `killWhen` sees `lines` metrics rows and kills it with SIGKILL. */
@@ -111,6 +135,9 @@ function run(argv: string[], options: { env?: Record<string, string>; killAfterR
     });
   });
 }
+
+/** A folder-name form of the stage's name. */
+const slug = (stage: Stage) => stage.name.replace(/[^a-z0-9]+/gi, '-');
 
 const resumeArgs = (stage: Stage, out: string) => (stage.name.startsWith('rl') ? stage.argv(out) : [...stage.argv(out), '--resume', 'auto']);
 
@@ -142,14 +169,14 @@ async function expectSameRun(reference: string, resumed: string, stage: Stage): 
 describe.each(stages)('$name', (stage) => {
   let reference: string;
   beforeAll(async () => {
-    reference = join(tmp, `${stage.name.split(' ')[0]}-reference`);
+    reference = join(tmp, `${slug(stage)}-reference`);
     const exit = await run(stage.argv(reference));
     expect(exit).toMatchObject({ code: 0 });
     expect((await metricsWithoutTiming(reference)).filter((row) => row.step > 0)).toHaveLength(stage.steps);
   });
 
   test('killed at a random step and resumed: the same run, bit for bit', async () => {
-    const out = join(tmp, `${stage.name.split(' ')[0]}-random`);
+    const out = join(tmp, `${slug(stage)}-random`);
     const rows = 1 + Math.floor(Math.random() * (stage.steps - 2));
     const killed = await run(stage.argv(out), { killAfterRows: { file: join(out, 'metrics.jsonl'), rows } });
     expect(killed.signal).toBe('SIGKILL');
@@ -163,7 +190,7 @@ describe.each(stages)('$name', (stage) => {
   test.each(['checkpoint-write@4', 'checkpoint-latest@2'])(
     'killed at %s and resumed: the half-written checkpoint is never loaded',
     async (failpoint) => {
-      const out = join(tmp, `${stage.name.split(' ')[0]}-${failpoint.replace('@', '-')}`);
+      const out = join(tmp, `${slug(stage)}-${failpoint.replace('@', '-')}`);
       const killed = await run(stage.argv(out), { env: { PREFIX_RL_FAILPOINT: failpoint } });
       expect(killed.signal).toBe('SIGKILL');
       const checkpoints = await readdir(join(out, 'checkpoints'));
@@ -187,7 +214,7 @@ describe.each(stages)('$name', (stage) => {
 
 test('resuming a finished run trains nothing and reports its summary', async () => {
   const stage = stages[0];
-  const out = join(tmp, 'sft-reference');
+  const out = join(tmp, `${slug(stage)}-reference`);
   const before = await readFile(join(out, 'metrics.jsonl'), 'utf8');
   const again = await run(resumeArgs(stage, out));
   expect(again.code).toBe(0);
@@ -207,7 +234,7 @@ test('a resume with another config is refused and changes nothing', async () => 
 });
 
 test('the report reads the three real runs: every stage, its metrics and summary, a chart per logged curve', async () => {
-  const runs = await readRuns(['sft', 'rm', 'rl'].map((name) => join(tmp, `${name}-reference`)));
+  const runs = await readRuns(stages.slice(0, 3).map((stage) => join(tmp, `${slug(stage)}-reference`)));
   expect(runs.map((run) => [run.stage, run.metrics.length > 0, run.summary !== undefined])).toEqual([
     ['sft', true, true],
     ['rm', true, true],

@@ -4,7 +4,7 @@
 // checkpoint's step, so a resumed run's file is the one an uninterrupted run writes.
 import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readdir, readFile, rm } from 'node:fs/promises';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { checkOutputApart, writeFileAtomic } from '../util/fs.js';
 import { packageVersion } from '../util/package.js';
 import { cleanCheckpoints, latestCheckpoint, readCheckpoint, checkpointName, type CheckpointState } from './checkpoint.js';
@@ -75,7 +75,7 @@ export class RunFolder {
     else {
       checkpoint = resolve(resume);
       const rel = relative(join(dir, CHECKPOINTS_DIR), checkpoint);
-      if (rel === '' || rel.startsWith('..') || isAbsolute(rel) || rel.includes('/')) {
+      if (rel === '' || rel.startsWith('..') || isAbsolute(rel) || rel.includes(sep)) {
         throw new Error(`--resume ${resume} is not a checkpoint of the run in --out ${out} (${join(out, CHECKPOINTS_DIR, 'step-…')})`);
       }
     }
@@ -118,8 +118,9 @@ export class RunFolder {
     }
     await mkdir(this.dir, { recursive: true });
     const info: RunInfo = { stage: this.options.stage, config, inputs, createdAt: new Date().toISOString(), version: packageVersion() };
-    await writeFileAtomic(join(this.dir, METRICS_FILE), '');
+    // run.json first: a crash right after it leaves a run that --resume auto starts over.
     await writeFileAtomic(join(this.dir, RUN_FILE), JSON.stringify(info, null, 2) + '\n');
+    await writeFileAtomic(join(this.dir, METRICS_FILE), '');
   }
 
   /** Appends one step's metrics. */
