@@ -4,12 +4,11 @@ import type { RmConfig } from '../config/rm.js';
 import { loadModel } from '../model/index.js';
 import { readRollouts } from '../rollout/rollouts.js';
 import { outcomePairs, referenceLogprobs, RmSession } from '../train/rm.js';
-import { checkpointModel, restoreSession } from './checkpoint.js';
+import { checkpointModel } from './checkpoint.js';
 import { RunFolder } from './folder.js';
 import { rmMetrics } from './metrics.js';
 import { createProgress } from './progress.js';
-import { runLoop } from './runner.js';
-import { finishedRun, type RunOutputOptions } from './stage.js';
+import { finishedRun, runOneModelStage, type RunOutputOptions } from './stage.js';
 
 export interface RunRmOptions extends RunOutputOptions {
   config: RmConfig;
@@ -45,34 +44,24 @@ export async function runRm(options: RunRmOptions): Promise<Record<string, unkno
   const resume = folder.resumeFrom;
   const model = await loadModel(resume ? checkpointModel(resume.dir, 'model').dir : options.model);
   try {
-    const session = new RmSession(model, pairs, { ...config, signal: options.signal });
-    try {
-      if (resume) await restoreSession(session, resume.dir, resume.state);
-      await folder.begin(config);
-      await runLoop({
+    return await runOneModelStage(
+      folder,
+      config,
+      new RmSession(model, pairs, { ...config, signal: options.signal }),
+      {
         stage: 'rm',
-        folder,
-        session,
-        checkpoint: config.checkpoint,
         metrics: rmMetrics,
         progress: createProgress(`rm ${config.method}`, config.steps, { quiet: options.quiet, every: options.logEvery ?? 10 }),
         show: (row) => ({ loss: row['reward_model/loss'], 'pair-acc': row['reward_model/pair_acc'], lr: row['reward_model/lr'] }),
-      });
-      await model.save(folder.path('model'));
-      const rows = await folder.metrics();
-      const summary = {
+      },
+      (rows) => ({
         out: options.out,
-        model: folder.path('model'),
         method: config.method,
         pairs: pairs.length,
-        steps: session.stepsDone,
+        steps: rows.filter((row) => row.step > 0).length,
         loss: rows.at(-1)?.['reward_model/loss'],
-      };
-      await folder.finish(summary);
-      return summary;
-    } finally {
-      await session.close();
-    }
+      }),
+    );
   } finally {
     model.dispose();
   }

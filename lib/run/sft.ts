@@ -6,12 +6,11 @@ import { loadDataset } from '../data/records.js';
 import { initModel, loadModel, type CausalLM } from '../model/index.js';
 import { loadTokenizer } from '../tokenizer/index.js';
 import { SftSession, sftExample } from '../train/sft.js';
-import { checkpointModel, restoreSession } from './checkpoint.js';
+import { checkpointModel } from './checkpoint.js';
 import { RunFolder } from './folder.js';
 import { sftMetrics } from './metrics.js';
 import { createProgress } from './progress.js';
-import { runLoop } from './runner.js';
-import { finishedRun, type RunOutputOptions } from './stage.js';
+import { finishedRun, runOneModelStage, type RunOutputOptions } from './stage.js';
 
 export interface RunSftOptions extends RunOutputOptions {
   config: SftConfig;
@@ -53,35 +52,25 @@ export async function runSft(options: RunSftOptions): Promise<Record<string, unk
       ? await loadModel(options.model)
       : await initModel(JSON.parse(await readFile(options.initConfig!, 'utf8')), { seed: config.seed, tokenizerFrom: tokenizerDir });
   try {
-    const session = new SftSession(model, examples, { ...config, signal: options.signal });
-    try {
-      if (resume) await restoreSession(session, resume.dir, resume.state);
-      await folder.begin(config);
-      const { stoppedEarly } = await runLoop({
+    return await runOneModelStage(
+      folder,
+      config,
+      new SftSession(model, examples, { ...config, signal: options.signal }),
+      {
         stage: 'sft',
-        folder,
-        session,
-        checkpoint: config.checkpoint,
         metrics: sftMetrics,
         progress: createProgress('sft', config.steps, { quiet: options.quiet, every: options.logEvery ?? 20 }),
         show: (row) => ({ loss: row['train/loss'], lr: row['train/lr'], 'grad-norm': row['train/grad_norm'] }),
         maxMinutes: config.maxMinutes,
-      });
-      await model.save(folder.path('model'));
-      const rows = await folder.metrics();
-      const summary = {
+      },
+      (rows, stoppedEarly) => ({
         out: options.out,
-        model: folder.path('model'),
-        steps: session.stepsDone,
+        steps: rows.filter((row) => row.step > 0).length,
         examples: examples.length,
         loss: rows.at(-1)?.['train/loss'],
         stoppedEarly,
-      };
-      await folder.finish(summary);
-      return summary;
-    } finally {
-      await session.close();
-    }
+      }),
+    );
   } finally {
     model.dispose();
   }
