@@ -55,7 +55,13 @@ const EQUIVALENT_FORMS: [string, string, boolean][] = [
   ['1.41', '\\sqrt{2}', false],
   ['100001', '100000', false],
   ['999', '1000', false],
-  ['1000.01', '1000', true],
+  // Two decimal literals are exact values: a different one never passes, however close.
+  ['1000.01', '1000', false],
+  ['1', '1.0001', false],
+  ['1.0001', '1', false],
+  ['2.50', '2.5', true],
+  ['0.33334', '\\frac{1}{3}', false],
+  ['0.3333', '\\frac{1}{3}', true],
   ['10^{5}', '100001', false],
   ['2^{10}', '1024', true],
   // thousands separators

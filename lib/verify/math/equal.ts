@@ -1,6 +1,6 @@
 // Answer equivalence: structure first (tuples, intervals, sets, lists, matrices, equations), then
 // scalars by string, by number with a relative tolerance, and by value at sample points.
-import { evaluable, type Evaluable, type Value } from './evaluate.js';
+import { evaluable, isolated, type Evaluable, type Value } from './evaluate.js';
 import { normalizeAnswer } from './normalize.js';
 
 /** Relative tolerance of numeric comparisons (Qwen2.5-Math `math_equal` uses rel_tol=1e-4). */
@@ -11,11 +11,70 @@ const ABSOLUTE_TOLERANCE = 1e-9;
 type Answer =
   | { kind: 'scalar'; text: string }
   | { kind: 'equation'; lhs: string; rhs: string }
+  /** One relation or a chain (`1 < x \le 3`), written left to right with < and ≤ only (> and ≥ are flipped). */
+  | { kind: 'relation'; terms: string[]; ops: RelationOp[] }
   /** Ordered, with its brackets: points, tuples, intervals. */
   | { kind: 'sequence'; open: string; close: string; items: Answer[] }
   /** Order-insensitive: sets, bare lists ("1, 2"), unions of intervals, the two values of ±. */
   | { kind: 'collection'; items: Answer[] }
   | { kind: 'matrix'; rows: Answer[][] };
+
+type RelationOp = '<' | '\\le' | '\\ne';
+const FLIPPED: Record<string, RelationOp> = { '>': '<', '\\ge': '\\le' };
+
+/** Splits a relation or chain at <, >, \le, \ge, \ne outside brackets, in the direction of <. */
+function parseRelation(text: string): { terms: string[]; ops: RelationOp[] } | null {
+  const pieces = splitRelations(text);
+  if (pieces.ops.length === 0 || pieces.terms.some((term) => term === '')) return null;
+  const flipped = pieces.ops.every((op) => op in FLIPPED);
+  if (!flipped && pieces.ops.some((op) => op in FLIPPED)) return null; // mixed directions: 1 < x > 0
+  return flipped
+    ? { terms: [...pieces.terms].reverse(), ops: pieces.ops.map((op) => FLIPPED[op]).reverse() }
+    : { terms: pieces.terms, ops: pieces.ops as RelationOp[] };
+}
+
+function splitRelations(text: string): { terms: string[]; ops: string[] } {
+  const terms: string[] = [];
+  const ops: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let index = 0; index < text.length; index += 1) {
+    const char = text[index];
+    if (OPENERS.has(char)) depth += 1;
+    else if (CLOSERS.has(char)) depth -= 1;
+    if (depth !== 0) continue;
+    const op = char === '<' || char === '>' ? char : /^\\(?:le|ge|ne)(?![a-zA-Z])/.exec(text.slice(index))?.[0];
+    if (op === undefined) continue;
+    terms.push(text.slice(start, index).trim());
+    ops.push(op);
+    start = index + op.length;
+    index = start - 1;
+  }
+  terms.push(text.slice(start).trim());
+  return { terms, ops };
+}
+
+/**
+ * A relation on one variable as the interval it describes (`x \ge 5` → [5, ∞), `1 < x \le 3` → (1, 3]), so it
+ * answers an interval and the other way round; null for anything else.
+ */
+function relationInterval(relation: { terms: string[]; ops: RelationOp[] }): Answer | null {
+  const { terms, ops } = relation;
+  if (ops.includes('\\ne')) return null;
+  const open = (op: RelationOp) => (op === '<' ? '(' : '[');
+  const close = (op: RelationOp) => (op === '<' ? ')' : ']');
+  const interval = (lo: string, openWith: string, hi: string, closeWith: string): Answer => ({
+    kind: 'sequence',
+    open: openWith,
+    close: closeWith,
+    items: [parseAnswer(lo), parseAnswer(hi)],
+  });
+  if (terms.length === 3 && NAMED_VALUE.test(terms[1])) return interval(terms[0], open(ops[0]), terms[2], close(ops[1]));
+  if (terms.length !== 2) return null;
+  if (NAMED_VALUE.test(terms[0])) return interval('-\\infty', '(', terms[1], close(ops[0]));
+  if (NAMED_VALUE.test(terms[1])) return interval(terms[0], open(ops[0]), '\\infty', ')');
+  return null;
+}
 
 const OPENERS = new Set(['(', '[', '{']);
 const CLOSERS = new Set([')', ']', '}']);
@@ -57,7 +116,10 @@ function bracketed(text: string): { open: string; close: string; inner: string }
 
 const MATRIX = /^\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}$/s;
 /** A variable being named, not constrained: "x = 3", "k_1 = 2", "\theta = 30". */
-const NAMED_VALUE = /^(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?[a-zA-Z0-9]+\}?)?$/;
+const NAME = String.raw`(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?[a-zA-Z0-9]+\}?)?`;
+const NAMED_VALUE = new RegExp(`^${NAME}$`);
+/** What labels an answer: a name, a tuple of names ("(p,q) = (3,2)"), a function of one ("f(x) = 2x+1"). */
+const LABEL = new RegExp(`^(?:${NAME}|\\(${NAME}(?:,${NAME})+\\)|[a-zA-Z]\\(${NAME}\\))$`);
 
 function parseAnswer(text: string): Answer {
   const matrix = MATRIX.exec(text);
@@ -87,6 +149,8 @@ function parseAnswer(text: string): Answer {
   }
   const sides = splitTopLevel(text, '=');
   if (sides.length === 2) return { kind: 'equation', lhs: sides[0], rhs: sides[1] };
+  const relation = parseRelation(text);
+  if (relation) return { kind: 'relation', ...relation };
   return { kind: 'scalar', text };
 }
 
@@ -137,24 +201,103 @@ function sameFunction(pred: Evaluable, ref: Evaluable, percent: boolean, negate 
   return compared >= Math.min(points, MIN_DEFINED_POINTS);
 }
 
+/** A decimal literal as an exact value: digits × 10^-scale ("1.50" → 150, 2; "2e3" → 2, -3). */
+function exactDecimal(text: string): { digits: bigint; scale: number } {
+  const [mantissa, exponent = '0'] = text.toLowerCase().split('e');
+  const [whole, fraction = ''] = mantissa.replace(/^\+/, '').split('.');
+  return { digits: BigInt(`${whole === '' || whole === '-' ? `${whole}0` : whole}${fraction}`), scale: fraction.length - Number(exponent) };
+}
+
+/** Two decimal literals are equal only as exact values (1 ≠ 1.0001); with a percent sign, 50 also equals 0.5. */
+function decimalsEqual(pred: string, ref: string, percent: boolean): boolean {
+  const a = exactDecimal(pred);
+  return [0, ...(percent ? [2, -2] : [])].some((shift) => {
+    const b = exactDecimal(ref);
+    const scale = b.scale + shift;
+    const common = Math.max(a.scale, scale);
+    const lift = (digits: bigint, from: number) => digits * 10n ** BigInt(common - from);
+    return lift(a.digits, a.scale) === lift(b.digits, scale);
+  });
+}
+
+/** Fewest significant digits of a rounded answer to an irrational or repeating value (about the 1e-4 of Qwen2.5-Math). */
+export const MIN_ROUNDED_DIGITS = 4;
+
+/** Significant digits of a decimal literal (0.0333 → 3). */
+const significantDigits = (text: string) => text.replace(/e.*$/i, '').replace(/[-+.]/g, '').replace(/^0+/, '').length;
+
+/**
+ * A decimal literal answering an exact constant that is not one (1/3, √2, π): right when it is the constant rounded
+ * to its own last digit with at least MIN_ROUNDED_DIGITS significant digits (0.3333, 1.4142 and 3.1416 pass; 3.14,
+ * 0.333 and 0.33334 do not), or when it equals the constant (0.5 for 1/2).
+ */
+function roundedDecimalEqual(decimal: string, exact: Value): boolean {
+  const value = Number(decimal);
+  if (exact.im !== 0) return false;
+  if (Math.abs(value - exact.re) <= 1e-12 * Math.max(1, Math.abs(exact.re))) return true;
+  const places = Math.max(0, exactDecimal(decimal).scale);
+  return significantDigits(decimal) >= MIN_ROUNDED_DIGITS && Math.abs(value - exact.re) <= 0.5 * 10 ** -places * (1 + 1e-9);
+}
+
+const hasFraction = (text: string) => NUMBER.test(text) && /\./.test(text) && !/e/i.test(text);
+
 function scalarsEqual(pred: string, ref: string, percent: boolean): boolean {
   if (pred.toLowerCase() === ref.toLowerCase()) return true;
   if (INTEGER.test(pred) && INTEGER.test(ref) && !percent) return BigInt(pred) === BigInt(ref);
-  if (NUMBER.test(pred) && NUMBER.test(ref)) {
-    const value = { re: Number(pred), im: 0 };
-    return percentForms({ re: Number(ref), im: 0 }, percent).some((form) => valuesClose(value, form));
-  }
+  if (NUMBER.test(pred) && NUMBER.test(ref)) return decimalsEqual(pred, ref, percent);
   const predValue = evaluable(pred);
   const refValue = evaluable(ref);
-  return predValue !== null && refValue !== null && sameFunction(predValue, refValue, percent);
+  if (predValue === null || refValue === null) return false;
+  // A rounded decimal against an exact constant: the rounding rule, not a relative tolerance.
+  for (const [decimal, other] of [
+    [pred, refValue],
+    [ref, predValue],
+  ] as const) {
+    if (hasFraction(decimal) && other.variables.length === 0 && !percent) {
+      const exact = other.at({});
+      return exact !== null && roundedDecimalEqual(decimal, exact);
+    }
+  }
+  return sameFunction(predValue, refValue, percent);
 }
 
-/** Two equations are equal when lhs - rhs agree up to sign ("y = 2x" and "2x - y = 0"). */
+/**
+ * Two equations are equal when lhs − rhs agree up to a nonzero constant factor: sides swapped, both sides scaled
+ * ("y = 2x", "2x - y = 0", "2y = 4x"). The factor is read at the first sample point where both differences are
+ * nonzero, then checked at every point.
+ */
 function equationsEqual(pred: { lhs: string; rhs: string }, ref: { lhs: string; rhs: string }): boolean {
   const predDifference = evaluable(`(${pred.lhs})-(${pred.rhs})`);
   const refDifference = evaluable(`(${ref.lhs})-(${ref.rhs})`);
   if (predDifference === null || refDifference === null) return false;
-  return sameFunction(predDifference, refDifference, false) || sameFunction(predDifference, refDifference, false, true);
+  const variables = [...new Set([...predDifference.variables, ...refDifference.variables])];
+  if (variables.length === 0) return sameFunction(predDifference, refDifference, false);
+  let factor: number | undefined;
+  let compared = 0;
+  for (let point = 0; point < SAMPLES.length; point += 1) {
+    const scope = Object.fromEntries(variables.map((name, index) => [name, SAMPLES[(point + 2 * index) % SAMPLES.length]]));
+    const p = predDifference.at(scope);
+    const r = refDifference.at(scope);
+    if (p === null || r === null || p.im !== 0 || r.im !== 0) continue;
+    if (Math.abs(r.re) <= ABSOLUTE_TOLERANCE) {
+      if (Math.abs(p.re) > ABSOLUTE_TOLERANCE) return false;
+    } else {
+      factor ??= p.re / r.re;
+      if (Math.abs(factor) <= ABSOLUTE_TOLERANCE || !valuesClose({ re: p.re, im: 0 }, { re: factor * r.re, im: 0 })) return false;
+    }
+    compared += 1;
+  }
+  return factor !== undefined && compared >= MIN_DEFINED_POINTS;
+}
+
+function relationsEqual(pred: { terms: string[]; ops: RelationOp[] }, ref: { terms: string[]; ops: RelationOp[] }, percent: boolean): boolean {
+  const same = (a: typeof pred, b: typeof pred) =>
+    a.ops.length === b.ops.length &&
+    a.ops.every((op, i) => op === b.ops[i]) &&
+    a.terms.every((term, i) => answersEqual(parseAnswer(term), parseAnswer(b.terms[i]), percent));
+  // x ≠ 3 reads the same both ways round.
+  const reversed = { terms: [...pred.terms].reverse(), ops: [...pred.ops].reverse() };
+  return same(pred, ref) || (pred.ops.every((op) => op === '\\ne') && same(reversed, ref));
 }
 
 /** Matches every reference item with a distinct predicted item, in any order. */
@@ -174,18 +317,33 @@ function orderedEqual(pred: Answer[], ref: Answer[], percent: boolean): boolean 
 }
 
 function answersEqual(pred: Answer, ref: Answer, percent: boolean): boolean {
-  // "x = 3" answers "3" (and the other way round) when the left side only names a variable.
-  if (pred.kind === 'equation' && ref.kind !== 'equation' && NAMED_VALUE.test(pred.lhs)) {
+  // "x = 3" answers "3" (and the other way round) when the left side only labels the value: a variable, a tuple of
+  // them, a function of one; two labelled answers compare their values when the labels are the same.
+  if (pred.kind === 'equation' && ref.kind !== 'equation' && LABEL.test(pred.lhs)) {
     return answersEqual(parseAnswer(pred.rhs), ref, percent);
   }
-  if (ref.kind === 'equation' && pred.kind !== 'equation' && NAMED_VALUE.test(ref.lhs)) {
+  if (ref.kind === 'equation' && pred.kind !== 'equation' && LABEL.test(ref.lhs)) {
     return answersEqual(pred, parseAnswer(ref.rhs), percent);
+  }
+  if (pred.kind === 'equation' && ref.kind === 'equation' && LABEL.test(pred.lhs) && pred.lhs === ref.lhs) {
+    return answersEqual(parseAnswer(pred.rhs), parseAnswer(ref.rhs), percent);
+  }
+  // A relation on one variable and the interval it describes.
+  if (pred.kind === 'relation' && ref.kind === 'sequence') {
+    const interval = relationInterval(pred);
+    return interval !== null && answersEqual(interval, ref, percent);
+  }
+  if (ref.kind === 'relation' && pred.kind === 'sequence') {
+    const interval = relationInterval(ref);
+    return interval !== null && answersEqual(pred, interval, percent);
   }
   switch (pred.kind) {
     case 'scalar':
       return ref.kind === 'scalar' && scalarsEqual(pred.text, ref.text, percent);
     case 'equation':
       return ref.kind === 'equation' && equationsEqual(pred, ref);
+    case 'relation':
+      return ref.kind === 'relation' && relationsEqual(pred, ref, percent);
     case 'sequence':
       if (ref.kind === 'sequence') {
         return pred.open === ref.open && pred.close === ref.close && orderedEqual(pred.items, ref.items, percent);
@@ -202,11 +360,14 @@ function answersEqual(pred: Answer, ref: Answer, percent: boolean): boolean {
   }
 }
 
-/** Whether a predicted answer equals the reference answer (both raw strings, e.g. box contents). */
+/**
+ * Whether a predicted answer equals the reference answer (both raw strings, e.g. box contents). Each call is judged
+ * on its own: nothing the expression engine learns from one pair of answers carries over to the next (`isolated`).
+ */
 export function mathAnswersEqual(predicted: string, reference: string): boolean {
   const pred = normalizeAnswer(predicted);
   const ref = normalizeAnswer(reference);
   if (pred.text === '' || ref.text === '') return false;
   if (pred.text.toLowerCase() === ref.text.toLowerCase()) return true;
-  return answersEqual(parseAnswer(pred.text), parseAnswer(ref.text), pred.percent || ref.percent);
+  return isolated(() => answersEqual(parseAnswer(pred.text), parseAnswer(ref.text), pred.percent || ref.percent));
 }

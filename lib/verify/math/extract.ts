@@ -28,8 +28,9 @@ export function lastBoxed(text: string): string | null {
   return null;
 }
 
-// "The answer is 5.", "Final answer: $\frac12$", "The final answer is $5$. I hope it is correct."
-const ANSWER_PHRASE = /(?:final answer|the answer)(?:\s+is)?\s*[:：]?\s*/gi;
+// "The answer is 5.", "Final answer: $\frac12$", "The final answer is $5$. I hope it is correct.", and an
+// "Answer: 5" line.
+const ANSWER_PHRASE = /(?:(?:final answer|the answer)(?:\s+is)?\s*[:：]?|^\s*answer\s*[:：])\s*/gim;
 
 /** The text after the last "the answer is" / "final answer:" phrase, up to the end of its line or math. */
 function phraseAnswer(text: string): string | null {

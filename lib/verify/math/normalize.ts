@@ -128,6 +128,8 @@ export function normalizeAnswer(raw: string): NormalizedAnswer {
 
   // Spacing commands and line breaks.
   // (?<!\\) keeps a matrix row break `\\ ` intact.
+  // A thousands separator written with LaTeX spacing: 11,\! 111 and 1{,}000 (MATH's golds).
+  text = text.replace(/(\d)(?:,\\!|\{,\})\s*(?=\d{3}(?!\d))/g, '$1');
   text = text.replace(/(?<!\\)\\!/g, '').replace(/(?<!\\)\\[,;: ]|~|\\q?quad\b|\n/g, ' ');
 
   // Degrees after a plain number ("30^\circ", "(30^\circ, 150^\circ)"); inside an expression
@@ -155,9 +157,11 @@ export function normalizeAnswer(raw: string): NormalizedAnswer {
   text = text.replace(/∞|\binfinity\b|\binf\b/gi, '\\infty ');
   text = text.replace(/\\mathbb\s*\{?R\}?/g, '(-\\infty,\\infty)');
   text = text
-    .replace(/\\leq?(?![a-zA-Z])|≤/g, '\\le ')
-    .replace(/\\geq?(?![a-zA-Z])|≥/g, '\\ge ')
-    .replace(/\\neq?(?![a-zA-Z])|≠/g, '\\ne ');
+    .replace(/\\leq?(?![a-zA-Z])|\\leqslant\b|≤|<=/g, '\\le ')
+    .replace(/\\geq?(?![a-zA-Z])|\\geqslant\b|≥|>=/g, '\\ge ')
+    .replace(/\\neq?(?![a-zA-Z])|≠|!=/g, '\\ne ')
+    .replace(/\\lt(?![a-zA-Z])/g, '<')
+    .replace(/\\gt(?![a-zA-Z])/g, '>');
   text = text.replace(/\s+(?:and|or)\s+/g, ',');
   text = text.replace(/\{,\}/g, ',');
 
