@@ -241,8 +241,12 @@ function roundedDecimalEqual(decimal: string, exact: Value): boolean {
 
 const hasFraction = (text: string) => NUMBER.test(text) && /\./.test(text) && !/e/i.test(text);
 
+/** A number written in another base (1011_2): it compares as written, never by value. */
+const BASE_NUMBER = /\d_\d/;
+
 function scalarsEqual(pred: string, ref: string, percent: boolean): boolean {
   if (pred.toLowerCase() === ref.toLowerCase()) return true;
+  if (BASE_NUMBER.test(pred) || BASE_NUMBER.test(ref)) return false;
   if (INTEGER.test(pred) && INTEGER.test(ref) && !percent) return BigInt(pred) === BigInt(ref);
   if (NUMBER.test(pred) && NUMBER.test(ref)) return decimalsEqual(pred, ref, percent);
   const predValue = evaluable(pred);
@@ -368,6 +372,8 @@ export function mathAnswersEqual(predicted: string, reference: string): boolean 
   const pred = normalizeAnswer(predicted);
   const ref = normalizeAnswer(reference);
   if (pred.text === '' || ref.text === '') return false;
+  // Units matter when both answers give one: 5 km is not 5 m (a bare 5 answers either).
+  if (pred.unit !== undefined && ref.unit !== undefined && pred.unit !== ref.unit) return false;
   if (pred.text.toLowerCase() === ref.text.toLowerCase()) return true;
   return isolated(() => answersEqual(parseAnswer(pred.text), parseAnswer(ref.text), pred.percent || ref.percent));
 }

@@ -6,6 +6,50 @@ export interface NormalizedAnswer {
   text: string;
   /** A percent sign was removed: 50% may equal 50 or 0.5 (see equal.ts). */
   percent: boolean;
+  /** The unit removed after the answer, in one spelling ("cm", "m^2"): two answers with different units differ. */
+  unit?: string;
+}
+
+/** One spelling per unit: lower case, no spaces, dots or plural s; centimeters → cm, square feet → ft^2. */
+const UNIT_SYNONYMS: Record<string, string> = {
+  centimeter: 'cm',
+  centimetre: 'cm',
+  millimeter: 'mm',
+  millimetre: 'mm',
+  kilometer: 'km',
+  kilometre: 'km',
+  meter: 'm',
+  metre: 'm',
+  inche: 'in',
+  inch: 'in',
+  feet: 'ft',
+  foot: 'ft',
+  mile: 'mi',
+  gram: 'g',
+  kilogram: 'kg',
+  second: 's',
+  sec: 's',
+  minute: 'min',
+  hour: 'h',
+  hr: 'h',
+  degree: 'deg',
+  pound: 'lb',
+  liter: 'l',
+  litre: 'l',
+  squareunit: 'unit^2',
+  squnit: 'unit^2',
+  cubicunit: 'unit^3',
+};
+
+function canonicalUnit(raw: string): string {
+  let unit = raw.toLowerCase().replace(/[\s.{}]/g, '');
+  const square = /^(?:square|sq)/.test(unit) ? '^2' : /^cubic/.test(unit) ? '^3' : '';
+  unit = unit.replace(/^(?:square|sq|cubic)/, '');
+  const power = /\^([23])$/.exec(unit)?.[1];
+  unit = unit.replace(/\^[23]$/, '');
+  if (unit.length > 2 && unit.endsWith('s')) unit = unit.slice(0, -1);
+  unit = UNIT_SYNONYMS[unit] ?? unit;
+  return unit + (square || (power ? `^${power}` : ''));
 }
 
 /** Unit words dropped after a number ("5 cm", "12 dollars", "3 square units"). */
@@ -111,10 +155,55 @@ function binomial(n: bigint, k: bigint): bigint {
   return result;
 }
 
+const SMALL_NUMBERS =
+  'zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen'.split(' ');
+const TENS = 'twenty thirty forty fifty sixty seventy eighty ninety'.split(' ');
+
+/** A whole answer spelled as a number word up to 99 ("five", "twenty-one", "Forty two"), or null. */
+function numberWord(text: string): string | null {
+  const words = text
+    .toLowerCase()
+    .trim()
+    .split(/[\s-]+/);
+  const small = (word: string) => SMALL_NUMBERS.indexOf(word);
+  if (words.length === 1 && small(words[0]) >= 0) return String(small(words[0]));
+  const tens = TENS.indexOf(words[0]);
+  if (tens < 0 || words.length > 2) return null;
+  if (words.length === 1) return String(20 + 10 * tens);
+  const unit = small(words[1]);
+  return unit >= 1 && unit <= 9 ? String(20 + 10 * tens + unit) : null;
+}
+
+/** A time of day as minutes after midnight ("3:30 PM", "15:30", "3:30\text{ p.m.}"), or null. */
+function timeOfDay(text: string): string | null {
+  const match = /^(\d{1,2}):(\d{2})\s*(?:\\text\{\s*)?([ap])?\.?\s*(?:m\.?)?\s*\}?$/i.exec(text.trim());
+  if (!match) return null;
+  let hours = Number(match[1]);
+  const minutes = Number(match[2]);
+  const half = match[3]?.toLowerCase();
+  if (minutes > 59 || hours > 23 || (half && (hours < 1 || hours > 12))) return null;
+  if (half === 'p' && hours !== 12) hours += 12;
+  if (half === 'a' && hours === 12) hours = 0;
+  return `\\text{time}${hours * 60 + minutes}`;
+}
+
+/**
+ * A multiple-choice letter (A–E, capital) however it is dressed: "(C)", "C)", "\\text{(C)}", "\\textbf{C}",
+ * "Option C" → "C"; null for anything else (a bare letter stays a possible variable and compares as text anyway).
+ */
+function choiceLetter(text: string): string | null {
+  const match = /^(?:\\text(?:bf)?\{)?\s*(?:[Oo]ption\s+)?\(?([A-E])\)?\s*\}?$/.exec(text.trim());
+  return match && /[()]|option|text/i.test(text) ? match[1] : null;
+}
+
 /** The normal form of one answer string. */
 export function normalizeAnswer(raw: string): NormalizedAnswer {
   let text = raw.trim();
   let percent = false;
+  let unit: string | undefined;
+  // Whole-answer forms first: a number word, a time of day, a dressed multiple-choice letter.
+  const whole = numberWord(text.replace(/^\\text\{(.*)\}$/, '$1')) ?? timeOfDay(text) ?? choiceLetter(text);
+  if (whole !== null) return { text: whole, percent };
 
   // Math delimiters and currency.
   text = text.replace(/^\\\[|\\\]$/g, '').replace(/^\\\(|\\\)$/g, '');
@@ -142,9 +231,13 @@ export function normalizeAnswer(raw: string): NormalizedAnswer {
     return '';
   });
 
-  // A trailing \text{...} after something else is a unit; other text wrappers are unwrapped.
-  const withoutUnit = text.replace(/\\(?:text|mbox|textrm)\s*\{[^{}]*\}\s*\.?\s*$/, '').trim();
-  if (withoutUnit !== '' && /[\d})\]]$/.test(withoutUnit)) text = withoutUnit;
+  // A trailing \text{...} after something else is a unit (kept aside); other text wrappers are unwrapped.
+  const textUnit = /\\(?:text|mbox|textrm)\s*\{([^{}]*)\}\s*\.?\s*$/.exec(text);
+  const withoutUnit = textUnit ? text.slice(0, textUnit.index).trim() : text;
+  if (textUnit && withoutUnit !== '' && /[\d})\]]$/.test(withoutUnit)) {
+    text = withoutUnit;
+    unit = canonicalUnit(textUnit[1]);
+  }
   text = replaceCommand(text, TEXT_COMMANDS, (arg) => arg);
 
   // Binomial coefficients of integers, which the Compute Engine does not parse.
@@ -174,7 +267,10 @@ export function normalizeAnswer(raw: string): NormalizedAnswer {
     text = text
       .trim()
       .replace(/[.,;:]$/, '')
-      .replace(TRAILING_UNIT, '');
+      .replace(TRAILING_UNIT, (word: string) => {
+        unit ??= canonicalUnit(word);
+        return '';
+      });
   }
   text = text.replace(/^:/, '');
 
@@ -190,8 +286,11 @@ export function normalizeAnswer(raw: string): NormalizedAnswer {
   text = text.replace(/\\frac([0-9a-zA-Z])(?=\{)/g, '\\frac{$1}');
   text = text.replace(/\\frac(\{[^{}]*\})([0-9a-zA-Z])/g, '\\frac$1{$2}');
 
+  // A number in another base keeps its subscript in one spelling: 1011_{2} → 1011_2.
+  text = text.replace(/(\d)_\{(\d+)\}/g, '$1_$2');
+
   // .5 → 0.5
   text = text.replace(/(^|[^\d])\.(?=\d)/g, (_, before: string) => `${before}0.`);
 
-  return { text, percent };
+  return { text, percent, ...(unit && { unit }) };
 }
