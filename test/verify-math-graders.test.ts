@@ -191,6 +191,10 @@ const RESPONSES: [string, string, boolean][] = [
   ['Work.\nAnswer: 17', '17', true],
   ['Work.\nAnswer: $\\frac{3}{4}$', '0.75', true],
   ['Answer the question: 2 + 2 is 4', '4', false],
+  ['So the answer is 12 apples.', '12', true],
+  ['So the answer is 7 ways to arrange them.', '7', true],
+  ['So the answer is 13 apples.', '12', false],
+  ['The final answer is x = 3 or x = 4', '3, 4', true],
 ];
 
 describe('math answers the community graders accept, and their near misses', () => {

@@ -39,7 +39,9 @@ function phraseAnswer(text: string): string | null {
   const rest = text.slice(last.index + last[0].length);
   const math = /^\$\$?([^$]+)\$/.exec(rest) ?? /^\\\((.+?)\\\)/.exec(rest);
   const answer = math ? math[1] : rest.split('\n')[0];
-  const trimmed = answer.trim().replace(/[.\s]+$/, '');
+  let trimmed = answer.trim().replace(/[.\s]+$/, '');
+  // "12 apples", "7 ways to do it": a number followed only by words is the number.
+  if (!math) trimmed = /^([-+]?\d[\d,]*(?:\.\d+)?)\s+[a-zA-Z][a-zA-Z\s'-]*$/.exec(trimmed)?.[1] ?? trimmed;
   return trimmed === '' ? null : trimmed;
 }
 
