@@ -176,6 +176,20 @@ const CASES: [string, string, boolean][] = [
   ['\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}', '\\begin{bmatrix} 1 & 2 \\\\ 3 & 4 \\end{bmatrix}', true],
   ['\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}', '\\begin{pmatrix} 1 & 2 \\\\ 4 & 3 \\end{pmatrix}', false],
   ['\\begin{pmatrix} \\frac{1}{2} \\\\ 1 \\end{pmatrix}', '\\begin{pmatrix} 0.5 \\\\ 1 \\end{pmatrix}', true],
+  // matrix expressions are evaluated (constant cells): products, inverses, transposes, powers, sums, scalar multiples
+  ['\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}\\begin{pmatrix} 1 \\\\ 0 \\end{pmatrix}', '\\begin{pmatrix} 1 \\\\ 3 \\end{pmatrix}', true],
+  ['\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}\\begin{pmatrix} 1 \\\\ 0 \\end{pmatrix}', '\\begin{pmatrix} 2 \\\\ 4 \\end{pmatrix}', false],
+  ['\\begin{pmatrix} 2 & 0 \\\\ 0 & 4 \\end{pmatrix}^{-1}', '\\begin{pmatrix} \\frac{1}{2} & 0 \\\\ 0 & \\frac{1}{4} \\end{pmatrix}', true],
+  ['\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}^{T}', '\\begin{pmatrix} 1 & 3 \\\\ 2 & 4 \\end{pmatrix}', true],
+  ['2\\begin{pmatrix} 1 & 2 \\end{pmatrix}', '\\begin{pmatrix} 2 & 4 \\end{pmatrix}', true],
+  ['\\begin{pmatrix} 1 & 1 \\\\ 0 & 1 \\end{pmatrix}^{3}', '\\begin{pmatrix} 1 & 3 \\\\ 0 & 1 \\end{pmatrix}', true],
+  [
+    '\\begin{pmatrix} 1 & 0 \\\\ 0 & 1 \\end{pmatrix} + \\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}',
+    '\\begin{pmatrix} 2 & 2 \\\\ 3 & 5 \\end{pmatrix}',
+    true,
+  ],
+  ['\\begin{pmatrix} 1 & 2 \\\\ 2 & 4 \\end{pmatrix}^{-1}', '\\begin{pmatrix} 1 & 0 \\\\ 0 & 1 \\end{pmatrix}', false],
+  ['\\begin{pmatrix} x & 0 \\\\ 0 & 1 \\end{pmatrix}\\begin{pmatrix} 1 \\\\ 0 \\end{pmatrix}', '\\begin{pmatrix} 1 \\\\ 0 \\end{pmatrix}', false],
 ];
 
 // A "final answer" sentence: the mathematical answer in it counts, not the sentence.

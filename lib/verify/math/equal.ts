@@ -1,6 +1,7 @@
 // Answer equivalence: structure first (tuples, intervals, sets, lists, matrices, equations), then
 // scalars by string, by number with a relative tolerance, and by value at sample points.
 import { evaluable, isolated, type Evaluable, type Value } from './evaluate.js';
+import { evaluateMatrixExpression } from './matrix.js';
 import { normalizeAnswer } from './normalize.js';
 
 /** Relative tolerance of numeric comparisons (Qwen2.5-Math `math_equal` uses rel_tol=1e-4). */
@@ -123,10 +124,13 @@ const LABEL = new RegExp(`^(?:${NAME}|\\(${NAME}(?:,${NAME})+\\)|[a-zA-Z]\\(${NA
 
 function parseAnswer(text: string): Answer {
   const matrix = MATRIX.exec(text);
-  if (matrix) {
+  if (matrix && !/\\begin\{/.test(matrix[2])) {
     const rows = splitTopLevel(matrix[2], '\\\\').filter((row) => row !== '');
     return { kind: 'matrix', rows: rows.map((row) => splitTopLevel(row, '&').map(parseAnswer)) };
   }
+  // A matrix expression (a product, an inverse, ...) is its value.
+  const evaluated = text.includes('\\begin{') ? evaluateMatrixExpression(text) : null;
+  if (evaluated) return { kind: 'matrix', rows: evaluated.map((row) => row.map((cell): Answer => ({ kind: 'scalar', text: cell }))) };
   for (const separator of ['\\cup', ',', ';']) {
     const parts = splitTopLevel(text, separator);
     if (parts.length > 1) return { kind: 'collection', items: parts.map(parseAnswer) };
