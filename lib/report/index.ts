@@ -2,7 +2,6 @@
 export {
   readRuns,
   readRmEval,
-  parseMetrics,
   planCharts,
   renderReport,
   escapeHtml,
@@ -17,3 +16,4 @@ export {
   type ChartData,
   type ReportOptions,
 } from './report.js';
+export { parseMetrics } from '../run/folder.js';

@@ -8,6 +8,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import type { BonReport, ProcessBenchAverage, StepVerificationReport } from '../eval/reward-model.js';
+import { parseMetrics } from '../run/folder.js';
 import { METRICS_FILE, RM_EVAL_FILE, RUN_FILE, STAGES, SUMMARY_FILE, type MetricsRow, type Stage } from '../run/layout.js';
 import { isTimingMetric, metricDoc, METRICS } from '../run/metrics.js';
 import { PAGE_CSS, PAGE_SCRIPT, uplotAssets } from './page.js';
@@ -110,31 +111,6 @@ function parseJson(file: string, text: string): unknown {
 }
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
-
-/**
- * metrics.jsonl: the numbers of each row (other values are skipped). A malformed last line is dropped (a run still
- * writing it); a malformed line before it is an error.
- */
-export function parseMetrics(file: string, text: string): MetricsRow[] {
-  const lines = text.split('\n');
-  while (lines.length > 0 && lines.at(-1)!.trim() === '') lines.pop();
-  const bySteps = new Map<number, MetricsRow>();
-  lines.forEach((line, i) => {
-    if (line.trim() === '') return;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (err) {
-      if (i === lines.length - 1) return;
-      throw new Error(`${file}:${i + 1}: not JSON (${(err as Error).message})`);
-    }
-    if (!isRecord(value) || typeof value.step !== 'number') throw new Error(`${file}:${i + 1}: a metrics row is an object with a numeric "step"`);
-    const row = bySteps.get(value.step) ?? { step: value.step };
-    for (const [name, x] of Object.entries(value)) if (typeof x === 'number' && Number.isFinite(x)) row[name] = x;
-    bySteps.set(value.step, row);
-  });
-  return [...bySteps.values()].sort((a, b) => a.step - b.step);
-}
 
 function guessStage(metrics: readonly MetricsRow[]): Stage | undefined {
   const names = new Set(metrics.flatMap((row) => Object.keys(row)));

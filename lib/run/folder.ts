@@ -165,15 +165,37 @@ export function diffKeys(a: unknown, b: unknown, prefix = ''): string[] {
   return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix || '(root)'];
 }
 
-/** The rows of a metrics.jsonl (a torn last line, as a crash leaves, is skipped). */
-export async function readMetrics(file: string): Promise<MetricsRow[]> {
-  const text = await readFile(file, 'utf8');
-  return text.split('\n').flatMap((line) => {
+/**
+ * metrics.jsonl, the one reader (resume and the report): the numbers of each row (other values are skipped), by
+ * step (a step logged twice keeps its last values). A malformed last line is dropped (a run still writing it, or
+ * killed mid-line); a malformed line before it is an error naming the line.
+ */
+export function parseMetrics(file: string, text: string): MetricsRow[] {
+  const lines = text.split('\n');
+  while (lines.length > 0 && lines.at(-1)!.trim() === '') lines.pop();
+  const bySteps = new Map<number, MetricsRow>();
+  lines.forEach((line, i) => {
+    if (line.trim() === '') return;
+    let value: unknown;
     try {
-      const row = JSON.parse(line) as MetricsRow;
-      return typeof row === 'object' && row !== null && Number.isInteger(row.step) ? [row] : [];
-    } catch {
-      return [];
+      value = JSON.parse(line);
+    } catch (err) {
+      if (i === lines.length - 1) return;
+      throw new Error(`${file}:${i + 1}: not JSON (${(err as Error).message})`);
     }
+    const record = value as Record<string, unknown> | null;
+    if (typeof record !== 'object' || record === null || Array.isArray(record) || typeof record.step !== 'number') {
+      throw new Error(`${file}:${i + 1}: a metrics row is an object with a numeric "step"`);
+    }
+    const step = record.step;
+    const row: MetricsRow = bySteps.get(step) ?? { step };
+    for (const [name, x] of Object.entries(record)) if (typeof x === 'number' && Number.isFinite(x)) row[name] = x;
+    bySteps.set(step, row);
   });
+  return [...bySteps.values()].sort((a, b) => a.step - b.step);
+}
+
+/** The rows of a metrics.jsonl file (see parseMetrics). */
+export async function readMetrics(file: string): Promise<MetricsRow[]> {
+  return parseMetrics(file, await readFile(file, 'utf8'));
 }
