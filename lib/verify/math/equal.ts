@@ -35,24 +35,11 @@ function parseRelation(text: string): { terms: string[]; ops: RelationOp[] } | n
 }
 
 function splitRelations(text: string): { terms: string[]; ops: string[] } {
-  const terms: string[] = [];
-  const ops: string[] = [];
-  let depth = 0;
-  let start = 0;
-  for (let index = 0; index < text.length; index += 1) {
-    const char = text[index];
-    if (OPENERS.has(char)) depth += 1;
-    else if (CLOSERS.has(char)) depth -= 1;
-    if (depth !== 0) continue;
-    const op = char === '<' || char === '>' ? char : /^\\(?:le|ge|ne)(?![a-zA-Z])/.exec(text.slice(index))?.[0];
-    if (op === undefined) continue;
-    terms.push(text.slice(start, index).trim());
-    ops.push(op);
-    start = index + op.length;
-    index = start - 1;
-  }
-  terms.push(text.slice(start).trim());
-  return { terms, ops };
+  const { parts, separators } = splitOutsideBrackets(text, (at) => {
+    const char = text[at];
+    return char === '<' || char === '>' ? char : /^\\(?:le|ge|ne)(?![a-zA-Z])/.exec(text.slice(at))?.[0];
+  });
+  return { terms: parts.map((part) => part.trim()), ops: separators };
 }
 
 /**
@@ -85,23 +72,37 @@ function continuesCommand(text: string, index: number, separator: string): boole
   return /^\\[a-zA-Z]+$/.test(separator) && /[a-zA-Z]/.test(text[index + separator.length] ?? '');
 }
 
-/** Splits at separators outside any bracket; (, [ and { nest alike, so "[1,3)" is one part. */
-function splitTopLevel(text: string, separator: string): string[] {
+/**
+ * Splits text at the separators `separatorAt` finds outside any bracket ((, [ and { nest alike, so "[1,3)" is one
+ * part); `separatorAt(index)` returns the separator starting there, if any.
+ */
+function splitOutsideBrackets(text: string, separatorAt: (index: number) => string | undefined): { parts: string[]; separators: string[] } {
   const parts: string[] = [];
+  const separators: string[] = [];
   let depth = 0;
   let start = 0;
   for (let index = 0; index < text.length; index += 1) {
     const char = text[index];
     if (OPENERS.has(char)) depth += 1;
     else if (CLOSERS.has(char)) depth -= 1;
-    else if (depth === 0 && text.startsWith(separator, index) && !continuesCommand(text, index, separator)) {
+    else if (depth === 0) {
+      const separator = separatorAt(index);
+      if (separator === undefined) continue;
       parts.push(text.slice(start, index));
+      separators.push(separator);
       start = index + separator.length;
       index = start - 1;
     }
   }
   parts.push(text.slice(start));
-  return parts;
+  return { parts, separators };
+}
+
+/** Splits at one separator outside any bracket. */
+function splitTopLevel(text: string, separator: string): string[] {
+  return splitOutsideBrackets(text, (index) =>
+    text.startsWith(separator, index) && !continuesCommand(text, index, separator) ? separator : undefined,
+  ).parts;
 }
 
 /** The inside of text when its first bracket closes at its last character ("(1,2)", "[1,3)", "{x}"). */
