@@ -123,6 +123,11 @@ const CASES: [string, string, boolean][] = [
   ['1 - 2i', '1 + 2i', false],
   ['\\frac{1}{2} + \\frac{\\sqrt{3}}{2}i', '\\frac{1+i\\sqrt{3}}{2}', true],
   ['i^2', '-1', true],
+  ['1 + 2j', '1 + 2i', true],
+  ['1 + 2i', '1 + 2j', true],
+  ['1 + 3j', '1 + 2i', false],
+  ['2j + 1', '2j + 1', true],
+  ['2j', '2i', true],
   // sets, tuples, intervals
   ['\\{1, 2, 3\\}', '\\{3, 2, 1\\}', true],
   ['\\{1, 2\\}', '\\{1, 2, 3\\}', false],
@@ -148,6 +153,9 @@ const CASES: [string, string, boolean][] = [
   ['x^{2}y', 'yx^2', true],
   // fractions and mixed numbers
   ['\\frac{7}{2}', '3\\frac{1}{2}', true],
+  ['3 1/2', '\\frac{7}{2}', true],
+  ['3 1/2', '3.5', true],
+  ['3 1/3', '\\frac{7}{2}', false],
   ['\\frac{7}{2}', '3.5', true],
   ['-\\frac{3}{4}', '\\frac{-3}{4}', true],
   ['\\frac{3}{4}', '\\frac{4}{3}', false],
@@ -208,6 +216,10 @@ const RESPONSES: [string, string, boolean][] = [
   ['So the answer is 12 apples.', '12', true],
   ['So the answer is 7 ways to arrange them.', '7', true],
   ['So the answer is 13 apples.', '12', false],
+  ['Final answer: the area is 12 square units.', '12', true],
+  ['Final answer: the total number of ways is 35', '35', true],
+  ['Final answer: the area is 13', '12', false],
+  [`So the answer is $\\boxed{${'1+'.repeat(1500)}1}$`, '1501', false],
   ['The final answer is x = 3 or x = 4', '3, 4', true],
 ];
 

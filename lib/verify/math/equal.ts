@@ -380,5 +380,17 @@ export function mathAnswersEqual(predicted: string, reference: string): boolean 
   // Units matter when both answers give one: 5 km is not 5 m (a bare 5 answers either).
   if (pred.unit !== undefined && ref.unit !== undefined && pred.unit !== ref.unit) return false;
   if (pred.text.toLowerCase() === ref.text.toLowerCase()) return true;
-  return isolated(() => answersEqual(parseAnswer(pred.text), parseAnswer(ref.text), pred.percent || ref.percent));
+  const percent = pred.percent || ref.percent;
+  return isolated(
+    () =>
+      answersEqual(parseAnswer(pred.text), parseAnswer(ref.text), percent) ||
+      // The engineers' imaginary unit: 1 + 2j answers 1 + 2i when one side writes i and the other only j.
+      (IMAGINARY_J.test(pred.text) !== IMAGINARY_J.test(ref.text) &&
+        IMAGINARY_I.test(pred.text) !== IMAGINARY_I.test(ref.text) &&
+        answersEqual(parseAnswer(withI(pred.text)), parseAnswer(withI(ref.text)), percent)),
+  );
 }
+
+const IMAGINARY_J = /(?<![a-zA-Z\\])j(?![a-zA-Z])/;
+const IMAGINARY_I = /(?<![a-zA-Z\\])i(?![a-zA-Z])/;
+const withI = (text: string) => (IMAGINARY_I.test(text) ? text : text.replace(new RegExp(IMAGINARY_J.source, 'g'), 'i'));

@@ -29,8 +29,8 @@ export function lastBoxed(text: string): string | null {
 }
 
 // "The answer is 5.", "Final answer: $\frac12$", "The final answer is $5$. I hope it is correct.", and an
-// "Answer: 5" line.
-const ANSWER_PHRASE = /(?:(?:final answer|the answer)(?:\s+is)?\s*[:：]?|^\s*answer\s*[:：])\s*/gim;
+// "Answer: 5" line; the phrase needs its "is" or colon ("no final answer here" states none).
+const ANSWER_PHRASE = /(?:(?:final answer|the answer)(?:\s+is\s*[:：]?|\s*[:：])|^\s*answer\s*[:：])\s*/gim;
 
 /** The text after the last "the answer is" / "final answer:" phrase, up to the end of its line or math. */
 function phraseAnswer(text: string): string | null {
@@ -40,8 +40,12 @@ function phraseAnswer(text: string): string | null {
   const math = /^\$\$?([^$]+)\$/.exec(rest) ?? /^\\\((.+?)\\\)/.exec(rest);
   const answer = math ? math[1] : rest.split('\n')[0];
   let trimmed = answer.trim().replace(/[.\s]+$/, '');
-  // "12 apples", "7 ways to do it": a number followed only by words is the number.
-  if (!math) trimmed = /^([-+]?\d[\d,]*(?:\.\d+)?)\s+[a-zA-Z][a-zA-Z\s'-]*$/.exec(trimmed)?.[1] ?? trimmed;
+  if (!math) {
+    // A sentence: what follows its last "is" or "=" ("the area is 12", "the total = 7").
+    trimmed = /^[a-zA-Z][a-zA-Z\s,'-]*?(?:\bis|=)\s+(.+)$/.exec(trimmed)?.[1] ?? trimmed;
+    // "12 apples", "7 ways to do it": a number followed only by words is the number.
+    trimmed = /^([-+]?\d[\d,]*(?:\.\d+)?)\s+[a-zA-Z][a-zA-Z\s'-]*$/.exec(trimmed)?.[1] ?? trimmed;
+  }
   return trimmed === '' ? null : trimmed;
 }
 

@@ -201,6 +201,8 @@ export function normalizeAnswer(raw: string): NormalizedAnswer {
   let text = raw.trim();
   let percent = false;
   let unit: string | undefined;
+  // A plain-text mixed number: 2 1/3 → 2\frac{1}{3}.
+  text = text.replace(/^([-+]?\d+)\s+(\d+)\/(\d+)$/, '$1\\frac{$2}{$3}');
   // Whole-answer forms first: a number word, a time of day, a dressed multiple-choice letter.
   const whole = numberWord(text.replace(/^\\text\{(.*)\}$/, '$1')) ?? timeOfDay(text) ?? choiceLetter(text);
   if (whole !== null) return { text: whole, percent };
