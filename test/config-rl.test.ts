@@ -41,6 +41,14 @@ test('every config in configs/rl loads, and every preset has one for the control
   }
 });
 
+test('--set refuses key paths that would reach an object prototype', () => {
+  for (const setting of ['__proto__.x=1', 'actor.constructor.x=1', 'a..b=1', 'rollout.prototype=2']) {
+    expect(() => parseSetting(setting)).toThrow(/bad key path/);
+  }
+  expect(({} as Record<string, unknown>).x).toBeUndefined();
+  expect(parseSetting('actor.lr=1e-5')).toEqual({ actor: { lr: 1e-5 } });
+});
+
 test('bad configs name every bad key', async () => {
   expect(() => resolveRlConfig({ algorithm: 'ppo' })).toThrow(/algorithm/);
   expect(() => resolveRlConfig({ algorithm: 'grpo', actor: { lr: -1, lrr: 1 } })).toThrow(/actor\.lr.*|.*lrr/);

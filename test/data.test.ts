@@ -188,3 +188,11 @@ test('writeJsonl streams any iterable and creates the folder', async () => {
   await writeJsonl(file, rows());
   expect((await loadDataset('sft', file)).map((row) => row.messages[0].content)).toEqual(['q0', 'q1', 'q2']);
 });
+
+test('a byte-order mark before the first JSON line is not part of the JSON; anywhere else it is an error', async () => {
+  const row = JSON.stringify({ messages: [{ role: 'user', content: 'q' }] });
+  await writeFile(join(tmp, 'bom.jsonl'), `\uFEFF${row}\n${row}\n`);
+  expect(await loadDataset('sft', join(tmp, 'bom.jsonl'))).toHaveLength(2);
+  await writeFile(join(tmp, 'bom2.jsonl'), `${row}\n\uFEFF${row}\n`);
+  await expect(loadDataset('sft', join(tmp, 'bom2.jsonl'))).rejects.toThrow(/bom2\.jsonl:2: malformed JSON/);
+});

@@ -1,5 +1,6 @@
 // The native decoder against transformers: fixtures/models/ holds tiny random Qwen3 and Llama checkpoints with the
 // logits and log-probs transformers computed for a padded batch (scripts/make_model_fixtures.py).
+import { execFileSync } from 'node:child_process';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -300,6 +301,74 @@ describe('errors name what is wrong', () => {
     const dir = await copyFixture('qwen3-tiny', 'garbage');
     await writeFile(join(dir, 'model.safetensors'), 'this is not a checkpoint at all');
     await expect(loadModel(dir)).rejects.toThrow(/model\.safetensors is not a safetensors file/);
+  });
+
+  describe('a safetensors header must tile its data section exactly', () => {
+    /** A file with this header (tensors F32 [2] each) over `dataBytes` bytes of data. */
+    async function rawFile(name: string, offsets: [number, number][], dataBytes: number): Promise<string> {
+      const header = Object.fromEntries(
+        offsets.map((range, i) => [`t${i}`, { dtype: 'F32', shape: [(range[1] - range[0]) / 4], data_offsets: range }]),
+      );
+      let json = JSON.stringify(header);
+      json += ' '.repeat((8 - (json.length % 8)) % 8);
+      const length = Buffer.alloc(8);
+      length.writeBigUInt64LE(BigInt(json.length));
+      const file = join(tmp, name);
+      await writeFile(file, Buffer.concat([length, Buffer.from(json), Buffer.alloc(dataBytes)]));
+      return file;
+    }
+    test.each([
+      [
+        'overlapping tensors',
+        [
+          [0, 8],
+          [4, 12],
+        ] as [number, number][],
+        12,
+        /tensor 't1' overlaps the tensor before it/,
+      ],
+      [
+        'a gap between tensors',
+        [
+          [0, 8],
+          [12, 20],
+        ] as [number, number][],
+        20,
+        /4 bytes before tensor 't1' belong to no tensor/,
+      ],
+      [
+        'offsets shifted by one byte',
+        [
+          [1, 9],
+          [9, 17],
+        ] as [number, number][],
+        17,
+        /1 bytes before tensor 't0' belong to no tensor/,
+      ],
+      ['bytes after the last tensor', [[0, 8]] as [number, number][], 12, /the last 4 bytes of the data section belong to no tensor/],
+    ])('%s are refused', async (name, offsets, bytes, message) => {
+      await expect(readSafetensors(await rawFile(`${name.replace(/ /g, '-')}.safetensors`, offsets, bytes))).rejects.toThrow(message);
+    });
+    test('an exact tiling in any header order loads', async () => {
+      const { tensors } = await readSafetensors(
+        await rawFile(
+          'tiled.safetensors',
+          [
+            [8, 16],
+            [0, 8],
+          ],
+          16,
+        ),
+      );
+      expect([...tensors.keys()].sort()).toEqual(['t0', 't1']);
+      for (const tensor of tensors.values()) tensor.dispose();
+    });
+    test('a FIFO named model.safetensors is refused at once, not waited on', async () => {
+      const dir = await copyFixture('qwen3-tiny', 'fifo');
+      await rm(join(dir, 'model.safetensors'));
+      execFileSync('mkfifo', [join(dir, 'model.safetensors')]);
+      await expect(loadModel(dir)).rejects.toThrow(/model\.safetensors is not a regular file/);
+    });
   });
 
   test('a shard named by the index is missing', async () => {

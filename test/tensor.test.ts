@@ -87,6 +87,22 @@ describe('bad input gives clear JS errors', () => {
     expect((caught as Error).message).toMatch(message);
   };
 
+  test('Tensor.from refuses values its dtype cannot hold, and non-numbers', () => {
+    expect(() => Tensor.from([2 ** 40], [1], { dtype: 'int32' })).toThrow(/value 0 \(1099511627776\) does not fit int32/);
+    expect(() => Tensor.from([1, 2.5], [2], { dtype: 'int64' })).toThrow(/value 1 \(2.5\) is not an integer/);
+    expect(() => Tensor.from([2 ** 62 + 1], [1], { dtype: 'int64' })).toThrow(/not a safe integer \(pass a BigInt\)/);
+    expect(() => Tensor.from([256], [1], { dtype: 'uint8' })).toThrow(/does not fit uint8/);
+    expect(() => Tensor.from([2], [1], { dtype: 'bool' })).toThrow(/does not fit bool/);
+    expect(() => Tensor.from(['1' as unknown as number], [1])).toThrow(/value 0 is a string/);
+    expect(() => Tensor.from([2n ** 63n], [1], { dtype: 'int64' })).toThrow(/does not fit int64/);
+    // What fits comes through exactly: 2^62 + 1 as a BigInt, the int32 extremes, booleans.
+    tidy(() => {
+      expect(Tensor.from([2n ** 62n + 1n], [1]).toArray()[0]).toBe(2n ** 62n + 1n);
+      expect([...Tensor.from([-(2 ** 31), 2 ** 31 - 1], [2], { dtype: 'int32' }).toArray()]).toEqual([-(2 ** 31), 2 ** 31 - 1]);
+      expect([...Tensor.from([true, false], [2]).toArray()]).toEqual([1, 0]);
+    });
+  });
+
   test('typed-array length differs from the shape', () => {
     expectError(() => Tensor.from(new Float32Array(5), [2, 3]), 'ERR_INVALID_ARG', /5 elements but shape \[2, 3\] needs 6/);
   });

@@ -18,8 +18,10 @@ export async function* readJsonlRows(file: string): AsyncGenerator<RawRow> {
   const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
   let line = 0;
   try {
-    for await (const text of lines) {
+    for await (const raw of lines) {
       line += 1;
+      // A byte-order mark before the first line (files saved by some editors) is not part of the JSON.
+      const text = line === 1 ? raw.replace(/^\uFEFF/, '') : raw;
       if (text.trim() === '') continue;
       let value: unknown;
       try {

@@ -37,18 +37,42 @@ function dtypeOfArray(data: AnyTypedArray): DType {
 }
 
 /** Converts plain JS numbers to the typed array that carries `dtype`. */
+/** Integer ranges of the integer dtypes Tensor.from fills from JS values. */
+const INTEGER_RANGES: Partial<Record<DType, [bigint, bigint]>> = {
+  int32: [-(2n ** 31n), 2n ** 31n - 1n],
+  int64: [-(2n ** 63n), 2n ** 63n - 1n],
+  uint8: [0n, 255n],
+  bool: [0n, 1n],
+};
+
+/**
+ * The values as the typed array of `dtype`. A value that is not a number, bigint or boolean is refused, and so is
+ * one an integer dtype cannot hold exactly (2^40 in int32, 1.5 in int64, a number past 2^53 in int64 — pass a
+ * BigInt), instead of wrapping or truncating silently.
+ */
 function arrayFor(values: ArrayLike<number | bigint | boolean>, dtype: DType): AnyTypedArray {
-  const numbers = Array.from(values, (v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v));
+  const numbers = Array.from(values, (v, i) => {
+    if (typeof v === 'boolean') return v ? 1 : 0;
+    if (typeof v !== 'number' && typeof v !== 'bigint') throw new TypeError(`Tensor.from: value ${i} is a ${typeof v} (${String(v)}), not a number`);
+    return v;
+  });
+  const range = INTEGER_RANGES[dtype];
+  if (range) {
+    numbers.forEach((v, i) => {
+      if (typeof v === 'number' && !Number.isSafeInteger(v)) {
+        throw new RangeError(`Tensor.from: value ${i} (${v}) is not ${Number.isInteger(v) ? 'a safe integer (pass a BigInt)' : 'an integer'}, as ${dtype} needs`);
+      }
+      const big = BigInt(v);
+      if (big < range[0] || big > range[1]) throw new RangeError(`Tensor.from: value ${i} (${v}) does not fit ${dtype} [${range[0]}, ${range[1]}]`);
+    });
+  }
   switch (dtype) {
     case 'float64':
       return Float64Array.from(numbers, Number);
     case 'int32':
       return Int32Array.from(numbers, Number);
     case 'int64':
-      return BigInt64Array.from(numbers, (v) => {
-        if (typeof v === 'number' && !Number.isInteger(v)) throw new TypeError(`int64 values must be integers, got ${v}`);
-        return BigInt(v);
-      });
+      return BigInt64Array.from(numbers, (v) => BigInt(v));
     case 'bool':
     case 'uint8':
       return Uint8Array.from(numbers, Number);

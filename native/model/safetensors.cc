@@ -65,12 +65,17 @@ std::string name_list(const std::vector<std::string>& names) {
 std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
   std::shared_ptr<SafetensorsFile> file(new SafetensorsFile());
   file->path_ = path;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO or device named like a weights file must not block the open; only regular files load.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) invalid_argument(system_error("open", path));
   struct stat info;
   if (fstat(fd, &info) != 0) {
     ::close(fd);
     invalid_argument(system_error("stat", path));
+  }
+  if (!S_ISREG(info.st_mode)) {
+    ::close(fd);
+    invalid_argument(path + " is not a regular file");
   }
   file->size_ = static_cast<size_t>(info.st_size);
   if (file->size_ < 8) {
@@ -129,12 +134,27 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
     }
     if (entry.end > data_size) bad("lies past the end of the file (is it truncated?)");
     const int64_t element_size = static_cast<int64_t>(c10::elementSize(entry.dtype));
+    if (numel > std::numeric_limits<int64_t>::max() / element_size) bad("is too large");
     if (entry.end - entry.begin != numel * element_size) {
       bad("has " + std::to_string(entry.end - entry.begin) + " bytes, but shape " + shape_string(entry.shape) + " of " + dtype->text + " needs " +
           std::to_string(numel * element_size));
     }
     file->entries_.push_back(std::move(entry));
   }
+  // As the reference reader requires: the tensors tile the data section exactly, with no overlap and no gap (an
+  // offset shifted by one byte would otherwise load shifted, wrong weights).
+  std::vector<const Entry*> by_offset;
+  for (const Entry& entry : file->entries_) by_offset.push_back(&entry);
+  std::stable_sort(by_offset.begin(), by_offset.end(), [](const Entry* a, const Entry* b) { return a->begin != b->begin ? a->begin < b->begin : a->end < b->end; });
+  int64_t covered = 0;
+  for (const Entry* entry : by_offset) {
+    if (entry->begin < covered) invalid_argument(path + ": tensor '" + entry->name + "' overlaps the tensor before it in the data section");
+    if (entry->begin > covered) {
+      invalid_argument(path + ": " + std::to_string(entry->begin - covered) + " bytes before tensor '" + entry->name + "' belong to no tensor");
+    }
+    covered = entry->end;
+  }
+  if (covered != data_size) invalid_argument(path + ": the last " + std::to_string(data_size - covered) + " bytes of the data section belong to no tensor");
   return file;
 }
 
