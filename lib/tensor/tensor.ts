@@ -60,7 +60,9 @@ function arrayFor(values: ArrayLike<number | bigint | boolean>, dtype: DType): A
   if (range) {
     numbers.forEach((v, i) => {
       if (typeof v === 'number' && !Number.isSafeInteger(v)) {
-        throw new RangeError(`Tensor.from: value ${i} (${v}) is not ${Number.isInteger(v) ? 'a safe integer (pass a BigInt)' : 'an integer'}, as ${dtype} needs`);
+        throw new RangeError(
+          `Tensor.from: value ${i} (${v}) is not ${Number.isInteger(v) ? 'a safe integer (pass a BigInt)' : 'an integer'}, as ${dtype} needs`,
+        );
       }
       const big = BigInt(v);
       if (big < range[0] || big > range[1]) throw new RangeError(`Tensor.from: value ${i} (${v}) does not fit ${dtype} [${range[0]}, ${range[1]}]`);

@@ -145,7 +145,8 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   // offset shifted by one byte would otherwise load shifted, wrong weights).
   std::vector<const Entry*> by_offset;
   for (const Entry& entry : file->entries_) by_offset.push_back(&entry);
-  std::stable_sort(by_offset.begin(), by_offset.end(), [](const Entry* a, const Entry* b) { return a->begin != b->begin ? a->begin < b->begin : a->end < b->end; });
+  std::stable_sort(by_offset.begin(), by_offset.end(),
+                   [](const Entry* a, const Entry* b) { return a->begin != b->begin ? a->begin < b->begin : a->end < b->end; });
   int64_t covered = 0;
   for (const Entry* entry : by_offset) {
     if (entry->begin < covered) invalid_argument(path + ": tensor '" + entry->name + "' overlaps the tensor before it in the data section");
@@ -154,7 +155,8 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
     }
     covered = entry->end;
   }
-  if (covered != data_size) invalid_argument(path + ": the last " + std::to_string(data_size - covered) + " bytes of the data section belong to no tensor");
+  if (covered != data_size)
+    invalid_argument(path + ": the last " + std::to_string(data_size - covered) + " bytes of the data section belong to no tensor");
   return file;
 }
 
