@@ -290,6 +290,24 @@ describe('errors name what is wrong', () => {
     expect(err.message).toContain('has shape [32], but the model expects [64]');
   });
 
+  test('weights holding NaN or an infinity are refused, named', async () => {
+    const err = await loadEdited('nan', (t) => {
+      const norm = t.get('model.norm.weight')!;
+      t.set(
+        'model.norm.weight',
+        Tensor.from(
+          Float32Array.from(norm.toArray() as Float32Array, (x, i) => (i === 3 ? NaN : x)),
+          norm.shape,
+        ),
+      );
+      const embed = t.get('model.embed_tokens.weight')!;
+      t.set('model.embed_tokens.weight', embed.mul(0).add(Infinity));
+    });
+    expect(err).toBeInstanceOf(CheckpointError);
+    expect(err.message).toMatch(/weights hold NaN or infinite values: .*'model\.embed_tokens\.weight'/);
+    expect(err.message).toContain("'model.norm.weight'");
+  });
+
   test('a truncated weight file', async () => {
     const dir = await copyFixture('qwen3-tiny', 'truncated');
     const bytes = await readFile(join(dir, 'model.safetensors'));

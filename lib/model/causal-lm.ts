@@ -6,7 +6,7 @@ import { withCancel } from '../tensor/cancel.js';
 import { tidy } from '../tensor/scope.js';
 import { Tensor, type AsyncOptions, type DType, type DeviceName } from '../tensor/tensor.js';
 import { padBatch } from './batch.js';
-import { checkpointFiles, writeCheckpoint, type WriteCheckpointOptions } from './checkpoint.js';
+import { CheckpointError, checkpointFiles, writeCheckpoint, type WriteCheckpointOptions } from './checkpoint.js';
 import { parseModelConfig, readModelConfig, type ModelConfig } from './config.js';
 import { ADAPTER_WEIGHTS, loraConfig, readAdapterConfig, writeAdapterConfig, type LoraConfig, type LoraOptions } from './lora.js';
 import { addon, type NativeModel } from '../native/addon.js';
@@ -73,7 +73,8 @@ export type SaveModelOptions = Omit<WriteCheckpointOptions, 'companionsFrom'>;
 /**
  * Loads the checkpoint folder `dir`: config.json, and model.safetensors or the shards of
  * model.safetensors.index.json. A missing, extra or mis-shaped tensor rejects with an error naming it; an
- * unsupported or inconsistent config rejects with a ModelConfigError naming the field.
+ * unsupported or inconsistent config rejects with a ModelConfigError naming the field; weights holding a NaN or an
+ * infinity reject with a CheckpointError naming them (a model that would only ever print garbage).
  */
 export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<CausalLM> {
   const { config, raw } = await readModelConfig(join(dir, 'config.json'));
@@ -81,6 +82,19 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
   const dtype = options.dtype ?? 'float32';
   const device = options.device ?? 'cpu';
   const native = await withCancel(options.signal, (token) => addon().loadModel(config, files, { dtype, device }, token));
+  const nonFinite = await withCancel(options.signal, (token) => native.nonFiniteParameters(token)).catch((err: unknown) => {
+    native.dispose();
+    throw err;
+  });
+  if (nonFinite.length > 0) {
+    native.dispose();
+    const shown =
+      nonFinite
+        .slice(0, 5)
+        .map((name) => `'${name}'`)
+        .join(', ') + (nonFinite.length > 5 ? ` and ${nonFinite.length - 5} more` : '');
+    throw new CheckpointError(`${dir}: weights hold NaN or infinite values: ${shown}`);
+  }
   return new CausalLM(native, config, raw, dir);
 }
 

@@ -96,6 +96,8 @@ export interface NativeModel {
   ): Promise<NativeGeneration>;
   /** Every parameter by its Hugging Face name; the tensors share storage with the model. */
   parameters(): Record<string, NativeTensor>;
+  /** The parameters holding a NaN or an infinity. */
+  nonFiniteParameters(cancel?: NativeCancelToken): Promise<string[]>;
   /** The LoRA adapter's parameters by PEFT name (empty without one). */
   loraParameters(): Record<string, NativeTensor>;
   addLora(config: NativeLoraConfig, seed: number, cancel?: NativeCancelToken): Promise<void>;

@@ -105,6 +105,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
                            InstanceMethod<&ModelHandle::token_logprobs>("tokenLogprobs"),
                            InstanceMethod<&ModelHandle::generate>("generate"),
                            InstanceMethod<&ModelHandle::parameters>("parameters"),
+                           InstanceMethod<&ModelHandle::non_finite_parameters>("nonFiniteParameters"),
                            InstanceMethod<&ModelHandle::lora_parameters>("loraParameters"),
                            InstanceMethod<&ModelHandle::add_lora>("addLora"),
                            InstanceMethod<&ModelHandle::load_lora>("loadLora"),
@@ -198,6 +199,25 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   // { name: NativeTensor } sharing storage with the model: for saving, inspection and optimizers.
   Napi::Value parameters(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value { return to_js(info.Env(), decoder("parameters")->parameters()); });
+  }
+  // nonFiniteParameters(cancel?) → Promise<string[]>: the parameters holding a NaN or an infinity (their sum in
+  // float64 is not finite: one pass, no temporary the size of the weights).
+  Napi::Value non_finite_parameters(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      return run_async(info.Env(), info[0], [model = decoder("nonFiniteParameters")]() -> Completion {
+        at::NoGradGuard no_grad;
+        std::vector<std::string> names;
+        for (const auto& [name, parameter] : model->parameters()) {
+          check_cancelled();
+          if (!std::isfinite(parameter.sum(at::kDouble).item<double>())) names.push_back(name);
+        }
+        return [names](Napi::Env env) -> Napi::Value {
+          Napi::Array out = Napi::Array::New(env, names.size());
+          for (size_t i = 0; i < names.size(); ++i) out.Set(i, names[i]);
+          return out;
+        };
+      });
+    });
   }
   Napi::Value lora_parameters(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value { return to_js(info.Env(), decoder("loraParameters")->lora_parameters()); });
