@@ -1,5 +1,7 @@
 #include "objective_io.h"
 
+#include <cmath>
+
 #include "common.h"
 #include "tensor.h"
 
@@ -42,6 +44,8 @@ double ObjectiveInputs::number(const std::string& key) const {
   auto it = values_.find(key);
   if (it == values_.end()) bad(key, "is required");
   if (!std::holds_alternative<double>(it->second)) bad(key, "must be a number");
+  // Every scalar setting (β, margins, clip ratios, temperatures) must be finite: NaN would flow into every output.
+  if (!std::isfinite(std::get<double>(it->second))) bad(key, "must be a finite number");
   return std::get<double>(it->second);
 }
 

@@ -448,6 +448,33 @@ describe('bad input', () => {
     });
   });
 
+  test('non-finite settings, labels outside [0, 1] and NaN advantages are refused, named', async () => {
+    await tidy(async () => {
+      await rejects(ipvrmOffline({ ...base(), beta: NaN }), /'beta' must be a finite number/);
+      await rejects(ipvrmOffline({ ...base(), margin: Infinity }), /'margin' must be a finite number/);
+      await rejects(ipvrmOffline({ ...base(), labels: Tensor.from([2, 0]) }), /labels must lie in \[0, 1\]/);
+      await rejects(ipvrmOffline({ ...base(), labels: Tensor.from([-1, 0]) }), /labels must lie in \[0, 1\]/);
+      const { refLogits: oldLogits, logits: newLogits, tokens, mask } = base();
+      const candidates = await distrlCandidates({ oldLogits, tokens, mask, k: 2 });
+      const inputs = {
+        newLogits,
+        ...candidates,
+        advantages: Tensor.zeros([2, 3]),
+        scaledCandidateTd: Tensor.zeros(candidates.oldTopkLogprobs.shape),
+        mask,
+      };
+      await expect(distrlLoss(inputs)).resolves.toBeDefined();
+      const nanAt = (shape: number[], index: number) =>
+        Tensor.from(
+          Float32Array.from({ length: shape.reduce((a, b) => a * b) }, (_, i) => (i === index ? NaN : 0)),
+          shape,
+        );
+      await rejects(distrlLoss({ ...inputs, advantages: nanAt([2, 3], 4) }), /advantages contain NaN or Inf \(first at position \[1, 1\]\)/);
+      await rejects(distrlLoss({ ...inputs, scaledCandidateTd: nanAt(candidates.oldTopkLogprobs.shape, 0) }), /scaledCandidateTd contain NaN or Inf/);
+      await rejects(distrlLoss({ ...inputs, clipRatioHigh: NaN }), /'clipRatioHigh' must be a finite number/);
+    });
+  });
+
   test('P_min outside (0, 1), K > V, top-p outside (0, 1]', async () => {
     await tidy(async () => {
       const { refLogits: oldLogits, tokens, mask } = base();

@@ -151,6 +151,9 @@ ObjectiveOutputs distrl_loss(const ObjectiveInputs& in) {
   at::Tensor A_cand = same_shape("scaledCandidateTd", policy_topk.sizes());
   at::Tensor mask = float_mask(in, policy_topk, {B, T});
   check_finite(log_prob, mask, "policy log-probs (logits)");
+  // A NaN advantage would train on NaN silently (the masked mean turns it into a NaN loss at best).
+  check_finite(A, mask, "advantages");
+  check_finite(A_cand, cand * mask.unsqueeze(-1), "scaledCandidateTd");
 
   const double lo = in.number("clipRatioLow", 0.2), hi = in.number("clipRatioHigh", 0.28);
   const double c = in.number("clipRatioC", 3.0), alpha = in.number("alpha", 0.1);

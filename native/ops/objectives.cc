@@ -80,6 +80,9 @@ at::Tensor row_labels(const ObjectiveInputs& in, const char* key, const at::Tens
   }
   at::Tensor y = labels.to(like.device(), like.scalar_type());
   if (!at::isfinite(y).all().item<bool>()) invalid_argument(std::string(key) + " contain NaN or Inf");
+  // Outcomes or probabilities: BCE and the group weights read them as such.
+  if ((y < 0).any().item<bool>() || (y > 1).any().item<bool>())
+    invalid_argument(std::string(key) + " must lie in [0, 1] (outcomes or probabilities)");
   return y;
 }
 
