@@ -171,3 +171,23 @@ describe('sampling controls', () => {
     expect(liveTensors()).toBe(before);
   });
 });
+
+test('sequences past max_position_embeddings are refused; generation stops at the last position', async () => {
+  const model = await loadModel(join(process.cwd(), 'fixtures/models/qwen3-tiny')); // max_position_embeddings 512
+  try {
+    const long = Array.from({ length: 513 }, (_, i) => i % 50);
+    const { inputIds, attentionMask } = padBatch([long]);
+    await expect(tidy(() => model.forward(inputIds, attentionMask, { noGrad: true }))).rejects.toThrow(
+      /an input of 513 tokens is longer than this model's max_position_embeddings \(512\)/,
+    );
+    await expect(tidy(() => model.tokenLogprobs(inputIds, attentionMask, { noGrad: true }))).rejects.toThrow(/513 tokens/);
+    inputIds.dispose();
+    attentionMask.dispose();
+    await expect(model.generate([long.slice(0, 512)], { maxNewTokens: 4 })).rejects.toThrow(/a prompt \(with one new token\) of 513 tokens/);
+    const [near] = await model.generate([long.slice(0, 508)], { maxNewTokens: 50, eosTokenIds: [], seed: 1 });
+    expect(near.tokens).toHaveLength(4);
+    expect(near.finishReason).toBe('length');
+  } finally {
+    model.dispose();
+  }
+});

@@ -148,7 +148,14 @@ export class CausalLM {
    * token, 0 = padding; omitted = no padding). Positions count tokens only, so left- or right-padded rows give the
    * logits of their unpadded sequences; logits at padding positions are meaningless.
    */
+  /** Refuses sequences past the positions the model was built for (max_position_embeddings). */
+  private checkLength(length: number, what: string): void {
+    const limit = this.config.maxPositionEmbeddings;
+    if (length > limit) throw new RangeError(`${what} of ${length} tokens is longer than this model's max_position_embeddings (${limit})`);
+  }
+
   async forward(inputIds: Tensor, attentionMask?: Tensor, options: ForwardOptions = {}): Promise<Tensor> {
+    this.checkLength(inputIds.shape.at(-1) ?? 0, 'an input');
     const { checkpoint, noGrad } = options;
     const out = await withCancel(options.signal, (token) =>
       this.native.forward(inputIds.native, attentionMask?.native ?? null, { checkpoint, noGrad }, token),
@@ -161,6 +168,7 @@ export class CausalLM {
    * first token of its row (it has no prefix). Computes no logits for the last position.
    */
   async tokenLogprobs(inputIds: Tensor, attentionMask?: Tensor, options: ForwardOptions = {}): Promise<Tensor> {
+    this.checkLength(inputIds.shape.at(-1) ?? 0, 'an input');
     const { checkpoint, noGrad } = options;
     const out = await withCancel(options.signal, (token) =>
       this.native.tokenLogprobs(inputIds.native, attentionMask?.native ?? null, { checkpoint, noGrad }, token),
@@ -197,10 +205,14 @@ export class CausalLM {
    */
   async generate(prompts: readonly (readonly number[])[], options: GenerateOptions): Promise<Generation[]> {
     const { signal, eosTokenIds = this.config.eosTokenIds, ...sampling } = options;
+    // A prompt must leave room for one new token; generation stops at the last position the model knows.
+    const longest = prompts.reduce((m, p) => Math.max(m, p.length), 0);
+    this.checkLength(longest + 1, 'a prompt (with one new token)');
+    const maxNewTokens = Math.min(sampling.maxNewTokens, this.config.maxPositionEmbeddings - longest);
     return tidy(async () => {
       const { inputIds, attentionMask } = padBatch(prompts, { side: 'left', padId: this.config.padTokenId ?? 0 });
       const raw = await withCancel(signal, (token) =>
-        this.native.generate(inputIds.native, attentionMask.native, { ...sampling, eosTokenIds }, token),
+        this.native.generate(inputIds.native, attentionMask.native, { ...sampling, maxNewTokens, eosTokenIds }, token),
       );
       const [tokens, logprobs, lengths, reasons] = [raw.tokens, raw.logprobs, raw.lengths, raw.finishReasons].map((t) => Tensor.wrap(t).toNested());
       const topTokens = raw.topTokens && (Tensor.wrap(raw.topTokens).toNested() as number[][][]);
