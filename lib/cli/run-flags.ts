@@ -13,6 +13,9 @@ export interface RunFlags {
   'log-every'?: number;
 }
 
+/** --quiet, on every command that shows progress. */
+export const QUIET_OPTION = { type: 'boolean', default: false, describe: 'Plain progress lines instead of a bar, even on a terminal' } as const;
+
 /** Adds the shared flags to a command's builder. */
 export function withRunFlags<T>(y: Argv<T>) {
   return y
@@ -27,7 +30,7 @@ export function withRunFlags<T>(y: Argv<T>) {
       describe: 'Continue the run in --out: "auto" (its latest checkpoint; a fresh start if it has none) or one of its checkpoint folders',
     })
     .option('overwrite', { type: 'boolean', default: false, describe: 'Replace what --out holds' })
-    .option('quiet', { type: 'boolean', default: false, describe: 'Plain progress lines instead of a bar, even on a terminal' })
+    .option('quiet', QUIET_OPTION)
     .option('log-every', { type: 'number', describe: 'Plain progress: a line every N steps' });
 }
 

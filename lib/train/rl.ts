@@ -464,11 +464,15 @@ async function scoreBatch(
     const tokens = batch.take(batch.tokens, rows);
     const mask = batch.take(batch.mask, rows);
     const rowRefLogprobs = batch.take(refLogprobs, rows);
-    const sampledRatio = (await tokenLogprobs(rmLogits, tokens.unsqueeze(-1), { signal })).squeeze(-1).sub(rowRefLogprobs).mul(mask);
-    const rmScore = sampledRatio.sum(-1).div(mask.sum(-1));
+    // Eq. 19 per row: the response's mean log π_φ/π_ref at its sampled tokens.
+    const rowScore = (sampledRatio: Tensor) => sampledRatio.mul(mask).sum(-1).div(mask.sum(-1));
     const input: RewardScoreInput = { needs, rmLogits, tokens, mask, beta: config.rewardModel.beta, temperature: config.rollout.temperature };
-    if (needs === 'token-rewards')
-      return { rmScore, tokenLogRatio: (await rewardModel.score({ ...input, refLogprobs: rowRefLogprobs }, { signal })).tokenLogRatio! };
+    if (needs === 'token-rewards') {
+      // The token rewards are that log ratio already.
+      const { tokenLogRatio } = await rewardModel.score({ ...input, refLogprobs: rowRefLogprobs }, { signal });
+      return { rmScore: rowScore(tokenLogRatio!), tokenLogRatio: tokenLogRatio! };
+    }
+    const rmScore = rowScore((await tokenLogprobs(rmLogits, tokens.unsqueeze(-1), { signal })).squeeze(-1).sub(rowRefLogprobs));
     // The TD β·log π_φ/π_ref at the candidates, against the reference the reward model trains against.
     const candidateIndices = batch.take(candidates.candidateIndices, rows);
     const refTopkLogprobs = frozen

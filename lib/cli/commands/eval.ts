@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { QUIET_OPTION } from '../run-flags.js';
 import { EVAL_INSTRUCTION, evaluatePolicy, loadBenchmark } from '../../eval/policy.js';
 import { loadModel } from '../../model/index.js';
 import { batchProgress } from '../../run/index.js';
@@ -28,7 +29,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
       .option('batch-size', { type: 'number', default: 64, describe: 'Responses sampled together' })
       .option('seed', { type: 'number', default: 0, describe: 'Sampling seed' })
       .option('limit', { type: 'number', describe: 'Use the first N problems of each file' })
-      .option('quiet', { type: 'boolean', default: false, describe: 'Plain progress lines instead of a bar, even on a terminal' })
+      .option('quiet', QUIET_OPTION)
       .option('instruction', { type: 'string', default: EVAL_INSTRUCTION, describe: 'Appended to eval-layout problems ("" for none)' }),
   handler: async (args) => {
     const sampling = samplingOptions(args);

@@ -22,7 +22,7 @@ import { configInput } from '../../config/common.js';
 import { resolveRmConfig } from '../../config/rm.js';
 import { batchProgress, runRm } from '../../run/index.js';
 import { basename } from 'node:path';
-import { printSummary, runOutput, withRunFlags, type RunFlags } from '../run-flags.js';
+import { printSummary, QUIET_OPTION, runOutput, withRunFlags, type RunFlags } from '../run-flags.js';
 
 interface RmTrainArgs extends RunFlags {
   method?: RmMethod;
@@ -99,7 +99,7 @@ const evalCommand: CommandModule<object, RmEvalArgs> = {
       .option('bon-n', { type: 'number', array: true, default: [4, 16, 64], describe: 'The N of Best-of-N (the paper: 4 16 64)' })
       .option('coef', { type: 'number', default: 0.001, describe: 'Step-score coefficient (reference 0.001; the RM β is the paper reading)' })
       .option('num-thresholds', { type: 'number', default: 1000, describe: 'Points of the oracle threshold grid' })
-      .option('quiet', { type: 'boolean', default: false, describe: 'Plain progress lines instead of a bar, even on a terminal' })
+      .option('quiet', QUIET_OPTION)
       .check((args) => {
         if (args.processbench.length === 0 && !args['bon-rollouts']) throw new Error('give --processbench files, --bon-rollouts, or both');
         return true;

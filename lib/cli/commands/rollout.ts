@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { QUIET_OPTION } from '../run-flags.js';
 import { checkOutputFile } from '../../util/fs.js';
 import { batchProgress } from '../../run/index.js';
 import { writeJsonl } from '../../data/jsonl.js';
@@ -49,7 +50,7 @@ const options = {
   'max-new-tokens': { type: 'number', default: 256, describe: 'Most new tokens per response' },
   'batch-size': { type: 'number', default: 64, describe: 'Responses sampled together' },
   seed: { type: 'number', default: 0, describe: 'Sampling seed' },
-  quiet: { type: 'boolean', default: false, describe: 'Plain progress lines instead of a bar, even on a terminal' },
+  quiet: QUIET_OPTION,
 } as const;
 
 /** Samples and verifies; writes the rollouts when `out` is given; prints the accuracy report. */
