@@ -100,6 +100,12 @@ std::string device_name(const at::Device& device) {
   return device.str();
 }
 
+void check_same_device(const at::Tensor& tensor, const std::string& name, const at::Tensor& other, const std::string& other_name) {
+  if (!tensor.defined() || !other.defined() || tensor.device() == other.device()) return;
+  invalid_argument(name + " is on " + device_name(tensor.device()) + " but " + other_name + " are on " + device_name(other.device()) +
+                   " (move it with .to('" + device_name(other.device()) + "'))");
+}
+
 std::string arg_string(const Napi::Value& value, const char* name) {
   if (!value.IsString()) invalid_argument(std::string(name) + " must be a string");
   return value.As<Napi::String>().Utf8Value();

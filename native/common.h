@@ -42,6 +42,10 @@ Napi::Value guarded(const Napi::CallbackInfo& info, Body&& body) {
 
 at::ScalarType parse_dtype(const std::string& name);
 std::string dtype_name(at::ScalarType dtype);
+// Throws when `tensor` and `other` live on different devices, naming both: the fused kernels take raw pointers, so
+// a CPU pointer must never reach a GPU kernel (or the reverse).
+void check_same_device(const at::Tensor& tensor, const std::string& name, const at::Tensor& other, const std::string& other_name);
+
 // Parses "cpu", "cuda", "cuda:N"; throws CudaUnavailable when CUDA is asked for but absent.
 at::Device parse_device(const std::string& name);
 std::string device_name(const at::Device& device);

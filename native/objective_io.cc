@@ -1,6 +1,7 @@
 #include "objective_io.h"
 
 #include <cmath>
+#include <optional>
 
 #include "common.h"
 #include "tensor.h"
@@ -28,7 +29,24 @@ ObjectiveInputs ObjectiveInputs::parse(const std::string& objective, const Napi:
     else
       invalid_argument(objective + ": input '" + key + "' must be a Tensor, number, boolean or string");
   }
+  inputs.check_one_device();
   return inputs;
+}
+
+// The fused kernels read raw pointers of every tensor input, so all of them must share one device; the error lists
+// each tensor with its device.
+void ObjectiveInputs::check_one_device() const {
+  std::string listing;
+  std::optional<at::Device> first;
+  bool mixed = false;
+  for (const auto& [key, value] : values_) {
+    if (!std::holds_alternative<at::Tensor>(value)) continue;
+    const at::Device device = std::get<at::Tensor>(value).device();
+    mixed = mixed || (first && *first != device);
+    if (!first) first = device;
+    listing += std::string(listing.empty() ? "" : ", ") + key + " on " + device_name(device);
+  }
+  if (mixed) invalid_argument(objective_ + ": tensor inputs must share one device, got " + listing);
 }
 
 void ObjectiveInputs::bad(const std::string& key, const char* expected) const { invalid_argument(objective_ + ": input '" + key + "' " + expected); }

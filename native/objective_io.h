@@ -29,6 +29,7 @@ class ObjectiveInputs {
 
  private:
   [[noreturn]] void bad(const std::string& key, const char* expected) const;
+  void check_one_device() const;
   std::string objective_;
   std::map<std::string, Value> values_;
 };

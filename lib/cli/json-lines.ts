@@ -3,15 +3,12 @@
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
-import type { ModelDType } from '../model/causal-lm.js';
-
-export const MODEL_DTYPES: readonly ModelDType[] = ['float32', 'bfloat16', 'float16', 'float64'];
+import { PLACEMENT_OPTIONS } from './run-flags.js';
 
 /** --model, --dtype and --device of the commands that load a checkpoint. */
 export const modelOptions = {
   model: { type: 'string', demandOption: true, describe: 'Hugging Face checkpoint folder (Qwen3 or Llama, safetensors)' },
-  dtype: { choices: MODEL_DTYPES, default: 'float32' as ModelDType, describe: 'Parameter dtype' },
-  device: { type: 'string', default: 'cpu', describe: 'cpu, cuda or cuda:N' },
+  ...PLACEMENT_OPTIONS,
 } as const;
 
 export interface JsonLine<T> {

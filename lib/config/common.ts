@@ -3,6 +3,17 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { DEVICE_PATTERN, TRAINING_DTYPES } from '../model/placement.js';
+
+/**
+ * Where every model of a stage lives and what it computes in, spread into each stage's schema as top-level keys
+ * (`device: cuda`, `dtype: bfloat16`). bfloat16 trains in mixed precision: float32 master weights and AdamW
+ * moments, bf16 compute (lib/model/placement.ts).
+ */
+export const placementFields = {
+  device: z.string().regex(DEVICE_PATTERN, 'must be cpu, cuda or cuda:N').default('cpu'),
+  dtype: z.enum(TRAINING_DTYPES).default('float32'),
+};
 
 /** When a run checkpoints and how many checkpoints it keeps (the run layer, lib/run). */
 export const CheckpointSection = z.strictObject({

@@ -11,7 +11,7 @@ import { LORA_TARGETS } from '../model/lora.js';
 import type { RolloutOptions } from '../rollout/rollouts.js';
 import { deriveSeed } from '../util/rng.js';
 
-import { CheckpointSection, deepMerge, readConfigFile } from './common.js';
+import { CheckpointSection, deepMerge, placementFields, readConfigFile } from './common.js';
 import { RL_PRESET_NAMES, RL_PRESETS } from './presets.js';
 
 export { RL_PRESETS, RL_PRESET_NAMES, type Preset } from './presets.js';
@@ -152,6 +152,7 @@ export const RlConfigSchema = z.strictObject({
   advantage: AdvantageSection.default(AdvantageSection.parse({})),
   eval: EvalSection.default(EvalSection.parse({})),
   checkpoint: CheckpointSection.default(CheckpointSection.parse({})),
+  ...placementFields,
 });
 
 export type RlConfigInput = z.input<typeof RlConfigSchema>;

@@ -3,7 +3,7 @@
 // own settings.
 import { z } from 'zod';
 import { IPVRM_WEIGHTINGS, PAIR_STRATEGIES, RM_METHODS } from '../algorithms/reward-models/offline.js';
-import { CheckpointSection, parseConfig } from './common.js';
+import { CheckpointSection, parseConfig, placementFields } from './common.js';
 
 const positiveInt = z.int().positive();
 
@@ -26,6 +26,7 @@ export const RmConfigSchema = z.strictObject({
   /** Seed of the pair choice and the batch order. */
   seed: z.int().min(0).default(0),
   checkpoint: CheckpointSection.default(CheckpointSection.parse({})),
+  ...placementFields,
 });
 
 export type RmConfig = z.output<typeof RmConfigSchema>;

@@ -3,7 +3,7 @@
 // that decays to minLr by the last step.
 import { z } from 'zod';
 import { LR_SCHEDULES } from '../model/optim.js';
-import { CheckpointSection, parseConfig } from './common.js';
+import { CheckpointSection, parseConfig, placementFields } from './common.js';
 
 const positiveInt = z.int().positive();
 
@@ -25,6 +25,7 @@ export const SftConfigSchema = z.strictObject({
   /** Stop after this many minutes of training (the run then ends as if it had reached `steps`). */
   maxMinutes: z.number().positive().optional(),
   checkpoint: CheckpointSection.default(CheckpointSection.parse({})),
+  ...placementFields,
 });
 
 export type SftConfig = z.output<typeof SftConfigSchema>;

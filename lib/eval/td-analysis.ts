@@ -103,7 +103,7 @@ async function scorePrefixes(
       const logp = (await model.forward(inputIds, attentionMask, { noGrad: true, signal })).logSoftmax(-1);
       batch.forEach((tokens, i) => {
         const row = logp.select(0, i);
-        const following = Tensor.from(BigInt64Array.from(tokens.slice(1), BigInt), [tokens.length - 1, 1]);
+        const following = Tensor.from(BigInt64Array.from(tokens.slice(1), BigInt), [tokens.length - 1, 1], { device: model.device });
         out.tokens.push(
           row
             .slice(0, 0, tokens.length - 1)
@@ -118,7 +118,7 @@ async function scorePrefixes(
         } else {
           const ids = next[start + i];
           out.candidates.push([...ids]);
-          out.logprobs.push(last.indexSelect(0, Tensor.from(BigInt64Array.from(ids, BigInt), [ids.length])).toNumbers());
+          out.logprobs.push(last.indexSelect(0, Tensor.from(BigInt64Array.from(ids, BigInt), [ids.length], { device: model.device })).toNumbers());
         }
       });
     });

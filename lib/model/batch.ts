@@ -1,5 +1,5 @@
 // Padded batches of token sequences: the input layout of CausalLM.forward and tokenLogprobs.
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, type DeviceName } from '../tensor/tensor.js';
 
 export interface PaddedBatch {
   /** [B, T] int64, T the longest sequence. */
@@ -13,12 +13,14 @@ export interface PadOptions {
   padId?: number;
   /** Where the padding goes (default right; generation prompts are usually left-padded). */
   side?: 'left' | 'right';
+  /** Where the tensors are made (default cpu; a model moves its inputs itself, objectives need them beside the logits). */
+  device?: DeviceName;
 }
 
 /** Pads `sequences` (token ids, at least one token each) into one batch with its attention mask. */
 export function padBatch(sequences: readonly (readonly number[])[], options: PadOptions = {}): PaddedBatch {
   if (sequences.length === 0) throw new RangeError('padBatch needs at least one sequence');
-  const { padId = 0, side = 'right' } = options;
+  const { padId = 0, side = 'right', device } = options;
   const time = Math.max(...sequences.map((s) => s.length));
   if (time === 0) throw new RangeError('padBatch needs sequences with at least one token');
   const ids = new BigInt64Array(sequences.length * time).fill(BigInt(padId));
@@ -32,5 +34,5 @@ export function padBatch(sequences: readonly (readonly number[])[], options: Pad
     });
   });
   const shape = [sequences.length, time];
-  return { inputIds: Tensor.from(ids, shape), attentionMask: Tensor.from(mask, shape) };
+  return { inputIds: Tensor.from(ids, shape, { device }), attentionMask: Tensor.from(mask, shape, { device }) };
 }

@@ -16,9 +16,18 @@ import { writeSafetensors } from './safetensors.js';
 export type ModelDType = Extract<DType, 'float32' | 'bfloat16' | 'float16' | 'float64'>;
 
 export interface LoadModelOptions extends AsyncOptions {
-  /** Parameter dtype (default float32, whatever the checkpoint stores: weights are converted while loading). */
+  /**
+   * The dtype the model computes in (default float32, whatever the checkpoint stores: weights are converted while
+   * loading). Without `masterWeights` the parameters are stored in it too.
+   */
   dtype?: ModelDType;
   device?: DeviceName;
+  /**
+   * Mixed precision for a model that trains, as FSDP does it: with a bfloat16/float16 `dtype`, keep the parameters
+   * in float32 (the master weights, which gradients and AdamW update) and cast them to `dtype` where they are used.
+   * A LoRA adapter is float32 under a reduced-precision dtype either way. Default false.
+   */
+  masterWeights?: boolean;
 }
 
 export interface ForwardOptions extends AsyncOptions {
@@ -79,9 +88,8 @@ export type SaveModelOptions = Omit<WriteCheckpointOptions, 'companionsFrom'>;
 export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<CausalLM> {
   const { config, raw } = await readModelConfig(join(dir, 'config.json'));
   const files = await checkpointFiles(dir);
-  const dtype = options.dtype ?? 'float32';
-  const device = options.device ?? 'cpu';
-  const native = await withCancel(options.signal, (token) => addon().loadModel(config, files, { dtype, device }, token));
+  const { dtype = 'float32', device = 'cpu', masterWeights = false } = options;
+  const native = await withCancel(options.signal, (token) => addon().loadModel(config, files, { dtype, device, masterWeights }, token));
   const nonFinite = await withCancel(options.signal, (token) => native.nonFiniteParameters(token)).catch((err: unknown) => {
     native.dispose();
     throw err;
@@ -113,9 +121,9 @@ export interface InitModelOptions extends LoadModelOptions {
 export async function initModel(config: Record<string, unknown>, options: InitModelOptions = {}): Promise<CausalLM> {
   const parsed = parseModelConfig(config, 'config');
   const initializerRange = typeof config.initializer_range === 'number' ? config.initializer_range : 0.02;
-  const { dtype = 'float32', device = 'cpu', seed = 0 } = options;
+  const { dtype = 'float32', device = 'cpu', masterWeights = false, seed = 0 } = options;
   const native = await withCancel(options.signal, (token) =>
-    addon().initModel(parsed, { dtype, device, seed, initializerRange, paddingIdx: parsed.padTokenId ?? -1 }, token),
+    addon().initModel(parsed, { dtype, device, masterWeights, seed, initializerRange, paddingIdx: parsed.padTokenId ?? -1 }, token),
   );
   return new CausalLM(native, parsed, { ...config }, options.tokenizerFrom ?? '');
 }
@@ -133,11 +141,16 @@ export class CausalLM {
     readonly source: string,
   ) {}
 
+  /** The dtype the model computes in (activations, logits). */
   get dtype(): ModelDType {
     return this.native.dtype as ModelDType;
   }
-  get device(): string {
-    return this.native.device;
+  /** The dtype its parameters are stored and saved in: float32 with master weights, else `dtype`. */
+  get parameterDtype(): ModelDType {
+    return this.native.parameterDtype as ModelDType;
+  }
+  get device(): DeviceName {
+    return this.native.device as DeviceName;
   }
   get isDisposed(): boolean {
     return this.native.isDisposed;
@@ -239,8 +252,9 @@ export class CausalLM {
   }
 
   /**
-   * Writes a Hugging Face checkpoint folder: config.json (with this model's dtype), the weights in the model dtype
-   * (sharded past `maxShardBytes`) and the tokenizer and generation files of the source folder.
+   * Writes a Hugging Face checkpoint folder: config.json (with the parameters' dtype), the weights as stored (float32
+   * master weights under mixed precision, so that a resumed run continues exactly; sharded past `maxShardBytes`) and
+   * the tokenizer and generation files of the source folder.
    */
   async save(dir: string, options: SaveModelOptions = {}): Promise<void> {
     const parameters = this.parameters();
@@ -248,7 +262,7 @@ export class CausalLM {
       const config = { ...this.rawConfig };
       // transformers >= 5 writes `dtype`, older versions `torch_dtype`; keep whichever the checkpoint had.
       const dtypeKey = 'dtype' in config && !('torch_dtype' in config) ? 'dtype' : 'torch_dtype';
-      config[dtypeKey] = this.dtype;
+      config[dtypeKey] = this.parameterDtype;
       // Built aside and renamed into place: a crash leaves the old checkpoint or the new one, never a mix.
       await writeFolderAtomic(dir, (temp) => writeCheckpoint(temp, config, [...parameters], { ...options, companionsFrom: this.source }));
     } finally {

@@ -1,11 +1,11 @@
 // The models a command loads, disposed together when it ends, however it ends.
-import { loadModel, type CausalLM } from './causal-lm.js';
+import { loadModel, type CausalLM, type LoadModelOptions } from './causal-lm.js';
 
-export async function withModels<T>(body: (load: (dir: string) => Promise<CausalLM>) => Promise<T>): Promise<T> {
+export async function withModels<T>(body: (load: (dir: string, options?: LoadModelOptions) => Promise<CausalLM>) => Promise<T>): Promise<T> {
   const loaded: CausalLM[] = [];
   try {
-    return await body(async (dir) => {
-      const model = await loadModel(dir);
+    return await body(async (dir, options) => {
+      const model = await loadModel(dir, options);
       loaded.push(model);
       return model;
     });

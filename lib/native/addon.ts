@@ -74,6 +74,7 @@ export interface NativeLoraConfig {
 
 export interface NativeModel {
   readonly dtype: DType;
+  readonly parameterDtype: DType;
   readonly device: string;
   readonly isDisposed: boolean;
   forward(
@@ -186,12 +187,12 @@ export interface NativeAddon {
   loadModel(
     config: NativeDecoderConfig,
     files: string[],
-    options: { dtype: DType; device: string },
+    options: { dtype: DType; device: string; masterWeights: boolean },
     cancel?: NativeCancelToken,
   ): Promise<NativeModel>;
   initModel(
     config: NativeDecoderConfig,
-    options: { dtype: DType; device: string; seed: number; initializerRange: number; paddingIdx: number },
+    options: { dtype: DType; device: string; masterWeights: boolean; seed: number; initializerRange: number; paddingIdx: number },
     cancel?: NativeCancelToken,
   ): Promise<NativeModel>;
   // optimizers (native/model/optimizer_handle.cc)

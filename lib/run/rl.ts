@@ -5,7 +5,7 @@
 import { evalRolloutOptions, type RlConfig } from '../config/rl.js';
 import { loadDataset } from '../data/records.js';
 import { sampledAccuracy } from '../eval/accuracy.js';
-import { withModels } from '../model/index.js';
+import { loadOptions, withModels } from '../model/index.js';
 import { loadTokenizer } from '../tokenizer/index.js';
 import { RlSession, type RlRunOptions as TrainRlOptions } from '../train/rl.js';
 import { checkpointModel, restoreSession } from './checkpoint.js';
@@ -62,12 +62,20 @@ export async function runRl(options: RunRlOptions): Promise<Record<string, unkno
   return withModels(async (load) => {
     // Resuming: the trained models come from the checkpoint (a LoRA policy: the base model plus its adapter).
     const policyCheckpoint = resume && checkpointModel(resume.dir, 'policy');
-    const policy = await load(policyCheckpoint && !policyCheckpoint.adapter ? policyCheckpoint.dir : options.model);
+    // A LoRA policy's base is frozen (its adapter trains); a reward model that is not updated is frozen too.
+    const policy = await load(
+      policyCheckpoint && !policyCheckpoint.adapter ? policyCheckpoint.dir : options.model,
+      loadOptions(config, config.actor.lora ? 'frozen' : 'trains'),
+    );
     const rmTrains = usesRm && config.rewardModel.update !== 'none';
     const rewardModel = usesRm
-      ? await load(resume && rmTrains ? checkpointModel(resume.dir, 'reward-model').dir : (options.rewardModel ?? options.model))
+      ? await load(
+          resume && rmTrains ? checkpointModel(resume.dir, 'reward-model').dir : (options.rewardModel ?? options.model),
+          loadOptions(config, rmTrains ? 'trains' : 'frozen'),
+        )
       : undefined;
-    const reference = usesRm && config.rewardModel.reference === 'frozen' ? await load(options.reference ?? options.model) : undefined;
+    const reference =
+      usesRm && config.rewardModel.reference === 'frozen' ? await load(options.reference ?? options.model, loadOptions(config, 'frozen')) : undefined;
     const session = await RlSession.open({ policy, rewardModel, reference }, tokenizer, records, config, {
       evalRecords,
       reward: options.reward,

@@ -1,7 +1,7 @@
 // `prefix-rl rm train` as a run: offline training of an implicit reward model on outcome-labelled rollouts, π_φ
 // from the policy checkpoint and π_ref that checkpoint frozen; the trained model lands in <out>/model.
 import type { RmConfig } from '../config/rm.js';
-import { loadModel } from '../model/index.js';
+import { loadModel, loadOptions } from '../model/index.js';
 import { readRollouts } from '../rollout/rollouts.js';
 import { outcomePairs, referenceLogprobs, RmSession } from '../train/rm.js';
 import { checkpointModel } from './checkpoint.js';
@@ -30,7 +30,7 @@ export async function runRm(options: RunRmOptions): Promise<Record<string, unkno
   if (folder.finished) return finishedRun(folder);
   const pairs = outcomePairs(await readRollouts(options.rollouts), config.seed, config.pairs);
   if (pairs.length === 0) throw new Error(`${options.rollouts}: no prompt has both right and wrong rollouts, so there are no pairs to train on`);
-  const reference = await loadModel(options.model);
+  const reference = await loadModel(options.model, loadOptions(config, 'frozen'));
   try {
     await referenceLogprobs(
       reference,
@@ -42,7 +42,7 @@ export async function runRm(options: RunRmOptions): Promise<Record<string, unkno
     reference.dispose();
   }
   const resume = folder.resumeFrom;
-  const model = await loadModel(resume ? checkpointModel(resume.dir, 'model').dir : options.model);
+  const model = await loadModel(resume ? checkpointModel(resume.dir, 'model').dir : options.model, loadOptions(config, 'trains'));
   try {
     return await runOneModelStage(
       folder,

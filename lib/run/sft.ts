@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import type { SftConfig } from '../config/sft.js';
 import { loadDataset } from '../data/records.js';
-import { initModel, loadModel, type CausalLM } from '../model/index.js';
+import { initModel, loadModel, loadOptions, type CausalLM } from '../model/index.js';
 import { loadTokenizer } from '../tokenizer/index.js';
 import { SftSession, sftExample } from '../train/sft.js';
 import { checkpointModel } from './checkpoint.js';
@@ -46,11 +46,12 @@ export async function runSft(options: RunSftOptions): Promise<Record<string, unk
     }
   });
   const resume = folder.resumeFrom;
+  const placement = loadOptions(config, 'trains');
   const model: CausalLM = resume
-    ? await loadModel(checkpointModel(resume.dir, 'model').dir)
+    ? await loadModel(checkpointModel(resume.dir, 'model').dir, placement)
     : options.model
-      ? await loadModel(options.model)
-      : await initModel(JSON.parse(await readFile(options.initConfig!, 'utf8')), { seed: config.seed, tokenizerFrom: tokenizerDir });
+      ? await loadModel(options.model, placement)
+      : await initModel(JSON.parse(await readFile(options.initConfig!, 'utf8')), { ...placement, seed: config.seed, tokenizerFrom: tokenizerDir });
   try {
     return await runOneModelStage(
       folder,

@@ -3,7 +3,7 @@
 // lets the run layer checkpoint and resume any of them.
 import { AdamW, clipGradNorm, type AdamWOptions } from '../model/optim.js';
 import type { CausalLM } from '../model/causal-lm.js';
-import { Tensor, tidy, type AsyncOptions } from '../tensor/index.js';
+import { Tensor, tidy, type AsyncOptions, type DeviceName } from '../tensor/index.js';
 
 /** A token sequence whose tokens from `lossStart` on are scored: a response after its prompt. */
 export interface ScoredSequence {
@@ -13,14 +13,14 @@ export interface ScoredSequence {
 
 /**
  * [B, T-1] float32 in tokenLogprobs' layout (position j holds token j + 1): 1 where that token is scored (index ≥
- * lossStart, not padding), 0 elsewhere. `time` is the padded batch's length T.
+ * lossStart, not padding), 0 elsewhere. `time` is the padded batch's length T; made on `device` (the logits').
  */
-export function scoredMask(batch: readonly ScoredSequence[], time: number): Tensor {
+export function scoredMask(batch: readonly ScoredSequence[], time: number, device: DeviceName): Tensor {
   const mask = new Float32Array(batch.length * (time - 1));
   batch.forEach((sequence, row) => {
     for (let t = Math.max(sequence.lossStart, 1); t < sequence.tokens.length; t++) mask[row * (time - 1) + t - 1] = 1;
   });
-  return Tensor.from(mask, [batch.length, time - 1]);
+  return Tensor.from(mask, [batch.length, time - 1], { device });
 }
 
 /**

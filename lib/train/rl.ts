@@ -17,7 +17,7 @@ import type { RlRecord } from '../data/schemas.js';
 import type { CausalLM } from '../model/causal-lm.js';
 import { distrlCandidates, distrlLoss, tokenEntropy, tokenLogprobs } from '../ops/objectives.js';
 import { deriveSeed, Rng } from '../util/rng.js';
-import { Tensor, tidy, type AsyncOptions } from '../tensor/index.js';
+import { Tensor, tidy, type AsyncOptions, type DeviceName } from '../tensor/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { runToEnd, stateField, Trainee, type TrainingSession } from './common.js';
 import { sampledAccuracy } from '../eval/accuracy.js';
@@ -267,7 +267,7 @@ async function rlStep(
   [timing.gen, timing.verify] = [sampling.generate, sampling.verify];
   const sampledGroups = groupByPrompt(rollouts);
   const groups = keepGroups(sampledGroups, r.promptsPerStep, r.maxNewTokens, r.accuracyBounds);
-  const batch = new RolloutBatch(groups.flat(), r.samples, actor.microBatch);
+  const batch = new RolloutBatch(groups.flat(), r.samples, actor.microBatch, models.policy.device);
   const acc = batch.rows.map((row) => row.score);
 
   // 2. π_old: log-probs of the sampled tokens and the candidate set (top-1 = the sampled token unless Dist-PPO).
@@ -337,13 +337,13 @@ async function rlStep(
     if (config.rewardModel.update === 'after') await update();
   }
   const scaledCandidateTd = advantages.candidateAdvantages
-    ? Tensor.from(Float32Array.from(advantages.candidateAdvantages.flat(2)), candidates.oldTopkLogprobs.shape)
-    : Tensor.zeros(candidates.oldTopkLogprobs.shape);
+    ? Tensor.from(Float32Array.from(advantages.candidateAdvantages.flat(2)), candidates.oldTopkLogprobs.shape, { device: batch.device })
+    : Tensor.zeros(candidates.oldTopkLogprobs.shape, { device: batch.device });
 
   // 4. PPO on the policy: Σ coef × policy loss (Tok-PPO on the sampled tokens, Dist-PPO on the candidates, from one
   // fused pass), one optimizer step per mini-batch.
   phase = performance.now();
-  const advantageTensor = Tensor.from(Float32Array.from(advantages.advantages.flat()), batch.mask.shape);
+  const advantageTensor = Tensor.from(Float32Array.from(advantages.advantages.flat()), batch.mask.shape, { device: batch.device });
   const sums = { loss: 0, pgLoss: 0, topkPgLoss: 0, entropy: 0, pgClipfrac: 0, topkPgClipfrac: 0, ppoKl: 0 };
   let micros = 0;
   let gradNorm = 0;
@@ -501,7 +501,7 @@ async function updateRewardModel(
   const rmConfig = config.rewardModel;
   const groupSize = config.rollout.samples;
   const signal = options.signal;
-  const accTensor = Tensor.from(Float32Array.from(acc), [acc.length]);
+  const accTensor = Tensor.from(Float32Array.from(acc), [acc.length], { device: batch.device });
   let total = 0;
   let steps = 0;
   for (const miniBatch of batch.miniBatches(rmConfig.miniBatches)) {
@@ -606,6 +606,8 @@ class RolloutBatch {
     readonly rows: readonly Rollout[],
     private readonly groupSize: number,
     microBatch: number,
+    /** Where its tensors live: the policy's device. */
+    readonly device: DeviceName,
   ) {
     if (rows.some((x) => x.response_ids.length === 0)) throw new Error('a rollout has no response tokens');
     const P = (this.promptLength = rows.reduce((m, x) => Math.max(m, x.prompt_ids.length), 0));
@@ -628,10 +630,10 @@ class RolloutBatch {
         mask[b * R + i] = 1;
       });
     });
-    this.inputIds = Tensor.from(ids, [B, P + R]);
-    this.attentionMask = Tensor.from(attention, [B, P + R]);
-    this.tokens = Tensor.from(tokens, [B, R]);
-    this.mask = Tensor.from(mask, [B, R]);
+    this.inputIds = Tensor.from(ids, [B, P + R], { device });
+    this.attentionMask = Tensor.from(attention, [B, P + R], { device });
+    this.tokens = Tensor.from(tokens, [B, R], { device });
+    this.mask = Tensor.from(mask, [B, R], { device });
     this.microRows = Math.max(1, Math.floor(microBatch / groupSize)) * groupSize;
   }
 

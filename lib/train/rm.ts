@@ -16,7 +16,7 @@ import { cosineSchedule, type LrSchedule } from '../model/optim.js';
 import { dpoRm, implicitPrmCe, ipvrmOffline } from '../ops/objectives.js';
 import { groupByPrompt, type Rollout } from '../rollout/rollouts.js';
 import { Rng } from '../util/rng.js';
-import { Tensor, type AsyncOptions } from '../tensor/index.js';
+import { Tensor, type AsyncOptions, type DeviceName } from '../tensor/index.js';
 export { IPVRM_WEIGHTINGS, PAIR_STRATEGIES, RM_METHODS, type IpvrmWeightingName, type PairStrategy, type RmMethod };
 import { runToEnd, scoredMask, stateField, Trainee, type ScoredSequence, type TrainingSession } from './common.js';
 
@@ -158,10 +158,10 @@ export class RmSession implements TrainingSession<RmStep> {
       let loss: Tensor;
       let scores: Tensor;
       if (method === 'ipvrm') {
-        const out = await ipvrmOffline({ ...inputs, labels: labels(micro), beta, margin, weighting: NATIVE_WEIGHTING[this.weighting] }, { signal });
+        const out = await ipvrmOffline({ ...inputs, labels: labels(micro, model.device), beta, margin, weighting: NATIVE_WEIGHTING[this.weighting] }, { signal });
         [loss, scores] = [out.loss, out.lastScores];
       } else if (method === 'implicit-prm') {
-        const out = await implicitPrmCe({ ...inputs, labels: labels(micro), beta }, { signal });
+        const out = await implicitPrmCe({ ...inputs, labels: labels(micro, model.device), beta }, { signal });
         [loss, scores] = [out.loss, out.seqLogits];
       } else {
         const out = await dpoRm({ ...inputs, beta }, { signal });
@@ -202,17 +202,22 @@ export async function trainRewardModel(model: CausalLM, pairs: readonly RmPair[]
 
 /** π_φ's logits in the objectives' shifted layout (logits[b, t] predicts tokens[b, t] = input t + 1), the reference's log-probs, the response mask. */
 async function rmInputs(model: CausalLM, sequences: readonly RmSequence[], signal?: AbortSignal) {
-  const { inputIds, attentionMask } = padBatch(sequences.map((s) => s.tokens));
+  const device = model.device;
+  const { inputIds, attentionMask } = padBatch(
+    sequences.map((s) => s.tokens),
+    { device },
+  );
   const [B, L] = inputIds.shape;
   const logits = (await model.forward(inputIds, attentionMask, { signal })).slice(1, 0, L - 1);
   const tokens = inputIds.slice(1, 1, L);
   const ref = new Float32Array(B * (L - 1));
   sequences.forEach((s, b) => ref.set(s.refLogprobs!, b * (L - 1)));
-  return { logits, tokens, refLogprobs: Tensor.from(ref, [B, L - 1]), mask: scoredMask(sequences, L) };
+  return { logits, tokens, refLogprobs: Tensor.from(ref, [B, L - 1], { device }), mask: scoredMask(sequences, L, device) };
 }
 
-const labels = (sequences: readonly RmSequence[]) =>
+const labels = (sequences: readonly RmSequence[], device: DeviceName) =>
   Tensor.from(
     Float32Array.from(sequences, (s) => s.label),
     [sequences.length],
+    { device },
   );

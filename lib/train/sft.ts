@@ -112,7 +112,7 @@ export class SftSession implements TrainingSession<SftStep> {
     const { gradNorm, outputs } = await this.trainee.step([batch], { lr, maxGradNorm: this.options.maxGradNorm ?? 1, signal }, async (micro) => {
       const { inputIds, attentionMask } = padBatch(micro.map((e) => e.tokens));
       const logprobs = await model.tokenLogprobs(inputIds, attentionMask, { signal });
-      const mask = scoredMask(micro, inputIds.shape[1]);
+      const mask = scoredMask(micro, inputIds.shape[1], model.device);
       const mean = logprobs.mul(mask).sum().div(mask.sum()).neg();
       await mean.backwardAsync(undefined, { signal });
       return mean.item();

@@ -8,22 +8,30 @@
 namespace prefix_rl::cuda {
 
 enum class LogitsType { Float32, BFloat16, Float16 };
+enum class LogprobType { Float32, Float64 };
+
+// Whether the kernels have an image for `device` (compiled for its compute capability, or PTX it can JIT). The ATen
+// dispatch falls back to ATen ops where they do not. Remembered per device.
+bool kernels_available(int device);
 
 // Largest K the kernels take (indices and gradients live in shared memory); larger K uses the ATen composition.
 constexpr int64_t kMaxGatherK = 64;
 constexpr int64_t kMaxTopK = 16;
 
 // logp[n, k] = scale·x[n, index[n, k]] − lse[n],  lse[n] = log Σ_v exp(scale·x[n, v]); one block per row,
-// one online-softmax pass over the row.
+// one online-softmax pass over the row (the sum in float, as on the CPU). Float64 log-probs are formed in double
+// from max + log(sum) in double, so each is rounded once; `lse` (for the backward) is written in float.
 const char* gather_logprobs_forward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, const int64_t* index, int64_t K,
-                                    float* logp, float* lse, void* stream);
+                                    void* logp, LogprobType logp_type, float* lse, void* stream);
 
 // grad[n, v] = scale·(Σ_k g[n, k]·[v = index[n, k]] − (Σ_k g[n, k])·exp(scale·x[n, v] − lse[n])), written in the
-// logits' type; rows whose g is all zero are written as zeros without reading x.
+// logits' type in the CPU kernel's order (the dense term rounded, then each gathered term added); rows whose g is
+// all zero are written as zeros without reading x. `grad_logits` may be `logits` (in-place backward).
 const char* gather_logprobs_backward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, const float* lse, const int64_t* index,
                                      const float* grad_logp, int64_t K, void* grad_logits, void* stream);
 
-// Per row: the top-k scaled logits (descending) with their ids, the scaled logit of tokens[n], and lse[n].
+// Per row: the top-k logits ranked as the CPU ranks them (by the unscaled value, descending; equal values keep the
+// lower id), written scaled, with their ids; the scaled logit of tokens[n]; and lse[n].
 const char* row_topk(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, int64_t k, const int64_t* tokens, int64_t* ids,
                      float* values, float* token_value, float* lse, void* stream);
 

@@ -2,7 +2,9 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cfloat>
+#include <climits>
 #include <type_traits>
 
 #include "cuda/kernels.h"
@@ -41,6 +43,8 @@ struct MaxSum {
 
 __device__ __forceinline__ MaxSum add(MaxSum a, float z) {
   if (z > a.max) return {z, a.sum * __expf(a.max - z) + 1.0f};
+  // exp(−inf) adds nothing; without this a row whose first values are −inf (masked tokens) computes −inf − (−inf).
+  if (z == -INFINITY) return a;
   return {a.max, a.sum + __expf(z - a.max)};
 }
 
@@ -51,10 +55,10 @@ __device__ __forceinline__ MaxSum merge(MaxSum a, MaxSum b) {
   return {m, a.sum * __expf(a.max - m) + b.sum * __expf(b.max - m)};
 }
 
-// Block-wide merge of every thread's MaxSum; all threads get the row's logsumexp.
-__device__ float block_logsumexp(MaxSum local) {
+// Block-wide merge of every thread's MaxSum; every thread gets the row's total. Synchronises the block.
+__device__ MaxSum block_maxsum(MaxSum local) {
   __shared__ MaxSum warp_results[kWarps];
-  __shared__ float result;
+  __shared__ MaxSum result;
   for (int offset = 16; offset > 0; offset >>= 1) {
     MaxSum other{__shfl_down_sync(0xffffffff, local.max, offset), __shfl_down_sync(0xffffffff, local.sum, offset)};
     local = merge(local, other);
@@ -65,41 +69,80 @@ __device__ float block_logsumexp(MaxSum local) {
   if (threadIdx.x == 0) {
     MaxSum total = warp_results[0];
     for (int w = 1; w < static_cast<int>(blockDim.x / 32); ++w) total = merge(total, warp_results[w]);
-    result = total.max + logf(total.sum);
+    result = total;
   }
   __syncthreads();
   return result;
 }
 
-// Visits x[v]·scale for the row in 16-byte vector loads when the row is aligned, else element by element.
-template <typename T, typename Fn>
-__device__ __forceinline__ void for_each_scaled(const T* x, int64_t V, float scale, Fn fn) {
-  constexpr int kPerVec = 16 / sizeof(T);
-  if (reinterpret_cast<uintptr_t>(x) % 16 == 0) {
-    const int64_t vecs = V / kPerVec;
-    const uint4* xv = reinterpret_cast<const uint4*>(x);
-    for (int64_t i = threadIdx.x; i < vecs; i += blockDim.x) {
-      uint4 packed = xv[i];
-      const T* items = reinterpret_cast<const T*>(&packed);
-#pragma unroll
-      for (int j = 0; j < kPerVec; ++j) fn(i * kPerVec + j, to_float(items[j]) * scale);
-    }
-    for (int64_t v = vecs * kPerVec + threadIdx.x; v < V; v += blockDim.x) fn(v, to_float(x[v]) * scale);
-  } else {
-    for (int64_t v = threadIdx.x; v < V; v += blockDim.x) fn(v, to_float(x[v]) * scale);
-  }
+__device__ __forceinline__ float logsumexp(MaxSum total) { return total.max + logf(total.sum); }
+
+// Elements before the first 16-byte boundary of `p` (rows of odd lengths such as V = 50257 start anywhere).
+template <typename T>
+__device__ __forceinline__ int64_t head_elements(const void* p, int64_t V) {
+  const uintptr_t address = reinterpret_cast<uintptr_t>(p);
+  if (address % sizeof(T) != 0) return V;  // not even element-aligned: all scalar
+  const int64_t head = static_cast<int64_t>((16 - address % 16) % 16 / sizeof(T));
+  return head < V ? head : V;
 }
 
-template <typename T>
+// Visits (v, x[v]) for the row: a scalar head up to the first 16-byte boundary, 16-byte vector loads, a scalar tail.
+template <typename T, typename Fn>
+__device__ __forceinline__ void for_each(const T* x, int64_t V, Fn fn) {
+  constexpr int kPerVec = 16 / sizeof(T);
+  const int64_t head = head_elements<T>(x, V);
+  for (int64_t v = threadIdx.x; v < head; v += blockDim.x) fn(v, to_float(x[v]));
+  const int64_t vecs = (V - head) / kPerVec;
+  const uint4* xv = reinterpret_cast<const uint4*>(x + head);
+  for (int64_t i = threadIdx.x; i < vecs; i += blockDim.x) {
+    uint4 packed = xv[i];
+    const T* items = reinterpret_cast<const T*>(&packed);
+#pragma unroll
+    for (int j = 0; j < kPerVec; ++j) fn(head + i * kPerVec + j, to_float(items[j]));
+  }
+  for (int64_t v = head + vecs * kPerVec + threadIdx.x; v < V; v += blockDim.x) fn(v, to_float(x[v]));
+}
+
+// out[v] = fn(x[v]) for the row, with 16-byte loads and stores where x and out share their alignment (always for
+// in-place, and for rows of same-shaped contiguous tensors).
+template <typename T, typename Fn>
+__device__ __forceinline__ void transform(const T* x, T* out, int64_t V, Fn fn) {
+  constexpr int kPerVec = 16 / sizeof(T);
+  const int64_t head = head_elements<T>(x, V);
+  if (head != head_elements<T>(out, V)) {
+    for (int64_t v = threadIdx.x; v < V; v += blockDim.x) out[v] = from_float<T>(fn(to_float(x[v])));
+    return;
+  }
+  for (int64_t v = threadIdx.x; v < head; v += blockDim.x) out[v] = from_float<T>(fn(to_float(x[v])));
+  const int64_t vecs = (V - head) / kPerVec;
+  const uint4* xv = reinterpret_cast<const uint4*>(x + head);
+  uint4* ov = reinterpret_cast<uint4*>(out + head);
+  for (int64_t i = threadIdx.x; i < vecs; i += blockDim.x) {
+    uint4 packed = xv[i];
+    T* items = reinterpret_cast<T*>(&packed);
+#pragma unroll
+    for (int j = 0; j < kPerVec; ++j) items[j] = from_float<T>(fn(to_float(items[j])));
+    ov[i] = packed;
+  }
+  for (int64_t v = head + vecs * kPerVec + threadIdx.x; v < V; v += blockDim.x) out[v] = from_float<T>(fn(to_float(x[v])));
+}
+
+template <typename T, typename Out>
 __global__ void __launch_bounds__(kThreads)
-    gather_forward_kernel(const T* logits, int64_t V, float scale, const int64_t* index, int64_t K, float* logp, float* lse_out) {
+    gather_forward_kernel(const T* logits, int64_t V, float scale, const int64_t* index, int64_t K, Out* logp, float* lse_out) {
   const int64_t row = blockIdx.x;
   const T* x = logits + row * V;
   MaxSum local{-INFINITY, 0.0f};
-  for_each_scaled(x, V, scale, [&](int64_t, float z) { local = add(local, z); });
-  const float lse = block_logsumexp(local);
-  for (int64_t k = threadIdx.x; k < K; k += blockDim.x) logp[row * K + k] = to_float(x[index[row * K + k]]) * scale - lse;
-  if (threadIdx.x == 0) lse_out[row] = lse;
+  for_each(x, V, [&](int64_t, float value) { local = add(local, value * scale); });
+  const MaxSum total = block_maxsum(local);
+  if constexpr (std::is_same_v<Out, double>) {
+    const double lse = static_cast<double>(total.max) + log(static_cast<double>(total.sum));
+    for (int64_t k = threadIdx.x; k < K; k += blockDim.x) logp[row * K + k] = static_cast<double>(to_float(x[index[row * K + k]]) * scale) - lse;
+  } else {
+    const float lse = logsumexp(total);
+    for (int64_t k = threadIdx.x; k < K; k += blockDim.x) logp[row * K + k] = to_float(x[index[row * K + k]]) * scale - lse;
+  }
+  if (threadIdx.x == 0) lse_out[row] = logsumexp(total);
 }
 
 template <typename T>
@@ -117,23 +160,28 @@ __global__ void __launch_bounds__(kThreads) gather_backward_kernel(const T* logi
   bool all_zero = true;
   for (int64_t k = 0; k < K; ++k) g_sum += g[k], all_zero = all_zero && g[k] == 0.0f;
   T* out = grad + row * V;
-  if (all_zero) {  // masked rows: exact zeros, and the logits are not read
-    for (int64_t v = threadIdx.x; v < V; v += blockDim.x) out[v] = from_float<T>(0.0f);
+  if (all_zero) {  // masked rows: exact zeros, and the logits are not read (the same for every thread of the block)
+    transform(out, out, V, [](float) { return 0.0f; });
     return;
   }
   const float coef = -g_sum * scale, lse = lse_in[row];
-  for_each_scaled(logits + row * V, V, scale, [&](int64_t v, float z) {
-    float value = coef * __expf(z - lse);
-    for (int64_t k = 0; k < K; ++k) value += ids[k] == v ? scale * g[k] : 0.0f;
-    out[v] = from_float<T>(value);
-  });
+  // The dense term for every element, then the K gathered terms added one by one (duplicates accumulate): the CPU
+  // kernel's order, and no per-element comparison against the K ids.
+  transform(logits + row * V, out, V, [&](float value) { return coef * __expf(value * scale - lse); });
+  __syncthreads();  // makes the block's global writes visible to thread 0
+  if (threadIdx.x == 0) {
+    for (int64_t k = 0; k < K; ++k) out[ids[k]] = from_float<T>(to_float(out[ids[k]]) + scale * g[k]);
+  }
 }
 
-// Inserts (value, id) into a descending top-k list of length `filled` ≤ k; ties keep the lower id first.
+// The CPU's order of candidates: a larger value first; equal values, the lower id first.
+__device__ __forceinline__ bool ranks_before(float a, int a_id, float b, int b_id) { return a > b || (a == b && a_id < b_id); }
+
+// Inserts (value, id) into a top-k list of length `filled` ≤ k in ranks_before order.
 __device__ __forceinline__ void insert_topk(float* values, int* ids, int& filled, int k, float value, int id) {
-  if (filled == k && !(value > values[k - 1])) return;
+  if (filled == k && !ranks_before(value, id, values[k - 1], ids[k - 1])) return;
   int slot = filled < k ? filled++ : k - 1;
-  while (slot > 0 && (value > values[slot - 1] || (value == values[slot - 1] && id < ids[slot - 1]))) {
+  while (slot > 0 && ranks_before(value, id, values[slot - 1], ids[slot - 1])) {
     values[slot] = values[slot - 1];
     ids[slot] = ids[slot - 1];
     --slot;
@@ -145,36 +193,54 @@ __device__ __forceinline__ void insert_topk(float* values, int* ids, int& filled
 template <typename T>
 __global__ void __launch_bounds__(kTopKThreads) row_topk_kernel(const T* logits, int64_t V, float scale, int k, const int64_t* tokens,
                                                                 int64_t* ids_out, float* values_out, float* token_value, float* lse_out) {
-  __shared__ float cand_values[kTopKThreads * kMaxTopK];
-  __shared__ int cand_ids[kTopKThreads * kMaxTopK];
-  __shared__ int cand_count[kTopKThreads];
+  __shared__ float list_values[kTopKThreads * kMaxTopK];
+  __shared__ int list_ids[kTopKThreads * kMaxTopK];
   const int64_t row = blockIdx.x;
   const T* x = logits + row * V;
   float values[kMaxTopK];
   int ids[kMaxTopK];
   int filled = 0;
   MaxSum local{-INFINITY, 0.0f};
-  for_each_scaled(x, V, scale, [&](int64_t v, float z) {
-    local = add(local, z);
-    insert_topk(values, ids, filled, k, z, static_cast<int>(v));
+  // Ranked by the unscaled value, as on the CPU: scaling could round distinct values to equal ones.
+  for_each(x, V, [&](int64_t v, float value) {
+    local = add(local, value * scale);
+    insert_topk(values, ids, filled, k, value, static_cast<int>(v));
   });
-  for (int j = 0; j < filled; ++j) {
-    cand_values[threadIdx.x * kMaxTopK + j] = values[j];
-    cand_ids[threadIdx.x * kMaxTopK + j] = ids[j];
+  // Each thread's list, padded to k with entries that rank after every real one.
+  float* mine = list_values + threadIdx.x * kMaxTopK;
+  int* mine_ids = list_ids + threadIdx.x * kMaxTopK;
+  for (int j = 0; j < k; ++j) {
+    mine[j] = j < filled ? values[j] : -INFINITY;
+    mine_ids[j] = j < filled ? ids[j] : INT_MAX;
   }
-  cand_count[threadIdx.x] = filled;
-  const float lse = block_logsumexp(local);  // synchronises the block
-  if (threadIdx.x == 0) {
-    filled = 0;
-    for (int t = 0; t < static_cast<int>(blockDim.x); ++t) {
-      for (int j = 0; j < cand_count[t]; ++j) insert_topk(values, ids, filled, k, cand_values[t * kMaxTopK + j], cand_ids[t * kMaxTopK + j]);
+  const MaxSum total = block_maxsum(local);  // also synchronises the lists
+  // A tree of pairwise merges, log2(threads) rounds of O(k) each, instead of one thread merging every list.
+  for (int stride = blockDim.x / 2; stride > 0; stride >>= 1) {
+    if (threadIdx.x < stride) {
+      const float* a = list_values + threadIdx.x * kMaxTopK;
+      const int* a_ids = list_ids + threadIdx.x * kMaxTopK;
+      const float* b = list_values + (threadIdx.x + stride) * kMaxTopK;
+      const int* b_ids = list_ids + (threadIdx.x + stride) * kMaxTopK;
+      int i = 0, j = 0;
+      for (int slot = 0; slot < k; ++slot) {
+        const bool take_a = ranks_before(a[i], a_ids[i], b[j], b_ids[j]);
+        values[slot] = take_a ? a[i] : b[j];
+        ids[slot] = take_a ? a_ids[i++] : b_ids[j++];
+      }
     }
+    __syncthreads();  // every read of this round is done before the writes
+    if (threadIdx.x < stride) {
+      for (int slot = 0; slot < k; ++slot) mine[slot] = values[slot], mine_ids[slot] = ids[slot];
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
     for (int j = 0; j < k; ++j) {
-      ids_out[row * k + j] = ids[j];
-      values_out[row * k + j] = values[j];
+      ids_out[row * k + j] = list_ids[j];
+      values_out[row * k + j] = list_values[j] * scale;
     }
     token_value[row] = to_float(x[tokens[row]]) * scale;
-    lse_out[row] = lse;
+    lse_out[row] = logsumexp(total);
   }
 }
 
@@ -191,12 +257,35 @@ const char* launch_typed(LogitsType type, Launch launch) {
 
 }  // namespace
 
+bool kernels_available(int device) {
+  constexpr int kDevices = 64;
+  static std::atomic<int> known[kDevices] = {};  // 0 unknown, 1 yes, 2 no
+  if (device < 0 || device >= kDevices) return false;
+  int state = known[device].load();
+  if (state == 0) {
+    int previous = 0;
+    cudaFuncAttributes attributes;
+    bool ok = cudaGetDevice(&previous) == cudaSuccess && cudaSetDevice(device) == cudaSuccess &&
+              cudaFuncGetAttributes(&attributes, gather_forward_kernel<float, float>) == cudaSuccess;
+    cudaGetLastError();  // an image missing for this device is not an error of the next launch
+    cudaSetDevice(previous);
+    state = ok ? 1 : 2;
+    known[device].store(state);
+  }
+  return state == 1;
+}
+
 const char* gather_logprobs_forward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, const int64_t* index, int64_t K,
-                                    float* logp, float* lse, void* stream) {
+                                    void* logp, LogprobType logp_type, float* lse, void* stream) {
   if (N == 0) return nullptr;
   return launch_typed(type, [&](auto tag) {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
-    gather_forward_kernel<T><<<N, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(static_cast<const T*>(logits), V, scale, index, K, logp, lse);
+    auto s = static_cast<cudaStream_t>(stream);
+    if (logp_type == LogprobType::Float64) {
+      gather_forward_kernel<T, double><<<N, kThreads, 0, s>>>(static_cast<const T*>(logits), V, scale, index, K, static_cast<double*>(logp), lse);
+    } else {
+      gather_forward_kernel<T, float><<<N, kThreads, 0, s>>>(static_cast<const T*>(logits), V, scale, index, K, static_cast<float*>(logp), lse);
+    }
   });
 }
 
@@ -215,6 +304,7 @@ const char* row_topk(const void* logits, LogitsType type, int64_t N, int64_t V, 
                      float* values, float* token_value, float* lse, void* stream) {
   if (N == 0) return nullptr;
   if (k < 1 || k > kMaxTopK) return "row_topk: k must be in [1, kMaxTopK]";
+  if (V > INT_MAX) return "row_topk: the vocabulary exceeds 2^31 - 1";
   return launch_typed(type, [&](auto tag) {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
     row_topk_kernel<T><<<N, kTopKThreads, 0, static_cast<cudaStream_t>(stream)>>>(static_cast<const T*>(logits), V, scale, static_cast<int>(k),

@@ -131,7 +131,10 @@ void check_config(const DecoderConfig& c) {
 
 }  // namespace
 
-Decoder::Decoder(const DecoderConfig& config, at::ScalarType dtype, at::Device device) : config_(config), dtype_(dtype), device_(device) {
+static bool reduced_precision(at::ScalarType dtype) { return dtype == at::kBFloat16 || dtype == at::kHalf; }
+
+Decoder::Decoder(const DecoderConfig& config, at::ScalarType dtype, at::Device device, bool master_weights)
+    : config_(config), dtype_(dtype), parameter_dtype_(master_weights && reduced_precision(dtype) ? at::kFloat : dtype), device_(device) {
   check_config(config);
   if (!at::isFloatingType(dtype)) invalid_argument("model dtype must be floating point, got " + dtype_name(dtype));
   const int64_t hidden = config.hidden_size, q_size = config.num_heads * config.head_dim, kv_size = config.num_kv_heads * config.head_dim;
@@ -162,9 +165,21 @@ Decoder::Decoder(const DecoderConfig& config, at::ScalarType dtype, at::Device d
 }
 
 at::Tensor Decoder::parameter(const std::string& name, std::vector<int64_t> shape) {
-  at::Tensor tensor = at::empty(shape, at::TensorOptions().dtype(dtype_).device(device_));
+  at::Tensor tensor = at::empty(shape, at::TensorOptions().dtype(parameter_dtype_).device(device_));
   parameters_.emplace_back(name, tensor);
   return tensor;
+}
+
+at::Tensor Decoder::compute(const at::Tensor& p) const {
+  if (!p.defined() || p.scalar_type() == dtype_) return p;
+  if (at::GradMode::is_enabled() && p.requires_grad()) return p.to(dtype_);
+  std::lock_guard<std::mutex> lock(casts_mutex_);
+  auto found = casts_.find(p.unsafeGetTensorImpl());
+  if (found != casts_.end() && found->second.version == p._version()) return found->second.value;
+  at::NoGradGuard no_grad;
+  Cast cast{p, p._version(), p.to(dtype_)};
+  casts_.insert_or_assign(p.unsafeGetTensorImpl(), cast);
+  return cast.value;
 }
 
 Decoder::Projection Decoder::projection(const std::string& name, int64_t out, int64_t in, bool bias) {
@@ -174,9 +189,9 @@ Decoder::Projection Decoder::projection(const std::string& name, int64_t out, in
   return p;
 }
 
-at::Tensor Decoder::Projection::operator()(const at::Tensor& x) const {
-  at::Tensor y = dense(x, weight, bias);
-  if (lora_a.defined()) y = y + dense(dense(x, lora_a), lora_b) * lora_scale;
+at::Tensor Decoder::project(const Projection& p, const at::Tensor& x) const {
+  at::Tensor y = dense(x, compute(p.weight), compute(p.bias));
+  if (p.lora_a.defined()) y = y + dense(dense(x, compute(p.lora_a)), compute(p.lora_b)) * p.lora_scale;
   return y;
 }
 
@@ -200,7 +215,7 @@ void Decoder::add_lora(const LoraConfig& config, uint64_t seed) {
   }
   const double scale = config.alpha / (config.rslora ? std::sqrt(static_cast<double>(config.rank)) : static_cast<double>(config.rank));
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(seed);
-  auto options = at::TensorOptions().dtype(dtype_).device(device_);
+  auto options = at::TensorOptions().dtype(reduced_precision(dtype_) ? at::kFloat : dtype_).device(device_);
   for (size_t i = 0; i < layers_.size(); ++i) {
     for (auto& [name, projection] : layers_[i].projections()) {
       if (!targets.count(name.substr(name.find('.') + 1))) continue;  // "self_attn.q_proj" is targeted as "q_proj"
@@ -233,6 +248,10 @@ void Decoder::merge_lora() {
 }
 
 void Decoder::remove_lora() {
+  {
+    std::lock_guard<std::mutex> lock(casts_mutex_);
+    casts_.clear();
+  }
   for (Layer& layer : layers_) {
     for (auto& [name, projection] : layer.projections()) {
       projection->lora_a = at::Tensor();
@@ -248,7 +267,7 @@ void Decoder::remove_lora() {
 at::Tensor Decoder::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
   at::Tensor h = x.to(at::kFloat);
   h = h * at::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + config_.rms_norm_eps);
-  return weight * h.to(x.scalar_type());
+  return compute(weight) * h.to(x.scalar_type());
 }
 
 Decoder::Rope Decoder::rope(const at::Tensor& positions) const {
@@ -260,9 +279,9 @@ Decoder::Rope Decoder::rope(const at::Tensor& positions) const {
 at::Tensor Decoder::attention(size_t index, const at::Tensor& x, const Rope& rope, const at::Tensor& attend, KvCache* cache) const {
   const Layer& layer = layers_[index];
   const int64_t batch = x.size(0), time = x.size(1), dim = config_.head_dim;
-  at::Tensor q = layer.q_proj(x).view({batch, time, config_.num_heads, dim});
-  at::Tensor k = layer.k_proj(x).view({batch, time, config_.num_kv_heads, dim});
-  at::Tensor v = layer.v_proj(x).view({batch, time, config_.num_kv_heads, dim});
+  at::Tensor q = project(layer.q_proj, x).view({batch, time, config_.num_heads, dim});
+  at::Tensor k = project(layer.k_proj, x).view({batch, time, config_.num_kv_heads, dim});
+  at::Tensor v = project(layer.v_proj, x).view({batch, time, config_.num_kv_heads, dim});
   if (config_.qk_norm) {
     q = rms_norm(q, layer.q_norm);
     k = rms_norm(k, layer.k_norm);
@@ -282,12 +301,14 @@ at::Tensor Decoder::attention(size_t index, const at::Tensor& x, const Rope& rop
   const int64_t groups = config_.num_heads / config_.num_kv_heads;
   at::Tensor out = at::scaled_dot_product_attention(q, repeat_kv(k, groups), repeat_kv(v, groups), attend);
   out = out.transpose(1, 2).reshape({batch, time, config_.num_heads * dim});
-  return layer.o_proj(out);
+  return project(layer.o_proj, out);
 }
 
-at::Tensor Decoder::mlp(const Layer& layer, const at::Tensor& x) const { return layer.down_proj(at::silu(layer.gate_proj(x)) * layer.up_proj(x)); }
+at::Tensor Decoder::mlp(const Layer& layer, const at::Tensor& x) const {
+  return project(layer.down_proj, at::silu(project(layer.gate_proj, x)) * project(layer.up_proj, x));
+}
 
-at::Tensor Decoder::lm_head(const at::Tensor& hidden) const { return dense(hidden, lm_head_); }
+at::Tensor Decoder::lm_head(const at::Tensor& hidden) const { return dense(hidden, compute(lm_head_)); }
 
 KvCache Decoder::new_cache(int64_t batch, int64_t capacity) const {
   KvCache cache;
@@ -333,7 +354,8 @@ at::Tensor Decoder::hidden_states(const at::Tensor& ids, const at::Tensor& posit
   // Checkpointing only pays when a graph is recorded.
   const bool recompute = checkpoint && at::GradMode::is_enabled() &&
                          std::any_of(parameters_.begin(), parameters_.end(), [](const auto& p) { return p.second.requires_grad(); });
-  at::Tensor x = at::embedding(embed_tokens_, ids);
+  // Rows gathered, then cast: the same values as gathering from a cast table, without casting the whole [V, H].
+  at::Tensor x = at::embedding(embed_tokens_, ids).to(dtype_);
   for (size_t i = 0; i < layers_.size(); ++i) {
     check_cancelled();
     if (recompute) {

@@ -6,8 +6,10 @@
 #include <ATen/ATen.h>
 
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "model/safetensors.h"
@@ -70,12 +72,19 @@ struct KvCache {
 
 class Decoder : public std::enable_shared_from_this<Decoder> {
  public:
-  // Allocates uninitialized parameters in `dtype` on `device`; load them with load_parameters(parameters(), ...).
+  // Allocates uninitialized parameters on `device`; load them with load_parameters(parameters(), ...). The model
+  // computes in `dtype`. `master_weights` (mixed precision, as FSDP does it): with a bfloat16/float16 `dtype` the
+  // parameters are stored in float32 and cast to `dtype` where they are used, so gradients and optimizer updates
+  // happen in float32. Without it the parameters are stored in `dtype`. A LoRA adapter is always stored in float32
+  // under a reduced-precision `dtype` (PEFT's autocast_adapter_dtype).
   // Construct it with std::make_shared: checkpointed layers keep the decoder alive until their backward has run.
-  Decoder(const DecoderConfig& config, at::ScalarType dtype, at::Device device);
+  Decoder(const DecoderConfig& config, at::ScalarType dtype, at::Device device, bool master_weights = false);
 
   const DecoderConfig& config() const { return config_; }
+  // The compute dtype (activations, logits, the KV cache).
   at::ScalarType dtype() const { return dtype_; }
+  // The dtype the parameters are stored (and saved) in.
+  at::ScalarType parameter_dtype() const { return parameter_dtype_; }
   at::Device device() const { return device_; }
   // Every parameter once, by its Hugging Face name (a tied LM head is the embedding and is not listed twice).
   const NamedTensors& parameters() const { return parameters_; }
@@ -110,13 +119,12 @@ class Decoder : public std::enable_shared_from_this<Decoder> {
   at::Tensor extend(KvCache& cache, const at::Tensor& ids, const at::Tensor& positions, const at::Tensor& valid) const;
 
  private:
-  // y = x Wᵀ + b, plus scale · (x Aᵀ) Bᵀ with a LoRA adapter.
+  // y = x Wᵀ + b, plus scale · (x Aᵀ) Bᵀ with a LoRA adapter (Decoder::project).
   struct Projection {
     at::Tensor weight;
     at::Tensor bias;            // undefined without attention_bias / mlp_bias
     at::Tensor lora_a, lora_b;  // undefined without an adapter
     double lora_scale = 0;
-    at::Tensor operator()(const at::Tensor& x) const;
   };
   struct Layer {
     at::Tensor input_norm, q_norm, k_norm, post_attention_norm;
@@ -129,6 +137,10 @@ class Decoder : public std::enable_shared_from_this<Decoder> {
   };
 
   at::Tensor parameter(const std::string& name, std::vector<int64_t> shape);
+  // `p` in the compute dtype: itself when stored so; a differentiable cast while a graph is recorded for it; else
+  // one cached cast per parameter version (decoding casts each weight once, not once per token).
+  at::Tensor compute(const at::Tensor& p) const;
+  at::Tensor project(const Projection& p, const at::Tensor& x) const;
   Projection projection(const std::string& name, int64_t out, int64_t in, bool bias);
   // Final hidden states [B, T, hidden] after the last norm, for ids at `positions` seeing the keys `attend` allows
   // ([B, 1, T, keys]). With a cache, the new keys and values are appended to it (the caller advances its length).
@@ -142,7 +154,7 @@ class Decoder : public std::enable_shared_from_this<Decoder> {
   at::Tensor lm_head(const at::Tensor& hidden) const;
 
   DecoderConfig config_;
-  at::ScalarType dtype_;
+  at::ScalarType dtype_, parameter_dtype_;
   at::Device device_;
   NamedTensors parameters_;
   at::Tensor embed_tokens_, final_norm_, lm_head_;  // lm_head_ is embed_tokens_ when tied
@@ -150,6 +162,14 @@ class Decoder : public std::enable_shared_from_this<Decoder> {
   std::optional<LoraConfig> lora_;
   NamedTensors lora_parameters_;
   at::Tensor inv_freq_;  // [head_dim / 2] float32 rotary frequencies, scaling applied
+
+  struct Cast {
+    at::Tensor source;  // held, so that its address cannot be reused by another tensor while the entry lives
+    int64_t version;
+    at::Tensor value;
+  };
+  mutable std::mutex casts_mutex_;
+  mutable std::unordered_map<const c10::TensorImpl*, Cast> casts_;
 };
 
 }  // namespace prefix_rl

@@ -88,9 +88,15 @@ LoraConfig parse_lora(const Napi::Value& value) {
                     arg_strings(o.Get("targetModules"), "targetModules")};
 }
 
-// {dtype, device} of loadModel and initModel.
-std::pair<at::ScalarType, at::Device> parse_placement(const Napi::Object& options) {
-  return {parse_dtype(opt_string(options, "dtype", "float32")), parse_device(opt_string(options, "device", "cpu"))};
+// {dtype, device, masterWeights} of loadModel and initModel.
+struct Placement {
+  at::ScalarType dtype;
+  at::Device device;
+  bool master_weights;
+};
+Placement parse_placement(const Napi::Object& options) {
+  return {parse_dtype(opt_string(options, "dtype", "float32")), parse_device(opt_string(options, "device", "cpu")),
+          opt_bool(options, "masterWeights", false)};
 }
 
 class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
@@ -99,6 +105,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     return DefineClass(env, "NativeModel",
                        {
                            InstanceAccessor<&ModelHandle::dtype>("dtype"),
+                           InstanceAccessor<&ModelHandle::parameter_dtype>("parameterDtype"),
                            InstanceAccessor<&ModelHandle::device>("device"),
                            InstanceAccessor<&ModelHandle::is_disposed>("isDisposed"),
                            InstanceMethod<&ModelHandle::forward>("forward"),
@@ -145,6 +152,11 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
 
   Napi::Value dtype(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value { return Napi::String::New(info.Env(), dtype_name(decoder("dtype")->dtype())); });
+  }
+  Napi::Value parameter_dtype(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      return Napi::String::New(info.Env(), dtype_name(decoder("parameterDtype")->parameter_dtype()));
+    });
   }
   Napi::Value device(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value { return Napi::String::New(info.Env(), device_name(decoder("device")->device())); });
@@ -278,9 +290,9 @@ Napi::Value load_model(const Napi::CallbackInfo& info) {
     std::vector<std::string> files = arg_strings(info[1], "files");
     if (files.empty()) invalid_argument("files must name at least one safetensors file");
     if (!info[2].IsObject()) invalid_argument("options must be an object");
-    auto [dtype, device] = parse_placement(info[2].As<Napi::Object>());
-    return run_async(info.Env(), info[3], [config, files, dtype = dtype, device = device]() {
-      auto decoder = std::make_shared<Decoder>(config, dtype, device);
+    const Placement placement = parse_placement(info[2].As<Napi::Object>());
+    return run_async(info.Env(), info[3], [config, files, placement]() {
+      auto decoder = std::make_shared<Decoder>(config, placement.dtype, placement.device, placement.master_weights);
       // Checkpoints of tied models sometimes store the LM head as well; it is the embedding, so skip it.
       std::set<std::string> ignored;
       if (config.tie_word_embeddings) ignored.insert("lm_head.weight");
@@ -303,14 +315,14 @@ Napi::Value init_model(const Napi::CallbackInfo& info) {
     DecoderConfig config = parse_config(info[0]);
     if (!info[1].IsObject()) invalid_argument("options must be an object");
     Napi::Object options = info[1].As<Napi::Object>();
-    auto [dtype, device] = parse_placement(options);
+    const Placement placement = parse_placement(options);
     const double std = opt_number(options, "initializerRange", 0.02);
     if (!(std > 0) || !std::isfinite(std)) invalid_argument("initializerRange must be a positive number");
     const auto seed = static_cast<uint64_t>(opt_number(options, "seed", 0));
     const auto padding_idx = static_cast<int64_t>(opt_number(options, "paddingIdx", -1));  // -1: none
-    return run_async(info.Env(), info[2], [config, dtype = dtype, device = device, std, seed, padding_idx]() {
+    return run_async(info.Env(), info[2], [config, placement, std, seed, padding_idx]() {
       at::NoGradGuard no_grad;
-      auto decoder = std::make_shared<Decoder>(config, dtype, device);
+      auto decoder = std::make_shared<Decoder>(config, placement.dtype, placement.device, placement.master_weights);
       at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(seed);
       for (const auto& [name, parameter] : decoder->parameters()) {
         at::Tensor value;

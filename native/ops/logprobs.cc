@@ -33,6 +33,7 @@ void check_logits(const at::Tensor& logits, const char* name) {
 
 void check_tokens(const at::Tensor& tokens, const at::Tensor& logits, const char* name) {
   if (!tokens.defined()) invalid_argument(std::string(name) + " is required");
+  check_same_device(tokens, name, logits, "the logits");
   if (tokens.scalar_type() != at::kLong && tokens.scalar_type() != at::kInt) {
     invalid_argument(std::string(name) + " must be an int64 or int32 tensor, got " + dtype_name(tokens.scalar_type()));
   }
@@ -44,8 +45,10 @@ void check_tokens(const at::Tensor& tokens, const at::Tensor& logits, const char
 
 static void check_index_range(const at::Tensor& index, int64_t V) {
   if (index.numel() == 0) return;
-  const int64_t lo = index.min().item<int64_t>();
-  const int64_t hi = index.max().item<int64_t>();
+  auto [low, high] = at::aminmax(index);
+  at::Tensor bounds = at::stack({low, high}).to(at::kCPU, at::kLong);  // one device sync for both
+  const int64_t lo = bounds[0].item<int64_t>();
+  const int64_t hi = bounds[1].item<int64_t>();
   if (lo < 0 || hi >= V) {
     invalid_argument("token index out of range: found " + std::to_string(lo < 0 ? lo : hi) + " for a vocabulary of " + std::to_string(V));
   }
@@ -67,9 +70,10 @@ static void check_cuda(const char* error) {
   if (error) throw Error(ErrorCode::Torch, std::string("CUDA kernel failed: ") + error);
 }
 
-// The fused CUDA path takes CUDA logits of a reduced or single precision and a small K; the rest composes ATen ops.
+// The fused CUDA path takes CUDA logits of a reduced or single precision and a small K, on a device the kernels
+// were built for; the rest composes ATen ops.
 static bool fused_cuda(const at::Tensor& logits, int64_t K) {
-  return logits.is_cuda() && logits.scalar_type() != at::kDouble && K <= cuda::kMaxGatherK;
+  return logits.is_cuda() && logits.scalar_type() != at::kDouble && K <= cuda::kMaxGatherK && cuda::kernels_available(logits.get_device());
 }
 #endif
 
@@ -140,13 +144,13 @@ static std::pair<at::Tensor, at::Tensor> gather_forward(const at::Tensor& logits
 #ifdef PREFIX_RL_CUDA_KERNELS
   if (fused_cuda(logits2d, index2d.size(1))) {
     const int64_t N = logits2d.size(0), V = logits2d.size(1), K = index2d.size(1);
-    auto f32 = logits2d.options().dtype(at::kFloat);
-    at::Tensor logp = at::empty({N, K}, f32), lse = at::empty({N}, f32);
+    at::Tensor logp = at::empty({N, K}, logits2d.options().dtype(out_type)), lse = at::empty({N}, logits2d.options().dtype(at::kFloat));
     c10::cuda::CUDAGuard guard(logits2d.device());
     check_cuda(cuda::gather_logprobs_forward(logits2d.data_ptr(), cuda_type(logits2d.scalar_type()), N, V, static_cast<float>(1.0 / temperature),
-                                             index2d.data_ptr<int64_t>(), K, logp.data_ptr<float>(), lse.data_ptr<float>(),
-                                             c10::cuda::getCurrentCUDAStream().stream()));
-    return {logp.to(out_type), lse};
+                                             index2d.data_ptr<int64_t>(), K, logp.data_ptr(),
+                                             out_type == at::kDouble ? cuda::LogprobType::Float64 : cuda::LogprobType::Float32,
+                                             lse.data_ptr<float>(), c10::cuda::getCurrentCUDAStream().stream()));
+    return {logp, lse};
   }
 #endif
   return gather_forward_cpu(logits2d, index2d, temperature, out_type);
@@ -210,6 +214,7 @@ class GatherLogprobsFn : public torch::autograd::Function<GatherLogprobsFn> {
 static void check_gather_args(const at::Tensor& logits, const at::Tensor& index, double temperature) {
   check_logits(logits, "logits");
   if (index.scalar_type() != at::kLong && index.scalar_type() != at::kInt) invalid_argument("index must be an int64 or int32 tensor");
+  check_same_device(index, "index", logits, "the logits");
   if (index.dim() != logits.dim() || index.sizes().slice(0, index.dim() - 1) != logits.sizes().slice(0, logits.dim() - 1)) {
     invalid_argument("index has shape " + c10::str(index.sizes()) + "; it must be logits' shape " + c10::str(logits.sizes()) +
                      " with the last dim replaced by K");
@@ -349,6 +354,7 @@ CandidateSet candidate_set(const at::Tensor& old_logits, const at::Tensor& token
   if (old_logits.dim() != 3) invalid_argument("oldLogits must be [B, T, V], got " + c10::str(old_logits.sizes()));
   check_tokens(tokens, old_logits, "tokens");
   if (mask.sizes() != tokens.sizes()) invalid_argument("mask has shape " + c10::str(mask.sizes()) + " but tokens have " + c10::str(tokens.sizes()));
+  check_same_device(mask, "mask", old_logits, "oldLogits");
   const int64_t B = old_logits.size(0), T = old_logits.size(1), V = old_logits.size(2), K = o.k, N = B * T;
   if (K < 1 || K > V) invalid_argument("K must be in [1, V=" + std::to_string(V) + "], got " + std::to_string(K));
   if (!(o.min_p > 0 && o.min_p < 1)) invalid_argument("minP (P_min) must be in (0, 1), got " + std::to_string(o.min_p));
@@ -375,7 +381,7 @@ CandidateSet candidate_set(const at::Tensor& old_logits, const at::Tensor& token
   at::Tensor logp = at::empty({B, T, K}, at::TensorOptions().dtype(acc));
   at::Tensor cand = at::empty({B, T, K}, at::kBool);
 #ifdef PREFIX_RL_CUDA_KERNELS
-  if (logits.is_cuda() && logits.scalar_type() != at::kDouble && K <= cuda::kMaxTopK) {
+  if (logits.is_cuda() && logits.scalar_type() != at::kDouble && K <= cuda::kMaxTopK && V <= INT32_MAX && cuda::kernels_available(logits.get_device())) {
     // The [N, V] pass runs on the GPU; the [N, K] tail (a few bytes per position) on the CPU.
     const float scale = static_cast<float>(1.0 / o.temperature);
     auto f32 = logits.options().dtype(at::kFloat);

@@ -1,13 +1,15 @@
 import type { CommandModule } from 'yargs';
-import { QUIET_OPTION } from '../run-flags.js';
+import { frozenModel, PLACEMENT_OPTIONS, QUIET_OPTION } from '../run-flags.js';
 import { EVAL_INSTRUCTION, evaluatePolicy, loadBenchmark } from '../../eval/policy.js';
-import { loadModel } from '../../model/index.js';
+import { loadModel, type ModelDType } from '../../model/index.js';
 import { batchProgress } from '../../run/index.js';
 import { loadTokenizer } from '../../tokenizer/index.js';
 import { samplingOptions, type SamplingArgs } from './rollout.js';
 
 interface EvalArgs extends SamplingArgs {
   model: string;
+  device: string;
+  dtype: ModelDType;
   data: string[];
   limit?: number;
   instruction: string;
@@ -30,6 +32,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
       .option('seed', { type: 'number', default: 0, describe: 'Sampling seed' })
       .option('limit', { type: 'number', describe: 'Use the first N problems of each file' })
       .option('quiet', QUIET_OPTION)
+      .options(PLACEMENT_OPTIONS)
       .option('instruction', { type: 'string', default: EVAL_INSTRUCTION, describe: 'Appended to eval-layout problems ("" for none)' }),
   handler: async (args) => {
     const sampling = samplingOptions(args);
@@ -40,7 +43,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
       const { name, records } = await loadBenchmark(file, args.instruction);
       benchmarks.push({ name, records: records.slice(0, args.limit) });
     }
-    const [tokenizer, model] = [await loadTokenizer(args.model), await loadModel(args.model)];
+    const [tokenizer, model] = [await loadTokenizer(args.model), await loadModel(args.model, frozenModel(args))];
     try {
       const report = await evaluatePolicy(model, tokenizer, benchmarks, { ...sampling, onBatch: batchProgress('eval', { quiet: args.quiet }) });
       const k = args.samples;

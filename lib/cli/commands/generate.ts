@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import type { CommandModule } from 'yargs';
 import { z } from 'zod';
 import { loadModel, type CausalLM, type GenerateOptions, type ModelDType } from '../../model/causal-lm.js';
-import type { DeviceName } from '../../tensor/tensor.js';
+import { frozenModel } from '../run-flags.js';
 import { loadTokenizer, type Tokenizer } from '../../tokenizer/index.js';
 import { checkVocabulary, inBatches, jsonLines, modelOptions } from '../json-lines.js';
 
@@ -98,7 +98,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
         return true;
       }),
   handler: async (args) => {
-    const model = await loadModel(args.model, { dtype: args.dtype, device: args.device as DeviceName });
+    const model = await loadModel(args.model, frozenModel(args));
     try {
       const tokenizer = existsSync(join(args.model, 'tokenizer.json')) ? await loadTokenizer(args.model) : null;
       if (args.stop && !tokenizer) throw new Error('--stop needs a tokenizer.json in the model folder');

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { loadModel, type CausalLM, type ModelDType } from '../../model/causal-lm.js';
 import { padBatch } from '../../model/batch.js';
 import { tidy } from '../../tensor/scope.js';
-import type { DeviceName } from '../../tensor/tensor.js';
+import { frozenModel } from '../run-flags.js';
 import { checkVocabulary, inBatches, jsonLines, modelOptions } from '../json-lines.js';
 
 const InputLineSchema = z.looseObject({
@@ -55,7 +55,7 @@ export const logprobsCommand: CommandModule<object, LogprobsArgs> = {
         return true;
       }),
   handler: async (args) => {
-    const model = await loadModel(args.model, { dtype: args.dtype, device: args.device as DeviceName });
+    const model = await loadModel(args.model, frozenModel(args));
     try {
       await writeLogprobs(model, process.stdin, (line) => process.stdout.write(line), args['batch-size']);
     } finally {

@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { configInput } from '../../config/common.js';
 import { resolveRlConfig, RL_PRESET_NAMES } from '../../config/rl.js';
 import { runRl } from '../../run/index.js';
-import { printSummary, runOutput, withRunFlags, type RunFlags } from '../run-flags.js';
+import { placementFlags, printSummary, runOutput, withRunFlags, type RunFlags } from '../run-flags.js';
 
 interface RlTrainArgs extends RunFlags {
   config: string;
@@ -34,7 +34,7 @@ const trainCommand: CommandModule<object, RlTrainArgs> = {
       .option('steps', { type: 'number', describe: 'RL steps (overrides the config)' })
       .option('seed', { type: 'number', describe: 'Seed (overrides the config)' }),
   handler: async (args) => {
-    const input = await configInput(args.config, args.set, { steps: args.steps, seed: args.seed });
+    const input = await configInput(args.config, args.set, { steps: args.steps, seed: args.seed, ...placementFlags(args) });
     let config;
     try {
       config = resolveRlConfig(input);

@@ -2,7 +2,7 @@ import { checkOutputFile } from '../../util/fs.js';
 import { writeJsonl } from '../../data/jsonl.js';
 import { loadBenchmark } from '../../eval/policy.js';
 import { analyzeTd } from '../../eval/td-analysis.js';
-import { withModels } from '../../model/index.js';
+import { withModels, type ModelDType } from '../../model/index.js';
 import type { CommandModule } from 'yargs';
 import { loadDataset } from '../../data/records.js';
 import { readRollouts } from '../../rollout/rollouts.js';
@@ -22,7 +22,7 @@ import { configInput } from '../../config/common.js';
 import { resolveRmConfig } from '../../config/rm.js';
 import { batchProgress, runRm } from '../../run/index.js';
 import { basename } from 'node:path';
-import { printSummary, QUIET_OPTION, runOutput, withRunFlags, type RunFlags } from '../run-flags.js';
+import { frozenModel, PLACEMENT_OPTIONS, placementFlags, printSummary, QUIET_OPTION, runOutput, withRunFlags, type RunFlags } from '../run-flags.js';
 
 interface RmTrainArgs extends RunFlags {
   method?: RmMethod;
@@ -70,6 +70,7 @@ const trainCommand: CommandModule<object, RmTrainArgs> = {
       weighting: args.weighting,
       pairs: args.pairs,
       seed: args.seed,
+      ...placementFlags(args),
     };
     const config = resolveRmConfig(await configInput(args.config, args.set, flags));
     printSummary(await runRm({ ...runOutput(args), config, rollouts: args.rollouts, model: args.model }));
@@ -78,6 +79,8 @@ const trainCommand: CommandModule<object, RmTrainArgs> = {
 
 interface RmEvalArgs {
   rm: string;
+  device: string;
+  dtype: ModelDType;
   reference: string;
   processbench: string[];
   'bon-rollouts'?: string;
@@ -100,6 +103,7 @@ const evalCommand: CommandModule<object, RmEvalArgs> = {
       .option('coef', { type: 'number', default: 0.001, describe: 'Step-score coefficient (reference 0.001; the RM β is the paper reading)' })
       .option('num-thresholds', { type: 'number', default: 1000, describe: 'Points of the oracle threshold grid' })
       .option('quiet', QUIET_OPTION)
+      .options(PLACEMENT_OPTIONS)
       .check((args) => {
         if (args.processbench.length === 0 && !args['bon-rollouts']) throw new Error('give --processbench files, --bon-rollouts, or both');
         return true;
@@ -107,7 +111,7 @@ const evalCommand: CommandModule<object, RmEvalArgs> = {
   handler: async (args) => {
     const tokenizer = await loadTokenizer(args.rm);
     await withModels(async (load) => {
-      const [rm, reference] = [await load(args.rm), await load(args.reference)];
+      const [rm, reference] = [await load(args.rm, frozenModel(args)), await load(args.reference, frozenModel(args))];
       const options = { coef: args.coef, numThresholds: args['num-thresholds'] };
       const processBench: Record<string, StepVerificationReport> = {};
       for (const file of args.processbench) {
@@ -165,6 +169,8 @@ const evalCommand: CommandModule<object, RmEvalArgs> = {
 
 interface AnalyzeTdArgs {
   model: string;
+  device: string;
+  dtype: ModelDType;
   rm: string;
   reference?: string;
   data: string;
@@ -201,7 +207,8 @@ const analyzeTdCommand: CommandModule<object, AnalyzeTdArgs> = {
       .option('batch-size', { type: 'number', default: 16, describe: 'Sequences per forward pass and sampling batch' })
       .option('seed', { type: 'number', default: 0, describe: 'Seed of the sampling and of the truncation points' })
       .option('out', { type: 'string', describe: 'Also write every branch (prompt, t, token, td, prefixValue, outcome) as JSON lines' })
-      .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing --out file' }),
+      .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing --out file' })
+      .options(PLACEMENT_OPTIONS),
   handler: async (args) => {
     if (args.limit !== undefined && (!Number.isInteger(args.limit) || args.limit < 1)) throw new Error('--limit must be a positive integer');
     if (args.out !== undefined) {
@@ -211,9 +218,9 @@ const analyzeTdCommand: CommandModule<object, AnalyzeTdArgs> = {
     const records = (await loadBenchmark(args.data)).records.slice(0, args.limit);
     const tokenizer = await loadTokenizer(args.model);
     await withModels(async (load) => {
-      const policy = await load(args.model);
-      const rewardModel = await load(args.rm);
-      const reference = args.reference ? await load(args.reference) : undefined;
+      const policy = await load(args.model, frozenModel(args));
+      const rewardModel = await load(args.rm, frozenModel(args));
+      const reference = args.reference ? await load(args.reference, frozenModel(args)) : undefined;
       const report = await analyzeTd({ policy, rewardModel, reference }, tokenizer, records, {
         candidates: args.candidates,
         beta: args.beta,

@@ -1,11 +1,11 @@
 import type { CommandModule } from 'yargs';
-import { QUIET_OPTION } from '../run-flags.js';
+import { frozenModel, PLACEMENT_OPTIONS, QUIET_OPTION } from '../run-flags.js';
 import { checkOutputFile } from '../../util/fs.js';
 import { batchProgress } from '../../run/index.js';
 import { writeJsonl } from '../../data/jsonl.js';
 import { loadDataset } from '../../data/records.js';
 import { accuracyOf } from '../../eval/accuracy.js';
-import { loadModel } from '../../model/index.js';
+import { loadModel, type ModelDType } from '../../model/index.js';
 import { sampleRollouts, type RolloutOptions } from '../../rollout/rollouts.js';
 import { loadTokenizer } from '../../tokenizer/index.js';
 
@@ -34,6 +34,8 @@ export function samplingOptions(args: SamplingArgs): RolloutOptions {
 
 interface RolloutArgs extends SamplingArgs {
   model: string;
+  device: string;
+  dtype: ModelDType;
   data: string;
   out?: string;
   overwrite?: boolean;
@@ -51,6 +53,7 @@ const options = {
   'batch-size': { type: 'number', default: 64, describe: 'Responses sampled together' },
   seed: { type: 'number', default: 0, describe: 'Sampling seed' },
   quiet: QUIET_OPTION,
+  ...PLACEMENT_OPTIONS,
 } as const;
 
 /** Samples and verifies; writes the rollouts when `out` is given; prints the accuracy report. */
@@ -59,7 +62,7 @@ async function run(args: RolloutArgs): Promise<void> {
   if (args.limit !== undefined && (!Number.isInteger(args.limit) || args.limit < 1)) throw new Error('--limit must be a positive integer');
   if (args.out) await checkOutputFile('--out', args.out, { '--data': args.data, '--model': args.model }, args.overwrite ?? false);
   const records = (await loadDataset('rl', args.data)).slice(0, args.limit);
-  const [tokenizer, model] = [await loadTokenizer(args.model), await loadModel(args.model)];
+  const [tokenizer, model] = [await loadTokenizer(args.model), await loadModel(args.model, frozenModel(args))];
   try {
     const rollouts = await sampleRollouts(model, tokenizer, records, {
       ...sampling,

@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { configInput } from '../../config/common.js';
 import { resolveSftConfig } from '../../config/sft.js';
 import { runSft } from '../../run/index.js';
-import { printSummary, runOutput, withRunFlags, type RunFlags } from '../run-flags.js';
+import { placementFlags, printSummary, runOutput, withRunFlags, type RunFlags } from '../run-flags.js';
 
 interface SftArgs extends RunFlags {
   data: string;
@@ -48,6 +48,7 @@ export const sftCommand: CommandModule<object, SftArgs> = {
       warmupSteps: args.warmup,
       maxMinutes: args['max-minutes'],
       seed: args.seed,
+      ...placementFlags(args),
     };
     const config = resolveSftConfig(await configInput(args.config, args.set, flags));
     printSummary(
