@@ -1,5 +1,6 @@
 #include "common.h"
 
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/util/Exception.h>
 
 #include <atomic>
@@ -90,9 +91,15 @@ at::Device parse_device(const std::string& name) {
         invalid_argument("malformed device '" + name + "' (expected cpu, cuda or cuda:N)");
       }
     }
+    const int64_t count = at::detail::getCUDAHooks().deviceCount();
+    if (index < 0 || index >= count) {
+      throw Error(ErrorCode::CudaUnavailable, "device '" + name + "' does not exist: " + std::to_string(count) + " CUDA device(s) visible");
+    }
     return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index));
   }
-  invalid_argument("unknown device '" + name + "' (expected cpu, cuda or cuda:N)");
+  // Tensors with shapes and no data: shape checks, and device-discipline tests on machines without a GPU.
+  if (name == "meta") return at::Device(at::kMeta);
+  invalid_argument("unknown device '" + name + "' (expected cpu, cuda, cuda:N or meta)");
 }
 
 std::string device_name(const at::Device& device) {

@@ -6,7 +6,8 @@ import { createRequire } from 'node:module';
 import { packageRoot } from '../util/package.js';
 
 export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int32' | 'int64' | 'bool' | 'uint8';
-export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}`;
+/** meta: tensors with shapes and no data (shape checks; device tests without a GPU). Models live on cpu or cuda. */
+export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}` | 'meta';
 
 /** What the addon accepts as one op argument. */
 export type NativeOpArg = NativeTensor | NativeTensor[] | number | boolean | string | number[] | null | undefined;
@@ -142,9 +143,22 @@ export interface BuildInfo {
   parallelInfo: string;
 }
 
+export interface CudaDeviceInfo {
+  index: number;
+  name: string;
+  /** Compute capability, e.g. "9.0". */
+  capability: string;
+  totalMemoryBytes: number;
+  freeMemoryBytes?: number;
+  /** Whether the fused kernels have an image for this GPU (else CUDA tensors use ATen ops). */
+  fusedKernels: boolean;
+}
+
 export interface RuntimeInfo {
   cudaAvailable: boolean;
   cudaDeviceCount: number;
+  /** Each GPU (listed by a CUDA build of the addon): name, compute capability, memory, and whether the fused kernels run on it. */
+  cudaDevices: CudaDeviceInfo[];
   numThreads: number;
   hardwareConcurrency: number;
   /** The instruction set of the float32 row kernels: avx512, avx2 or scalar (PREFIX_RL_SIMD caps it). */

@@ -158,7 +158,10 @@ export class RmSession implements TrainingSession<RmStep> {
       let loss: Tensor;
       let scores: Tensor;
       if (method === 'ipvrm') {
-        const out = await ipvrmOffline({ ...inputs, labels: labels(micro, model.device), beta, margin, weighting: NATIVE_WEIGHTING[this.weighting] }, { signal });
+        const out = await ipvrmOffline(
+          { ...inputs, labels: labels(micro, model.device), beta, margin, weighting: NATIVE_WEIGHTING[this.weighting] },
+          { signal },
+        );
         [loss, scores] = [out.loss, out.lastScores];
       } else if (method === 'implicit-prm') {
         const out = await implicitPrmCe({ ...inputs, labels: labels(micro, model.device), beta }, { signal });

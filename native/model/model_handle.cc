@@ -95,8 +95,9 @@ struct Placement {
   bool master_weights;
 };
 Placement parse_placement(const Napi::Object& options) {
-  return {parse_dtype(opt_string(options, "dtype", "float32")), parse_device(opt_string(options, "device", "cpu")),
-          opt_bool(options, "masterWeights", false)};
+  const at::Device device = parse_device(opt_string(options, "device", "cpu"));
+  if (device.is_meta()) invalid_argument("a model lives on cpu or cuda, not meta");
+  return {parse_dtype(opt_string(options, "dtype", "float32")), device, opt_bool(options, "masterWeights", false)};
 }
 
 class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
@@ -154,9 +155,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     return guarded(info, [&]() -> Napi::Value { return Napi::String::New(info.Env(), dtype_name(decoder("dtype")->dtype())); });
   }
   Napi::Value parameter_dtype(const Napi::CallbackInfo& info) {
-    return guarded(info, [&]() -> Napi::Value {
-      return Napi::String::New(info.Env(), dtype_name(decoder("parameterDtype")->parameter_dtype()));
-    });
+    return guarded(info, [&]() -> Napi::Value { return Napi::String::New(info.Env(), dtype_name(decoder("parameterDtype")->parameter_dtype())); });
   }
   Napi::Value device(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value { return Napi::String::New(info.Env(), device_name(decoder("device")->device())); });

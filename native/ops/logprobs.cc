@@ -148,8 +148,8 @@ static std::pair<at::Tensor, at::Tensor> gather_forward(const at::Tensor& logits
     c10::cuda::CUDAGuard guard(logits2d.device());
     check_cuda(cuda::gather_logprobs_forward(logits2d.data_ptr(), cuda_type(logits2d.scalar_type()), N, V, static_cast<float>(1.0 / temperature),
                                              index2d.data_ptr<int64_t>(), K, logp.data_ptr(),
-                                             out_type == at::kDouble ? cuda::LogprobType::Float64 : cuda::LogprobType::Float32,
-                                             lse.data_ptr<float>(), c10::cuda::getCurrentCUDAStream().stream()));
+                                             out_type == at::kDouble ? cuda::LogprobType::Float64 : cuda::LogprobType::Float32, lse.data_ptr<float>(),
+                                             c10::cuda::getCurrentCUDAStream().stream()));
     return {logp, lse};
   }
 #endif
@@ -381,7 +381,8 @@ CandidateSet candidate_set(const at::Tensor& old_logits, const at::Tensor& token
   at::Tensor logp = at::empty({B, T, K}, at::TensorOptions().dtype(acc));
   at::Tensor cand = at::empty({B, T, K}, at::kBool);
 #ifdef PREFIX_RL_CUDA_KERNELS
-  if (logits.is_cuda() && logits.scalar_type() != at::kDouble && K <= cuda::kMaxTopK && V <= INT32_MAX && cuda::kernels_available(logits.get_device())) {
+  if (logits.is_cuda() && logits.scalar_type() != at::kDouble && K <= cuda::kMaxTopK && V <= INT32_MAX &&
+      cuda::kernels_available(logits.get_device())) {
     // The [N, V] pass runs on the GPU; the [N, K] tail (a few bytes per position) on the CPU.
     const float scale = static_cast<float>(1.0 / o.temperature);
     auto f32 = logits.options().dtype(at::kFloat);

@@ -22,6 +22,11 @@ export const envCommand: CommandModule<object, EnvArgs> = {
       `libtorch      ${build.torchVersion} ${runtime.cudaAvailable ? 'CUDA' : 'CPU'}  (${build.torchLibDir})`,
       `addon         ${build.buildType}, N-API ${build.napiVersion}, gcc ${build.compiler}, CUDA kernels ${build.cudaKernels ? 'built in' : build.cudaCompiled ? 'compiled (link check only)' : 'not built'}`,
       `cuda          ${runtime.cudaAvailable ? `${runtime.cudaDeviceCount} device(s)` : 'not available'}`,
+      ...runtime.cudaDevices.map(
+        (gpu) =>
+          `  cuda:${gpu.index}      ${gpu.name}, capability ${gpu.capability}, ${(gpu.totalMemoryBytes / 2 ** 30).toFixed(1)} GiB` +
+          `${gpu.freeMemoryBytes === undefined ? '' : ` (${(gpu.freeMemoryBytes / 2 ** 30).toFixed(1)} GiB free)`}, fused kernels ${gpu.fusedKernels ? 'yes' : 'no (ATen ops)'}`,
+      ),
       `threads       ${runtime.numThreads} intra-op (hardware: ${runtime.hardwareConcurrency})`,
       `live tensors  ${runtime.liveTensors}`,
     ];
