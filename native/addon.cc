@@ -13,12 +13,6 @@
 #include "ops/simd_kernels.h"
 #include "tensor.h"
 
-#ifdef PREFIX_RL_CUDA_KERNELS
-#include <cuda_runtime.h>
-
-#include "cuda/kernels.h"
-#endif
-
 namespace prefix_rl {
 
 AddonData& addon_data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
@@ -62,33 +56,7 @@ static Napi::Value runtime_info(const Napi::CallbackInfo& info) {
     }
   }
   out.Set("cudaDeviceCount", Napi::Number::New(env, static_cast<double>(devices)));
-  // Each GPU: name, compute capability, memory, and whether the fused kernels have an image for it (else ATen ops).
-  Napi::Array gpus = Napi::Array::New(env);
-#ifdef PREFIX_RL_CUDA_KERNELS
-  for (int64_t i = 0; i < devices; ++i) {
-    cudaDeviceProp properties{};
-    if (cudaGetDeviceProperties(&properties, static_cast<int>(i)) != cudaSuccess) {
-      cudaGetLastError();
-      continue;
-    }
-    Napi::Object gpu = Napi::Object::New(env);
-    gpu.Set("index", static_cast<double>(i));
-    gpu.Set("name", properties.name);
-    gpu.Set("capability", std::to_string(properties.major) + "." + std::to_string(properties.minor));
-    gpu.Set("totalMemoryBytes", static_cast<double>(properties.totalGlobalMem));
-    size_t free_bytes = 0, total_bytes = 0;
-    int previous = 0;
-    if (cudaGetDevice(&previous) == cudaSuccess && cudaSetDevice(static_cast<int>(i)) == cudaSuccess &&
-        cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess) {
-      gpu.Set("freeMemoryBytes", static_cast<double>(free_bytes));
-    }
-    cudaSetDevice(previous);
-    cudaGetLastError();
-    gpu.Set("fusedKernels", cuda::kernels_available(static_cast<int>(i)));
-    gpus.Set(gpus.Length(), gpu);
-  }
-#endif
-  out.Set("cudaDevices", gpus);
+  out.Set("cudaDevices", cuda_devices(env));
   out.Set("numThreads", addon_data(env).compute->num_threads());
   out.Set("hardwareConcurrency", static_cast<double>(std::thread::hardware_concurrency()));
   out.Set("simd", kernels::simd::kernels().isa);
@@ -157,6 +125,7 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
   register_model(env, exports);
   register_optimizer(env, exports);
   register_safetensors(env, exports);
+  register_cuda(env, exports);
   return exports;
 }
 

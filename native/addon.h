@@ -27,5 +27,9 @@ void register_objectives(Napi::Env env, Napi::Object exports);
 void register_model(Napi::Env env, Napi::Object exports);
 void register_optimizer(Napi::Env env, Napi::Object exports);
 void register_safetensors(Napi::Env env, Napi::Object exports);
+void register_cuda(Napi::Env env, Napi::Object exports);
+
+// Each visible GPU (name, capability, memory, whether the fused kernels run on it); empty without a CUDA libtorch.
+Napi::Array cuda_devices(Napi::Env env);
 
 }  // namespace prefix_rl

@@ -71,7 +71,7 @@ describe('mixed precision (float32 master weights, bf16 compute)', () => {
         const parameters = model.parameters();
         for (const p of parameters.values()) p.requiresGrad = true;
         const before = parameters.get(Q_PROJ)!.toNumbers();
-        const optimizer = new AdamW(parameters, { weightDecay: 0 });
+        const optimizer = new AdamW(parameters, { lr: 1e-6, weightDecay: 0 });
         const { inputIds, attentionMask } = ids();
         const logprobs = await model.tokenLogprobs(inputIds, attentionMask);
         await logprobs.sum().neg().backwardAsync();

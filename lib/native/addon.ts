@@ -143,6 +143,14 @@ export interface BuildInfo {
   parallelInfo: string;
 }
 
+/** The CUDA caching allocator's counters for one device. */
+export interface CudaMemory {
+  allocatedBytes: number;
+  /** Highest allocatedBytes since the last cudaResetPeakMemory. */
+  peakAllocatedBytes: number;
+  reservedBytes: number;
+}
+
 export interface CudaDeviceInfo {
   index: number;
   name: string;
@@ -212,6 +220,11 @@ export interface NativeAddon {
   // optimizers (native/model/optimizer_handle.cc)
   NativeAdamW: new (parameters: NativeTensor[], options: NativeAdamWOptions) => NativeAdamW;
   clipGradNorm(parameters: NativeTensor[], maxNorm: number, cancel?: NativeCancelToken): Promise<number>;
+  // CUDA runtime controls (native/cuda_runtime.cc)
+  cudaSynchronize(device?: string, cancel?: NativeCancelToken): Promise<void>;
+  cudaMemory(device?: string): CudaMemory;
+  cudaResetPeakMemory(device?: string): void;
+  cudaEmptyCache(): void;
   // safetensors (native/model/safetensors_binding.cc)
   readSafetensors(path: string, cancel?: NativeCancelToken): Promise<{ tensors: Record<string, NativeTensor>; metadata: Record<string, string> }>;
   writeSafetensors(path: string, tensors: Record<string, NativeTensor>, metadata: Record<string, string>, cancel?: NativeCancelToken): Promise<void>;

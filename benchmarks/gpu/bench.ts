@@ -1,0 +1,246 @@
+// The GPU benchmark of benchmarks/gpu/run.sh, side by side in one run on one GPU, printed as one markdown table:
+//  - the HBM floor: a device-to-device copy of one bf16 [N, V] (2 passes), so that pass counts turn into times;
+//  - IPVRM and Dist-PPO fused forward + backward at N = 16,384, V = 151,936, bf16, against that floor (the pass counts
+//    of ../shared/reference/performance-anchors.md §1.3) and against the naive ATen composition (OOM reported), with
+//    their extra memory (peak allocated above the inputs);
+//  - a Qwen3-0.6B-shaped model with random weights: a bf16 mixed-precision training step's tokens/s and KV-cache
+//    sampling tokens/s.
+//
+//   node .gpu/gpu-bench.mjs [--quick] [--out FILE]     (run.sh bundles this file; --quick: small shapes, a smoke run)
+import { writeFileSync } from 'node:fs';
+import { AdamW, initModel, type CausalLM } from '../../lib/model/index.js';
+import { environmentReport } from '../../lib/native/runtime.js';
+import { distrlCandidates, distrlLoss } from '../../lib/ops/objectives.js';
+import { cudaEmptyCache, cudaMemory, cudaResetPeakMemory, cudaSynchronize, Tensor, tidy, type DeviceName } from '../../lib/tensor/index.js';
+import { distPpoFused, distPpoNaive, ipvrmFused, ipvrmNaive, type Problem, type Variant } from '../objective-variants.js';
+
+const quick = process.argv.includes('--quick');
+const outFile = process.argv.find((a) => a.startsWith('--out='))?.slice(6);
+const device: DeviceName = (process.env.PREFIX_RL_BENCH_DEVICE as DeviceName | undefined) ?? 'cuda';
+const onGpu = device !== 'cpu';
+const repeats = quick ? 1 : 3;
+const [N, V, H] = quick ? [1024, 32_000, 256] : [16_384, 151_936, 1024];
+const T = 256;
+const GiB = 2 ** 30;
+
+const sync = () => (onGpu ? cudaSynchronize(device) : Promise.resolve());
+const allocated = () => (onGpu ? cudaMemory(device).allocatedBytes : 0);
+
+interface Measured {
+  ms?: number;
+  extraGiB?: number;
+  error?: string;
+}
+
+/**
+ * Median time of `repeats` runs of `fn` after one warm-up (which measures the peak memory above what was allocated
+ * before it), each on fresh logits from `setup` (made before the clock starts: in-place variants consume them).
+ */
+async function measure(setup: () => Tensor, fn: (logits: Tensor) => Promise<void>): Promise<Measured> {
+  const times: number[] = [];
+  let extraGiB = 0;
+  try {
+    for (let i = 0; i <= repeats; i++) {
+      const logits = setup();
+      logits.requiresGrad = true;
+      await sync();
+      if (onGpu) cudaResetPeakMemory(device);
+      const base = allocated();
+      const start = performance.now();
+      await fn(logits);
+      await sync();
+      if (i === 0) extraGiB = onGpu ? (cudaMemory(device).peakAllocatedBytes - base) / GiB : NaN;
+      else times.push(performance.now() - start);
+      logits.dispose();
+    }
+  } catch (err) {
+    const message = (err as Error).message;
+    return { error: /out of memory/i.test(message) ? 'OOM' : message.split('\n')[0].slice(0, 80) };
+  } finally {
+    if (onGpu) cudaEmptyCache();
+  }
+  times.sort((a, b) => a - b);
+  return { ms: times[Math.floor(times.length / 2)], extraGiB };
+}
+
+/** LM-head-like bf16 logits [B, T, V]: random hidden states through a random head, made on the device (no [N, V] host array). */
+function problem(): Problem {
+  return tidy(() => {
+    const head = Tensor.randn([V, H], 1).to(device).to('bfloat16');
+    const hidden = Tensor.randn([N, H], 2).to(device).to('bfloat16');
+    const scale = 2 / Math.sqrt(H);
+    const logits = hidden
+      .matmul(head.transpose(0, 1))
+      .mul(scale)
+      .reshape([N / T, T, V]);
+    const refHidden = hidden.add(Tensor.randn([N, H], 3).to(device).to('bfloat16').mul(0.1));
+    const refLogits = refHidden
+      .matmul(head.transpose(0, 1))
+      .mul(scale)
+      .reshape([N / T, T, V]);
+    return {
+      logits: logits.keep(),
+      refLogits: refLogits.keep(),
+      tokens: Tensor.rand([N / T, T], 4, { dtype: 'float64' })
+        .mul(V)
+        .to('int64')
+        .to(device)
+        .keep(),
+      mask: Tensor.ones([N / T, T], { device }).keep(),
+      labels: Tensor.rand([N / T], 5)
+        .gt(0.5)
+        .to('float32')
+        .to(device)
+        .keep(),
+    };
+  });
+}
+
+/** Dist-PPO's policy update alone: the candidate set (from π_old, frozen over the PPO epochs) is computed once, outside. */
+async function distPpoPolicyStep(p: Problem): Promise<Variant> {
+  const candidates = await distrlCandidates({ oldLogits: p.refLogits, tokens: p.tokens, mask: p.mask });
+  const advantages = Tensor.randn([N / T, T], 6, { device });
+  const scaledCandidateTd = Tensor.randn([N / T, T, 5], 7, { device });
+  return async (_, newLogits) => {
+    await tidy(async () => {
+      const out = await distrlLoss({ ...candidates, newLogits, inplaceBackward: true, advantages, scaledCandidateTd, mask: p.mask });
+      await out.loss.backwardAsync();
+    });
+  };
+}
+
+const rows: string[] = [];
+const cell = (m: Measured, format: (m: Required<Omit<Measured, 'error'>>) => string) =>
+  m.error ? m.error : format(m as Required<Omit<Measured, 'error'>>);
+const fmtMs = (ms: number) => ms.toFixed(ms < 10 ? 2 : 1);
+
+const report = environmentReport();
+const gpu = report.runtime.cudaDevices[0];
+const header =
+  `# GPU benchmark: ${gpu ? `${gpu.name} (capability ${gpu.capability}, ${(gpu.totalMemoryBytes / GiB).toFixed(0)} GiB)` : device}, ` +
+  `libtorch ${report.build.torchVersion}, fused kernels ${gpu?.fusedKernels ? 'yes' : 'no'}; N = ${N}, V = ${V}, bf16, median of ${repeats}`;
+console.log(header);
+
+const p = problem();
+const fresh = () => p.logits.clone();
+const bytes = N * V * 2;
+const copy = await measure(fresh, async (x) => {
+  x.clone().dispose();
+});
+const passMs = (copy.ms ?? NaN) / 2;
+rows.push(
+  `| copy of one bf16 [N, V] (read + write) | ${cell(copy, (m) => fmtMs(m.ms))} | 2 passes: ${((2 * bytes) / (copy.ms! / 1000) / 1e12).toFixed(2)} TB/s | | | |`,
+);
+
+const policyStep = await distPpoPolicyStep(p);
+const variants: [string, Variant, Variant, number][] = [
+  // name, fused, naive, the fused op's pass count (performance-anchors.md §1.3)
+  ['IPVRM fwd+bwd (φ and ref logits, in-place grad)', ipvrmFused(true), ipvrmNaive, 4],
+  ['Dist-PPO fwd+bwd (candidates from π_old, in-place grad)', distPpoFused(true), distPpoNaive, 4],
+  ['Dist-PPO policy update (cached candidate set, in-place grad)', policyStep, distPpoNaive, 3],
+];
+for (const [name, fused, naive, passes] of variants) {
+  const f = await measure(fresh, (logits) => fused(p, logits));
+  const n = await measure(fresh, (logits) => naive(p, logits));
+  const floor = passes * passMs;
+  rows.push(
+    `| ${name} | ${cell(f, (m) => fmtMs(m.ms))} | ${passes} passes = ${fmtMs(floor)} ms: ${cell(f, (m) => (m.ms / floor).toFixed(2))}× the floor | ` +
+      `${cell(n, (m) => fmtMs(m.ms))} | ${f.ms && n.ms ? `${(n.ms / f.ms).toFixed(1)}×` : cell(n, () => '')} | ` +
+      `${cell(f, (m) => m.extraGiB.toFixed(2))} / ${cell(n, (m) => m.extraGiB.toFixed(2))} GiB (one bf16 [N, V] = ${(bytes / GiB).toFixed(2)}) |`,
+  );
+}
+for (const t of Object.values(p)) t.dispose();
+
+// ---- a Qwen3-0.6B-shaped model, random weights ----
+const QWEN3_0_6B = {
+  model_type: 'qwen3',
+  architectures: ['Qwen3ForCausalLM'],
+  vocab_size: quick ? 32_000 : 151_936,
+  hidden_size: quick ? 256 : 1024,
+  intermediate_size: quick ? 768 : 3072,
+  num_hidden_layers: quick ? 2 : 28,
+  num_attention_heads: 16,
+  num_key_value_heads: 8,
+  head_dim: quick ? 16 : 128,
+  max_position_embeddings: 40_960,
+  rms_norm_eps: 1e-6,
+  rope_theta: 1_000_000,
+  tie_word_embeddings: true,
+  bos_token_id: 1,
+  eos_token_id: 2,
+  pad_token_id: 0,
+};
+const [trainBatch, trainSeq, genBatch, promptLen, newTokens] = quick ? [2, 128, 4, 8, 16] : [8, 1024, 32, 16, 128];
+const randomIds = (rows: number, length: number, seed: number) =>
+  tidy(() =>
+    Tensor.rand([rows, length], seed, { dtype: 'float64' })
+      .mul(QWEN3_0_6B.vocab_size - 3)
+      .add(3)
+      .to('int64')
+      .keep(),
+  );
+
+async function timed(fn: () => Promise<void>): Promise<number> {
+  await fn(); // warm-up
+  const times: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    await sync();
+    const start = performance.now();
+    await fn();
+    await sync();
+    times.push((performance.now() - start) / 1000);
+  }
+  return times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
+}
+
+const modelRows: string[] = [];
+let model: CausalLM | undefined;
+try {
+  model = await initModel(QWEN3_0_6B, { device, dtype: 'bfloat16', masterWeights: true, seed: 0 });
+  const m = model;
+  const parameters = m.parameters();
+  for (const parameter of parameters.values()) parameter.requiresGrad = true;
+  const optimizer = new AdamW(parameters, { lr: 1e-5 });
+  const inputIds = randomIds(trainBatch, trainSeq, 8);
+  const trainS = await timed(() =>
+    tidy(async () => {
+      const logprobs = await m.tokenLogprobs(inputIds, undefined, { checkpoint: true });
+      await logprobs.mean().neg().backwardAsync();
+      await optimizer.step();
+      await optimizer.zeroGrad();
+    }),
+  );
+  for (const parameter of parameters.values()) parameter.requiresGrad = false;
+  await optimizer.zeroGrad();
+  modelRows.push(
+    `| training step: fwd + token log-probs + bwd (checkpointed) + AdamW, bf16 compute over float32 master weights | ${trainBatch} × ${trainSeq} | ${((trainBatch * trainSeq) / trainS).toFixed(0)} |`,
+  );
+  const prompts = tidy(() => randomIds(genBatch, promptLen, 9).toNested() as number[][]);
+  const sampleS = await timed(async () => {
+    const out = await m.generate(prompts, { maxNewTokens: newTokens, temperature: 1, eosTokenIds: [], seed: 10 });
+    if (out.some((g) => g.tokens.length !== newTokens)) throw new Error('a row stopped early');
+  });
+  modelRows.push(
+    `| sampling with the KV cache (cached bf16 casts of the weights) | ${genBatch} prompts × ${newTokens} new tokens | ${((genBatch * newTokens) / sampleS).toFixed(0)} |`,
+  );
+  inputIds.dispose();
+  for (const parameter of parameters.values()) parameter.dispose();
+} catch (err) {
+  modelRows.push(`| Qwen3-0.6B-shaped model | failed: ${(err as Error).message.split('\n')[0]} | |`);
+} finally {
+  model?.dispose();
+}
+
+const table = [
+  header,
+  '',
+  '| row | fused ms | against the HBM floor | naive ms | speed-up | extra memory fused / naive |',
+  '|---|---|---|---|---|---|',
+  ...rows,
+  '',
+  `| Qwen3-0.6B-shaped model (random weights, ${QWEN3_0_6B.num_hidden_layers} layers, V = ${QWEN3_0_6B.vocab_size}) | shape | tokens/s |`,
+  '|---|---|---|',
+  ...modelRows,
+].join('\n');
+console.log(table.split('\n').slice(1).join('\n'));
+if (outFile) writeFileSync(outFile, table + '\n');

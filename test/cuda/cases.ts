@@ -1,0 +1,354 @@
+// The CUDA path against the CPU path: every fused objective (float32 and bf16 logits, V up to 151,936, masked rows,
+// a leading −inf, candidate sets with ties), the decoder's forward and backward, and three DistRL steps. Each case
+// builds its inputs on the CPU, runs the same call on both devices, and compares.
+//
+// The cases run under jest where CUDA is present (test/cuda.test.ts; skipped visibly elsewhere) and, on a GPU
+// machine without jest, from one bundled file under node's own test runner (benchmarks/gpu/run.sh). Setting
+// PREFIX_RL_PARITY_DEVICE=cpu runs them CPU against CPU: how the harness and the bundle are checked without a GPU.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { resolveRlConfig } from '../../lib/config/rl.js';
+import { loadModel, padBatch, type CausalLM } from '../../lib/model/index.js';
+import { environmentReport } from '../../lib/native/runtime.js';
+import { runObjective, tokenEntropy, tokenLogprobs } from '../../lib/ops/objectives.js';
+import { makeRlRecords } from '../../lib/task/index.js';
+import { Tensor, tidy, type DeviceName, type DType } from '../../lib/tensor/index.js';
+import { loadTokenizer } from '../../lib/tokenizer/index.js';
+import { trainRl, type RlStep } from '../../lib/train/rl.js';
+import { Rng } from '../../lib/util/rng.js';
+
+export interface ParityCase {
+  name: string;
+  run: () => Promise<void>;
+}
+
+/** The device compared against the CPU. */
+export const PARITY_DEVICE = (process.env.PREFIX_RL_PARITY_DEVICE ?? 'cuda') as DeviceName;
+
+/** Why the cases cannot run here, or undefined when they can. */
+export function paritySkipReason(): string | undefined {
+  if (PARITY_DEVICE === 'cpu') return undefined;
+  const { runtime } = environmentReport();
+  return runtime.cudaAvailable ? undefined : 'no CUDA device (this libtorch is CPU-only or no GPU is visible)';
+}
+
+const QWEN_VOCAB = 151_936;
+const FIXTURE = join(process.cwd(), 'fixtures/models/qwen3-tiny');
+
+/** max |a − b| / max(1, |b|) over the elements: an absolute error for small values, relative for large ones. */
+function worst(a: readonly number[], b: readonly number[]): number {
+  assert.equal(a.length, b.length, 'lengths differ');
+  let out = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (Number.isNaN(a[i]) || Number.isNaN(b[i])) return Number.isNaN(a[i]) && Number.isNaN(b[i]) ? out : Infinity;
+    if (a[i] === b[i]) continue; // equal infinities too
+    out = Math.max(out, Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(b[i])));
+  }
+  return out;
+}
+
+const values = (t: Tensor) =>
+  tidy(() =>
+    t
+      .to('cpu')
+      .to(t.dtype === 'int64' || t.dtype === 'bool' ? t.dtype : 'float64')
+      .toNumbers(),
+  );
+
+function assertClose(what: string, device: Tensor, cpu: Tensor, tolerance: number): void {
+  assert.deepEqual(device.shape, cpu.shape, `${what}: shapes differ`);
+  const error = worst(values(device), values(cpu));
+  assert.ok(error <= tolerance, `${what}: ${PARITY_DEVICE} differs from cpu by ${error.toExponential(2)} (tolerance ${tolerance})`);
+}
+
+/** Random logits [B, T, V] in `dtype`, the same on every run. */
+function logits(shape: number[], seed: number, dtype: DType): Tensor {
+  return tidy(() => Tensor.randn(shape, seed).mul(3).to(dtype).keep());
+}
+
+/** Random token ids [...shape] below `vocab`. */
+function ids(shape: number[], vocab: number, seed: number): Tensor {
+  const rng = new Rng(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  return Tensor.from(
+    BigInt64Array.from({ length: n }, () => BigInt(Math.floor(rng.next() * vocab))),
+    shape,
+  );
+}
+
+/** A right-padded response mask [B, T]: row b holds T − 2b tokens (at least one). */
+function mask(B: number, T: number): Tensor {
+  const out = new Float32Array(B * T);
+  for (let b = 0; b < B; b++) for (let t = 0; t < Math.max(1, T - 2 * b); t++) out[b * T + t] = 1;
+  return Tensor.from(out, [B, T]);
+}
+
+type Inputs = Record<string, Tensor | number | boolean | string>;
+
+/** `inputs` with every tensor on `device`; the keys in `leaves` become leaves that require grad. */
+function placed(inputs: Inputs, device: DeviceName, leaves: readonly string[]): Inputs {
+  const out: Inputs = {};
+  for (const [key, value] of Object.entries(inputs)) {
+    if (!(value instanceof Tensor)) {
+      out[key] = value;
+      continue;
+    }
+    const moved = value.to(device).detach();
+    if (leaves.includes(key)) moved.requiresGrad = true;
+    out[key] = moved;
+  }
+  return out;
+}
+
+/**
+ * Runs objective `name` on the CPU and on the parity device from the same inputs and compares every output; with
+ * `loss`, backpropagates it on both and compares the gradients of the `leaves` too.
+ */
+async function objectiveParity(name: string, inputs: Inputs, options: { leaves?: string[]; loss?: string; tolerance: number }): Promise<void> {
+  const leaves = options.leaves ?? [];
+  await tidy(async () => {
+    const results = [];
+    for (const device of ['cpu', PARITY_DEVICE] as DeviceName[]) {
+      const on = placed(inputs, device, leaves);
+      const out = await runObjective<Record<string, Tensor | number>>(name, on);
+      if (options.loss) await (out[options.loss] as Tensor).backwardAsync();
+      results.push({ on, out });
+    }
+    const [cpu, device] = results;
+    for (const [key, value] of Object.entries(cpu.out)) {
+      const other = device.out[key];
+      if (value instanceof Tensor) assertClose(`${name}.${key}`, other as Tensor, value, options.tolerance);
+      else assert.ok(worst([other as number], [value]) <= options.tolerance, `${name}.${key}: ${other} vs ${value}`);
+    }
+    for (const key of leaves) {
+      const [g, gCpu] = [(device.on[key] as Tensor).grad, (cpu.on[key] as Tensor).grad];
+      assert.ok(g && gCpu, `${name}: no gradient for ${key}`);
+      assertClose(`${name} ∂/∂${key}`, g, gCpu, options.tolerance);
+    }
+  });
+}
+
+// bf16 logits give both devices the same inputs; they differ by float32 summation order (≈1e-6 relative) and by
+// one bf16 rounding of a gradient (2^-8 relative).
+const TOLERANCE: Record<string, number> = { float32: 1e-4, bfloat16: 8e-3 };
+
+function logRatioInputs(B: number, T: number, V: number, dtype: DType, seed: number): Inputs {
+  return { logits: logits([B, T, V], seed, dtype), refLogits: logits([B, T, V], seed + 1, dtype), tokens: ids([B, T], V, seed), mask: mask(B, T) };
+}
+
+const objectiveCases: ParityCase[] = (['float32', 'bfloat16'] as DType[]).flatMap((dtype) => {
+  const tolerance = TOLERANCE[dtype];
+  const B = 4;
+  const T = 6;
+  const V = QWEN_VOCAB;
+  const acc = () => Tensor.from(Float32Array.from([1, 0, 1, 1]), [B]);
+  const cases: [string, () => Inputs, { leaves?: string[]; loss?: string }][] = [
+    ['prefix_values', () => ({ ...logRatioInputs(B, T, V, dtype, 1), beta: 0.5 }), {}],
+    ['ipvrm_offline', () => ({ ...logRatioInputs(B, T, V, dtype, 2), labels: acc(), beta: 10, margin: 0.5 }), { leaves: ['logits'], loss: 'loss' }],
+    ['ipvrm_online', () => ({ ...logRatioInputs(B, T, V, dtype, 3), acc: acc(), groupSize: 4 }), { leaves: ['logits'], loss: 'loss' }],
+    ['implicit_prm_ce', () => ({ ...logRatioInputs(B, T, V, dtype, 4), labels: acc() }), { leaves: ['logits'], loss: 'loss' }],
+    ['implicit_prm_online', () => ({ ...logRatioInputs(B, T, V, dtype, 5), acc: acc(), groupSize: 4 }), { leaves: ['logits'], loss: 'loss' }],
+    ['dpo_rm', () => logRatioInputs(B, T, V, dtype, 6), { leaves: ['logits'], loss: 'loss' }],
+    ['dpo_online', () => ({ ...logRatioInputs(B, T, V, dtype, 7), acc: acc(), groupSize: 4 }), { leaves: ['logits'], loss: 'loss' }],
+    ['distrl_candidates', () => ({ oldLogits: logits([B, T, V], 8, dtype), tokens: ids([B, T], V, 8), mask: mask(B, T), k: 5, minP: 0.001 }), {}],
+  ];
+  return [
+    ...cases.map(([name, inputs, options]) => ({
+      name: `${name} (${dtype} logits, V = ${V}, masked rows)`,
+      run: () => tidy(() => objectiveParity(name, inputs(), { ...options, tolerance })),
+    })),
+    {
+      name: `distrl_td and distrl_loss on a candidate set (${dtype}, V = ${V})`,
+      run: () =>
+        tidy(async () => {
+          const tokens = ids([B, T], V, 9);
+          const m = mask(B, T);
+          const old = logits([B, T, V], 9, dtype);
+          // The candidate set comes from the CPU so that both devices score the same candidates.
+          const set = await runObjective<Record<string, Tensor>>('distrl_candidates', { oldLogits: old, tokens, mask: m, k: 5, minP: 0.001 });
+          const common = { candidateIndices: set.candidateIndices, oldTopkLogprobs: set.oldTopkLogprobs, mask: m };
+          await objectiveParity('distrl_td', { ...common, rmLogits: logits([B, T, V], 10, dtype), beta: 10 }, { tolerance });
+          await objectiveParity(
+            'distrl_loss',
+            {
+              ...common,
+              newLogits: logits([B, T, V], 11, dtype),
+              oldLogProb: set.oldLogProb,
+              candidateMask: set.candidateMask,
+              advantages: Tensor.randn([B, T], 12),
+              scaledCandidateTd: Tensor.randn([B, T, 5], 13),
+              alpha: 0.1,
+            },
+            { leaves: ['newLogits'], loss: 'loss', tolerance },
+          );
+        }),
+    },
+    {
+      name: `token log-probs and entropy (${dtype}, V = ${V}, temperature 0.7, rows with no gradient)`,
+      run: () =>
+        tidy(async () => {
+          const x = logits([8, V], 14, dtype);
+          const index = ids([8, 3], V, 14);
+          // Rows 2 and 5 get no gradient: the backward writes exact zeros there without reading the logits.
+          const weights = Tensor.from(
+            Float32Array.from({ length: 24 }, (_, i) => ([2, 5].includes(Math.floor(i / 3)) ? 0 : 1 + (i % 3))),
+            [8, 3],
+          );
+          const results = [];
+          for (const device of ['cpu', PARITY_DEVICE] as DeviceName[]) {
+            const leaf = x.to(device).detach();
+            leaf.requiresGrad = true;
+            const logp = await tokenLogprobs(leaf, index.to(device), { temperature: 0.7 });
+            await logp.mul(weights.to(device)).sum().backwardAsync();
+            results.push({ logp, grad: leaf.grad!, entropy: await tokenEntropy(x.to(device), { temperature: 0.7 }) });
+          }
+          assertClose('log-probs', results[1].logp, results[0].logp, tolerance);
+          assertClose('∂/∂logits', results[1].grad, results[0].grad, tolerance);
+          assertClose('entropy', results[1].entropy, results[0].entropy, tolerance);
+          assert.ok(
+            values(results[1].grad.select(0, 2)).every((g) => g === 0),
+            'a row with no gradient must be exactly zero',
+          );
+        }),
+    },
+  ];
+});
+
+const edgeCases: ParityCase[] = [
+  {
+    name: 'a row whose first logits are −inf (masked vocabulary) has a finite logsumexp',
+    run: () =>
+      tidy(async () => {
+        const V = 4099; // odd: rows start unaligned
+        const raw = Float32Array.from({ length: 4 * V }, (_, i) => (i % V < 1500 ? -Infinity : Math.sin(i)));
+        const x = Tensor.from(raw, [4, V]);
+        const index = Tensor.from(BigInt64Array.from([1600n, 2000n, 3000n, 4098n]), [4, 1]);
+        for (const dtype of ['float32', 'bfloat16'] as DType[]) {
+          const cpu = await tokenLogprobs(x.to(dtype), index);
+          const device = await tokenLogprobs(x.to(dtype).to(PARITY_DEVICE), index.to(PARITY_DEVICE));
+          assert.ok(values(device).every(Number.isFinite), `${dtype}: non-finite log-probs on ${PARITY_DEVICE}`);
+          assertClose(`${dtype} log-probs`, device, cpu, 1e-5);
+        }
+      }),
+  },
+  {
+    name: 'candidate sets with ties (bf16 logits of few distinct values) are the CPU’s: the lower index wins',
+    run: () =>
+      tidy(async () => {
+        const [B, T, V] = [2, 8, QWEN_VOCAB];
+        const rng = new Rng(15);
+        // Eight distinct values, most of them far below the top: many exact ties at and around the K-th slot.
+        const raw = Float32Array.from({ length: B * T * V }, () => Math.floor(rng.next() * 8) * 0.5 - (rng.next() < 0.999 ? 4 : 0));
+        const old = Tensor.from(raw, [B, T, V]).to('bfloat16');
+        const tokens = ids([B, T], V, 15);
+        for (const k of [5, 16]) {
+          const inputs = { tokens, mask: mask(B, T), k, minP: 1e-6 };
+          const cpu = await runObjective<Record<string, Tensor>>('distrl_candidates', { ...inputs, oldLogits: old });
+          const device = await runObjective<Record<string, Tensor>>('distrl_candidates', placed({ ...inputs, oldLogits: old }, PARITY_DEVICE, []));
+          assert.deepEqual(values(device.candidateIndices), values(cpu.candidateIndices), `k = ${k}: candidate ids differ`);
+          assert.deepEqual(values(device.candidateMask), values(cpu.candidateMask), `k = ${k}: candidate masks differ`);
+          assertClose(`k = ${k}: candidate log-probs`, device.oldTopkLogprobs, cpu.oldTopkLogprobs, 1e-5);
+        }
+      }),
+  },
+  {
+    name: 'float64 log ratios: formed in double on both devices',
+    run: () =>
+      tidy(async () => {
+        const inputs = logRatioInputs(2, 5, 32_000, 'float32', 16);
+        const cpu = await runObjective<Record<string, Tensor>>('prefix_values', inputs);
+        const device = await runObjective<Record<string, Tensor>>('prefix_values', placed(inputs, PARITY_DEVICE, []));
+        assert.equal(device.logRatio.dtype, cpu.logRatio.dtype);
+        assertClose('log ratio', device.logRatio, cpu.logRatio, 1e-5);
+        // The same model on both sides: exactly zero, however the sums round.
+        const same = await runObjective<Record<string, Tensor>>('prefix_values', placed({ ...inputs, refLogits: inputs.logits }, PARITY_DEVICE, []));
+        assert.ok(
+          values(same.logRatio).every((x) => x === 0),
+          'log π/π must be exactly 0',
+        );
+      }),
+  },
+];
+
+async function withModel<T>(device: DeviceName, body: (model: CausalLM) => Promise<T>): Promise<T> {
+  const model = await loadModel(FIXTURE, { device });
+  try {
+    return await body(model);
+  } finally {
+    model.dispose();
+  }
+}
+
+const modelCases: ParityCase[] = [
+  {
+    name: 'decoder forward (logits) and backward (parameter gradients) on the CPU and the device',
+    run: async () => {
+      const run = (device: DeviceName) =>
+        withModel(device, (model) =>
+          tidy(async () => {
+            const { inputIds, attentionMask } = padBatch(
+              [
+                [1, 5, 9, 3, 7, 2, 11, 4],
+                [4, 8, 15, 16, 23],
+              ],
+              { side: 'left' },
+            );
+            const logits = values(await model.forward(inputIds, attentionMask));
+            const parameters = model.parameters();
+            for (const p of parameters.values()) p.requiresGrad = true;
+            await (await model.tokenLogprobs(inputIds, attentionMask, { checkpoint: true })).sum().backwardAsync();
+            const grads = Object.fromEntries([...parameters].map(([name, p]) => [name, values(p.grad!)]));
+            for (const p of parameters.values()) p.requiresGrad = false;
+            return { logits, grads };
+          }),
+        );
+      const [cpu, device] = [await run('cpu'), await run(PARITY_DEVICE)];
+      assert.ok(worst(device.logits, cpu.logits) < 1e-4, `logits differ by ${worst(device.logits, cpu.logits)}`);
+      for (const [name, grad] of Object.entries(cpu.grads)) {
+        const error = worst(device.grads[name], grad);
+        assert.ok(error < 1e-3, `∂/∂${name} differs by ${error}`);
+      }
+    },
+  },
+  {
+    name: 'three DistRL steps (policy + online IPVRM) on the device match the same steps on the CPU',
+    run: async () => {
+      const tokenizer = await loadTokenizer(FIXTURE);
+      const config = resolveRlConfig({
+        algorithm: 'distrl-ipvrm',
+        steps: 3,
+        rollout: { promptsPerStep: 2, samples: 4, oversample: 1, maxNewTokens: 6 },
+        actor: { lr: 1e-3, microBatch: 8 },
+        rewardModel: { lr: 1e-4 },
+      });
+      const run = async (device: DeviceName): Promise<RlStep[]> => {
+        const [policy, rewardModel, reference] = [
+          await loadModel(FIXTURE, { device }),
+          await loadModel(FIXTURE, { device }),
+          await loadModel(FIXTURE, { device }),
+        ];
+        try {
+          return await trainRl({ policy, rewardModel, reference }, tokenizer, makeRlRecords(0, 8), config, {
+            reward: (rollout) => (rollout.response_ids[0] % 2 === 0 ? 1 : 0),
+          });
+        } finally {
+          for (const model of [policy, rewardModel, reference]) model.dispose();
+        }
+      };
+      const [cpu, device] = [await run('cpu'), await run(PARITY_DEVICE)];
+      // Sampling draws its uniforms on the CPU, so both devices sample the same tokens unless logits differ across a
+      // sampling boundary; then the steps are not comparable and the case says so.
+      for (const [i, step] of cpu.entries()) {
+        const other = device[i];
+        assert.equal(other.sequences, step.sequences, `step ${i}: trained on other sequences`);
+        assert.equal(other.meanResponseLength, step.meanResponseLength, `step ${i}: sampled other responses`);
+        for (const key of ['accuracy', 'loss', 'pgLoss', 'topkPgLoss', 'entropy', 'gradNorm', 'rmLoss'] as const) {
+          const [a, b] = [other[key] ?? 0, step[key] ?? 0];
+          assert.ok(worst([a], [b]) < 1e-3, `step ${i}: ${key} ${a} on ${PARITY_DEVICE}, ${b} on cpu`);
+        }
+      }
+    },
+  },
+];
+
+export const PARITY_CASES: ParityCase[] = [...objectiveCases, ...edgeCases, ...modelCases];
