@@ -6,7 +6,20 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'build/', 'build-cmake/', 'node_modules/', 'prebuilds/', 'demo-output/', 'fixtures/', 'benchmarks/out/', '.gpu/', 'build-gpu/'] },
+  {
+    ignores: [
+      'dist/',
+      'build/',
+      'build-cmake/',
+      'node_modules/',
+      'prebuilds/',
+      'demo-output/',
+      'fixtures/',
+      'benchmarks/out/',
+      '.gpu/',
+      'build-gpu/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   { languageOptions: { globals: { ...globals.node } } },

@@ -4,7 +4,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { environmentReport, releaseBufferCache } from '../lib/native/runtime.js';
-import { Tensor } from '../lib/tensor/index.js';
+import type { Tensor } from '../lib/tensor/index.js';
 import { distPpoFused, distPpoNaive, ipvrmFused, ipvrmNaive, problem } from './objective-variants.js';
 
 const quick = process.argv.includes('--quick');
