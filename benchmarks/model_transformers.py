@@ -3,13 +3,16 @@
 transformers' eager PyTorch on it, printing one JSON object.
 
     python3 benchmarks/model_transformers.py make DIR [--size small|tiny]
-    python3 benchmarks/model_transformers.py bench DIR --threads 2 --train-batch 8 --train-seq 256 ...
+    python3 benchmarks/model_transformers.py bench DIR --threads 2 --train-batch 8 --train-seq 256 ... [--dtype bfloat16]
 
 The timed work is what prefix-rl's side does: a training step is forward + token cross-entropy + backward + AdamW
 step + zero_grad on a [batch, seq] batch; sampling is generate() with do_sample, a KV cache, prompts of prompt-len
 tokens and exactly new-tokens new tokens per row (no EOS). It prints the seconds of each repeat after one warm-up.
+With --dtype bfloat16 both run under torch.autocast("cpu", dtype=torch.bfloat16) over the float32 model (PyTorch's
+own mixed precision: float32 weights and AdamW, bf16 matrix products).
 """
 
+import contextlib
 import argparse
 import json
 import time
@@ -60,8 +63,14 @@ def bench(args):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     input_ids = torch.randint(3, vocab, (args.train_batch, args.train_seq))
 
+    def precision():
+        if args.dtype == "bfloat16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     def train_step():
-        loss = model(input_ids=input_ids, labels=input_ids).loss
+        with precision():
+            loss = model(input_ids=input_ids, labels=input_ids).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -73,7 +82,7 @@ def bench(args):
     prompts = torch.randint(3, vocab, (args.gen_batch, args.prompt_len))
 
     def sample():
-        with torch.no_grad():
+        with torch.no_grad(), precision():
             out = model.generate(prompts, attention_mask=torch.ones_like(prompts), do_sample=True, temperature=1.0,
                                  top_k=0, top_p=1.0, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
                                  eos_token_id=None, pad_token_id=0, use_cache=True)
@@ -101,6 +110,7 @@ def main():
     for name, default in [("threads", 2), ("train-batch", 8), ("train-seq", 256), ("gen-batch", 8), ("prompt-len", 32),
                           ("new-tokens", 128), ("repeats", 5)]:
         bench_parser.add_argument(f"--{name}", type=int, default=default)
+    bench_parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     args = parser.parse_args()
     make(args) if args.command == "make" else bench(args)
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 namespace prefix_rl::kernels {
 namespace {
@@ -171,13 +172,75 @@ void row_logprob_backward<float>(const float* x, int64_t V, float scale, float l
   for (int64_t j = 0; j < k; ++j) grad[ids[j]] += scale * g[j];
 }
 
+// bf16 and fp16 rows take the float kernels too: each row is converted (exactly) into a per-thread float buffer — at
+// V = 151,936 that is 600 KiB, which stays in L2 — and the vector code runs on it. Converting first costs one pass
+// over L2-resident data; the element-by-element conversions inside the generic loops kept them from vectorising.
+namespace {
+
+template <int Slot, typename T>
+float* float_buffer(int64_t V) {
+  thread_local std::vector<float> buffer;
+  if (static_cast<int64_t>(buffer.size()) < V) buffer.resize(static_cast<size_t>(V));
+  return buffer.data();
+}
+
+template <typename T>
+const float* as_float(const T* x, int64_t V) {
+  float* out = float_buffer<0, T>(V);
+  for (int64_t v = 0; v < V; ++v) out[v] = static_cast<float>(x[v]);
+  return out;
+}
+
+template <typename T>
+double reduced_logsumexp(const T* x, int64_t V, float scale) {
+  return simd::kernels().logsumexp(as_float(x, V), V, scale);
+}
+
+template <typename T>
+void reduced_topk(const T* x, int64_t V, int64_t k, int64_t* ids, float* values) {
+  simd::kernels().topk(as_float(x, V), V, k, ids, values);  // float order = the 16-bit values' order, ties included
+}
+
+// The float kernel's dense term rounded once to T, then each gathered term added: the generic kernel's order.
+template <typename T>
+void reduced_logprob_backward(const T* x, int64_t V, float scale, float lse, const int64_t* ids, const float* g, int64_t k, T* grad) {
+  float g_sum = 0;
+  bool all_zero = true;
+  for (int64_t j = 0; j < k; ++j) g_sum += g[j], all_zero = all_zero && g[j] == 0;
+  if (all_zero) {
+    std::fill(grad, grad + V, T(0));
+    return;
+  }
+  const float* xf = as_float(x, V);  // read before grad (which may be x itself) is written
+  float* dense = float_buffer<1, T>(V);
+  simd::kernels().scaled_softmax(xf, V, scale, lse, -g_sum * scale, dense);
+  for (int64_t v = 0; v < V; ++v) grad[v] = static_cast<T>(dense[v]);
+  for (int64_t j = 0; j < k; ++j) grad[ids[j]] = static_cast<T>(static_cast<float>(grad[ids[j]]) + scale * g[j]);
+}
+
+}  // namespace
+
+#define PREFIX_RL_REDUCED_PRECISION(T)                                                                                          \
+  template <>                                                                                                                   \
+  double row_logsumexp<T>(const T* x, int64_t V, float scale) {                                                                 \
+    return reduced_logsumexp(x, V, scale);                                                                                      \
+  }                                                                                                                             \
+  template <>                                                                                                                   \
+  void row_topk<T>(const T* x, int64_t V, int64_t k, int64_t* ids, float* values) {                                             \
+    reduced_topk(x, V, k, ids, values);                                                                                         \
+  }                                                                                                                             \
+  template <>                                                                                                                   \
+  void row_logprob_backward<T>(const T* x, int64_t V, float scale, float lse, const int64_t* ids, const float* g, int64_t k, T* grad) { \
+    reduced_logprob_backward(x, V, scale, lse, ids, g, k, grad);                                                                \
+  }
+PREFIX_RL_REDUCED_PRECISION(c10::BFloat16)
+PREFIX_RL_REDUCED_PRECISION(c10::Half)
+
 #define PREFIX_RL_INSTANTIATE(T)                                              \
   template double row_logsumexp<T>(const T*, int64_t, acc_t<T>);              \
   template void row_topk<T>(const T*, int64_t, int64_t, int64_t*, acc_t<T>*); \
   template void row_logprob_backward<T>(const T*, int64_t, acc_t<T>, acc_t<T>, const int64_t*, const acc_t<T>*, int64_t, T*);
 PREFIX_RL_INSTANTIATE(double)
-PREFIX_RL_INSTANTIATE(c10::BFloat16)
-PREFIX_RL_INSTANTIATE(c10::Half)
 
 // The entropy kernels have no hand-vectorised float version (the lane loops vectorise as written).
 #define PREFIX_RL_INSTANTIATE_ENTROPY(T)                                   \
