@@ -140,6 +140,8 @@ for (const { dtype, ours, theirs } of runs) {
     ['sampling (KV cache)', 'sample', ours.sampleS, theirs.sample_s],
   ] as const) {
     const count = tokens[key];
-    console.log(`| ${row} | ${dtype} | ${rate(count, ourTimes)} | ${rate(count, theirTimes)} | ${(median(theirTimes) / median(ourTimes)).toFixed(2)}x |`);
+    console.log(
+      `| ${row} | ${dtype} | ${rate(count, ourTimes)} | ${rate(count, theirTimes)} | ${(median(theirTimes) / median(ourTimes)).toFixed(2)}x |`,
+    );
   }
 }

@@ -12,12 +12,12 @@ export interface Problem {
   labels: Tensor;
 }
 
-export function problem(B: number, T: number, V: number): Problem {
+export function problem(B: number, T: number, V: number, dtype: 'float32' | 'bfloat16' = 'float32'): Problem {
   return tidy(() => {
     const logits = Tensor.randn([B, T, V], 1, { dtype: 'float32' });
     return {
-      logits,
-      refLogits: logits.add(Tensor.randn([B, T, V], 2, { dtype: 'float32' }).mul(0.1)),
+      logits: logits.to(dtype),
+      refLogits: logits.add(Tensor.randn([B, T, V], 2, { dtype: 'float32' }).mul(0.1)).to(dtype),
       tokens: Tensor.rand([B, T], 3, { dtype: 'float64' }).mul(V).to('int64'),
       mask: Tensor.ones([B, T]),
       labels: Tensor.rand([B], 4).gt(0.5).to('float32'),

@@ -1,6 +1,6 @@
 // CPU benchmark of the fused objectives against the naive ATen composition (log_softmax → gather → cumsum …),
 // side by side in one process: time (median of 3 runs after one for memory) and peak extra memory (VmHWM above the baseline RSS,
-// after resetting the high-water mark through /proc/self/clear_refs). Run: npm run bench:ops [-- --quick | --shape=N,V]
+// after resetting the high-water mark through /proc/self/clear_refs). Run: npm run bench:ops [-- --quick | --shape=N,V | --dtype=bfloat16]
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { environmentReport, releaseBufferCache } from '../lib/native/runtime.js';
@@ -43,7 +43,8 @@ async function measure(setup: () => Tensor, fn: (logits: Tensor) => Promise<void
   return { ms: times[Math.floor(times.length / 2)], peakMiB };
 }
 
-// --shape N,V runs one shape; --quick the smallest.
+// --shape N,V runs one shape; --quick the smallest; --dtype=bfloat16 bf16 logits (default float32).
+const dtype = process.argv.find((a) => a.startsWith('--dtype='))?.slice(8) === 'bfloat16' ? 'bfloat16' : 'float32';
 const shapeArg = process.argv.find((a) => a.startsWith('--shape='))?.slice(8);
 const shapes: [number, number][] = shapeArg
   ? [shapeArg.split(',').map(Number) as [number, number]]
@@ -58,7 +59,9 @@ const shapes: [number, number][] = shapeArg
 
 const rows: string[] = [];
 const report = environmentReport();
-console.log(`# ops benchmark: libtorch ${report.build.torchVersion}, ${report.runtime.numThreads} threads, ${cpus()[0]?.model ?? 'cpu'}`);
+console.log(
+  `# ops benchmark (${dtype} logits): libtorch ${report.build.torchVersion}, ${report.runtime.numThreads} threads, ${cpus()[0]?.model ?? 'cpu'}`,
+);
 console.log('| objective | N | V | fused ms | naive ms | speed-up | fused extra MiB | naive extra MiB | memory ratio |');
 console.log('|---|---|---|---|---|---|---|---|---|');
 const variants = [
@@ -85,7 +88,7 @@ const variants = [
 
 for (const [N, V] of shapes) {
   const T = 256;
-  const p = problem(N / T, T, V);
+  const p = problem(N / T, T, V, dtype);
   const fresh = () => p.logits.clone();
   for (const [name, fused, naive] of variants) {
     const f = await measure(fresh, (logits) => fused(p, logits));

@@ -2,7 +2,7 @@
 // Builds the addon with cmake-js against the libtorch that scripts/find-libtorch.mjs finds.
 // Output: build/Release/prefix_rl.node (what node-gyp-build loads). Flags: --debug, --cuda=on|off|auto.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, renameSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,5 +39,8 @@ if (result.status !== 0) {
 }
 const config = debug ? 'Debug' : 'Release';
 mkdirSync(join(root, 'build/Release'), { recursive: true });
-copyFileSync(join(buildDir, config, 'prefix_rl.node'), join(root, 'build/Release/prefix_rl.node'));
+// Copied aside and renamed over the old binary: a process that has the old one loaded keeps its (unchanged) mapping.
+const target = join(root, 'build/Release/prefix_rl.node');
+copyFileSync(join(buildDir, config, 'prefix_rl.node'), `${target}.tmp-${process.pid}`);
+renameSync(`${target}.tmp-${process.pid}`, target);
 process.stdout.write('build-native: wrote build/Release/prefix_rl.node\n');

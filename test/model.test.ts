@@ -83,6 +83,19 @@ describe.each([
     });
   });
 
+  test('logits for a range of positions are that slice of the full logits; a range outside the input is refused', async () => {
+    await tidy(async () => {
+      const [ids, mask] = [int64(ref.input_ids), int64(ref.attention_mask)];
+      const full = await model.forward(ids, mask);
+      const part = await model.forward(ids, mask, { positions: { start: 4, length: 6 } });
+      expect(part.shape).toEqual([3, 6, model.config.vocabSize]);
+      expect(part.toArray()).toEqual(full.slice(1, 4, 10).contiguous().toArray());
+      await expect(model.forward(ids, mask, { positions: { start: 8, length: 5 } })).rejects.toThrow(
+        /logits positions \[8, 13\) do not lie inside the 12 input positions/,
+      );
+    });
+  });
+
   test('token log-probs match transformers', async () => {
     await tidy(async () => {
       const logprobs = await model.tokenLogprobs(int64(ref.input_ids), int64(ref.attention_mask));

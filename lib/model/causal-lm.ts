@@ -41,6 +41,14 @@ export interface ForwardOptions extends AsyncOptions {
   noGrad?: boolean;
 }
 
+export interface LogitsOptions extends ForwardOptions {
+  /**
+   * Logits for `length` positions from `start` only ([B, length, V]): the LM head skips the others (an RL step's
+   * prompt), and the result is contiguous. Default: every position.
+   */
+  positions?: { start: number; length: number };
+}
+
 export interface GenerateOptions extends AsyncOptions {
   /** Most new tokens per prompt. */
   maxNewTokens: number;
@@ -167,11 +175,12 @@ export class CausalLM {
     if (length > limit) throw new RangeError(`${what} of ${length} tokens is longer than this model's max_position_embeddings (${limit})`);
   }
 
-  async forward(inputIds: Tensor, attentionMask?: Tensor, options: ForwardOptions = {}): Promise<Tensor> {
+  async forward(inputIds: Tensor, attentionMask?: Tensor, options: LogitsOptions = {}): Promise<Tensor> {
     this.checkLength(inputIds.shape.at(-1) ?? 0, 'an input');
-    const { checkpoint, noGrad } = options;
+    const { checkpoint, noGrad, positions } = options;
+    const range = positions && { logitsStart: positions.start, logitsLength: positions.length };
     const out = await withCancel(options.signal, (token) =>
-      this.native.forward(inputIds.native, attentionMask?.native ?? null, { checkpoint, noGrad }, token),
+      this.native.forward(inputIds.native, attentionMask?.native ?? null, { checkpoint, noGrad, ...range }, token),
     );
     return Tensor.wrap(out);
   }

@@ -7,6 +7,7 @@ export {
   type Generation,
   type GenerateOptions,
   type ForwardOptions,
+  type LogitsOptions,
   type LoadModelOptions,
   type ModelDType,
   type SaveModelOptions,

@@ -37,6 +37,9 @@ export interface NativeCancelToken {
 export interface NativeForwardOptions {
   checkpoint?: boolean;
   noGrad?: boolean;
+  /** forward only: the LM head's positions [logitsStart, logitsStart + logitsLength). */
+  logitsStart?: number;
+  logitsLength?: number;
 }
 
 export interface NativeSamplingOptions {

@@ -659,8 +659,9 @@ class RolloutBatch {
 
   /** Logits of `model` at the response positions, [rows, R, V] (position t predicts response token t). */
   async responseLogits(model: CausalLM, rows: [number, number], options: { noGrad?: boolean; signal?: AbortSignal }): Promise<Tensor> {
-    const logits = await model.forward(this.take(this.inputIds, rows), this.take(this.attentionMask, rows), options);
-    return logits.slice(1, this.promptLength - 1, this.promptLength - 1 + this.responseLength);
+    // Position P − 1 + t predicts response token t: the LM head runs on those R positions only.
+    const positions = { start: this.promptLength - 1, length: this.responseLength };
+    return model.forward(this.take(this.inputIds, rows), this.take(this.attentionMask, rows), { ...options, positions });
   }
 
   /** log π(sampled token) of a model on every row, no graph, [B, R] (0 at padding). */

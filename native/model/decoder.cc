@@ -371,10 +371,18 @@ at::Tensor Decoder::hidden_states(const at::Tensor& ids, const at::Tensor& posit
 // Positions count the tokens before each one, so padding shifts nothing.
 static at::Tensor token_positions(const at::Tensor& mask) { return (mask.cumsum(-1) - 1).clamp_min(0); }
 
-at::Tensor Decoder::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool checkpoint) const {
+at::Tensor Decoder::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool checkpoint, int64_t logits_start,
+                            int64_t logits_length) const {
   auto [ids, mask] = prepare(input_ids, attention_mask);
-  at::Tensor attend = visible_keys(mask, 0, ids.size(1));
-  return lm_head(hidden_states(ids, token_positions(mask), attend, nullptr, checkpoint));
+  const int64_t time = ids.size(1);
+  if (logits_length < 0) logits_length = time - logits_start;
+  if (logits_start < 0 || logits_length < 1 || logits_start + logits_length > time) {
+    invalid_argument("logits positions [" + std::to_string(logits_start) + ", " + std::to_string(logits_start + logits_length) +
+                     ") do not lie inside the " + std::to_string(time) + " input positions");
+  }
+  at::Tensor attend = visible_keys(mask, 0, time);
+  at::Tensor hidden = hidden_states(ids, token_positions(mask), attend, nullptr, checkpoint);
+  return lm_head(logits_start == 0 && logits_length == time ? hidden : hidden.narrow(1, logits_start, logits_length));
 }
 
 at::Tensor Decoder::token_logprobs(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool checkpoint) const {

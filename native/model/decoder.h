@@ -94,7 +94,10 @@ class Decoder : public std::enable_shared_from_this<Decoder> {
   // logits as their unpadded sequences; logits at padding positions are finite but meaningless.
   // `checkpoint`: activation checkpointing while parameters require grad. Each layer keeps only its input, and the
   // backward pass recomputes its activations (one more forward per layer), as torch.utils.checkpoint does.
-  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool checkpoint = false) const;
+  // `logits_start` / `logits_length` (-1: to the end): the LM head runs on those positions only, giving [B, length,
+  // V] — an RL step's response logits without the prompt's, and contiguous, so no [B, R, V] slice is copied later.
+  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool checkpoint = false, int64_t logits_start = 0,
+                     int64_t logits_length = -1) const;
 
   // log p(input_ids[:, t+1] | input_ids[:, ..t]) as [B, T-1] float32; 0 where the token is padding or the first of its row.
   at::Tensor token_logprobs(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool checkpoint = false) const;

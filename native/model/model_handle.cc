@@ -162,24 +162,36 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   }
   Napi::Value is_disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !decoder_); }
 
-  // (inputIds, attentionMask | null, {checkpoint?, noGrad?}, cancel?) → Promise<NativeTensor>, for forward and
-  // tokenLogprobs. noGrad records no autograd graph even while parameters require grad (scoring passes in training).
-  template <at::Tensor (Decoder::*method)(const at::Tensor&, const at::Tensor&, bool) const>
-  Napi::Value run(const Napi::CallbackInfo& info, const char* name) {
+  // (inputIds, attentionMask | null, {checkpoint?, noGrad?, logitsStart?, logitsLength?}, cancel?) →
+  // Promise<NativeTensor>, for forward and tokenLogprobs (which takes no logits range). noGrad records no autograd
+  // graph even while parameters require grad (scoring passes in training).
+  template <typename Call>
+  Napi::Value run(const Napi::CallbackInfo& info, const char* name, Call call) {
     return guarded(info, [&]() -> Napi::Value {
       std::shared_ptr<Decoder> model = decoder(name);
       at::Tensor input_ids = TensorHandle::unwrap(info[0], "inputIds");
       at::Tensor attention_mask = info[1].IsUndefined() || info[1].IsNull() ? at::Tensor() : TensorHandle::unwrap(info[1], "attentionMask");
-      bool checkpoint = info[2].IsObject() && opt_bool(info[2].As<Napi::Object>(), "checkpoint", false);
-      bool no_grad = info[2].IsObject() && opt_bool(info[2].As<Napi::Object>(), "noGrad", false);
-      return run_async(info.Env(), info[3], [model, input_ids, attention_mask, checkpoint, no_grad]() {
+      const bool has_options = info[2].IsObject();
+      const Napi::Object options = has_options ? info[2].As<Napi::Object>() : Napi::Object::New(info.Env());
+      const bool checkpoint = opt_bool(options, "checkpoint", false);
+      const bool no_grad = opt_bool(options, "noGrad", false);
+      const int64_t start = opt_int(options, "logitsStart", 0), length = opt_int(options, "logitsLength", -1);
+      return run_async(info.Env(), info[3], [model, input_ids, attention_mask, checkpoint, no_grad, start, length, call]() {
         at::AutoGradMode grad_mode(!no_grad && at::GradMode::is_enabled());
-        return ((*model).*method)(input_ids, attention_mask, checkpoint);
+        return call(*model, input_ids, attention_mask, checkpoint, start, length);
       });
     });
   }
-  Napi::Value forward(const Napi::CallbackInfo& info) { return run<&Decoder::forward>(info, "forward"); }
-  Napi::Value token_logprobs(const Napi::CallbackInfo& info) { return run<&Decoder::token_logprobs>(info, "tokenLogprobs"); }
+  Napi::Value forward(const Napi::CallbackInfo& info) {
+    return run(info, "forward", [](const Decoder& m, const at::Tensor& ids, const at::Tensor& mask, bool checkpoint, int64_t start, int64_t length) {
+      return m.forward(ids, mask, checkpoint, start, length);
+    });
+  }
+  Napi::Value token_logprobs(const Napi::CallbackInfo& info) {
+    return run(info, "tokenLogprobs", [](const Decoder& m, const at::Tensor& ids, const at::Tensor& mask, bool checkpoint, int64_t, int64_t) {
+      return m.token_logprobs(ids, mask, checkpoint);
+    });
+  }
 
   // (promptIds, promptMask | null, options, cancel?) → Promise<{tokens, logprobs, lengths, finishReasons,
   // topTokens?, topLogprobs?}> (CPU tensors).

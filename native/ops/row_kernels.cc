@@ -220,18 +220,18 @@ void reduced_logprob_backward(const T* x, int64_t V, float scale, float lse, con
 
 }  // namespace
 
-#define PREFIX_RL_REDUCED_PRECISION(T)                                                                                          \
-  template <>                                                                                                                   \
-  double row_logsumexp<T>(const T* x, int64_t V, float scale) {                                                                 \
-    return reduced_logsumexp(x, V, scale);                                                                                      \
-  }                                                                                                                             \
-  template <>                                                                                                                   \
-  void row_topk<T>(const T* x, int64_t V, int64_t k, int64_t* ids, float* values) {                                             \
-    reduced_topk(x, V, k, ids, values);                                                                                         \
-  }                                                                                                                             \
-  template <>                                                                                                                   \
+#define PREFIX_RL_REDUCED_PRECISION(T)                                                                                                  \
+  template <>                                                                                                                           \
+  double row_logsumexp<T>(const T* x, int64_t V, float scale) {                                                                         \
+    return reduced_logsumexp(x, V, scale);                                                                                              \
+  }                                                                                                                                     \
+  template <>                                                                                                                           \
+  void row_topk<T>(const T* x, int64_t V, int64_t k, int64_t* ids, float* values) {                                                     \
+    reduced_topk(x, V, k, ids, values);                                                                                                 \
+  }                                                                                                                                     \
+  template <>                                                                                                                           \
   void row_logprob_backward<T>(const T* x, int64_t V, float scale, float lse, const int64_t* ids, const float* g, int64_t k, T* grad) { \
-    reduced_logprob_backward(x, V, scale, lse, ids, g, k, grad);                                                                \
+    reduced_logprob_backward(x, V, scale, lse, ids, g, k, grad);                                                                        \
   }
 PREFIX_RL_REDUCED_PRECISION(c10::BFloat16)
 PREFIX_RL_REDUCED_PRECISION(c10::Half)
