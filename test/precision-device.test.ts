@@ -14,7 +14,7 @@ import { AdamW, loadModel, loadOptions, padBatch, type CausalLM } from '../lib/m
 import { environmentReport } from '../lib/native/runtime.js';
 import { prefixValues, tokenLogprobs } from '../lib/ops/objectives.js';
 import { makeRlRecords, makeSftRecords } from '../lib/task/index.js';
-import { Tensor, tidy } from '../lib/tensor/index.js';
+import { cudaMemory, cudaResetPeakMemory, cudaSynchronize, Tensor, tidy } from '../lib/tensor/index.js';
 import { loadTokenizer } from '../lib/tokenizer/index.js';
 import { trainRl } from '../lib/train/rl.js';
 import { captureStdout } from './helpers/stdout.js';
@@ -168,6 +168,15 @@ describe('devices', () => {
     }
   });
 
+  test('the CUDA runtime controls answer ERR_CUDA_UNAVAILABLE without CUDA; env lists no GPU', async () => {
+    if (cudaAvailable) return; // a GPU machine checks them in test/cuda.test.ts
+    expect(environmentReport().runtime.cudaDevices).toEqual([]);
+    expect(() => cudaMemory()).toThrow(/CUDA is not available/);
+    expect(() => cudaResetPeakMemory('cuda:0')).toThrow(/CUDA is not available/);
+    await expect(cudaSynchronize()).rejects.toMatchObject({ code: 'ERR_CUDA_UNAVAILABLE' });
+    expect(() => cudaMemory('cpu')).toThrow(/expected a CUDA device/);
+  });
+
   test('stage configs take device and dtype (bfloat16 or float32 only) and name a bad one', () => {
     expect(resolveSftConfig({})).toMatchObject({ device: 'cpu', dtype: 'float32' });
     expect(resolveSftConfig({ device: 'cuda:1', dtype: 'bfloat16' })).toMatchObject({ device: 'cuda:1', dtype: 'bfloat16' });
@@ -197,6 +206,21 @@ describe('--device and --dtype on the commands', () => {
       expect(run.config).toMatchObject({ dtype: 'bfloat16', device: 'cpu' });
       const saved = JSON.parse(await readFile(join(tmp, 'run', 'model', 'config.json'), 'utf8')) as Record<string, unknown>;
       expect(saved.torch_dtype ?? saved.dtype).toBe('float32');
+      // bf16 resume: a run that died after its step-2 checkpoint (summary and model gone) and resumed from it ends
+      // with the float32 master weights of the uninterrupted run, bit for bit.
+      const weights = async (run: string) => {
+        const model = await loadModel(join(tmp, run, 'model'));
+        const values = tidy(() => model.parameters().get(Q_PROJ)!.toNumbers());
+        model.dispose();
+        return values;
+      };
+      const bf16 = [...args, '--dtype', 'bfloat16', '--set', 'checkpoint.every=2'];
+      await main([...bf16, '--out', join(tmp, 'whole')]);
+      await main([...bf16, '--out', join(tmp, 'resumed')]);
+      await rm(join(tmp, 'resumed', 'summary.json'));
+      await rm(join(tmp, 'resumed', 'model'), { recursive: true });
+      await main([...bf16, '--out', join(tmp, 'resumed'), '--resume', join(tmp, 'resumed', 'checkpoints', 'step-000002')]);
+      expect(await weights('resumed')).toEqual(await weights('whole'));
       await expect(main([...args, '--out', join(tmp, 'bad'), '--device', 'gpu'])).rejects.toThrow(/device: must be cpu, cuda or cuda:N/);
       if (!cudaAvailable) await expect(main([...args, '--out', join(tmp, 'cuda'), '--device', 'cuda'])).rejects.toThrow(/CUDA is not available/);
     } finally {

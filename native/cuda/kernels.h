@@ -30,6 +30,14 @@ const char* gather_logprobs_forward(const void* logits, LogitsType type, int64_t
 const char* gather_logprobs_backward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, const float* lse, const int64_t* index,
                                      const float* grad_logp, int64_t K, void* grad_logits, void* stream);
 
+// Entropy of softmax(scale·x) per row, as the CPU kernel computes it: lse[n] first, then H[n] = Σ_v p_v·(lse − z_v)
+// (non-negative terms; p_v < e^−87 counts as zero). Writes lse and H in float.
+const char* token_entropy_forward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, float* lse, float* entropy, void* stream);
+
+// grad[n, v] = g[n]·scale·p_v·(lse − z_v − H), written in the logits' type (exact zeros where g[n] = 0).
+const char* token_entropy_backward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, const float* lse, const float* entropy,
+                                   const float* grad_entropy, void* grad_logits, void* stream);
+
 // Per row: the top-k logits ranked as the CPU ranks them (by the unscaled value, descending; equal values keep the
 // lower id), written scaled, with their ids; the scaled logit of tokens[n]; and lse[n].
 const char* row_topk(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, int64_t k, const int64_t* tokens, int64_t* ids,

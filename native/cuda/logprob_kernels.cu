@@ -174,6 +174,62 @@ __global__ void __launch_bounds__(kThreads) gather_backward_kernel(const T* logi
   }
 }
 
+// Block-wide sum of every thread's value; every thread gets the total. Synchronises the block.
+__device__ float block_sum(float local) {
+  __shared__ float warp_sums[kWarps];
+  __shared__ float result;
+  for (int offset = 16; offset > 0; offset >>= 1) local += __shfl_down_sync(0xffffffff, local, offset);
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  if (lane == 0) warp_sums[warp] = local;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float total = 0.0f;
+    for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) total += warp_sums[w];
+    result = total;
+  }
+  __syncthreads();
+  return result;
+}
+
+// p·d with d = lse − z ≥ 0 and p = e^−d; zero once p underflows (also for d = +inf, where p·d would be NaN).
+__device__ __forceinline__ float entropy_term(float d, float times) { return d < 87.0f ? __expf(-d) * times : 0.0f; }
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads) entropy_forward_kernel(const T* logits, int64_t V, float scale, float* lse_out, float* entropy_out) {
+  const int64_t row = blockIdx.x;
+  const T* x = logits + row * V;
+  MaxSum local{-INFINITY, 0.0f};
+  for_each(x, V, [&](int64_t, float value) { local = add(local, value * scale); });
+  const float lse = logsumexp(block_maxsum(local));
+  float h = 0.0f;
+  for_each(x, V, [&](int64_t, float value) {
+    const float d = lse - value * scale;
+    h += entropy_term(d, d);
+  });
+  h = block_sum(h);
+  if (threadIdx.x == 0) {
+    lse_out[row] = lse;
+    entropy_out[row] = h;
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads) entropy_backward_kernel(const T* logits, int64_t V, float scale, const float* lse_in,
+                                                                    const float* entropy_in, const float* grad_entropy, T* grad) {
+  const int64_t row = blockIdx.x;
+  T* out = grad + row * V;
+  const float g = grad_entropy[row];
+  if (g == 0.0f) {  // no gradient: exact zeros, the logits not read
+    transform(out, out, V, [](float) { return 0.0f; });
+    return;
+  }
+  const float coef = g * scale, lse = lse_in[row], h = entropy_in[row];
+  transform(logits + row * V, out, V, [&](float value) {
+    const float d = lse - value * scale;
+    return coef * entropy_term(d, d - h);
+  });
+}
+
 // The CPU's order of candidates: a larger value first; equal values, the lower id first.
 __device__ __forceinline__ bool ranks_before(float a, int a_id, float b, int b_id) { return a > b || (a == b && a_id < b_id); }
 
@@ -297,6 +353,24 @@ const char* gather_logprobs_backward(const void* logits, LogitsType type, int64_
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
     gather_backward_kernel<T><<<N, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(static_cast<const T*>(logits), V, scale, lse, index, grad_logp,
                                                                                      K, static_cast<T*>(grad_logits));
+  });
+}
+
+const char* token_entropy_forward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, float* lse, float* entropy, void* stream) {
+  if (N == 0) return nullptr;
+  return launch_typed(type, [&](auto tag) {
+    using T = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
+    entropy_forward_kernel<T><<<N, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(static_cast<const T*>(logits), V, scale, lse, entropy);
+  });
+}
+
+const char* token_entropy_backward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, const float* lse, const float* entropy,
+                                   const float* grad_entropy, void* grad_logits, void* stream) {
+  if (N == 0) return nullptr;
+  return launch_typed(type, [&](auto tag) {
+    using T = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
+    entropy_backward_kernel<T><<<N, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(static_cast<const T*>(logits), V, scale, lse, entropy,
+                                                                                      grad_entropy, static_cast<T*>(grad_logits));
   });
 }
 

@@ -249,6 +249,70 @@ at::Tensor gather_logprobs_nograd(const at::Tensor& logits, const at::Tensor& in
 
 // ---- token_entropy ----
 
+// Whether token_entropy runs fused on this device (else the ATen composition).
+static bool entropy_fused(const at::Tensor& logits) {
+#ifdef PREFIX_RL_CUDA_KERNELS
+  if (fused_cuda(logits, 0)) return true;
+#endif
+  return logits.device().is_cpu();
+}
+
+// (lse, entropy) [N] of logits2d [N, V], in the accumulation type (float32 on CUDA): one logsumexp pass and one
+// entropy pass per row.
+static std::pair<at::Tensor, at::Tensor> entropy_forward(const at::Tensor& logits2d, double temperature) {
+  const int64_t N = logits2d.size(0), V = logits2d.size(1);
+  const auto acc = acc_type(logits2d.scalar_type());
+  at::Tensor lse = at::empty({N}, logits2d.options().dtype(acc));
+  at::Tensor entropy = at::empty({N}, logits2d.options().dtype(acc));
+#ifdef PREFIX_RL_CUDA_KERNELS
+  if (logits2d.is_cuda()) {
+    c10::cuda::CUDAGuard guard(logits2d.device());
+    check_cuda(cuda::token_entropy_forward(logits2d.data_ptr(), cuda_type(logits2d.scalar_type()), N, V, static_cast<float>(1.0 / temperature),
+                                           lse.data_ptr<float>(), entropy.data_ptr<float>(), c10::cuda::getCurrentCUDAStream().stream()));
+    return {lse, entropy};
+  }
+#endif
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, logits2d.scalar_type(), "token_entropy", [&] {
+    using A = acc_t<scalar_t>;
+    const scalar_t* x = logits2d.data_ptr<scalar_t>();
+    A* lse_out = lse.data_ptr<A>();
+    A* h_out = entropy.data_ptr<A>();
+    const A scale = static_cast<A>(1.0 / temperature);
+    parallel_rows(N, 16, [&](int64_t n) {
+      const scalar_t* row = x + n * V;
+      lse_out[n] = static_cast<A>(kernels::row_logsumexp(row, V, scale));
+      h_out[n] = kernels::row_entropy(row, V, scale, lse_out[n]);
+    });
+  });
+  return {lse, entropy};
+}
+
+static at::Tensor entropy_backward(const at::Tensor& logits2d, const at::Tensor& lse, const at::Tensor& entropy, const at::Tensor& g,
+                                   double temperature) {
+  const int64_t N = logits2d.size(0), V = logits2d.size(1);
+  at::Tensor grad = cached_empty(logits2d.sizes(), logits2d.options());
+#ifdef PREFIX_RL_CUDA_KERNELS
+  if (logits2d.is_cuda()) {
+    c10::cuda::CUDAGuard guard(logits2d.device());
+    check_cuda(cuda::token_entropy_backward(logits2d.data_ptr(), cuda_type(logits2d.scalar_type()), N, V, static_cast<float>(1.0 / temperature),
+                                            lse.data_ptr<float>(), entropy.data_ptr<float>(), g.data_ptr<float>(), grad.data_ptr(),
+                                            c10::cuda::getCurrentCUDAStream().stream()));
+    return grad;
+  }
+#endif
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, logits2d.scalar_type(), "token_entropy_backward", [&] {
+    using A = acc_t<scalar_t>;
+    const scalar_t* x = logits2d.data_ptr<scalar_t>();
+    const A* lse_p = lse.data_ptr<A>();
+    const A* h = entropy.data_ptr<A>();
+    const A* gp = g.data_ptr<A>();
+    scalar_t* out = grad.data_ptr<scalar_t>();
+    const A scale = static_cast<A>(1.0 / temperature);
+    parallel_rows(N, 16, [&](int64_t n) { kernels::row_entropy_backward(x + n * V, V, scale, lse_p[n], h[n], gp[n], out + n * V); });
+  });
+  return grad;
+}
+
 namespace {
 
 class TokenEntropyFn : public torch::autograd::Function<TokenEntropyFn> {
@@ -256,22 +320,7 @@ class TokenEntropyFn : public torch::autograd::Function<TokenEntropyFn> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits, double temperature) {
     const int64_t V = logits.size(-1);
     at::Tensor logits2d = logits.reshape({-1, V}).contiguous();
-    const int64_t N = logits2d.size(0);
-    const auto acc = acc_type(logits2d.scalar_type());
-    at::Tensor lse = at::empty({N}, logits2d.options().dtype(acc));
-    at::Tensor entropy = at::empty({N}, logits2d.options().dtype(acc));
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, logits2d.scalar_type(), "token_entropy", [&] {
-      using A = acc_t<scalar_t>;
-      const scalar_t* x = logits2d.data_ptr<scalar_t>();
-      A* lse_out = lse.data_ptr<A>();
-      A* h_out = entropy.data_ptr<A>();
-      const A scale = static_cast<A>(1.0 / temperature);
-      parallel_rows(N, 16, [&](int64_t n) {
-        const scalar_t* row = x + n * V;
-        lse_out[n] = static_cast<A>(kernels::row_logsumexp(row, V, scale));
-        h_out[n] = kernels::row_entropy(row, V, scale, lse_out[n]);
-      });
-    });
+    auto [lse, entropy] = entropy_forward(logits2d, temperature);
     ctx->save_for_backward({logits2d, lse, entropy});
     ctx->saved_data["temperature"] = temperature;
     ctx->saved_data["shape"] = logits.sizes().vec();
@@ -281,20 +330,8 @@ class TokenEntropyFn : public torch::autograd::Function<TokenEntropyFn> {
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
     auto saved = ctx->get_saved_variables();
     const at::Tensor& logits2d = saved[0];
-    const int64_t N = logits2d.size(0), V = logits2d.size(1);
-    at::Tensor g = grads[0].reshape({N}).to(saved[1].scalar_type()).contiguous();
-    at::Tensor grad = cached_empty(logits2d.sizes(), logits2d.options());
-    const double temperature = ctx->saved_data["temperature"].toDouble();
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, logits2d.scalar_type(), "token_entropy_backward", [&] {
-      using A = acc_t<scalar_t>;
-      const scalar_t* x = logits2d.data_ptr<scalar_t>();
-      const A* lse = saved[1].data_ptr<A>();
-      const A* h = saved[2].data_ptr<A>();
-      const A* gp = g.data_ptr<A>();
-      scalar_t* out = grad.data_ptr<scalar_t>();
-      const A scale = static_cast<A>(1.0 / temperature);
-      parallel_rows(N, 16, [&](int64_t n) { kernels::row_entropy_backward(x + n * V, V, scale, lse[n], h[n], gp[n], out + n * V); });
-    });
+    at::Tensor g = grads[0].reshape({logits2d.size(0)}).to(saved[1].scalar_type()).contiguous();
+    at::Tensor grad = entropy_backward(logits2d, saved[1], saved[2], g, ctx->saved_data["temperature"].toDouble());
     return {grad.reshape(ctx->saved_data["shape"].toIntVector()), at::Tensor()};
   }
 };
@@ -304,7 +341,7 @@ class TokenEntropyFn : public torch::autograd::Function<TokenEntropyFn> {
 at::Tensor token_entropy(const at::Tensor& logits, double temperature) {
   check_logits(logits, "logits");
   if (!(temperature > 0)) invalid_argument("temperature must be > 0");
-  if (logits.device().is_cpu()) return TokenEntropyFn::apply(logits, temperature);
+  if (entropy_fused(logits)) return TokenEntropyFn::apply(logits, temperature);
   // Elsewhere the composition: −Σ p·log p with 0·log 0 = 0 (special_entr).
   at::Tensor scaled = temperature == 1.0 ? logits : logits / temperature;
   return at::special_entr(at::softmax(scaled.to(acc_type(logits.scalar_type())), -1)).sum(-1);

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Compiles (syntax only) the addon's CUDA-only code paths — what `#ifdef PREFIX_RL_TORCH_CUDA` / PREFIX_RL_CUDA_KERNELS
+# hide from a CPU build — against this machine's libtorch headers and CUDA toolkit headers, so that a change to them
+# is checked without a GPU or a CUDA libtorch. A CPU libtorch lacks one generated header (cuda_cmake_macros.h); an
+# empty stand-in is made for it. Usage: bash scripts/check-cuda-sources.sh  (needs the toolkit: nvcc's include dir).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+torch=$(node scripts/find-libtorch.mjs --json | node -e "process.stdout.write(JSON.parse(require('fs').readFileSync(0, 'utf8')).root)")
+cuda=${CUDA_HOME:-$(dirname "$(dirname "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)")")}
+[ -f "$cuda/include/cuda_runtime.h" ] || { echo "no CUDA headers under $cuda (set CUDA_HOME)"; exit 2; }
+stub=$(mktemp -d)
+trap 'rm -rf "$stub"' EXIT
+mkdir -p "$stub/c10/cuda/impl" && touch "$stub/c10/cuda/impl/cuda_cmake_macros.h"
+status=0
+for file in $(grep -l 'PREFIX_RL_TORCH_CUDA\|PREFIX_RL_CUDA_KERNELS' native/*.cc native/*/*.cc); do
+  if c++ -std=gnu++17 -fsyntax-only -Wall -Wno-unused-parameter -DNAPI_CPP_EXCEPTIONS -DNAPI_VERSION=8 -DNODE_ADDON_API_DISABLE_DEPRECATED \
+    -DPREFIX_RL_BUILD_TYPE='"Release"' -DPREFIX_RL_TORCH_LIB_DIR='"-"' -DPREFIX_RL_CUDA_COMPILED=1 -DPREFIX_RL_TORCH_CUDA=1 -DPREFIX_RL_CUDA_KERNELS=1 \
+    -I node_modules/node-api-headers/include -I node_modules/node-addon-api -I native -isystem "$stub" -isystem "$torch/include" \
+    -isystem "$torch/include/torch/csrc/api/include" -isystem "$cuda/include" "$file"; then
+    echo "ok      $file"
+  else
+    echo "FAILED  $file"
+    status=1
+  fi
+done
+exit $status
