@@ -8,6 +8,7 @@ export { environmentReport, setNumThreads, releaseBufferCache, setBufferCacheLim
 // the fused objectives
 export {
   tokenLogprobs,
+  headLogprobs,
   tokenEntropy,
   prefixValues,
   ipvrmOffline,

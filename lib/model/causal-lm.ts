@@ -41,6 +41,15 @@ export interface ForwardOptions extends AsyncOptions {
   noGrad?: boolean;
 }
 
+export interface TokenLogprobsOptions extends ForwardOptions {
+  /**
+   * Through the fused LM head (default true): log-probs straight from the hidden states, the vocabulary streamed in
+   * chunks, so no [B, T, V] logits exist in the forward or the backward. false: the head's logits, then the fused
+   * gather (the path kept for comparison).
+   */
+  fusedHead?: boolean;
+}
+
 export interface LogitsOptions extends ForwardOptions {
   /**
    * Logits for `length` positions from `start` only ([B, length, V]): the LM head skips the others (an RL step's
@@ -189,11 +198,11 @@ export class CausalLM {
    * log p(token t | tokens before t) for t = 1..T-1, as [B, T-1] float32; 0 where the token is padding or is the
    * first token of its row (it has no prefix). Computes no logits for the last position.
    */
-  async tokenLogprobs(inputIds: Tensor, attentionMask?: Tensor, options: ForwardOptions = {}): Promise<Tensor> {
+  async tokenLogprobs(inputIds: Tensor, attentionMask?: Tensor, options: TokenLogprobsOptions = {}): Promise<Tensor> {
     this.checkLength(inputIds.shape.at(-1) ?? 0, 'an input');
-    const { checkpoint, noGrad } = options;
+    const { checkpoint, noGrad, fusedHead } = options;
     const out = await withCancel(options.signal, (token) =>
-      this.native.tokenLogprobs(inputIds.native, attentionMask?.native ?? null, { checkpoint, noGrad }, token),
+      this.native.tokenLogprobs(inputIds.native, attentionMask?.native ?? null, { checkpoint, noGrad, fusedHead }, token),
     );
     return Tensor.wrap(out);
   }

@@ -8,6 +8,7 @@ export {
   type GenerateOptions,
   type ForwardOptions,
   type LogitsOptions,
+  type TokenLogprobsOptions,
   type LoadModelOptions,
   type ModelDType,
   type SaveModelOptions,

@@ -40,6 +40,8 @@ export interface NativeForwardOptions {
   /** forward only: the LM head's positions [logitsStart, logitsStart + logitsLength). */
   logitsStart?: number;
   logitsLength?: number;
+  /** tokenLogprobs only: through the fused LM head (default true). */
+  fusedHead?: boolean;
 }
 
 export interface NativeSamplingOptions {

@@ -77,6 +77,23 @@ export async function tokenLogprobs(
 }
 
 /**
+ * The fused LM head: log softmax(hidden · Wᵀ / temperature) gathered at `index` [..., K], from hidden states
+ * [..., H] and the head's weight [V, H] (same dtype), without building [N, V] logits: the vocabulary is streamed
+ * `chunkSize` (default 4096) rows at a time, and the backward recomputes each chunk's logits. Gradients reach hidden
+ * and weight. float32 out (float64 for float64 inputs).
+ */
+export async function headLogprobs(
+  hidden: Tensor,
+  weight: Tensor,
+  index: Tensor,
+  options: AsyncOptions & { temperature?: number; chunkSize?: number } = {},
+): Promise<Tensor> {
+  const { temperature, chunkSize } = options;
+  const out = await runObjective<{ logprobs: Tensor }>('head_logprobs', { hidden, weight, index, temperature, chunkSize }, options);
+  return out.logprobs;
+}
+
+/**
  * Entropy of softmax(logits / temperature) at every position ([..., V] → [...]), differentiable: PPO's entropy bonus.
  * Fused on the CPU (the row's logsumexp, then Σ p·(lse − z); one pass backward); other devices compose ATen ops.
  */

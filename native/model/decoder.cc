@@ -13,6 +13,7 @@
 #include <set>
 
 #include "common.h"
+#include "ops/head_logprobs.h"
 #include "ops/logprobs.h"
 #include "ops/skinny_linear.h"
 
@@ -385,14 +386,15 @@ at::Tensor Decoder::forward(const at::Tensor& input_ids, const at::Tensor& atten
   return lm_head(logits_start == 0 && logits_length == time ? hidden : hidden.narrow(1, logits_start, logits_length));
 }
 
-at::Tensor Decoder::token_logprobs(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool checkpoint) const {
+at::Tensor Decoder::token_logprobs(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool checkpoint, bool fused_head) const {
   auto [ids, mask] = prepare(input_ids, attention_mask);
   const int64_t predicted = ids.size(1) - 1;
   // The last position predicts no given token: its logits are never computed.
   at::Tensor attend = visible_keys(mask, 0, ids.size(1));
   at::Tensor hidden = hidden_states(ids, token_positions(mask), attend, nullptr, checkpoint).narrow(1, 0, predicted);
   at::Tensor targets = ids.narrow(1, 1, predicted);
-  at::Tensor logprobs = gather_logprobs(lm_head(hidden), targets.unsqueeze(-1)).squeeze(-1);
+  at::Tensor logprobs = fused_head ? head_logprobs(hidden, compute(lm_head_), targets.unsqueeze(-1)).squeeze(-1)
+                                   : gather_logprobs(lm_head(hidden), targets.unsqueeze(-1)).squeeze(-1);
   // A token has a log-prob when it and the token before it are real: a row's first token has no prefix.
   at::Tensor scored = mask.narrow(1, 1, predicted) & mask.narrow(1, 0, predicted);
   return logprobs.masked_fill(at::logical_not(scored), 0.0);

@@ -100,7 +100,9 @@ class Decoder : public std::enable_shared_from_this<Decoder> {
                      int64_t logits_length = -1) const;
 
   // log p(input_ids[:, t+1] | input_ids[:, ..t]) as [B, T-1] float32; 0 where the token is padding or the first of its row.
-  at::Tensor token_logprobs(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool checkpoint = false) const;
+  // `fused_head`: straight from the hidden states through the fused LM head (ops/head_logprobs.h), never building
+  // [B, T, V] logits; otherwise the head's logits, then the fused gather (the path kept for comparison).
+  at::Tensor token_logprobs(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool checkpoint = false, bool fused_head = true) const;
 
   // Checks input_ids [B, T] and attention_mask [B, T] and moves them to the model device: ids as int64, the mask as
   // bool (all true when undefined).

@@ -162,9 +162,16 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   }
   Napi::Value is_disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !decoder_); }
 
-  // (inputIds, attentionMask | null, {checkpoint?, noGrad?, logitsStart?, logitsLength?}, cancel?) →
-  // Promise<NativeTensor>, for forward and tokenLogprobs (which takes no logits range). noGrad records no autograd
-  // graph even while parameters require grad (scoring passes in training).
+  // The options of forward and tokenLogprobs: the logits range is forward's, fusedHead tokenLogprobs'.
+  struct ForwardFlags {
+    bool checkpoint;
+    int64_t logits_start, logits_length;
+    bool fused_head;
+  };
+
+  // (inputIds, attentionMask | null, {checkpoint?, noGrad?, logitsStart?, logitsLength?, fusedHead?}, cancel?) →
+  // Promise<NativeTensor>, for forward and tokenLogprobs. noGrad records no autograd graph even while parameters
+  // require grad (scoring passes in training).
   template <typename Call>
   Napi::Value run(const Napi::CallbackInfo& info, const char* name, Call call) {
     return guarded(info, [&]() -> Napi::Value {
@@ -176,20 +183,21 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       const bool checkpoint = opt_bool(options, "checkpoint", false);
       const bool no_grad = opt_bool(options, "noGrad", false);
       const int64_t start = opt_int(options, "logitsStart", 0), length = opt_int(options, "logitsLength", -1);
-      return run_async(info.Env(), info[3], [model, input_ids, attention_mask, checkpoint, no_grad, start, length, call]() {
+      const bool fused_head = opt_bool(options, "fusedHead", true);
+      return run_async(info.Env(), info[3], [model, input_ids, attention_mask, checkpoint, no_grad, start, length, fused_head, call]() {
         at::AutoGradMode grad_mode(!no_grad && at::GradMode::is_enabled());
-        return call(*model, input_ids, attention_mask, checkpoint, start, length);
+        return call(*model, input_ids, attention_mask, ForwardFlags{checkpoint, start, length, fused_head});
       });
     });
   }
   Napi::Value forward(const Napi::CallbackInfo& info) {
-    return run(info, "forward", [](const Decoder& m, const at::Tensor& ids, const at::Tensor& mask, bool checkpoint, int64_t start, int64_t length) {
-      return m.forward(ids, mask, checkpoint, start, length);
+    return run(info, "forward", [](const Decoder& m, const at::Tensor& ids, const at::Tensor& mask, const ForwardFlags& f) {
+      return m.forward(ids, mask, f.checkpoint, f.logits_start, f.logits_length);
     });
   }
   Napi::Value token_logprobs(const Napi::CallbackInfo& info) {
-    return run(info, "tokenLogprobs", [](const Decoder& m, const at::Tensor& ids, const at::Tensor& mask, bool checkpoint, int64_t, int64_t) {
-      return m.token_logprobs(ids, mask, checkpoint);
+    return run(info, "tokenLogprobs", [](const Decoder& m, const at::Tensor& ids, const at::Tensor& mask, const ForwardFlags& f) {
+      return m.token_logprobs(ids, mask, f.checkpoint, f.fused_head);
     });
   }
 

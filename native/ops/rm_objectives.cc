@@ -6,13 +6,14 @@
 //   dpo_rm             Bradley-Terry on chosen/rejected rows (bt_sum = DPO-RM, bt_mean)
 //   dpo_online         online DPO pairs: the first k positives against the first k negatives of each group
 // Conventions follow ../shared/reference/implemented-math.md §1-2; gradients reach the logits through the fused
-// gather_logprobs backward. Also here: prefix_values (no loss), and token_logprobs / token_entropy, the fused
-// primitives on their own.
+// gather_logprobs backward. Also here: prefix_values (no loss), and token_logprobs / token_entropy / head_logprobs,
+// the fused primitives on their own.
 #include <ATen/ATen.h>
 
 #include <cmath>
 
 #include "common.h"
+#include "ops/head_logprobs.h"
 #include "ops/logprobs.h"
 #include "ops/objectives.h"
 
@@ -337,9 +338,20 @@ ObjectiveOutputs dpo_online(const ObjectiveInputs& in) {
   return out;
 }
 
+// The fused LM head: log-probs at `index` from hidden states [..., H] and the head's weight [V, H], streamed over
+// `chunkSize` vocabulary rows at a time (no [N, V] logits), differentiable w.r.t. hidden and weight.
+ObjectiveOutputs head_logprobs_objective(const ObjectiveInputs& in) {
+  in.expect_only({"hidden", "weight", "index", "temperature", "chunkSize"});
+  ObjectiveOutputs out;
+  out["logprobs"] =
+      head_logprobs(in.tensor("hidden"), in.tensor("weight"), in.tensor("index"), in.number("temperature", 1.0), in.integer("chunkSize", 4096));
+  return out;
+}
+
 const ObjectiveRegistration registrations[] = {
     {"prefix_values", prefix_values},
     {"token_logprobs", token_logprobs},
+    {"head_logprobs", head_logprobs_objective},
     {"token_entropy", token_entropy_objective},
     {"ipvrm_offline", ipvrm_offline},
     {"ipvrm_online", ipvrm_online},

@@ -1,0 +1,114 @@
+// The fused LM head (headLogprobs): log-probs and gradients (hidden and head weight) equal the unfused path — linear,
+// then the fused gather — at 1e-9 in float64 and to rounding in float32 and bf16, for chunk sizes that do and do not
+// divide V, a temperature ≠ 1, rows with no gradient and a tied head (the weight used twice); the decoder's
+// tokenLogprobs through it equals the logits path; bad input gets clear errors.
+import { join } from 'node:path';
+import { loadModel, padBatch } from '../lib/model/index.js';
+import { headLogprobs, tokenLogprobs } from '../lib/ops/objectives.js';
+import { Tensor, tidy, type DType } from '../lib/tensor/index.js';
+
+const [N, H, V, K] = [6, 5, 37, 3];
+
+function inputs(dtype: DType) {
+  return tidy(() => ({
+    hidden: Tensor.randn([2, N / 2, H], 1, { dtype: 'float64' })
+      .to(dtype)
+      .keep(),
+    weight: Tensor.randn([V, H], 2, { dtype: 'float64' }).mul(2).to(dtype).keep(),
+    index: Tensor.rand([2, N / 2, K], 3, { dtype: 'float64' })
+      .mul(V)
+      .to('int64')
+      .keep(),
+    // Row 1 of batch 0 and row 2 of batch 1 get no gradient.
+    g: Tensor.from(
+      Float64Array.from({ length: N * K }, (_, i) => ([1, 5].includes(Math.floor(i / K)) ? 0 : 1 + ((i * 7) % 5) / 3)),
+      [2, N / 2, K],
+    ).keep(),
+  }));
+}
+
+/** Log-probs and the gradients of Σ g·logp w.r.t. hidden and weight, fused or unfused; `tied` uses the weight a second time. */
+async function run(dtype: DType, fused: boolean, options: { chunkSize?: number; temperature?: number; tied?: boolean } = {}) {
+  return tidy(async () => {
+    const p = inputs(dtype);
+    p.hidden.requiresGrad = true;
+    p.weight.requiresGrad = true;
+    // A tied head: the same weight also makes part of the input (as the embedding does).
+    const hidden = options.tied
+      ? p.hidden.add(
+          p.weight
+            .slice(0, 0, N)
+            .reshape([2, N / 2, H])
+            .mul(0.5),
+        )
+      : p.hidden;
+    const logp = fused
+      ? await headLogprobs(hidden, p.weight, p.index, options)
+      : await tokenLogprobs(hidden.matmul(p.weight.transpose(0, 1)), p.index, { temperature: options.temperature });
+    await logp.to('float64').mul(p.g).sum().backwardAsync();
+    const numbers = (t: Tensor) => t.to('float64').toNumbers();
+    return { logp: numbers(logp), hidden: numbers(p.hidden.grad!), weight: numbers(p.weight.grad!) };
+  });
+}
+
+const worst = (a: number[], b: number[]) => Math.max(...a.map((x, i) => Math.abs(x - b[i]) / Math.max(1, Math.abs(b[i]))));
+
+describe('headLogprobs equals linear → log-softmax gather', () => {
+  test.each([
+    ['float64', 1, 1e-9],
+    ['float64', 7, 1e-9],
+    ['float64', 37, 1e-9],
+    ['float64', 4096, 1e-9],
+    ['float32', 8, 1e-5],
+    ['bfloat16', 8, 3e-2],
+  ] as [DType, number, number][])('%s, chunk %i (tolerance %f)', async (dtype, chunkSize, tolerance) => {
+    for (const variant of [{}, { temperature: 0.7 }, { tied: true }]) {
+      const fused = await run(dtype, true, { chunkSize, ...variant });
+      const unfused = await run(dtype, false, variant);
+      for (const key of ['logp', 'hidden', 'weight'] as const) expect(worst(fused[key], unfused[key])).toBeLessThan(tolerance);
+      // Rows with no gradient get none.
+      expect(fused.hidden.slice(1 * H, 2 * H).every((x) => x === 0)).toBe(true);
+    }
+  });
+
+  test('bad input is refused, naming what is wrong', async () => {
+    const p = inputs('float32');
+    await expect(headLogprobs(p.hidden, p.weight, p.index, { chunkSize: 0 })).rejects.toThrow(/chunkSize must be a positive integer, got 0/);
+    await expect(headLogprobs(p.hidden, p.weight.slice(1, 0, 4), p.index)).rejects.toThrow(/weight must be \[V, H\] with H = 5/);
+    await expect(headLogprobs(p.hidden, p.weight.to('float64'), p.index)).rejects.toThrow(/weight is float64 but hidden is float32/);
+    await expect(headLogprobs(p.hidden, p.weight, Tensor.full([2, N / 2, K], V, { dtype: 'int64' }))).rejects.toThrow(
+      /token index out of range: found \d+ for a vocabulary of 37/,
+    );
+    await expect(headLogprobs(p.hidden, p.weight, p.index.slice(1, 0, 2))).rejects.toThrow(/index has shape \[2, 2, 3\]/);
+    await expect(headLogprobs(p.hidden, p.weight, p.index, { temperature: 0 })).rejects.toThrow(/temperature must be/);
+    for (const t of Object.values(p)) t.dispose();
+  });
+});
+
+test('the decoder: tokenLogprobs through the fused head equals the logits path, values and gradients', async () => {
+  const model = await loadModel(join(process.cwd(), 'fixtures/models/qwen3-tiny'));
+  try {
+    const { inputIds, attentionMask } = padBatch([
+      [1, 5, 9, 3, 7, 2, 11, 4],
+      [4, 8, 15, 16, 23],
+    ]);
+    const run = (fusedHead: boolean) =>
+      tidy(async () => {
+        const parameters = model.parameters();
+        for (const p of parameters.values()) p.requiresGrad = true;
+        const logprobs = await model.tokenLogprobs(inputIds, attentionMask, { fusedHead });
+        await logprobs.sum().backwardAsync();
+        const grads = ['model.embed_tokens.weight', 'model.layers.0.mlp.up_proj.weight'].map((name) => parameters.get(name)!.grad!.toNumbers());
+        for (const p of parameters.values()) {
+          p.zeroGrad();
+          p.requiresGrad = false;
+        }
+        return { logprobs: logprobs.toNumbers(), grads };
+      });
+    const [fused, unfused] = [await run(true), await run(false)];
+    expect(worst(fused.logprobs, unfused.logprobs)).toBeLessThan(1e-5);
+    fused.grads.forEach((grad, i) => expect(worst(grad, unfused.grads[i])).toBeLessThan(1e-4));
+  } finally {
+    model.dispose();
+  }
+});
