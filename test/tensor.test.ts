@@ -257,7 +257,6 @@ describe('memory', () => {
   });
 
   test('100k create/dispose cycles leave zero live tensors and bounded RSS', async () => {
-    const before = liveTensors();
     const data = new Float32Array(256);
     // Node runs N-API finalizers of collected wrappers on the event loop, so yield between chunks as real loops do.
     const settle = async () => {
@@ -265,6 +264,9 @@ describe('memory', () => {
       global.gc?.();
       await new Promise((resolve) => setImmediate(resolve));
     };
+    // The baseline after a collection: garbage tensors of earlier tests must not be finalised inside the count.
+    await settle();
+    const before = liveTensors();
     const cycle = async (n: number) => {
       for (let done = 0; done < n; done += 10_000) {
         for (let i = 0; i < 10_000; i++) {

@@ -12,7 +12,6 @@ namespace prefix_rl {
 // log softmax(hidden · Wᵀ / temperature)[index] as [..., K]: float32, or float64 for float64 inputs.
 // Differentiable with respect to hidden and weight (a tied head's weight is the embedding: its gradient accumulates
 // there). Equal to the unfused path (linear → log_softmax → gather) up to summation order.
-at::Tensor head_logprobs(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& index, double temperature = 1.0,
-                         int64_t chunk = 4096);
+at::Tensor head_logprobs(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& index, double temperature = 1.0, int64_t chunk = 4096);
 
 }  // namespace prefix_rl
