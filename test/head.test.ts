@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { loadModel, padBatch } from '../lib/model/index.js';
 import { headLogprobs, tokenLogprobs } from '../lib/ops/objectives.js';
 import { Tensor, tidy, type DType } from '../lib/tensor/index.js';
+import { worstDifference } from './helpers/compare.js';
 
 const [N, H, V, K] = [6, 5, 37, 3];
 
@@ -51,8 +52,6 @@ async function run(dtype: DType, fused: boolean, options: { chunkSize?: number; 
   });
 }
 
-const worst = (a: number[], b: number[]) => Math.max(...a.map((x, i) => Math.abs(x - b[i]) / Math.max(1, Math.abs(b[i]))));
-
 describe('headLogprobs equals linear → log-softmax gather', () => {
   test.each([
     ['float64', 1, 1e-9],
@@ -65,7 +64,7 @@ describe('headLogprobs equals linear → log-softmax gather', () => {
     for (const variant of [{}, { temperature: 0.7 }, { tied: true }]) {
       const fused = await run(dtype, true, { chunkSize, ...variant });
       const unfused = await run(dtype, false, variant);
-      for (const key of ['logp', 'hidden', 'weight'] as const) expect(worst(fused[key], unfused[key])).toBeLessThan(tolerance);
+      for (const key of ['logp', 'hidden', 'weight'] as const) expect(worstDifference(fused[key], unfused[key])).toBeLessThan(tolerance);
       // Rows with no gradient get none.
       expect(fused.hidden.slice(1 * H, 2 * H).every((x) => x === 0)).toBe(true);
     }
@@ -106,8 +105,8 @@ test('the decoder: tokenLogprobs through the fused head equals the logits path, 
         return { logprobs: logprobs.toNumbers(), grads };
       });
     const [fused, unfused] = [await run(true), await run(false)];
-    expect(worst(fused.logprobs, unfused.logprobs)).toBeLessThan(1e-5);
-    fused.grads.forEach((grad, i) => expect(worst(grad, unfused.grads[i])).toBeLessThan(1e-4));
+    expect(worstDifference(fused.logprobs, unfused.logprobs)).toBeLessThan(1e-5);
+    fused.grads.forEach((grad, i) => expect(worstDifference(grad, unfused.grads[i])).toBeLessThan(1e-4));
   } finally {
     model.dispose();
   }

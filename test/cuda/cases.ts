@@ -16,6 +16,7 @@ import { Tensor, tidy, type DeviceName, type DType } from '../../lib/tensor/inde
 import { loadTokenizer } from '../../lib/tokenizer/index.js';
 import { trainRl, type RlStep } from '../../lib/train/rl.js';
 import { Rng } from '../../lib/util/rng.js';
+import { worstDifference } from '../helpers/compare.js';
 
 export interface ParityCase {
   name: string;
@@ -35,18 +36,6 @@ export function paritySkipReason(): string | undefined {
 const QWEN_VOCAB = 151_936;
 const FIXTURE = join(process.cwd(), 'fixtures/models/qwen3-tiny');
 
-/** max |a − b| / max(1, |b|) over the elements: an absolute error for small values, relative for large ones. */
-function worst(a: readonly number[], b: readonly number[]): number {
-  assert.equal(a.length, b.length, 'lengths differ');
-  let out = 0;
-  for (let i = 0; i < a.length; i++) {
-    if (Number.isNaN(a[i]) || Number.isNaN(b[i])) return Number.isNaN(a[i]) && Number.isNaN(b[i]) ? out : Infinity;
-    if (a[i] === b[i]) continue; // equal infinities too
-    out = Math.max(out, Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(b[i])));
-  }
-  return out;
-}
-
 const values = (t: Tensor) =>
   tidy(() =>
     t
@@ -57,7 +46,7 @@ const values = (t: Tensor) =>
 
 function assertClose(what: string, device: Tensor, cpu: Tensor, tolerance: number): void {
   assert.deepEqual(device.shape, cpu.shape, `${what}: shapes differ`);
-  const error = worst(values(device), values(cpu));
+  const error = worstDifference(values(device), values(cpu));
   assert.ok(error <= tolerance, `${what}: ${PARITY_DEVICE} differs from cpu by ${error.toExponential(2)} (tolerance ${tolerance})`);
 }
 
@@ -118,7 +107,7 @@ async function objectiveParity(name: string, inputs: Inputs, options: { leaves?:
     for (const [key, value] of Object.entries(cpu.out)) {
       const other = device.out[key];
       if (value instanceof Tensor) assertClose(`${name}.${key}`, other as Tensor, value, options.tolerance);
-      else assert.ok(worst([other as number], [value]) <= options.tolerance, `${name}.${key}: ${other} vs ${value}`);
+      else assert.ok(worstDifference([other as number], [value]) <= options.tolerance, `${name}.${key}: ${other} vs ${value}`);
     }
     for (const key of leaves) {
       const [g, gCpu] = [(device.on[key] as Tensor).grad, (cpu.on[key] as Tensor).grad];
@@ -303,9 +292,9 @@ const modelCases: ParityCase[] = [
           }),
         );
       const [cpu, device] = [await run('cpu'), await run(PARITY_DEVICE)];
-      assert.ok(worst(device.logits, cpu.logits) < 1e-4, `logits differ by ${worst(device.logits, cpu.logits)}`);
+      assert.ok(worstDifference(device.logits, cpu.logits) < 1e-4, `logits differ by ${worstDifference(device.logits, cpu.logits)}`);
       for (const [name, grad] of Object.entries(cpu.grads)) {
-        const error = worst(device.grads[name], grad);
+        const error = worstDifference(device.grads[name], grad);
         assert.ok(error < 1e-3, `∂/∂${name} differs by ${error}`);
       }
     },
@@ -344,7 +333,7 @@ const modelCases: ParityCase[] = [
         assert.equal(other.meanResponseLength, step.meanResponseLength, `step ${i}: sampled other responses`);
         for (const key of ['accuracy', 'loss', 'pgLoss', 'topkPgLoss', 'entropy', 'gradNorm', 'rmLoss'] as const) {
           const [a, b] = [other[key] ?? 0, step[key] ?? 0];
-          assert.ok(worst([a], [b]) < 1e-3, `step ${i}: ${key} ${a} on ${PARITY_DEVICE}, ${b} on cpu`);
+          assert.ok(worstDifference([a], [b]) < 1e-3, `step ${i}: ${key} ${a} on ${PARITY_DEVICE}, ${b} on cpu`);
         }
       }
     },
