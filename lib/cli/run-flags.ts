@@ -2,7 +2,7 @@
 // run, and what to do with an output folder that already holds something; and the --device / --dtype of the
 // commands that only run models.
 import type { Argv } from 'yargs';
-import { loadOptions, MODEL_DTYPES, TRAINING_DTYPES, type LoadModelOptions, type ModelDType } from '../model/index.js';
+import { loadOptions, MODEL_DTYPES, TRAINING_DTYPES, type LoadModelOptions, type ModelDType, type Placement } from '../model/index.js';
 import type { RunOutputOptions } from '../run/index.js';
 
 export interface RunFlags {
@@ -24,7 +24,7 @@ export const PLACEMENT_OPTIONS = {
 } as const;
 
 /** The load options of a model that a command runs without training it. */
-export function frozenModel(args: { device: string; dtype: ModelDType }): LoadModelOptions {
+export function frozenModel(args: Placement): LoadModelOptions {
   return loadOptions(args, 'frozen');
 }
 

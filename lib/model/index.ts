@@ -48,13 +48,4 @@ export {
   type ScheduleOptions,
 } from './optim.js';
 export { withModels } from './with-models.js';
-export {
-  checkDevice,
-  DEFAULT_PLACEMENT,
-  DEVICE_PATTERN,
-  loadOptions,
-  MODEL_DTYPES,
-  TRAINING_DTYPES,
-  type Placement,
-  type TrainingDType,
-} from './placement.js';
+export { checkDevice, DEVICE_PATTERN, loadOptions, MODEL_DTYPES, TRAINING_DTYPES, type Placement, type TrainingDType } from './placement.js';

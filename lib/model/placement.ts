@@ -13,12 +13,11 @@ export const MODEL_DTYPES: readonly ModelDType[] = ['float32', 'bfloat16', 'floa
 /** cpu, cuda (the current GPU) or cuda:N. */
 export const DEVICE_PATTERN = /^(cpu|cuda(:\d+)?)$/;
 
+/** Where a model lives and what it computes in: a stage config's `device` and `dtype`, or a command's flags. */
 export interface Placement {
-  device: DeviceName;
+  device: string;
   dtype: ModelDType;
 }
-
-export const DEFAULT_PLACEMENT: Placement = { device: 'cpu', dtype: 'float32' };
 
 /**
  * Load options for a model in `placement`. A model that trains keeps float32 master weights under a reduced
@@ -26,7 +25,7 @@ export const DEFAULT_PLACEMENT: Placement = { device: 'cpu', dtype: 'float32' };
  * sampler, an evaluated checkpoint) is stored in the dtype itself, which halves its memory. A LoRA policy's base
  * is frozen: only its adapter trains, and adapters are float32 under a reduced dtype either way.
  */
-export function loadOptions(placement: { device: string; dtype: ModelDType }, role: 'trains' | 'frozen'): LoadModelOptions {
+export function loadOptions(placement: Placement, role: 'trains' | 'frozen'): LoadModelOptions {
   return {
     device: checkDevice(placement.device, 'device'),
     dtype: placement.dtype,
