@@ -36,7 +36,6 @@ ObjectiveInputs ObjectiveInputs::parse(const std::string& objective, const Napi:
 // The fused kernels read raw pointers of every tensor input, so all of them must share one device; the error lists
 // each tensor with its device.
 void ObjectiveInputs::check_one_device() const {
-  std::string listing;
   std::optional<at::Device> first;
   bool mixed = false;
   for (const auto& [key, value] : values_) {
@@ -44,9 +43,14 @@ void ObjectiveInputs::check_one_device() const {
     const at::Device device = std::get<at::Tensor>(value).device();
     mixed = mixed || (first && *first != device);
     if (!first) first = device;
-    listing += std::string(listing.empty() ? "" : ", ") + key + " on " + device_name(device);
   }
-  if (mixed) invalid_argument(objective_ + ": tensor inputs must share one device, got " + listing);
+  if (!mixed) return;
+  std::string listing;
+  for (const auto& [key, value] : values_) {
+    if (!std::holds_alternative<at::Tensor>(value)) continue;
+    listing += std::string(listing.empty() ? "" : ", ") + key + " on " + device_name(std::get<at::Tensor>(value).device());
+  }
+  invalid_argument(objective_ + ": tensor inputs must share one device, got " + listing);
 }
 
 void ObjectiveInputs::bad(const std::string& key, const char* expected) const { invalid_argument(objective_ + ": input '" + key + "' " + expected); }
