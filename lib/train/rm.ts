@@ -203,7 +203,12 @@ export async function trainRewardModel(model: CausalLM, pairs: readonly RmPair[]
   return runToEnd(new RmSession(model, pairs, options), options);
 }
 
-/** π_φ's logits in the objectives' shifted layout (logits[b, t] predicts tokens[b, t] = input t + 1), the reference's log-probs, the response mask. */
+/**
+ * The implicit reward's inputs in the objectives' shifted layout (position t scores token t + 1): the log ratio
+ * log π_φ − log π_ref, π_φ's side through the fused LM head (tokenLogprobs: no [B, L, V] logits, gradients to π_φ),
+ * π_ref's from the cached reference log-probs (computed the same way, so the ratio is 0 up to rounding while
+ * π_φ = π_ref), and the response mask.
+ */
 async function rmInputs(model: CausalLM, sequences: readonly RmSequence[], signal?: AbortSignal) {
   const device = model.device;
   const { inputIds, attentionMask } = padBatch(
@@ -211,11 +216,10 @@ async function rmInputs(model: CausalLM, sequences: readonly RmSequence[], signa
     { device },
   );
   const [B, L] = inputIds.shape;
-  const logits = (await model.forward(inputIds, attentionMask, { signal })).slice(1, 0, L - 1);
-  const tokens = inputIds.slice(1, 1, L);
+  const policy = await model.tokenLogprobs(inputIds, attentionMask, { signal });
   const ref = new Float32Array(B * (L - 1));
   sequences.forEach((s, b) => ref.set(s.refLogprobs!, b * (L - 1)));
-  return { logits, tokens, refLogprobs: Tensor.from(ref, [B, L - 1], { device }), mask: scoredMask(sequences, L, device) };
+  return { logRatio: policy.sub(Tensor.from(ref, [B, L - 1], { device })), mask: scoredMask(sequences, L, device) };
 }
 
 const labels = (sequences: readonly RmSequence[], device: DeviceName) =>
