@@ -9,6 +9,7 @@ export { environmentReport, setNumThreads, releaseBufferCache, setBufferCacheLim
 export {
   tokenLogprobs,
   headLogprobs,
+  headLogprobsAndEntropy,
   tokenEntropy,
   prefixValues,
   ipvrmOffline,
@@ -22,6 +23,7 @@ export {
   distrlLoss,
   listObjectives,
   type Conventions,
+  type HeadInput,
 } from './ops/objectives.js';
 
 // models and tokenizers

@@ -4,7 +4,7 @@
 // tokenLogprobs through it equals the logits path; bad input gets clear errors.
 import { join } from 'node:path';
 import { loadModel, padBatch } from '../lib/model/index.js';
-import { headLogprobs, tokenLogprobs } from '../lib/ops/objectives.js';
+import { distrlCandidates, distrlTd, headLogprobs, headLogprobsAndEntropy, tokenEntropy, tokenLogprobs } from '../lib/ops/objectives.js';
 import { Tensor, tidy, type DType } from '../lib/tensor/index.js';
 import { worstDifference } from './helpers/compare.js';
 
@@ -110,4 +110,128 @@ test('the decoder: tokenLogprobs through the fused head equals the logits path, 
   } finally {
     model.dispose();
   }
+});
+
+/** Log-probs, entropies and the gradients of Σ g·logp + Σ gH·H, through headLogprobsAndEntropy or logits → tokenLogprobs + tokenEntropy. */
+async function runEntropy(dtype: DType, fused: boolean, options: { chunkSize?: number; temperature?: number; logprobGrad?: boolean } = {}) {
+  return tidy(async () => {
+    const p = inputs(dtype);
+    p.hidden.requiresGrad = true;
+    p.weight.requiresGrad = true;
+    const gH = Tensor.from(
+      Float64Array.from({ length: N }, (_, i) => (i === 4 ? 0 : 0.5 + i / 4)),
+      [2, N / 2],
+    );
+    let logp: Tensor, entropy: Tensor;
+    if (fused) {
+      ({ logprobs: logp, entropy } = await headLogprobsAndEntropy(p.hidden, p.weight, p.index, options));
+    } else {
+      const logits = p.hidden.matmul(p.weight.transpose(0, 1));
+      logp = await tokenLogprobs(logits, p.index, { temperature: options.temperature });
+      entropy = await tokenEntropy(logits, { temperature: options.temperature });
+    }
+    let loss = entropy.to('float64').mul(gH).sum();
+    if (options.logprobGrad !== false) loss = loss.add(logp.to('float64').mul(p.g).sum());
+    await loss.backwardAsync();
+    const numbers = (t: Tensor) => t.to('float64').toNumbers();
+    return { logp: numbers(logp), entropy: numbers(entropy), hidden: numbers(p.hidden.grad!), weight: numbers(p.weight.grad!) };
+  });
+}
+
+describe('headLogprobsAndEntropy equals logits → tokenLogprobs + tokenEntropy', () => {
+  test.each([
+    ['float64', 1, 1e-9],
+    ['float64', 7, 1e-9],
+    ['float64', 4096, 1e-9],
+    ['float32', 8, 1e-5],
+    ['bfloat16', 8, 5e-2],
+  ] as [DType, number, number][])('%s, chunk %i (tolerance %f)', async (dtype, chunkSize, tolerance) => {
+    for (const variant of [{}, { temperature: 0.7 }, { logprobGrad: false }]) {
+      const fused = await runEntropy(dtype, true, { chunkSize, ...variant });
+      const unfused = await runEntropy(dtype, false, variant);
+      for (const key of ['logp', 'entropy', 'hidden', 'weight'] as const) expect(worstDifference(fused[key], unfused[key])).toBeLessThan(tolerance);
+    }
+  });
+});
+
+/** π_old's candidate set from logits and through the fused head, on the same hidden states. */
+async function candidatesBoth(dtype: DType, options: Record<string, number | string> = {}, tieRows = false) {
+  const p = inputs(dtype);
+  // Duplicate head rows make exactly tied logits: the lower token id must win the tie either way.
+  const weight = tieRows ? Tensor.cat([p.weight.slice(0, 0, 4), p.weight.slice(0, 0, 4), p.weight.slice(0, 8, V)], 0) : p.weight;
+  const tokens = p.index.select(-1, 0);
+  const mask = Tensor.from(Float32Array.from([1, 1, 1, 1, 1, 0]), [2, N / 2]);
+  const common = { tokens, mask, k: 4, minP: 0.02, ...options };
+  const fromLogits = await distrlCandidates({ oldLogits: p.hidden.matmul(weight.transpose(0, 1)), ...common });
+  const fused = await distrlCandidates({ oldHidden: p.hidden, headWeight: weight, ...common });
+  return { fromLogits, fused, p, weight };
+}
+
+describe('distrlCandidates through the fused head equals the logits path', () => {
+  test.each([
+    ['float64', 1e-9],
+    ['float32', 1e-5],
+    ['bfloat16', 3e-2],
+  ] as [DType, number][])('%s', async (dtype, tolerance) => {
+    for (const topk of ['rows', 'aten']) {
+      if (topk === 'aten') process.env.PREFIX_RL_HEAD_TOPK = 'aten';
+      try {
+        for (const [options, tied] of [
+          [{ chunkSize: 5 }, false],
+          [{ chunkSize: 37, temperature: 0.7 }, false],
+          [{ chunkSize: 3, topP: 0.6 }, false],
+          [{ chunkSize: 2 }, true],
+          [{ chunkSize: 6, conventions: 'paper', minP: 0.2 }, false],
+        ] as [Record<string, number | string>, boolean][]) {
+          const { fromLogits, fused } = await candidatesBoth(dtype, options, tied);
+          if (dtype !== 'bfloat16') {
+            expect(fused.candidateIndices.toNumbers()).toEqual(fromLogits.candidateIndices.toNumbers());
+            expect(fused.candidateMask.toNumbers()).toEqual(fromLogits.candidateMask.toNumbers());
+          }
+          expect(worstDifference(fused.oldLogProb.toNumbers(), fromLogits.oldLogProb.toNumbers())).toBeLessThan(tolerance);
+          expect(fused.oldTopkLogprobs.dtype).toBe(fromLogits.oldTopkLogprobs.dtype);
+          if (tied) {
+            // The ties are exercised: some position holds a token and its duplicate (id + 4) among its candidates.
+            const rows = (fromLogits.candidateIndices.toNested() as number[][][]).flat();
+            expect(rows.some((ids) => ids.some((id) => id < 4 && ids.includes(id + 4)))).toBe(true);
+          }
+        }
+      } finally {
+        delete process.env.PREFIX_RL_HEAD_TOPK;
+      }
+    }
+  });
+
+  test("each candidate's log-prob is exactly headLogprobs' at that token: π_θ / π_old = 1 on-policy", async () => {
+    for (const dtype of ['float32', 'bfloat16'] as DType[]) {
+      const { fused, p } = await candidatesBoth(dtype, { chunkSize: 7, temperature: 0.9 });
+      const policy = await headLogprobs(p.hidden, p.weight, fused.candidateIndices, { chunkSize: 7, temperature: 0.9 });
+      expect(policy.toNumbers()).toEqual(fused.oldTopkLogprobs.toNumbers());
+    }
+  });
+
+  test('distrlTd through the fused head equals the logits path', async () => {
+    const { fused, p } = await candidatesBoth('float64', { chunkSize: 5 });
+    const rm = inputs('float64');
+    const common = { candidateIndices: fused.candidateIndices, oldTopkLogprobs: fused.oldTopkLogprobs, mask: Tensor.ones([2, N / 2]), beta: 2 };
+    const fromLogits = await distrlTd({ rmLogits: rm.hidden.mul(0.5).matmul(p.weight.transpose(0, 1)), ...common });
+    const head = await distrlTd({ rmHidden: rm.hidden.mul(0.5), headWeight: p.weight, chunkSize: 4, ...common });
+    expect(worstDifference(head.candidateTd.toNumbers(), fromLogits.candidateTd.toNumbers())).toBeLessThan(1e-9);
+  });
+
+  test('bad input is refused, naming what is wrong', async () => {
+    const p = inputs('float32');
+    const tokens = p.index.select(-1, 0);
+    const mask = Tensor.ones([2, N / 2]);
+    const logits = p.hidden.matmul(p.weight.transpose(0, 1));
+    await expect(distrlCandidates({ oldLogits: logits, oldHidden: p.hidden, headWeight: p.weight, tokens, mask })).rejects.toThrow(
+      /oldLogits or oldHidden/,
+    );
+    await expect(distrlCandidates({ oldHidden: p.hidden, headWeight: p.weight, tokens: tokens.slice(1, 0, 2), mask })).rejects.toThrow(
+      /tokens must be \[B, T\] = \[2, 3\]/,
+    );
+    await expect(distrlCandidates({ oldHidden: p.hidden, headWeight: p.weight, tokens, mask, chunkSize: 0 })).rejects.toThrow(/chunkSize/);
+    await expect(distrlCandidates({ oldHidden: p.hidden, headWeight: p.weight, tokens, mask, k: V + 1 })).rejects.toThrow(/K must be in \[1, V=37\]/);
+    await expect(distrlCandidates({ oldHidden: p.hidden, tokens, mask })).rejects.toThrow(/headWeight/);
+  });
 });

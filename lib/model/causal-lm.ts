@@ -10,6 +10,7 @@ import { CheckpointError, checkpointFiles, writeCheckpoint, type WriteCheckpoint
 import { parseModelConfig, readModelConfig, type ModelConfig } from './config.js';
 import { ADAPTER_WEIGHTS, loraConfig, readAdapterConfig, writeAdapterConfig, type LoraConfig, type LoraOptions } from './lora.js';
 import { addon, type NativeModel } from '../native/addon.js';
+import type { HeadInput } from '../ops/objectives.js';
 import { writeSafetensors } from './safetensors.js';
 
 /** Parameter dtypes a model can be loaded in. */
@@ -192,6 +193,22 @@ export class CausalLM {
       this.native.forward(inputIds.native, attentionMask?.native ?? null, { checkpoint, noGrad, ...range }, token),
     );
     return Tensor.wrap(out);
+  }
+
+  /**
+   * The LM head's input at the positions forward() gives logits for: the final hidden states [B, length, H] (after
+   * the last norm, with their graph unless noGrad) and the head's weight [V, H] in the model dtype (the embedding
+   * when tied; with master weights a differentiable cast of it). headLogprobs and the distrl objectives take them in
+   * place of logits, through the fused LM head: no [B, length, V] tensor is built.
+   */
+  async headInput(inputIds: Tensor, attentionMask?: Tensor, options: LogitsOptions = {}): Promise<HeadInput> {
+    this.checkLength(inputIds.shape.at(-1) ?? 0, 'an input');
+    const { checkpoint, noGrad, positions } = options;
+    const range = positions && { logitsStart: positions.start, logitsLength: positions.length };
+    const out = await withCancel(options.signal, (token) =>
+      this.native.headInput(inputIds.native, attentionMask?.native ?? null, { checkpoint, noGrad, ...range }, token),
+    );
+    return { hidden: Tensor.wrap(out.hidden), weight: Tensor.wrap(out.weight) };
   }
 
   /**

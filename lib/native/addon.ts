@@ -95,6 +95,12 @@ export interface NativeModel {
     options: NativeForwardOptions,
     cancel?: NativeCancelToken,
   ): Promise<NativeTensor>;
+  headInput(
+    inputIds: NativeTensor,
+    attentionMask: NativeTensor | null,
+    options: NativeForwardOptions,
+    cancel?: NativeCancelToken,
+  ): Promise<{ hidden: NativeTensor; weight: NativeTensor }>;
   generate(
     promptIds: NativeTensor,
     promptMask: NativeTensor | null,

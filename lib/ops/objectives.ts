@@ -76,21 +76,56 @@ export async function tokenLogprobs(
   return out.logprobs;
 }
 
+/** An LM head's input: hidden states [..., H] and the head's weight [V, H] (CausalLM.headInput), for the fused head. */
+export interface HeadInput {
+  hidden: Tensor;
+  weight: Tensor;
+}
+
+export interface HeadLogprobsOptions extends AsyncOptions {
+  temperature?: number;
+  /** Vocabulary rows per streamed chunk (default 4096): peak extra memory is about two [N, chunkSize] buffers. */
+  chunkSize?: number;
+  /** Return the log-probs in float64, not rounded to float32 (for differences of log-probs). */
+  float64?: boolean;
+}
+
 /**
  * The fused LM head: log softmax(hidden · Wᵀ / temperature) gathered at `index` [..., K], from hidden states
  * [..., H] and the head's weight [V, H] (same dtype), without building [N, V] logits: the vocabulary is streamed
- * `chunkSize` (default 4096) rows at a time, and the backward recomputes each chunk's logits. Gradients reach hidden
- * and weight. float32 out (float64 for float64 inputs).
+ * `chunkSize` rows at a time, and the backward recomputes each chunk's logits. Gradients reach hidden and weight.
+ * float32 out (float64 for float64 inputs or with `float64`).
  */
-export async function headLogprobs(
+export async function headLogprobs(hidden: Tensor, weight: Tensor, index: Tensor, options: HeadLogprobsOptions = {}): Promise<Tensor> {
+  const { temperature, chunkSize, float64 } = options;
+  const out = await runObjective<{ logprobs: Tensor }>('head_logprobs', { hidden, weight, index, temperature, chunkSize, float64 }, options);
+  return out.logprobs;
+}
+
+/**
+ * headLogprobs plus the token entropy [...] of softmax(hidden · Wᵀ / temperature), from the same streamed pass
+ * (forward and backward): PPO's log-probs and entropy bonus for the price of the log-probs alone.
+ */
+export function headLogprobsAndEntropy(
   hidden: Tensor,
   weight: Tensor,
   index: Tensor,
+  options: HeadLogprobsOptions = {},
+): Promise<{ logprobs: Tensor; entropy: Tensor }> {
+  const { temperature, chunkSize, float64 } = options;
+  return runObjective('head_logprobs', { hidden, weight, index, temperature, chunkSize, float64, entropy: true }, options);
+}
+
+/**
+ * log-probs at `index` [..., K] of a model output: its logits [..., V] (tokenLogprobs) or its head input
+ * (headLogprobs, no logits built).
+ */
+export function outputLogprobs(
+  output: Tensor | HeadInput,
+  index: Tensor,
   options: AsyncOptions & { temperature?: number; chunkSize?: number } = {},
 ): Promise<Tensor> {
-  const { temperature, chunkSize } = options;
-  const out = await runObjective<{ logprobs: Tensor }>('head_logprobs', { hidden, weight, index, temperature, chunkSize }, options);
-  return out.logprobs;
+  return output instanceof Tensor ? tokenLogprobs(output, index, options) : headLogprobs(output.hidden, output.weight, index, options);
 }
 
 /**
@@ -232,7 +267,11 @@ export function dpoOnline(inputs: LogRatioInputs & GroupInputs & { beta?: number
 }
 
 export interface CandidateInputs {
-  oldLogits: Tensor;
+  /** π_old's logits [B, T, V], or its hidden states [B, T, H] with the head's weight [V, H] (fused head, chunkSize rows at a time). */
+  oldLogits?: Tensor;
+  oldHidden?: Tensor;
+  headWeight?: Tensor;
+  chunkSize?: number;
   tokens: Tensor;
   mask: Tensor;
   k?: number;
@@ -255,7 +294,11 @@ export function distrlCandidates(inputs: CandidateInputs, options?: AsyncOptions
 }
 
 export interface DistrlTdInputs {
+  /** π_φ's logits [B, T, V], or its hidden states with the head's weight (fused head), or its log-probs at the candidates. */
   rmLogits?: Tensor;
+  rmHidden?: Tensor;
+  headWeight?: Tensor;
+  chunkSize?: number;
   rmTopkLogprobs?: Tensor;
   candidateIndices?: Tensor;
   oldTopkLogprobs: Tensor;

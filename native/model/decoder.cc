@@ -372,18 +372,23 @@ at::Tensor Decoder::hidden_states(const at::Tensor& ids, const at::Tensor& posit
 // Positions count the tokens before each one, so padding shifts nothing.
 static at::Tensor token_positions(const at::Tensor& mask) { return (mask.cumsum(-1) - 1).clamp_min(0); }
 
-at::Tensor Decoder::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool checkpoint, int64_t logits_start,
-                            int64_t logits_length) const {
+at::Tensor Decoder::final_hidden(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool checkpoint, int64_t start,
+                                 int64_t length) const {
   auto [ids, mask] = prepare(input_ids, attention_mask);
   const int64_t time = ids.size(1);
-  if (logits_length < 0) logits_length = time - logits_start;
-  if (logits_start < 0 || logits_length < 1 || logits_start + logits_length > time) {
-    invalid_argument("logits positions [" + std::to_string(logits_start) + ", " + std::to_string(logits_start + logits_length) +
-                     ") do not lie inside the " + std::to_string(time) + " input positions");
+  if (length < 0) length = time - start;
+  if (start < 0 || length < 1 || start + length > time) {
+    invalid_argument("logits positions [" + std::to_string(start) + ", " + std::to_string(start + length) + ") do not lie inside the " +
+                     std::to_string(time) + " input positions");
   }
   at::Tensor attend = visible_keys(mask, 0, time);
   at::Tensor hidden = hidden_states(ids, token_positions(mask), attend, nullptr, checkpoint);
-  return lm_head(logits_start == 0 && logits_length == time ? hidden : hidden.narrow(1, logits_start, logits_length));
+  return start == 0 && length == time ? hidden : hidden.narrow(1, start, length);
+}
+
+at::Tensor Decoder::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool checkpoint, int64_t logits_start,
+                            int64_t logits_length) const {
+  return lm_head(final_hidden(input_ids, attention_mask, checkpoint, logits_start, logits_length));
 }
 
 at::Tensor Decoder::token_logprobs(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool checkpoint, bool fused_head) const {
@@ -393,7 +398,7 @@ at::Tensor Decoder::token_logprobs(const at::Tensor& input_ids, const at::Tensor
   at::Tensor attend = visible_keys(mask, 0, ids.size(1));
   at::Tensor hidden = hidden_states(ids, token_positions(mask), attend, nullptr, checkpoint).narrow(1, 0, predicted);
   at::Tensor targets = ids.narrow(1, 1, predicted);
-  at::Tensor logprobs = fused_head ? head_logprobs(hidden, compute(lm_head_), targets.unsqueeze(-1)).squeeze(-1)
+  at::Tensor logprobs = fused_head ? head_logprobs(hidden, compute(lm_head_), targets.unsqueeze(-1)).logprobs.squeeze(-1)
                                    : gather_logprobs(lm_head(hidden), targets.unsqueeze(-1)).squeeze(-1);
   // A token has a log-prob when it and the token before it are real: a row's first token has no prefix.
   at::Tensor scored = mask.narrow(1, 1, predicted) & mask.narrow(1, 0, predicted);

@@ -99,6 +99,14 @@ class Decoder : public std::enable_shared_from_this<Decoder> {
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool checkpoint = false, int64_t logits_start = 0,
                      int64_t logits_length = -1) const;
 
+  // The final hidden states (after the last norm) [B, length, hidden] at the positions forward() gives logits for:
+  // the LM head's input, for the fused head (ops/head_logprobs.h), which never builds the [B, length, V] logits.
+  at::Tensor final_hidden(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool checkpoint = false, int64_t start = 0,
+                          int64_t length = -1) const;
+  // The LM head's weight [V, hidden] in the compute dtype (the embedding when tied): with master weights a
+  // differentiable cast while a graph is recorded, so gradients reach the float32 parameter.
+  at::Tensor head_weight() const { return compute(lm_head_); }
+
   // log p(input_ids[:, t+1] | input_ids[:, ..t]) as [B, T-1] float32; 0 where the token is padding or the first of its row.
   // `fused_head`: straight from the hidden states through the fused LM head (ops/head_logprobs.h), never building
   // [B, T, V] logits; otherwise the head's logits, then the fused gather (the path kept for comparison).

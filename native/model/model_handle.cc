@@ -111,6 +111,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
                            InstanceAccessor<&ModelHandle::is_disposed>("isDisposed"),
                            InstanceMethod<&ModelHandle::forward>("forward"),
                            InstanceMethod<&ModelHandle::token_logprobs>("tokenLogprobs"),
+                           InstanceMethod<&ModelHandle::head_input>("headInput"),
                            InstanceMethod<&ModelHandle::generate>("generate"),
                            InstanceMethod<&ModelHandle::parameters>("parameters"),
                            InstanceMethod<&ModelHandle::non_finite_parameters>("nonFiniteParameters"),
@@ -193,6 +194,14 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   Napi::Value forward(const Napi::CallbackInfo& info) {
     return run(info, "forward", [](const Decoder& m, const at::Tensor& ids, const at::Tensor& mask, const ForwardFlags& f) {
       return m.forward(ids, mask, f.checkpoint, f.logits_start, f.logits_length);
+    });
+  }
+  // Same arguments as forward → Promise<{hidden, weight}>: the LM head's input at the logits positions and its
+  // weight, for the fused head (headLogprobs, distrl objectives), with no logits built.
+  Napi::Value head_input(const Napi::CallbackInfo& info) {
+    return run(info, "headInput", [](const Decoder& m, const at::Tensor& ids, const at::Tensor& mask, const ForwardFlags& f) {
+      return NamedTensors{{"hidden", m.final_hidden(ids, mask, f.checkpoint, f.logits_start, f.logits_length).contiguous()},
+                          {"weight", m.head_weight()}};
     });
   }
   Napi::Value token_logprobs(const Napi::CallbackInfo& info) {

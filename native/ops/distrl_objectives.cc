@@ -1,5 +1,6 @@
 // DistRL objectives (implemented-math.md §3):
-//   distrl_candidates  π_old's candidate set (reference: top-K with the sampled token forced into slot 0, strict
+//   distrl_candidates  π_old's candidate set (from logits, or from hidden states through the fused LM head) (reference: top-K with the sampled token
+//   forced into slot 0, strict
 //                      P_min, optional top-p, last position excluded; paper: every token with π_old ≥ P_min)
 //   distrl_td          candidate TD β·(log π_φ − log π_old) at the candidates, zero from the last position on
 //   distrl_loss        Tok-PPO on sampled tokens + α·Dist-PPO over the candidates, in the reference (dual clip,
@@ -11,6 +12,7 @@
 #include <cmath>
 
 #include "common.h"
+#include "ops/head_logprobs.h"
 #include "ops/logprobs.h"
 #include "ops/objectives.h"
 
@@ -23,8 +25,12 @@ bool paper_convention(const ObjectiveInputs& in) {
   return convention == "paper";
 }
 
+// π_old's model output: its logits (oldLogits), or its hidden states (oldHidden) and LM-head weight (headWeight) for
+// the fused head (ops/head_logprobs.h, `chunkSize` vocabulary rows at a time: no [B, T, V] logits).
 ObjectiveOutputs distrl_candidates(const ObjectiveInputs& in) {
-  in.expect_only({"oldLogits", "tokens", "mask", "k", "minP", "topP", "temperature", "conventions"});
+  in.expect_only({"oldLogits", "oldHidden", "headWeight", "chunkSize", "tokens", "mask", "k", "minP", "topP", "temperature", "conventions"});
+  const bool fused = in.has("oldHidden");
+  if (fused == in.has("oldLogits")) invalid_argument("distrl_candidates takes oldLogits or oldHidden (with headWeight), one of the two");
   const bool paper = paper_convention(in);
   CandidateOptions o;
   o.min_p = in.number("minP", 0.1);
@@ -33,14 +39,17 @@ ObjectiveOutputs distrl_candidates(const ObjectiveInputs& in) {
   if (paper) {
     // Every token with π_old ≥ P_min: at most ⌊1/P_min⌋ of them, plus slot 0 for the sampled token.
     if (!(o.min_p > 0)) invalid_argument("the paper candidate set needs minP > 0");
-    o.k = std::min<int64_t>(static_cast<int64_t>(std::floor(1.0 / o.min_p)) + 1, in.tensor("oldLogits").size(-1));
+    const int64_t V = fused ? in.tensor("headWeight").size(0) : in.tensor("oldLogits").size(-1);
+    o.k = std::min<int64_t>(static_cast<int64_t>(std::floor(1.0 / o.min_p)) + 1, V);
     o.strict = false;
     o.force_sampled = false;
     o.exclude_last = false;
   } else {
     o.k = in.integer("k", 5);
   }
-  CandidateSet set = candidate_set(in.tensor("oldLogits"), in.tensor("tokens"), in.tensor("mask"), o);
+  CandidateSet set = fused ? head_candidate_set(in.tensor("oldHidden"), in.tensor("headWeight"), in.tensor("tokens"), in.tensor("mask"), o,
+                                                in.integer("chunkSize", 4096))
+                           : candidate_set(in.tensor("oldLogits"), in.tensor("tokens"), in.tensor("mask"), o);
   at::Tensor valid = in.tensor("mask").to(set.old_logprobs.device()).to(at::kBool);
   check_finite(set.old_logprobs.select(2, 0), valid, "oldLogits log-probs");
   ObjectiveOutputs out;
@@ -59,7 +68,8 @@ at::Tensor from_last_position(const at::Tensor& mask) {
 }
 
 ObjectiveOutputs distrl_td(const ObjectiveInputs& in) {
-  in.expect_only({"rmLogits", "rmTopkLogprobs", "candidateIndices", "oldTopkLogprobs", "mask", "beta", "temperature", "zeroLast"});
+  in.expect_only({"rmLogits", "rmHidden", "headWeight", "chunkSize", "rmTopkLogprobs", "candidateIndices", "oldTopkLogprobs", "mask", "beta",
+                  "temperature", "zeroLast"});
   const at::Tensor& old_topk = in.tensor("oldTopkLogprobs");
   if (old_topk.dim() != 3) invalid_argument("oldTopkLogprobs must be [B, T, K]");
   at::Tensor rm_topk;
@@ -67,6 +77,16 @@ ObjectiveOutputs distrl_td(const ObjectiveInputs& in) {
   if (in.has("rmTopkLogprobs")) {
     rm_topk = in.tensor("rmTopkLogprobs");
     type = rm_topk.scalar_type();
+  } else if (in.has("rmHidden")) {
+    // π_φ through the fused head, in float64 until the difference is taken (as below).
+    const at::Tensor& indices = in.tensor("candidateIndices");
+    if (indices.sizes() != old_topk.sizes()) invalid_argument("candidateIndices must have the shape of oldTopkLogprobs");
+    at::NoGradGuard no_grad;
+    const at::Tensor& hidden = in.tensor("rmHidden");
+    type = acc_type(hidden.scalar_type());
+    rm_topk =
+        head_logprobs(hidden, in.tensor("headWeight"), indices, in.number("temperature", 1.0), in.integer("chunkSize", 4096), false, at::kDouble)
+            .logprobs;
   } else {
     const at::Tensor& indices = in.tensor("candidateIndices");
     if (indices.sizes() != old_topk.sizes()) invalid_argument("candidateIndices must have the shape of oldTopkLogprobs");

@@ -1,22 +1,26 @@
 #include "ops/head_logprobs.h"
 
+#include <ATen/Dispatch.h>
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
+#include <vector>
 
 #include "common.h"
-#include "ops/logprobs.h"
+#include "ops/parallel_rows.h"
+#include "ops/row_kernels.h"
 
 namespace prefix_rl {
 namespace {
 
-// The chunk [begin, end) of the vocabulary: its logits [N, end − begin] in the accumulation type, scaled.
-at::Tensor chunk_logits(const at::Tensor& hidden, const at::Tensor& weight, int64_t begin, int64_t end, double scale, at::ScalarType acc) {
-  at::Tensor logits = at::matmul(hidden, weight.narrow(0, begin, end - begin).t()).to(acc);
-  return scale == 1.0 ? logits : logits.mul_(scale);
+// The chunk [begin, end) of the vocabulary: its logits [N, end − begin] in the accumulation type, unscaled.
+at::Tensor chunk_logits(const at::Tensor& hidden, const at::Tensor& weight, int64_t begin, int64_t end, at::ScalarType acc) {
+  return at::matmul(hidden, weight.narrow(0, begin, end - begin).t()).to(acc);
 }
 
 // For the index entries inside [begin, end): their column in the chunk and whether they fall in it.
@@ -25,74 +29,204 @@ std::pair<at::Tensor, at::Tensor> chunk_columns(const at::Tensor& index, int64_t
   return {(index - begin).clamp(0, end - begin - 1), inside};
 }
 
-class HeadLogprobsFn : public torch::autograd::Function<HeadLogprobsFn> {
+// The running top-K of a streamed pass: token ids [N, K] and unscaled logits [N, K], largest first, equal values
+// keeping the lower id (chunks arrive in increasing id order). On the CPU each chunk row goes through the row
+// kernel's top-K and is offered to the row's list; elsewhere (or with PREFIX_RL_HEAD_TOPK=aten, for tests) stable
+// descending sorts of the chunk and of the merged lists keep the same order.
+class RunningTopK {
  public:
-  // hidden [N, H], weight [V, H], index [N, K] int64.
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& index,
-                            double temperature, int64_t chunk) {
-    at::NoGradGuard no_grad;
-    const int64_t N = hidden.size(0), V = weight.size(0);
-    const auto acc = acc_type(hidden.scalar_type());
-    const double scale = 1.0 / temperature;
-    auto options = hidden.options().dtype(acc);
-    at::Tensor max = at::full({N}, -std::numeric_limits<double>::infinity(), options);
-    at::Tensor sum = at::zeros({N}, options);
-    at::Tensor gathered = at::zeros(index.sizes(), options);
-    for (int64_t begin = 0; begin < V; begin += chunk) {
-      check_cancelled();
-      const int64_t end = std::min(V, begin + chunk);
-      at::Tensor logits = chunk_logits(hidden, weight, begin, end, scale, acc);
-      // Online logsumexp: rescale the running sum to the new max (a row still at −inf keeps its sum, 0).
-      at::Tensor new_max = at::maximum(max, std::get<0>(logits.max(1)));
-      at::Tensor finite = at::isfinite(new_max);
-      at::Tensor shift = at::where(finite, new_max, at::zeros_like(new_max));
-      sum = sum * at::where(finite, at::exp(max - shift), at::zeros_like(max)) + at::exp(logits - shift.unsqueeze(1)).sum(1);
-      max = new_max;
-      auto [columns, inside] = chunk_columns(index, begin, end);
-      gathered = at::where(inside, logits.gather(1, columns), gathered);
+  RunningTopK(int64_t N, int64_t K, const at::TensorOptions& values)
+      : K_(K), rows_(values.device().is_cpu() && !aten_forced()), filled_(rows_ ? N : 0, 0) {
+    if (rows_) {
+      ids_ = at::empty({N, K}, values.dtype(at::kLong));
+      values_ = at::empty({N, K}, values);
     }
-    at::Tensor lse = at::where(at::isfinite(max), max + at::log(sum), max);
-    ctx->save_for_backward({hidden, weight, index, lse});
-    ctx->saved_data["temperature"] = temperature;
-    ctx->saved_data["chunk"] = chunk;
-    return gathered - lse.unsqueeze(1);
   }
 
-  // ∂L/∂z[n, v] = scale·(Σ_k g[n, k]·[v = index[n, k]] − (Σ_k g[n, k])·p[n, v]) per chunk, then
-  // ∂L/∂hidden += ∂L/∂z · W_chunk and ∂L/∂W_chunk = ∂L/∂zᵀ · hidden.
+  void fold(const at::Tensor& logits, int64_t begin) { rows_ ? fold_rows(logits, begin) : fold_sorted(logits, begin); }
+  const at::Tensor& ids() const { return ids_; }
+  const at::Tensor& values() const { return values_; }
+
+ private:
+  static bool aten_forced() {
+    const char* value = std::getenv("PREFIX_RL_HEAD_TOPK");
+    return value && std::strcmp(value, "aten") == 0;
+  }
+
+  void fold_rows(const at::Tensor& logits, int64_t begin) {
+    const int64_t C = logits.size(1), take = std::min(K_, C);
+    AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "head_topk", [&] {
+      const scalar_t* x = logits.data_ptr<scalar_t>();
+      int64_t* ids = ids_.data_ptr<int64_t>();
+      scalar_t* values = values_.data_ptr<scalar_t>();
+      parallel_rows(logits.size(0), 8, [&](int64_t n) {
+        std::vector<int64_t> chunk_ids(take);
+        std::vector<scalar_t> chunk_values(take);
+        kernels::row_topk(x + n * C, C, take, chunk_ids.data(), chunk_values.data());
+        kernels::TopKList<scalar_t> list{K_, ids + n * K_, values + n * K_, filled_[n]};
+        for (int64_t j = 0; j < take; ++j) list.offer(chunk_values[j], begin + chunk_ids[j]);
+        filled_[n] = list.filled;
+      });
+    });
+  }
+
+  void fold_sorted(const at::Tensor& logits, int64_t begin) {
+    auto [sorted, order] = at::sort(logits, /*stable=*/true, /*dim=*/1, /*descending=*/true);
+    const int64_t take = std::min(K_, logits.size(1));
+    at::Tensor values = sorted.narrow(1, 0, take), ids = order.narrow(1, 0, take) + begin;
+    if (values_.defined()) {
+      // The running list first: on equal values its (lower) ids stay ahead.
+      values = at::cat({values_, values}, 1);
+      ids = at::cat({ids_, ids}, 1);
+      auto [merged, pick] = at::sort(values, /*stable=*/true, /*dim=*/1, /*descending=*/true);
+      const int64_t keep = std::min(K_, merged.size(1));
+      values = merged.narrow(1, 0, keep);
+      ids = ids.gather(1, pick.narrow(1, 0, keep));
+    }
+    values_ = values.contiguous();
+    ids_ = ids.contiguous();
+  }
+
+  int64_t K_;
+  bool rows_;
+  std::vector<int64_t> filled_;
+  at::Tensor ids_, values_;
+};
+
+struct Pass {
+  at::Tensor gathered;  // [N, K] scaled logits at the index (accumulation type)
+  at::Tensor lse;       // [N] float64
+  at::Tensor entropy;   // [N] accumulation type, when asked for
+};
+
+// One streamed pass over the vocabulary, no graph: the online logsumexp (running max m and Σ e^{z−m}), the gather,
+// and optionally the entropy and a running top-K. The entropy accumulates Σ e^{z−m}·(m − z), a sum of non-negative
+// terms (no cancellation, unlike lse − Σ p·z); H = that / Σ e^{z−m} + log Σ e^{z−m}.
+Pass stream(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& index, double temperature, int64_t chunk, bool entropy,
+            RunningTopK* topk) {
+  at::NoGradGuard no_grad;
+  const int64_t N = hidden.size(0), V = weight.size(0);
+  const auto acc = acc_type(hidden.scalar_type());
+  const double scale = 1.0 / temperature;
+  const double lowest = acc == at::kDouble ? std::numeric_limits<double>::lowest() : std::numeric_limits<float>::lowest();
+  auto options = hidden.options().dtype(acc);
+  at::Tensor max = at::full({N}, -std::numeric_limits<double>::infinity(), options);
+  at::Tensor sum = at::zeros({N}, options);
+  at::Tensor spread = entropy ? at::zeros({N}, options) : at::Tensor();
+  at::Tensor gathered = at::zeros(index.sizes(), options);
+  for (int64_t begin = 0; begin < V; begin += chunk) {
+    check_cancelled();
+    const int64_t end = std::min(V, begin + chunk);
+    at::Tensor z = chunk_logits(hidden, weight, begin, end, acc);
+    if (topk) topk->fold(z, begin);  // ranks the unscaled logits, as candidate_set does
+    if (scale != 1.0) z.mul_(scale);
+    auto [columns, inside] = chunk_columns(index, begin, end);
+    gathered = at::where(inside, z.gather(1, columns), gathered);
+    at::Tensor new_max = at::maximum(max, z.amax(1));
+    at::Tensor finite = at::isfinite(new_max);
+    at::Tensor shift = at::where(finite, new_max, at::zeros_like(new_max));
+    // Rescales the running sums to the new max (a row still at −inf keeps its sums, 0).
+    at::Tensor rescale = at::where(finite, at::exp(max - shift), at::zeros_like(max));
+    z.sub_(shift.unsqueeze(1));  // z − m' ≤ 0, in place: the chunk's one buffer
+    if (entropy) {
+      // Old terms become e^{m−m'}·(spread + (m' − m)·sum); −inf logits are clamped so that 0·(−inf) is not NaN.
+      z.clamp_min_(lowest);
+      at::Tensor e = at::exp(z);
+      at::Tensor chunk_sum = e.sum(1);
+      at::Tensor chunk_spread = e.mul_(z).sum(1).neg_();  // Σ e^{z−m'}·(m' − z)
+      at::Tensor delta = at::where(at::isfinite(max), shift - max, at::zeros_like(max));
+      spread = rescale * (spread + delta * sum) + chunk_spread;
+      sum = sum * rescale + chunk_sum;
+    } else {
+      sum = sum * rescale + z.exp_().sum(1);
+    }
+    max = new_max;
+  }
+  Pass out;
+  at::Tensor max_d = max.to(at::kDouble);
+  out.lse = at::where(at::isfinite(max_d), max_d + at::log(sum.to(at::kDouble)), max_d);
+  if (entropy) out.entropy = spread / sum + at::log(sum);
+  out.gathered = gathered;
+  return out;
+}
+
+class HeadLogprobsFn : public torch::autograd::Function<HeadLogprobsFn> {
+ public:
+  // hidden [N, H], weight [V, H], index [N, K] int64 → {log-probs [N, K] in out_type, entropy [N] if asked for}.
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight,
+                                                const at::Tensor& index, double temperature, int64_t chunk, bool entropy, at::ScalarType out_type) {
+    Pass pass = stream(hidden, weight, index, temperature, chunk, entropy, nullptr);
+    at::Tensor logprobs = (pass.gathered.to(at::kDouble) - pass.lse.unsqueeze(1)).to(out_type);  // one rounding
+    ctx->save_for_backward({hidden, weight, index, pass.lse, entropy ? pass.entropy : at::Tensor()});
+    ctx->saved_data["temperature"] = temperature;
+    ctx->saved_data["chunk"] = chunk;
+    if (!entropy) return {logprobs};
+    return {logprobs, pass.entropy};
+  }
+
+  // Per chunk, with z the scaled logits and p = softmax(z): ∂L/∂z_v = Σ_k g_k·[v = index_k] − (Σ_k g_k)·p_v
+  // + g_H·p_v·(lse − z_v − H); then ∂L/∂hidden += scale·∂L/∂z · W_chunk and ∂L/∂W_chunk = scale·∂L/∂zᵀ · hidden.
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
     auto saved = ctx->get_saved_variables();
-    const at::Tensor &hidden = saved[0], &weight = saved[1], &index = saved[2], &lse = saved[3];
-    const double temperature = ctx->saved_data["temperature"].toDouble();
+    const at::Tensor &hidden = saved[0], &weight = saved[1], &index = saved[2];
+    const double scale = 1.0 / ctx->saved_data["temperature"].toDouble();
     const int64_t chunk = ctx->saved_data["chunk"].toInt();
-    const double scale = 1.0 / temperature;
     const int64_t V = weight.size(0);
-    const auto acc = lse.scalar_type();
-    at::Tensor g = grads[0].to(acc).contiguous();
+    const auto acc = acc_type(hidden.scalar_type());
+    at::Tensor lse = saved[3].to(acc).unsqueeze(1);
+    at::Tensor g = grads[0].defined() ? grads[0].to(acc).contiguous() : at::zeros(index.sizes(), lse.options());
     at::Tensor g_sum = g.sum(1, /*keepdim=*/true);
+    const bool with_entropy = grads.size() > 1 && grads[1].defined();
+    at::Tensor g_entropy = with_entropy ? grads[1].to(acc).unsqueeze(1) : at::Tensor();
+    at::Tensor entropy = with_entropy ? saved[4].unsqueeze(1) : at::Tensor();
     const bool need_hidden = ctx->needs_input_grad(0), need_weight = ctx->needs_input_grad(1);
     at::Tensor grad_hidden = need_hidden ? at::zeros(hidden.sizes(), hidden.options().dtype(acc)) : at::Tensor();
-    at::Tensor grad_weight = need_weight ? at::zeros(weight.sizes(), weight.options()) : at::Tensor();
+    at::Tensor grad_weight = need_weight ? at::empty(weight.sizes(), weight.options()) : at::Tensor();  // every chunk writes its rows
     for (int64_t begin = 0; begin < V; begin += chunk) {
       check_cancelled();
       const int64_t end = std::min(V, begin + chunk);
-      at::Tensor logits = chunk_logits(hidden, weight, begin, end, scale, acc);
-      at::Tensor dz = at::exp(logits - lse.unsqueeze(1)).mul_(g_sum.neg());
+      at::Tensor z = chunk_logits(hidden, weight, begin, end, acc);
+      if (scale != 1.0) z.mul_(scale);
+      at::Tensor dz;
+      if (with_entropy) {
+        at::Tensor t = z.neg_().add_(lse);  // lse − z ≥ 0
+        at::Tensor p = t.neg().exp_();
+        dz = t.sub_(entropy).mul_(g_entropy).sub_(g_sum).mul_(p);
+        dz.masked_fill_(p == 0, 0.0);  // a −inf logit: p = 0 while lse − z = ∞
+      } else {
+        dz = z.sub_(lse).exp_().mul_(g_sum.neg());
+      }
       auto [columns, inside] = chunk_columns(index, begin, end);
       dz.scatter_add_(1, columns, at::where(inside, g, at::zeros_like(g)));
-      dz.mul_(scale);
+      if (scale != 1.0) dz.mul_(scale);
       at::Tensor dz_in = dz.to(hidden.scalar_type());
-      if (need_hidden) grad_hidden.add_(at::matmul(dz_in, weight.narrow(0, begin, end - begin)).to(acc));
-      if (need_weight) grad_weight.narrow(0, begin, end - begin).copy_(at::matmul(dz_in.t(), hidden));
+      at::Tensor w = weight.narrow(0, begin, end - begin);
+      if (need_hidden) {
+        if (acc == hidden.scalar_type()) {
+          grad_hidden.addmm_(dz_in, w);
+        } else {
+          grad_hidden.add_(at::mm(dz_in, w));  // a reduced-precision GEMM, accumulated over chunks in float
+        }
+      }
+      if (need_weight) {
+        at::Tensor rows = grad_weight.narrow(0, begin, end - begin);
+        at::mm_out(rows, dz_in.t(), hidden);
+      }
     }
-    return {need_hidden ? grad_hidden.to(hidden.scalar_type()) : at::Tensor(), grad_weight, at::Tensor(), at::Tensor(), at::Tensor()};
+    return {need_hidden ? grad_hidden.to(hidden.scalar_type()) : at::Tensor(),
+            grad_weight,
+            at::Tensor(),
+            at::Tensor(),
+            at::Tensor(),
+            at::Tensor(),
+            at::Tensor()};
   }
 };
 
-}  // namespace
-
-at::Tensor head_logprobs(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& index, double temperature, int64_t chunk) {
-  if (!hidden.defined() || !weight.defined() || !index.defined()) invalid_argument("head_logprobs needs hidden, weight and index");
+// Shared by both entry points: hidden [..., H] floating, weight [V, H] of its dtype and device, a valid temperature
+// and chunk size.
+void check_head(const at::Tensor& hidden, const at::Tensor& weight, double temperature, int64_t chunk) {
+  if (!hidden.defined() || !weight.defined()) invalid_argument("the fused LM head needs hidden states and the head's weight");
   if (!at::isFloatingType(hidden.scalar_type())) invalid_argument("hidden must be a floating tensor, got " + dtype_name(hidden.scalar_type()));
   if (hidden.dim() < 2) invalid_argument("hidden must have shape [..., H], got " + c10::str(hidden.sizes()));
   if (weight.dim() != 2 || weight.size(1) != hidden.size(-1)) {
@@ -102,27 +236,70 @@ at::Tensor head_logprobs(const at::Tensor& hidden, const at::Tensor& weight, con
     invalid_argument("weight is " + dtype_name(weight.scalar_type()) + " but hidden is " + dtype_name(hidden.scalar_type()));
   }
   if (weight.size(0) == 0) invalid_argument("weight has an empty vocabulary (V = 0)");
-  if (index.scalar_type() != at::kLong && index.scalar_type() != at::kInt) invalid_argument("index must be an int64 or int32 tensor");
-  if (index.dim() != hidden.dim() || index.sizes().slice(0, index.dim() - 1) != hidden.sizes().slice(0, hidden.dim() - 1)) {
-    invalid_argument("index has shape " + c10::str(index.sizes()) + "; it must be hidden's shape " + c10::str(hidden.sizes()) +
-                     " with the last dim replaced by K");
-  }
   check_same_device(weight, "weight", hidden, "hidden states");
-  check_same_device(index, "index", hidden, "hidden states");
   if (!(temperature > 0) || !std::isfinite(temperature)) invalid_argument("temperature must be a finite number > 0");
   if (chunk < 1) invalid_argument("chunkSize must be a positive integer, got " + std::to_string(chunk));
-  const int64_t V = weight.size(0), H = hidden.size(-1), K = index.size(-1);
-  at::Tensor ids = index.reshape({-1, K}).to(at::kLong).contiguous();
+}
+
+// index as [N, K] int64 on hidden's device, every id in [0, V).
+at::Tensor checked_ids(const at::Tensor& index, const char* name, int64_t V) {
+  if (!index.defined()) invalid_argument(std::string(name) + " is required");
+  if (index.scalar_type() != at::kLong && index.scalar_type() != at::kInt) invalid_argument(std::string(name) + " must be an int64 or int32 tensor");
+  at::Tensor ids = index.to(at::kLong).contiguous();
   if (ids.numel() > 0) {
     auto [low, high] = at::aminmax(ids);
-    at::Tensor bounds = at::stack({low, high}).cpu();
+    at::Tensor bounds = at::stack({low, high}).cpu();  // one device sync for both
     const int64_t lo = bounds[0].item<int64_t>(), hi = bounds[1].item<int64_t>();
     if (lo < 0 || hi >= V) {
       invalid_argument("token index out of range: found " + std::to_string(lo < 0 ? lo : hi) + " for a vocabulary of " + std::to_string(V));
     }
   }
-  at::Tensor out = HeadLogprobsFn::apply(hidden.reshape({-1, H}), weight, ids, temperature, chunk);
-  return out.reshape(index.sizes());
+  return ids;
+}
+
+}  // namespace
+
+HeadLogprobs head_logprobs(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& index, double temperature, int64_t chunk,
+                           bool entropy, std::optional<at::ScalarType> out_type) {
+  check_head(hidden, weight, temperature, chunk);
+  if (!index.defined()) invalid_argument("index is required");
+  if (index.dim() != hidden.dim() || index.sizes().slice(0, index.dim() - 1) != hidden.sizes().slice(0, hidden.dim() - 1)) {
+    invalid_argument("index has shape " + c10::str(index.sizes()) + "; it must be hidden's shape " + c10::str(hidden.sizes()) +
+                     " with the last dim replaced by K");
+  }
+  check_same_device(index, "index", hidden, "hidden states");
+  const auto type = out_type.value_or(acc_type(hidden.scalar_type()));
+  if (type != at::kFloat && type != at::kDouble) invalid_argument("log-probs are float32 or float64, got " + dtype_name(type));
+  const int64_t V = weight.size(0), H = hidden.size(-1), K = index.size(-1);
+  at::Tensor ids = checked_ids(index, "index", V).reshape({-1, K});
+  auto outputs = HeadLogprobsFn::apply(hidden.reshape({-1, H}), weight, ids, temperature, chunk, entropy, type);
+  HeadLogprobs out;
+  out.logprobs = outputs[0].reshape(index.sizes());
+  if (entropy) out.entropy = outputs[1].reshape(index.sizes().slice(0, index.dim() - 1));
+  return out;
+}
+
+CandidateSet head_candidate_set(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& tokens, const at::Tensor& mask,
+                                const CandidateOptions& options, int64_t chunk) {
+  check_head(hidden, weight, options.temperature, chunk);
+  if (hidden.dim() != 3) invalid_argument("hidden must be [B, T, H], got " + c10::str(hidden.sizes()));
+  const int64_t B = hidden.size(0), T = hidden.size(1), H = hidden.size(2), V = weight.size(0), N = B * T;
+  if (!tokens.defined() || tokens.sizes() != at::IntArrayRef({B, T})) {
+    invalid_argument("tokens must be [B, T] = " + c10::str(hidden.sizes().slice(0, 2)) + ", got " +
+                     (tokens.defined() ? c10::str(tokens.sizes()) : "none"));
+  }
+  if (!mask.defined() || mask.sizes() != tokens.sizes()) invalid_argument("mask must have the shape of tokens " + c10::str(tokens.sizes()));
+  check_same_device(tokens, "tokens", hidden, "hidden states");
+  check_same_device(mask, "mask", hidden, "hidden states");
+  check_candidate_options(options, V);
+  at::Tensor ids = checked_ids(tokens, "tokens", V);
+  at::NoGradGuard no_grad;
+  at::Tensor h = hidden.detach().reshape({N, H});
+  RunningTopK topk(N, options.k, h.options().dtype(acc_type(h.scalar_type())));
+  Pass pass = stream(h, weight.detach(), ids.reshape({N, 1}), options.temperature, chunk, false, &topk);
+  // Scaled by the same multiply as the gathered logits: a candidate's log-prob is head_logprobs' at that token.
+  at::Tensor top_values = options.temperature == 1.0 ? topk.values() : topk.values() * (1.0 / options.temperature);
+  return candidates_from_topk(topk.ids(), top_values, pass.gathered.squeeze(1), pass.lse, ids, mask, options, hidden.device());
 }
 
 }  // namespace prefix_rl

@@ -4,11 +4,14 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <vector>
 
 #include "common.h"
 #include "ops/buffer_cache.h"
+#include "ops/parallel_rows.h"
 #include "ops/row_kernels.h"
 
 #ifdef PREFIX_RL_CUDA_KERNELS
@@ -83,19 +86,6 @@ static bool fused_available(const at::Tensor& logits, int64_t K) {
   if (fused_cuda(logits, K)) return true;
 #endif
   return logits.device().is_cpu();
-}
-
-// Runs row(n) for every n in [0, N) on the intra-op threads, checking for cancellation every 16 rows: parallel_for
-// hands each thread one large chunk, so a check per chunk would come too late.
-template <typename RowFn>
-static void parallel_rows(int64_t N, int64_t grain, const RowFn& row) {
-  const CancelFlag* cancel = current_cancel_flag();  // thread-local: read on the calling thread
-  at::parallel_for(0, N, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t n = begin; n < end; ++n) {
-      if ((n & 15) == 0) check_cancelled(cancel);
-      row(n);
-    }
-  });
 }
 
 // Forward of gather_logprobs on CPU: returns (logp [N, K] in out_type, lse [N] in the accumulation type). Each
@@ -386,6 +376,47 @@ static void finish_candidates(const int64_t* top_ids, const A* top_values, int64
   if (o.force_sampled) cand[0] = position_ok;
 }
 
+void check_candidate_options(const CandidateOptions& o, int64_t V) {
+  if (o.k < 1 || o.k > V) invalid_argument("K must be in [1, V=" + std::to_string(V) + "], got " + std::to_string(o.k));
+  if (!(o.min_p > 0 && o.min_p < 1)) invalid_argument("minP (P_min) must be in (0, 1), got " + std::to_string(o.min_p));
+  if (!(o.top_p > 0 && o.top_p <= 1)) invalid_argument("topP must be in (0, 1], got " + std::to_string(o.top_p));
+  if (!(o.temperature > 0)) invalid_argument("temperature must be > 0");
+}
+
+// Which positions may hold candidates: valid ones ([B, T] mask), minus each row's last response token (reference).
+static std::vector<char> candidate_positions(const at::Tensor& mask, bool exclude_last) {
+  at::Tensor valid = mask.to(at::kBool).contiguous().cpu();
+  const int64_t B = valid.size(0), T = valid.size(1);
+  std::vector<char> position_ok(B * T, 0);
+  const bool* valid_p = valid.data_ptr<bool>();
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t last = -1;
+    for (int64_t t = 0; t < T; ++t)
+      if (valid_p[b * T + t]) last = t;
+    for (int64_t t = 0; t < T; ++t) position_ok[b * T + t] = valid_p[b * T + t] && !(exclude_last && t == last);
+  }
+  return position_ok;
+}
+
+CandidateSet candidates_from_topk(const at::Tensor& top_ids, const at::Tensor& top_values, const at::Tensor& token_values, const at::Tensor& lse,
+                                  const at::Tensor& tokens, const at::Tensor& mask, const CandidateOptions& o, at::Device device) {
+  const int64_t B = mask.size(0), T = mask.size(1), K = o.k, N = B * T;
+  const std::vector<char> position_ok = candidate_positions(mask, o.exclude_last);
+  const auto acc = top_values.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  at::Tensor ids = top_ids.to(at::kCPU, at::kLong).contiguous(), values = top_values.to(at::kCPU, acc).contiguous();
+  at::Tensor token = token_values.to(at::kCPU, acc).contiguous(), tok = tokens.to(at::kCPU, at::kLong).contiguous();
+  at::Tensor lse_d = lse.to(at::kCPU, at::kDouble).contiguous();
+  at::Tensor indices = at::empty({B, T, K}, at::kLong), logp = at::empty({B, T, K}, acc), cand = at::empty({B, T, K}, at::kBool);
+  AT_DISPATCH_FLOATING_TYPES(acc, "candidates_from_topk", [&] {
+    for (int64_t n = 0; n < N; ++n) {
+      finish_candidates<scalar_t>(ids.data_ptr<int64_t>() + n * K, values.data_ptr<scalar_t>() + n * K, tok.data_ptr<int64_t>()[n],
+                                  token.data_ptr<scalar_t>()[n], lse_d.data_ptr<double>()[n], position_ok[n], o, indices.data_ptr<int64_t>() + n * K,
+                                  logp.data_ptr<scalar_t>() + n * K, cand.data_ptr<bool>() + n * K);
+    }
+  });
+  return {indices.to(device), logp.to(device), cand.to(device)};
+}
+
 CandidateSet candidate_set(const at::Tensor& old_logits, const at::Tensor& tokens, const at::Tensor& mask, const CandidateOptions& o) {
   check_logits(old_logits, "oldLogits");
   if (old_logits.dim() != 3) invalid_argument("oldLogits must be [B, T, V], got " + c10::str(old_logits.sizes()));
@@ -393,30 +424,11 @@ CandidateSet candidate_set(const at::Tensor& old_logits, const at::Tensor& token
   if (mask.sizes() != tokens.sizes()) invalid_argument("mask has shape " + c10::str(mask.sizes()) + " but tokens have " + c10::str(tokens.sizes()));
   check_same_device(mask, "mask", old_logits, "oldLogits");
   const int64_t B = old_logits.size(0), T = old_logits.size(1), V = old_logits.size(2), K = o.k, N = B * T;
-  if (K < 1 || K > V) invalid_argument("K must be in [1, V=" + std::to_string(V) + "], got " + std::to_string(K));
-  if (!(o.min_p > 0 && o.min_p < 1)) invalid_argument("minP (P_min) must be in (0, 1), got " + std::to_string(o.min_p));
-  if (!(o.top_p > 0 && o.top_p <= 1)) invalid_argument("topP must be in (0, 1], got " + std::to_string(o.top_p));
-  if (!(o.temperature > 0)) invalid_argument("temperature must be > 0");
+  check_candidate_options(o, V);
   at::Tensor tok = tokens.to(at::kLong).contiguous();
   check_index_range(tok, V);
-  at::Tensor tok_cpu = tok.cpu();
-  at::Tensor valid = mask.to(at::kBool).contiguous().cpu();
   at::Tensor logits = old_logits.detach().contiguous();
-
-  // Which positions may hold candidates: valid ones, minus each row's last response token (reference).
-  std::vector<char> position_ok(N, 0);
-  const bool* valid_p = valid.data_ptr<bool>();
-  for (int64_t b = 0; b < B; ++b) {
-    int64_t last = -1;
-    for (int64_t t = 0; t < T; ++t)
-      if (valid_p[b * T + t]) last = t;
-    for (int64_t t = 0; t < T; ++t) position_ok[b * T + t] = valid_p[b * T + t] && !(o.exclude_last && t == last);
-  }
-
-  const auto acc = acc_type(logits.scalar_type());
-  at::Tensor indices = at::empty({B, T, K}, at::kLong);
-  at::Tensor logp = at::empty({B, T, K}, at::TensorOptions().dtype(acc));
-  at::Tensor cand = at::empty({B, T, K}, at::kBool);
+  const at::Device device = old_logits.device();
 #ifdef PREFIX_RL_CUDA_KERNELS
   if (logits.is_cuda() && logits.scalar_type() != at::kDouble && K <= cuda::kMaxTopK && V <= INT32_MAX &&
       cuda::kernels_available(logits.get_device())) {
@@ -431,16 +443,15 @@ CandidateSet candidate_set(const at::Tensor& old_logits, const at::Tensor& token
                                 top_ids.data_ptr<int64_t>(), top_values.data_ptr<float>(), token_values.data_ptr<float>(), lse.data_ptr<float>(),
                                 c10::cuda::getCurrentCUDAStream().stream()));
     }
-    top_ids = top_ids.cpu(), top_values = top_values.cpu(), token_values = token_values.cpu(), lse = lse.cpu();
-    for (int64_t n = 0; n < N; ++n) {
-      finish_candidates<float>(top_ids.data_ptr<int64_t>() + n * K, top_values.data_ptr<float>() + n * K, tok_cpu.data_ptr<int64_t>()[n],
-                               token_values.data_ptr<float>()[n], lse.data_ptr<float>()[n], position_ok[n], o, indices.data_ptr<int64_t>() + n * K,
-                               logp.data_ptr<float>() + n * K, cand.data_ptr<bool>() + n * K);
-    }
-    const at::Device device = old_logits.device();
-    return {indices.to(device), logp.to(device), cand.to(device)};
+    return candidates_from_topk(top_ids, top_values, token_values, lse, tok, mask, o, device);
   }
 #endif
+  const std::vector<char> position_ok = candidate_positions(mask, o.exclude_last);
+  at::Tensor tok_cpu = tok.cpu();
+  const auto acc = acc_type(logits.scalar_type());
+  at::Tensor indices = at::empty({B, T, K}, at::kLong);
+  at::Tensor logp = at::empty({B, T, K}, at::TensorOptions().dtype(acc));
+  at::Tensor cand = at::empty({B, T, K}, at::kBool);
   logits = logits.cpu();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, logits.scalar_type(), "candidate_set", [&] {
     using A = acc_t<scalar_t>;
@@ -458,7 +469,6 @@ CandidateSet candidate_set(const at::Tensor& old_logits, const at::Tensor& token
                            indices.data_ptr<int64_t>() + n * K, logp.data_ptr<A>() + n * K, cand.data_ptr<bool>() + n * K);
     });
   });
-  const at::Device device = old_logits.device();
   return {indices.to(device), logp.to(device), cand.to(device)};
 }
 

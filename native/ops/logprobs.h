@@ -49,6 +49,16 @@ struct CandidateSet {
 // old_logits [B, T, V], tokens [B, T] int64, mask [B, T] (response mask, right-padded).
 CandidateSet candidate_set(const at::Tensor& old_logits, const at::Tensor& tokens, const at::Tensor& mask, const CandidateOptions& options);
 
+// Refuses options outside their ranges (K in [1, V], P_min in (0, 1), top-p in (0, 1], temperature > 0).
+void check_candidate_options(const CandidateOptions& options, int64_t V);
+
+// The candidate set's per-position tail, from each position's top-K (ids [N, K] and scaled logits [N, K], largest
+// first, N = B·T), the sampled token's scaled logit [N] and the row's logsumexp [N] (float64 or float32): forces the
+// sampled token into slot 0, takes log-probs as value − lse (one rounding), applies P_min / top-p and the positions
+// `mask` [B, T] allows. Runs on the CPU (a few bytes per position); the result is moved to `device`.
+CandidateSet candidates_from_topk(const at::Tensor& top_ids, const at::Tensor& top_values, const at::Tensor& token_values, const at::Tensor& lse,
+                                  const at::Tensor& tokens, const at::Tensor& mask, const CandidateOptions& options, at::Device device);
+
 // The accumulation (and default log-prob) dtype for logits of `logits_type`: float64 for float64, else float32.
 at::ScalarType acc_type(at::ScalarType logits_type);
 
