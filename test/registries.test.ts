@@ -201,7 +201,7 @@ test('implicitScore: token log ratios at the sampled tokens, and the TD at the c
     const refLogprobs = await refLogprobsOf(b);
     const { tokenLogRatio } = await implicitScore({
       needs: 'token-rewards',
-      rmLogits: b.logits,
+      rm: b.logits,
       tokens: b.tokens,
       mask: b.mask,
       beta: 2,
@@ -212,7 +212,7 @@ test('implicitScore: token log ratios at the sampled tokens, and the TD at the c
     expect(tokenLogRatio!.sub(policy.sub(refLogprobs)).abs().max().item()).toBe(0);
     const cand = await distrlCandidates({ oldLogits: b.refLogits, tokens: b.tokens, mask: b.mask, k: 3 });
     const input = {
-      rmLogits: b.logits,
+      rm: b.logits,
       tokens: b.tokens,
       mask: b.mask,
       beta: 2,
@@ -229,9 +229,9 @@ test('implicitScore: token log ratios at the sampled tokens, and the TD at the c
       beta: 2,
     });
     expect(candidateTd!.sub(direct.candidateTd).abs().max().item()).toBe(0);
-    await expect(
-      implicitScore({ needs: 'candidate-td', rmLogits: b.logits, tokens: b.tokens, mask: b.mask, beta: 2, temperature: 1 }),
-    ).rejects.toThrow(/candidateIndices/);
+    await expect(implicitScore({ needs: 'candidate-td', rm: b.logits, tokens: b.tokens, mask: b.mask, beta: 2, temperature: 1 })).rejects.toThrow(
+      /candidateIndices/,
+    );
   });
 });
 

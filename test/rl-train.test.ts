@@ -301,3 +301,41 @@ test('prefix-rl rl train: config + --set overrides, checkpoints and metrics writ
     await rm(tmp, { recursive: true, force: true });
   }
 });
+
+describe('the fused LM head gives the RL step of the logits path', () => {
+  test.each([
+    // Dist-PPO with the online IPVRM, π_ref frozen, with the entropy bonus; Tok-PPO with the online DPO-RM; PRIME's
+    // online Implicit PRM with token rewards.
+    ['distrl-ipvrm', { rewardModel: { reference: 'frozen' }, actor: { lr: 1e-2, microBatch: 16, entropyCoeff: 0.01 } }],
+    ['grpo-dpo', {}],
+    ['prime', { rollout: { promptsPerStep: 4, samples: 8, oversample: 1, maxNewTokens: 4, accuracyBounds: [0, 1] } }],
+  ] as [string, Partial<RlConfigInput>][])('%s', async (algorithm, extra) => {
+    const runs = [];
+    for (const fusedHead of [true, false]) {
+      const [policy, rewardModel, reference] = [await loadModel(FIXTURE), await loadModel(FIXTURE), await loadModel(FIXTURE)];
+      try {
+        const cfg = config(algorithm, { steps: 1, fusedHead, ...extra });
+        const [step] = await trainRl({ policy, rewardModel, reference }, tokenizer, records, cfg, { reward: evenFirstToken });
+        runs.push({ step, policy: await snapshot(policy), rewardModel: await snapshot(rewardModel) });
+      } finally {
+        for (const model of [policy, rewardModel, reference]) model.dispose();
+      }
+    }
+    const [fused, logits] = runs;
+    for (const key of ['loss', 'pgLoss', 'topkPgLoss', 'entropy', 'rmLoss', 'rmScore', 'candidateSize', 'candidateCoverage', 'gradNorm'] as const) {
+      const [a, b] = [fused.step[key], logits.step[key]];
+      if (b === undefined) continue;
+      expect(Math.abs((a as number) - (b as number))).toBeLessThan(1e-4 * Math.max(1, Math.abs(b as number)));
+    }
+    expect(Math.abs(fused.step.ppoKl)).toBeLessThan(1e-7); // on-policy: the fused π_old and π_θ passes agree
+    expect(maxAbsDiff(fused.policy, logits.policy)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(fused.rewardModel, logits.rewardModel)).toBeLessThan(1e-5);
+    // Both models trained, so the comparison means something.
+    const initial = await loadModel(FIXTURE);
+    const before = await snapshot(initial);
+    initial.dispose();
+    expect(fused.step.rmLoss).toBeDefined();
+    expect(maxAbsDiff(fused.policy, before)).toBeGreaterThan(1e-4);
+    expect(maxAbsDiff(fused.rewardModel, before)).toBeGreaterThan(1e-6);
+  });
+});

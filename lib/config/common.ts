@@ -8,11 +8,16 @@ import { DEVICE_PATTERN, TRAINING_DTYPES } from '../model/placement.js';
 /**
  * Where every model of a stage lives and what it computes in, spread into each stage's schema as top-level keys
  * (`device: cuda`, `dtype: bfloat16`). bfloat16 trains in mixed precision: float32 master weights and AdamW
- * moments, bf16 compute (lib/model/placement.ts).
+ * moments, bf16 compute (lib/model/placement.ts). `fusedHead` says how log-probs leave the LM head.
  */
 export const placementFields = {
   device: z.string().regex(DEVICE_PATTERN, 'must be cpu, cuda or cuda:N').default('cpu'),
   dtype: z.enum(TRAINING_DTYPES).default('float32'),
+  /**
+   * Log-probs, entropies and candidate sets straight from hidden states through the fused LM head (no [N, V]
+   * logits, ops/head_logprobs); false: the head's logits, then the fused objectives (the path kept for comparison).
+   */
+  fusedHead: z.boolean().default(true),
 };
 
 /** When a run checkpoints and how many checkpoints it keeps (the run layer, lib/run). */

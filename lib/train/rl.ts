@@ -15,7 +15,16 @@ import { VerifierPool } from '../verify/pool.js';
 import { evalRolloutOptions, MIXED_ACCURACY_BOUNDS, type RlConfig } from '../config/rl.js';
 import type { RlRecord } from '../data/schemas.js';
 import type { CausalLM } from '../model/causal-lm.js';
-import { distrlCandidates, distrlLoss, tokenEntropy, tokenLogprobs } from '../ops/objectives.js';
+import {
+  distrlCandidates,
+  distrlLoss,
+  headLogprobs,
+  headLogprobsAndEntropy,
+  outputLogprobs,
+  tokenEntropy,
+  type DistrlLossInputs,
+  type HeadInput,
+} from '../ops/objectives.js';
 import { deriveSeed, Rng } from '../util/rng.js';
 import { Tensor, tidy, type AsyncOptions, type DeviceName } from '../tensor/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
@@ -267,16 +276,16 @@ async function rlStep(
   [timing.gen, timing.verify] = [sampling.generate, sampling.verify];
   const sampledGroups = groupByPrompt(rollouts);
   const groups = keepGroups(sampledGroups, r.promptsPerStep, r.maxNewTokens, r.accuracyBounds);
-  const batch = new RolloutBatch(groups.flat(), r.samples, actor.microBatch, models.policy.device);
+  const batch = new RolloutBatch(groups.flat(), r.samples, actor.microBatch, models.policy.device, config.fusedHead);
   const acc = batch.rows.map((row) => row.score);
 
   // 2. π_old: log-probs of the sampled tokens and the candidate set (top-1 = the sampled token unless Dist-PPO).
   let phase = performance.now();
   const candidates = await batch.concatMicro(async (rows) => {
-    const oldLogits = await batch.responseLogits(models.policy, rows, { noGrad: true, signal });
+    const old = await batch.responseOutput(models.policy, rows, { noGrad: true, signal });
     return distrlCandidates(
       {
-        oldLogits,
+        ...(old instanceof Tensor ? { oldLogits: old } : { oldHidden: old.hidden, headWeight: old.weight }),
         tokens: batch.take(batch.tokens, rows),
         mask: batch.take(batch.mask, rows),
         k: distPpo ? actor.candidateTopK : 1,
@@ -349,12 +358,21 @@ async function rlStep(
   let gradNorm = 0;
   for (const miniBatch of batch.miniBatches(actor.miniBatches)) {
     ({ gradNorm } = await context.actor.step(miniBatch, { lr: actor.lr, maxGradNorm: actor.maxGradNorm, signal }, async (rows) => {
-      const newLogits = await batch.responseLogits(models.policy, rows, { signal });
       const rowMask = batch.take(batch.mask, rows);
+      const candidateIndices = batch.take(candidates.candidateIndices, rows);
+      // verl: loss = pg − entropy_coeff · token-mean entropy (a metric only when the coefficient is 0).
+      const bonus = actor.entropyCoeff > 0;
+      const { policy, tokenEntropies } = await policyOutputs(
+        await batch.responseOutput(models.policy, rows, { signal }),
+        candidateIndices,
+        bonus,
+        r.temperature,
+        signal,
+      );
       const out = await distrlLoss(
         {
-          newLogits,
-          candidateIndices: batch.take(candidates.candidateIndices, rows),
+          ...policy,
+          candidateIndices,
           oldLogProb: batch.take(candidates.oldLogProb, rows),
           oldTopkLogprobs: batch.take(candidates.oldTopkLogprobs, rows),
           candidateMask: batch.take(candidates.candidateMask, rows),
@@ -372,9 +390,6 @@ async function rlStep(
         { signal },
       );
       const policyLoss = losses.map(({ loss, coef }) => loss.term(out).mul(coef)).reduce((sum, term) => sum.add(term));
-      // verl: loss = pg − entropy_coeff · token-mean entropy (a metric only when the coefficient is 0).
-      const bonus = actor.entropyCoeff > 0;
-      const tokenEntropies = await tokenEntropy(bonus ? newLogits : newLogits.detach(), { temperature: r.temperature, signal });
       const entropy = tokenEntropies.mul(rowMask).sum().div(rowMask.sum().add(1e-8));
       const loss = bonus ? policyLoss.sub(entropy.mul(actor.entropyCoeff)) : policyLoss;
       await loss.div(miniBatch.length).backwardAsync(undefined, { signal });
@@ -460,23 +475,23 @@ async function scoreBatch(
   const signal = options.signal;
   const frozen = config.rewardModel.reference === 'frozen';
   const scores = await batch.concatMicro(async (rows) => {
-    const rmLogits = await batch.responseLogits(models.rewardModel!, rows, { noGrad: true, signal });
+    const rm = await batch.responseOutput(models.rewardModel!, rows, { noGrad: true, signal });
     const tokens = batch.take(batch.tokens, rows);
     const mask = batch.take(batch.mask, rows);
     const rowRefLogprobs = batch.take(refLogprobs, rows);
     // Eq. 19 per row: the response's mean log π_φ/π_ref at its sampled tokens.
     const rowScore = (sampledRatio: Tensor) => sampledRatio.mul(mask).sum(-1).div(mask.sum(-1));
-    const input: RewardScoreInput = { needs, rmLogits, tokens, mask, beta: config.rewardModel.beta, temperature: config.rollout.temperature };
+    const input: RewardScoreInput = { needs, rm, tokens, mask, beta: config.rewardModel.beta, temperature: config.rollout.temperature };
     if (needs === 'token-rewards') {
       // The token rewards are that log ratio already.
       const { tokenLogRatio } = await rewardModel.score({ ...input, refLogprobs: rowRefLogprobs }, { signal });
       return { rmScore: rowScore(tokenLogRatio!), tokenLogRatio: tokenLogRatio! };
     }
-    const rmScore = rowScore((await tokenLogprobs(rmLogits, tokens.unsqueeze(-1), { signal })).squeeze(-1).sub(rowRefLogprobs));
+    const rmScore = rowScore((await outputLogprobs(rm, tokens.unsqueeze(-1), { signal })).squeeze(-1).sub(rowRefLogprobs));
     // The TD β·log π_φ/π_ref at the candidates, against the reference the reward model trains against.
     const candidateIndices = batch.take(candidates.candidateIndices, rows);
     const refTopkLogprobs = frozen
-      ? await tokenLogprobs(await batch.responseLogits(models.reference!, rows, { noGrad: true, signal }), candidateIndices, { signal })
+      ? await outputLogprobs(await batch.responseOutput(models.reference!, rows, { noGrad: true, signal }), candidateIndices, { signal })
       : batch.take(candidates.oldTopkLogprobs, rows);
     return { rmScore, candidateTd: (await rewardModel.score({ ...input, candidateIndices, refTopkLogprobs }, { signal })).candidateTd! };
   });
@@ -510,7 +525,7 @@ async function updateRewardModel(
     const { outputs } = await context.rm!.step(miniBatch, { lr: rmConfig.lr, maxGradNorm: rmConfig.maxGradNorm, signal }, async (rows) => {
       const share = await rewardModel.update(
         {
-          logits: await batch.responseLogits(models.rewardModel!, rows, { signal }),
+          ...(await batch.rewardModelInput(models.rewardModel!, rows, refLogprobs, signal)),
           tokens: batch.take(batch.tokens, rows),
           refLogprobs: batch.take(refLogprobs, rows),
           mask: batch.take(batch.mask, rows),
@@ -590,6 +605,25 @@ class PromptStream {
   }
 }
 
+/**
+ * π_θ's log-probs at the candidates (slot 0: the sampled token) and its token entropies, from its output: through the
+ * fused head in one streamed pass, or from the logits. The entropies carry their graph only for the bonus.
+ */
+async function policyOutputs(
+  output: Tensor | HeadInput,
+  candidateIndices: Tensor,
+  bonus: boolean,
+  temperature: number,
+  signal?: AbortSignal,
+): Promise<{ policy: Pick<DistrlLossInputs, 'newLogits' | 'logProb' | 'policyTopkLogprobs'>; tokenEntropies: Tensor }> {
+  if (output instanceof Tensor) {
+    const tokenEntropies = await tokenEntropy(bonus ? output : output.detach(), { temperature, signal });
+    return { policy: { newLogits: output }, tokenEntropies };
+  }
+  const { logprobs, entropy } = await headLogprobsAndEntropy(output.hidden, output.weight, candidateIndices, { temperature, signal });
+  return { policy: { logProb: logprobs.select(-1, 0), policyTopkLogprobs: logprobs }, tokenEntropies: bonus ? entropy : entropy.detach() };
+}
+
 /** A step's rollouts as padded tensors, split into micro-batches of whole prompt groups. */
 class RolloutBatch {
   readonly promptLength: number;
@@ -608,6 +642,8 @@ class RolloutBatch {
     microBatch: number,
     /** Where its tensors live: the policy's device. */
     readonly device: DeviceName,
+    /** Whether the models' outputs go through the fused LM head (config.fusedHead) or as logits. */
+    readonly fusedHead = true,
   ) {
     if (rows.some((x) => x.response_ids.length === 0)) throw new Error('a rollout has no response tokens');
     const P = (this.promptLength = rows.reduce((m, x) => Math.max(m, x.prompt_ids.length), 0));
@@ -657,19 +693,40 @@ class RolloutBatch {
     return tensor.slice(0, start, end).contiguous();
   }
 
-  /** Logits of `model` at the response positions, [rows, R, V] (position t predicts response token t). */
-  async responseLogits(model: CausalLM, rows: [number, number], options: { noGrad?: boolean; signal?: AbortSignal }): Promise<Tensor> {
-    // Position P − 1 + t predicts response token t: the LM head runs on those R positions only.
+  /**
+   * `model`'s output at the response positions (position P − 1 + t predicts response token t; the prompt's are never
+   * computed): its head input [rows, R, H] with the head's weight, for the fused head, or its logits [rows, R, V].
+   */
+  async responseOutput(model: CausalLM, rows: [number, number], options: { noGrad?: boolean; signal?: AbortSignal }): Promise<Tensor | HeadInput> {
     const positions = { start: this.promptLength - 1, length: this.responseLength };
-    return model.forward(this.take(this.inputIds, rows), this.take(this.attentionMask, rows), { ...options, positions });
+    const [ids, attention] = [this.take(this.inputIds, rows), this.take(this.attentionMask, rows)];
+    return this.fusedHead ? model.headInput(ids, attention, { ...options, positions }) : model.forward(ids, attention, { ...options, positions });
+  }
+
+  /**
+   * The reward model's side of an online update, with its graph: through the fused head the log ratio
+   * log π_φ − log π_ref at the sampled tokens (π_φ's log-probs in float64, the difference rounded once, as the
+   * objectives do from logits), else π_φ's logits.
+   */
+  async rewardModelInput(
+    model: CausalLM,
+    rows: [number, number],
+    refLogprobs: Tensor,
+    signal?: AbortSignal,
+  ): Promise<{ logits?: Tensor; logRatio?: Tensor }> {
+    const output = await this.responseOutput(model, rows, { signal });
+    if (output instanceof Tensor) return { logits: output };
+    const index = this.take(this.tokens, rows).unsqueeze(-1);
+    const policy = (await headLogprobs(output.hidden, output.weight, index, { float64: true, signal })).squeeze(-1);
+    return { logRatio: policy.sub(this.take(refLogprobs, rows).to('float64')).to('float32') };
   }
 
   /** log π(sampled token) of a model on every row, no graph, [B, R] (0 at padding). */
   async sampledLogprobs(model: CausalLM, signal?: AbortSignal): Promise<Tensor> {
     const { logprobs } = await this.concatMicro(async (rows) => {
-      const logits = await this.responseLogits(model, rows, { noGrad: true, signal });
+      const output = await this.responseOutput(model, rows, { noGrad: true, signal });
       const index = this.take(this.tokens, rows).unsqueeze(-1);
-      return { logprobs: (await tokenLogprobs(logits, index, { signal })).squeeze(-1).mul(this.take(this.mask, rows)) };
+      return { logprobs: (await outputLogprobs(output, index, { signal })).squeeze(-1).mul(this.take(this.mask, rows)) };
     });
     return logprobs;
   }

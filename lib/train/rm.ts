@@ -75,6 +75,8 @@ export interface RmTrainOptions extends AsyncOptions {
   weighting?: IpvrmWeightingName;
   maxGradNorm?: number;
   seed?: number;
+  /** π_φ's log-probs through the fused LM head (default true; false: from the logits). */
+  fusedHead?: boolean;
   onStep?: (step: RmStep) => void;
 }
 
@@ -154,7 +156,7 @@ export class RmSession implements TrainingSession<RmStep> {
     const sequences = [...batch.map((p) => p.chosen), ...batch.map((p) => p.rejected)];
     const lr = this.schedule(this.done);
     const { gradNorm, outputs } = await this.trainee.step([sequences], { lr, maxGradNorm: this.options.maxGradNorm ?? 1, signal }, async (micro) => {
-      const inputs = await rmInputs(model, micro, signal);
+      const inputs = await rmInputs(model, micro, this.options.fusedHead, signal);
       let loss: Tensor;
       let scores: Tensor;
       if (method === 'ipvrm') {
@@ -209,14 +211,14 @@ export async function trainRewardModel(model: CausalLM, pairs: readonly RmPair[]
  * π_ref's from the cached reference log-probs (computed the same way, so the ratio is 0 up to rounding while
  * π_φ = π_ref), and the response mask.
  */
-async function rmInputs(model: CausalLM, sequences: readonly RmSequence[], signal?: AbortSignal) {
+async function rmInputs(model: CausalLM, sequences: readonly RmSequence[], fusedHead?: boolean, signal?: AbortSignal) {
   const device = model.device;
   const { inputIds, attentionMask } = padBatch(
     sequences.map((s) => s.tokens),
     { device },
   );
   const [B, L] = inputIds.shape;
-  const policy = await model.tokenLogprobs(inputIds, attentionMask, { signal });
+  const policy = await model.tokenLogprobs(inputIds, attentionMask, { fusedHead, signal });
   const ref = new Float32Array(B * (L - 1));
   sequences.forEach((s, b) => ref.set(s.refLogprobs!, b * (L - 1)));
   return { logRatio: policy.sub(Tensor.from(ref, [B, L - 1], { device })), mask: scoredMask(sequences, L, device) };

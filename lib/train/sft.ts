@@ -50,6 +50,8 @@ export interface SftOptions extends AsyncOptions {
   maxMinutes?: number;
   /** Seed of the batch order (default 0). */
   seed?: number;
+  /** The token loss through the fused LM head (default true; false: from the logits). */
+  fusedHead?: boolean;
   /** Called after every step. */
   onStep?: (step: SftStep) => void;
 }
@@ -111,7 +113,7 @@ export class SftSession implements TrainingSession<SftStep> {
     const lr = this.schedule(this.done);
     const { gradNorm, outputs } = await this.trainee.step([batch], { lr, maxGradNorm: this.options.maxGradNorm ?? 1, signal }, async (micro) => {
       const { inputIds, attentionMask } = padBatch(micro.map((e) => e.tokens));
-      const logprobs = await model.tokenLogprobs(inputIds, attentionMask, { signal });
+      const logprobs = await model.tokenLogprobs(inputIds, attentionMask, { fusedHead: this.options.fusedHead, signal });
       const mask = scoredMask(micro, inputIds.shape[1], model.device);
       const mean = logprobs.mul(mask).sum().div(mask.sum()).neg();
       await mean.backwardAsync(undefined, { signal });

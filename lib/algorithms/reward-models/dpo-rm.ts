@@ -17,10 +17,10 @@ export function outcomePairCount(acc: readonly number[], n: number): number {
 registerRewardModel({
   name: 'dpo-rm',
   learnsFrom: (acc, groupSize) => outcomePairCount(acc, groupSize) > 0,
-  async update({ logits, tokens, refLogprobs, mask, acc, groupSize, step }, { beta, dpoReduction }, options) {
+  async update({ logits, logRatio, tokens, refLogprobs, mask, acc, groupSize, step }, { beta, dpoReduction }, options) {
     const pairs = outcomePairCount(step.acc, groupSize);
     if (pairs === 0) throw new Error('DPO-RM: the batch has no (correct, incorrect) pair: every prompt group has one outcome');
-    const { lossSum } = await dpoOnline({ logits, tokens, refLogprobs, mask, acc, groupSize, beta }, options);
+    const { lossSum } = await dpoOnline({ logits, logRatio, tokens, refLogprobs, mask, acc, groupSize, beta }, options);
     return dpoReduction === 'mean' ? lossSum.div(pairs) : lossSum;
   },
   score: implicitScore,

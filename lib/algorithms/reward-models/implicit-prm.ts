@@ -8,11 +8,11 @@ import { implicitScore, registerRewardModel } from './registry.js';
 registerRewardModel({
   name: 'implicit-prm',
   async update(
-    { logits, tokens, refLogprobs, mask, acc, groupSize, step },
+    { logits, logRatio, tokens, refLogprobs, mask, acc, groupSize, step },
     { beta, margin, useAdb, useDlw, uniformGroups, implicitPrmLoss },
     options,
   ) {
-    const inputs = { logits, tokens, refLogprobs, mask, beta };
+    const inputs = { logits, logRatio, tokens, refLogprobs, mask, beta };
     const { loss } =
       implicitPrmLoss === 'ce'
         ? await implicitPrmCe({ ...inputs, labels: acc }, options)

@@ -3,8 +3,8 @@
 // or a frozen model). All three models here are implicit — the reward is β·log π_φ/π_ref — so they share
 // implicitScore and differ in what they learn from the outcomes. A new model is one file plus one import line in
 // index.ts.
-import { distrlTd, tokenLogprobs } from '../../ops/objectives.js';
-import type { AsyncOptions, Tensor } from '../../tensor/index.js';
+import { distrlTd, outputLogprobs, type HeadInput } from '../../ops/objectives.js';
+import { Tensor, type AsyncOptions } from '../../tensor/index.js';
 import { Registry } from '../../util/registry.js';
 
 export interface RewardModelSettings {
@@ -23,8 +23,12 @@ export interface RewardModelSettings {
 
 /** One micro-batch of the reward model's optimizer step: whole prompt groups of `groupSize` contiguous rows. */
 export interface RewardModelBatch {
-  /** π_φ's logits at the response positions [b, R, V], with their graph. */
-  logits: Tensor;
+  /**
+   * π_φ with its graph, one of two ways: its logits at the response positions [b, R, V], or (through the fused LM
+   * head, no logits built) the log ratio log π_φ − log π_ref at the sampled tokens [b, R]. The objectives take either.
+   */
+  logits?: Tensor;
+  logRatio?: Tensor;
   /** Response tokens [b, R] and mask [b, R]. */
   tokens: Tensor;
   mask: Tensor;
@@ -40,8 +44,8 @@ export interface RewardModelBatch {
 /** What the advantage estimator needs from the reward model on one micro-batch. */
 export interface RewardScoreInput {
   needs: 'token-rewards' | 'candidate-td';
-  /** π_φ's logits at the response positions [b, R, V] (no graph needed). */
-  rmLogits: Tensor;
+  /** π_φ's output at the response positions (no graph needed): its logits [b, R, V] or its head input (fused head). */
+  rm: Tensor | HeadInput;
   tokens: Tensor;
   mask: Tensor;
   beta: number;
@@ -74,15 +78,16 @@ export interface RewardModel {
 
 /** The implicit reward β·log π_φ/π_ref, at the sampled tokens or at π_old's candidates (distrlTd). */
 export async function implicitScore(input: RewardScoreInput, options: AsyncOptions = {}): Promise<RewardScores> {
-  const { rmLogits, tokens, mask, beta, temperature } = input;
+  const { rm, tokens, mask, beta, temperature } = input;
   if (input.needs === 'token-rewards') {
     if (!input.refLogprobs) throw new Error('token rewards need refLogprobs (log π_ref of the sampled tokens)');
-    const policy = (await tokenLogprobs(rmLogits, tokens.unsqueeze(-1), options)).squeeze(-1).mul(mask);
+    const policy = (await outputLogprobs(rm, tokens.unsqueeze(-1), options)).squeeze(-1).mul(mask);
     return { tokenLogRatio: policy.sub(input.refLogprobs) };
   }
   if (!input.candidateIndices || !input.refTopkLogprobs) throw new Error('candidate TD needs candidateIndices and refTopkLogprobs');
+  const policy = rm instanceof Tensor ? { rmLogits: rm } : { rmHidden: rm.hidden, headWeight: rm.weight };
   const { candidateTd } = await distrlTd(
-    { rmLogits, candidateIndices: input.candidateIndices, oldTopkLogprobs: input.refTopkLogprobs, mask, beta, temperature },
+    { ...policy, candidateIndices: input.candidateIndices, oldTopkLogprobs: input.refTopkLogprobs, mask, beta, temperature },
     options,
   );
   return { candidateTd };
