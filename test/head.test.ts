@@ -10,6 +10,21 @@ import { worstDifference } from './helpers/compare.js';
 
 const [N, H, V, K] = [6, 5, 37, 3];
 
+/**
+ * Runs `fn` on each implementation of the fused head's chunks: the CPU row kernels, and the ATen ops the other
+ * devices use (PREFIX_RL_HEAD_KERNELS=aten forces them here).
+ */
+async function onEachPath(fn: () => Promise<void>): Promise<void> {
+  for (const path of ['rows', 'aten']) {
+    if (path === 'aten') process.env.PREFIX_RL_HEAD_KERNELS = 'aten';
+    try {
+      await fn();
+    } finally {
+      delete process.env.PREFIX_RL_HEAD_KERNELS;
+    }
+  }
+}
+
 function inputs(dtype: DType) {
   return tidy(() => ({
     hidden: Tensor.randn([2, N / 2, H], 1, { dtype: 'float64' })
@@ -61,13 +76,15 @@ describe('headLogprobs equals linear → log-softmax gather', () => {
     ['float32', 8, 1e-5],
     ['bfloat16', 8, 3e-2],
   ] as [DType, number, number][])('%s, chunk %i (tolerance %f)', async (dtype, chunkSize, tolerance) => {
-    for (const variant of [{}, { temperature: 0.7 }, { tied: true }]) {
-      const fused = await run(dtype, true, { chunkSize, ...variant });
-      const unfused = await run(dtype, false, variant);
-      for (const key of ['logp', 'hidden', 'weight'] as const) expect(worstDifference(fused[key], unfused[key])).toBeLessThan(tolerance);
-      // Rows with no gradient get none.
-      expect(fused.hidden.slice(1 * H, 2 * H).every((x) => x === 0)).toBe(true);
-    }
+    await onEachPath(async () => {
+      for (const variant of [{}, { temperature: 0.7 }, { tied: true }]) {
+        const fused = await run(dtype, true, { chunkSize, ...variant });
+        const unfused = await run(dtype, false, variant);
+        for (const key of ['logp', 'hidden', 'weight'] as const) expect(worstDifference(fused[key], unfused[key])).toBeLessThan(tolerance);
+        // Rows with no gradient get none.
+        expect(fused.hidden.slice(1 * H, 2 * H).every((x) => x === 0)).toBe(true);
+      }
+    });
   });
 
   test('bad input is refused, naming what is wrong', async () => {
@@ -146,11 +163,15 @@ describe('headLogprobsAndEntropy equals logits → tokenLogprobs + tokenEntropy'
     ['float32', 8, 1e-5],
     ['bfloat16', 8, 5e-2],
   ] as [DType, number, number][])('%s, chunk %i (tolerance %f)', async (dtype, chunkSize, tolerance) => {
-    for (const variant of [{}, { temperature: 0.7 }, { logprobGrad: false }]) {
-      const fused = await runEntropy(dtype, true, { chunkSize, ...variant });
-      const unfused = await runEntropy(dtype, false, variant);
-      for (const key of ['logp', 'entropy', 'hidden', 'weight'] as const) expect(worstDifference(fused[key], unfused[key])).toBeLessThan(tolerance);
-    }
+    await onEachPath(async () => {
+      for (const variant of [{}, { temperature: 0.7 }, { logprobGrad: false }]) {
+        const fused = await runEntropy(dtype, true, { chunkSize, ...variant });
+        const unfused = await runEntropy(dtype, false, variant);
+        for (const key of ['logp', 'entropy', 'hidden', 'weight'] as const) {
+          expect(worstDifference(fused[key], unfused[key])).toBeLessThan(tolerance);
+        }
+      }
+    });
   });
 });
 
@@ -173,41 +194,38 @@ describe('distrlCandidates through the fused head equals the logits path', () =>
     ['float32', 1e-5],
     ['bfloat16', 3e-2],
   ] as [DType, number][])('%s', async (dtype, tolerance) => {
-    for (const topk of ['rows', 'aten']) {
-      if (topk === 'aten') process.env.PREFIX_RL_HEAD_TOPK = 'aten';
-      try {
-        for (const [options, tied] of [
-          [{ chunkSize: 5 }, false],
-          [{ chunkSize: 37, temperature: 0.7 }, false],
-          [{ chunkSize: 3, topP: 0.6 }, false],
-          [{ chunkSize: 2 }, true],
-          [{ chunkSize: 6, conventions: 'paper', minP: 0.2 }, false],
-        ] as [Record<string, number | string>, boolean][]) {
-          const { fromLogits, fused } = await candidatesBoth(dtype, options, tied);
-          if (dtype !== 'bfloat16') {
-            expect(fused.candidateIndices.toNumbers()).toEqual(fromLogits.candidateIndices.toNumbers());
-            expect(fused.candidateMask.toNumbers()).toEqual(fromLogits.candidateMask.toNumbers());
-          }
-          expect(worstDifference(fused.oldLogProb.toNumbers(), fromLogits.oldLogProb.toNumbers())).toBeLessThan(tolerance);
-          expect(fused.oldTopkLogprobs.dtype).toBe(fromLogits.oldTopkLogprobs.dtype);
-          if (tied) {
-            // The ties are exercised: some position holds a token and its duplicate (id + 4) among its candidates.
-            const rows = (fromLogits.candidateIndices.toNested() as number[][][]).flat();
-            expect(rows.some((ids) => ids.some((id) => id < 4 && ids.includes(id + 4)))).toBe(true);
-          }
+    await onEachPath(async () => {
+      for (const [options, tied] of [
+        [{ chunkSize: 5 }, false],
+        [{ chunkSize: 37, temperature: 0.7 }, false],
+        [{ chunkSize: 3, topP: 0.6 }, false],
+        [{ chunkSize: 2 }, true],
+        [{ chunkSize: 6, conventions: 'paper', minP: 0.2 }, false],
+      ] as [Record<string, number | string>, boolean][]) {
+        const { fromLogits, fused } = await candidatesBoth(dtype, options, tied);
+        if (dtype !== 'bfloat16') {
+          expect(fused.candidateIndices.toNumbers()).toEqual(fromLogits.candidateIndices.toNumbers());
+          expect(fused.candidateMask.toNumbers()).toEqual(fromLogits.candidateMask.toNumbers());
         }
-      } finally {
-        delete process.env.PREFIX_RL_HEAD_TOPK;
+        expect(worstDifference(fused.oldLogProb.toNumbers(), fromLogits.oldLogProb.toNumbers())).toBeLessThan(tolerance);
+        expect(fused.oldTopkLogprobs.dtype).toBe(fromLogits.oldTopkLogprobs.dtype);
+        if (tied) {
+          // The ties are exercised: some position holds a token and its duplicate (id + 4) among its candidates.
+          const rows = (fromLogits.candidateIndices.toNested() as number[][][]).flat();
+          expect(rows.some((ids) => ids.some((id) => id < 4 && ids.includes(id + 4)))).toBe(true);
+        }
       }
-    }
+    });
   });
 
   test("each candidate's log-prob is exactly headLogprobs' at that token: π_θ / π_old = 1 on-policy", async () => {
-    for (const dtype of ['float32', 'bfloat16'] as DType[]) {
-      const { fused, p } = await candidatesBoth(dtype, { chunkSize: 7, temperature: 0.9 });
-      const policy = await headLogprobs(p.hidden, p.weight, fused.candidateIndices, { chunkSize: 7, temperature: 0.9 });
-      expect(policy.toNumbers()).toEqual(fused.oldTopkLogprobs.toNumbers());
-    }
+    await onEachPath(async () => {
+      for (const dtype of ['float32', 'bfloat16'] as DType[]) {
+        const { fused, p } = await candidatesBoth(dtype, { chunkSize: 7, temperature: 0.9 });
+        const policy = await headLogprobs(p.hidden, p.weight, fused.candidateIndices, { chunkSize: 7, temperature: 0.9 });
+        expect(policy.toNumbers()).toEqual(fused.oldTopkLogprobs.toNumbers());
+      }
+    });
   });
 
   test('distrlTd through the fused head equals the logits path', async () => {

@@ -3,6 +3,7 @@
 //  - IPVRM and Dist-PPO fused forward + backward at N = 16,384, V = 151,936, bf16, against that floor (the pass counts
 //    of ../shared/reference/performance-anchors.md §1.3) and against the naive ATen composition (OOM reported), with
 //    their extra memory (peak allocated above the inputs);
+//  - the fused LM head (headLogprobs / headLogprobsAndEntropy) against the present path and the head's GEMMs alone;
 //  - a Qwen3-0.6B-shaped model with random weights: a bf16 mixed-precision training step's tokens/s and KV-cache
 //    sampling tokens/s.
 //
@@ -10,7 +11,7 @@
 import { writeFileSync } from 'node:fs';
 import { AdamW, initModel, type CausalLM } from '../../lib/model/index.js';
 import { environmentReport } from '../../lib/native/runtime.js';
-import { distrlCandidates, distrlLoss } from '../../lib/ops/objectives.js';
+import { distrlCandidates, distrlLoss, headLogprobs, headLogprobsAndEntropy, tokenEntropy, tokenLogprobs } from '../../lib/ops/objectives.js';
 import { cudaEmptyCache, cudaMemory, cudaResetPeakMemory, cudaSynchronize, Tensor, tidy, type DeviceName } from '../../lib/tensor/index.js';
 import { distPpoFused, distPpoNaive, ipvrmFused, ipvrmNaive, type Problem, type Variant } from '../objective-variants.js';
 
@@ -151,6 +152,70 @@ for (const [name, fused, naive, passes] of variants) {
 }
 for (const t of Object.values(p)) t.dispose();
 
+// ---- the fused LM head (issue 14): from hidden states [N, H] and a head [V, H], fwd + bwd to hidden and weight ----
+const headRows: string[] = [];
+{
+  const weight = tidy(() =>
+    Tensor.randn([V, H], 11)
+      .to(device)
+      .mul(1 / Math.sqrt(H))
+      .to('bfloat16')
+      .keep(),
+  );
+  const hidden = tidy(() => Tensor.randn([N, H], 12).to(device).to('bfloat16').keep());
+  const index = tidy(() => Tensor.rand([N, 5], 13, { dtype: 'float64' }).mul(V).to('int64').to(device).keep());
+  const sampled = tidy(() => index.slice(1, 0, 1).contiguous().keep());
+  const withWeight = async (fn: (h: Tensor, w: Tensor) => Promise<Tensor>, h: Tensor) =>
+    tidy(async () => {
+      const w = weight.detach();
+      w.requiresGrad = true;
+      await (await fn(h, w)).sum().backwardAsync();
+    });
+  const logits = (h: Tensor, w: Tensor) => h.matmul(w.transpose(0, 1));
+  // The floor: the three head GEMMs a backward needs anyway (h·Wᵀ, ∂z·W, ∂zᵀ·h), ∂z standing in for the logits.
+  const gemms = await measure(
+    () => hidden.clone(),
+    async (h) =>
+      tidy(async () => {
+        const z = await h.detach().matmulAsync(weight.transpose(0, 1));
+        (await z.matmulAsync(weight)).dispose();
+        (await z.transpose(0, 1).matmulAsync(h.detach())).dispose();
+      }),
+  );
+  const variants: [string, (h: Tensor, w: Tensor) => Promise<Tensor>][] = [
+    ['IPVRM fused head (headLogprobs, K = 1)', (h, w) => headLogprobs(h, w, sampled)],
+    ['IPVRM present path (linear → fused gather, in-place grad)', (h, w) => tokenLogprobs(logits(h, w), sampled, { inplaceBackward: true })],
+    [
+      'DistRL fused head (headLogprobsAndEntropy, K = 5)',
+      async (h, w) => {
+        const { logprobs, entropy } = await headLogprobsAndEntropy(h, w, index);
+        return logprobs.sum().add(entropy.detach().sum());
+      },
+    ],
+    [
+      'DistRL present path (linear → fused gather + entropy)',
+      async (h, w) => {
+        const z = logits(h, w);
+        const entropy = await tokenEntropy(z.detach());
+        return (await tokenLogprobs(z, index, { inplaceBackward: true })).sum().add(entropy.sum());
+      },
+    ],
+  ];
+  headRows.push(
+    `| the three head GEMMs alone (h·Wᵀ, ∂z·W, ∂zᵀ·h) | ${cell(gemms, (m) => fmtMs(m.ms))} | 1.00× | ${cell(gemms, (m) => m.extraGiB.toFixed(2))} |`,
+  );
+  for (const [name, fn] of variants) {
+    const m = await measure(
+      () => hidden.clone(),
+      (h) => withWeight(fn, h),
+    );
+    headRows.push(
+      `| ${name} | ${cell(m, (x) => fmtMs(x.ms))} | ${m.ms && gemms.ms ? `${(m.ms / gemms.ms).toFixed(2)}×` : ''} | ${cell(m, (x) => x.extraGiB.toFixed(2))} |`,
+    );
+  }
+  for (const t of [weight, hidden, index, sampled]) t.dispose();
+}
+
 // ---- a Qwen3-0.6B-shaped model, random weights ----
 const QWEN3_0_6B = {
   model_type: 'qwen3',
@@ -237,6 +302,10 @@ const table = [
   '| row | fused ms | against the HBM floor | naive ms | speed-up | extra memory fused / naive |',
   '|---|---|---|---|---|---|',
   ...rows,
+  '',
+  `| fused LM head, N = ${N}, H = ${H}, V = ${V}, bf16, fwd + bwd to hidden and weight | ms | vs the head GEMMs | extra GiB |`,
+  '|---|---|---|---|',
+  ...headRows,
   '',
   `| Qwen3-0.6B-shaped model (random weights, ${QWEN3_0_6B.num_hidden_layers} layers, V = ${QWEN3_0_6B.vocab_size}) | shape | tokens/s |`,
   '|---|---|---|',

@@ -29,81 +29,88 @@ std::pair<at::Tensor, at::Tensor> chunk_columns(const at::Tensor& index, int64_t
   return {(index - begin).clamp(0, end - begin - 1), inside};
 }
 
-// The running top-K of a streamed pass: token ids [N, K] and unscaled logits [N, K], largest first, equal values
-// keeping the lower id (chunks arrive in increasing id order). On the CPU each chunk row goes through the row
-// kernel's top-K and is offered to the row's list; elsewhere (or with PREFIX_RL_HEAD_TOPK=aten, for tests) stable
-// descending sorts of the chunk and of the merged lists keep the same order.
-class RunningTopK {
- public:
-  RunningTopK(int64_t N, int64_t K, const at::TensorOptions& values)
-      : K_(K), rows_(values.device().is_cpu() && !aten_forced()), filled_(rows_ ? N : 0, 0) {
-    if (rows_) {
-      ids_ = at::empty({N, K}, values.dtype(at::kLong));
-      values_ = at::empty({N, K}, values);
-    }
-  }
-
-  void fold(const at::Tensor& logits, int64_t begin) { rows_ ? fold_rows(logits, begin) : fold_sorted(logits, begin); }
-  const at::Tensor& ids() const { return ids_; }
-  const at::Tensor& values() const { return values_; }
-
- private:
-  static bool aten_forced() {
-    const char* value = std::getenv("PREFIX_RL_HEAD_TOPK");
-    return value && std::strcmp(value, "aten") == 0;
-  }
-
-  void fold_rows(const at::Tensor& logits, int64_t begin) {
-    const int64_t C = logits.size(1), take = std::min(K_, C);
-    AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "head_topk", [&] {
-      const scalar_t* x = logits.data_ptr<scalar_t>();
-      int64_t* ids = ids_.data_ptr<int64_t>();
-      scalar_t* values = values_.data_ptr<scalar_t>();
-      parallel_rows(logits.size(0), 8, [&](int64_t n) {
-        std::vector<int64_t> chunk_ids(take);
-        std::vector<scalar_t> chunk_values(take);
-        kernels::row_topk(x + n * C, C, take, chunk_ids.data(), chunk_values.data());
-        kernels::TopKList<scalar_t> list{K_, ids + n * K_, values + n * K_, filled_[n]};
-        for (int64_t j = 0; j < take; ++j) list.offer(chunk_values[j], begin + chunk_ids[j]);
-        filled_[n] = list.filled;
-      });
-    });
-  }
-
-  void fold_sorted(const at::Tensor& logits, int64_t begin) {
-    auto [sorted, order] = at::sort(logits, /*stable=*/true, /*dim=*/1, /*descending=*/true);
-    const int64_t take = std::min(K_, logits.size(1));
-    at::Tensor values = sorted.narrow(1, 0, take), ids = order.narrow(1, 0, take) + begin;
-    if (values_.defined()) {
-      // The running list first: on equal values its (lower) ids stay ahead.
-      values = at::cat({values_, values}, 1);
-      ids = at::cat({ids_, ids}, 1);
-      auto [merged, pick] = at::sort(values, /*stable=*/true, /*dim=*/1, /*descending=*/true);
-      const int64_t keep = std::min(K_, merged.size(1));
-      values = merged.narrow(1, 0, keep);
-      ids = ids.gather(1, pick.narrow(1, 0, keep));
-    }
-    values_ = values.contiguous();
-    ids_ = ids.contiguous();
-  }
-
-  int64_t K_;
-  bool rows_;
-  std::vector<int64_t> filled_;
-  at::Tensor ids_, values_;
-};
+// Whether the chunks go through the CPU row kernels (one in-cache pass per row of the chunk's logits, in the model
+// dtype) or ATen ops (any device; PREFIX_RL_HEAD_KERNELS=aten forces them on the CPU, for tests).
+bool row_kernels(const at::Tensor& hidden) {
+  const char* value = std::getenv("PREFIX_RL_HEAD_KERNELS");
+  return hidden.device().is_cpu() && !(value && std::strcmp(value, "aten") == 0);
+}
 
 struct Pass {
-  at::Tensor gathered;  // [N, K] scaled logits at the index (accumulation type)
-  at::Tensor lse;       // [N] float64
-  at::Tensor entropy;   // [N] accumulation type, when asked for
+  at::Tensor gathered;             // [N, K] scaled logits at the index (accumulation type)
+  at::Tensor lse;                  // [N] float64
+  at::Tensor entropy;              // [N] accumulation type, when asked for
+  at::Tensor top_ids, top_values;  // [N, top_k] ids and unscaled logits, largest first, when asked for
 };
 
-// One streamed pass over the vocabulary, no graph: the online logsumexp (running max m and Σ e^{z−m}), the gather,
-// and optionally the entropy and a running top-K. The entropy accumulates Σ e^{z−m}·(m − z), a sum of non-negative
-// terms (no cancellation, unlike lse − Σ p·z); H = that / Σ e^{z−m} + log Σ e^{z−m}.
-Pass stream(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& index, double temperature, int64_t chunk, bool entropy,
-            RunningTopK* topk) {
+// The CPU pass: per chunk one GEMM, then per row the chunk's logsumexp, entropy and top-K by the row kernels, merged
+// in float64 across chunks: lse = log Σ_c e^{lse_c} and H = Σ_c e^{lse_c − lse}·(lse − lse_c + H_c), kept online as
+// (m, s = Σ e^{lse_c − m}, a = Σ e^{lse_c − m}·(H_c − lse_c)) so that lse = m + log s and H = lse + a / s.
+Pass stream_rows(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& index, double temperature, int64_t chunk, bool entropy,
+                 int64_t top_k) {
+  at::NoGradGuard no_grad;
+  const int64_t N = hidden.size(0), V = weight.size(0), K = index.size(1);
+  const auto acc = acc_type(hidden.scalar_type());
+  Pass out;
+  out.gathered = at::zeros({N, K}, hidden.options().dtype(acc));
+  std::vector<double> m(N, -std::numeric_limits<double>::infinity()), s(N, 0.0), a(N, 0.0);
+  std::vector<int64_t> filled(N, 0);
+  if (top_k > 0) {
+    out.top_ids = at::empty({N, top_k}, hidden.options().dtype(at::kLong));
+    out.top_values = at::empty({N, top_k}, hidden.options().dtype(acc));
+  }
+  const int64_t* ids = index.data_ptr<int64_t>();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, hidden.scalar_type(), "head_rows", [&] {
+    using A = kernels::acc_t<scalar_t>;
+    const A scale = static_cast<A>(1.0 / temperature);
+    A* gathered = out.gathered.data_ptr<A>();
+    for (int64_t begin = 0; begin < V; begin += chunk) {
+      check_cancelled();
+      const int64_t end = std::min(V, begin + chunk), C = end - begin, take = std::min(top_k, C);
+      at::Tensor z = at::matmul(hidden, weight.narrow(0, begin, C).t()).contiguous();
+      const scalar_t* x = z.data_ptr<scalar_t>();
+      parallel_rows(N, 4, [&](int64_t n) {
+        const scalar_t* row = x + n * C;
+        for (int64_t k = 0; k < K; ++k) {
+          const int64_t id = ids[n * K + k];
+          if (id >= begin && id < end) gathered[n * K + k] = static_cast<A>(row[id - begin]) * scale;
+        }
+        const double lse_c = kernels::row_logsumexp(row, C, scale);
+        if (lse_c > -std::numeric_limits<double>::infinity()) {
+          const double h_c = entropy ? static_cast<double>(kernels::row_entropy(row, C, scale, static_cast<A>(lse_c))) : 0.0;
+          const double m_new = std::max(m[n], lse_c), rescale = std::exp(m[n] - m_new), weight_c = std::exp(lse_c - m_new);
+          s[n] = s[n] * rescale + weight_c;
+          a[n] = a[n] * rescale + weight_c * (h_c - lse_c);
+          m[n] = m_new;
+        }
+        if (take > 0) {
+          // The chunk's top-K, offered to the row's running list in id order: equal values keep the lower id.
+          std::vector<int64_t> chunk_ids(take);
+          std::vector<A> chunk_values(take);
+          kernels::row_topk(row, C, take, chunk_ids.data(), chunk_values.data());
+          kernels::TopKList<A> list{top_k, out.top_ids.data_ptr<int64_t>() + n * top_k, out.top_values.data_ptr<A>() + n * top_k, filled[n]};
+          for (int64_t j = 0; j < take; ++j) list.offer(chunk_values[j], begin + chunk_ids[j]);
+          filled[n] = list.filled;
+        }
+      });
+    }
+  });
+  out.lse = at::empty({N}, at::kDouble);
+  double* lse = out.lse.data_ptr<double>();
+  for (int64_t n = 0; n < N; ++n) lse[n] = m[n] + std::log(s[n]);  // −inf for a row of −inf logits
+  if (entropy) {
+    at::Tensor h = at::empty({N}, at::kDouble);
+    for (int64_t n = 0; n < N; ++n) h.data_ptr<double>()[n] = lse[n] + a[n] / s[n];
+    out.entropy = h.to(acc);
+  }
+  return out;
+}
+
+// The ATen pass (any device): the online logsumexp over each chunk's logits (running max m and Σ e^{z−m}), the
+// gather, the entropy's Σ e^{z−m}·(m − z) (non-negative terms: H = that / Σ e^{z−m} + log Σ e^{z−m}) and a running
+// top-K kept by stable descending sorts (the running list first, so equal values keep the lower id).
+Pass stream_aten(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& index, double temperature, int64_t chunk, bool entropy,
+                 int64_t top_k) {
   at::NoGradGuard no_grad;
   const int64_t N = hidden.size(0), V = weight.size(0);
   const auto acc = acc_type(hidden.scalar_type());
@@ -113,15 +120,30 @@ Pass stream(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor
   at::Tensor max = at::full({N}, -std::numeric_limits<double>::infinity(), options);
   at::Tensor sum = at::zeros({N}, options);
   at::Tensor spread = entropy ? at::zeros({N}, options) : at::Tensor();
-  at::Tensor gathered = at::zeros(index.sizes(), options);
+  Pass out;
+  out.gathered = at::zeros(index.sizes(), options);
   for (int64_t begin = 0; begin < V; begin += chunk) {
     check_cancelled();
     const int64_t end = std::min(V, begin + chunk);
     at::Tensor z = chunk_logits(hidden, weight, begin, end, acc);
-    if (topk) topk->fold(z, begin);  // ranks the unscaled logits, as candidate_set does
+    if (top_k > 0) {
+      auto [sorted, order] = at::sort(z, /*stable=*/true, /*dim=*/1, /*descending=*/true);  // ranks the unscaled logits
+      const int64_t take = std::min(top_k, z.size(1));
+      at::Tensor values = sorted.narrow(1, 0, take), ids = order.narrow(1, 0, take) + begin;
+      if (out.top_values.defined()) {
+        values = at::cat({out.top_values, values}, 1);
+        ids = at::cat({out.top_ids, ids}, 1);
+        auto [merged, pick] = at::sort(values, /*stable=*/true, /*dim=*/1, /*descending=*/true);
+        const int64_t keep = std::min(top_k, merged.size(1));
+        values = merged.narrow(1, 0, keep);
+        ids = ids.gather(1, pick.narrow(1, 0, keep));
+      }
+      out.top_values = values.contiguous();
+      out.top_ids = ids.contiguous();
+    }
     if (scale != 1.0) z.mul_(scale);
     auto [columns, inside] = chunk_columns(index, begin, end);
-    gathered = at::where(inside, z.gather(1, columns), gathered);
+    out.gathered = at::where(inside, z.gather(1, columns), out.gathered);
     at::Tensor new_max = at::maximum(max, z.amax(1));
     at::Tensor finite = at::isfinite(new_max);
     at::Tensor shift = at::where(finite, new_max, at::zeros_like(new_max));
@@ -142,12 +164,63 @@ Pass stream(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor
     }
     max = new_max;
   }
-  Pass out;
   at::Tensor max_d = max.to(at::kDouble);
   out.lse = at::where(at::isfinite(max_d), max_d + at::log(sum.to(at::kDouble)), max_d);
   if (entropy) out.entropy = spread / sum + at::log(sum);
-  out.gathered = gathered;
   return out;
+}
+
+// One streamed pass over the vocabulary, no graph: hidden [N, H], weight [V, H], index [N, K] int64.
+Pass stream(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& index, double temperature, int64_t chunk, bool entropy,
+            int64_t top_k) {
+  return row_kernels(hidden) ? stream_rows(hidden, weight, index, temperature, chunk, entropy, top_k)
+                             : stream_aten(hidden, weight, index, temperature, chunk, entropy, top_k);
+}
+
+// A chunk's ∂L/∂z on the CPU, written over its logits z [N, C] (the model dtype) by the row kernel.
+void chunk_grad_rows(at::Tensor& z, int64_t begin, const at::Tensor& index, const at::Tensor& lse, const at::Tensor& g, const at::Tensor& g_sum,
+                     const at::Tensor& g_entropy, const at::Tensor& entropy, double temperature) {
+  const int64_t N = z.size(0), C = z.size(1), K = index.size(1);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, z.scalar_type(), "head_grad_rows", [&] {
+    using A = kernels::acc_t<scalar_t>;
+    const A scale = static_cast<A>(1.0 / temperature);
+    scalar_t* x = z.data_ptr<scalar_t>();
+    const int64_t* ids = index.data_ptr<int64_t>();
+    const A *gp = g.data_ptr<A>(), *g_sum_p = g_sum.data_ptr<A>(), *lse_p = lse.data_ptr<A>();
+    const A* gh = g_entropy.defined() ? g_entropy.data_ptr<A>() : nullptr;
+    const A* h = entropy.defined() ? entropy.data_ptr<A>() : nullptr;
+    parallel_rows(N, 4, [&](int64_t n) {
+      std::vector<int64_t> cols;
+      std::vector<A> grads;
+      for (int64_t k = 0; k < K; ++k) {
+        const int64_t id = ids[n * K + k];
+        if (id >= begin && id < begin + C) cols.push_back(id - begin), grads.push_back(gp[n * K + k]);
+      }
+      kernels::row_head_backward(x + n * C, C, scale, lse_p[n], g_sum_p[n], gh ? gh[n] : A(0), h ? h[n] : A(0), cols.data(), grads.data(),
+                                 static_cast<int64_t>(cols.size()));
+    });
+  });
+}
+
+// The same with ATen ops on the chunk's scaled logits z [N, C] in the accumulation type (one buffer, two with the
+// entropy's gradient): −(Σg)·p_v + g_H·p_v·(lse − z_v − H), plus g at the chunk's index entries, times scale.
+at::Tensor chunk_grad_aten(at::Tensor z, int64_t begin, const at::Tensor& index, const at::Tensor& lse, const at::Tensor& g, const at::Tensor& g_sum,
+                           const at::Tensor& g_entropy, const at::Tensor& entropy, double scale) {
+  const int64_t end = begin + z.size(1);
+  if (scale != 1.0) z.mul_(scale);
+  at::Tensor dz;
+  if (g_entropy.defined()) {
+    at::Tensor t = z.neg_().add_(lse.unsqueeze(1));  // lse − z ≥ 0
+    at::Tensor p = t.neg().exp_();
+    dz = t.sub_(entropy.unsqueeze(1)).mul_(g_entropy.unsqueeze(1)).sub_(g_sum.unsqueeze(1)).mul_(p);
+    dz.masked_fill_(p == 0, 0.0);  // a −inf logit: p = 0 while lse − z = ∞
+  } else {
+    dz = z.sub_(lse.unsqueeze(1)).exp_().mul_(g_sum.neg().unsqueeze(1));
+  }
+  auto [columns, inside] = chunk_columns(index, begin, end);
+  dz.scatter_add_(1, columns, at::where(inside, g, at::zeros_like(g)));
+  if (scale != 1.0) dz.mul_(scale);
+  return dz;
 }
 
 class HeadLogprobsFn : public torch::autograd::Function<HeadLogprobsFn> {
@@ -155,7 +228,7 @@ class HeadLogprobsFn : public torch::autograd::Function<HeadLogprobsFn> {
   // hidden [N, H], weight [V, H], index [N, K] int64 → {log-probs [N, K] in out_type, entropy [N] if asked for}.
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight,
                                                 const at::Tensor& index, double temperature, int64_t chunk, bool entropy, at::ScalarType out_type) {
-    Pass pass = stream(hidden, weight, index, temperature, chunk, entropy, nullptr);
+    Pass pass = stream(hidden, weight, index, temperature, chunk, entropy, 0);
     at::Tensor logprobs = (pass.gathered.to(at::kDouble) - pass.lse.unsqueeze(1)).to(out_type);  // one rounding
     ctx->save_for_backward({hidden, weight, index, pass.lse, entropy ? pass.entropy : at::Tensor()});
     ctx->saved_data["temperature"] = temperature;
@@ -169,48 +242,42 @@ class HeadLogprobsFn : public torch::autograd::Function<HeadLogprobsFn> {
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
     auto saved = ctx->get_saved_variables();
     const at::Tensor &hidden = saved[0], &weight = saved[1], &index = saved[2];
-    const double scale = 1.0 / ctx->saved_data["temperature"].toDouble();
+    const double temperature = ctx->saved_data["temperature"].toDouble();
     const int64_t chunk = ctx->saved_data["chunk"].toInt();
     const int64_t V = weight.size(0);
     const auto acc = acc_type(hidden.scalar_type());
-    at::Tensor lse = saved[3].to(acc).unsqueeze(1);
+    const bool rows = row_kernels(hidden);
+    at::Tensor lse = saved[3].to(acc).contiguous();
     at::Tensor g = grads[0].defined() ? grads[0].to(acc).contiguous() : at::zeros(index.sizes(), lse.options());
-    at::Tensor g_sum = g.sum(1, /*keepdim=*/true);
+    at::Tensor g_sum = g.sum(1).contiguous();
     const bool with_entropy = grads.size() > 1 && grads[1].defined();
-    at::Tensor g_entropy = with_entropy ? grads[1].to(acc).unsqueeze(1) : at::Tensor();
-    at::Tensor entropy = with_entropy ? saved[4].unsqueeze(1) : at::Tensor();
+    at::Tensor g_entropy = with_entropy ? grads[1].to(acc).contiguous() : at::Tensor();
+    at::Tensor entropy = with_entropy ? saved[4].contiguous() : at::Tensor();
     const bool need_hidden = ctx->needs_input_grad(0), need_weight = ctx->needs_input_grad(1);
     at::Tensor grad_hidden = need_hidden ? at::zeros(hidden.sizes(), hidden.options().dtype(acc)) : at::Tensor();
     at::Tensor grad_weight = need_weight ? at::empty(weight.sizes(), weight.options()) : at::Tensor();  // every chunk writes its rows
     for (int64_t begin = 0; begin < V; begin += chunk) {
       check_cancelled();
       const int64_t end = std::min(V, begin + chunk);
-      at::Tensor z = chunk_logits(hidden, weight, begin, end, acc);
-      if (scale != 1.0) z.mul_(scale);
       at::Tensor dz;
-      if (with_entropy) {
-        at::Tensor t = z.neg_().add_(lse);  // lse − z ≥ 0
-        at::Tensor p = t.neg().exp_();
-        dz = t.sub_(entropy).mul_(g_entropy).sub_(g_sum).mul_(p);
-        dz.masked_fill_(p == 0, 0.0);  // a −inf logit: p = 0 while lse − z = ∞
+      if (rows) {
+        dz = at::matmul(hidden, weight.narrow(0, begin, end - begin).t()).contiguous();  // overwritten with its gradient
+        chunk_grad_rows(dz, begin, index, lse, g, g_sum, g_entropy, entropy, temperature);
       } else {
-        dz = z.sub_(lse).exp_().mul_(g_sum.neg());
+        dz = chunk_grad_aten(chunk_logits(hidden, weight, begin, end, acc), begin, index, lse, g, g_sum, g_entropy, entropy, 1.0 / temperature)
+                 .to(hidden.scalar_type());
       }
-      auto [columns, inside] = chunk_columns(index, begin, end);
-      dz.scatter_add_(1, columns, at::where(inside, g, at::zeros_like(g)));
-      if (scale != 1.0) dz.mul_(scale);
-      at::Tensor dz_in = dz.to(hidden.scalar_type());
       at::Tensor w = weight.narrow(0, begin, end - begin);
       if (need_hidden) {
         if (acc == hidden.scalar_type()) {
-          grad_hidden.addmm_(dz_in, w);
+          grad_hidden.addmm_(dz, w);
         } else {
-          grad_hidden.add_(at::mm(dz_in, w));  // a reduced-precision GEMM, accumulated over chunks in float
+          grad_hidden.add_(at::mm(dz, w));  // a reduced-precision GEMM, accumulated over chunks in float
         }
       }
       if (need_weight) {
-        at::Tensor rows = grad_weight.narrow(0, begin, end - begin);
-        at::mm_out(rows, dz_in.t(), hidden);
+        at::Tensor rows_out = grad_weight.narrow(0, begin, end - begin);
+        at::mm_out(rows_out, dz.t(), hidden);
       }
     }
     return {need_hidden ? grad_hidden.to(hidden.scalar_type()) : at::Tensor(),
@@ -272,7 +339,7 @@ HeadLogprobs head_logprobs(const at::Tensor& hidden, const at::Tensor& weight, c
   if (type != at::kFloat && type != at::kDouble) invalid_argument("log-probs are float32 or float64, got " + dtype_name(type));
   const int64_t V = weight.size(0), H = hidden.size(-1), K = index.size(-1);
   at::Tensor ids = checked_ids(index, "index", V).reshape({-1, K});
-  auto outputs = HeadLogprobsFn::apply(hidden.reshape({-1, H}), weight, ids, temperature, chunk, entropy, type);
+  auto outputs = HeadLogprobsFn::apply(hidden.reshape({-1, H}).contiguous(), weight.contiguous(), ids, temperature, chunk, entropy, type);
   HeadLogprobs out;
   out.logprobs = outputs[0].reshape(index.sizes());
   if (entropy) out.entropy = outputs[1].reshape(index.sizes().slice(0, index.dim() - 1));
@@ -294,12 +361,11 @@ CandidateSet head_candidate_set(const at::Tensor& hidden, const at::Tensor& weig
   check_candidate_options(options, V);
   at::Tensor ids = checked_ids(tokens, "tokens", V);
   at::NoGradGuard no_grad;
-  at::Tensor h = hidden.detach().reshape({N, H});
-  RunningTopK topk(N, options.k, h.options().dtype(acc_type(h.scalar_type())));
-  Pass pass = stream(h, weight.detach(), ids.reshape({N, 1}), options.temperature, chunk, false, &topk);
+  at::Tensor h = hidden.detach().reshape({N, H}).contiguous();
+  Pass pass = stream(h, weight.detach(), ids.reshape({N, 1}), options.temperature, chunk, false, options.k);
   // Scaled by the same multiply as the gathered logits: a candidate's log-prob is head_logprobs' at that token.
-  at::Tensor top_values = options.temperature == 1.0 ? topk.values() : topk.values() * (1.0 / options.temperature);
-  return candidates_from_topk(topk.ids(), top_values, pass.gathered.squeeze(1), pass.lse, ids, mask, options, hidden.device());
+  at::Tensor top_values = options.temperature == 1.0 ? pass.top_values : pass.top_values * (1.0 / options.temperature);
+  return candidates_from_topk(pass.top_ids, top_values, pass.gathered.squeeze(1), pass.lse, ids, mask, options, hidden.device());
 }
 
 }  // namespace prefix_rl

@@ -71,6 +71,26 @@ PREFIX_RL_INLINE acc_t<T> row_sumexp(const T* x, int64_t V, acc_t<T> scale, acc_
   return total;
 }
 
+// Whether a row of the fused head's backward has no gradient at all (a masked row): its chunk is exactly zero.
+template <typename A>
+PREFIX_RL_INLINE bool no_head_gradient(A g_sum, A g_entropy, const A* g, int64_t k) {
+  bool none = g_sum == 0 && g_entropy == 0;
+  for (int64_t j = 0; j < k && none; ++j) none = g[j] == 0;
+  return none;
+}
+
+// row_head_backward, element by element (float64 rows, and any row with an entropy gradient).
+template <typename T>
+void head_backward_generic(T* x, int64_t C, acc_t<T> scale, acc_t<T> lse, acc_t<T> g_sum, acc_t<T> g_entropy, acc_t<T> entropy, const int64_t* cols,
+                           const acc_t<T>* g, int64_t k) {
+  using A = acc_t<T>;
+  for (int64_t v = 0; v < C; ++v) {
+    const A d = lse - to_acc(x[v]) * scale;  // −log p_v ≥ 0; p_v counts as 0 below e^−87 (and for d = +inf)
+    x[v] = static_cast<T>(d < A(87) ? scale * fast_exp(-d) * (g_entropy * (d - entropy) - g_sum) : A(0));
+  }
+  for (int64_t j = 0; j < k; ++j) x[cols[j]] = static_cast<T>(to_acc(x[cols[j]]) + scale * g[j]);
+}
+
 }  // namespace
 
 template <typename T>
@@ -202,6 +222,22 @@ void reduced_topk(const T* x, int64_t V, int64_t k, int64_t* ids, float* values)
 }
 
 // The float kernel's dense term rounded once to T, then each gathered term added: the generic kernel's order.
+// The fused head's backward on a 16-bit chunk row without an entropy gradient: converted into the float buffer, the
+// vector kernel, then rounded back into x.
+template <typename T>
+void reduced_head_backward(T* x, int64_t C, float scale, float lse, float g_sum, float g_entropy, float entropy, const int64_t* cols, const float* g,
+                           int64_t k) {
+  if (no_head_gradient(g_sum, g_entropy, g, k)) {
+    std::fill(x, x + C, T(0));
+    return;
+  }
+  if (g_entropy != 0) return head_backward_generic(x, C, scale, lse, g_sum, g_entropy, entropy, cols, g, k);
+  float* dense = float_buffer<1, T>(C);
+  simd::kernels().scaled_softmax(as_float(x, C), C, scale, lse, -g_sum * scale, dense);
+  for (int64_t v = 0; v < C; ++v) x[v] = static_cast<T>(dense[v]);
+  for (int64_t j = 0; j < k; ++j) x[cols[j]] = static_cast<T>(static_cast<float>(x[cols[j]]) + scale * g[j]);
+}
+
 template <typename T>
 void reduced_logprob_backward(const T* x, int64_t V, float scale, float lse, const int64_t* ids, const float* g, int64_t k, T* grad) {
   float g_sum = 0;
@@ -220,6 +256,31 @@ void reduced_logprob_backward(const T* x, int64_t V, float scale, float lse, con
 
 }  // namespace
 
+template <typename T>
+void row_head_backward(T* x, int64_t C, acc_t<T> scale, acc_t<T> lse, acc_t<T> g_sum, acc_t<T> g_entropy, acc_t<T> entropy, const int64_t* cols,
+                       const acc_t<T>* g, int64_t k) {
+  if (no_head_gradient(g_sum, g_entropy, g, k)) {
+    std::fill(x, x + C, T(0));
+    return;
+  }
+  head_backward_generic(x, C, scale, lse, g_sum, g_entropy, entropy, cols, g, k);
+}
+template void row_head_backward<double>(double*, int64_t, double, double, double, double, double, const int64_t*, const double*, int64_t);
+
+// float rows without an entropy gradient: the vector scaled-softmax kernel, in place.
+template <>
+void row_head_backward<float>(float* x, int64_t C, float scale, float lse, float g_sum, float g_entropy, float entropy, const int64_t* cols,
+                              const float* g, int64_t k) {
+  if (no_head_gradient(g_sum, g_entropy, g, k)) {
+    std::fill(x, x + C, 0.0f);
+  } else if (g_entropy != 0) {
+    head_backward_generic(x, C, scale, lse, g_sum, g_entropy, entropy, cols, g, k);
+  } else {
+    simd::kernels().scaled_softmax(x, C, scale, lse, -g_sum * scale, x);
+    for (int64_t j = 0; j < k; ++j) x[cols[j]] += scale * g[j];
+  }
+}
+
 #define PREFIX_RL_REDUCED_PRECISION(T)                                                                                                  \
   template <>                                                                                                                           \
   double row_logsumexp<T>(const T* x, int64_t V, float scale) {                                                                         \
@@ -232,6 +293,11 @@ void reduced_logprob_backward(const T* x, int64_t V, float scale, float lse, con
   template <>                                                                                                                           \
   void row_logprob_backward<T>(const T* x, int64_t V, float scale, float lse, const int64_t* ids, const float* g, int64_t k, T* grad) { \
     reduced_logprob_backward(x, V, scale, lse, ids, g, k, grad);                                                                        \
+  }                                                                                                                                     \
+  template <>                                                                                                                           \
+  void row_head_backward<T>(T * x, int64_t C, float scale, float lse, float g_sum, float g_entropy, float entropy, const int64_t* cols, \
+                            const float* g, int64_t k) {                                                                                \
+    reduced_head_backward(x, C, scale, lse, g_sum, g_entropy, entropy, cols, g, k);                                                     \
   }
 PREFIX_RL_REDUCED_PRECISION(c10::BFloat16)
 PREFIX_RL_REDUCED_PRECISION(c10::Half)

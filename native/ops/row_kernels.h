@@ -68,4 +68,12 @@ acc_t<T> row_entropy(const T* x, int64_t V, acc_t<T> scale, acc_t<T> lse);
 template <typename T>
 void row_entropy_backward(const T* x, int64_t V, acc_t<T> scale, acc_t<T> lse, acc_t<T> entropy, acc_t<T> g, T* grad);
 
+// The fused LM head's backward over one vocabulary chunk of a row: x [C] holds the chunk's unscaled logits and is
+// overwritten with ∂L/∂x_v = scale·p_v·(g_H·(lse − z_v − H) − g_sum), plus scale·g_j at the chunk's columns cols[j]
+// (z = scale·x, p = e^{z − lse}; g_sum sums all the row's log-prob gradients, inside the chunk or not; g_H and H are
+// the entropy's gradient and value, g_H = 0 without one). Exact zeros for a row with no gradient.
+template <typename T>
+void row_head_backward(T* x, int64_t C, acc_t<T> scale, acc_t<T> lse, acc_t<T> g_sum, acc_t<T> g_entropy, acc_t<T> entropy, const int64_t* cols,
+                       const acc_t<T>* g, int64_t k);
+
 }  // namespace prefix_rl::kernels
