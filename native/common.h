@@ -8,23 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "error.h"
+
 namespace prefix_rl {
 
-// Every JS Error the addon throws carries one of these in `err.code`.
-enum class ErrorCode { InvalidArgument, Torch, Disposed, CudaUnavailable, Aborted, Native };
 const char* error_code_name(ErrorCode code);
-
-// A C++ exception that becomes a JS Error with the given code.
-class Error : public std::runtime_error {
- public:
-  Error(ErrorCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
-  ErrorCode code() const { return code_; }
-
- private:
-  ErrorCode code_;
-};
-
-[[noreturn]] inline void invalid_argument(const std::string& message) { throw Error(ErrorCode::InvalidArgument, message); }
 
 // Converts the in-flight exception (c10::Error, prefix_rl::Error, Napi::Error, std::exception) into a JS Error.
 // c10 messages lose their C++ backtrace.

@@ -2,6 +2,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <cmath>
 #include <functional>
 #include <unordered_map>
 
@@ -66,12 +67,20 @@ static at::TensorOptions factory_options(const OpArgs& a, size_t dtype_at, at::S
   return at::TensorOptions().dtype(dtype).device(device);
 }
 
+// A JS number as libtorch's type promotion wants it: an integral value as an integer scalar, so that an int64 tensor
+// plus 1 stays int64 (exact) as in PyTorch, instead of promoting to the default float dtype.
+static at::Scalar js_scalar(double value) {
+  constexpr double limit = 9223372036854775808.0;  // 2^63
+  if (std::isfinite(value) && std::floor(value) == value && value >= -limit && value < limit) return at::Scalar(static_cast<int64_t>(value));
+  return at::Scalar(value);
+}
+
 // Binary ops take a Tensor or a number as their second operand.
 template <typename TensorFn, typename ScalarFn>
 static OpFn binary(TensorFn with_tensor, ScalarFn with_scalar) {
   return [=](const OpArgs& a) -> One {
     if (a.is_tensor(1)) return {with_tensor(a.tensor(0), a.tensor(1))};
-    return {with_scalar(a.tensor(0), at::Scalar(a.number(1)))};
+    return {with_scalar(a.tensor(0), js_scalar(a.number(1)))};
   };
 }
 

@@ -19,4 +19,6 @@ bundle() {
 }
 bundle test/cuda/run.ts .gpu/cuda-tests.mjs
 bundle benchmarks/gpu/bench.ts .gpu/gpu-bench.mjs
+# The chat-template worker (lib/tokenizer/template-sandbox.ts) loads from beside the bundle that starts it.
+bundle lib/tokenizer/template-worker.ts .gpu/template-worker.js
 du -sh .gpu

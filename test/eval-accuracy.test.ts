@@ -142,6 +142,11 @@ test('rollouts are judged on the verifier pool by their prompt: the controlled t
   await unused.close();
   expect(scored[0].score).toBe(scored[0].response_ids.length);
   expect(requests).toHaveLength(0);
+  // A ground truth its verifier cannot read is an error naming the prompt, not a score of 0.
+  const unreadable: RlRecord = { ...record, reward_model: { style: 'rule', ground_truth: 'thirty-two' } };
+  await expect(sampleRollouts(model, tokenizer, [record, unreadable], { temperature: 0, maxNewTokens: 4 })).rejects.toThrow(
+    /prompt 1 \(.*\) could not be verified: ground truth is not an integer: "thirty-two"/,
+  );
 });
 
 test('prefix-rl eval: avg@k and pass@k per benchmark file, RL or eval layout, and their average', async () => {
@@ -151,15 +156,26 @@ test('prefix-rl eval: avg@k and pass@k per benchmark file, RL or eval layout, an
   try {
     await model.save(join(tmp, 'model'));
     await writeJsonl(join(tmp, 'task.jsonl'), [record]);
-    const math = join(process.cwd(), 'fixtures/data/math500.jsonl');
+    // Eval-layout problems in the tiny tokenizer's alphabet (letters, digits, a little punctuation).
+    const math = join(tmp, 'primes.jsonl');
+    await writeJsonl(math, [
+      { problem: 'What is the largest prime below 100?', answer: '97' },
+      { problem: 'How many primes lie below 20?', answer: '8' },
+      { problem: 'What is 17 times 3?', answer: '51' },
+    ]);
     const args = ['eval', '--model', join(tmp, 'model'), '--data', join(tmp, 'task.jsonl'), math, '--temperature', '0', '--samples', '2'];
     await main([...args, '--max-new-tokens', '120']);
     const report = JSON.parse(out.join(''));
     expect(report.benchmarks).toEqual([
       { name: 'task', prompts: 1, samples: 2, accuracy: 1, passAtK: 1 },
-      { name: 'math500', prompts: 3, samples: 2, accuracy: 0, passAtK: 0 }, // a tiny arithmetic model
+      { name: 'primes', prompts: 3, samples: 2, accuracy: 0, passAtK: 0 }, // a tiny arithmetic model
     ]);
     expect(report.average).toBeCloseTo(0.5, 12);
+    // MATH-500's LaTeX is outside that alphabet: the prompt is refused, naming the character, not encoded without it.
+    const math500 = join(process.cwd(), 'fixtures/data/math500.jsonl');
+    await expect(main(['eval', '--model', join(tmp, 'model'), '--data', math500, '--samples', '1', '--max-new-tokens', '4'])).rejects.toThrow(
+      /character ".*" \(U\+[0-9A-F]{4}\) at index \d+ is not in this tokenizer's vocabulary/,
+    );
     // Bad files are named before any model loads.
     await writeFile(join(tmp, 'no-answer.jsonl'), '{"problem": "What is 1 + 1?"}\n');
     await expect(main(['eval', '--model', join(tmp, 'missing'), '--data', join(tmp, 'no-answer.jsonl')])).rejects.toThrow(

@@ -26,6 +26,16 @@ test('encodes and decodes, with the special ids of tokenizer_config.json', () =>
   expect(tokenizer.decode([1, ...ids, 2], { skipSpecialTokens: true })).toBe('2+3=5');
 });
 
+test('a character outside the vocabulary (no unknown token, no byte fallback) is refused, not dropped', () => {
+  expect(() => tokenizer.encode('2+3=5 é')).toThrow(
+    new RegExp(`${MODEL}: character "é" \\(U\\+00E9\\) at index 6 is not in this tokenizer's vocabulary`),
+  );
+  expect(() => tokenizer.encode('😀')).toThrow(/\(U\+1F600\) at index 0/);
+  // Special tokens are matched whole, so their characters need not be one-character tokens.
+  expect(tokenizer.encode('<bos>1+1<sep>')).toEqual([1, ...tokenizer.encode('1+1'), 3]);
+  expect(() => tokenizer.encodeChat([{ role: 'user', content: 'x\u0000' }])).toThrow(/U\+0000/);
+});
+
 test('renders and encodes a chat with the template', () => {
   const messages = [
     { role: 'user', content: '1+1' },
@@ -48,4 +58,20 @@ test('chat_template.jinja takes precedence over tokenizer_config.json', async ()
   await writeFile(join(dir, 'chat_template.jinja'), "{% for m in messages %}[{{ m['role'] }}]{{ m['content'] }}{% endfor %}{{ eos_token }}");
   const withFile = await loadTokenizer(dir);
   expect(withFile.applyChatTemplate([{ role: 'user', content: 'hi' }])).toBe('[user]hi<eos>');
+});
+
+test('a chat template that loops or floods is stopped by its bounds with a clear error; the next render works', async () => {
+  const dir = join(tmp, 'hostile');
+  await cp(MODEL, dir, { recursive: true });
+  await writeFile(join(dir, 'chat_template.jinja'), '{% for i in range(100000000) %}{{ messages[0].content }}{% endfor %}');
+  const hostile = await loadTokenizer(dir, { templateLimits: { timeoutMs: 1000, maxOutputChars: 1000 } });
+  const started = performance.now();
+  expect(() => hostile.applyChatTemplate([{ role: 'user', content: 'x' }])).toThrow(
+    new RegExp(`${dir}: the chat template failed \\(rendering did not finish within 1 s or needed more than 256 MiB`),
+  );
+  expect(performance.now() - started).toBeLessThan(60_000);
+  await writeFile(join(dir, 'chat_template.jinja'), '{% for i in range(2000) %}{{ messages[0].content }}{% endfor %}');
+  const flood = await loadTokenizer(dir, { templateLimits: { maxOutputChars: 1000 } });
+  expect(() => flood.applyChatTemplate([{ role: 'user', content: 'x' }])).toThrow(/it rendered 2000 characters, more than the 1000 allowed/);
+  expect(tokenizer.applyChatTemplate([{ role: 'user', content: '1+1' }], { addGenerationPrompt: true })).toBe('<bos>1+1<sep>');
 });

@@ -292,6 +292,18 @@ describe('errors name what is wrong', () => {
     expect(err.message).toMatch(/lacks 1 tensor.*'model\.layers\.1\.mlp\.up_proj\.weight'/);
   });
 
+  test('a config asking for more than the checkpoint holds fails on the headers, before the model is allocated', async () => {
+    const dir = await copyFixture('qwen3-tiny', 'many-layers');
+    const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    // 100,000 layers of a 4096-wide model would be ~1 TB of float32 weights.
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, num_hidden_layers: 100_000, hidden_size: 4096, head_dim: 1024 }));
+    const rssBefore = process.memoryUsage.rss();
+    await expect(loadModel(dir)).rejects.toThrow(
+      /config\.json describes 1100002 weight tensors \(num_hidden_layers = 100000\), but the checkpoint holds 24/,
+    );
+    expect(process.memoryUsage.rss() - rssBefore).toBeLessThan(2 ** 30);
+  });
+
   test('an extra tensor', async () => {
     const err = await loadEdited('extra', (t) => t.set('model.layers.0.self_attn.rotary.weight', Tensor.zeros([2])));
     expect(err.message).toMatch(/does not use: 'model\.layers\.0\.self_attn\.rotary\.weight'/);

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { main } from '../lib/cli/main.js';
 import { writeJsonl } from '../lib/data/index.js';
 import { loadModel } from '../lib/model/index.js';
+import { readRollouts } from '../lib/rollout/rollouts.js';
 import { IPVRM_WEIGHTINGS, outcomePairs, referenceLogprobs, RM_METHODS, trainRewardModel } from '../lib/train/rm.js';
 import { captureStdout } from './helpers/stdout.js';
 import { syntheticRollouts } from './helpers/synthetic-rollouts.js';
@@ -41,6 +42,10 @@ test('best-worst pairs: the highest- and lowest-scored response, the first among
   ]);
   expect(outcomePairs(rollouts, 7, 'best-worst')).toEqual(pairs);
   expect(() => outcomePairs(rollouts, 0, 'top' as never)).toThrow(/random, best-worst/);
+  // Random pairs split pass from fail: a graded score is refused, naming its rollout, not counted as a failure.
+  expect(() => outcomePairs(rollouts, 0, 'random')).toThrow(/the rollout of prompt 1, sample 0 has score 0.5: random pairs need pass\/fail scores/);
+  const outOfRange = rollouts.map((r) => (r.prompt_index === 0 && r.sample_index === 3 ? { ...r, score: 2 } : r));
+  expect(() => outcomePairs(outOfRange, 0, 'best-worst')).toThrow(/prompt 0, sample 3 has score 2: best-worst pairs need scores in \[0, 1\]/);
 });
 
 test("IPVRM weightings: each trains, sequence-mean is the paper's uniform, and they differ from the token mean", async () => {
@@ -122,6 +127,21 @@ test('prefix-rl rm train writes a reward model checkpoint; a malformed rollout l
     await expect(main([...dpo, '--weighting', 'early'])).rejects.toThrow(/weighting applies to method ipvrm only/);
   } finally {
     jest.restoreAllMocks();
+    await rm(tmp, { recursive: true, force: true });
+  }
+});
+
+test('a rollout whose token ids lie outside the model vocabulary is refused at its line', async () => {
+  const tmp = await mkdtemp(join(tmpdir(), 'prefix-rl-rollouts-'));
+  try {
+    const rollouts = await syntheticRollouts(1);
+    const bad = rollouts.map((r, i) => (i === 2 ? { ...r, response_ids: [r.response_ids[0], 9999] } : r));
+    await writeJsonl(join(tmp, 'rollouts.jsonl'), bad);
+    await expect(readRollouts(join(tmp, 'rollouts.jsonl'), { vocabSize: 83 })).rejects.toThrow(
+      /rollouts\.jsonl:3: response_ids\[1\] = 9999 is outside the model's vocabulary \(0 ≤ id < 83\)/,
+    );
+    expect(await readRollouts(join(tmp, 'rollouts.jsonl'))).toHaveLength(bad.length); // no vocabulary, no check
+  } finally {
     await rm(tmp, { recursive: true, force: true });
   }
 });

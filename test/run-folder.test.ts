@@ -5,13 +5,13 @@ import { jest } from '@jest/globals';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { main } from '../lib/cli/main.js';
 import { writeJsonl } from '../lib/data/index.js';
 import { loadModel } from '../lib/model/index.js';
 import { diffKeys } from '../lib/run/index.js';
 import { makeRlRecords, makeSftRecords } from '../lib/task/index.js';
-import { isWithin, writeFileAtomic, writeFolderAtomic } from '../lib/util/fs.js';
+import { isWithin, removeStaleTemps, writeFileAtomic, writeFolderAtomic } from '../lib/util/fs.js';
 import { captureStdout } from './helpers/stdout.js';
 import { syntheticRollouts } from './helpers/synthetic-rollouts.js';
 
@@ -168,4 +168,23 @@ test('path helpers: overlap and config differences', () => {
   expect(isWithin('/a/b', '/a/b')).toBe(true);
   expect(isWithin('/a/bc', '/a/b')).toBe(false);
   expect(diffKeys({ a: 1, b: { c: [1, 2], d: 'x' } }, { a: 1, b: { c: [1, 3] }, e: 0 })).toEqual(['b.c', 'b.d', 'e']);
+});
+
+test('temporary files a killed writer left are removed when a run begins; a live writer’s are kept', async () => {
+  const tmp = await mkdtemp(join(tmpdir(), 'prefix-rl-stale-'));
+  try {
+    const dead = 4_194_303; // above any pid this machine has handed out (kernel.pid_max's default ceiling − 1)
+    await mkdir(join(tmp, 'checkpoints', `.tmp-step-2.${dead}.0123abcd`), { recursive: true });
+    await writeFile(join(tmp, `.tmp-metrics.jsonl.${dead}.abcdef01`), 'half a row');
+    await writeFile(join(tmp, `.tmp-summary.json.${process.pid}.abcdef02`), 'being written');
+    await writeFile(join(tmp, '.tmp-notes'), 'not a temporary sibling');
+    const removed = await removeStaleTemps(tmp);
+    expect(removed.map((p) => relative(tmp, p)).sort()).toEqual([
+      `.tmp-metrics.jsonl.${dead}.abcdef01`,
+      join('checkpoints', `.tmp-step-2.${dead}.0123abcd`),
+    ]);
+    expect((await readdir(tmp)).sort()).toEqual(['.tmp-notes', `.tmp-summary.json.${process.pid}.abcdef02`, 'checkpoints']);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
 });

@@ -73,6 +73,20 @@ describe('Tensor round trip', () => {
   });
 });
 
+test('a JS number keeps integer tensors integral, as libtorch type promotion does', () =>
+  tidy(() => {
+    const big = Tensor.from(BigInt64Array.from([2n ** 62n + 1n, -3n]), [2]);
+    const sum = big.add(1);
+    expect(sum.dtype).toBe('int64');
+    expect(Array.from(sum.toArray() as BigInt64Array)).toEqual([2n ** 62n + 2n, -2n]);
+    expect(big.mul(2).dtype).toBe('int64');
+    expect(Tensor.from([1, 2], [2], { dtype: 'int32' }).sub(1).dtype).toBe('int32');
+    // A fractional number promotes to the default float dtype; a float tensor stays float.
+    expect(big.add(0.5).dtype).toBe('float32');
+    expect(Tensor.from([1.5], [1], { dtype: 'float64' }).add(2).dtype).toBe('float64');
+    expect(Tensor.from([1, 3], [2], { dtype: 'int64' }).div(2).toNumbers()).toEqual([0.5, 1.5]); // true division
+  }));
+
 describe('bad input gives clear JS errors', () => {
   const expectError = (fn: () => unknown, code: string, message: RegExp) => {
     let caught: unknown;

@@ -2,7 +2,7 @@
 // controlled task; bad input is refused; the sft command writes a loadable checkpoint.
 import { jest } from '@jest/globals';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../lib/cli/main.js';
@@ -74,6 +74,10 @@ describe('prefix-rl sft', () => {
       expect(model.config.hiddenSize).toBe(128);
       model.dispose();
       await expect(main(['sft', ...args, '--out', join(tmp, 'x')])).rejects.toThrow(/--init-config needs --tokenizer/);
+      // A malformed --init-config names the file and where its JSON breaks.
+      await writeFile(join(tmp, 'broken.json'), '{\n  "model_type": "qwen3",\n  "hidden_size": 64,,\n}\n');
+      const broken = ['--data', join(tmp, 'sft.jsonl'), '--init-config', join(tmp, 'broken.json'), '--tokenizer', 'fixtures/task-tokenizer'];
+      await expect(main(['sft', ...broken, '--out', join(tmp, 'y')])).rejects.toThrow(/broken\.json: not valid JSON \(.*\(line 3, column 21\)/);
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }

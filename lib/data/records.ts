@@ -27,7 +27,14 @@ export function formatOf(file: string, options: ReadOptions = {}): DataFormat {
  * Streams the rows of a JSONL or Parquet file, each parsed by `schema`. The first bad row ends the
  * stream with a DataError naming the file and the row (1-based line for JSONL, row index for Parquet).
  */
-export async function* readRecords<S extends z.ZodType>(file: string, schema: S, options: ReadOptions = {}): AsyncGenerator<z.output<S>> {
+export async function* readRecords<S extends z.ZodType>(
+  file: string,
+  schema: S,
+  options: ReadOptions & {
+    /** A check beyond the schema (e.g. token ids against a vocabulary): what is wrong with the record, or undefined. */
+    check?: (record: z.output<S>) => string | undefined;
+  } = {},
+): AsyncGenerator<z.output<S>> {
   const format = formatOf(file, options);
   const info = await stat(file).catch((err: NodeJS.ErrnoException) => {
     throw new DataError(file, undefined, err.code === 'ENOENT' ? 'no such file' : err.message);
@@ -39,6 +46,8 @@ export async function* readRecords<S extends z.ZodType>(file: string, schema: S,
     if (!parsed.success) {
       throw new DataError(file, row, describeIssues(parsed.error.issues, value), format === 'jsonl' ? 'line' : 'row');
     }
+    const problem = options.check?.(parsed.data);
+    if (problem) throw new DataError(file, row, problem, format === 'jsonl' ? 'line' : 'row');
     yield parsed.data;
   }
 }

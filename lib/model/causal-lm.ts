@@ -239,6 +239,15 @@ export class CausalLM {
       const rows = await tidy(async () => {
         const { inputIds, attentionMask } = padBatch(batch);
         return (await this.tokenLogprobs(inputIds, attentionMask, { noGrad: true, signal })).toNested() as number[][];
+      }).catch((err: Error) => {
+        if (err.name === 'AbortError') throw err;
+        // Which input failed (a too-long one, one whose activations do not fit): the longest of the batch.
+        const longest = batch.reduce((best, tokens, i) => (tokens.length > batch[best].length ? i : best), 0);
+        const located = new Error(
+          `scoring sequences ${start}–${start + batch.length - 1} (the longest: sequence ${start + longest}, ${batch[longest].length} tokens) failed: ${err.message}`,
+          { cause: err },
+        );
+        throw Object.assign(located, { code: (err as Error & { code?: string }).code });
       });
       batch.forEach((tokens, i) => out.push(rows[i].slice(0, tokens.length - 1)));
       options.onBatch?.(out.length, sequences.length);

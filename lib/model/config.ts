@@ -3,6 +3,7 @@
 // (transformers < 5, most checkpoints) and rope_parameters (transformers >= 5).
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
+import { parseJson } from '../util/json.js';
 
 export const MODEL_TYPES = ['qwen3', 'llama'] as const;
 export type ModelType = (typeof MODEL_TYPES)[number];
@@ -173,7 +174,7 @@ export async function readModelConfig(path: string): Promise<{ config: ModelConf
   }
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    raw = parseJson(text);
   } catch (err) {
     throw new ModelConfigError(`${path}: not valid JSON (${(err as Error).message})`);
   }

@@ -249,8 +249,10 @@ export function addon(): NativeAddon {
   const root = packageRoot();
   const require = createRequire(import.meta.url);
   try {
+    // PREFIX_RL_ADDON: a binary of its own (the AddressSanitizer build of `npm run build:native -- --sanitize`).
+    const explicit = process.env.PREFIX_RL_ADDON;
     const load = require('node-gyp-build') as (dir: string) => NativeAddon;
-    cached = load(root);
+    cached = explicit ? (require(explicit) as NativeAddon) : load(root);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     const hint = /libtorch|libc10|\.so/.test(reason)

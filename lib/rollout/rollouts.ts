@@ -71,10 +71,21 @@ export const RolloutSchema = z.custom<Rollout>(
 );
 
 /** Reads a rollouts file (`prefix-rl rollout`); a bad row stops it with a DataError naming the file and line. */
-export async function readRollouts(file: string): Promise<Rollout[]> {
+export async function readRollouts(file: string, options: { vocabSize?: number } = {}): Promise<Rollout[]> {
+  const { vocabSize } = options;
+  const check = vocabSize === undefined ? undefined : (rollout: Rollout) => outsideVocabulary(rollout, vocabSize);
   const rollouts: Rollout[] = [];
-  for await (const rollout of readRecords(file, RolloutSchema)) rollouts.push(rollout);
+  for await (const rollout of readRecords(file, RolloutSchema, { check })) rollouts.push(rollout);
   return rollouts;
+}
+
+/** The first token id of a rollout outside [0, vocabSize), in words; undefined when every id is inside. */
+function outsideVocabulary(rollout: Rollout, vocabSize: number): string | undefined {
+  for (const field of ['prompt_ids', 'response_ids'] as const) {
+    const at = rollout[field].findIndex((id) => id < 0 || id >= vocabSize);
+    if (at >= 0) return `${field}[${at}] = ${rollout[field][at]} is outside the model's vocabulary (0 ≤ id < ${vocabSize})`;
+  }
+  return undefined;
 }
 
 /** Rollouts grouped by prompt_index, prompts in order of first appearance. */
@@ -102,7 +113,8 @@ export function verifyRequestFor(record: RlRecord, response: string): VerifyRequ
 /**
  * Samples `samples` responses to each record's prompt (its chat rendered with the generation prompt) and verifies
  * each (verifyRequestFor) on the verifier pool while the next batch samples; a check that overruns its budget scores
- * 0. Rollouts come in prompt order, a prompt's samples together; batch i samples with seed + i·batchSize, so the
+ * 0, and one that cannot judge at all (status error: an unreadable ground truth, no sandbox) fails the call, naming
+ * the prompt. Rollouts come in prompt order, a prompt's samples together; batch i samples with seed + i·batchSize, so the
  * same inputs and options give the same rollouts.
  */
 export async function sampleRollouts(
@@ -119,7 +131,9 @@ export async function sampleRollouts(
   try {
     const started = performance.now();
     const pending: Promise<Rollout>[] = [];
+    let failure: Error | undefined;
     for (let start = 0; start < jobs.length; start += batchSize) {
+      if (failure) throw failure; // a response could not be judged: sample no more
       const batch = jobs.slice(start, start + batchSize);
       const generations = await model.generate(
         batch.map(({ prompt }) => prompts[prompt]),
@@ -142,8 +156,17 @@ export async function sampleRollouts(
         };
         const score = reward
           ? Promise.resolve(reward(unscored))
-          : pool!.verify(verifyRequestFor(record, response)).then((result) => (result.status === 'pass' ? 1 : 0));
-        pending.push(score.then((value) => ({ ...unscored, score: value })));
+          : pool!.verify(verifyRequestFor(record, response)).then((result) => {
+              // A response that could not be judged at all (a ground truth or tests the verifier cannot read, no
+              // sandbox) is not a wrong answer: scoring it 0 would train on a made-up label.
+              if (result.status === 'error') {
+                throw new Error(`prompt ${prompt} (${record.data_source}) could not be verified: ${result.detail ?? 'verifier error'}`);
+              }
+              return result.status === 'pass' ? 1 : 0;
+            });
+        const rollout = score.then((value) => ({ ...unscored, score: value }));
+        rollout.catch((error: Error) => (failure ??= error)); // handled here; Promise.all below rethrows it
+        pending.push(rollout);
       }
       options.onBatch?.(start + batch.length, jobs.length);
     }

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { checkOutputApart, writeFileAtomic } from '../util/fs.js';
+import { checkOutputApart, removeStaleTemps, writeFileAtomic } from '../util/fs.js';
 import { packageVersion } from '../util/package.js';
 import { cleanCheckpoints, latestCheckpoint, readCheckpoint, checkpointName, type CheckpointState } from './checkpoint.js';
 import { CHECKPOINTS_DIR, LATEST_FILE, METRICS_FILE, RUN_FILE, SUMMARY_FILE, type MetricsRow, type RunInfo, type Stage } from './layout.js';
@@ -90,6 +90,8 @@ export class RunFolder {
    */
   async begin(resolved: object): Promise<void> {
     const config = resolved as Record<string, unknown>;
+    // Half-written files of a run that was killed (checkpoints, metrics): never read, so removed.
+    await removeStaleTemps(this.dir);
     const inputs = Object.fromEntries(
       Object.entries(this.options.inputs)
         .filter((entry): entry is [string, string] => entry[1] !== undefined)

@@ -1,7 +1,8 @@
 // `prefix-rl rm train` as a run: offline training of an implicit reward model on outcome-labelled rollouts, π_φ
 // from the policy checkpoint and π_ref that checkpoint frozen; the trained model lands in <out>/model.
+import { join } from 'node:path';
 import type { RmConfig } from '../config/rm.js';
-import { loadModel, loadOptions } from '../model/index.js';
+import { loadModel, loadOptions, readModelConfig } from '../model/index.js';
 import { readRollouts } from '../rollout/rollouts.js';
 import { outcomePairs, referenceLogprobs, RmSession } from '../train/rm.js';
 import { checkpointModel } from './checkpoint.js';
@@ -28,7 +29,9 @@ export async function runRm(options: RunRmOptions): Promise<Record<string, unkno
     inputs: { '--rollouts': options.rollouts, '--model': options.model },
   });
   if (folder.finished) return finishedRun(folder);
-  const pairs = outcomePairs(await readRollouts(options.rollouts), config.seed, config.pairs);
+  // Token ids checked against the model's vocabulary while reading, so that an error names the line.
+  const { vocabSize } = (await readModelConfig(join(options.model, 'config.json'))).config;
+  const pairs = outcomePairs(await readRollouts(options.rollouts, { vocabSize }), config.seed, config.pairs);
   if (pairs.length === 0) throw new Error(`${options.rollouts}: no prompt has both right and wrong rollouts, so there are no pairs to train on`);
   const reference = await loadModel(options.model, loadOptions(config, 'frozen'));
   try {

@@ -1,9 +1,8 @@
 // `prefix-rl sft` as a run: SFT of a checkpoint (or of random weights from a model config) in a run folder, with
 // checkpoints, resume and metrics; the trained model lands in <out>/model.
-import { readFile } from 'node:fs/promises';
 import type { SftConfig } from '../config/sft.js';
 import { loadDataset } from '../data/records.js';
-import { initModel, loadModel, loadOptions, type CausalLM } from '../model/index.js';
+import { initModel, loadModel, loadOptions, readModelConfig, type CausalLM } from '../model/index.js';
 import { loadTokenizer } from '../tokenizer/index.js';
 import { SftSession, sftExample } from '../train/sft.js';
 import { checkpointModel } from './checkpoint.js';
@@ -51,7 +50,7 @@ export async function runSft(options: RunSftOptions): Promise<Record<string, unk
     ? await loadModel(checkpointModel(resume.dir, 'model').dir, placement)
     : options.model
       ? await loadModel(options.model, placement)
-      : await initModel(JSON.parse(await readFile(options.initConfig!, 'utf8')), { ...placement, seed: config.seed, tokenizerFrom: tokenizerDir });
+      : await initModel((await readModelConfig(options.initConfig!)).raw, { ...placement, seed: config.seed, tokenizerFrom: tokenizerDir });
   try {
     return await runOneModelStage(
       folder,

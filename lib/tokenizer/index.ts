@@ -1,11 +1,14 @@
 // Hugging Face tokenizers from a checkpoint folder: tokenizer.json through @huggingface/tokenizers, the chat
 // template (chat_template.jinja or tokenizer_config.json's chat_template) through @huggingface/jinja, as
-// transformers' PreTrainedTokenizerFast and apply_chat_template do.
+// transformers' PreTrainedTokenizerFast and apply_chat_template do; the template renders in a bounded worker.
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
+import { DEFAULT_TEMPLATE_LIMITS, TemplateSandbox, type TemplateLimits } from './template-sandbox.js';
+
+export { DEFAULT_TEMPLATE_LIMITS, type TemplateLimits } from './template-sandbox.js';
 
 /** One chat turn; templates may read more fields than role and content (tool calls, reasoning). */
 export interface ChatTurn {
@@ -45,6 +48,27 @@ async function readJson(path: string): Promise<Record<string, unknown>> {
   }
 }
 
+/**
+ * What a tokenizer can encode, when it can drop characters: a BPE model with no unknown token, no byte fallback, no
+ * byte-level pre-tokenizer and no normalizer encodes only characters of its alphabet (its one-character tokens)
+ * and silently drops the rest, as @huggingface/tokenizers does. null for every other tokenizer (nothing is dropped).
+ */
+interface Alphabet {
+  characters: Set<string>;
+  /** Added (special) tokens, matched whole before the model sees the text: their characters need not be in it. */
+  added: RegExp | null;
+}
+
+function droppingAlphabet(json: Record<string, unknown>): Alphabet | null {
+  const model = json.model as { type?: string; unk_token?: string | null; byte_fallback?: boolean; vocab?: Record<string, number> } | undefined;
+  const mentions = (value: unknown, type: string): boolean => JSON.stringify(value ?? null).includes(`"${type}"`);
+  if (model?.type !== 'BPE' || model.unk_token || model.byte_fallback || json.normalizer || mentions(json.pre_tokenizer, 'ByteLevel')) return null;
+  const characters = new Set(Object.keys(model.vocab ?? {}).filter((token) => [...token].length === 1));
+  const added = ((json.added_tokens ?? []) as { content?: string }[]).map((t) => t.content).filter((c): c is string => !!c);
+  const escaped = added.sort((a, b) => b.length - a.length).map((c) => c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  return { characters, added: escaped.length ? new RegExp(escaped.join('|'), 'g') : null };
+}
+
 /** The chat template: chat_template.jinja (transformers >= 4.43 saves it there), else tokenizer_config.json's. */
 async function readChatTemplate(dir: string, config: TokenizerConfig): Promise<string | null> {
   const file = join(dir, 'chat_template.jinja');
@@ -63,13 +87,19 @@ export class Tokenizer {
   private constructor(
     private readonly tokenizer: HfTokenizer,
     private readonly config: TokenizerConfig,
-    private readonly template: Template | null,
+    /** The chat template's source (parsed once at load, so that a malformed one fails there), or null. */
+    private readonly template: string | null,
     /** The folder it was loaded from. */
     readonly source: string,
+    private readonly alphabet: Alphabet | null,
+    private readonly sandbox: TemplateSandbox,
   ) {}
 
-  /** Loads tokenizer.json, tokenizer_config.json (optional) and the chat template (optional) from `dir`. */
-  static async load(dir: string): Promise<Tokenizer> {
+  /**
+   * Loads tokenizer.json, tokenizer_config.json (optional) and the chat template (optional) from `dir`. The
+   * template renders in a worker under `templateLimits` (template-sandbox.ts; default 10 s, 256 MiB, 16 Mi chars).
+   */
+  static async load(dir: string, options: LoadTokenizerOptions = {}): Promise<Tokenizer> {
     const tokenizerPath = join(dir, 'tokenizer.json');
     if (!existsSync(tokenizerPath)) throw new TokenizerError(`${dir}: no tokenizer.json (only fast tokenizers are supported)`);
     const tokenizerJson = await readJson(tokenizerPath);
@@ -81,21 +111,43 @@ export class Tokenizer {
     } catch (err) {
       throw new TokenizerError(`${tokenizerPath}: ${(err as Error).message}`);
     }
-    const source = await readChatTemplate(dir, config);
-    let template: Template | null = null;
-    if (source !== null) {
+    const template = await readChatTemplate(dir, config);
+    if (template !== null) {
       try {
-        template = new Template(source);
+        new Template(template);
       } catch (err) {
         throw new TokenizerError(`${dir}: the chat template does not parse (${(err as Error).message})`);
       }
     }
-    return new Tokenizer(tokenizer, config, template, dir);
+    const sandbox = options.templateLimits ? new TemplateSandbox({ ...DEFAULT_TEMPLATE_LIMITS, ...options.templateLimits }) : sharedSandbox();
+    return new Tokenizer(tokenizer, config, template, dir, droppingAlphabet(tokenizerJson), sandbox);
   }
 
-  /** Token ids of `text`; special tokens the post-processor adds (e.g. BOS) only with addSpecialTokens (default true). */
+  /**
+   * Token ids of `text`; special tokens the post-processor adds (e.g. BOS) only with addSpecialTokens (default true).
+   * A character this tokenizer cannot represent (see droppingAlphabet) is refused, naming it, rather than dropped.
+   */
   encode(text: string, options: { addSpecialTokens?: boolean } = {}): number[] {
+    if (this.alphabet) this.checkAlphabet(text, this.alphabet);
     return this.tokenizer.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids;
+  }
+
+  private checkAlphabet(text: string, { characters, added }: Alphabet): void {
+    const skips = added ? [...text.matchAll(added)].map((m) => [m.index, m.index + m[0].length]) : [];
+    let index = 0;
+    let skip = 0;
+    for (const character of text) {
+      while (skip < skips.length && index >= skips[skip][1]) skip++;
+      const inAddedToken = skip < skips.length && index >= skips[skip][0];
+      if (!inAddedToken && !characters.has(character)) {
+        const code = `U+${character.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+        throw new TokenizerError(
+          `${this.source}: character ${JSON.stringify(text.slice(index, index + character.length))} (${code}) at index ${index} is not in this ` +
+            "tokenizer's vocabulary, which has no unknown token or byte fallback: encoding would drop it",
+        );
+      }
+      index += character.length;
+    }
   }
 
   decode(ids: readonly number[], options: { skipSpecialTokens?: boolean } = {}): string {
@@ -136,7 +188,7 @@ export class Tokenizer {
       ['bos_token', 'eos_token', 'pad_token', 'unk_token'].map((key) => [key, specialToken(this.config, key) ?? '']),
     );
     try {
-      return this.template.render({
+      return this.sandbox.render(this.template, {
         ...specials,
         ...options.variables,
         messages,
@@ -158,7 +210,16 @@ export class Tokenizer {
   }
 }
 
-/** Loads the tokenizer of a checkpoint folder (see Tokenizer.load). */
-export function loadTokenizer(dir: string): Promise<Tokenizer> {
-  return Tokenizer.load(dir);
+export interface LoadTokenizerOptions {
+  /** Bounds on one chat-template render, beyond the defaults (DEFAULT_TEMPLATE_LIMITS). */
+  templateLimits?: Partial<TemplateLimits>;
 }
+
+/** Loads the tokenizer of a checkpoint folder (see Tokenizer.load). */
+export function loadTokenizer(dir: string, options: LoadTokenizerOptions = {}): Promise<Tokenizer> {
+  return Tokenizer.load(dir, options);
+}
+
+/** The sandbox of every tokenizer loaded with the default limits: one worker for the process. */
+let shared: TemplateSandbox | undefined;
+const sharedSandbox = () => (shared ??= new TemplateSandbox());

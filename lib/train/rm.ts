@@ -36,12 +36,22 @@ export interface RmPair {
 
 /**
  * One (correct, incorrect) pair per prompt with mixed outcomes (a score of 1 is correct), prompts in input order:
- * `random` draws both members; `best-worst` takes the highest- and the lowest-scored response (the first in sampling
- * order among ties), as the reference CLI's best_worst.
+ * `random` draws both members, and so needs pass/fail scores (0 or 1: a fractional score is refused, naming its
+ * rollout, rather than counted as a failure); `best-worst` takes the highest- and the lowest-scored response (the
+ * first in sampling order among ties), as the reference CLI's best_worst, with any score in [0, 1] (the pointwise
+ * methods then read a fractional score as a soft label).
  */
 export function outcomePairs(rollouts: readonly Rollout[], seed = 0, strategy: PairStrategy = 'random'): RmPair[] {
   if (!(PAIR_STRATEGIES as readonly string[]).includes(strategy))
     throw new Error(`pair strategy must be one of ${PAIR_STRATEGIES.join(', ')}, got '${strategy}'`);
+  const allowed = strategy === 'random' ? (score: number) => score === 0 || score === 1 : (score: number) => score >= 0 && score <= 1;
+  const bad = rollouts.find((r) => !allowed(r.score));
+  if (bad) {
+    throw new RangeError(
+      `the rollout of prompt ${bad.prompt_index}, sample ${bad.sample_index} has score ${bad.score}: ${strategy} pairs need ` +
+        (strategy === 'random' ? 'pass/fail scores (0 or 1); use pairs: best-worst to rank graded scores' : 'scores in [0, 1]'),
+    );
+  }
   const rng = new Rng(seed);
   const sequence = (r: Rollout): RmSequence => ({ tokens: [...r.prompt_ids, ...r.response_ids], lossStart: r.prompt_ids.length, label: r.score });
   const first = (group: readonly Rollout[], better: (a: number, b: number) => boolean) =>

@@ -12,6 +12,35 @@ export function tempSibling(path: string): string {
 }
 export const TEMP_PREFIX = '.tmp-';
 
+/**
+ * Removes the temporary siblings (tempSibling) under `dir`, `depth` folder levels down, that a killed process left
+ * behind: those whose writer (the pid in the name) no longer runs. A live writer's are kept. Returns what it removed.
+ */
+export async function removeStaleTemps(dir: string, depth = 2): Promise<string[]> {
+  const removed: string[] = [];
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    const writer = /^\.tmp-.+\.(\d+)\.[0-9a-f]{8}$/.exec(entry.name);
+    if (writer && !processRuns(Number(writer[1]))) {
+      await rm(path, { recursive: true, force: true });
+      removed.push(path);
+    } else if (entry.isDirectory() && depth > 0) {
+      removed.push(...(await removeStaleTemps(path, depth - 1)));
+    }
+  }
+  return removed;
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'; // it runs, as another user
+  }
+}
+
 /** Flushes a file or folder to disk (a folder's fsync makes the renames inside it durable). */
 export function fsyncPath(path: string): void {
   const fd = openSync(path, 'r');

@@ -4,3 +4,5 @@ export * from './registry.js';
 export * from './fs.js';
 export * from './failpoint.js';
 export * from './package.js';
+export * from './json.js';
+export * from './worker.js';

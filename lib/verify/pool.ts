@@ -2,8 +2,8 @@
 // its budget (a pathological symbolic evaluation) is terminated and replaced and its item reported
 // as 'timeout'; a worker that crashes yields 'error'. verify() never rejects.
 import { availableParallelism } from 'node:os';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startModuleWorker } from '../util/worker.js';
 import { parseCodeTests, testRunCount } from './code/tests.js';
 import { DEFAULT_SANDBOX_LIMITS } from './code/sandbox.js';
 import { errorResult, type VerifyRequest, type VerifyResult } from './types.js';
@@ -38,19 +38,13 @@ interface Slot {
   timer?: NodeJS.Timeout;
 }
 
-/**
- * Starts a worker. Compiled (dist/*.js), it runs worker.js. From TypeScript sources (jest runs them untranspiled on
- * disk) there is no worker.js: the worker first registers the module hooks named by PREFIX_RL_TS_LOADER (the test
- * setup points it at test/helpers/ts-loader.mjs), which transpile .ts files as they load.
- */
+/** Starts a worker (worker.ts beside this file; lib/util/worker.ts says how it loads from sources). */
 function startWorker(options: VerifyOptions): Worker {
-  const settings = { workerData: options, resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB }, stdout: true };
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.js', import.meta.url), settings);
-  const loader = process.env.PREFIX_RL_TS_LOADER;
-  if (!loader) throw new Error('VerifierPool: running from TypeScript sources needs PREFIX_RL_TS_LOADER (module hooks that load .ts files)');
-  const entry = new URL('./worker.ts', import.meta.url).href;
-  const boot = `import { register } from 'node:module'; register(${JSON.stringify(pathToFileURL(loader).href)}); await import(${JSON.stringify(entry)});`;
-  return new Worker(new URL(`data:text/javascript,${encodeURIComponent(boot)}`), settings);
+  return startModuleWorker(import.meta.url, './worker', {
+    workerData: options,
+    resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB },
+    stdout: true,
+  });
 }
 
 export class VerifierPool {

@@ -163,6 +163,14 @@ Decoder::Decoder(const DecoderConfig& config, at::ScalarType dtype, at::Device d
   final_norm_ = parameter("model.norm.weight", {hidden});
   lm_head_ = config.tie_word_embeddings ? embed_tokens_ : parameter("lm_head.weight", {config.vocab_size, hidden});
   inv_freq_ = rotary_frequencies(config).to(device);
+  TORCH_INTERNAL_ASSERT(static_cast<int64_t>(parameters_.size()) == parameter_count(config),
+                        "Decoder::parameter_count disagrees with the constructor");
+}
+
+int64_t Decoder::parameter_count(const DecoderConfig& config) {
+  // Per layer: two norms, seven projections (with their biases), the q/k norms.
+  const int64_t per_layer = 2 + 7 + (config.attention_bias ? 4 : 0) + (config.mlp_bias ? 3 : 0) + (config.qk_norm ? 2 : 0);
+  return 2 + config.num_layers * per_layer + (config.tie_word_embeddings ? 0 : 1);  // + embedding, final norm, head
 }
 
 at::Tensor Decoder::parameter(const std::string& name, std::vector<int64_t> shape) {

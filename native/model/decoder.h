@@ -80,6 +80,9 @@ class Decoder : public std::enable_shared_from_this<Decoder> {
   // Construct it with std::make_shared: checkpointed layers keep the decoder alive until their backward has run.
   Decoder(const DecoderConfig& config, at::ScalarType dtype, at::Device device, bool master_weights = false);
 
+  // How many parameter tensors the constructor makes for `config` (parameters().size()), from the config alone.
+  static int64_t parameter_count(const DecoderConfig& config);
+
   const DecoderConfig& config() const { return config_; }
   // The compute dtype (activations, logits, the KV cache).
   at::ScalarType dtype() const { return dtype_; }

@@ -2,7 +2,7 @@
 
 #include <cstdio>
 
-#include "common.h"
+#include "error.h"
 
 namespace prefix_rl {
 

@@ -311,6 +311,20 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   std::shared_ptr<Decoder> decoder_;
 };
 
+// Refuses a config that needs more than twice the tensors the checkpoint holds (a near miss is left to
+// check_parameters, which names each missing tensor).
+void check_tensor_count(int64_t needed, int64_t layers, const std::vector<std::string>& files, const std::set<std::string>& ignored) {
+  int64_t stored = 0;
+  for (const std::string& path : files) {
+    const auto file = SafetensorsFile::open(path);  // held: entries() lives in it
+    for (const auto& entry : file->entries()) stored += ignored.count(entry.name) ? 0 : 1;
+  }
+  if (needed > 2 * stored) {
+    invalid_argument("config.json describes " + std::to_string(needed) + " weight tensors (num_hidden_layers = " + std::to_string(layers) +
+                     "), but the checkpoint holds " + std::to_string(stored));
+  }
+}
+
 // loadModel(config, files, {dtype, device}, cancel?) → Promise<NativeModel>
 Napi::Value load_model(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
@@ -320,10 +334,15 @@ Napi::Value load_model(const Napi::CallbackInfo& info) {
     if (!info[2].IsObject()) invalid_argument("options must be an object");
     const Placement placement = parse_placement(info[2].As<Napi::Object>());
     return run_async(info.Env(), info[3], [config, files, placement]() {
-      auto decoder = std::make_shared<Decoder>(config, placement.dtype, placement.device, placement.master_weights);
       // Checkpoints of tied models sometimes store the LM head as well; it is the embedding, so skip it.
       std::set<std::string> ignored;
       if (config.tie_word_embeddings) ignored.insert("lm_head.weight");
+      // The headers first, before any model is allocated: a config asking for far more tensors than the files hold
+      // (num_hidden_layers: 100000) fails on the count, anything else against the parameters' names and shapes on
+      // the meta device (no memory).
+      check_tensor_count(Decoder::parameter_count(config), config.num_layers, files, ignored);
+      check_parameters(Decoder(config, placement.dtype, at::Device(at::kMeta)).parameters(), files, ignored);
+      auto decoder = std::make_shared<Decoder>(config, placement.dtype, placement.device, placement.master_weights);
       load_parameters(decoder->parameters(), files, ignored);
       return ModelHandle::wrapping(decoder);
     });

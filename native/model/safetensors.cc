@@ -14,13 +14,11 @@
 
 #include "common.h"
 #include "model/json.h"
+#include "model/safetensors_header.h"
 
 namespace prefix_rl {
 
 namespace {
-
-// The header is JSON of a few KB per hundred tensors; the format caps it at 100 MB.
-constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 
 const std::vector<std::pair<const char*, at::ScalarType>>& dtype_names() {
   static const std::vector<std::pair<const char*, at::ScalarType>> names = {
@@ -78,7 +76,7 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
     invalid_argument(path + " is not a regular file");
   }
   file->size_ = static_cast<size_t>(info.st_size);
-  if (file->size_ < 8) {
+  if (file->size_ < 8) {  // (a zero-length mapping would fail first)
     ::close(fd);
     invalid_argument(path + " is not a safetensors file (shorter than its 8-byte header length)");
   }
@@ -89,74 +87,14 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   file->mapping_ = mapping;
 
   const auto* bytes = static_cast<const uint8_t*>(mapping);
-  uint64_t header_size = 0;
-  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | bytes[i];
-  if (header_size > kMaxHeaderBytes || header_size > file->size_ - 8) {
-    invalid_argument(path + " is not a safetensors file (header length " + std::to_string(header_size) + " does not fit the file)");
+  SafetensorsHeader header = parse_safetensors_header(bytes, file->size_, path);
+  file->data_ = bytes + header.data_offset;
+  file->metadata_ = std::move(header.metadata);
+  for (SafetensorsEntry& entry : header.entries) {
+    auto known = std::find_if(dtype_names().begin(), dtype_names().end(), [&](const auto& pair) { return entry.dtype == pair.first; });
+    TORCH_INTERNAL_ASSERT(known != dtype_names().end(), "safetensors dtype tables disagree on ", entry.dtype);
+    file->entries_.push_back({std::move(entry.name), known->second, std::move(entry.shape), entry.begin, entry.end});
   }
-  file->data_ = bytes + 8 + header_size;
-  const int64_t data_size = static_cast<int64_t>(file->size_ - 8 - header_size);
-  JsonValue header = parse_json(std::string_view(reinterpret_cast<const char*>(bytes + 8), header_size), path + " header");
-  if (!header.is_object()) invalid_argument(path + ": the header is not a JSON object");
-
-  std::set<std::string> seen;
-  for (const auto& [name, value] : header.members) {
-    if (!seen.insert(name).second) invalid_argument(path + ": tensor '" + name + "' appears twice in the header");
-    if (name == "__metadata__") {
-      if (!value.is_object()) invalid_argument(path + ": __metadata__ must be an object of strings");
-      for (const auto& [key, text] : value.members) {
-        if (!text.is_string()) invalid_argument(path + ": __metadata__ value '" + key + "' is not a string");
-        file->metadata_[key] = text.text;
-      }
-      continue;
-    }
-    auto bad = [&](const std::string& why) { invalid_argument(path + ": tensor '" + name + "' " + why); };
-    const JsonValue* dtype = value.find("dtype");
-    const JsonValue* shape = value.find("shape");
-    const JsonValue* offsets = value.find("data_offsets");
-    if (!value.is_object() || !dtype || !shape || !offsets) bad("needs dtype, shape and data_offsets");
-    Entry entry{name, at::kFloat, {}, 0, 0};
-    auto known = std::find_if(dtype_names().begin(), dtype_names().end(), [&](const auto& pair) { return dtype->text == pair.first; });
-    if (!dtype->is_string() || known == dtype_names().end()) bad("has an unsupported dtype '" + dtype->text + "'");
-    entry.dtype = known->second;
-    if (!shape->is_array()) bad("has a malformed shape");
-    int64_t numel = 1;
-    for (const JsonValue& dim : shape->items) {
-      int64_t size = 0;
-      if (!dim.to_uint(size)) bad("has a malformed shape");
-      if (size > 0 && numel > std::numeric_limits<int64_t>::max() / size) bad("is too large");
-      numel *= size;
-      entry.shape.push_back(size);
-    }
-    if (!offsets->is_array() || offsets->items.size() != 2 || !offsets->items[0].to_uint(entry.begin) || !offsets->items[1].to_uint(entry.end) ||
-        entry.begin > entry.end) {
-      bad("has malformed data_offsets");
-    }
-    if (entry.end > data_size) bad("lies past the end of the file (is it truncated?)");
-    const int64_t element_size = static_cast<int64_t>(c10::elementSize(entry.dtype));
-    if (numel > std::numeric_limits<int64_t>::max() / element_size) bad("is too large");
-    if (entry.end - entry.begin != numel * element_size) {
-      bad("has " + std::to_string(entry.end - entry.begin) + " bytes, but shape " + shape_string(entry.shape) + " of " + dtype->text + " needs " +
-          std::to_string(numel * element_size));
-    }
-    file->entries_.push_back(std::move(entry));
-  }
-  // As the reference reader requires: the tensors tile the data section exactly, with no overlap and no gap (an
-  // offset shifted by one byte would otherwise load shifted, wrong weights).
-  std::vector<const Entry*> by_offset;
-  for (const Entry& entry : file->entries_) by_offset.push_back(&entry);
-  std::stable_sort(by_offset.begin(), by_offset.end(),
-                   [](const Entry* a, const Entry* b) { return a->begin != b->begin ? a->begin < b->begin : a->end < b->end; });
-  int64_t covered = 0;
-  for (const Entry* entry : by_offset) {
-    if (entry->begin < covered) invalid_argument(path + ": tensor '" + entry->name + "' overlaps the tensor before it in the data section");
-    if (entry->begin > covered) {
-      invalid_argument(path + ": " + std::to_string(entry->begin - covered) + " bytes before tensor '" + entry->name + "' belong to no tensor");
-    }
-    covered = entry->end;
-  }
-  if (covered != data_size)
-    invalid_argument(path + ": the last " + std::to_string(data_size - covered) + " bytes of the data section belong to no tensor");
   return file;
 }
 
@@ -245,15 +183,20 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors, con
   }
 }
 
-void load_parameters(const NamedTensors& parameters, const std::vector<std::string>& files, const std::set<std::string>& ignored) {
+namespace {
+
+struct Source {
+  std::shared_ptr<SafetensorsFile> file;
+  const SafetensorsFile::Entry* entry;
+};
+
+// Every header checked against `parameters` (names, shapes, floating dtypes) before anything is copied, so that a bad
+// checkpoint fails fast and names all that is wrong: each wanted tensor's source.
+std::map<std::string, Source> checked_sources(const NamedTensors& parameters, const std::vector<std::string>& files,
+                                              const std::set<std::string>& ignored) {
   std::map<std::string, const at::Tensor*> wanted;
   for (const auto& [name, tensor] : parameters) wanted[name] = &tensor;
 
-  // Check every header before copying anything, so that a bad checkpoint fails fast and names all that is wrong.
-  struct Source {
-    std::shared_ptr<SafetensorsFile> file;
-    const SafetensorsFile::Entry* entry;
-  };
   std::map<std::string, Source> sources;
   std::vector<std::string> extra;
   std::vector<std::shared_ptr<SafetensorsFile>> opened;
@@ -292,7 +235,19 @@ void load_parameters(const NamedTensors& parameters, const std::vector<std::stri
   if (!extra.empty()) {
     invalid_argument("the checkpoint has " + std::to_string(extra.size()) + " tensor(s) the model does not use: " + name_list(extra));
   }
+  return sources;
+}
 
+}  // namespace
+
+void check_parameters(const NamedTensors& parameters, const std::vector<std::string>& files, const std::set<std::string>& ignored) {
+  checked_sources(parameters, files, ignored);
+}
+
+void load_parameters(const NamedTensors& parameters, const std::vector<std::string>& files, const std::set<std::string>& ignored) {
+  std::map<std::string, Source> sources = checked_sources(parameters, files, ignored);
+  std::map<std::string, const at::Tensor*> wanted;
+  for (const auto& [name, tensor] : parameters) wanted[name] = &tensor;
   at::NoGradGuard no_grad;
   for (const auto& [name, source] : sources) {
     check_cancelled();

@@ -56,6 +56,9 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors, con
 // Copies the tensors of `files` into `parameters` by name, converting dtype and device. Each parameter must appear
 // exactly once with its shape; a missing, duplicated, extra or mis-shaped tensor is an error that names it. Names in
 // `ignored` may appear in the files and are skipped.
+// The headers of `files` against `parameters` (names, shapes, floating dtypes): an error naming every missing, extra
+// or mis-shaped tensor; reads no tensor data. `parameters` may be meta tensors (shapes without memory).
+void check_parameters(const NamedTensors& parameters, const std::vector<std::string>& files, const std::set<std::string>& ignored);
 void load_parameters(const NamedTensors& parameters, const std::vector<std::string>& files, const std::set<std::string>& ignored);
 
 }  // namespace prefix_rl

@@ -85,8 +85,11 @@ Pass stream_rows(const at::Tensor& hidden, const at::Tensor& weight, const at::T
         }
         if (take > 0) {
           // The chunk's top-K, offered to the row's running list in id order: equal values keep the lower id.
-          std::vector<int64_t> chunk_ids(take);
-          std::vector<A> chunk_values(take);
+          // Per-thread buffers: no allocation per row and chunk on the intra-op threads.
+          thread_local std::vector<int64_t> chunk_ids;
+          thread_local std::vector<A> chunk_values;
+          chunk_ids.resize(take);
+          chunk_values.resize(take);
           kernels::row_topk(row, C, take, chunk_ids.data(), chunk_values.data());
           kernels::TopKList<A> list{top_k, out.top_ids.data_ptr<int64_t>() + n * top_k, out.top_values.data_ptr<A>() + n * top_k, filled[n]};
           for (int64_t j = 0; j < take; ++j) list.offer(chunk_values[j], begin + chunk_ids[j]);
@@ -190,8 +193,10 @@ void chunk_grad_rows(at::Tensor& z, int64_t begin, const at::Tensor& index, cons
     const A* gh = g_entropy.defined() ? g_entropy.data_ptr<A>() : nullptr;
     const A* h = entropy.defined() ? entropy.data_ptr<A>() : nullptr;
     parallel_rows(N, 4, [&](int64_t n) {
-      std::vector<int64_t> cols;
-      std::vector<A> grads;
+      thread_local std::vector<int64_t> cols;
+      thread_local std::vector<A> grads;
+      cols.clear();
+      grads.clear();
       for (int64_t k = 0; k < K; ++k) {
         const int64_t id = ids[n * K + k];
         if (id >= begin && id < begin + C) cols.push_back(id - begin), grads.push_back(gp[n * K + k]);

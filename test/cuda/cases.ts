@@ -1,6 +1,7 @@
 // The CUDA path against the CPU path: every fused objective (float32 and bf16 logits, V up to 151,936, masked rows,
-// a leading −inf, candidate sets with ties), the decoder's forward and backward, and three DistRL steps. Each case
-// builds its inputs on the CPU, runs the same call on both devices, and compares.
+// a leading −inf, candidate sets with ties), the fused LM head from hidden states, the decoder's forward and
+// backward, and three DistRL steps. Each case builds its inputs on the CPU, runs the same call on both devices, and
+// compares.
 //
 // The cases run under jest where CUDA is present (test/cuda.test.ts; skipped visibly elsewhere) and, on a GPU
 // machine without jest, from one bundled file under node's own test runner (benchmarks/gpu/run.sh). Setting
@@ -203,6 +204,58 @@ const objectiveCases: ParityCase[] = (['float32', 'bfloat16'] as DType[]).flatMa
   ];
 });
 
+// The fused LM head from hidden states [N, H] and a head [V, H]: its GEMMs differ between cuBLAS and the CPU's by
+// summation order, which bf16 logits round to ≈2^-8 of their size.
+const HEAD_TOLERANCE: Record<string, number> = { float32: 1e-4, bfloat16: 3e-2 };
+const headCases: ParityCase[] = (['float32', 'bfloat16'] as DType[]).flatMap((dtype) => {
+  const [N, H, V] = [24, 64, QWEN_VOCAB];
+  const tolerance = HEAD_TOLERANCE[dtype];
+  const hidden = () => tidy(() => Tensor.randn([N, H], 20).to(dtype).keep());
+  const weight = () =>
+    tidy(() =>
+      Tensor.randn([V, H], 21)
+        .mul(1 / Math.sqrt(H))
+        .to(dtype)
+        .keep(),
+    );
+  const cases: ParityCase[] = [
+    {
+      name: `fused head log-probs + entropy, values and ∂hidden, ∂W (${dtype}, V = ${V}, chunk 4096, temperature 0.8)`,
+      run: () =>
+        tidy(async () => {
+          const [h, w, index] = [hidden(), weight(), ids([N, 5], V, 22)];
+          const results = [];
+          for (const device of ['cpu', PARITY_DEVICE] as DeviceName[]) {
+            const on = placed({ hidden: h, weight: w, index, temperature: 0.8, entropy: true }, device, ['hidden', 'weight']);
+            const out = await runObjective<{ logprobs: Tensor; entropy: Tensor }>('head_logprobs', on);
+            await out.logprobs.sum().add(out.entropy.mul(0.5).sum()).backwardAsync();
+            results.push({ out, hidden: (on.hidden as Tensor).grad!, weight: (on.weight as Tensor).grad! });
+          }
+          const [cpu, device] = results;
+          assertClose('log-probs', device.out.logprobs, cpu.out.logprobs, tolerance);
+          assertClose('entropy', device.out.entropy, cpu.out.entropy, tolerance);
+          assertClose('∂/∂hidden', device.hidden, cpu.hidden, tolerance);
+          assertClose('∂/∂weight', device.weight, cpu.weight, tolerance);
+        }),
+    },
+  ];
+  if (dtype === 'float32') {
+    // Candidate ids compare exactly only where both devices round the logits alike: float32.
+    cases.push({
+      name: `distrl_candidates from hidden states through the fused head (${dtype}, V = ${V})`,
+      run: () =>
+        tidy(() =>
+          objectiveParity(
+            'distrl_candidates',
+            { oldHidden: hidden().reshape([4, 6, H]), headWeight: weight(), tokens: ids([4, 6], V, 23), mask: mask(4, 6), k: 5, minP: 0.001 },
+            { tolerance },
+          ),
+        ),
+    });
+  }
+  return cases;
+});
+
 const edgeCases: ParityCase[] = [
   {
     name: 'a row whose first logits are −inf (masked vocabulary) has a finite logsumexp',
@@ -340,4 +393,4 @@ const modelCases: ParityCase[] = [
   },
 ];
 
-export const PARITY_CASES: ParityCase[] = [...objectiveCases, ...edgeCases, ...modelCases];
+export const PARITY_CASES: ParityCase[] = [...objectiveCases, ...headCases, ...edgeCases, ...modelCases];

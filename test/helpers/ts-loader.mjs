@@ -1,7 +1,7 @@
 // Module hooks that let a worker thread run the TypeScript sources directly (as under jest, where
 // there is no compiled dist/): `.ts` files are transpiled on load, and the `./x.js` specifiers of
 // NodeNext-style imports resolve to `./x.ts` when no `.js` file exists. Compiled builds never load
-// this file: their worker is plain JavaScript. lib/verify/pool.ts registers it (module.register) from
+// this file: their workers are plain JavaScript. lib/util/worker.ts registers it (module.register) from
 // PREFIX_RL_TS_LOADER, which test/helpers/setup-env.ts sets.
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
