@@ -92,7 +92,6 @@ async function phase(count: number, step: (i: number) => Promise<void>): Promise
 
 const report = environmentReport();
 console.log(`# soak: libtorch ${report.build.torchVersion}, ${report.runtime.numThreads} threads, ${cpus()[0]?.model ?? 'cpu'}`);
-const live = liveTensors();
 const objectives = await phase(calls, objectiveCall);
 const fixture = join(process.cwd(), 'fixtures/models/qwen3-tiny');
 const ids = padBatch([
@@ -110,4 +109,4 @@ console.log(
 console.log(
   `| load → score → dispose (qwen3-tiny) | ${cycles} | ${models.seconds.toFixed(0)} | ${models.warm.toFixed(0)} | ${models.end.toFixed(0)} | ${growth(models)} |`,
 );
-console.log(`liveTensors() at the end: ${liveTensors() - live} (before: ${live})`);
+console.log(`liveTensors() at the end, every input disposed: ${liveTensors()}`);

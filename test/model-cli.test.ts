@@ -1,10 +1,13 @@
 // `prefix-rl logprobs` and `prefix-rl generate`: JSON lines in, JSON lines out, against transformers' outputs for the
 // fixtures.
 import { jest } from '@jest/globals';
-import { readFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { main } from '../lib/cli/main.js';
+import { readSafetensors, writeSafetensors } from '../lib/model/index.js';
+import { tidy } from '../lib/tensor/index.js';
 import { captureStdout } from './helpers/stdout.js';
 
 const MODEL = join(process.cwd(), 'fixtures/models/llama-tiny');
@@ -51,6 +54,26 @@ test.each([
   ['a token outside the vocabulary', ['{"input_ids": [1, 96]}'], /stdin:1: token 96 is outside the vocabulary \(size 96\)/],
 ])('a line with %s fails naming the line', async (_, lines, message) => {
   await expect(run(lines)).rejects.toThrow(message);
+});
+
+test('log-probs that are not finite (an overflow in float16) fail naming the line instead of printing null', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'prefix-rl-overflow-'));
+  try {
+    await cp(MODEL, dir, { recursive: true });
+    // Weights ×300: finite in float16, but the activations overflow it.
+    await tidy(async () => {
+      for (const file of (await readdir(dir)).filter((f) => f.endsWith('.safetensors'))) {
+        const { tensors, metadata } = await readSafetensors(join(dir, file));
+        const scaled = new Map([...tensors].map(([name, t]) => [name, name.includes('norm') ? t : t.mul(300)]));
+        await writeSafetensors(join(dir, file), scaled, metadata);
+      }
+    });
+    await expect(runCommand('logprobs', dir, ['{"input_ids": [1, 5, 9, 3, 7, 2, 11, 4]}'], ['--dtype', 'float16'])).rejects.toThrow(
+      /stdin:1: the log-probs are not finite/,
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('an unknown dtype is refused by the argument parser', async () => {

@@ -304,6 +304,18 @@ describe('errors name what is wrong', () => {
     expect(process.memoryUsage.rss() - rssBefore).toBeLessThan(2 ** 30);
   });
 
+  test('a scoring pass that fails names its batch and the longest sequence in it', async () => {
+    const model = await loadModel(join(FIXTURES, 'qwen3-tiny'));
+    try {
+      const sequences = [[1, 2, 3], [4, 5], Array.from({ length: 600 }, () => 5), [6, 7]];
+      await expect(model.sequenceLogprobs(sequences, { batchSize: 2 })).rejects.toThrow(
+        /scoring sequences 2–3 \(the longest: sequence 2, 600 tokens\) failed: an input of 600 tokens is longer than this model's max_position_embeddings \(512\)/,
+      );
+    } finally {
+      model.dispose();
+    }
+  });
+
   test('an extra tensor', async () => {
     const err = await loadEdited('extra', (t) => t.set('model.layers.0.self_attn.rotary.weight', Tensor.zeros([2])));
     expect(err.message).toMatch(/does not use: 'model\.layers\.0\.self_attn\.rotary\.weight'/);

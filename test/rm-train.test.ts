@@ -125,6 +125,16 @@ test('prefix-rl rm train writes a reward model checkpoint; a malformed rollout l
     );
     const dpo = ['rm', 'train', '--method', 'dpo-rm', '--rollouts', join(tmp, 'rollouts.jsonl'), '--model', FIXTURE, '--out', join(tmp, 'y')];
     await expect(main([...dpo, '--weighting', 'early'])).rejects.toThrow(/weighting applies to method ipvrm only/);
+    await expect(main([...dpo, '--beta', '-1'])).rejects.toThrow(/beta.*(>0|positive|too small)/i);
+    // A token id past the model's vocabulary is named at its line, before anything loads.
+    const rows = await syntheticRollouts(4);
+    await writeJsonl(
+      join(tmp, 'oov.jsonl'),
+      rows.map((r, i) => (i === 1 ? { ...r, prompt_ids: [...r.prompt_ids, 500] } : r)),
+    );
+    await expect(main([...args.slice(0, 5), join(tmp, 'oov.jsonl'), '--model', FIXTURE, '--out', join(tmp, 'z')])).rejects.toThrow(
+      /oov\.jsonl:2: prompt_ids\[\d+\] = 500 is outside the model's vocabulary \(0 ≤ id < 83\)/,
+    );
   } finally {
     jest.restoreAllMocks();
     await rm(tmp, { recursive: true, force: true });

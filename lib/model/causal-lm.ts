@@ -146,6 +146,8 @@ export async function initModel(config: Record<string, unknown>, options: InitMo
   return new CausalLM(native, parsed, { ...config }, options.tokenizerFrom ?? '');
 }
 
+type NativeForwardCall<T> = (...args: Parameters<NativeModel['forward']>) => Promise<T>;
+
 export class CausalLM {
   private adapter: LoraConfig | null = null;
 
@@ -174,25 +176,27 @@ export class CausalLM {
     return this.native.isDisposed;
   }
 
-  /**
-   * Logits [B, T, V] in the model dtype for `inputIds` [B, T] (integer tokens) and `attentionMask` [B, T] (1 =
-   * token, 0 = padding; omitted = no padding). Positions count tokens only, so left- or right-padded rows give the
-   * logits of their unpadded sequences; logits at padding positions are meaningless.
-   */
   /** Refuses sequences past the positions the model was built for (max_position_embeddings). */
   private checkLength(length: number, what: string): void {
     const limit = this.config.maxPositionEmbeddings;
     if (length > limit) throw new RangeError(`${what} of ${length} tokens is longer than this model's max_position_embeddings (${limit})`);
   }
 
-  async forward(inputIds: Tensor, attentionMask?: Tensor, options: LogitsOptions = {}): Promise<Tensor> {
+  /** A native call shaped like forward (forward, headInput): the length check, then the options in its form. */
+  private runForward<T>(inputIds: Tensor, attentionMask: Tensor | undefined, options: LogitsOptions, call: NativeForwardCall<T>): Promise<T> {
     this.checkLength(inputIds.shape.at(-1) ?? 0, 'an input');
     const { checkpoint, noGrad, positions } = options;
     const range = positions && { logitsStart: positions.start, logitsLength: positions.length };
-    const out = await withCancel(options.signal, (token) =>
-      this.native.forward(inputIds.native, attentionMask?.native ?? null, { checkpoint, noGrad, ...range }, token),
-    );
-    return Tensor.wrap(out);
+    return withCancel(options.signal, (token) => call(inputIds.native, attentionMask?.native ?? null, { checkpoint, noGrad, ...range }, token));
+  }
+
+  /**
+   * Logits [B, T, V] in the model dtype for `inputIds` [B, T] (integer tokens) and `attentionMask` [B, T] (1 =
+   * token, 0 = padding; omitted = no padding). Positions count tokens only, so left- or right-padded rows give the
+   * logits of their unpadded sequences; logits at padding positions are meaningless.
+   */
+  async forward(inputIds: Tensor, attentionMask?: Tensor, options: LogitsOptions = {}): Promise<Tensor> {
+    return Tensor.wrap(await this.runForward(inputIds, attentionMask, options, (...args) => this.native.forward(...args)));
   }
 
   /**
@@ -202,12 +206,7 @@ export class CausalLM {
    * place of logits, through the fused LM head: no [B, length, V] tensor is built.
    */
   async headInput(inputIds: Tensor, attentionMask?: Tensor, options: LogitsOptions = {}): Promise<HeadInput> {
-    this.checkLength(inputIds.shape.at(-1) ?? 0, 'an input');
-    const { checkpoint, noGrad, positions } = options;
-    const range = positions && { logitsStart: positions.start, logitsLength: positions.length };
-    const out = await withCancel(options.signal, (token) =>
-      this.native.headInput(inputIds.native, attentionMask?.native ?? null, { checkpoint, noGrad, ...range }, token),
-    );
+    const out = await this.runForward(inputIds, attentionMask, options, (...args) => this.native.headInput(...args));
     return { hidden: Tensor.wrap(out.hidden), weight: Tensor.wrap(out.weight) };
   }
 

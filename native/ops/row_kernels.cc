@@ -36,7 +36,7 @@ PREFIX_RL_INLINE float fast_exp(float x) {
   p = p * r * r + r + 1.0f;
   int32_t bits;
   std::memcpy(&bits, &p, sizeof(bits));
-  bits += static_cast<int32_t>(n) << 23;
+  bits += static_cast<int32_t>(static_cast<uint32_t>(static_cast<int32_t>(n)) << 23);  // 2^n; unsigned: n < 0 is no UB
   std::memcpy(&p, &bits, sizeof(bits));
   return p;
 }

@@ -20,16 +20,20 @@ export async function writeLogprobs(model: CausalLM, input: Readable, write: (li
   async function* sequences() {
     for await (const { value, fail } of jsonLines(input, InputLineSchema)) {
       checkVocabulary(value.input_ids, model.config.vocabSize, fail);
-      yield value.input_ids;
+      yield { tokens: value.input_ids, fail };
     }
   }
   for await (const batch of inBatches(sequences(), batchSize)) {
     const rows = await tidy(async () => {
-      const { inputIds, attentionMask } = padBatch(batch);
+      const { inputIds, attentionMask } = padBatch(batch.map((line) => line.tokens));
       const logprobs = await model.tokenLogprobs(inputIds, attentionMask);
       const flat = (await logprobs.data()) as Float32Array;
       const width = logprobs.shape[1];
-      return batch.map((tokens, row) => Array.from(flat.subarray(row * width, row * width + tokens.length - 1)));
+      return batch.map(({ tokens }, row) => Array.from(flat.subarray(row * width, row * width + tokens.length - 1)));
+    });
+    rows.forEach((logprobs, i) => {
+      // JSON has no NaN or infinity (they would print as null): an overflow in a reduced dtype is an error.
+      if (!logprobs.every(Number.isFinite)) batch[i].fail('the log-probs are not finite (NaN or ±infinity: an overflow in this dtype?)');
     });
     for (const logprobs of rows) write(JSON.stringify({ logprobs }) + '\n');
   }
