@@ -80,14 +80,16 @@ async function phase(count: number, step: (i: number) => Promise<void>): Promise
   let warm = 0;
   for (let i = 0; i < count; i++) {
     await step(i);
-    if (i + 1 === Math.ceil(count / 10)) {
-      global.gc?.();
-      warm = rssMiB();
-    }
+    if (i + 1 === Math.ceil(count / 10)) warm = settledRss();
   }
+  return { warm, end: settledRss(), seconds: (performance.now() - start) / 1000 };
+}
+
+/** RSS with garbage collected and the gradient-buffer cache emptied (it holds freed [N, V] buffers by design). */
+function settledRss(): number {
   global.gc?.();
-  releaseBufferCache(); // the gradient-buffer cache holds freed [N, V] buffers by design; count only what leaks
-  return { warm, end: rssMiB(), seconds: (performance.now() - start) / 1000 };
+  releaseBufferCache();
+  return rssMiB();
 }
 
 const report = environmentReport();
