@@ -87,6 +87,20 @@ describe('headLogprobs equals linear → log-softmax gather', () => {
     });
   });
 
+  test('a NaN logit anywhere in the vocabulary makes the row NaN (never skipped with its chunk)', async () => {
+    await onEachPath(async () => {
+      await tidy(async () => {
+        const p = inputs('float32');
+        // Vocabulary row 30 (in the last chunk of 8) holds a NaN; the gathered tokens all lie below it.
+        const weight = Tensor.cat([p.weight.slice(0, 0, 30), Tensor.full([1, H], NaN), p.weight.slice(0, 31, V)], 0);
+        const index = Tensor.zeros([2, N / 2, 1], { dtype: 'int64' });
+        const { logprobs, entropy } = await headLogprobsAndEntropy(p.hidden, weight, index, { chunkSize: 8 });
+        expect(logprobs.toNumbers().every(Number.isNaN)).toBe(true);
+        expect(entropy.toNumbers().every(Number.isNaN)).toBe(true);
+      });
+    });
+  });
+
   test('bad input is refused, naming what is wrong', async () => {
     const p = inputs('float32');
     await expect(headLogprobs(p.hidden, p.weight, p.index, { chunkSize: 0 })).rejects.toThrow(/chunkSize must be a positive integer, got 0/);

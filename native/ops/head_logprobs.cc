@@ -76,7 +76,9 @@ Pass stream_rows(const at::Tensor& hidden, const at::Tensor& weight, const at::T
           if (id >= begin && id < end) gathered[n * K + k] = static_cast<A>(row[id - begin]) * scale;
         }
         const double lse_c = kernels::row_logsumexp(row, C, scale);
-        if (lse_c > -std::numeric_limits<double>::infinity()) {
+        if (std::isnan(lse_c)) {
+          s[n] = lse_c;  // a NaN logit makes the row's lse (and entropy) NaN, as the unfused path's, never skipped
+        } else if (lse_c > -std::numeric_limits<double>::infinity()) {
           const double h_c = entropy ? static_cast<double>(kernels::row_entropy(row, C, scale, static_cast<A>(lse_c))) : 0.0;
           const double m_new = std::max(m[n], lse_c), rescale = std::exp(m[n] - m_new), weight_c = std::exp(lse_c - m_new);
           s[n] = s[n] * rescale + weight_c;
