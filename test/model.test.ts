@@ -418,6 +418,14 @@ describe('errors name what is wrong', () => {
       expect([...tensors.keys()].sort()).toEqual(['t0', 't1']);
       for (const tensor of tensors.values()) tensor.dispose();
     });
+    test('a shape whose byte count overflows 64 bits is refused before any arithmetic wraps', async () => {
+      const header = JSON.stringify({ huge: { dtype: 'F64', shape: [2 ** 31, 2 ** 31, 4], data_offsets: [0, 8] } });
+      const length = Buffer.alloc(8);
+      length.writeBigUInt64LE(BigInt(header.length));
+      const file = join(tmp, 'overflow.safetensors');
+      await writeFile(file, Buffer.concat([length, Buffer.from(header), Buffer.alloc(8)]));
+      await expect(readSafetensors(file)).rejects.toThrow(/tensor 'huge' is too large/);
+    });
     test('a FIFO named model.safetensors is refused at once, not waited on', async () => {
       const dir = await copyFixture('qwen3-tiny', 'fifo');
       await rm(join(dir, 'model.safetensors'));
