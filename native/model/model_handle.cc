@@ -287,7 +287,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       return mutate(info, "loadLora", info[2], [config, files](Decoder& model) {
         model.add_lora(config, 0);
         try {
-          load_parameters(model.lora_parameters(), files, {});
+          load_parameters(model.lora_parameters(), open_safetensors(files), {});
         } catch (...) {
           model.remove_lora();
           throw;
@@ -313,10 +313,9 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
 
 // Refuses a config that needs more than twice the tensors the checkpoint holds (a near miss is left to
 // check_parameters, which names each missing tensor).
-void check_tensor_count(int64_t needed, int64_t layers, const std::vector<std::string>& files, const std::set<std::string>& ignored) {
+void check_tensor_count(int64_t needed, int64_t layers, const SafetensorsFiles& files, const std::set<std::string>& ignored) {
   int64_t stored = 0;
-  for (const std::string& path : files) {
-    const auto file = SafetensorsFile::open(path);  // held: entries() lives in it
+  for (const auto& file : files) {
     for (const auto& entry : file->entries()) stored += ignored.count(entry.name) ? 0 : 1;
   }
   if (needed > 2 * stored) {
@@ -340,10 +339,11 @@ Napi::Value load_model(const Napi::CallbackInfo& info) {
       // The headers first, before any model is allocated: a config asking for far more tensors than the files hold
       // (num_hidden_layers: 100000) fails on the count, anything else against the parameters' names and shapes on
       // the meta device (no memory).
-      check_tensor_count(Decoder::parameter_count(config), config.num_layers, files, ignored);
-      check_parameters(Decoder(config, placement.dtype, at::Device(at::kMeta)).parameters(), files, ignored);
+      const SafetensorsFiles checkpoint = open_safetensors(files);  // each file mapped and its header parsed once
+      check_tensor_count(Decoder::parameter_count(config), config.num_layers, checkpoint, ignored);
+      check_parameters(Decoder(config, placement.dtype, at::Device(at::kMeta)).parameters(), checkpoint, ignored);
       auto decoder = std::make_shared<Decoder>(config, placement.dtype, placement.device, placement.master_weights);
-      load_parameters(decoder->parameters(), files, ignored);
+      load_parameters(decoder->parameters(), checkpoint, ignored);
       return ModelHandle::wrapping(decoder);
     });
   });

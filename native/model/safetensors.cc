@@ -192,17 +192,15 @@ struct Source {
 
 // Every header checked against `parameters` (names, shapes, floating dtypes) before anything is copied, so that a bad
 // checkpoint fails fast and names all that is wrong: each wanted tensor's source.
-std::map<std::string, Source> checked_sources(const NamedTensors& parameters, const std::vector<std::string>& files,
-                                              const std::set<std::string>& ignored) {
+std::map<std::string, Source> checked_sources(const NamedTensors& parameters, const SafetensorsFiles& files, const std::set<std::string>& ignored) {
   std::map<std::string, const at::Tensor*> wanted;
   for (const auto& [name, tensor] : parameters) wanted[name] = &tensor;
 
   std::map<std::string, Source> sources;
   std::vector<std::string> extra;
-  std::vector<std::shared_ptr<SafetensorsFile>> opened;
-  for (const std::string& path : files) {
-    opened.push_back(SafetensorsFile::open(path));
-    for (const auto& entry : opened.back()->entries()) {
+  for (const auto& file : files) {
+    const std::string& path = file->path();
+    for (const auto& entry : file->entries()) {
       if (ignored.count(entry.name)) continue;
       auto it = wanted.find(entry.name);
       if (it == wanted.end()) {
@@ -222,7 +220,7 @@ std::map<std::string, Source> checked_sources(const NamedTensors& parameters, co
         invalid_argument("tensor '" + entry.name + "' in " + path + " has dtype " + safetensors_dtype_name(entry.dtype) +
                          ", but model weights are floating point");
       }
-      sources[entry.name] = {opened.back(), &entry};
+      sources[entry.name] = {file, &entry};
     }
   }
   std::vector<std::string> missing;
@@ -240,11 +238,17 @@ std::map<std::string, Source> checked_sources(const NamedTensors& parameters, co
 
 }  // namespace
 
-void check_parameters(const NamedTensors& parameters, const std::vector<std::string>& files, const std::set<std::string>& ignored) {
+SafetensorsFiles open_safetensors(const std::vector<std::string>& paths) {
+  SafetensorsFiles files;
+  for (const std::string& path : paths) files.push_back(SafetensorsFile::open(path));
+  return files;
+}
+
+void check_parameters(const NamedTensors& parameters, const SafetensorsFiles& files, const std::set<std::string>& ignored) {
   checked_sources(parameters, files, ignored);
 }
 
-void load_parameters(const NamedTensors& parameters, const std::vector<std::string>& files, const std::set<std::string>& ignored) {
+void load_parameters(const NamedTensors& parameters, const SafetensorsFiles& files, const std::set<std::string>& ignored) {
   std::map<std::string, Source> sources = checked_sources(parameters, files, ignored);
   std::map<std::string, const at::Tensor*> wanted;
   for (const auto& [name, tensor] : parameters) wanted[name] = &tensor;

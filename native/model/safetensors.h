@@ -53,12 +53,17 @@ class SafetensorsFile : public std::enable_shared_from_this<SafetensorsFile> {
 // so readers that still map the old file keep valid bytes. Names must be unique.
 void write_safetensors(const std::string& path, const NamedTensors& tensors, const std::map<std::string, std::string>& metadata);
 
+// A checkpoint's files, each mapped and its header checked once (SafetensorsFile::open), for the calls below.
+using SafetensorsFiles = std::vector<std::shared_ptr<SafetensorsFile>>;
+SafetensorsFiles open_safetensors(const std::vector<std::string>& paths);
+
+// The headers of `files` against `parameters` (names, shapes, floating dtypes): an error naming every missing, extra
+// or mis-shaped tensor; reads no tensor data. `parameters` may be meta tensors (shapes without memory).
+void check_parameters(const NamedTensors& parameters, const SafetensorsFiles& files, const std::set<std::string>& ignored);
+
 // Copies the tensors of `files` into `parameters` by name, converting dtype and device. Each parameter must appear
 // exactly once with its shape; a missing, duplicated, extra or mis-shaped tensor is an error that names it. Names in
 // `ignored` may appear in the files and are skipped.
-// The headers of `files` against `parameters` (names, shapes, floating dtypes): an error naming every missing, extra
-// or mis-shaped tensor; reads no tensor data. `parameters` may be meta tensors (shapes without memory).
-void check_parameters(const NamedTensors& parameters, const std::vector<std::string>& files, const std::set<std::string>& ignored);
-void load_parameters(const NamedTensors& parameters, const std::vector<std::string>& files, const std::set<std::string>& ignored);
+void load_parameters(const NamedTensors& parameters, const SafetensorsFiles& files, const std::set<std::string>& ignored);
 
 }  // namespace prefix_rl

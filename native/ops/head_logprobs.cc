@@ -315,19 +315,12 @@ void check_head(const at::Tensor& hidden, const at::Tensor& weight, double tempe
   if (chunk < 1) invalid_argument("chunkSize must be a positive integer, got " + std::to_string(chunk));
 }
 
-// index as [N, K] int64 on hidden's device, every id in [0, V).
+// index as int64, contiguous, every id in [0, V).
 at::Tensor checked_ids(const at::Tensor& index, const char* name, int64_t V) {
   if (!index.defined()) invalid_argument(std::string(name) + " is required");
   if (index.scalar_type() != at::kLong && index.scalar_type() != at::kInt) invalid_argument(std::string(name) + " must be an int64 or int32 tensor");
   at::Tensor ids = index.to(at::kLong).contiguous();
-  if (ids.numel() > 0) {
-    auto [low, high] = at::aminmax(ids);
-    at::Tensor bounds = at::stack({low, high}).cpu();  // one device sync for both
-    const int64_t lo = bounds[0].item<int64_t>(), hi = bounds[1].item<int64_t>();
-    if (lo < 0 || hi >= V) {
-      invalid_argument("token index out of range: found " + std::to_string(lo < 0 ? lo : hi) + " for a vocabulary of " + std::to_string(V));
-    }
-  }
+  check_index_range(ids, V);
   return ids;
 }
 

@@ -46,7 +46,7 @@ void check_tokens(const at::Tensor& tokens, const at::Tensor& logits, const char
   }
 }
 
-static void check_index_range(const at::Tensor& index, int64_t V) {
+void check_index_range(const at::Tensor& index, int64_t V) {
   if (index.numel() == 0) return;
   auto [low, high] = at::aminmax(index);
   at::Tensor bounds = at::stack({low, high}).to(at::kCPU, at::kLong);  // one device sync for both

@@ -65,5 +65,7 @@ at::ScalarType acc_type(at::ScalarType logits_type);
 // Validation shared by the objectives: names the argument in every error.
 void check_logits(const at::Tensor& logits, const char* name);
 void check_tokens(const at::Tensor& tokens, const at::Tensor& logits, const char* name);
+// Every id of `index` in [0, V) (one device sync), or an error naming the first one outside.
+void check_index_range(const at::Tensor& index, int64_t V);
 
 }  // namespace prefix_rl
