@@ -5,6 +5,7 @@ const LAYERS = [
   'util',
   'native',
   'tensor',
+  'distributed',
   'ops',
   'data',
   'tokenizer',

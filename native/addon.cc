@@ -37,6 +37,11 @@ static Napi::Value build_info(const Napi::CallbackInfo& info) {
 #else
   out.Set("cudaKernels", false);
 #endif
+  Napi::Array backends = Napi::Array::New(env);
+#ifdef PREFIX_RL_GLOO
+  backends.Set(0u, "gloo");
+#endif
+  out.Set("distributedBackends", backends);
   out.Set("napiVersion", NAPI_VERSION);
   out.Set("compiler", __VERSION__);
   out.Set("parallelInfo", at::get_parallel_info());
@@ -126,6 +131,7 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
   register_optimizer(env, exports);
   register_safetensors(env, exports);
   register_cuda(env, exports);
+  register_distributed(env, exports);
   return exports;
 }
 

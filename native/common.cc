@@ -16,6 +16,7 @@ const char* error_code_name(ErrorCode code) {
     case ErrorCode::Disposed: return "ERR_TENSOR_DISPOSED";
     case ErrorCode::CudaUnavailable: return "ERR_CUDA_UNAVAILABLE";
     case ErrorCode::Aborted: return "ABORT_ERR";
+    case ErrorCode::Distributed: return "ERR_DISTRIBUTED";
     case ErrorCode::Native: return "ERR_NATIVE";
   }
   return "ERR_NATIVE";

@@ -97,6 +97,28 @@ Napi::Value cuda_reset_peak_memory(const Napi::CallbackInfo& info) {
   });
 }
 
+// cudaSetDevice(index, cancel?) → Promise<void>: makes cuda:index the compute thread's current device, which "cuda"
+// without an index then means (a data-parallel rank binds its LOCAL_RANK's GPU).
+Napi::Value cuda_set_device(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const int64_t index = arg_int(info[0], "index");
+    if (index < 0) invalid_argument("a CUDA device index is >= 0");
+    return run_async(info.Env(), info[1], [index]() {
+#ifdef PREFIX_RL_TORCH_CUDA
+      int count = 0;
+      check(cudaGetDeviceCount(&count), "cudaGetDeviceCount");
+      if (index >= count)
+        throw Error(ErrorCode::CudaUnavailable,
+                    "cuda:" + std::to_string(index) + " does not exist: " + std::to_string(count) + " CUDA device(s) visible");
+      check(cudaSetDevice(static_cast<int>(index)), "cudaSetDevice");
+#else
+      (void)index;
+      no_cuda();
+#endif
+    });
+  });
+}
+
 Napi::Value cuda_empty_cache(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
 #ifdef PREFIX_RL_TORCH_CUDA
@@ -152,6 +174,7 @@ void register_cuda(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaMemory", Napi::Function::New(env, cuda_memory, "cudaMemory"));
   exports.Set("cudaResetPeakMemory", Napi::Function::New(env, cuda_reset_peak_memory, "cudaResetPeakMemory"));
   exports.Set("cudaEmptyCache", Napi::Function::New(env, cuda_empty_cache, "cudaEmptyCache"));
+  exports.Set("cudaSetDevice", Napi::Function::New(env, cuda_set_device, "cudaSetDevice"));
 }
 
 }  // namespace prefix_rl

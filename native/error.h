@@ -8,7 +8,7 @@
 namespace prefix_rl {
 
 // Every JS Error the addon throws carries one of these in `err.code`.
-enum class ErrorCode { InvalidArgument, Torch, Disposed, CudaUnavailable, Aborted, Native };
+enum class ErrorCode { InvalidArgument, Torch, Disposed, CudaUnavailable, Aborted, Distributed, Native };
 
 // A C++ exception that becomes a JS Error with the given code.
 class Error : public std::runtime_error {

@@ -150,6 +150,8 @@ export interface BuildInfo {
   cudaCompiled: boolean;
   cudaKernels: boolean;
   napiVersion: number;
+  /** The process-group backends compiled in ('gloo' when Gloo's headers were found at build time). */
+  distributedBackends: string[];
   compiler: string;
   parallelInfo: string;
 }
@@ -236,6 +238,18 @@ export interface NativeAddon {
   cudaMemory(device?: string): CudaMemory;
   cudaResetPeakMemory(device?: string): void;
   cudaEmptyCache(): void;
+  cudaSetDevice(index: number, cancel?: NativeCancelToken): Promise<void>;
+  // the process group of data-parallel training (native/distributed.cc); all but distInit/distDestroy need Gloo
+  distInit(
+    options: { rank: number; worldSize: number; masterAddr: string; masterPort: number; timeoutMs: number },
+    cancel?: NativeCancelToken,
+  ): Promise<void>;
+  distDestroy(cancel?: NativeCancelToken): Promise<void>;
+  distAllReduce?(tensors: NativeTensor[], op: string, bucketBytes?: number, cancel?: NativeCancelToken): Promise<void>;
+  distAllReduceGradients?(parameters: NativeTensor[], bucketBytes?: number, cancel?: NativeCancelToken): Promise<void>;
+  distBroadcast?(tensors: NativeTensor[], root: number, bucketBytes?: number, cancel?: NativeCancelToken): Promise<void>;
+  distAllGather?(tensor: NativeTensor, cancel?: NativeCancelToken): Promise<NativeTensor[]>;
+  distBarrier?(cancel?: NativeCancelToken): Promise<void>;
   // safetensors (native/model/safetensors_binding.cc)
   readSafetensors(path: string, cancel?: NativeCancelToken): Promise<{ tensors: Record<string, NativeTensor>; metadata: Record<string, string> }>;
   writeSafetensors(path: string, tensors: Record<string, NativeTensor>, metadata: Record<string, string>, cancel?: NativeCancelToken): Promise<void>;

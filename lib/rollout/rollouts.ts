@@ -5,6 +5,7 @@ import { readRecords } from '../data/records.js';
 import type { RlRecord } from '../data/schemas.js';
 import type { CausalLM, FinishReason } from '../model/index.js';
 import { TASK_SOURCE } from '../task/datasets.js';
+import { shareOf, SINGLE_PROCESS, type ProcessGroup } from '../distributed/group.js';
 import type { AsyncOptions } from '../tensor/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { VerifierPool } from '../verify/pool.js';
@@ -34,6 +35,12 @@ export interface RolloutOptions extends AsyncOptions {
    * sampled (verification overlaps sampling until then).
    */
   timing?: { generate: number; verify: number };
+  /**
+   * Data-parallel: each rank samples and verifies its contiguous share of the batches (each batch keeps its seed),
+   * and every rank resolves to all of them, in order — the rollouts of one process. All ranks make the call with
+   * the same records and options.
+   */
+  group?: ProcessGroup;
 }
 
 /** One sampled response; the JSON form of the rollouts file (`prefix-rl rollout`). */
@@ -132,7 +139,9 @@ export async function sampleRollouts(
     const started = performance.now();
     const pending: Promise<Rollout>[] = [];
     let failure: Error | undefined;
-    for (let start = 0; start < jobs.length; start += batchSize) {
+    const group = options.group ?? SINGLE_PROCESS;
+    const [first, end] = shareOf(Math.ceil(jobs.length / batchSize), group);
+    for (let start = first * batchSize; start < Math.min(jobs.length, end * batchSize); start += batchSize) {
       if (failure) throw failure; // a response could not be judged: sample no more
       const batch = jobs.slice(start, start + batchSize);
       const generations = await model.generate(
@@ -173,7 +182,7 @@ export async function sampleRollouts(
     const sampled = performance.now();
     const rollouts = await Promise.all(pending);
     if (options.timing) Object.assign(options.timing, { generate: (sampled - started) / 1000, verify: (performance.now() - sampled) / 1000 });
-    return rollouts;
+    return group.worldSize === 1 ? rollouts : (await group.allGatherObjects(rollouts, { signal })).flat();
   } finally {
     if (pool && !options.verifier) await pool.close();
   }

@@ -20,6 +20,11 @@ export interface OpenRunOptions {
   overwrite?: boolean;
   /** Input paths by flag ('--model': path); none may overlap the output. */
   inputs: Record<string, string | undefined>;
+  /**
+   * Whether this process writes the folder (default true). In a data-parallel run only rank 0 does: the others
+   * read it (to resume) and their begin, log and finish do nothing.
+   */
+  writer?: boolean;
 }
 
 /** What a resumed run continues from. */
@@ -39,6 +44,11 @@ export class RunFolder {
     /** A resumed run that had already finished: its summary. */
     readonly finished: Record<string, unknown> | undefined,
   ) {}
+
+  /** Whether this process writes the folder (OpenRunOptions.writer). */
+  get writes(): boolean {
+    return this.options.writer ?? true;
+  }
 
   static async open(options: OpenRunOptions): Promise<RunFolder> {
     const { stage, out, resume, overwrite } = options;
@@ -89,6 +99,7 @@ export class RunFolder {
    * the checkpoint it continues from.
    */
   async begin(resolved: object): Promise<void> {
+    if (!this.writes) return;
     const config = resolved as Record<string, unknown>;
     // Half-written files of a run that was killed (checkpoints, metrics): never read, so removed.
     await removeStaleTemps(this.dir);
@@ -127,12 +138,12 @@ export class RunFolder {
 
   /** Appends one step's metrics. */
   async log(row: MetricsRow): Promise<void> {
-    await appendFile(join(this.dir, METRICS_FILE), JSON.stringify(row) + '\n');
+    if (this.writes) await appendFile(join(this.dir, METRICS_FILE), JSON.stringify(row) + '\n');
   }
 
   /** Writes summary.json, the mark of a finished run. */
   async finish(summary: Record<string, unknown>): Promise<void> {
-    await writeFileAtomic(join(this.dir, SUMMARY_FILE), JSON.stringify(summary, null, 2) + '\n');
+    if (this.writes) await writeFileAtomic(join(this.dir, SUMMARY_FILE), JSON.stringify(summary, null, 2) + '\n');
   }
 
   /** Every metrics row so far (a resumed run's included). */

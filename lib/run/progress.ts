@@ -8,6 +8,8 @@ export interface ProgressOptions {
   /** Plain mode: print a line every `every` updates (and at the last); default 1. */
   every?: number;
   stream?: NodeJS.WriteStream;
+  /** Show nothing (the ranks of a data-parallel run other than rank 0). */
+  silent?: boolean;
 }
 
 export interface Progress {
@@ -19,6 +21,7 @@ export interface Progress {
 }
 
 export function createProgress(label: string, total: number, options: ProgressOptions = {}): Progress {
+  if (options.silent) return { update: () => {}, note: () => {}, stop: () => {} };
   const stream = options.stream ?? process.stderr;
   const start = performance.now();
   const text = (fields: Record<string, number | string | undefined> = {}) =>

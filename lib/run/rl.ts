@@ -9,12 +9,11 @@ import { loadOptions, withModels } from '../model/index.js';
 import { loadTokenizer } from '../tokenizer/index.js';
 import { RlSession, type RlRunOptions as TrainRlOptions } from '../train/rl.js';
 import { checkpointModel, restoreSession } from './checkpoint.js';
-import { RunFolder } from './folder.js';
 import type { MetricsRow } from './layout.js';
 import { rlMetrics } from './metrics.js';
 import { createProgress } from './progress.js';
 import { runLoop } from './runner.js';
-import { finishedRun, type RunOutputOptions } from './stage.js';
+import { finishedRun, openRunFolder, type RunOutputOptions } from './stage.js';
 
 export interface RlRunFiles {
   /** The experiment config file, recorded as an input (the config itself is `config`). */
@@ -38,20 +37,25 @@ export interface RunRlOptions extends RunOutputOptions, RlRunFiles {
 
 export async function runRl(options: RunRlOptions): Promise<Record<string, unknown>> {
   const { config } = options;
-  const folder = await RunFolder.open({
-    stage: 'rl',
-    out: options.out,
-    resume: options.resume,
-    overwrite: options.overwrite,
-    inputs: {
-      '--config': options.configFile,
-      '--model': options.model,
-      '--reward-model': options.rewardModel,
-      '--reference': options.reference,
-      '--data': options.data,
-      '--eval-data': options.evalData,
+  const { group } = options;
+  const folder = await openRunFolder(
+    {
+      stage: 'rl',
+      out: options.out,
+      resume: options.resume,
+      overwrite: options.overwrite,
+      inputs: {
+        '--config': options.configFile,
+        '--model': options.model,
+        '--reward-model': options.rewardModel,
+        '--reference': options.reference,
+        '--data': options.data,
+        '--eval-data': options.evalData,
+      },
     },
-  });
+    group,
+    config,
+  );
   if (folder.finished) return finishedRun(folder);
   const records = await loadDataset('rl', options.data);
   const evalRecords = options.evalData ? await loadDataset('rl', options.evalData) : undefined;
@@ -81,13 +85,18 @@ export async function runRl(options: RunRlOptions): Promise<Record<string, unkno
       reward: options.reward,
       signal: options.signal,
       policyAdapter: policyCheckpoint?.adapter ? policyCheckpoint.dir : undefined,
+      group,
     });
     try {
       if (resume) await restoreSession(session, resume.dir, resume.state);
       await folder.begin(config);
-      const progress = createProgress(`rl ${config.algorithm}`, config.steps, { quiet: options.quiet, every: options.logEvery ?? 1 });
+      const progress = createProgress(`rl ${config.algorithm}`, config.steps, {
+        quiet: options.quiet,
+        every: options.logEvery ?? 1,
+        silent: !folder.writes,
+      });
       if (!resume && evalRecords) {
-        const { accuracy } = await sampledAccuracy(policy, tokenizer, evalRecords, { ...evalRolloutOptions(config), signal: options.signal });
+        const { accuracy } = await sampledAccuracy(policy, tokenizer, evalRecords, { ...evalRolloutOptions(config), group, signal: options.signal });
         await folder.log({ step: 0, 'val/accuracy': accuracy });
         progress.note(`held-out accuracy before RL: ${accuracy.toFixed(3)}`);
       }
@@ -106,6 +115,7 @@ export async function runRl(options: RunRlOptions): Promise<Record<string, unkno
           'held-out': row['val/accuracy'],
         }),
       });
+      if (!folder.writes) return { out: folder.dir, rank: group!.rank };
       if (policy.lora) {
         // The adapter alone (PEFT layout, on the starting checkpoint), then the merged policy.
         await policy.saveAdapter(folder.path('policy-lora'));

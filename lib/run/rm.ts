@@ -6,10 +6,9 @@ import { loadModel, loadOptions, readModelConfig } from '../model/index.js';
 import { readRollouts } from '../rollout/rollouts.js';
 import { outcomePairs, referenceLogprobs, RmSession } from '../train/rm.js';
 import { checkpointModel } from './checkpoint.js';
-import { RunFolder } from './folder.js';
 import { rmMetrics } from './metrics.js';
 import { createProgress } from './progress.js';
-import { finishedRun, runOneModelStage, type RunOutputOptions } from './stage.js';
+import { finishedRun, openRunFolder, runOneModelStage, type RunOutputOptions } from './stage.js';
 
 export interface RunRmOptions extends RunOutputOptions {
   config: RmConfig;
@@ -21,13 +20,17 @@ export interface RunRmOptions extends RunOutputOptions {
 
 export async function runRm(options: RunRmOptions): Promise<Record<string, unknown>> {
   const { config } = options;
-  const folder = await RunFolder.open({
-    stage: 'rm',
-    out: options.out,
-    resume: options.resume,
-    overwrite: options.overwrite,
-    inputs: { '--rollouts': options.rollouts, '--model': options.model },
-  });
+  const folder = await openRunFolder(
+    {
+      stage: 'rm',
+      out: options.out,
+      resume: options.resume,
+      overwrite: options.overwrite,
+      inputs: { '--rollouts': options.rollouts, '--model': options.model },
+    },
+    options.group,
+    config,
+  );
   if (folder.finished) return finishedRun(folder);
   // Token ids checked against the model's vocabulary while reading, so that an error names the line.
   const { vocabSize } = (await readModelConfig(join(options.model, 'config.json'))).config;
@@ -50,11 +53,15 @@ export async function runRm(options: RunRmOptions): Promise<Record<string, unkno
     return await runOneModelStage(
       folder,
       config,
-      new RmSession(model, pairs, { ...config, signal: options.signal }),
+      new RmSession(model, pairs, { ...config, signal: options.signal, group: options.group }),
       {
         stage: 'rm',
         metrics: rmMetrics,
-        progress: createProgress(`rm ${config.method}`, config.steps, { quiet: options.quiet, every: options.logEvery ?? 10 }),
+        progress: createProgress(`rm ${config.method}`, config.steps, {
+          quiet: options.quiet,
+          every: options.logEvery ?? 10,
+          silent: !folder.writes,
+        }),
         show: (row) => ({ loss: row['reward_model/loss'], 'pair-acc': row['reward_model/pair_acc'], lr: row['reward_model/lr'] }),
       },
       (rows) => ({

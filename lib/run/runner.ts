@@ -1,5 +1,5 @@
 // The loop every training stage runs inside its run folder: one session step, its metrics row, the progress line,
-// a checkpoint every `checkpoint.every` steps and one at the end.
+// a checkpoint every `checkpoint.every` steps and one at the end (by the process that writes the folder: rank 0).
 import type { TrainingSession } from '../train/common.js';
 import { failpoint } from '../util/failpoint.js';
 import { saveCheckpoint } from './checkpoint.js';
@@ -40,7 +40,7 @@ export async function runLoop<R>(options: RunLoopOptions<R>): Promise<{ stoppedE
       await folder.log(row);
       progress.update(session.stepsDone, options.show(row));
       failpoint('step', session.stepsDone);
-      if (checkpoint.every > 0 && session.stepsDone % checkpoint.every === 0) {
+      if (folder.writes && checkpoint.every > 0 && session.stepsDone % checkpoint.every === 0) {
         await saveCheckpoint(folder.dir, options.stage, session, checkpoint.keep);
         checkpointed = session.stepsDone;
       }
@@ -48,6 +48,6 @@ export async function runLoop<R>(options: RunLoopOptions<R>): Promise<{ stoppedE
   } finally {
     progress.stop();
   }
-  if (checkpointed !== session.stepsDone) await saveCheckpoint(folder.dir, options.stage, session, checkpoint.keep);
+  if (folder.writes && checkpointed !== session.stepsDone) await saveCheckpoint(folder.dir, options.stage, session, checkpoint.keep);
   return { stoppedEarly };
 }

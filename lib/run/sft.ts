@@ -6,10 +6,9 @@ import { initModel, loadModel, loadOptions, readModelConfig, type CausalLM } fro
 import { loadTokenizer } from '../tokenizer/index.js';
 import { SftSession, sftExample } from '../train/sft.js';
 import { checkpointModel } from './checkpoint.js';
-import { RunFolder } from './folder.js';
 import { sftMetrics } from './metrics.js';
 import { createProgress } from './progress.js';
-import { finishedRun, runOneModelStage, type RunOutputOptions } from './stage.js';
+import { finishedRun, openRunFolder, runOneModelStage, type RunOutputOptions } from './stage.js';
 
 export interface RunSftOptions extends RunOutputOptions {
   config: SftConfig;
@@ -28,13 +27,17 @@ export async function runSft(options: RunSftOptions): Promise<Record<string, unk
   if (!options.model === !options.initConfig) throw new Error('give exactly one of model or initConfig');
   const tokenizerDir = options.tokenizer ?? options.model;
   if (!tokenizerDir) throw new Error('a model initialised from a config needs a tokenizer folder');
-  const folder = await RunFolder.open({
-    stage: 'sft',
-    out: options.out,
-    resume: options.resume,
-    overwrite: options.overwrite,
-    inputs: { '--data': data, '--model': options.model, '--init-config': options.initConfig, '--tokenizer': options.tokenizer },
-  });
+  const folder = await openRunFolder(
+    {
+      stage: 'sft',
+      out: options.out,
+      resume: options.resume,
+      overwrite: options.overwrite,
+      inputs: { '--data': data, '--model': options.model, '--init-config': options.initConfig, '--tokenizer': options.tokenizer },
+    },
+    options.group,
+    config,
+  );
   if (folder.finished) return finishedRun(folder);
   const tokenizer = await loadTokenizer(tokenizerDir);
   const examples = (await loadDataset('sft', data)).map((record, i) => {
@@ -55,11 +58,11 @@ export async function runSft(options: RunSftOptions): Promise<Record<string, unk
     return await runOneModelStage(
       folder,
       config,
-      new SftSession(model, examples, { ...config, signal: options.signal }),
+      new SftSession(model, examples, { ...config, signal: options.signal, group: options.group }),
       {
         stage: 'sft',
         metrics: sftMetrics,
-        progress: createProgress('sft', config.steps, { quiet: options.quiet, every: options.logEvery ?? 20 }),
+        progress: createProgress('sft', config.steps, { quiet: options.quiet, every: options.logEvery ?? 20, silent: !folder.writes }),
         show: (row) => ({ loss: row['train/loss'], lr: row['train/lr'], 'grad-norm': row['train/grad_norm'] }),
         maxMinutes: config.maxMinutes,
       },

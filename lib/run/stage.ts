@@ -1,8 +1,9 @@
 // What the stage runners (sft.ts, rm.ts, rl.ts) share: the output options, the answer for a finished run, and the
 // course of a one-model stage (SFT, offline RM) once its inputs are loaded.
+import { SINGLE_PROCESS, type ProcessGroup } from '../distributed/group.js';
 import type { TrainingSession } from '../train/common.js';
 import { restoreSession } from './checkpoint.js';
-import type { RunFolder } from './folder.js';
+import { diffKeys, RunFolder, type OpenRunOptions } from './folder.js';
 import type { MetricsRow } from './layout.js';
 import { runLoop, type RunLoopOptions } from './runner.js';
 
@@ -18,6 +19,27 @@ export interface RunOutputOptions {
   /** Plain progress: a line every N steps. */
   logEvery?: number;
   signal?: AbortSignal;
+  /** Data-parallel: the job's ranks (see lib/distributed); rank 0 alone writes the run folder and logs. */
+  group?: ProcessGroup;
+}
+
+/**
+ * Opens the run folder (see RunFolder.open), written by rank 0 only, and checks that every rank was started with
+ * the same setup (`setup`: the stage's resolved config), naming the keys a rank differs in. Its gather also keeps
+ * rank 0 from writing before every rank has opened the folder.
+ */
+export async function openRunFolder(options: OpenRunOptions, group: ProcessGroup = SINGLE_PROCESS, setup: object): Promise<RunFolder> {
+  const folder = await RunFolder.open({ ...options, writer: group.rank === 0 });
+  if (group.worldSize > 1) {
+    const setups = await group.allGatherObjects({ stage: options.stage, worldSize: group.worldSize, config: setup });
+    const differing = setups
+      .map((other, rank) => ({ rank, keys: diffKeys(setups[0], other) }))
+      .filter(({ keys }) => keys.length > 0)
+      .map(({ rank, keys }) => `rank ${rank} differs from rank 0 in ${keys.join(', ')}`);
+    if (differing.length > 0)
+      throw new Error(`the ranks were started with different setups (${differing.join('; ')}): start every rank with the same command`);
+  }
+  return folder;
 }
 
 /** A resumed run that had already finished: its summary, and a note that nothing was trained. */
@@ -42,6 +64,7 @@ export async function runOneModelStage<R>(
     if (resume) await restoreSession(session, resume.dir, resume.state);
     await folder.begin(config);
     const { stoppedEarly } = await runLoop({ ...loop, folder, session, checkpoint: config.checkpoint });
+    if (!folder.writes) return { out: folder.dir, rank: session.trainees.model.group.rank };
     await session.trainees.model.model.save(folder.path('model'));
     const summary = { model: folder.path('model'), ...summarize(await folder.metrics(), stoppedEarly) };
     await folder.finish(summary);

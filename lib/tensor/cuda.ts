@@ -19,6 +19,11 @@ export function cudaResetPeakMemory(device?: string): void {
   addon().cudaResetPeakMemory(device);
 }
 
+/** Makes cuda:index the current device of the compute thread: what "cuda" without an index then means. */
+export function cudaSetDevice(index: number, options: { signal?: AbortSignal } = {}): Promise<void> {
+  return withCancel(options.signal, (token) => addon().cudaSetDevice(index, token));
+}
+
 /** Returns the allocator's cached, unused blocks to the driver. */
 export function cudaEmptyCache(): void {
   addon().cudaEmptyCache();

@@ -1,6 +1,7 @@
 // What the training loops (SFT, reward models, RL) share: sequences with a scored region and their mask, a model
 // whose parameters train under AdamW (Trainee, with the one optimizer-step helper), and the session interface that
 // lets the run layer checkpoint and resume any of them.
+import { shareOf, SINGLE_PROCESS, type ProcessGroup } from '../distributed/group.js';
 import { AdamW, clipGradNorm, type AdamWOptions } from '../model/optim.js';
 import type { CausalLM } from '../model/causal-lm.js';
 import { Tensor, tidy, type AsyncOptions, type DeviceName } from '../tensor/index.js';
@@ -27,15 +28,22 @@ export function scoredMask(batch: readonly ScoredSequence[], time: number, devic
  * A model being trained: its trainable parameters — the LoRA adapter's when one is attached (the base weights stay
  * frozen), else every parameter — set to require grad, and an AdamW over them. `close()` drops the gradients and
  * restores each parameter's requiresGrad, so the model is for inference again.
+ *
+ * Data-parallel over `group`: each rank runs its contiguous share of a step's micro-batches, the gradients are
+ * summed over the ranks before clipping, and rank 0's weights are broadcast before the first step, so every rank
+ * takes the same update. A micro-batch's loss share is therefore scaled to the whole step (the step's global token
+ * or sequence count, or 1 / micro-batches), as in one process.
  */
 export class Trainee {
   readonly optimizer: AdamW;
   readonly parameters: Map<string, Tensor>;
   private readonly requiredGrad: boolean[];
+  private synced = false;
 
   constructor(
     readonly model: CausalLM,
     options: AdamWOptions,
+    readonly group: ProcessGroup = SINGLE_PROCESS,
   ) {
     this.parameters = model.lora ? model.loraParameters() : model.parameters();
     this.requiredGrad = [...this.parameters.values()].map((parameter) => parameter.requiresGrad);
@@ -44,10 +52,10 @@ export class Trainee {
   }
 
   /**
-   * One optimizer step: zero the gradients, run `backward` on each micro-batch in turn (inside its own tidy scope; it
-   * computes a loss share and calls backward on it), clip the gradient norm to `maxGradNorm`, and update at `lr`
-   * when the norm is finite (a step with a non-finite gradient is skipped). Resolves to the norm before clipping and
-   * what `backward` returned for each micro-batch.
+   * One optimizer step: zero the gradients, run `backward` on each of this rank's micro-batches in turn (inside its
+   * own tidy scope; it computes a loss share and calls backward on it), sum the gradients over the ranks, clip the
+   * gradient norm to `maxGradNorm`, and update at `lr` when the norm is finite (a step with a non-finite gradient is
+   * skipped). Resolves to the norm before clipping and what `backward` returned for each micro-batch this rank ran.
    */
   async step<M, T>(
     microBatches: readonly M[],
@@ -55,9 +63,16 @@ export class Trainee {
     backward: (micro: M, index: number) => Promise<T>,
   ): Promise<{ gradNorm: number; outputs: T[] }> {
     const { signal } = options;
+    const { group } = this;
     await this.optimizer.zeroGrad({ signal });
+    if (!this.synced) {
+      await group.broadcast([...this.parameters.values()], 0, { signal });
+      this.synced = true;
+    }
     const outputs: T[] = [];
-    for (const [index, micro] of microBatches.entries()) outputs.push(await tidy(() => backward(micro, index)));
+    const [start, end] = shareOf(microBatches.length, group);
+    for (let index = start; index < end; index++) outputs.push(await tidy(() => backward(microBatches[index], index)));
+    await group.allReduceGradients(this.parameters.values(), { signal });
     const gradNorm = await clipGradNorm(this.parameters, options.maxGradNorm, { signal });
     if (Number.isFinite(gradNorm)) await this.optimizer.step({ lr: options.lr, signal });
     return { gradNorm, outputs };
@@ -70,6 +85,20 @@ export class Trainee {
       parameter.dispose();
     });
   }
+}
+
+/**
+ * `items` cut into at most `parts` contiguous, near-equal, non-empty pieces, in order: a step's batch as the
+ * micro-batches its ranks share (see Trainee.step); one piece for a single process.
+ */
+export function splitContiguous<T>(items: readonly T[], parts: number): T[][] {
+  const count = Math.min(parts, items.length);
+  return Array.from({ length: count }, (_, i) => items.slice(Math.floor((items.length * i) / count), Math.floor((items.length * (i + 1)) / count)));
+}
+
+/** Tokens a batch scores (those of scoredMask): each sequence's from max(lossStart, 1) on. */
+export function scoredTokens(batch: readonly ScoredSequence[]): number {
+  return batch.reduce((sum, s) => sum + Math.max(0, s.tokens.length - Math.max(s.lossStart, 1)), 0);
 }
 
 /**

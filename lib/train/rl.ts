@@ -28,6 +28,7 @@ import {
 import { deriveSeed, Rng } from '../util/rng.js';
 import { Tensor, tidy, type AsyncOptions, type DeviceName } from '../tensor/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
+import { shareOf, SINGLE_PROCESS, type ProcessGroup } from '../distributed/group.js';
 import { runToEnd, stateField, Trainee, type TrainingSession } from './common.js';
 import { sampledAccuracy } from '../eval/accuracy.js';
 import type { Matrix } from '../algorithms/masked.js';
@@ -57,6 +58,12 @@ export interface RlRunOptions extends AsyncOptions {
    * one.
    */
   policyAdapter?: string;
+  /**
+   * Data-parallel: every rank samples its share of the rollouts, which all ranks then hold, and runs its share of
+   * every micro-batch loop; the tensors the whole batch needs (π_old's candidates, the rewards) are gathered, so the
+   * advantages and their batch statistics are those of one process with the whole batch.
+   */
+  group?: ProcessGroup;
 }
 
 /** Seconds per phase of an RL step (verl's timing_s/*). */
@@ -173,15 +180,19 @@ export class RlSession implements TrainingSession<RlStep> {
       if (options.policyAdapter) await policy.loadAdapter(options.policyAdapter, { signal: options.signal });
       else await policy.addLora({ ...config.actor.lora, seed: deriveSeed(config.seed, 'lora'), signal: options.signal });
     }
-    const actor = new Trainee(policy, { lr: config.actor.lr, betas: [0.9, 0.999], weightDecay: config.actor.weightDecay });
+    const group = options.group ?? SINGLE_PROCESS;
+    const actor = new Trainee(policy, { lr: config.actor.lr, betas: [0.9, 0.999], weightDecay: config.actor.weightDecay }, group);
     const rm =
       usesRm && config.rewardModel.update !== 'none'
-        ? new Trainee(rewardModel!, { lr: config.rewardModel.lr, betas: [0.9, 0.999], weightDecay: 0 })
+        ? new Trainee(rewardModel!, { lr: config.rewardModel.lr, betas: [0.9, 0.999], weightDecay: 0 }, group)
         : undefined;
     // One verifier pool for the run's rollouts and evaluations (its workers start at the first check).
     const verifier = new VerifierPool();
     const prompts = new PromptStream(records, config.seed);
-    return new RlSession({ models, tokenizer, prompts, verifier, config, options, rm, actor }, { policy: actor, ...(rm && { 'reward-model': rm }) });
+    return new RlSession(
+      { models, tokenizer, prompts, verifier, config, options, rm, actor, group },
+      { policy: actor, ...(rm && { 'reward-model': rm }) },
+    );
   }
 
   get stepsDone(): number {
@@ -197,8 +208,14 @@ export class RlSession implements TrainingSession<RlStep> {
     const evaluate = options.evalRecords?.length && ((every > 0 && (step + 1) % every === 0) || step === config.steps - 1);
     const evalStart = performance.now();
     const testAccuracy = evaluate
-      ? (await sampledAccuracy(models.policy, tokenizer, options.evalRecords!, { ...evalRolloutOptions(config), verifier, signal: options.signal }))
-          .accuracy
+      ? (
+          await sampledAccuracy(models.policy, tokenizer, options.evalRecords!, {
+            ...evalRolloutOptions(config),
+            verifier,
+            group: this.context.group,
+            signal: options.signal,
+          })
+        ).accuracy
       : undefined;
     const now = performance.now();
     this.done++;
@@ -239,6 +256,7 @@ interface StepContext {
   /** The reward model's optimizer, when it is updated online. */
   rm?: Trainee;
   actor: Trainee;
+  group: ProcessGroup;
 }
 
 /** Seconds since `since` (a performance.now() reading). */
@@ -248,7 +266,7 @@ async function rlStep(
   step: number,
   context: StepContext,
 ): Promise<Omit<RlStep, 'seconds' | 'testAccuracy' | 'timing'> & { timing: Omit<RlTiming, 'eval' | 'step'> }> {
-  const { models, tokenizer, prompts, verifier, config, options } = context;
+  const { models, tokenizer, prompts, verifier, config, options, group } = context;
   const { rollout: r, actor } = config;
   const rewardModel = config.rewardModel.kind === 'none' ? undefined : getRewardModel(config.rewardModel.kind);
   const estimator = getAdvantage(config.advantage.estimator);
@@ -270,13 +288,14 @@ async function rlStep(
     seed: deriveSeed(config.seed, `rollouts-${step}`),
     verifier,
     reward,
+    group,
     signal,
     timing: sampling,
   });
   [timing.gen, timing.verify] = [sampling.generate, sampling.verify];
   const sampledGroups = groupByPrompt(rollouts);
   const groups = keepGroups(sampledGroups, r.promptsPerStep, r.maxNewTokens, r.accuracyBounds);
-  const batch = new RolloutBatch(groups.flat(), r.samples, actor.microBatch, models.policy.device, config.fusedHead);
+  const batch = new RolloutBatch(groups.flat(), r.samples, actor.microBatch, models.policy.device, config.fusedHead, group);
   const acc = batch.rows.map((row) => row.score);
 
   // 2. π_old: log-probs of the sampled tokens and the candidate set (top-1 = the sampled token unless Dist-PPO).
@@ -403,6 +422,11 @@ async function rlStep(
       micros++;
     }));
   }
+  // The terms' sums over every rank's micro-batches.
+  const keys = Object.keys(sums) as (keyof typeof sums)[];
+  const reduced = await group.allReduceNumbers([...keys.map((key) => sums[key]), micros], 'sum', { signal });
+  keys.forEach((key, i) => (sums[key] = reduced[i]));
+  micros = reduced[keys.length];
   timing.updateActor = seconds(phase);
 
   const mean = (x: number) => x / micros;
@@ -542,7 +566,9 @@ async function updateRewardModel(
     total += outputs.reduce((a, x) => a + x, 0);
     steps++;
   }
-  return steps > 0 ? total / steps : undefined;
+  if (steps === 0) return undefined;
+  const [sum] = await context.group.allReduceNumbers([total], 'sum', { signal });
+  return sum / steps;
 }
 
 /** Share of rows whose summed reward over the response has the outcome's sign (> 0 for a correct one). */
@@ -644,6 +670,8 @@ class RolloutBatch {
     readonly device: DeviceName,
     /** Whether the models' outputs go through the fused LM head (config.fusedHead) or as logits. */
     readonly fusedHead = true,
+    /** The ranks that share its micro-batches (concatMicro). */
+    private readonly group: ProcessGroup = SINGLE_PROCESS,
   ) {
     if (rows.some((x) => x.response_ids.length === 0)) throw new Error('a rollout has no response tokens');
     const P = (this.promptLength = rows.reduce((m, x) => Math.max(m, x.prompt_ids.length), 0));
@@ -731,24 +759,44 @@ class RolloutBatch {
     return logprobs;
   }
 
-  /** Runs `fn` on each micro-batch and concatenates each tensor it returns along the batch (other values are dropped). */
+  /**
+   * Runs `fn` on each micro-batch and concatenates each tensor it returns along the batch (other values are
+   * dropped). Over ranks, each runs its contiguous share of the micro-batches and the results are gathered, so every
+   * rank holds the whole batch's tensors.
+   */
   async concatMicro<O extends object>(fn: (rows: [number, number]) => Promise<O>): Promise<{ [K in keyof O]: Tensor }> {
+    const micros = this.miniBatches(1)[0];
+    const [start, end] = shareOf(micros.length, this.group);
     const parts: Record<string, Tensor>[] = [];
-    for (const micro of this.miniBatches(1)[0]) {
+    for (const micro of micros.slice(start, end)) {
       const out = await tidy(async () => {
         const result = await fn(micro);
         return Object.fromEntries(Object.entries(result).filter(([, v]) => v instanceof Tensor)) as Record<string, Tensor>;
       });
       parts.push(out);
     }
-    return Object.fromEntries(
-      Object.keys(parts[0]).map((key) => [
+    const local = Object.fromEntries(
+      Object.keys(parts[0] ?? {}).map((key) => [
         key,
         Tensor.cat(
           parts.map((p) => p[key]),
           0,
         ),
       ]),
-    ) as { [K in keyof O]: Tensor };
+    );
+    if (this.group.worldSize === 1) return local as { [K in keyof O]: Tensor };
+    // A rank without a micro-batch sends empty tensors of the others' layout (the first rank's with one).
+    const layouts = await this.group.allGatherObjects(Object.entries(local).map(([key, t]) => ({ key, dtype: t.dtype, shape: t.shape })));
+    const layout = layouts.find((l) => l.length > 0)!;
+    const out: Record<string, Tensor> = {};
+    for (const { key, dtype, shape } of layout) {
+      const mine = local[key] ?? Tensor.zeros([0, ...shape.slice(1)], { dtype, device: this.device });
+      const gathered = await this.group.allGather(mine);
+      out[key] = Tensor.cat(
+        gathered.map((t) => t.to(this.device)),
+        0,
+      );
+    }
+    return out as { [K in keyof O]: Tensor };
   }
 }

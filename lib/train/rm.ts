@@ -18,7 +18,8 @@ import { groupByPrompt, type Rollout } from '../rollout/rollouts.js';
 import { Rng } from '../util/rng.js';
 import { Tensor, type AsyncOptions, type DeviceName } from '../tensor/index.js';
 export { IPVRM_WEIGHTINGS, PAIR_STRATEGIES, RM_METHODS, type IpvrmWeightingName, type PairStrategy, type RmMethod };
-import { runToEnd, scoredMask, stateField, Trainee, type ScoredSequence, type TrainingSession } from './common.js';
+import type { ProcessGroup } from '../distributed/group.js';
+import { runToEnd, scoredMask, scoredTokens, splitContiguous, stateField, Trainee, type ScoredSequence, type TrainingSession } from './common.js';
 
 const NATIVE_WEIGHTING = { 'token-mean': 'token_mean', 'sequence-mean': 'uniform', uniform: 'uniform', early: 'early', late: 'late' } as const;
 
@@ -88,6 +89,8 @@ export interface RmTrainOptions extends AsyncOptions {
   /** π_φ's log-probs through the fused LM head (default true; false: from the logits). */
   fusedHead?: boolean;
   onStep?: (step: RmStep) => void;
+  /** Data-parallel: the ranks share each step's pairs (see Trainee); every rank gets the same pairs. */
+  group?: ProcessGroup;
 }
 
 export interface RmStep {
@@ -148,7 +151,7 @@ export class RmSession implements TrainingSession<RmStep> {
     this.totalSteps = steps;
     this.schedule = cosineSchedule(lr, { warmupSteps: Math.ceil(0.03 * steps), totalSteps: steps });
     this.rng = new Rng(seed);
-    this.trainee = new Trainee(model, { lr, betas: [0.9, 0.999], weightDecay: 0 });
+    this.trainee = new Trainee(model, { lr, betas: [0.9, 0.999], weightDecay: 0 }, options.group);
     this.trainees = { model: this.trainee };
   }
 
@@ -163,9 +166,18 @@ export class RmSession implements TrainingSession<RmStep> {
     if (this.order.length < pairsPerStep) this.order = this.order.concat(this.rng.permutation(pairs.length));
     const batch = this.order.splice(0, Math.min(pairsPerStep, pairs.length)).map((i) => pairs[i]);
     // Rows [0, P) chosen, [P, 2P) rejected: DPO-RM's layout, and as good as any for the pointwise losses.
-    const sequences = [...batch.map((p) => p.chosen), ...batch.map((p) => p.rejected)];
+    const rows = (part: readonly RmPair[]) => [...part.map((p) => p.chosen), ...part.map((p) => p.rejected)];
+    const sequences = rows(batch);
     const lr = this.schedule(this.done);
-    const { gradNorm, outputs } = await this.trainee.step([sequences], { lr, maxGradNorm: this.options.maxGradNorm ?? 1, signal }, async (micro) => {
+    // Each rank's pairs: its loss (a mean over its tokens for token-mean IPVRM, over its sequences otherwise) is
+    // weighted by its share of the step's, so the sum over ranks is the loss of the whole step.
+    const { group } = this.trainee;
+    const tokenMean = method === 'ipvrm' && this.weighting === 'token-mean';
+    const stepCount = tokenMean ? scoredTokens(sequences) : batch.length;
+    const parts = splitContiguous(batch, group.worldSize);
+    const { gradNorm, outputs } = await this.trainee.step(parts, { lr, maxGradNorm: this.options.maxGradNorm ?? 1, signal }, async (part) => {
+      const micro = rows(part);
+      const weight = (tokenMean ? scoredTokens(micro) : part.length) / stepCount;
       const inputs = await rmInputs(model, micro, this.options.fusedHead, signal);
       let loss: Tensor;
       let scores: Tensor;
@@ -182,13 +194,16 @@ export class RmSession implements TrainingSession<RmStep> {
         const out = await dpoRm({ ...inputs, beta }, { signal });
         [loss, scores] = [out.loss, out.seqRewards];
       }
-      await loss.backwardAsync(undefined, { signal });
+      const share = loss.mul(weight);
+      await share.backwardAsync(undefined, { signal });
       const s = scores.toNumbers();
-      const wins = batch.filter((_, i) => s[i] > s[i + batch.length]).length;
-      return { loss: loss.item(), pairAccuracy: wins / batch.length };
+      return { loss: share.item(), wins: part.filter((_, i) => s[i] > s[i + part.length]).length };
+    });
+    const [loss, wins] = await group.allReduceNumbers([outputs.reduce((a, x) => a + x.loss, 0), outputs.reduce((a, x) => a + x.wins, 0)], 'sum', {
+      signal,
     });
     const tokens = sequences.reduce((sum, x) => sum + x.tokens.length, 0);
-    return { step: this.done++, ...outputs[0], lr, gradNorm, tokens, seconds: (performance.now() - this.start) / 1000 };
+    return { step: this.done++, loss, pairAccuracy: wins / batch.length, lr, gradNorm, tokens, seconds: (performance.now() - this.start) / 1000 };
   }
 
   state(): Record<string, unknown> {

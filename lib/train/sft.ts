@@ -6,7 +6,8 @@ import { lrSchedule, padBatch, type CausalLM, type LrSchedule, type LrScheduleNa
 import { Rng } from '../util/rng.js';
 import type { AsyncOptions } from '../tensor/index.js';
 import type { ChatTurn, Tokenizer } from '../tokenizer/index.js';
-import { runToEnd, scoredMask, stateField, Trainee, type ScoredSequence, type TrainingSession } from './common.js';
+import type { ProcessGroup } from '../distributed/group.js';
+import { runToEnd, scoredMask, scoredTokens, splitContiguous, stateField, Trainee, type ScoredSequence, type TrainingSession } from './common.js';
 
 /** One training sequence: the loss covers tokens[lossStart..]. */
 export type SftExample = ScoredSequence;
@@ -54,6 +55,8 @@ export interface SftOptions extends AsyncOptions {
   fusedHead?: boolean;
   /** Called after every step. */
   onStep?: (step: SftStep) => void;
+  /** Data-parallel: the ranks share each batch (see Trainee); every rank gets the same records. */
+  group?: ProcessGroup;
 }
 
 export interface SftStep {
@@ -97,7 +100,7 @@ export class SftSession implements TrainingSession<SftStep> {
       minLr: options.minLr,
     });
     this.rng = new Rng(seed);
-    this.trainee = new Trainee(model, { lr, betas, weightDecay });
+    this.trainee = new Trainee(model, { lr, betas, weightDecay }, options.group);
     this.trainees = { model: this.trainee };
   }
 
@@ -111,16 +114,21 @@ export class SftSession implements TrainingSession<SftStep> {
     if (this.batches.length === 0) this.batches = lengthGroupedBatches(this.examples, batchSize, this.rng);
     const batch = this.batches.pop()!.map((i) => this.examples[i]);
     const lr = this.schedule(this.done);
-    const { gradNorm, outputs } = await this.trainee.step([batch], { lr, maxGradNorm: this.options.maxGradNorm ?? 1, signal }, async (micro) => {
+    // The token mean over the whole batch: each rank's rows contribute their sum over the batch's token count.
+    const scored = scoredTokens(batch);
+    const { group } = this.trainee;
+    const parts = splitContiguous(batch, group.worldSize);
+    const { gradNorm, outputs } = await this.trainee.step(parts, { lr, maxGradNorm: this.options.maxGradNorm ?? 1, signal }, async (micro) => {
       const { inputIds, attentionMask } = padBatch(micro.map((e) => e.tokens));
       const logprobs = await model.tokenLogprobs(inputIds, attentionMask, { fusedHead: this.options.fusedHead, signal });
       const mask = scoredMask(micro, inputIds.shape[1], model.device);
-      const mean = logprobs.mul(mask).sum().div(mask.sum()).neg();
-      await mean.backwardAsync(undefined, { signal });
-      return mean.item();
+      const share = logprobs.mul(mask).sum().div(scored).neg();
+      await share.backwardAsync(undefined, { signal });
+      return share.item();
     });
+    const [loss] = await group.allReduceNumbers([outputs.reduce((a, x) => a + x, 0)], 'sum', { signal });
     const tokens = batch.reduce((sum, e) => sum + e.tokens.length, 0);
-    return { step: this.done++, loss: outputs[0], lr, gradNorm, tokens, seconds: (performance.now() - this.start) / 1000 };
+    return { step: this.done++, loss, lr, gradNorm, tokens, seconds: (performance.now() - this.start) / 1000 };
   }
 
   state(): Record<string, unknown> {

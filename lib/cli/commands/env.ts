@@ -27,6 +27,7 @@ export const envCommand: CommandModule<object, EnvArgs> = {
           `  cuda:${gpu.index}      ${gpu.name}, capability ${gpu.capability}, ${(gpu.totalMemoryBytes / 2 ** 30).toFixed(1)} GiB` +
           `${gpu.freeMemoryBytes === undefined ? '' : ` (${(gpu.freeMemoryBytes / 2 ** 30).toFixed(1)} GiB free)`}, fused kernels ${gpu.fusedKernels ? 'yes' : 'no (ATen ops)'}`,
       ),
+      `distributed   ${build.distributedBackends.length > 0 ? `c10d ${build.distributedBackends.join(', ')}` : 'not built (no Gloo headers at build time)'}`,
       `threads       ${runtime.numThreads} intra-op (hardware: ${runtime.hardwareConcurrency})`,
       `live tensors  ${runtime.liveTensors}`,
     ];

@@ -3,6 +3,7 @@ import { dataCommand } from './data.js';
 import { envCommand } from './env.js';
 import { evalCommand } from './eval.js';
 import { generateCommand } from './generate.js';
+import { launchCommand } from './launch.js';
 import { logprobsCommand } from './logprobs.js';
 import { rlCommand } from './rl.js';
 import { reportCommand } from './report.js';
@@ -25,5 +26,6 @@ export const commands: CommandModule<any, any>[] = [
   evalCommand,
   rmCommand,
   rlCommand,
+  launchCommand,
   reportCommand,
 ];

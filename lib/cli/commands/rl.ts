@@ -2,7 +2,8 @@ import type { CommandModule } from 'yargs';
 import { configInput } from '../../config/common.js';
 import { resolveRlConfig, RL_PRESET_NAMES } from '../../config/rl.js';
 import { runRl } from '../../run/index.js';
-import { placementFlags, printSummary, runOutput, withRunFlags, type RunFlags } from '../run-flags.js';
+import { runLaunched } from '../launched.js';
+import { placementFlags, runOutput, withRunFlags, type RunFlags } from '../run-flags.js';
 
 interface RlTrainArgs extends RunFlags {
   config: string;
@@ -49,7 +50,7 @@ const trainCommand: CommandModule<object, RlTrainArgs> = {
       data: args.data,
       evalData: args['eval-data'],
     };
-    printSummary(await runRl({ ...runOutput(args), ...files, config }));
+    await runLaunched(config.device, (group) => runRl({ ...runOutput(args), ...files, config, group }));
   },
 };
 

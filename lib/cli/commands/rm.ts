@@ -22,6 +22,7 @@ import { configInput } from '../../config/common.js';
 import { resolveRmConfig } from '../../config/rm.js';
 import { batchProgress, runRm } from '../../run/index.js';
 import { basename } from 'node:path';
+import { runLaunched } from '../launched.js';
 import { frozenModel, PLACEMENT_OPTIONS, placementFlags, printSummary, QUIET_OPTION, runOutput, withRunFlags, type RunFlags } from '../run-flags.js';
 
 interface RmTrainArgs extends RunFlags {
@@ -73,7 +74,7 @@ const trainCommand: CommandModule<object, RmTrainArgs> = {
       ...placementFlags(args),
     };
     const config = resolveRmConfig(await configInput(args.config, args.set, flags));
-    printSummary(await runRm({ ...runOutput(args), config, rollouts: args.rollouts, model: args.model }));
+    await runLaunched(config.device, (group) => runRm({ ...runOutput(args), config, rollouts: args.rollouts, model: args.model, group }));
   },
 };
 

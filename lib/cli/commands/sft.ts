@@ -2,7 +2,8 @@ import type { CommandModule } from 'yargs';
 import { configInput } from '../../config/common.js';
 import { resolveSftConfig } from '../../config/sft.js';
 import { runSft } from '../../run/index.js';
-import { placementFlags, printSummary, runOutput, withRunFlags, type RunFlags } from '../run-flags.js';
+import { runLaunched } from '../launched.js';
+import { placementFlags, runOutput, withRunFlags, type RunFlags } from '../run-flags.js';
 
 interface SftArgs extends RunFlags {
   data: string;
@@ -51,8 +52,8 @@ export const sftCommand: CommandModule<object, SftArgs> = {
       ...placementFlags(args),
     };
     const config = resolveSftConfig(await configInput(args.config, args.set, flags));
-    printSummary(
-      await runSft({ ...runOutput(args), config, data: args.data, model: args.model, initConfig: args['init-config'], tokenizer: args.tokenizer }),
+    await runLaunched(config.device, (group) =>
+      runSft({ ...runOutput(args), config, data: args.data, model: args.model, initConfig: args['init-config'], tokenizer: args.tokenizer, group }),
     );
   },
 };

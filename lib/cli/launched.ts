@@ -1,0 +1,28 @@
+// Training commands in a data-parallel job: the launcher's environment (torchrun, `prefix-rl launch`) names this
+// process's rank; the command joins the job's process group, binds its GPU, runs, and only rank 0 prints.
+import { initProcessGroup, launchEnv, type ProcessGroup } from '../distributed/index.js';
+import { cudaSetDevice } from '../tensor/index.js';
+import { printSummary } from './run-flags.js';
+
+/** PREFIX_RL_DIST_TIMEOUT: seconds a collective waits for the other ranks (default 1800; `launch --timeout`). */
+export const TIMEOUT_VARIABLE = 'PREFIX_RL_DIST_TIMEOUT';
+
+/**
+ * Runs a training command alone, or as one rank of the job the environment describes (see launchEnv): `device`
+ * cuda (no index) becomes cuda:LOCAL_RANK; rank 0 prints the summary.
+ */
+export async function runLaunched(device: string, run: (group?: ProcessGroup) => Promise<Record<string, unknown>>): Promise<void> {
+  const env = launchEnv();
+  if (!env) return printSummary(await run());
+  const timeout = process.env[TIMEOUT_VARIABLE];
+  const timeoutSeconds = timeout === undefined ? undefined : Number(timeout);
+  if (timeoutSeconds !== undefined && !(timeoutSeconds > 0)) throw new Error(`${TIMEOUT_VARIABLE}=${timeout} must be a number of seconds > 0`);
+  if (device === 'cuda') await cudaSetDevice(env.localRank);
+  const group = await initProcessGroup(env, { timeoutSeconds });
+  try {
+    const summary = await run(group);
+    if (group.rank === 0) printSummary(summary);
+  } finally {
+    await group.close();
+  }
+}

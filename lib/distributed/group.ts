@@ -1,0 +1,172 @@
+// The process group of data-parallel training, over libtorch's c10d (a TCPStore hosted by rank 0 and
+// ProcessGroupGloo): collectives on the compute thread, in order with the torch work around them. A single process
+// is the group of one (SINGLE_PROCESS), whose collectives return their input, so training code never branches on
+// the world size.
+import { addon, type NativeAddon } from '../native/addon.js';
+import { withCancel } from '../tensor/cancel.js';
+import { Tensor, type AsyncOptions } from '../tensor/tensor.js';
+import type { LaunchEnv } from './env.js';
+
+export type ReduceOp = 'sum' | 'max' | 'min' | 'product';
+
+/** The collectives training uses; every rank must call them in the same order with matching arguments. */
+export interface ProcessGroup {
+  readonly rank: number;
+  readonly worldSize: number;
+  /** Reduces each tensor over the ranks, in place (tensors of any shapes and dtypes, sent in flat buckets). */
+  allReduce(tensors: readonly Tensor[], op?: ReduceOp, options?: AsyncOptions): Promise<void>;
+  /** Reduces numbers over the ranks (in float64). */
+  allReduceNumbers(values: readonly number[], op?: ReduceOp, options?: AsyncOptions): Promise<number[]>;
+  /** Sums every parameter's gradient over the ranks in place; a parameter with none contributes zeros. */
+  allReduceGradients(parameters: Iterable<Tensor>, options?: AsyncOptions): Promise<void>;
+  /** Every rank's tensors take `root`'s values, in place. */
+  broadcast(tensors: readonly Tensor[], root?: number, options?: AsyncOptions): Promise<void>;
+  /** Every rank's tensor, in rank order (shapes may differ; dtype and number of dimensions may not). */
+  allGather(tensor: Tensor, options?: AsyncOptions): Promise<Tensor[]>;
+  /** Every rank's JSON value, in rank order. */
+  allGatherObjects<T>(value: T, options?: AsyncOptions): Promise<T[]>;
+  /** Resolves when every rank has arrived; a rank that does not within the timeout is named in the error. */
+  barrier(options?: AsyncOptions): Promise<void>;
+  /** Leaves the group (no collective: a failed peer cannot block it). */
+  close(): Promise<void>;
+}
+
+/** The group of one process: every collective returns its input. */
+export const SINGLE_PROCESS: ProcessGroup = {
+  rank: 0,
+  worldSize: 1,
+  allReduce: async () => {},
+  allReduceNumbers: async (values) => [...values],
+  allReduceGradients: async () => {},
+  broadcast: async () => {},
+  allGather: async (tensor) => [tensor],
+  allGatherObjects: async <T>(value: T) => [value],
+  barrier: async () => {},
+  close: async () => {},
+};
+
+export interface JoinOptions extends AsyncOptions {
+  /** How long a collective (and the rendezvous) waits for the other ranks (default 1800 s, as PyTorch's). */
+  timeoutSeconds?: number;
+  /** Largest bucket of a flattened all-reduce or broadcast (default 25 MiB, as DDP's). */
+  bucketBytes?: number;
+}
+
+/**
+ * Joins the job `env` describes (see launchEnv): rank 0 hosts the store at masterAddr:masterPort and every rank
+ * connects to it; resolves once all `worldSize` ranks have joined, and fails after the timeout naming the setup to
+ * check.
+ */
+export async function initProcessGroup(env: LaunchEnv, options: JoinOptions = {}): Promise<ProcessGroup> {
+  const timeoutSeconds = options.timeoutSeconds ?? 1800;
+  if (!(timeoutSeconds > 0)) throw new Error('timeoutSeconds must be > 0');
+  const native = addon();
+  await withCancel(options.signal, (token) =>
+    native.distInit(
+      {
+        rank: env.rank,
+        worldSize: env.worldSize,
+        masterAddr: env.masterAddr,
+        masterPort: env.masterPort,
+        timeoutMs: Math.ceil(timeoutSeconds * 1000),
+      },
+      token,
+    ),
+  );
+  return new GlooGroup(native, env.rank, env.worldSize, options.bucketBytes);
+}
+
+class GlooGroup implements ProcessGroup {
+  private closed = false;
+
+  constructor(
+    private readonly native: NativeAddon,
+    readonly rank: number,
+    readonly worldSize: number,
+    private readonly bucketBytes?: number,
+  ) {}
+
+  allReduce(tensors: readonly Tensor[], op: ReduceOp = 'sum', options: AsyncOptions = {}): Promise<void> {
+    return withCancel(options.signal, (token) =>
+      this.op().distAllReduce!(
+        tensors.map((t) => t.native),
+        op,
+        this.bucketBytes,
+        token,
+      ),
+    );
+  }
+
+  async allReduceNumbers(values: readonly number[], op: ReduceOp = 'sum', options: AsyncOptions = {}): Promise<number[]> {
+    if (values.length === 0) return [];
+    const tensor = Tensor.from(Float64Array.from(values), [values.length]);
+    try {
+      await this.allReduce([tensor], op, options);
+      return [...(tensor.toArray() as Float64Array)];
+    } finally {
+      tensor.dispose();
+    }
+  }
+
+  allReduceGradients(parameters: Iterable<Tensor>, options: AsyncOptions = {}): Promise<void> {
+    return withCancel(options.signal, (token) =>
+      this.op().distAllReduceGradients!(
+        [...parameters].map((t) => t.native),
+        this.bucketBytes,
+        token,
+      ),
+    );
+  }
+
+  broadcast(tensors: readonly Tensor[], root = 0, options: AsyncOptions = {}): Promise<void> {
+    return withCancel(options.signal, (token) =>
+      this.op().distBroadcast!(
+        tensors.map((t) => t.native),
+        root,
+        this.bucketBytes,
+        token,
+      ),
+    );
+  }
+
+  async allGather(tensor: Tensor, options: AsyncOptions = {}): Promise<Tensor[]> {
+    const parts = await withCancel(options.signal, (token) => this.op().distAllGather!(tensor.native, token));
+    return parts.map((part) => Tensor.wrap(part));
+  }
+
+  async allGatherObjects<T>(value: T, options: AsyncOptions = {}): Promise<T[]> {
+    const bytes = Tensor.from(new TextEncoder().encode(JSON.stringify(value)), undefined);
+    try {
+      const parts = await this.allGather(bytes, options);
+      return parts.map((part) => {
+        try {
+          return JSON.parse(new TextDecoder().decode(part.toArray() as Uint8Array)) as T;
+        } finally {
+          part.dispose();
+        }
+      });
+    } finally {
+      bytes.dispose();
+    }
+  }
+
+  barrier(options: AsyncOptions = {}): Promise<void> {
+    return withCancel(options.signal, (token) => this.op().distBarrier!(token));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.native.distDestroy();
+  }
+
+  private op(): NativeAddon {
+    if (this.closed) throw new Error(`rank ${this.rank} has left its process group`);
+    return this.native;
+  }
+}
+
+/** This rank's contiguous share [start, end) of `count` items: near-equal, in rank order. */
+export function shareOf(count: number, group: Pick<ProcessGroup, 'rank' | 'worldSize'>): [number, number] {
+  return [Math.floor((count * group.rank) / group.worldSize), Math.floor((count * (group.rank + 1)) / group.worldSize)];
+}

@@ -1,0 +1,417 @@
+// Data-parallel training's process group: a TCPStore that rank 0 hosts and c10d's ProcessGroupGloo, joined from
+// the launcher's environment (torchrun or `prefix-rl launch`). Every collective runs on the compute thread, so it
+// takes its place in the queue of the training's torch work exactly where JS submitted it; it waits at most the
+// group's timeout. Before each collective a rank writes its count of collectives to the store, so a failure can
+// name the ranks that never arrived instead of only the broken connection.
+//
+// Tensors of several shapes travel in flat buckets (one collective per bucket of one dtype, every bucket in flight
+// at once on Gloo's threads); CUDA tensors are staged through host memory, which is what Gloo reduces.
+#include "addon.h"
+#include "async.h"
+#include "common.h"
+#include "tensor.h"
+
+#ifdef PREFIX_RL_GLOO
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace prefix_rl {
+
+#ifdef PREFIX_RL_GLOO
+
+namespace {
+
+struct JoinOptions {
+  int rank = 0;
+  int world_size = 1;
+  std::string master_addr;
+  int master_port = 0;
+  std::chrono::milliseconds timeout{0};
+};
+
+std::vector<uint8_t> bytes(const std::string& text) { return {text.begin(), text.end()}; }
+std::string text(const std::vector<uint8_t>& value) { return {value.begin(), value.end()}; }
+std::string arrival_key(int rank) { return "prefix-rl/arrived/" + std::to_string(rank); }
+
+c10d::ReduceOp parse_op(const std::string& name) {
+  if (name == "sum") return c10d::ReduceOp::SUM;
+  if (name == "max") return c10d::ReduceOp::MAX;
+  if (name == "min") return c10d::ReduceOp::MIN;
+  if (name == "product") return c10d::ReduceOp::PRODUCT;
+  invalid_argument("reduce op must be sum, max, min or product, got '" + name + "'");
+}
+
+// Tensors flattened into buckets of one dtype of at most `bucket_bytes` each (a larger tensor is a bucket of its
+// own), on the host; `scatter` writes a bucket's result back into its tensors.
+struct Bucket {
+  std::vector<at::Tensor> tensors;
+  at::Tensor flat;
+};
+
+std::vector<Bucket> make_buckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes) {
+  std::map<at::ScalarType, std::vector<Bucket>> by_dtype;
+  std::map<at::ScalarType, int64_t> filled;
+  for (const at::Tensor& tensor : tensors) {
+    std::vector<Bucket>& buckets = by_dtype[tensor.scalar_type()];
+    const int64_t size = tensor.numel() * tensor.element_size();
+    int64_t& used = filled[tensor.scalar_type()];
+    if (buckets.empty() || used + size > bucket_bytes) {
+      buckets.emplace_back();
+      used = 0;
+    }
+    buckets.back().tensors.push_back(tensor);
+    used += size;
+  }
+  std::vector<Bucket> out;
+  for (auto& [dtype, buckets] : by_dtype) {
+    for (Bucket& bucket : buckets) {
+      std::vector<at::Tensor> flat;
+      for (const at::Tensor& tensor : bucket.tensors) flat.push_back(tensor.detach().reshape({-1}).to(at::kCPU));
+      bucket.flat = flat.size() == 1 ? flat[0].clone() : at::cat(flat);
+      out.push_back(std::move(bucket));
+    }
+  }
+  return out;
+}
+
+void scatter(const Bucket& bucket) {
+  int64_t offset = 0;
+  for (const at::Tensor& tensor : bucket.tensors) {
+    const int64_t n = tensor.numel();
+    tensor.detach().copy_(bucket.flat.slice(0, offset, offset + n).view(tensor.sizes()));
+    offset += n;
+  }
+}
+
+}  // namespace
+
+class ProcessGroup {
+ public:
+  explicit ProcessGroup(const JoinOptions& options)
+      : rank_(options.rank),
+        world_size_(options.world_size),
+        timeout_(options.timeout),
+        where_(options.master_addr + ":" + std::to_string(options.master_port)) {
+    c10d::TCPStoreOptions store_options;
+    store_options.port = static_cast<uint16_t>(options.master_port);
+    store_options.isServer = rank_ == 0;
+    store_options.numWorkers = world_size_;
+    store_options.waitWorkers = true;
+    store_options.timeout = timeout_;
+    try {
+      store_ = c10::make_intrusive<c10d::TCPStore>(options.master_addr, store_options);
+      auto gloo_options = c10d::ProcessGroupGloo::Options::create(timeout_);
+      gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(options.master_addr));
+      gloo_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store_, rank_, world_size_, gloo_options);
+    } catch (const std::exception& e) {
+      const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+      const std::string what = c10_error ? c10_error->what_without_backtrace() : e.what();
+      throw Error(ErrorCode::Distributed, "rank " + std::to_string(rank_) + " could not join the process group at " + where_ + " (world size " +
+                                              std::to_string(world_size_) + ", timeout " + std::to_string(timeout_.count() / 1000.0) +
+                                              " s): are all ranks started, with the same MASTER_ADDR, MASTER_PORT and WORLD_SIZE? [" + what + "]");
+    }
+  }
+
+  int rank() const { return rank_; }
+  int world_size() const { return world_size_; }
+
+  void all_reduce(const std::vector<at::Tensor>& tensors, c10d::ReduceOp op, int64_t bucket_bytes) {
+    collective("allReduce", [&]() {
+      run_buckets(tensors, bucket_bytes, [&](std::vector<at::Tensor>& flat) {
+        c10d::AllreduceOptions options;
+        options.reduceOp = op;
+        options.timeout = timeout_;
+        return gloo_->allreduce(flat, options);
+      });
+    });
+  }
+
+  void broadcast(const std::vector<at::Tensor>& tensors, int root, int64_t bucket_bytes) {
+    collective("broadcast", [&]() {
+      run_buckets(tensors, bucket_bytes, [&](std::vector<at::Tensor>& flat) {
+        c10d::BroadcastOptions options;
+        options.rootRank = root;
+        options.timeout = timeout_;
+        return gloo_->broadcast(flat, options);
+      });
+    });
+  }
+
+  // Every rank's tensor, in rank order; shapes may differ between ranks (dtype and rank count of dims may not).
+  std::vector<at::Tensor> all_gather(const at::Tensor& tensor) {
+    constexpr int64_t kMaxDims = 8;
+    if (tensor.dim() > kMaxDims) invalid_argument("allGather takes tensors of at most 8 dimensions");
+    std::vector<at::Tensor> out;
+    collective("allGather", [&]() {
+      // First the shapes: [dtype, dims, sizes..., -1...] per rank.
+      at::Tensor header = at::full({kMaxDims + 2}, -1, at::kLong);
+      header[0] = static_cast<int64_t>(tensor.scalar_type());
+      header[1] = tensor.dim();
+      for (int64_t d = 0; d < tensor.dim(); ++d) header[d + 2] = tensor.size(d);
+      const std::vector<at::Tensor> headers = gather_equal(header);
+      int64_t longest = 0;
+      std::vector<std::vector<int64_t>> shapes;
+      for (int r = 0; r < world_size_; ++r) {
+        const int64_t* h = headers[r].data_ptr<int64_t>();
+        if (h[0] != header[0].item<int64_t>() || h[1] != tensor.dim()) {
+          throw Error(ErrorCode::Distributed, "allGather: rank " + std::to_string(r) +
+                                                  " gave a tensor of another dtype or number of dimensions than rank " + std::to_string(rank_) +
+                                                  "'s " + dtype_name(tensor.scalar_type()) + " of " + std::to_string(tensor.dim()) + " dimensions");
+        }
+        shapes.emplace_back(h + 2, h + 2 + h[1]);
+        int64_t numel = 1;
+        for (int64_t size : shapes.back()) numel *= size;
+        longest = std::max(longest, numel);
+      }
+      // Then the data, padded to the longest.
+      at::Tensor padded = at::zeros({longest}, tensor.options().device(at::kCPU));
+      padded.slice(0, 0, tensor.numel()).copy_(tensor.detach().reshape({-1}));
+      const std::vector<at::Tensor> parts = gather_equal(padded);
+      for (int r = 0; r < world_size_; ++r) {
+        int64_t numel = 1;
+        for (int64_t size : shapes[r]) numel *= size;
+        out.push_back(parts[r].slice(0, 0, numel).view(shapes[r]).to(tensor.device()));
+      }
+    });
+    return out;
+  }
+
+  // Returns when every rank has arrived; rank 0's error names the ranks that did not within the timeout.
+  void barrier() {
+    collective("barrier", [&]() {
+      c10d::BarrierOptions options;
+      options.timeout = timeout_;
+      gloo_->monitoredBarrier(options, /*waitAllRanks=*/true);
+    });
+  }
+
+ private:
+  std::vector<at::Tensor> gather_equal(const at::Tensor& input) {
+    std::vector<std::vector<at::Tensor>> outputs(1);
+    for (int r = 0; r < world_size_; ++r) outputs[0].push_back(at::empty_like(input));
+    std::vector<at::Tensor> inputs{input};
+    c10d::AllgatherOptions options;
+    options.timeout = timeout_;
+    gloo_->allgather(outputs, inputs, options)->wait();
+    return outputs[0];
+  }
+
+  template <typename Launch>
+  void run_buckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes, Launch&& launch) {
+    at::NoGradGuard no_grad;
+    std::vector<Bucket> buckets = make_buckets(tensors, bucket_bytes);
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    for (Bucket& bucket : buckets) {
+      std::vector<at::Tensor> flat{bucket.flat};
+      works.push_back(launch(flat));
+    }
+    for (size_t i = 0; i < buckets.size(); ++i) {
+      works[i]->wait();
+      scatter(buckets[i]);
+    }
+  }
+
+  // Runs one collective: announces the arrival, runs `body` (which waits for its work), and turns a failure into
+  // an error that names the ranks that never reached this collective.
+  template <typename Body>
+  void collective(const char* name, Body&& body) {
+    const int64_t seq = ++collectives_;
+    try {
+      store_->set(arrival_key(rank_), bytes(std::to_string(seq)));
+      body();
+    } catch (const Error&) {
+      throw;  // already ours (a mismatch between ranks, bad input)
+    } catch (const c10::Error& e) {
+      throw Error(ErrorCode::Distributed, describe_failure(name, seq, e.what_without_backtrace()));
+    } catch (const std::exception& e) {
+      throw Error(ErrorCode::Distributed, describe_failure(name, seq, e.what()));
+    }
+  }
+
+  std::string describe_failure(const char* name, int64_t seq, const std::string& what) {
+    std::string message = "rank " + std::to_string(rank_) + ": collective #" + std::to_string(seq) + " (" + name + ") failed";
+    try {
+      std::vector<std::string> behind;
+      for (int r = 0; r < world_size_; ++r) {
+        if (r == rank_) continue;
+        const std::string key = arrival_key(r);
+        const int64_t last = store_->check({key}) ? std::stoll(text(store_->get(key))) : 0;
+        if (last < seq) behind.push_back("rank " + std::to_string(r) + " (its last was #" + std::to_string(last) + ")");
+      }
+      if (!behind.empty()) {
+        std::string names;
+        for (const std::string& b : behind) names += (names.empty() ? "" : ", ") + b;
+        message += ": " + names + " did not arrive — it stopped, crashed or fell behind";
+      }
+    } catch (const std::exception&) {
+      message += ": the store at " + where_ + " that rank 0 hosts is unreachable, so rank 0 has stopped";
+    }
+    return message + " [" + what + "]";
+  }
+
+  const int rank_;
+  const int world_size_;
+  const std::chrono::milliseconds timeout_;
+  const std::string where_;
+  int64_t collectives_ = 0;
+  c10::intrusive_ptr<c10d::TCPStore> store_;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo_;
+};
+
+#else
+
+// Built without Gloo's headers: joining fails with the fix; nothing else is reachable without a group.
+class ProcessGroup {
+ public:
+  int rank() const { return 0; }
+  int world_size() const { return 1; }
+};
+
+#endif
+
+// The addon instance's process group, touched only on the compute thread.
+struct DistributedState {
+  std::unique_ptr<ProcessGroup> group;
+};
+
+namespace {
+
+std::shared_ptr<DistributedState> state(Napi::Env env) {
+  AddonData& data = addon_data(env);
+  if (!data.distributed) data.distributed = std::make_shared<DistributedState>();
+  return data.distributed;
+}
+
+ProcessGroup& joined(DistributedState& state) {
+  if (!state.group) throw Error(ErrorCode::Distributed, "no process group: call initProcessGroup first");
+  return *state.group;
+}
+
+[[maybe_unused]] int64_t bucket_bytes_arg(const Napi::Value& value) {
+  const int64_t bytes = value.IsUndefined() ? (int64_t{25} << 20) : arg_int(value, "bucketBytes");
+  if (bytes < 1) invalid_argument("bucketBytes must be >= 1");
+  return bytes;
+}
+
+// distInit({rank, worldSize, masterAddr, masterPort, timeoutMs}, cancel?) → Promise<void>.
+Napi::Value dist_init(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+#ifdef PREFIX_RL_GLOO
+    if (!info[0].IsObject()) invalid_argument("initProcessGroup options must be an object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    JoinOptions options;
+    options.rank = static_cast<int>(opt_int(o, "rank", -1));
+    options.world_size = static_cast<int>(opt_int(o, "worldSize", 0));
+    options.master_addr = opt_string(o, "masterAddr", "");
+    options.master_port = static_cast<int>(opt_int(o, "masterPort", 0));
+    options.timeout = std::chrono::milliseconds(opt_int(o, "timeoutMs", 0));
+    if (options.world_size < 1) invalid_argument("worldSize must be >= 1");
+    if (options.rank < 0 || options.rank >= options.world_size) invalid_argument("rank must be in [0, worldSize)");
+    if (options.master_addr.empty()) invalid_argument("masterAddr must be a host name or address");
+    if (options.master_port < 1 || options.master_port > 65535) invalid_argument("masterPort must be in [1, 65535]");
+    if (options.timeout.count() < 1) invalid_argument("timeoutMs must be >= 1");
+    return run_async(info.Env(), info[1], [state = state(info.Env()), options]() {
+      if (state->group) throw Error(ErrorCode::Distributed, "this process has joined a process group already");
+      state->group = std::make_unique<ProcessGroup>(options);
+    });
+#else
+    throw Error(ErrorCode::Distributed,
+                "this addon was built without Gloo's headers, so it cannot join a process group: install them (Debian/Ubuntu: apt install "
+                "libgloo-dev) and rebuild (npm run build:native)");
+#endif
+  });
+}
+
+// distDestroy(cancel?) → Promise<void>: leaves the group (no collective: a failed peer cannot block it).
+Napi::Value dist_destroy(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value { return run_async(info.Env(), info[0], [state = state(info.Env())]() { state->group.reset(); }); });
+}
+
+#ifdef PREFIX_RL_GLOO
+// distAllReduce(tensors, op, bucketBytes?, cancel?) → Promise<void>: in place.
+Napi::Value dist_all_reduce(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    std::vector<at::Tensor> tensors = arg_tensors(info[0], "tensors");
+    const c10d::ReduceOp op = parse_op(arg_string(info[1], "op"));
+    const int64_t bucket = bucket_bytes_arg(info[2]);
+    return run_async(info.Env(), info[3], [state = state(info.Env()), tensors, op, bucket]() { joined(*state).all_reduce(tensors, op, bucket); });
+  });
+}
+
+// distAllReduceGradients(parameters, bucketBytes?, cancel?) → Promise<void>: sums each parameter's gradient over the
+// ranks in place; a parameter without one on this rank (it ran no micro-batch) contributes zeros and receives the
+// sum, unless no rank has one.
+Napi::Value dist_all_reduce_gradients(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    std::vector<at::Tensor> parameters = arg_tensors(info[0], "parameters");
+    const int64_t bucket = bucket_bytes_arg(info[1]);
+    return run_async(info.Env(), info[2], [state = state(info.Env()), parameters, bucket]() {
+      ProcessGroup& group = joined(*state);
+      // Which parameters have a gradient on some rank: those that have none anywhere keep none, so the optimizer
+      // skips them as it does in one process.
+      at::Tensor has_grad = at::zeros({static_cast<int64_t>(parameters.size())}, at::kByte);
+      uint8_t* flags = has_grad.data_ptr<uint8_t>();
+      for (size_t i = 0; i < parameters.size(); ++i) flags[i] = parameters[i].grad().defined() ? 1 : 0;
+      group.all_reduce({has_grad}, c10d::ReduceOp::MAX, bucket);
+      std::vector<at::Tensor> grads;
+      for (size_t i = 0; i < parameters.size(); ++i) {
+        if (flags[i] == 0) continue;
+        const at::Tensor& parameter = parameters[i];
+        if (!parameter.grad().defined()) parameter.mutable_grad() = at::zeros_like(parameter);
+        grads.push_back(parameter.mutable_grad());
+      }
+      group.all_reduce(grads, c10d::ReduceOp::SUM, bucket);
+    });
+  });
+}
+
+// distBroadcast(tensors, root, bucketBytes?, cancel?) → Promise<void>: every rank's tensors take root's values.
+Napi::Value dist_broadcast(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    std::vector<at::Tensor> tensors = arg_tensors(info[0], "tensors");
+    const int64_t root = arg_int(info[1], "root");
+    const int64_t bucket = bucket_bytes_arg(info[2]);
+    return run_async(info.Env(), info[3], [state = state(info.Env()), tensors, root, bucket]() {
+      ProcessGroup& group = joined(*state);
+      if (root < 0 || root >= group.world_size()) invalid_argument("root must be a rank in [0, " + std::to_string(group.world_size()) + ")");
+      group.broadcast(tensors, static_cast<int>(root), bucket);
+    });
+  });
+}
+
+// distAllGather(tensor, cancel?) → Promise<NativeTensor[]>: every rank's tensor, in rank order.
+Napi::Value dist_all_gather(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    at::Tensor tensor = TensorHandle::unwrap(info[0], "tensor");
+    return run_async(info.Env(), info[1], [state = state(info.Env()), tensor]() { return joined(*state).all_gather(tensor); });
+  });
+}
+
+// distBarrier(cancel?) → Promise<void>.
+Napi::Value dist_barrier(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value { return run_async(info.Env(), info[0], [state = state(info.Env())]() { joined(*state).barrier(); }); });
+}
+#endif
+
+}  // namespace
+
+void register_distributed(Napi::Env env, Napi::Object exports) {
+  exports.Set("distInit", Napi::Function::New(env, dist_init, "distInit"));
+  exports.Set("distDestroy", Napi::Function::New(env, dist_destroy, "distDestroy"));
+#ifdef PREFIX_RL_GLOO
+  exports.Set("distAllReduce", Napi::Function::New(env, dist_all_reduce, "distAllReduce"));
+  exports.Set("distAllReduceGradients", Napi::Function::New(env, dist_all_reduce_gradients, "distAllReduceGradients"));
+  exports.Set("distBroadcast", Napi::Function::New(env, dist_broadcast, "distBroadcast"));
+  exports.Set("distAllGather", Napi::Function::New(env, dist_all_gather, "distAllGather"));
+  exports.Set("distBarrier", Napi::Function::New(env, dist_barrier, "distBarrier"));
+#endif
+}
+
+}  // namespace prefix_rl
