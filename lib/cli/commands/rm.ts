@@ -23,7 +23,7 @@ import { resolveRmConfig } from '../../config/rm.js';
 import { batchProgress, runRm } from '../../run/index.js';
 import { basename } from 'node:path';
 import { runLaunched } from '../launched.js';
-import { frozenModel, PLACEMENT_OPTIONS, placementFlags, printSummary, QUIET_OPTION, runOutput, withRunFlags, type RunFlags } from '../run-flags.js';
+import { frozenModel, PLACEMENT_OPTIONS, placementFlags, QUIET_OPTION, runOutput, withRunFlags, type RunFlags } from '../run-flags.js';
 
 interface RmTrainArgs extends RunFlags {
   method?: RmMethod;

@@ -1,0 +1,75 @@
+// One rank of the process-group tests (compiled dist/), joined from the launcher's environment. argv[2] names the
+// scenario; the rank prints one JSON line of results on stdout, or its error as {"error", "code"}.
+//   collectives  all-reduce (several dtypes and shapes), numbers, gradients, broadcast, variable all-gather, objects
+//   dies         rank 1 exits before the second collective; the others wait in it
+//   hangs        rank 1 reaches the collective three timeouts late
+import { initProcessGroup, launchEnv } from '../../dist/lib/distributed/index.js';
+import { Tensor } from '../../dist/lib/tensor/index.js';
+
+const scenario = process.argv[2];
+const env = launchEnv();
+const timeoutSeconds = Number(process.env.PREFIX_RL_DIST_TIMEOUT ?? 60);
+const group = await initProcessGroup(env, { timeoutSeconds, bucketBytes: 64 });
+const { rank } = group;
+const out = { rank };
+try {
+  if (scenario === 'collectives') {
+    const a = Tensor.from(Float32Array.from({ length: 6 }, (_, i) => rank * 10 + i), [2, 3]);
+    const b = Tensor.from(Float64Array.from([rank + 0.5]), [1]);
+    const c = Tensor.from(BigInt64Array.from([BigInt(rank), 2n ** 40n]), [2]);
+    await group.allReduce([a, b, c]);
+    out.sum = { a: a.toNumbers(), b: b.toNumbers(), c: c.toNumbers() };
+    const m = Tensor.from(Float32Array.from([rank, -rank]), [2]);
+    await group.allReduce([m], 'max');
+    out.max = m.toNumbers();
+    out.numbers = await group.allReduceNumbers([rank, 1]);
+    // Gradients: rank 0 has one on p only, rank 1 on both; q has none anywhere and keeps none.
+    const p = Tensor.from(Float32Array.from([1, 2]), [2]);
+    const q = Tensor.from(Float32Array.from([3]), [1]);
+    const r = Tensor.from(Float32Array.from([5]), [1]);
+    for (const t of [p, q, r]) t.requiresGrad = true;
+    await p.mul(rank + 1).sum().backwardAsync();
+    if (rank === 1) await r.mul(7).sum().backwardAsync();
+    await group.allReduceGradients([p, q, r]);
+    out.grads = { p: p.grad?.toNumbers(), q: q.grad === null ? null : q.grad.toNumbers(), r: r.grad?.toNumbers() };
+    const w = Tensor.from(Float32Array.from([rank, rank]), [2]);
+    await group.broadcast([w], 1);
+    out.broadcast = w.toNumbers();
+    const parts = await group.allGather(Tensor.from(Float32Array.from({ length: 2 * (rank + 1) }, () => rank), [rank + 1, 2]));
+    out.gathered = parts.map((t) => ({ shape: t.shape, values: t.toNumbers() }));
+    out.objects = await group.allGatherObjects({ rank, text: 'é'.repeat(rank + 1) });
+    try {
+      await group.allGather(rank === 0 ? Tensor.from(Float32Array.from([1]), [1]) : Tensor.from(Float64Array.from([1]), [1]));
+    } catch (err) {
+      out.mismatch = err.message;
+    }
+    await group.barrier();
+  } else if (scenario === 'hangs') {
+    // Rank 1 is alive but late by three timeouts: the others' collective times out naming it.
+    if (rank === 1) await new Promise((resolve) => setTimeout(resolve, 3000 * timeoutSeconds));
+    const start = performance.now();
+    try {
+      await group.allReduce([Tensor.from(Float32Array.from([1]), [1])]);
+    } catch (err) {
+      out.error = err.message;
+      out.code = err.code;
+      out.seconds = (performance.now() - start) / 1000;
+    }
+  } else if (scenario === 'dies') {
+    await group.barrier();
+    if (rank === 1) process.exit(3);
+    const start = performance.now();
+    try {
+      await group.allReduce([Tensor.from(Float32Array.from([1]), [1])]);
+    } catch (err) {
+      out.error = err.message;
+      out.code = err.code;
+      out.seconds = (performance.now() - start) / 1000;
+    }
+  }
+} catch (err) {
+  out.error = err.message;
+  out.code = err.code;
+}
+process.stdout.write(JSON.stringify(out) + '\n');
+await group.close();
