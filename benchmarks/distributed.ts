@@ -85,7 +85,8 @@ async function child(workload: string): Promise<void> {
   }
   await session.close();
   times.sort((a, b) => a - b);
-  if (joined.rank === 0) process.stdout.write(JSON.stringify({ stepSeconds: times[Math.floor(times.length / 2)], allReduceSeconds: spent.seconds / steps }) + '\n');
+  if (joined.rank === 0)
+    process.stdout.write(JSON.stringify({ stepSeconds: times[Math.floor(times.length / 2)], allReduceSeconds: spent.seconds / steps }) + '\n');
   await joined.close();
 }
 

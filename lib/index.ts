@@ -5,6 +5,17 @@
 export { Tensor, tidy, liveTensors, abortError, type AsyncOptions, type DType, type DeviceName, type TensorOptions } from './tensor/index.js';
 export { environmentReport, setNumThreads, releaseBufferCache, setBufferCacheLimit, type EnvironmentReport } from './native/runtime.js';
 
+// data-parallel training: the job's process group (c10d Gloo)
+export {
+  initProcessGroup,
+  launchEnv,
+  SINGLE_PROCESS,
+  type JoinOptions,
+  type LaunchEnv,
+  type ProcessGroup,
+  type ReduceOp,
+} from './distributed/index.js';
+
 // the fused objectives
 export {
   tokenLogprobs,

@@ -2,7 +2,8 @@
 // collectives; 2 ranks with half of every batch end with the parameters of 1 process with the whole batch, for
 // sft, rm train and rl train (GRPO, and DistRL with the online IPVRM: its rollouts, sampled in shares, are the
 // single process's, so the runs agree bit for bit); a rank that dies or hangs makes the others fail within the
-// timeout naming it; ranks started with different configs are refused at start. The ranks are child processes of
+// timeout naming it; ranks started with different configs are refused at start; a killed 2-rank run resumes
+// exactly. The ranks are child processes of
 // the compiled CLI (dist/, built by npm test's pretest).
 import { jest } from '@jest/globals';
 import { spawn } from 'node:child_process';
@@ -169,7 +170,20 @@ withGloo('over Gloo, 2 ranks', () => {
     expect(existsSync(join(tmp, 'mixed'))).toBe(false);
   });
 
-  const sftArgs = (out: string) => ['sft', '--data', join(tmp, 'sft.jsonl'), '--model', FIXTURE, '--steps', '3', '--batch-size', '6', '--quiet', '--out', out];
+  const sftArgs = (out: string) => [
+    'sft',
+    '--data',
+    join(tmp, 'sft.jsonl'),
+    '--model',
+    FIXTURE,
+    '--steps',
+    '3',
+    '--batch-size',
+    '6',
+    '--quiet',
+    '--out',
+    out,
+  ];
   const rmArgs = (method: string, out: string) => [
     ...['rm', 'train', '--method', method, '--rollouts', join(tmp, 'rollouts.jsonl'), '--model', FIXTURE],
     ...['--steps', '3', '--pairs-per-step', '3', '--quiet', '--out', out],
@@ -190,37 +204,56 @@ withGloo('over Gloo, 2 ranks', () => {
     expect(await relativeDifference(join(one, weights), join(two, weights), join(FIXTURE, 'model.safetensors'))).toBeLessThan(1e-3);
     const [a, b] = [await metrics(one), await metrics(two)];
     expect(b.map((row) => Object.keys(row).sort())).toEqual(a.map((row) => Object.keys(row).sort()));
-    a.forEach((row, i) => Object.entries(row).forEach(([key, value]) => expect(Math.abs(b[i][key] - value)).toBeLessThan(1e-5 * (1 + Math.abs(value)))));
+    a.forEach((row, i) =>
+      Object.entries(row).forEach(([key, value]) => expect(Math.abs(b[i][key] - value)).toBeLessThan(1e-5 * (1 + Math.abs(value)))),
+    );
   });
 
-  test.each(['grpo', 'distrl-ipvrm'])('rl train %s: 2 ranks end with the single process’s policy and reward model, bit for bit', async (algorithm) => {
-    const options = (out: string) =>
-      JSON.stringify({
-        out,
-        model: FIXTURE,
-        data: join(tmp, 'rl.jsonl'),
-        quiet: true,
-        config: {
-          algorithm,
-          steps: 3,
-          rollout: { promptsPerStep: 2, samples: 4, maxNewTokens: 4, batchSize: 4 },
-          actor: { lr: 1e-2, microBatch: 4 },
-          rewardModel: { lr: 1e-3 },
-          checkpoint: { every: 2 },
-        },
-      });
-    const [one, two] = [join(tmp, `rl-${algorithm}-1`), join(tmp, `rl-${algorithm}-2`)];
-    const single = await node(['test/helpers/rl-run-child.mjs', options(one)]);
-    expect(single.code).toBe(0);
-    const pair = await launch(['--exec'], ['node', 'test/helpers/rl-run-child.mjs', options(two)]);
-    expect({ code: pair.code, stderr: pair.code === 0 ? '' : pair.stderr }).toEqual({ code: 0, stderr: '' });
-    const models = algorithm === 'grpo' ? ['policy'] : ['policy', 'reward-model'];
-    for (const model of models) {
-      const [a, b] = [await readFile(join(one, model, 'model.safetensors')), await readFile(join(two, model, 'model.safetensors'))];
-      expect(a.equals(b)).toBe(true);
-    }
-    expect(await metrics(two)).toEqual(await metrics(one));
+  test('a 2-rank run killed mid-run resumes with --resume auto to the uninterrupted run’s weights, bit for bit', async () => {
+    const argv = (out: string) => [...sftArgs(out).map((a) => (a === '3' ? '4' : a)), '--set', 'checkpoint.every=2'];
+    const [whole, killed] = [join(tmp, 'sft-whole'), join(tmp, 'sft-killed')];
+    expect((await launch([], argv(whole))).code).toBe(0);
+    const crash = await node([CLI, 'launch', '--nproc', '2', '--grace', '5', '--', ...argv(killed)], { PREFIX_RL_FAILPOINT: 'step@3' });
+    expect(crash.code).not.toBe(0);
+    expect(existsSync(join(killed, 'summary.json'))).toBe(false);
+    const resumed = await launch([], [...argv(killed), '--resume', 'auto']);
+    expect({ code: resumed.code, stderr: resumed.code === 0 ? '' : resumed.stderr }).toEqual({ code: 0, stderr: '' });
+    const [a, b] = [await readFile(join(whole, 'model/model.safetensors')), await readFile(join(killed, 'model/model.safetensors'))];
+    expect(a.equals(b)).toBe(true);
+    expect(await metrics(killed)).toEqual(await metrics(whole));
   });
+
+  test.each(['grpo', 'distrl-ipvrm'])(
+    'rl train %s: 2 ranks end with the single process’s policy and reward model, bit for bit',
+    async (algorithm) => {
+      const options = (out: string) =>
+        JSON.stringify({
+          out,
+          model: FIXTURE,
+          data: join(tmp, 'rl.jsonl'),
+          quiet: true,
+          config: {
+            algorithm,
+            steps: 3,
+            rollout: { promptsPerStep: 2, samples: 4, maxNewTokens: 4, batchSize: 4 },
+            actor: { lr: 1e-2, microBatch: 4 },
+            rewardModel: { lr: 1e-3 },
+            checkpoint: { every: 2 },
+          },
+        });
+      const [one, two] = [join(tmp, `rl-${algorithm}-1`), join(tmp, `rl-${algorithm}-2`)];
+      const single = await node(['test/helpers/rl-run-child.mjs', options(one)]);
+      expect(single.code).toBe(0);
+      const pair = await launch(['--exec'], ['node', 'test/helpers/rl-run-child.mjs', options(two)]);
+      expect({ code: pair.code, stderr: pair.code === 0 ? '' : pair.stderr }).toEqual({ code: 0, stderr: '' });
+      const models = algorithm === 'grpo' ? ['policy'] : ['policy', 'reward-model'];
+      for (const model of models) {
+        const [a, b] = [await readFile(join(one, model, 'model.safetensors')), await readFile(join(two, model, 'model.safetensors'))];
+        expect(a.equals(b)).toBe(true);
+      }
+      expect(await metrics(two)).toEqual(await metrics(one));
+    },
+  );
 });
 
 test('launch refuses a missing command and bad sizes', async () => {

@@ -14,7 +14,10 @@ const { rank } = group;
 const out = { rank };
 try {
   if (scenario === 'collectives') {
-    const a = Tensor.from(Float32Array.from({ length: 6 }, (_, i) => rank * 10 + i), [2, 3]);
+    const a = Tensor.from(
+      Float32Array.from({ length: 6 }, (_, i) => rank * 10 + i),
+      [2, 3],
+    );
     const b = Tensor.from(Float64Array.from([rank + 0.5]), [1]);
     const c = Tensor.from(BigInt64Array.from([BigInt(rank), 2n ** 40n]), [2]);
     await group.allReduce([a, b, c]);
@@ -28,14 +31,22 @@ try {
     const q = Tensor.from(Float32Array.from([3]), [1]);
     const r = Tensor.from(Float32Array.from([5]), [1]);
     for (const t of [p, q, r]) t.requiresGrad = true;
-    await p.mul(rank + 1).sum().backwardAsync();
+    await p
+      .mul(rank + 1)
+      .sum()
+      .backwardAsync();
     if (rank === 1) await r.mul(7).sum().backwardAsync();
     await group.allReduceGradients([p, q, r]);
     out.grads = { p: p.grad?.toNumbers(), q: q.grad === null ? null : q.grad.toNumbers(), r: r.grad?.toNumbers() };
     const w = Tensor.from(Float32Array.from([rank, rank]), [2]);
     await group.broadcast([w], 1);
     out.broadcast = w.toNumbers();
-    const parts = await group.allGather(Tensor.from(Float32Array.from({ length: 2 * (rank + 1) }, () => rank), [rank + 1, 2]));
+    const parts = await group.allGather(
+      Tensor.from(
+        Float32Array.from({ length: 2 * (rank + 1) }, () => rank),
+        [rank + 1, 2],
+      ),
+    );
     out.gathered = parts.map((t) => ({ shape: t.shape, values: t.toNumbers() }));
     out.objects = await group.allGatherObjects({ rank, text: 'é'.repeat(rank + 1) });
     try {

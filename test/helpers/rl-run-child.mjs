@@ -9,6 +9,4 @@ import { runRl } from '../../dist/lib/run/index.js';
 
 const options = JSON.parse(process.argv[2]);
 const config = resolveRlConfig(options.config);
-await runLaunched(config.device, (group) =>
-  runRl({ ...options, config, group, reward: (rollout) => (rollout.response_ids[0] % 2 === 0 ? 1 : 0) }),
-);
+await runLaunched(config.device, (group) => runRl({ ...options, config, group, reward: (rollout) => (rollout.response_ids[0] % 2 === 0 ? 1 : 0) }));
