@@ -75,6 +75,10 @@ std::string dtype_name(at::ScalarType dtype) {
   }
 }
 
+static std::atomic<int> default_cuda_index{0};
+
+void set_default_cuda_index(int index) { default_cuda_index.store(index); }
+
 at::Device parse_device(const std::string& name) {
   if (name == "cpu") return at::Device(at::kCPU);
   if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
@@ -82,7 +86,7 @@ at::Device parse_device(const std::string& name) {
       throw Error(ErrorCode::CudaUnavailable,
                   "device '" + name + "' requested but CUDA is not available (this libtorch is CPU-only or no GPU is visible)");
     }
-    int64_t index = 0;
+    int64_t index = default_cuda_index.load();
     if (name.size() > 5) {
       try {
         size_t used = 0;

@@ -34,8 +34,10 @@ std::string dtype_name(at::ScalarType dtype);
 // a CPU pointer must never reach a GPU kernel (or the reverse).
 void check_same_device(const at::Tensor& tensor, const std::string& name, const at::Tensor& other, const std::string& other_name);
 
-// Parses "cpu", "cuda", "cuda:N"; throws CudaUnavailable when CUDA is asked for but absent.
+// Parses "cpu", "cuda", "cuda:N"; throws CudaUnavailable when CUDA is asked for but absent. "cuda" is
+// cuda:<default index> (0 unless set_default_cuda_index: a data-parallel rank's LOCAL_RANK).
 at::Device parse_device(const std::string& name);
+void set_default_cuda_index(int index);
 std::string device_name(const at::Device& device);
 
 // Argument readers that name the argument in their error.

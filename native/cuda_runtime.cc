@@ -97,8 +97,8 @@ Napi::Value cuda_reset_peak_memory(const Napi::CallbackInfo& info) {
   });
 }
 
-// cudaSetDevice(index, cancel?) → Promise<void>: makes cuda:index the compute thread's current device, which "cuda"
-// without an index then means (a data-parallel rank binds its LOCAL_RANK's GPU).
+// cudaSetDevice(index, cancel?) → Promise<void>: makes cuda:index what "cuda" without an index means, and the compute
+// thread's current device (a data-parallel rank binds its LOCAL_RANK's GPU).
 Napi::Value cuda_set_device(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const int64_t index = arg_int(info[0], "index");
@@ -111,6 +111,7 @@ Napi::Value cuda_set_device(const Napi::CallbackInfo& info) {
         throw Error(ErrorCode::CudaUnavailable,
                     "cuda:" + std::to_string(index) + " does not exist: " + std::to_string(count) + " CUDA device(s) visible");
       check(cudaSetDevice(static_cast<int>(index)), "cudaSetDevice");
+      set_default_cuda_index(static_cast<int>(index));
 #else
       (void)index;
       no_cuda();

@@ -14,7 +14,7 @@ import { AdamW, loadModel, loadOptions, padBatch, type CausalLM } from '../lib/m
 import { environmentReport } from '../lib/native/runtime.js';
 import { prefixValues, tokenLogprobs } from '../lib/ops/objectives.js';
 import { makeRlRecords, makeSftRecords } from '../lib/task/index.js';
-import { cudaMemory, cudaResetPeakMemory, cudaSynchronize, Tensor, tidy } from '../lib/tensor/index.js';
+import { cudaMemory, cudaResetPeakMemory, cudaSetDevice, cudaSynchronize, Tensor, tidy } from '../lib/tensor/index.js';
 import { loadTokenizer } from '../lib/tokenizer/index.js';
 import { trainRl } from '../lib/train/rl.js';
 import { captureStdout } from './helpers/stdout.js';
@@ -174,6 +174,8 @@ describe('devices', () => {
     expect(() => cudaMemory()).toThrow(/CUDA is not available/);
     expect(() => cudaResetPeakMemory('cuda:0')).toThrow(/CUDA is not available/);
     await expect(cudaSynchronize()).rejects.toMatchObject({ code: 'ERR_CUDA_UNAVAILABLE' });
+    await expect(cudaSetDevice(0)).rejects.toMatchObject({ code: 'ERR_CUDA_UNAVAILABLE' });
+    expect(() => cudaSetDevice(-1)).toThrow(/index is >= 0/);
     expect(() => cudaMemory('cpu')).toThrow(/expected a CUDA device/);
   });
 

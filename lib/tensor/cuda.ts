@@ -19,7 +19,7 @@ export function cudaResetPeakMemory(device?: string): void {
   addon().cudaResetPeakMemory(device);
 }
 
-/** Makes cuda:index the current device of the compute thread: what "cuda" without an index then means. */
+/** Makes cuda:index what "cuda" without an index means (in every later call), and the compute thread's current device. */
 export function cudaSetDevice(index: number, options: { signal?: AbortSignal } = {}): Promise<void> {
   return withCancel(options.signal, (token) => addon().cudaSetDevice(index, token));
 }
