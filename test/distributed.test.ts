@@ -223,37 +223,38 @@ withGloo('over Gloo, 2 ranks', () => {
     expect(await metrics(killed)).toEqual(await metrics(whole));
   });
 
-  test.each(['grpo', 'distrl-ipvrm'])(
-    'rl train %s: 2 ranks end with the single process’s policy and reward model, bit for bit',
-    async (algorithm) => {
-      const options = (out: string) =>
-        JSON.stringify({
-          out,
-          model: FIXTURE,
-          data: join(tmp, 'rl.jsonl'),
-          quiet: true,
-          config: {
-            algorithm,
-            steps: 3,
-            rollout: { promptsPerStep: 2, samples: 4, maxNewTokens: 4, batchSize: 4 },
-            actor: { lr: 1e-2, microBatch: 4 },
-            rewardModel: { lr: 1e-3 },
-            checkpoint: { every: 2 },
-          },
-        });
-      const [one, two] = [join(tmp, `rl-${algorithm}-1`), join(tmp, `rl-${algorithm}-2`)];
-      const single = await node(['test/helpers/rl-run-child.mjs', options(one)]);
-      expect(single.code).toBe(0);
-      const pair = await launch(['--exec'], ['node', 'test/helpers/rl-run-child.mjs', options(two)]);
-      expect({ code: pair.code, stderr: pair.code === 0 ? '' : pair.stderr }).toEqual({ code: 0, stderr: '' });
-      const models = algorithm === 'grpo' ? ['policy'] : ['policy', 'reward-model'];
-      for (const model of models) {
-        const [a, b] = [await readFile(join(one, model, 'model.safetensors')), await readFile(join(two, model, 'model.safetensors'))];
-        expect(a.equals(b)).toBe(true);
-      }
-      expect(await metrics(two)).toEqual(await metrics(one));
-    },
-  );
+  test.each([
+    ['grpo', 4],
+    ['distrl-ipvrm', 4],
+    ['distrl-ipvrm', 8], // one micro-batch: rank 0 runs none and sends empty shares and zero gradients
+  ])('rl train %s, micro-batches of %i rows: 2 ranks end with the single process’s models, bit for bit', async (algorithm, microBatch) => {
+    const options = (out: string) =>
+      JSON.stringify({
+        out,
+        model: FIXTURE,
+        data: join(tmp, 'rl.jsonl'),
+        quiet: true,
+        config: {
+          algorithm,
+          steps: 3,
+          rollout: { promptsPerStep: 2, samples: 4, maxNewTokens: 4, batchSize: 4 },
+          actor: { lr: 1e-2, microBatch },
+          rewardModel: { lr: 1e-3 },
+          checkpoint: { every: 2 },
+        },
+      });
+    const [one, two] = [join(tmp, `rl-${algorithm}-${microBatch}-1`), join(tmp, `rl-${algorithm}-${microBatch}-2`)];
+    const single = await node(['test/helpers/rl-run-child.mjs', options(one)]);
+    expect(single.code).toBe(0);
+    const pair = await launch(['--exec'], ['node', 'test/helpers/rl-run-child.mjs', options(two)]);
+    expect({ code: pair.code, stderr: pair.code === 0 ? '' : pair.stderr }).toEqual({ code: 0, stderr: '' });
+    const models = algorithm === 'grpo' ? ['policy'] : ['policy', 'reward-model'];
+    for (const model of models) {
+      const [a, b] = [await readFile(join(one, model, 'model.safetensors')), await readFile(join(two, model, 'model.safetensors'))];
+      expect(a.equals(b)).toBe(true);
+    }
+    expect(await metrics(two)).toEqual(await metrics(one));
+  });
 });
 
 test('launch refuses a missing command and bad sizes', async () => {

@@ -175,7 +175,7 @@ describe('devices', () => {
     expect(() => cudaResetPeakMemory('cuda:0')).toThrow(/CUDA is not available/);
     await expect(cudaSynchronize()).rejects.toMatchObject({ code: 'ERR_CUDA_UNAVAILABLE' });
     await expect(cudaSetDevice(0)).rejects.toMatchObject({ code: 'ERR_CUDA_UNAVAILABLE' });
-    expect(() => cudaSetDevice(-1)).toThrow(/index is >= 0/);
+    await expect(cudaSetDevice(-1)).rejects.toThrow(/index is >= 0/);
     expect(() => cudaMemory('cpu')).toThrow(/expected a CUDA device/);
   });
 
