@@ -15,6 +15,7 @@ const LAYERS = [
   'algorithms',
   'rollout',
   'eval',
+  'serve',
   'config',
   'train',
   'run',

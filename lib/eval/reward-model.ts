@@ -32,20 +32,33 @@ export interface StepSequence {
  * newline boundaries); the last step also owns the EOS token.
  */
 export function stepSequences(tokenizer: Tokenizer, records: readonly (ProcessBenchRecord & { trace_format?: unknown })[]): StepSequence[] {
-  const eos = tokenizer.eosTokenId;
-  if (eos === null) throw new Error('the tokenizer has no EOS token: the last step ends with it');
   return records.map((record) => {
     const format = TRACE_FORMATS.includes(record.trace_format as TraceFormat) ? (record.trace_format as TraceFormat) : undefined;
     const { response, stepEnds: charEnds } = format ? layoutSteps(record.steps, format) : joinSteps(record.steps);
-    const prompt = tokenizer.encodeChat([{ role: 'user', content: record.problem }], { addGenerationPrompt: true });
-    const responseTokens = tokenizer.encode(response, { addSpecialTokens: false });
-    const tokens = [...prompt, ...responseTokens, eos];
-    const stepEnds = [...prefixTokenEnds(tokenizer, response, charEnds.slice(0, -1)).map((end) => prompt.length + end), tokens.length - 1];
-    for (let k = 1; k < stepEnds.length; k++) {
-      if (stepEnds[k] <= stepEnds[k - 1]) throw new Error(`${record.id}: step ${k} has no tokens of its own`);
+    try {
+      return { ...stepSequence(tokenizer, record.problem, response, charEnds), label: record.label };
+    } catch (err) {
+      throw new Error(`${record.id}: ${(err as Error).message}`);
     }
-    return { tokens, promptLength: prompt.length, stepEnds, label: record.label };
   });
+}
+
+/**
+ * One solution as tokens: the problem as the user's turn (chat template, generation prompt), then `response` and
+ * EOS; step k ends at character `charEnds[k]` of the response (the last step at its end, owning the EOS).
+ */
+export function stepSequence(tokenizer: Tokenizer, problem: string, response: string, charEnds: readonly number[]): Omit<StepSequence, 'label'> {
+  const eos = tokenizer.eosTokenId;
+  if (eos === null) throw new Error('the tokenizer has no EOS token: the last step ends with it');
+  if (charEnds.length === 0) throw new Error('a solution needs at least one step');
+  const prompt = tokenizer.encodeChat([{ role: 'user', content: problem }], { addGenerationPrompt: true });
+  const responseTokens = tokenizer.encode(response, { addSpecialTokens: false });
+  const tokens = [...prompt, ...responseTokens, eos];
+  const stepEnds = [...prefixTokenEnds(tokenizer, response, charEnds.slice(0, -1)).map((end) => prompt.length + end), tokens.length - 1];
+  for (let k = 1; k < stepEnds.length; k++) {
+    if (stepEnds[k] <= stepEnds[k - 1]) throw new Error(`step ${k} has no tokens of its own`);
+  }
+  return { tokens, promptLength: prompt.length, stepEnds };
 }
 
 /** The index, within `text`'s tokens, of the last token of each prefix text.slice(0, end). */
@@ -57,7 +70,7 @@ function prefixTokenEnds(tokenizer: Tokenizer, text: string, charEnds: readonly 
  * ProcessBench's reference layout (implemented-math.md §4a): "Step i: " + step, joined by blank lines; a step owns
  * the blank line after it (its last token is the separator, as in the reference's "\n\n"-terminated prefixes).
  */
-function joinSteps(steps: readonly string[]): { response: string; stepEnds: number[] } {
+export function joinSteps(steps: readonly string[]): { response: string; stepEnds: number[] } {
   let response = '';
   const stepEnds = steps.map((step, k) => (response += `Step ${k + 1}: ${step}` + (k < steps.length - 1 ? '\n\n' : '')).length);
   return { response, stepEnds };
@@ -87,7 +100,7 @@ export interface RmEvalOptions extends AsyncOptions {
 }
 
 /** log π_φ and log π_ref of every sequence, reporting progress over both passes. */
-async function scorePair(
+export async function scorePair(
   rewardModel: CausalLM,
   reference: CausalLM,
   tokens: readonly number[][],

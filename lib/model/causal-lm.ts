@@ -76,6 +76,11 @@ export interface GenerateOptions extends AsyncOptions {
   stopSequences?: number[][];
   /** Also return the K most likely tokens and their log-probs at every step (default 0). */
   topLogprobs?: number;
+  /**
+   * Streaming: called on the JS thread after each sampling step with every row's new token and its log-prob, and 1
+   * where the row produced it (0: it had finished); every call comes before the promise resolves.
+   */
+  onStep?: (tokens: number[], logprobs: number[], produced: number[]) => void;
 }
 
 export type FinishReason = 'length' | 'eos' | 'stop';
@@ -260,16 +265,34 @@ export class CausalLM {
    * depends on its seed and on the whole batch (rows draw from one random stream), never on timing.
    */
   async generate(prompts: readonly (readonly number[])[], options: GenerateOptions): Promise<Generation[]> {
-    const { signal, eosTokenIds = this.config.eosTokenIds, ...sampling } = options;
+    const { signal, eosTokenIds = this.config.eosTokenIds, onStep, ...sampling } = options;
     // A prompt must leave room for one new token; generation stops at the last position the model knows.
     const longest = prompts.reduce((m, p) => Math.max(m, p.length), 0);
     this.checkLength(longest + 1, 'a prompt (with one new token)');
     const maxNewTokens = Math.min(sampling.maxNewTokens, this.config.maxPositionEmbeddings - longest);
     return tidy(async () => {
       const { inputIds, attentionMask } = padBatch(prompts, { side: 'left', padId: this.config.padTokenId ?? 0 });
+      // Steps arrive through a channel of their own: the result waits until every step has been delivered.
+      // A throwing onStep fails the call (not the process): the rest of the steps are not passed on.
+      let [delivered, allDelivered] = [0, () => {}];
+      let failure: unknown;
+      const stepped =
+        onStep &&
+        ((tokens: number[], logprobs: number[], produced: number[]) => {
+          delivered++;
+          try {
+            if (failure === undefined) onStep(tokens, logprobs, produced);
+          } catch (err) {
+            failure = err;
+          }
+          allDelivered();
+        });
       const raw = await withCancel(signal, (token) =>
-        this.native.generate(inputIds.native, attentionMask.native, { ...sampling, maxNewTokens, eosTokenIds }, token),
+        this.native.generate(inputIds.native, attentionMask.native, { ...sampling, maxNewTokens, eosTokenIds, onStep: stepped }, token),
       );
+      const steps = raw.tokens.shape[1];
+      if (stepped && delivered < steps) await new Promise<void>((resolve) => (allDelivered = () => delivered >= steps && resolve()));
+      if (failure !== undefined) throw failure;
       const [tokens, logprobs, lengths, reasons] = [raw.tokens, raw.logprobs, raw.lengths, raw.finishReasons].map((t) => Tensor.wrap(t).toNested());
       const topTokens = raw.topTokens && (Tensor.wrap(raw.topTokens).toNested() as number[][][]);
       const topLogprobs = raw.topLogprobs && (Tensor.wrap(raw.topLogprobs).toNested() as number[][][]);

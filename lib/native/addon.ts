@@ -53,6 +53,7 @@ export interface NativeSamplingOptions {
   eosTokenIds?: number[];
   stopSequences?: number[][];
   topLogprobs?: number;
+  onStep?: (tokens: number[], logprobs: number[], produced: number[]) => void;
 }
 
 /** CPU tensors: tokens/logprobs [B, N], lengths/finishReasons [B] (0 length, 1 eos, 2 stop), top* [B, N, K]. */

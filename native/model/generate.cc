@@ -111,6 +111,13 @@ Generation generate(const Decoder& model, const at::Tensor& prompt_ids, const at
       top_logprobs.push_back(next.top_logprobs.cpu());
     }
     const int64_t* token = chosen.data_ptr<int64_t>();
+    if (o.on_step) {
+      const at::Tensor step_logprobs = logprobs.back().to(at::kFloat).contiguous();
+      std::vector<uint8_t> active(batch);
+      for (int64_t b = 0; b < batch; ++b) active[b] = done[b] ? 0 : 1;
+      o.on_step(std::vector<int64_t>(token, token + batch),
+                std::vector<float>(step_logprobs.data_ptr<float>(), step_logprobs.data_ptr<float>() + batch), active);
+    }
     bool all_done = true;
     for (int64_t b = 0; b < batch; ++b) {
       if (done[b]) continue;

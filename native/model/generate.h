@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <vector>
 
 #include "model/decoder.h"
@@ -19,6 +20,9 @@ struct SamplingOptions {
   std::vector<int64_t> eos_token_ids;
   std::vector<std::vector<int64_t>> stop_sequences;  // a row stops once its new tokens end with one of these
   int64_t top_logprobs = 0;                          // candidates recorded per step (0 = none)
+  // Called after each step with the step's token and log-prob per row and whether the row produced it (it had not
+  // finished before): streaming. Runs on the generating thread; must not throw.
+  std::function<void(const std::vector<int64_t>& tokens, const std::vector<float>& logprobs, const std::vector<uint8_t>& produced)> on_step;
 };
 
 enum class FinishReason : int64_t { Length = 0, Eos = 1, Stop = 2 };

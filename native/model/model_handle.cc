@@ -211,14 +211,44 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   }
 
   // (promptIds, promptMask | null, options, cancel?) → Promise<{tokens, logprobs, lengths, finishReasons,
-  // topTokens?, topLogprobs?}> (CPU tensors).
+  // topTokens?, topLogprobs?}> (CPU tensors). options.onStep(tokens, logprobs, produced), when given, is called on
+  // the JS thread after each step (number arrays, one entry per row); the promise's result is complete on its own.
   Napi::Value generate(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
       std::shared_ptr<Decoder> model = decoder("generate");
       at::Tensor prompt_ids = TensorHandle::unwrap(info[0], "promptIds");
       at::Tensor prompt_mask = info[1].IsUndefined() || info[1].IsNull() ? at::Tensor() : TensorHandle::unwrap(info[1], "promptMask");
       SamplingOptions options = parse_sampling(info[2]);
-      return run_async(info.Env(), info[3], [model, prompt_ids, prompt_mask, options]() -> Completion {
+      std::shared_ptr<Napi::ThreadSafeFunction> stream;
+      Napi::Value on_step = info[2].As<Napi::Object>().Get("onStep");
+      if (on_step.IsFunction()) {
+        stream = std::shared_ptr<Napi::ThreadSafeFunction>(
+            new Napi::ThreadSafeFunction(Napi::ThreadSafeFunction::New(info.Env(), on_step.As<Napi::Function>(), "generate-step", 0, 1)),
+            [](Napi::ThreadSafeFunction* f) {
+              f->Release();
+              delete f;
+            });
+        options.on_step = [stream](const std::vector<int64_t>& tokens, const std::vector<float>& logprobs, const std::vector<uint8_t>& produced) {
+          struct StepData {
+            std::vector<int64_t> tokens;
+            std::vector<float> logprobs;
+            std::vector<uint8_t> produced;
+          };
+          auto* data = new StepData{tokens, logprobs, produced};
+          const napi_status status = stream->NonBlockingCall(data, [](Napi::Env env, Napi::Function callback, StepData* step) {
+            auto array = [&](const auto& values) {
+              Napi::Array out = Napi::Array::New(env, values.size());
+              for (size_t i = 0; i < values.size(); ++i) out.Set(i, Napi::Number::New(env, static_cast<double>(values[i])));
+              return out;
+            };
+            // A throwing callback is reported as an uncaught exception by Node; the generation goes on.
+            callback.Call({array(step->tokens), array(step->logprobs), array(step->produced)});
+            delete step;
+          });
+          if (status != napi_ok) delete data;
+        };
+      }
+      return run_async(info.Env(), info[3], [model, prompt_ids, prompt_mask, options, stream]() -> Completion {
         Generation result = prefix_rl::generate(*model, prompt_ids, prompt_mask, options);
         return [result](Napi::Env env) -> Napi::Value {
           Napi::Object out = Napi::Object::New(env);

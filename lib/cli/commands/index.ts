@@ -8,6 +8,7 @@ import { logprobsCommand } from './logprobs.js';
 import { rlCommand } from './rl.js';
 import { reportCommand } from './report.js';
 import { rmCommand } from './rm.js';
+import { serveCommand } from './serve.js';
 import { accuracyCommand, rolloutCommand } from './rollout.js';
 import { sftCommand } from './sft.js';
 import { verifyCommand } from './verify.js';
@@ -27,5 +28,6 @@ export const commands: CommandModule<any, any>[] = [
   rmCommand,
   rlCommand,
   launchCommand,
+  serveCommand,
   reportCommand,
 ];
