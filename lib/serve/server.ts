@@ -27,7 +27,7 @@ import {
   tokenBudget,
   type Limits,
 } from './protocol.js';
-import { Sampler, type Sample, type SampleRequest } from './sampler.js';
+import { Sampler, type Sample } from './sampler.js';
 
 export interface ServeOptions {
   /** The policy's checkpoint folder (with its tokenizer). */
