@@ -76,6 +76,30 @@ describe('sampling controls', () => {
     expect(tokensOf(first)).not.toEqual(greedyTokens);
   });
 
+  test('onStep streams every row’s tokens as sampled, all before the result; a throwing onStep fails the call', async () => {
+    const steps: { tokens: number[]; logprobs: number[]; produced: number[] }[] = [];
+    const out = await model.generate(prompts, {
+      maxNewTokens: 8,
+      seed: 2,
+      stopSequences: [[greedyTokens[0][1]]],
+      onStep: (tokens, logprobs, produced) => steps.push({ tokens, logprobs, produced }),
+    });
+    const streamed = prompts.map((_, row) => steps.filter((s) => s.produced[row] === 1).map((s) => s.tokens[row]));
+    expect(streamed).toEqual(tokensOf(out));
+    prompts.forEach((_, row) =>
+      expect(steps.filter((s) => s.produced[row] === 1).map((s) => s.logprobs[row])).toEqual(out[row].logprobs.map((v) => expect.closeTo(v, 6))),
+    );
+    expect(tokensOf(await model.generate(prompts, { maxNewTokens: 8, seed: 2, stopSequences: [[greedyTokens[0][1]]] }))).toEqual(tokensOf(out));
+    await expect(
+      model.generate(prompts, {
+        maxNewTokens: 4,
+        onStep: () => {
+          throw new Error('the consumer failed');
+        },
+      }),
+    ).rejects.toThrow(/the consumer failed/);
+  });
+
   test('top-k 1 and a tiny top-p are greedy', async () => {
     expect(tokensOf(await model.generate(prompts, { maxNewTokens: 8, topK: 1, seed: 1, eosTokenIds: [] }))).toEqual(greedyTokens);
     expect(tokensOf(await model.generate(prompts, { maxNewTokens: 8, topP: 1e-6, seed: 1, eosTokenIds: [] }))).toEqual(greedyTokens);

@@ -47,6 +47,7 @@ export class Sampler {
   private readonly queue: Pending[] = [];
   private running: Promise<void> | undefined;
   private calls = 0;
+  private stopped = 0;
   private readonly inFlight = new Set<AbortController>();
 
   constructor(
@@ -66,6 +67,11 @@ export class Sampler {
   /** Number of generate calls made so far (how many batches the requests formed). */
   get batches(): number {
     return this.calls;
+  }
+
+  /** Calls stopped early because every client of the batch had gone. */
+  get abandoned(): number {
+    return this.stopped;
   }
 
   /** Resolves when no call is running and none is queued. */
@@ -121,7 +127,11 @@ export class Sampler {
     const { request: first } = live[0];
     const maxTokens = Math.max(...live.map((p) => p.request.maxTokens));
     const controller = new AbortController();
-    const gone = () => live.every((p) => p.request.signal?.aborted) && controller.abort(new Error('every client of the batch has gone'));
+    const gone = () => {
+      if (!live.every((p) => p.request.signal?.aborted) || controller.signal.aborted) return;
+      this.stopped++;
+      controller.abort(new Error('every client of the batch has gone'));
+    };
     for (const p of live) p.request.signal?.addEventListener('abort', gone, { once: true });
     const streamed = rows.map(() => 0);
     this.inFlight.add(controller);
