@@ -18,6 +18,7 @@ const rlStep: RlStep = {
   advantages: { mean: 0, max: 1, min: -1 },
   candidateSize: 2.5,
   candidateCoverage: 0.9,
+  rolloutLogprobDiff: { mean: 1e-7, max: 1e-6 },
   loss: 0.1,
   pgLoss: 0.08,
   topkPgLoss: 0.2,

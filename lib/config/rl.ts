@@ -38,6 +38,22 @@ const RolloutSection = z.strictObject({
   maxNewTokens: positiveInt.default(256),
   /** Responses sampled together. */
   batchSize: positiveInt.default(64),
+  /** Where rollouts are sampled: local (the trainer's policy) or openai (an OpenAI-compatible server: prefix-rl serve, vLLM). */
+  engine: z.enum(['local', 'openai']).default('local'),
+  /** With engine openai: the server's API base URL (…/v1). */
+  url: z.url().optional(),
+  /** The served model's id (default: the first of the server's /v1/models). */
+  model: z.string().min(1).optional(),
+  /** The environment variable that holds the server's API key, if it wants one. */
+  apiKeyEnv: z.string().min(1).default('OPENAI_API_KEY'),
+  /**
+   * How the policy's weights reach the server before each step's sampling: reload (prefix-rl serve's /v1/reload: a
+   * checkpoint, or the adapter of a LoRA actor), vllm-lora (vLLM's /v1/load_lora_adapter; a LoRA actor), none (the
+   * server samples from its own weights: off-policy).
+   */
+  sync: z.enum(['reload', 'vllm-lora', 'none']).default('reload'),
+  /** A folder the trainer writes and the server reads (default: <run>/rollout-weights). */
+  syncDir: z.string().min(1).optional(),
 });
 
 /** A LoRA adapter to train instead of the full weights (the paper's RL setting: rank 128, alpha 128). */
@@ -218,6 +234,10 @@ export function resolveRlConfig(input: unknown): RlConfig {
   }
   const [low, high] = config.rollout.accuracyBounds;
   if (!(low < high)) fail(`rollout.accuracyBounds: the lower bound ${low} must be below the upper ${high}`);
+  const { engine, url, sync } = config.rollout;
+  if (engine === 'openai' && !url) fail('rollout.url: engine openai samples from a server: give its API base URL (e.g. http://host:8000/v1)');
+  if (engine === 'local' && url) fail('rollout.url is given, but rollout.engine is local (set engine: openai to sample from the server)');
+  if (engine === 'openai' && sync === 'vllm-lora' && !config.actor.lora) fail('rollout.sync vllm-lora loads LoRA adapters: it needs actor.lora');
   if (kind !== 'none' && config.rollout.temperature !== 1) {
     // π_old's log-probs (the reference of the implicit reward and the PPO ratio) would be at T while the reward model
     // is trained and read at 1; the released code samples at 1.0.

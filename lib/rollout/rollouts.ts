@@ -125,7 +125,7 @@ export function verifyRequestFor(record: RlRecord, response: string): VerifyRequ
  * same inputs and options give the same rollouts.
  */
 export async function sampleRollouts(
-  model: CausalLM,
+  model: Pick<CausalLM, 'generate'>,
   tokenizer: Tokenizer,
   records: readonly RlRecord[],
   options: RolloutOptions = {},

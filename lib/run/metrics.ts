@@ -60,6 +60,13 @@ export const METRICS: readonly MetricDoc[] = [
   { name: 'response_length/mean', stages: rl, description: 'Mean response length of the trained sequences, in tokens.' },
   { name: 'response_length/max', stages: rl, description: 'Longest trained response, in tokens.' },
   { name: 'response_length/clip_ratio', stages: rl, description: 'Share of trained responses that hit rollout.maxNewTokens.' },
+  {
+    name: 'rollout/logprob_diff_mean',
+    stages: rl,
+    description:
+      "Mean |log-prob the sampler reported − π_old's log-prob the trainer computed| over trained response tokens (near 0 when the sampler holds the policy's weights).",
+  },
+  { name: 'rollout/logprob_diff_max', stages: rl, description: 'The largest such difference.' },
   { name: 'candidates/size', stages: rl, description: "Mean size of π_old's candidate set per response token (Table 11; 1 without Dist-PPO)." },
   { name: 'candidates/coverage', stages: rl, description: 'Mean π_old probability mass of the candidate set per response token (Table 11).' },
   { name: 'val/accuracy', stages: rl, description: 'Held-out avg@k (k = eval.samples) on --eval-data; step 0 is before training.' },
@@ -145,6 +152,8 @@ export function rlMetrics(s: RlStep): MetricsRow {
     'response_length/mean': s.meanResponseLength,
     'response_length/max': s.maxResponseLength,
     'response_length/clip_ratio': s.responseClipRatio,
+    'rollout/logprob_diff_mean': s.rolloutLogprobDiff?.mean,
+    'rollout/logprob_diff_max': s.rolloutLogprobDiff?.max,
     'candidates/size': s.candidateSize,
     'candidates/coverage': s.candidateCoverage,
     'val/accuracy': s.testAccuracy,

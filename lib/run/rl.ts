@@ -86,6 +86,7 @@ export async function runRl(options: RunRlOptions): Promise<Record<string, unkno
       signal: options.signal,
       policyAdapter: policyCheckpoint?.adapter ? policyCheckpoint.dir : undefined,
       group,
+      rolloutSyncDir: folder.path('rollout-weights'),
     });
     try {
       if (resume) await restoreSession(session, resume.dir, resume.state);

@@ -84,7 +84,10 @@ export const ScoreRequest = z
   .refine((r) => (r.steps !== undefined) !== (r.text !== undefined && r.step_ends !== undefined), 'give steps, or text with step_ends');
 export type ScoreRequest = z.infer<typeof ScoreRequest>;
 
-export const ReloadRequest = z.object({ model: z.string().min(1) });
+/** New weights: a checkpoint folder (default: the one the server started from), and optionally a LoRA adapter on it. */
+export const ReloadRequest = z
+  .object({ model: z.string().min(1).optional(), adapter: z.string().min(1).optional() })
+  .refine((r) => r.model !== undefined || r.adapter !== undefined, 'give model (a checkpoint folder), adapter (a PEFT folder) or both');
 
 /** A request refused: the HTTP status and OpenAI's error body. */
 export class RequestError extends Error {

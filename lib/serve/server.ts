@@ -140,13 +140,21 @@ export class ModelServer {
     });
     app.post('/v1/reload', async (request) => {
       if (!options.allowReload) throw new RequestError(403, 'reloading is off: start the server with --allow-reload');
-      const { model } = parseRequest(ReloadRequest, request.body);
+      const { model = options.model, adapter } = parseRequest(ReloadRequest, request.body);
       const started = performance.now();
       let next: CausalLM;
       try {
         next = await loadModel(model, placement);
       } catch (err) {
         throw new RequestError(400, `cannot load ${model}: ${(err as Error).message}`, 'model');
+      }
+      if (adapter) {
+        try {
+          await next.loadAdapter(adapter);
+        } catch (err) {
+          next.dispose();
+          throw new RequestError(400, `cannot load the adapter ${adapter}: ${(err as Error).message}`, 'adapter');
+        }
       }
       if (next.config.vocabSize !== limits.vocabSize) {
         next.dispose();

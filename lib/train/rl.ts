@@ -32,7 +32,10 @@ import { shareOf, SINGLE_PROCESS, type ProcessGroup } from '../distributed/group
 import { runToEnd, stateField, Trainee, type TrainingSession } from './common.js';
 import { sampledAccuracy } from '../eval/accuracy.js';
 import type { Matrix } from '../algorithms/masked.js';
+import { OpenAIEngine } from '../rollout/openai.js';
 import { groupByPrompt, sampleRollouts, type Rollout } from '../rollout/rollouts.js';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 
 export interface RlModels {
   /** π_θ, trained. */
@@ -64,6 +67,11 @@ export interface RlRunOptions extends AsyncOptions {
    * advantages and their batch statistics are those of one process with the whole batch.
    */
   group?: ProcessGroup;
+  /**
+   * With rollout.engine openai: the folder the policy's weights are written to for the server (rollout.syncDir
+   * overrides it; runRl: <run>/rollout-weights).
+   */
+  rolloutSyncDir?: string;
 }
 
 /** Seconds per phase of an RL step (verl's timing_s/*). */
@@ -91,6 +99,11 @@ export interface RlStep {
   maxResponseLength: number;
   /** Share of trained responses that reached rollout.maxNewTokens. */
   responseClipRatio: number;
+  /**
+   * |log-prob the sampler reported − π_old's log-prob the trainer computed| over the trained response tokens: 0 up
+   * to rounding when the sampler holds the policy's weights (local, or a server synced each step).
+   */
+  rolloutLogprobDiff?: { mean: number; max: number };
   /** Reward-model loss: the mean over its optimizer steps of each step's loss; absent when no step ran (no reward model, update none, nothing to learn). */
   rmLoss?: number;
   /**
@@ -186,11 +199,24 @@ export class RlSession implements TrainingSession<RlStep> {
       usesRm && config.rewardModel.update !== 'none'
         ? new Trainee(rewardModel!, { lr: config.rewardModel.lr, betas: [0.9, 0.999], weightDecay: 0 }, group)
         : undefined;
+    const { engine, url, model, apiKeyEnv, sync } = config.rollout;
+    const rollouts =
+      engine === 'openai'
+        ? {
+            engine: new OpenAIEngine({ url: url!, model, apiKey: process.env[apiKeyEnv] }),
+            syncDir:
+              sync === 'none'
+                ? undefined
+                : (config.rollout.syncDir ??
+                  options.rolloutSyncDir ??
+                  fail('rollout.syncDir: name a folder both the trainer and the server can read')),
+          }
+        : undefined;
     // One verifier pool for the run's rollouts and evaluations (its workers start at the first check).
     const verifier = new VerifierPool();
     const prompts = new PromptStream(records, config.seed);
     return new RlSession(
-      { models, tokenizer, prompts, verifier, config, options, rm, actor, group },
+      { models, tokenizer, prompts, verifier, config, options, rm, actor, group, rollouts },
       { policy: actor, ...(rm && { 'reward-model': rm }) },
     );
   }
@@ -203,6 +229,7 @@ export class RlSession implements TrainingSession<RlStep> {
     const { config, options, verifier, tokenizer, models } = this.context;
     const stepStart = performance.now();
     const step = this.done;
+    await syncRolloutWeights(this.context, step);
     const { timing, ...record } = await tidy(() => rlStep(step, this.context));
     const { every } = config.eval;
     const evaluate = options.evalRecords?.length && ((every > 0 && (step + 1) % every === 0) || step === config.steps - 1);
@@ -257,6 +284,39 @@ interface StepContext {
   rm?: Trainee;
   actor: Trainee;
   group: ProcessGroup;
+  /** rollout.engine openai: the server, and the folder its weights go through (none: sync off). */
+  rollouts?: { engine: OpenAIEngine; syncDir?: string; synced?: { dir: string; adapter?: string } };
+}
+
+const fail = (message: string): never => {
+  throw new Error(message);
+};
+
+/**
+ * Before a step samples from a server, the policy's current weights reach it (rank 0 writes them, in a new folder
+ * per step: the full checkpoint, or a LoRA actor's adapter, and the server loads them; the other ranks wait), then
+ * the previous folder goes.
+ */
+async function syncRolloutWeights(context: StepContext, step: number): Promise<void> {
+  const { rollouts, config, group, models, options } = context;
+  if (!rollouts?.syncDir) return;
+  const { policy } = models;
+  if (group.rank === 0) {
+    const dir = join(rollouts.syncDir, `step-${String(step).padStart(6, '0')}`);
+    await rm(dir, { recursive: true, force: true }); // a folder of this run's, left by a killed attempt at this step
+    if (policy.lora) await policy.saveAdapter(dir, { signal: options.signal });
+    else await policy.save(dir, { signal: options.signal });
+    let adapter: string | undefined;
+    if (config.rollout.sync === 'reload') await rollouts.engine.reload(policy.lora ? { adapter: dir } : { model: dir }, options.signal);
+    else {
+      adapter = `policy-step-${step}`;
+      await rollouts.engine.loadLoraAdapter(adapter, dir, options.signal);
+      if (rollouts.synced?.adapter) await rollouts.engine.unloadLoraAdapter(rollouts.synced.adapter, options.signal);
+    }
+    if (rollouts.synced) await rm(rollouts.synced.dir, { recursive: true, force: true });
+    rollouts.synced = { dir, adapter };
+  }
+  await group.barrier({ signal: options.signal });
 }
 
 /** Seconds since `since` (a performance.now() reading). */
@@ -280,18 +340,23 @@ async function rlStep(
   // 1. Rollouts, scored, and the prompt groups kept for training.
   const reward = options.reward && ((rollout: Omit<Rollout, 'score'>) => checkedReward(options.reward!(rollout), rewardModel !== undefined));
   const sampling = { generate: 0, verify: 0 };
-  const rollouts = await sampleRollouts(models.policy, tokenizer, prompts.next(Math.ceil(r.promptsPerStep * r.oversample)), {
-    samples: r.samples,
-    temperature: r.temperature,
-    maxNewTokens: r.maxNewTokens,
-    batchSize: r.batchSize,
-    seed: deriveSeed(config.seed, `rollouts-${step}`),
-    verifier,
-    reward,
-    group,
-    signal,
-    timing: sampling,
-  });
+  const rollouts = await sampleRollouts(
+    context.rollouts?.engine ?? models.policy,
+    tokenizer,
+    prompts.next(Math.ceil(r.promptsPerStep * r.oversample)),
+    {
+      samples: r.samples,
+      temperature: r.temperature,
+      maxNewTokens: r.maxNewTokens,
+      batchSize: r.batchSize,
+      seed: deriveSeed(config.seed, `rollouts-${step}`),
+      verifier,
+      reward,
+      group,
+      signal,
+      timing: sampling,
+    },
+  );
   [timing.gen, timing.verify] = [sampling.generate, sampling.verify];
   const sampledGroups = groupByPrompt(rollouts);
   const groups = keepGroups(sampledGroups, r.promptsPerStep, r.maxNewTokens, r.accuracyBounds);
@@ -316,6 +381,7 @@ async function rlStep(
     );
   });
   const candidateStats = candidateSetStats(candidates, batch.mask);
+  const rolloutLogprobDiff = logprobDiff(batch.rows, candidates.oldLogProb);
   timing.oldLogProb = seconds(phase);
 
   // 3. The implicit reward model: online update, then its rewards on this batch, then the advantages.
@@ -439,6 +505,7 @@ async function rlStep(
     meanResponseLength: lengths.reduce((a, x) => a + x, 0) / lengths.length,
     maxResponseLength: Math.max(...lengths),
     responseClipRatio: lengths.filter((length) => length >= r.maxNewTokens).length / lengths.length,
+    rolloutLogprobDiff,
     rmLoss,
     rmAccuracy,
     rmScore,
@@ -468,6 +535,20 @@ function maskedStats(values: Matrix, mask: Matrix): { mean: number; max: number;
     }),
   );
   return count === 0 ? { mean: 0, max: 0, min: 0 } : { mean: sum / count, max, min };
+}
+
+/** Mean and largest |sampler's log-prob − π_old's| over the rows' response tokens; undefined when the sampler gave none. */
+function logprobDiff(rows: readonly Rollout[], oldLogProb: Tensor): { mean: number; max: number } | undefined {
+  const old = oldLogProb.toNested() as number[][];
+  let [sum, count, max] = [0, 0, 0];
+  for (const [b, row] of rows.entries()) {
+    for (const [t, logprob] of row.logprobs.entries()) {
+      if (!Number.isFinite(logprob)) return undefined;
+      const difference = Math.abs(logprob - old[b][t]);
+      [sum, count, max] = [sum + difference, count + 1, Math.max(max, difference)];
+    }
+  }
+  return count === 0 ? undefined : { mean: sum / count, max };
 }
 
 /** Mean size and π_old mass of the candidate sets over response tokens (Table 11). */
