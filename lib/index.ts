@@ -102,6 +102,15 @@ export {
   type BonReport,
 } from './eval/reward-model.js';
 export { evaluateProcessBench, STEP_SCORE_MODES, type StepScoreMode } from './eval/processbench.js';
+export {
+  scoreSteps,
+  rerank,
+  type ImplicitRewardModel,
+  type Solution,
+  type ScoreStepsOptions,
+  type StepScoreReport,
+  type RerankOptions,
+} from './eval/score.js';
 
 // configs
 export { loadRlConfig, resolveRlConfig, RlConfigSchema, RL_PRESETS, RL_PRESET_NAMES, type RlConfig, type RlConfigInput } from './config/rl.js';
