@@ -24,6 +24,8 @@ const sampling = {
   top_k: z.number().int().min(-1).default(-1), // vLLM's: −1 (or 0) is off
   seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullish(),
   stop,
+  /** vLLM's: keep sampling past EOS tokens (to max_tokens). */
+  ignore_eos: z.boolean().default(false),
   stream: z.boolean().default(false),
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullish(),
   user: z.string().optional(),

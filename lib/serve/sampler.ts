@@ -16,6 +16,8 @@ export interface SampleRequest {
   /** Token sequences that end a row (stop strings, tokenized), and the top-K log-probs to record per token. */
   stopSequences: number[][];
   topLogprobs: number;
+  /** Sample past EOS tokens, to maxTokens. */
+  ignoreEos?: boolean;
   /** Streaming: each sample's new tokens (and their log-probs) as they are sampled. */
   onTokens?: (sample: number, tokens: number[], logprobs: number[]) => void;
   /** Aborted when the client has gone: its rows are dropped, and a batch whose every request has gone stops. */
@@ -39,7 +41,7 @@ interface Pending {
 export interface SamplerOptions {
   /** Most rows in one call (default 64). */
   maxBatchRows?: number;
-  /** How long an idle sampler waits for more requests before it starts a call (default 2 ms). */
+  /** How long an idle sampler waits for more requests before it starts a call (default 5 ms; longer while a burst arrives, see gather). */
   gatherMs?: number;
 }
 
@@ -90,13 +92,25 @@ export class Sampler {
     this.running = (async () => {
       try {
         while (this.queue.length > 0) {
-          await new Promise((resolve) => setTimeout(resolve, this.options.gatherMs ?? 2));
+          await this.gather();
           await this.runBatch(this.takeBatch());
         }
       } finally {
         this.running = undefined;
       }
     })();
+  }
+
+  /**
+   * Waits one window for more requests, and another as long as the last one brought some (a burst still arriving),
+   * up to five windows: a lone request waits one window, a burst is sampled together.
+   */
+  private async gather(): Promise<void> {
+    const window = this.options.gatherMs ?? 5;
+    for (let waited = 0, seen = -1; this.queue.length > seen && waited < 5 * window; waited += window) {
+      seen = this.queue.length;
+      await new Promise((resolve) => setTimeout(resolve, window));
+    }
   }
 
   /** The first queued request and every queued one that samples alike, up to the row budget. */
@@ -147,6 +161,7 @@ export class Sampler {
           seed: first.seed ?? this.calls,
           stopSequences: first.stopSequences.length > 0 ? first.stopSequences : undefined,
           topLogprobs: first.topLogprobs,
+          ...(first.ignoreEos && { eosTokenIds: [] }),
           signal: controller.signal,
           onStep: live.some((p) => p.request.onTokens)
             ? (tokens, logprobs, produced) =>
@@ -177,7 +192,7 @@ export class Sampler {
 
 /** What a batch's rows must share: every sampling setting but the prompt, the count and the token budget. */
 function batchKey(r: SampleRequest): string {
-  return JSON.stringify([r.temperature, r.topP, r.topK, r.topLogprobs, r.stopSequences]);
+  return JSON.stringify([r.temperature, r.topP, r.topK, r.topLogprobs, r.stopSequences, r.ignoreEos ?? false]);
 }
 
 /** A row sampled with a larger budget than its request's, cut back to it. */

@@ -46,8 +46,9 @@ export interface ServeOptions {
   maxTokens?: number;
   maxN?: number;
   maxBodyBytes?: number;
-  /** Rows of one batched sampling call (default 64). */
+  /** Rows of one batched sampling call (default 64), and how long an idle server waits for more requests to batch (default 5 ms). */
   maxBatchRows?: number;
+  batchWindowMs?: number;
   /** Enable /v1/reload, which reads any checkpoint folder the server can read (default false). */
   allowReload?: boolean;
   /** Log each request (fastify's logger, JSON lines on stdout). */
@@ -84,7 +85,7 @@ export class ModelServer {
       maxPositions: policy.config.maxPositionEmbeddings,
       vocabSize: policy.config.vocabSize,
     };
-    const sampler = new Sampler(() => state.policy, { maxBatchRows: options.maxBatchRows });
+    const sampler = new Sampler(() => state.policy, { maxBatchRows: options.maxBatchRows, gatherMs: options.batchWindowMs });
     const app = Fastify({ bodyLimit: options.maxBodyBytes ?? 4 << 20, logger: options.log ?? false });
     const status = { draining: false };
     const api = new Api(name, tokenizer, limits, sampler);
@@ -305,6 +306,7 @@ class Api {
       top_p: number;
       top_k: number;
       seed?: number | null;
+      ignore_eos: boolean;
       stream: boolean;
       stream_options?: { include_usage?: boolean } | null;
     },
@@ -333,6 +335,7 @@ class Api {
       seed: body.seed ?? undefined,
       stopSequences,
       topLogprobs,
+      ignoreEos: body.ignore_eos,
       signal: gone.signal,
     };
     const usage = (samples: Sample[][]) => {

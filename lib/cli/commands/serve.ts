@@ -15,6 +15,7 @@ interface ServeArgs {
   'max-n': number;
   'max-body-bytes': number;
   'max-batch-rows': number;
+  'batch-window-ms': number;
   'allow-reload': boolean;
   'shutdown-grace': number;
   log: boolean;
@@ -38,6 +39,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('max-n', { type: 'number', default: 16, describe: 'Largest n (and number of prompts) of a request' })
       .option('max-body-bytes', { type: 'number', default: 4 << 20, describe: 'Largest request body' })
       .option('max-batch-rows', { type: 'number', default: 64, describe: 'Rows of one batched sampling call' })
+      .option('batch-window-ms', { type: 'number', default: 5, describe: 'How long an idle server waits for more requests to batch' })
       .option('allow-reload', { type: 'boolean', default: false, describe: 'Enable POST /v1/reload {"model": DIR} (new weights from a checkpoint)' })
       .option('shutdown-grace', { type: 'number', default: 30, describe: 'Seconds in-flight requests get to finish after SIGTERM' })
       .option('log', { type: 'boolean', default: false, describe: 'Log every request (JSON lines on stdout)' })
@@ -46,6 +48,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
           if (!(Number.isInteger(args[name]) && args[name] >= 1)) throw new Error(`--${name} must be a positive integer`);
         }
         if (!(Number.isInteger(args.port) && args.port >= 0 && args.port <= 65535)) throw new Error('--port must be in [0, 65535]');
+        if (!(args['batch-window-ms'] >= 0)) throw new Error('--batch-window-ms must be >= 0');
         return true;
       }),
   handler: async (args) => {
@@ -62,6 +65,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       maxN: args['max-n'],
       maxBodyBytes: args['max-body-bytes'],
       maxBatchRows: args['max-batch-rows'],
+      batchWindowMs: args['batch-window-ms'],
       allowReload: args['allow-reload'],
       log: args.log,
     });
