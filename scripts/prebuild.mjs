@@ -1,24 +1,49 @@
 #!/usr/bin/env node
-// Packs the built addon as a prebuilt binary where node-gyp-build looks for one:
-// prebuilds/<platform>-<arch>/prefix_rl.napi.node, with a JSON note of the libtorch it is linked against. A
-// prebuilt binary only loads next to that libtorch (its RUNPATH), which `prefix-rl env` reports.
-import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+// `npm run prebuild`: builds the portable addon (no RUNPATH; scripts/build-native.mjs --portable) against the
+// libtorch found here and packs it where the loader (lib/native/loader.ts) looks:
+//   prebuilds/<platform>-<arch>/prefix_rl.torch<major.minor>.<variant>.node   (variant: cpu, cuda12, cuda13)
+//   prebuilds/<platform>-<arch>/prefix_rl.torch<major.minor>.<variant>.json   (what it was built for)
+// --no-build packs an existing build-prebuild/prefix_rl.node. The CI workflow (.github/workflows/prebuild.yml) runs
+// this on each platform and variant; the package ships every binary, and no libtorch.
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findLibtorch } from './find-libtorch.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const built = join(root, 'build/Release/prefix_rl.node');
+const built = join(root, 'build-prebuild/prefix_rl.node');
+if (!process.argv.includes('--no-build')) {
+  const result = spawnSync(process.execPath, [join(root, 'scripts/build-native.mjs'), '--portable'], { cwd: root, stdio: 'inherit' });
+  if (result.status !== 0) process.exit(result.status ?? 1);
+}
 if (!existsSync(built)) {
-  process.stderr.write('prebuild: build/Release/prefix_rl.node is missing; run `npm run build:native` first\n');
+  process.stderr.write('prebuild: build-prebuild/prefix_rl.node is missing; run without --no-build\n');
   process.exit(1);
 }
-const target = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
-mkdirSync(target, { recursive: true });
-copyFileSync(built, join(target, 'prefix_rl.napi.node'));
+const torch = await findLibtorch();
+const torchMinor = torch.version.split('.').slice(0, 2).join('.');
+// The loader's own preload, then the binary: it must load with this libtorch before it is packed.
+const { preloadLibtorch } = await import(join(root, 'dist/lib/native/loader.js'));
+preloadLibtorch(torch.libDir);
 const info = createRequire(import.meta.url)(built).buildInfo();
-writeFileSync(
-  join(target, 'libtorch.json'),
-  JSON.stringify({ torchVersion: info.torchVersion, torchLibDir: info.torchLibDir, cudaKernels: info.cudaKernels }, null, 2) + '\n',
-);
-process.stdout.write(`prebuild: wrote ${target}/prefix_rl.napi.node (libtorch ${info.torchVersion} at ${info.torchLibDir})\n`);
+const dir = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+const name = `prefix_rl.torch${torchMinor}.${torch.variant}`;
+mkdirSync(dir, { recursive: true });
+const manifest = {
+  platform: process.platform,
+  arch: process.arch,
+  torch: torchMinor,
+  torchVersion: info.torchVersion,
+  variant: torch.variant,
+  napi: info.napiVersion,
+  distributed: info.distributedBackends,
+  cudaKernels: info.cudaKernels,
+  compiler: info.compiler,
+};
+// The binary first, then its .json: the loader only considers a binary with a .json.
+copyFileSync(built, join(dir, `${name}.node.tmp`));
+renameSync(join(dir, `${name}.node.tmp`), join(dir, `${name}.node`));
+writeFileSync(join(dir, `${name}.json`), JSON.stringify(manifest, null, 2) + '\n');
+process.stdout.write(`prebuild: wrote prebuilds/${process.platform}-${process.arch}/${name}.node (libtorch ${info.torchVersion} ${torch.variant})\n`);

@@ -1,9 +1,8 @@
-// Loads the native addon (build/Release, then prebuilds/ via node-gyp-build) and declares its whole raw surface:
+// Loads the native addon (the binary loader.ts chooses: a source build, or a prebuilt one with its libtorch) and declares its whole raw surface:
 // the handle classes (NativeTensor, CancelToken, NativeModel, NativeAdamW) and the functions (ops, objectives,
 // models, optimizers, safetensors). Library code uses the typed wrappers in lib/tensor, lib/ops and lib/model; this
 // file is the only place that sees the addon.
-import { createRequire } from 'node:module';
-import { packageRoot } from '../util/package.js';
+import { chooseAddon, loadChosen, type AddonChoice } from './loader.js';
 
 export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int32' | 'int64' | 'bool' | 'uint8';
 /** meta: tensors with shapes and no data (shape checks; device tests without a GPU). Models live on cpu or cuda. */
@@ -256,24 +255,29 @@ export interface NativeAddon {
   writeSafetensors(path: string, tensors: Record<string, NativeTensor>, metadata: Record<string, string>, cancel?: NativeCancelToken): Promise<void>;
 }
 
-let cached: NativeAddon | undefined;
+let cached: { addon: NativeAddon; choice: AddonChoice } | undefined;
 
-/** The loaded addon. Throws an Error explaining how to build it when no binary loads. */
+/** The loaded addon (loader.ts chooses the binary). Throws an Error with what was tried and the fixes when none loads. */
 export function addon(): NativeAddon {
+  return loaded().addon;
+}
+
+/** Which binary was loaded, and why (`prefix-rl env`). */
+export function addonChoice(): AddonChoice {
+  return loaded().choice;
+}
+
+function loaded(): { addon: NativeAddon; choice: AddonChoice } {
   if (cached) return cached;
-  const root = packageRoot();
-  const require = createRequire(import.meta.url);
+  const choice = chooseAddon();
   try {
-    // PREFIX_RL_ADDON: a binary of its own (the AddressSanitizer build of `npm run build:native -- --sanitize`).
-    const explicit = process.env.PREFIX_RL_ADDON;
-    const load = require('node-gyp-build') as (dir: string) => NativeAddon;
-    cached = explicit ? (require(explicit) as NativeAddon) : load(root);
+    cached = { addon: loadChosen<NativeAddon>(choice), choice };
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     const hint = /libtorch|libc10|\.so/.test(reason)
       ? 'The binary was built against a libtorch that is not where it was found at build time; rebuild with `npm run build:native`.'
       : 'Build it with `npm run build:native` (it finds or fetches libtorch; see `npm run libtorch`).';
-    throw new Error(`prefix-rl: the native addon did not load (${reason.split('\n')[0]}). ${hint}`);
+    throw new Error(`prefix-rl: the native addon ${choice.binary} did not load (${reason.split('\n')[0]}). ${hint}`);
   }
   return cached;
 }

@@ -1,11 +1,14 @@
 // Runtime facts and settings of the native core, for `prefix-rl env` and for library users.
-import { addon, type BuildInfo, type RuntimeInfo } from './addon.js';
+import { addon, addonChoice, type BuildInfo, type RuntimeInfo } from './addon.js';
+import type { AddonChoice } from './loader.js';
 
 export interface EnvironmentReport {
   node: string;
   platform: string;
   build: BuildInfo;
   runtime: RuntimeInfo;
+  /** The binary loaded and why (a source build, or a prebuilt one with the libtorch it was matched to). */
+  addon: AddonChoice;
 }
 
 export function environmentReport(): EnvironmentReport {
@@ -15,6 +18,7 @@ export function environmentReport(): EnvironmentReport {
     platform: `${process.platform}-${process.arch}`,
     build: native.buildInfo(),
     runtime: native.runtimeInfo(),
+    addon: addonChoice(),
   };
 }
 

@@ -19,7 +19,10 @@ export const envCommand: CommandModule<object, EnvArgs> = {
     const { build, runtime } = report;
     const lines = [
       `node          ${report.node} (${report.platform})`,
-      `libtorch      ${build.torchVersion} ${runtime.cudaAvailable ? 'CUDA' : 'CPU'}  (${build.torchLibDir})`,
+      `libtorch      ${build.torchVersion} ${runtime.cudaAvailable ? 'CUDA' : 'CPU'}  (${report.addon.libtorch?.libDir ?? build.torchLibDir})`,
+      `binary        ${report.addon.binary}`,
+      `              ${report.addon.kind}: ${report.addon.reason}`,
+      ...report.addon.passedOver.map((line) => `              passed over ${line}`),
       `addon         ${build.buildType}, N-API ${build.napiVersion}, gcc ${build.compiler}, CUDA kernels ${build.cudaKernels ? 'built in' : build.cudaCompiled ? 'compiled (link check only)' : 'not built'}`,
       `cuda          ${runtime.cudaAvailable ? `${runtime.cudaDeviceCount} device(s)` : 'not available'}`,
       ...runtime.cudaDevices.map(
