@@ -170,7 +170,11 @@ class ProcessGroup {
         for (int64_t size : shapes.back()) numel *= size;
         longest = std::max(longest, numel);
       }
-      // Then the data, padded to the longest.
+      // Then the data, padded to the longest (nothing to send when every tensor is empty).
+      if (longest == 0) {
+        for (int r = 0; r < world_size_; ++r) out.push_back(at::empty(shapes[r], tensor.options()));
+        return;
+      }
       at::Tensor padded = at::zeros({longest}, tensor.options().device(at::kCPU));
       padded.slice(0, 0, tensor.numel()).copy_(tensor.detach().reshape({-1}));
       const std::vector<at::Tensor> parts = gather_equal(padded);

@@ -122,5 +122,5 @@ test('installed from the tarball without a compiler, with libtorch moved, it loa
   expect(mismatch.status).toBe(1);
   expect(mismatch.stderr).toMatch(/no native binary can be loaded/);
   expect(mismatch.stderr).toMatch(/built for libtorch [\d.]+ \w+, but the libtorch found is 2\.12\.0 cpu \(LIBTORCH/);
-  expect(mismatch.stderr).toMatch(/Fixes:[\s\S]*LIBTORCH[\s\S]*npm rebuild prefix-rl/);
+  expect(mismatch.stderr).toMatch(/Fixes:[\s\S]*LIBTORCH[\s\S]*scripts\/build-native\.mjs/);
 });

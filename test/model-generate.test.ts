@@ -76,7 +76,8 @@ describe('sampling controls', () => {
     expect(tokensOf(first)).not.toEqual(greedyTokens);
   });
 
-  test('onStep streams every row’s tokens as sampled, all before the result; a throwing onStep fails the call', async () => {
+  test('onStep streams every row’s tokens as sampled, all before the result; a throwing onStep fails the call, leaking nothing', async () => {
+    const before = liveTensors();
     const steps: { tokens: number[]; logprobs: number[]; produced: number[] }[] = [];
     const out = await model.generate(prompts, {
       maxNewTokens: 8,
@@ -98,6 +99,7 @@ describe('sampling controls', () => {
         },
       }),
     ).rejects.toThrow(/the consumer failed/);
+    expect(liveTensors()).toBe(before);
   });
 
   test('top-k 1 and a tiny top-p are greedy', async () => {

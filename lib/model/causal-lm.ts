@@ -290,12 +290,15 @@ export class CausalLM {
       const raw = await withCancel(signal, (token) =>
         this.native.generate(inputIds.native, attentionMask.native, { ...sampling, maxNewTokens, eosTokenIds, onStep: stepped }, token),
       );
-      const steps = raw.tokens.shape[1];
+      // Wrapped at once, so that the enclosing tidy disposes them whatever happens next.
+      const [tokensT, logprobsT, lengthsT, reasonsT] = [raw.tokens, raw.logprobs, raw.lengths, raw.finishReasons].map((t) => Tensor.wrap(t));
+      const [topTokensT, topLogprobsT] = [raw.topTokens, raw.topLogprobs].map((t) => t && Tensor.wrap(t));
+      const steps = tokensT.shape[1];
       if (stepped && delivered < steps) await new Promise<void>((resolve) => (allDelivered = () => delivered >= steps && resolve()));
       if (failure !== undefined) throw failure;
-      const [tokens, logprobs, lengths, reasons] = [raw.tokens, raw.logprobs, raw.lengths, raw.finishReasons].map((t) => Tensor.wrap(t).toNested());
-      const topTokens = raw.topTokens && (Tensor.wrap(raw.topTokens).toNested() as number[][][]);
-      const topLogprobs = raw.topLogprobs && (Tensor.wrap(raw.topLogprobs).toNested() as number[][][]);
+      const [tokens, logprobs, lengths, reasons] = [tokensT, logprobsT, lengthsT, reasonsT].map((t) => t.toNested());
+      const topTokens = topTokensT && (topTokensT.toNested() as number[][][]);
+      const topLogprobs = topLogprobsT && (topLogprobsT.toNested() as number[][][]);
       return prompts.map((_, row): Generation => {
         const length = (lengths as number[])[row];
         const generation: Generation = {

@@ -163,7 +163,7 @@ export function chooseAddon(root = packageRoot()): AddonChoice {
       ...passedOver.map((line) => `  - ${line}`),
       'Fixes:',
       "  - point LIBTORCH at a libtorch of a prebuilt version and variant (a torch wheel's torch/ directory or an unpacked libtorch zip), or install that torch with pip;",
-      '  - or build from source: a C++17 compiler and CMake ≥ 3.18, then `npm rebuild prefix-rl` (or `npm run build:native` in a checkout).',
+      '  - or build from source (a C++17 compiler and CMake ≥ 3.18): node node_modules/prefix-rl/scripts/build-native.mjs (in a checkout: npm run build:native);',
       LIBTORCH_HOW_TO,
     ].join('\n'),
   );

@@ -37,9 +37,13 @@ export class OpenAIEngine implements Pick<CausalLM, 'generate'> {
 
   /**
    * Samples each prompt's continuation: consecutive equal prompts become one request with n samples, and every
-   * request is sent at once (the server batches them). `seed` seeds request i with seed + its first row.
+   * request is sent at once (the server batches them). `seed` seeds request i with seed + its first row. Of
+   * GenerateOptions it honours maxNewTokens, temperature, topP, topK, seed and signal (the others are refused).
    */
   async generate(prompts: readonly (readonly number[])[], options: GenerateOptions): Promise<Generation[]> {
+    const unsupported = (['eosTokenIds', 'stopSequences', 'topLogprobs', 'onStep'] as const).filter((key) => options[key] !== undefined);
+    if (unsupported.length > 0)
+      throw new Error(`sampling through ${this.url} does not support ${unsupported.join(', ')} (the server's model config decides EOS)`);
     const model = await this.modelId(options.signal);
     const groups: { prompt: readonly number[]; first: number; n: number }[] = [];
     prompts.forEach((prompt, row) => {
