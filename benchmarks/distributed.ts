@@ -17,29 +17,13 @@ import { loadTokenizer } from '../lib/tokenizer/index.js';
 import { RlSession } from '../lib/train/rl.js';
 import { SftSession, type SftExample } from '../lib/train/sft.js';
 import { Rng } from '../lib/util/rng.js';
+import { qwen3Shaped } from './qwen3-shape.js';
 
 const flag = (name: string, fallback: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
 const [hidden, layers, vocab, steps, threads] = ['hidden', 'layers', 'vocab', 'steps', 'threads'].map((name, i) =>
   Number(flag(name, ['512', '6', '8192', '4', '2'][i])),
 );
-const modelConfig = {
-  architectures: ['Qwen3ForCausalLM'],
-  model_type: 'qwen3',
-  hidden_size: hidden,
-  intermediate_size: 3 * hidden,
-  num_hidden_layers: layers,
-  num_attention_heads: hidden / 64,
-  num_key_value_heads: hidden / 128,
-  head_dim: 64,
-  vocab_size: vocab,
-  max_position_embeddings: 4096,
-  rms_norm_eps: 1e-6,
-  rope_theta: 1000000,
-  tie_word_embeddings: true,
-  bos_token_id: 1,
-  eos_token_id: 2,
-  pad_token_id: 0,
-};
+const modelConfig = qwen3Shaped({ hidden, layers, vocab });
 
 /** Times the group's gradient all-reduce. */
 function timed(group: ProcessGroup, spent: { seconds: number }): ProcessGroup {

@@ -16,6 +16,7 @@ import { initModel } from '../lib/model/index.js';
 import { environmentReport } from '../lib/native/runtime.js';
 import { makeRlRecords } from '../lib/task/index.js';
 import { trainRl } from '../lib/train/rl.js';
+import { qwen3Shaped } from './qwen3-shape.js';
 import { loadTokenizer } from '../lib/tokenizer/index.js';
 
 const flag = (name: string, fallback: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
@@ -23,23 +24,17 @@ const layers = Number(flag('layers', '4'));
 const [prompts, samples, tokens] = [Number(flag('prompts', '4')), Number(flag('samples', '4')), Number(flag('tokens', '128'))];
 const rssMiB = (field: 'VmRSS' | 'VmHWM') => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync('/proc/self/status', 'utf8'))?.[1]) / 1024;
 
-const QWEN3_06B = {
-  architectures: ['Qwen3ForCausalLM'],
-  model_type: 'qwen3',
-  hidden_size: 1024,
-  intermediate_size: 3072,
-  num_attention_heads: 16,
-  num_key_value_heads: 8,
-  head_dim: 128,
-  vocab_size: 151936,
-  max_position_embeddings: 40960,
-  rms_norm_eps: 1e-6,
-  rope_theta: 1000000,
-  tie_word_embeddings: true,
-  bos_token_id: 1,
-  eos_token_id: 2,
-  pad_token_id: 0,
-};
+// Qwen3-0.6B: hidden 1024, 16 heads of 128 over 8 KV heads, SwiGLU 3072, V = 151,936, tied.
+const QWEN3_06B = qwen3Shaped({
+  hidden: 1024,
+  layers: 0,
+  vocab: 151936,
+  headDim: 128,
+  heads: 16,
+  kvHeads: 8,
+  intermediate: 3072,
+  maxPositions: 40960,
+});
 
 /** One step in this process: prints {peakMiB, seconds} as JSON. */
 async function child(fusedHead: boolean): Promise<void> {

@@ -9,30 +9,14 @@ import { join } from 'node:path';
 import { initModel, type CausalLM } from '../lib/model/index.js';
 import { ModelServer } from '../lib/serve/index.js';
 import { loadTokenizer } from '../lib/tokenizer/index.js';
+import { qwen3Shaped } from './qwen3-shape.js';
 
 const flag = (name: string, fallback: string) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback);
 const [hidden, layers, tokens, requests] = [flag('hidden', '512'), flag('layers', '6'), flag('tokens', '64'), flag('requests', '16')];
 const FIXTURE = join(process.cwd(), 'fixtures/models/qwen3-tiny'); // its tokenizer (vocabulary 83)
 
 const dir = await mkdtemp(join(tmpdir(), 'prefix-rl-bench-serve-'));
-const config = {
-  architectures: ['Qwen3ForCausalLM'],
-  model_type: 'qwen3',
-  hidden_size: hidden,
-  intermediate_size: 3 * hidden,
-  num_hidden_layers: layers,
-  num_attention_heads: hidden / 64,
-  num_key_value_heads: hidden / 128,
-  head_dim: 64,
-  vocab_size: 83,
-  max_position_embeddings: 1024,
-  rms_norm_eps: 1e-6,
-  rope_theta: 1000000,
-  tie_word_embeddings: true,
-  bos_token_id: 1,
-  eos_token_id: 2,
-  pad_token_id: 0,
-};
+const config = qwen3Shaped({ hidden, layers, vocab: 83, maxPositions: 1024 });
 const model: CausalLM = await initModel(config, { seed: 1, tokenizerFrom: FIXTURE });
 await model.save(join(dir, 'model'));
 const tokenizer = await loadTokenizer(FIXTURE);

@@ -12,6 +12,16 @@ const timeoutSeconds = Number(process.env.PREFIX_RL_DIST_TIMEOUT ?? 60);
 const group = await initProcessGroup(env, { timeoutSeconds, bucketBytes: 64 });
 const { rank } = group;
 const out = { rank };
+
+/** One all-reduce, its failure and how long it took to fail recorded in `out`. */
+async function timedAllReduce() {
+  const start = performance.now();
+  try {
+    await group.allReduce([Tensor.from(Float32Array.from([1]), [1])]);
+  } catch (err) {
+    Object.assign(out, { error: err.message, code: err.code, seconds: (performance.now() - start) / 1000 });
+  }
+}
 try {
   if (scenario === 'collectives') {
     const a = Tensor.from(
@@ -58,25 +68,11 @@ try {
   } else if (scenario === 'hangs') {
     // Rank 1 is alive but late by three timeouts: the others' collective times out naming it.
     if (rank === 1) await new Promise((resolve) => setTimeout(resolve, 3000 * timeoutSeconds));
-    const start = performance.now();
-    try {
-      await group.allReduce([Tensor.from(Float32Array.from([1]), [1])]);
-    } catch (err) {
-      out.error = err.message;
-      out.code = err.code;
-      out.seconds = (performance.now() - start) / 1000;
-    }
+    await timedAllReduce();
   } else if (scenario === 'dies') {
     await group.barrier();
     if (rank === 1) process.exit(3);
-    const start = performance.now();
-    try {
-      await group.allReduce([Tensor.from(Float32Array.from([1]), [1])]);
-    } catch (err) {
-      out.error = err.message;
-      out.code = err.code;
-      out.seconds = (performance.now() - start) / 1000;
-    }
+    await timedAllReduce();
   }
 } catch (err) {
   out.error = err.message;
