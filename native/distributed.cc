@@ -12,6 +12,8 @@
 #include "tensor.h"
 
 #ifdef PREFIX_RL_GLOO
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
@@ -187,6 +189,33 @@ class ProcessGroup {
     return out;
   }
 
+  // A sum of `flat` in place, launched now and finished by wait(): the gradient reducer's buckets, which start
+  // during the backward.
+  struct Launched {
+    c10::intrusive_ptr<c10d::Work> work;
+    int64_t seq = 0;
+  };
+  Launched launch_sum(at::Tensor& flat) {
+    Launched launched;
+    launched.seq = collective(kGradients, [&]() {
+      std::vector<at::Tensor> tensors{flat};
+      c10d::AllreduceOptions options;
+      options.reduceOp = c10d::ReduceOp::SUM;
+      options.timeout = timeout_;
+      launched.work = gloo_->allreduce(tensors, options);
+    });
+    return launched;
+  }
+  void wait(const Launched& launched) {
+    try {
+      launched.work->wait();
+    } catch (const c10::Error& e) {
+      throw Error(ErrorCode::Distributed, describe_failure(kGradients, launched.seq, e.what_without_backtrace()));
+    } catch (const std::exception& e) {
+      throw Error(ErrorCode::Distributed, describe_failure(kGradients, launched.seq, e.what()));
+    }
+  }
+
   // Returns when every rank has arrived; rank 0's error names the ranks that did not within the timeout.
   void barrier() {
     collective("barrier", [&]() {
@@ -222,14 +251,17 @@ class ProcessGroup {
     }
   }
 
-  // Runs one collective: announces the arrival, runs `body` (which waits for its work), and turns a failure into
-  // an error that names the ranks that never reached this collective.
+  static constexpr const char* kGradients = "allReduce of gradients";
+
+  // Runs one collective: announces the arrival, runs `body` (which waits for its work, or launches it), and turns a
+  // failure into an error that names the ranks that never reached this collective. Returns its number.
   template <typename Body>
-  void collective(const char* name, Body&& body) {
+  int64_t collective(const char* name, Body&& body) {
     const int64_t seq = ++collectives_;
     try {
       store_->set(arrival_key(rank_), bytes(std::to_string(seq)));
       body();
+      return seq;
     } catch (const Error&) {
       throw;  // already ours (a mismatch between ranks, bad input)
     } catch (const c10::Error& e) {
@@ -287,15 +319,194 @@ struct DistributedState {
 
 namespace {
 
+ProcessGroup& joined(DistributedState& state) {
+  if (!state.group) throw Error(ErrorCode::Distributed, "no process group: call initProcessGroup first");
+  return *state.group;
+}
+
+}  // namespace
+
+#ifdef PREFIX_RL_GLOO
+
+// Sums gradients over the ranks while the backward still runs, in buckets as DDP's Reducer does: parameters are
+// bucketed in reverse order (the order the backward finishes them), and once the armed backward has accumulated
+// every gradient of a bucket (a post-accumulate hook per parameter), the bucket's all-reduce starts on Gloo's
+// threads. Buckets start strictly in order, so every rank issues the same collectives in the same order whenever
+// its gradients are ready; finish() starts the rest (a rank without micro-batches starts them all), waits, and
+// writes the sums back. Each bucket carries one flag per parameter, 1 where its rank had a gradient: a parameter
+// no rank had a gradient for keeps none, as the optimizer of one process then skips it.
+class GradientReducer : public std::enable_shared_from_this<GradientReducer> {
+ public:
+  GradientReducer(std::shared_ptr<DistributedState> state, std::vector<at::Tensor> parameters, int64_t bucket_bytes)
+      : state_(std::move(state)), parameters_(std::move(parameters)), bucket_of_(parameters_.size()) {
+    std::map<at::ScalarType, size_t> open;  // dtype → its bucket being filled
+    std::map<size_t, int64_t> filled;
+    for (size_t i = parameters_.size(); i-- > 0;) {
+      const at::Tensor& p = parameters_[i];
+      const int64_t size = p.numel() * p.element_size();
+      auto found = open.find(p.scalar_type());
+      if (found == open.end() || filled[found->second] + size > bucket_bytes) {
+        buckets_.push_back(Bucket{{}, p.scalar_type()});
+        found = open.insert_or_assign(p.scalar_type(), buckets_.size() - 1).first;
+      }
+      buckets_[found->second].members.push_back(i);
+      filled[found->second] += size;
+      bucket_of_[i] = found->second;
+    }
+  }
+
+  // Counts the next backward's gradients (the last micro-batch of a step); installs the hooks the first time.
+  void arm() {
+    if (!hooked_) {
+      std::weak_ptr<GradientReducer> self = weak_from_this();
+      for (size_t i = 0; i < parameters_.size(); ++i) {
+        if (!parameters_[i].requires_grad()) invalid_argument("the gradient reducer's parameters must require grad");
+        torch::autograd::impl::set_post_acc_grad_hooks(parameters_[i], std::make_unique<ReadyHook>(self, i));
+      }
+      hooked_ = true;
+    }
+    armed_ = true;
+  }
+
+  // Starts the buckets not started yet, waits for all, writes the sums into the gradients; returns how many of the
+  // buckets had started during the backward.
+  double finish() {
+    ProcessGroup& group = joined(*state_);
+    armed_ = false;
+    const size_t early = next_;
+    while (next_ < buckets_.size()) launch(next_++);
+    at::NoGradGuard no_grad;
+    for (Bucket& bucket : buckets_) {
+      group.wait(bucket.launched);
+      const int64_t flags = bucket.flat.numel() - static_cast<int64_t>(bucket.members.size());
+      const at::Tensor had = bucket.flat.slice(0, flags).to(at::kFloat).cpu();
+      int64_t offset = 0;
+      for (size_t k = 0; k < bucket.members.size(); ++k) {
+        const at::Tensor& p = parameters_[bucket.members[k]];
+        const at::Tensor sum = bucket.flat.slice(0, offset, offset + p.numel()).view(p.sizes());
+        offset += p.numel();
+        if (had[k].item<float>() == 0)
+          p.mutable_grad() = at::Tensor();
+        else if (p.grad().defined())
+          p.mutable_grad().copy_(sum);
+        else
+          p.mutable_grad() = sum.to(p.device()).clone();
+      }
+      bucket.flat = at::Tensor();
+      bucket.launched = {};
+      bucket.ready = 0;
+    }
+    next_ = 0;  // the next step starts from the first bucket again
+    return static_cast<double>(early);
+  }
+
+  size_t buckets() const { return buckets_.size(); }
+
+  void remove_hooks() {
+    if (!hooked_) return;
+    for (const at::Tensor& p : parameters_) torch::autograd::impl::set_post_acc_grad_hooks(p, nullptr);
+    hooked_ = false;
+  }
+
+ private:
+  struct Bucket {
+    std::vector<size_t> members;  // parameter indices, in the order the backward finishes them
+    at::ScalarType dtype;
+    size_t ready = 0;
+    at::Tensor flat;  // the members' gradients, then one flag per member
+    ProcessGroup::Launched launched;
+  };
+
+  struct ReadyHook : torch::autograd::PostAccumulateGradHook {
+    ReadyHook(std::weak_ptr<GradientReducer> reducer, size_t index) : reducer(std::move(reducer)), index(index) {}
+    void operator()(const torch::autograd::Variable&) override {
+      if (auto r = reducer.lock()) r->ready(index);
+    }
+    std::weak_ptr<GradientReducer> reducer;
+    size_t index;
+  };
+
+  void ready(size_t index) {
+    if (!armed_) return;
+    Bucket& bucket = buckets_[bucket_of_[index]];
+    if (++bucket.ready < bucket.members.size()) return;
+    while (next_ < buckets_.size() && buckets_[next_].ready == buckets_[next_].members.size()) launch(next_++);
+  }
+
+  void launch(size_t index) {
+    at::NoGradGuard no_grad;
+    Bucket& bucket = buckets_[index];
+    std::vector<at::Tensor> parts;
+    std::vector<double> had;
+    for (size_t i : bucket.members) {
+      const at::Tensor& p = parameters_[i];
+      const at::Tensor& grad = p.grad();
+      parts.push_back(grad.defined() ? grad.detach().reshape({-1}).to(at::kCPU) : at::zeros({p.numel()}, p.options().device(at::kCPU)));
+      had.push_back(grad.defined() ? 1.0 : 0.0);
+    }
+    parts.push_back(at::tensor(had, at::kDouble).to(bucket.dtype));
+    bucket.flat = at::cat(parts);
+    bucket.launched = joined(*state_).launch_sum(bucket.flat);
+  }
+
+  std::shared_ptr<DistributedState> state_;
+  std::vector<at::Tensor> parameters_;
+  std::vector<size_t> bucket_of_;
+  std::vector<Bucket> buckets_;
+  size_t next_ = 0;
+  bool armed_ = false;
+  bool hooked_ = false;
+};
+
+namespace {
+
+// new NativeGradientReducer(parameters, bucketBytes?): arm(cancel?), finish(cancel?), close(cancel?), each a
+// compute-thread job in order with the backward passes around it.
+class GradientReducerHandle : public Napi::ObjectWrap<GradientReducerHandle> {
+ public:
+  static Napi::Function define_class(Napi::Env env) {
+    return DefineClass(env, "NativeGradientReducer",
+                       {InstanceMethod<&GradientReducerHandle::arm>("arm"), InstanceMethod<&GradientReducerHandle::finish>("finish"),
+                        InstanceMethod<&GradientReducerHandle::close>("close")});
+  }
+
+  explicit GradientReducerHandle(const Napi::CallbackInfo& info);
+
+ private:
+  Napi::Value arm(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value { return run_async(info.Env(), info[0], [reducer = reducer_]() { reducer->arm(); }); });
+  }
+  Napi::Value finish(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      return run_async(info.Env(), info[0], [reducer = reducer_]() -> Completion {
+        const double early = reducer->finish();
+        const double buckets = static_cast<double>(reducer->buckets());
+        return [early, buckets](Napi::Env env) -> Napi::Value {
+          Napi::Object out = Napi::Object::New(env);
+          out.Set("buckets", buckets);
+          out.Set("startedDuringBackward", early);
+          return out;
+        };
+      });
+    });
+  }
+  Napi::Value close(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value { return run_async(info.Env(), info[0], [reducer = reducer_]() { reducer->remove_hooks(); }); });
+  }
+
+  std::shared_ptr<GradientReducer> reducer_;
+};
+
+}  // namespace
+
+#endif
+
+namespace {
+
 std::shared_ptr<DistributedState> state(Napi::Env env) {
   AddonData& data = addon_data(env);
   if (!data.distributed) data.distributed = std::make_shared<DistributedState>();
   return data.distributed;
-}
-
-ProcessGroup& joined(DistributedState& state) {
-  if (!state.group) throw Error(ErrorCode::Distributed, "no process group: call initProcessGroup first");
-  return *state.group;
 }
 
 [[maybe_unused]] int64_t bucket_bytes_arg(const Napi::Value& value) {
@@ -398,6 +609,17 @@ Napi::Value dist_all_gather(const Napi::CallbackInfo& info) {
   });
 }
 
+}  // namespace
+
+GradientReducerHandle::GradientReducerHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GradientReducerHandle>(info) {
+  guarded(info, [&]() -> Napi::Value {
+    reducer_ = std::make_shared<GradientReducer>(state(info.Env()), arg_tensors(info[0], "parameters"), bucket_bytes_arg(info[1]));
+    return info.Env().Undefined();
+  });
+}
+
+namespace {
+
 // distBarrier(cancel?) → Promise<void>.
 Napi::Value dist_barrier(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value { return run_async(info.Env(), info[0], [state = state(info.Env())]() { joined(*state).barrier(); }); });
@@ -415,6 +637,7 @@ void register_distributed(Napi::Env env, Napi::Object exports) {
   exports.Set("distBroadcast", Napi::Function::New(env, dist_broadcast, "distBroadcast"));
   exports.Set("distAllGather", Napi::Function::New(env, dist_all_gather, "distAllGather"));
   exports.Set("distBarrier", Napi::Function::New(env, dist_barrier, "distBarrier"));
+  exports.Set("NativeGradientReducer", GradientReducerHandle::define_class(env));
 #endif
 }
 

@@ -9,6 +9,18 @@ import type { LaunchEnv } from './env.js';
 
 export type ReduceOp = 'sum' | 'max' | 'min' | 'product';
 
+/**
+ * Sums a model's gradients over the ranks, overlapped with the backward: `arm()` before a step's last backward (on
+ * this rank), `finish()` after it, when every gradient holds the sum.
+ */
+export interface GradientReducer {
+  arm(options?: AsyncOptions): Promise<void>;
+  /** Resolves to the number of buckets and how many of them started before the backward ended. */
+  finish(options?: AsyncOptions): Promise<{ buckets: number; startedDuringBackward: number }>;
+  /** Removes its hooks from the parameters. */
+  close(): Promise<void>;
+}
+
 /** The collectives training uses; every rank must call them in the same order with matching arguments. */
 export interface ProcessGroup {
   readonly rank: number;
@@ -19,6 +31,11 @@ export interface ProcessGroup {
   allReduceNumbers(values: readonly number[], op?: ReduceOp, options?: AsyncOptions): Promise<number[]>;
   /** Sums every parameter's gradient over the ranks in place; a parameter with none contributes zeros. */
   allReduceGradients(parameters: Iterable<Tensor>, options?: AsyncOptions): Promise<void>;
+  /**
+   * The same sum, started during the backward: buckets of 25 MiB (bucketBytes) in reverse parameter order, each
+   * launched once the armed backward has accumulated all its gradients (DDP's Reducer, on Gloo).
+   */
+  gradientReducer(parameters: Iterable<Tensor>): GradientReducer;
   /** Every rank's tensors take `root`'s values, in place. */
   broadcast(tensors: readonly Tensor[], root?: number, options?: AsyncOptions): Promise<void>;
   /** Every rank's tensor, in rank order (shapes may differ; dtype and number of dimensions may not). */
@@ -38,6 +55,7 @@ export const SINGLE_PROCESS: ProcessGroup = {
   allReduce: async () => {},
   allReduceNumbers: async (values) => [...values],
   allReduceGradients: async () => {},
+  gradientReducer: () => ({ arm: async () => {}, finish: async () => ({ buckets: 0, startedDuringBackward: 0 }), close: async () => {} }),
   broadcast: async () => {},
   allGather: async (tensor) => [tensor],
   allGatherObjects: async <T>(value: T) => [value],
@@ -116,6 +134,18 @@ class GlooGroup implements ProcessGroup {
         token,
       ),
     );
+  }
+
+  gradientReducer(parameters: Iterable<Tensor>): GradientReducer {
+    const native = new (this.op().NativeGradientReducer!)(
+      [...parameters].map((t) => t.native),
+      this.bucketBytes,
+    );
+    return {
+      arm: (options = {}) => withCancel(options.signal, (token) => native.arm(token)),
+      finish: (options = {}) => withCancel(options.signal, (token) => native.finish(token)),
+      close: () => native.close(),
+    };
   }
 
   broadcast(tensors: readonly Tensor[], root = 0, options: AsyncOptions = {}): Promise<void> {

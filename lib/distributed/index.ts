@@ -1,2 +1,2 @@
 export { launchEnv, type LaunchEnv } from './env.js';
-export { initProcessGroup, shareOf, SINGLE_PROCESS, type JoinOptions, type ProcessGroup, type ReduceOp } from './group.js';
+export { initProcessGroup, shareOf, SINGLE_PROCESS, type GradientReducer, type JoinOptions, type ProcessGroup, type ReduceOp } from './group.js';

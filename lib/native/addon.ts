@@ -28,6 +28,13 @@ export interface NativeTensor {
   dispose(): void;
 }
 
+/** Sums gradients over the ranks while the backward runs (native/distributed.cc). */
+export interface NativeGradientReducer {
+  arm(cancel?: NativeCancelToken): Promise<void>;
+  finish(cancel?: NativeCancelToken): Promise<{ buckets: number; startedDuringBackward: number }>;
+  close(cancel?: NativeCancelToken): Promise<void>;
+}
+
 export interface NativeCancelToken {
   cancel(): void;
   readonly cancelled: boolean;
@@ -250,6 +257,7 @@ export interface NativeAddon {
   distBroadcast?(tensors: NativeTensor[], root: number, bucketBytes?: number, cancel?: NativeCancelToken): Promise<void>;
   distAllGather?(tensor: NativeTensor, cancel?: NativeCancelToken): Promise<NativeTensor[]>;
   distBarrier?(cancel?: NativeCancelToken): Promise<void>;
+  NativeGradientReducer?: new (parameters: NativeTensor[], bucketBytes?: number) => NativeGradientReducer;
   // safetensors (native/model/safetensors_binding.cc)
   readSafetensors(path: string, cancel?: NativeCancelToken): Promise<{ tensors: Record<string, NativeTensor>; metadata: Record<string, string> }>;
   writeSafetensors(path: string, tensors: Record<string, NativeTensor>, metadata: Record<string, string>, cancel?: NativeCancelToken): Promise<void>;

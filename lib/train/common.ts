@@ -1,7 +1,7 @@
 // What the training loops (SFT, reward models, RL) share: sequences with a scored region and their mask, a model
 // whose parameters train under AdamW (Trainee, with the one optimizer-step helper), and the session interface that
 // lets the run layer checkpoint and resume any of them.
-import { shareOf, SINGLE_PROCESS, type ProcessGroup } from '../distributed/group.js';
+import { shareOf, SINGLE_PROCESS, type GradientReducer, type ProcessGroup } from '../distributed/group.js';
 import { AdamW, clipGradNorm, type AdamWOptions } from '../model/optim.js';
 import type { CausalLM } from '../model/causal-lm.js';
 import { Tensor, tidy, type AsyncOptions, type DeviceName } from '../tensor/index.js';
@@ -39,6 +39,7 @@ export class Trainee {
   readonly parameters: Map<string, Tensor>;
   private readonly requiredGrad: boolean[];
   private synced = false;
+  private reducer: GradientReducer | undefined;
 
   constructor(
     readonly model: CausalLM,
@@ -71,14 +72,20 @@ export class Trainee {
     }
     const outputs: T[] = [];
     const [start, end] = shareOf(microBatches.length, group);
-    for (let index = start; index < end; index++) outputs.push(await tidy(() => backward(microBatches[index], index)));
-    await group.allReduceGradients(this.parameters.values(), { signal });
+    // The gradient sum starts during this rank's last backward, bucket by bucket, and ends after it.
+    const reducer = (this.reducer ??= group.gradientReducer(this.parameters.values()));
+    for (let index = start; index < end; index++) {
+      if (index === end - 1) await reducer.arm({ signal });
+      outputs.push(await tidy(() => backward(microBatches[index], index)));
+    }
+    await reducer.finish({ signal });
     const gradNorm = await clipGradNorm(this.parameters, options.maxGradNorm, { signal });
     if (Number.isFinite(gradNorm)) await this.optimizer.step({ lr: options.lr, signal });
     return { gradNorm, outputs };
   }
 
   async close(): Promise<void> {
+    await this.reducer?.close();
     await this.optimizer.zeroGrad();
     [...this.parameters.values()].forEach((parameter, i) => {
       parameter.requiresGrad = this.requiredGrad[i];

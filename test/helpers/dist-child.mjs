@@ -48,6 +48,19 @@ try {
     if (rank === 1) await r.mul(7).sum().backwardAsync();
     await group.allReduceGradients([p, q, r]);
     out.grads = { p: p.grad?.toNumbers(), q: q.grad === null ? null : q.grad.toNumbers(), r: r.grad?.toNumbers() };
+    // The same sums through the reducer, overlapped with rank 1's backward: buckets [r2], [q2], [p2] (64 bytes
+    // each at most); r2's starts during the backward, q2's never fills (no gradient), so p2's waits for finish, as
+    // buckets start in order. Rank 0 runs no backward: its buckets all start in finish.
+    const [p2, q2, r2] = [new Float32Array(16).fill(1), Float32Array.from([3]), new Float32Array(16).fill(5)].map((v) => Tensor.from(v, [v.length]));
+    for (const t of [p2, q2, r2]) t.requiresGrad = true;
+    const reducer = group.gradientReducer([p2, q2, r2]);
+    if (rank === 1) {
+      await reducer.arm();
+      await p2.mul(2).sum().add(r2.mul(7).sum()).backwardAsync();
+    }
+    const started = await reducer.finish();
+    out.reduced = { p: p2.grad?.toNumbers(), q: q2.grad === null ? null : q2.grad.toNumbers(), r: r2.grad?.toNumbers(), ...started };
+    await reducer.close();
     const w = Tensor.from(Float32Array.from([rank, rank]), [2]);
     await group.broadcast([w], 1);
     out.broadcast = w.toNumbers();
