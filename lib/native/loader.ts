@@ -89,6 +89,7 @@ function loadTest(binary: string, libDir: string): { ok: boolean; detail: string
 import { preloadLibtorch } from ${JSON.stringify(pathToFileURL(join(packageRoot(), 'dist/lib/native/loader.js')).href)};
 preloadLibtorch(${JSON.stringify(libDir)});
 const addon = createRequire(import.meta.url)(${JSON.stringify(binary)});
+addon.runtimeInfo(); // libtorch answers, not only loads
 process.stdout.write(JSON.stringify(addon.buildInfo()));`;
   const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
     encoding: 'utf8',

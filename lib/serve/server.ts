@@ -168,7 +168,15 @@ export class ModelServer {
       return { status: 'ok', model: name, seconds: (performance.now() - started) / 1000 };
     });
 
-    await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8000 });
+    try {
+      await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8000 });
+    } catch (err) {
+      // A port in use, an address not of this machine: the models go with the server that never started.
+      state.policy.dispose();
+      state.scorer?.rewardModel.dispose();
+      state.scorer?.reference.dispose();
+      throw err;
+    }
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : options.port;
     return new ModelServer(status, app, state, sampler, `http://${options.host ?? '127.0.0.1'}:${port}`);
