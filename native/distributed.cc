@@ -50,37 +50,55 @@ c10d::ReduceOp parse_op(const std::string& name) {
   invalid_argument("reduce op must be sum, max, min or product, got '" + name + "'");
 }
 
-// Tensors flattened into buckets of one dtype of at most `bucket_bytes` each (a larger tensor is a bucket of its
-// own), on the host; `scatter` writes a bucket's result back into its tensors.
+// The tensors, taken in `order`, grouped into buckets of one dtype of at most `bucket_bytes` each (a larger tensor
+// is a bucket of its own): each bucket's tensor indices, buckets in the order they were opened.
+std::vector<std::vector<size_t>> bucket_indices(const std::vector<at::Tensor>& tensors, const std::vector<size_t>& order, int64_t bucket_bytes) {
+  std::vector<std::vector<size_t>> buckets;
+  std::map<at::ScalarType, size_t> open;  // dtype → its bucket being filled
+  std::vector<int64_t> filled;
+  for (size_t i : order) {
+    const at::Tensor& tensor = tensors[i];
+    const int64_t size = tensor.numel() * tensor.element_size();
+    auto found = open.find(tensor.scalar_type());
+    if (found == open.end() || filled[found->second] + size > bucket_bytes) {
+      buckets.emplace_back();
+      filled.push_back(0);
+      found = open.insert_or_assign(tensor.scalar_type(), buckets.size() - 1).first;
+    }
+    buckets[found->second].push_back(i);
+    filled[found->second] += size;
+  }
+  return buckets;
+}
+
+// Tensors flattened into buckets (bucket_indices, in their order), on the host; `scatter` writes a bucket's
+// result back into its tensors.
 struct Bucket {
   std::vector<at::Tensor> tensors;
   at::Tensor flat;
 };
 
 std::vector<Bucket> make_buckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes) {
-  std::map<at::ScalarType, std::vector<Bucket>> by_dtype;
-  std::map<at::ScalarType, int64_t> filled;
-  for (const at::Tensor& tensor : tensors) {
-    std::vector<Bucket>& buckets = by_dtype[tensor.scalar_type()];
-    const int64_t size = tensor.numel() * tensor.element_size();
-    int64_t& used = filled[tensor.scalar_type()];
-    if (buckets.empty() || used + size > bucket_bytes) {
-      buckets.emplace_back();
-      used = 0;
-    }
-    buckets.back().tensors.push_back(tensor);
-    used += size;
-  }
+  std::vector<size_t> order(tensors.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::vector<Bucket> out;
-  for (auto& [dtype, buckets] : by_dtype) {
-    for (Bucket& bucket : buckets) {
-      std::vector<at::Tensor> flat;
-      for (const at::Tensor& tensor : bucket.tensors) flat.push_back(tensor.detach().reshape({-1}).to(at::kCPU));
-      bucket.flat = flat.size() == 1 ? flat[0].clone() : at::cat(flat);
-      out.push_back(std::move(bucket));
+  for (const std::vector<size_t>& members : bucket_indices(tensors, order, bucket_bytes)) {
+    Bucket bucket;
+    std::vector<at::Tensor> flat;
+    for (size_t i : members) {
+      bucket.tensors.push_back(tensors[i]);
+      flat.push_back(tensors[i].detach().reshape({-1}).to(at::kCPU));
     }
+    bucket.flat = flat.size() == 1 ? flat[0].clone() : at::cat(flat);
+    out.push_back(std::move(bucket));
   }
   return out;
+}
+
+// An exception's message, a c10::Error's without its C++ backtrace.
+std::string message_of(const std::exception& e) {
+  const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+  return c10_error ? c10_error->what_without_backtrace() : e.what();
 }
 
 void scatter(const Bucket& bucket) {
@@ -113,11 +131,10 @@ class ProcessGroup {
       gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(options.master_addr));
       gloo_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store_, rank_, world_size_, gloo_options);
     } catch (const std::exception& e) {
-      const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
-      const std::string what = c10_error ? c10_error->what_without_backtrace() : e.what();
       throw Error(ErrorCode::Distributed, "rank " + std::to_string(rank_) + " could not join the process group at " + where_ + " (world size " +
                                               std::to_string(world_size_) + ", timeout " + std::to_string(timeout_.count() / 1000.0) +
-                                              " s): are all ranks started, with the same MASTER_ADDR, MASTER_PORT and WORLD_SIZE? [" + what + "]");
+                                              " s): are all ranks started, with the same MASTER_ADDR, MASTER_PORT and WORLD_SIZE? [" + message_of(e) +
+                                              "]");
     }
   }
 
@@ -209,10 +226,8 @@ class ProcessGroup {
   void wait(const Launched& launched) {
     try {
       launched.work->wait();
-    } catch (const c10::Error& e) {
-      throw Error(ErrorCode::Distributed, describe_failure(kGradients, launched.seq, e.what_without_backtrace()));
     } catch (const std::exception& e) {
-      throw Error(ErrorCode::Distributed, describe_failure(kGradients, launched.seq, e.what()));
+      throw Error(ErrorCode::Distributed, describe_failure(kGradients, launched.seq, message_of(e)));
     }
   }
 
@@ -264,10 +279,8 @@ class ProcessGroup {
       return seq;
     } catch (const Error&) {
       throw;  // already ours (a mismatch between ranks, bad input)
-    } catch (const c10::Error& e) {
-      throw Error(ErrorCode::Distributed, describe_failure(name, seq, e.what_without_backtrace()));
     } catch (const std::exception& e) {
-      throw Error(ErrorCode::Distributed, describe_failure(name, seq, e.what()));
+      throw Error(ErrorCode::Distributed, describe_failure(name, seq, message_of(e)));
     }
   }
 
@@ -339,19 +352,12 @@ class GradientReducer : public std::enable_shared_from_this<GradientReducer> {
  public:
   GradientReducer(std::shared_ptr<DistributedState> state, std::vector<at::Tensor> parameters, int64_t bucket_bytes)
       : state_(std::move(state)), parameters_(std::move(parameters)), bucket_of_(parameters_.size()) {
-    std::map<at::ScalarType, size_t> open;  // dtype → its bucket being filled
-    std::map<size_t, int64_t> filled;
-    for (size_t i = parameters_.size(); i-- > 0;) {
-      const at::Tensor& p = parameters_[i];
-      const int64_t size = p.numel() * p.element_size();
-      auto found = open.find(p.scalar_type());
-      if (found == open.end() || filled[found->second] + size > bucket_bytes) {
-        buckets_.push_back(Bucket{{}, p.scalar_type()});
-        found = open.insert_or_assign(p.scalar_type(), buckets_.size() - 1).first;
-      }
-      buckets_[found->second].members.push_back(i);
-      filled[found->second] += size;
-      bucket_of_[i] = found->second;
+    std::vector<size_t> reverse(parameters_.size());
+    for (size_t i = 0; i < reverse.size(); ++i) reverse[i] = reverse.size() - 1 - i;
+    for (std::vector<size_t>& members : bucket_indices(parameters_, reverse, bucket_bytes)) {
+      for (size_t i : members) bucket_of_[i] = buckets_.size();
+      const at::ScalarType dtype = parameters_[members.front()].scalar_type();
+      buckets_.push_back(Bucket{std::move(members), dtype});
     }
   }
 
@@ -560,33 +566,6 @@ Napi::Value dist_all_reduce(const Napi::CallbackInfo& info) {
   });
 }
 
-// distAllReduceGradients(parameters, bucketBytes?, cancel?) → Promise<void>: sums each parameter's gradient over the
-// ranks in place; a parameter without one on this rank (it ran no micro-batch) contributes zeros and receives the
-// sum, unless no rank has one.
-Napi::Value dist_all_reduce_gradients(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    std::vector<at::Tensor> parameters = arg_tensors(info[0], "parameters");
-    const int64_t bucket = bucket_bytes_arg(info[1]);
-    return run_async(info.Env(), info[2], [state = state(info.Env()), parameters, bucket]() {
-      ProcessGroup& group = joined(*state);
-      // Which parameters have a gradient on some rank: those that have none anywhere keep none, so the optimizer
-      // skips them as it does in one process.
-      at::Tensor has_grad = at::zeros({static_cast<int64_t>(parameters.size())}, at::kByte);
-      uint8_t* flags = has_grad.data_ptr<uint8_t>();
-      for (size_t i = 0; i < parameters.size(); ++i) flags[i] = parameters[i].grad().defined() ? 1 : 0;
-      group.all_reduce({has_grad}, c10d::ReduceOp::MAX, bucket);
-      std::vector<at::Tensor> grads;
-      for (size_t i = 0; i < parameters.size(); ++i) {
-        if (flags[i] == 0) continue;
-        const at::Tensor& parameter = parameters[i];
-        if (!parameter.grad().defined()) parameter.mutable_grad() = at::zeros_like(parameter);
-        grads.push_back(parameter.mutable_grad());
-      }
-      group.all_reduce(grads, c10d::ReduceOp::SUM, bucket);
-    });
-  });
-}
-
 // distBroadcast(tensors, root, bucketBytes?, cancel?) → Promise<void>: every rank's tensors take root's values.
 Napi::Value dist_broadcast(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
@@ -633,7 +612,6 @@ void register_distributed(Napi::Env env, Napi::Object exports) {
   exports.Set("distDestroy", Napi::Function::New(env, dist_destroy, "distDestroy"));
 #ifdef PREFIX_RL_GLOO
   exports.Set("distAllReduce", Napi::Function::New(env, dist_all_reduce, "distAllReduce"));
-  exports.Set("distAllReduceGradients", Napi::Function::New(env, dist_all_reduce_gradients, "distAllReduceGradients"));
   exports.Set("distBroadcast", Napi::Function::New(env, dist_broadcast, "distBroadcast"));
   exports.Set("distAllGather", Napi::Function::New(env, dist_all_gather, "distAllGather"));
   exports.Set("distBarrier", Napi::Function::New(env, dist_barrier, "distBarrier"));

@@ -23,18 +23,17 @@ if (!existsSync(built)) {
   process.exit(1);
 }
 const torch = await findLibtorch();
-const torchMinor = torch.version.split('.').slice(0, 2).join('.');
 // The loader's own preload, then the binary: it must load with this libtorch before it is packed.
-const { preloadLibtorch } = await import(join(root, 'dist/lib/native/loader.js'));
+const { preloadLibtorch, prebuiltName, torchMinor } = await import(join(root, 'dist/lib/native/loader.js'));
 preloadLibtorch(torch.libDir);
 const info = createRequire(import.meta.url)(built).buildInfo();
 const dir = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
-const name = `prefix_rl.torch${torchMinor}.${torch.variant}`;
+const name = prebuiltName(torch);
 mkdirSync(dir, { recursive: true });
 const manifest = {
   platform: process.platform,
   arch: process.arch,
-  torch: torchMinor,
+  torch: torchMinor(torch.version),
   torchVersion: info.torchVersion,
   variant: torch.variant,
   napi: info.napiVersion,

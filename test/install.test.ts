@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { publint } from 'publint';
 import { writeJsonl } from '../lib/data/index.js';
 import { findLibtorch } from '../lib/native/libtorch.js';
+import { prebuiltName } from '../lib/native/loader.js';
 import { makeSftRecords } from '../lib/task/index.js';
 
 const ROOT = process.cwd();
@@ -24,7 +25,7 @@ beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'prefix-rl-install-'));
   // The portable binary for this machine's libtorch (a full native build when it is missing: minutes).
   const torch = findLibtorch({ allowDownload: false });
-  const name = `prefix_rl.torch${torch.version.split('.').slice(0, 2).join('.')}.${torch.variant}`;
+  const name = prebuiltName(torch);
   if (!existsSync(join(PREBUILT, `${name}.node`))) execFileSync(process.execPath, ['scripts/prebuild.mjs'], { stdio: 'inherit' });
   const packed = JSON.parse(
     execFileSync('npm', ['pack', '--json', '--pack-destination', tmp], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }),

@@ -126,14 +126,9 @@ class GlooGroup implements ProcessGroup {
     }
   }
 
-  allReduceGradients(parameters: Iterable<Tensor>, options: AsyncOptions = {}): Promise<void> {
-    return withCancel(options.signal, (token) =>
-      this.op().distAllReduceGradients!(
-        [...parameters].map((t) => t.native),
-        this.bucketBytes,
-        token,
-      ),
-    );
+  async allReduceGradients(parameters: Iterable<Tensor>, options: AsyncOptions = {}): Promise<void> {
+    // A reducer never armed: every bucket starts now, after the backward (no hooks are installed).
+    await this.gradientReducer(parameters).finish(options);
   }
 
   gradientReducer(parameters: Iterable<Tensor>): GradientReducer {

@@ -190,16 +190,21 @@ export function averageProcessBench(reports: readonly StepVerificationReport[]):
  * controlled task's format, else '\n\n'), each owning the separator after it; the last step ends at the last token.
  */
 export function responseStepEnds(tokenizer: Tokenizer, rollout: Rollout): number[] {
-  const separator = rollout.data_source === TASK_SOURCE ? '\n' : '\n\n';
-  const charEnds: number[] = [];
-  for (let at = rollout.response.indexOf(separator); at >= 0; at = rollout.response.indexOf(separator, at + separator.length)) {
-    if (at + separator.length < rollout.response.length) charEnds.push(at + separator.length);
-  }
+  const charEnds = separatorEnds(rollout.response, rollout.data_source === TASK_SOURCE ? '\n' : '\n\n');
   const last = rollout.response_ids.length - 1;
   // A step with no token of its own (or one reaching the last token) merges into the next.
   const ends: number[] = [];
   for (const end of prefixTokenEnds(tokenizer, rollout.response, charEnds)) if (end > (ends.at(-1) ?? -1) && end < last) ends.push(end);
   return [...ends, last];
+}
+
+/** Character offsets just after each `separator` in `text` (a step owns the separator after it), the text's end excluded. */
+export function separatorEnds(text: string, separator: string): number[] {
+  const ends: number[] = [];
+  for (let at = text.indexOf(separator); at >= 0; at = text.indexOf(separator, at + separator.length)) {
+    if (at + separator.length < text.length) ends.push(at + separator.length);
+  }
+  return ends;
 }
 
 export interface BonReport {

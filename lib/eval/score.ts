@@ -6,7 +6,7 @@ import type { AsyncOptions } from '../tensor/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { bonScores } from './bon.js';
 import { predictFirstError, STEP_SCORE_MODES, stepRewards, stepScores, type StepScoreMode } from './processbench.js';
-import { joinSteps, scorePair, stepSequence } from './reward-model.js';
+import { joinSteps, scorePair, separatorEnds, stepSequence } from './reward-model.js';
 
 /** The models that score: π_φ, its reference π_ref (the policy it was trained from) and their tokenizer. */
 export interface ImplicitRewardModel {
@@ -55,11 +55,9 @@ export async function scoreSteps(
   const { coef = 0.001, beta = 1, mode = 'sum', threshold = 0.5, signal } = options;
   if (!STEP_SCORE_MODES.includes(mode)) throw new Error(`mode must be one of ${STEP_SCORE_MODES.join(', ')}, got '${mode}'`);
   if (!(coef > 0)) throw new Error('coef must be > 0');
-  const { text, stepEnds } = Array.isArray(solution)
-    ? (() => {
-        const { response, stepEnds } = joinSteps(solution as readonly string[]);
-        return { text: response, stepEnds };
-      })()
+  const laidOut = Array.isArray(solution) ? joinSteps(solution as readonly string[]) : undefined;
+  const { text, stepEnds } = laidOut
+    ? { text: laidOut.response, stepEnds: laidOut.stepEnds }
     : (solution as { text: string; stepEnds: readonly number[] });
   if (
     stepEnds.length === 0 ||
@@ -75,9 +73,10 @@ export async function scoreSteps(
   const item = { label: -1, rawReward, firstBoundary, stepEnds: sequence.stepEnds.map((e) => e - 1) };
   const rewards = stepRewards(item, coef);
   const scores = Object.fromEntries(STEP_SCORE_MODES.map((m) => [m, stepScores(rewards, m, coef)])) as Record<StepScoreMode, number[]>;
+  // One running sum over the response: step k's value adds the positions up to its end.
+  let [sum, j] = [0, firstBoundary];
   const prefixValues = item.stepEnds.map((end) => {
-    let sum = 0;
-    for (let j = firstBoundary; j <= end; j++) sum += rawReward[j];
+    for (; j <= end; j++) sum += rawReward[j];
     return (beta * sum) / (end - firstBoundary + 1);
   });
   return { scores, prefixValues, firstError: predictFirstError(scores[mode], threshold), mode, threshold };
@@ -118,9 +117,5 @@ export async function rerank(
   return scored.sort((a, b) => b.score - a.score || a.index - b.index);
 }
 
-/** Character offsets after each blank-line separator (a step owns the separator after it), and the text's end. */
-function blankLineSteps(text: string): number[] {
-  const ends: number[] = [];
-  for (let at = text.indexOf('\n\n'); at >= 0; at = text.indexOf('\n\n', at + 2)) if (at + 2 < text.length) ends.push(at + 2);
-  return [...ends, Math.max(1, text.length)];
-}
+/** Steps at blank lines: the character offset after each separator, and the text's end. */
+const blankLineSteps = (text: string) => [...separatorEnds(text, '\n\n'), Math.max(1, text.length)];

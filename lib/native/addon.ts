@@ -253,7 +253,6 @@ export interface NativeAddon {
   ): Promise<void>;
   distDestroy(cancel?: NativeCancelToken): Promise<void>;
   distAllReduce?(tensors: NativeTensor[], op: string, bucketBytes?: number, cancel?: NativeCancelToken): Promise<void>;
-  distAllReduceGradients?(parameters: NativeTensor[], bucketBytes?: number, cancel?: NativeCancelToken): Promise<void>;
   distBroadcast?(tensors: NativeTensor[], root: number, bucketBytes?: number, cancel?: NativeCancelToken): Promise<void>;
   distAllGather?(tensor: NativeTensor, cancel?: NativeCancelToken): Promise<NativeTensor[]>;
   distBarrier?(cancel?: NativeCancelToken): Promise<void>;

@@ -53,7 +53,11 @@ export function prebuilts(root = packageRoot()): PrebuiltInfo[] {
     .filter((info) => existsSync(info.file));
 }
 
-const minor = (version: string) => version.split('.').slice(0, 2).join('.');
+/** libtorch's major.minor: what a prebuilt binary is built for. */
+export const torchMinor = (version: string) => version.split('.').slice(0, 2).join('.');
+
+/** A prebuilt binary's file name without its extension (.node, .json), for a libtorch. */
+export const prebuiltName = (torch: Pick<Libtorch, 'version' | 'variant'>) => `prefix_rl.torch${torchMinor(torch.version)}.${torch.variant}`;
 
 /** dlopen flags: now, global (the binary's symbols resolve against them), never unloaded. */
 const PRELOAD_FLAGS = constants.dlopen.RTLD_NOW | constants.dlopen.RTLD_GLOBAL | (process.platform === 'darwin' ? 0x80 : 0x1000);
@@ -137,7 +141,7 @@ export function chooseAddon(root = packageRoot()): AddonChoice {
     if (torch) {
       for (const candidate of candidates) {
         const name = candidate.file.slice(root.length + 1);
-        if (candidate.torch !== minor(torch.version) || candidate.variant !== torch.variant) {
+        if (candidate.torch !== torchMinor(torch.version) || candidate.variant !== torch.variant) {
           passedOver.push(
             `${name}: built for libtorch ${candidate.torch} ${candidate.variant}, but the libtorch found is ${torch.version} ${torch.variant} (${torch.source}, ${torch.root})`,
           );

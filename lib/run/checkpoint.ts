@@ -10,13 +10,13 @@ import { join } from 'node:path';
 import { ADAPTER_CONFIG } from '../model/lora.js';
 import type { TrainingSession } from '../train/common.js';
 import { failpoint } from '../util/failpoint.js';
-import { TEMP_PREFIX, writeFileAtomic, writeFolderAtomic } from '../util/fs.js';
+import { stepFolderName, TEMP_PREFIX, writeFileAtomic, writeFolderAtomic } from '../util/fs.js';
 import { CHECKPOINTS_DIR, LATEST_FILE, type Stage } from './layout.js';
 
 const STATE_FILE = 'state.json';
 const STEP_DIR = /^step-(\d{6,})$/;
 
-export const checkpointName = (step: number) => `step-${String(step).padStart(6, '0')}`;
+export const checkpointName = stepFolderName;
 
 /** state.json. */
 export interface CheckpointState {

@@ -167,8 +167,14 @@ export const finishReason = (reason: FinishReason): 'stop' | 'length' => (reason
  */
 export function sampleText(tokenizer: Tokenizer, sample: Sample, stops: readonly string[]): { text: string; finish: 'stop' | 'length' } {
   const text = tokenizer.decode(sample.tokens, { skipSpecialTokens: true });
-  const at = Math.min(...stops.map((s) => text.indexOf(s)).filter((i) => i >= 0));
-  return Number.isFinite(at) ? { text: text.slice(0, at), finish: 'stop' } : { text, finish: finishReason(sample.finishReason) };
+  const at = firstStop(text, stops);
+  return at >= 0 ? { text: text.slice(0, at), finish: 'stop' } : { text, finish: finishReason(sample.finishReason) };
+}
+
+/** Where the first of the stop strings begins in `text`, or −1. */
+export function firstStop(text: string, stops: readonly string[]): number {
+  const found = stops.map((stop) => text.indexOf(stop)).filter((i) => i >= 0);
+  return found.length > 0 ? Math.min(...found) : -1;
 }
 
 /** The completions API's logprobs object of a sample. */

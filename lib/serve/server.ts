@@ -17,6 +17,7 @@ import {
   CompletionRequest,
   completionLogprobs,
   completionPrompts,
+  firstStop,
   parseRequest,
   ReloadRequest,
   RequestError,
@@ -172,9 +173,7 @@ export class ModelServer {
       await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8000 });
     } catch (err) {
       // A port in use, an address not of this machine: the models go with the server that never started.
-      state.policy.dispose();
-      state.scorer?.rewardModel.dispose();
-      state.scorer?.reference.dispose();
+      releaseModels(state);
       throw err;
     }
     const address = app.server.address();
@@ -198,11 +197,16 @@ export class ModelServer {
       await this.sampler.idle();
     } finally {
       clearTimeout(timer);
-      this.state.policy.dispose();
-      this.state.scorer?.rewardModel.dispose();
-      this.state.scorer?.reference.dispose();
+      releaseModels(this.state);
     }
   }
+}
+
+/** Disposes the served models. */
+function releaseModels(state: ModelServer['state']): void {
+  state.policy.dispose();
+  state.scorer?.rewardModel.dispose();
+  state.scorer?.reference.dispose();
 }
 
 /** The two sampling routes. */
@@ -367,8 +371,8 @@ class Api {
       const choice = state[p][s];
       if (choice.stopped) return;
       let text = streamableText(this.tokenizer, choice.tokens);
-      const at = Math.min(...shape.stops.map((stop) => text.indexOf(stop)).filter((i) => i >= 0));
-      if (Number.isFinite(at)) [text, choice.stopped] = [text.slice(0, at), true];
+      const at = firstStop(text, shape.stops);
+      if (at >= 0) [text, choice.stopped] = [text.slice(0, at), true];
       const ready = choice.stopped ? text : text.slice(0, Math.max(choice.sent.length, text.length - hold));
       if (ready.length > choice.sent.length && ready.startsWith(choice.sent)) {
         send(shape.chunk(p * body.n + s, ready.slice(choice.sent.length)));

@@ -34,6 +34,7 @@ import { sampledAccuracy } from '../eval/accuracy.js';
 import type { Matrix } from '../algorithms/masked.js';
 import { OpenAIEngine } from '../rollout/openai.js';
 import { groupByPrompt, sampleRollouts, type Rollout } from '../rollout/rollouts.js';
+import { stepFolderName } from '../util/fs.js';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -200,18 +201,10 @@ export class RlSession implements TrainingSession<RlStep> {
         ? new Trainee(rewardModel!, { lr: config.rewardModel.lr, betas: [0.9, 0.999], weightDecay: 0 }, group)
         : undefined;
     const { engine, url, model, apiKeyEnv, sync } = config.rollout;
-    const rollouts =
-      engine === 'openai'
-        ? {
-            engine: new OpenAIEngine({ url: url!, model, apiKey: process.env[apiKeyEnv] }),
-            syncDir:
-              sync === 'none'
-                ? undefined
-                : (config.rollout.syncDir ??
-                  options.rolloutSyncDir ??
-                  fail('rollout.syncDir: name a folder both the trainer and the server can read')),
-          }
-        : undefined;
+    const syncDir = sync === 'none' ? undefined : (config.rollout.syncDir ?? options.rolloutSyncDir);
+    if (engine === 'openai' && sync !== 'none' && !syncDir)
+      throw new Error('rollout.syncDir: name a folder both the trainer and the server can read');
+    const rollouts = engine === 'openai' ? { engine: new OpenAIEngine({ url: url!, model, apiKey: process.env[apiKeyEnv] }), syncDir } : undefined;
     // One verifier pool for the run's rollouts and evaluations (its workers start at the first check).
     const verifier = new VerifierPool();
     const prompts = new PromptStream(records, config.seed);
@@ -288,10 +281,6 @@ interface StepContext {
   rollouts?: { engine: OpenAIEngine; syncDir?: string; synced?: { dir: string; adapter?: string } };
 }
 
-const fail = (message: string): never => {
-  throw new Error(message);
-};
-
 /**
  * Before a step samples from a server, the policy's current weights reach it (rank 0 writes them, in a new folder
  * per step: the full checkpoint, or a LoRA actor's adapter, and the server loads them; the other ranks wait), then
@@ -302,7 +291,7 @@ async function syncRolloutWeights(context: StepContext, step: number): Promise<v
   if (!rollouts?.syncDir) return;
   const { policy } = models;
   if (group.rank === 0) {
-    const dir = join(rollouts.syncDir, `step-${String(step).padStart(6, '0')}`);
+    const dir = join(rollouts.syncDir, stepFolderName(step));
     await rm(dir, { recursive: true, force: true }); // a folder of this run's, left by a killed attempt at this step
     if (policy.lora) await policy.saveAdapter(dir, { signal: options.signal });
     else await policy.save(dir, { signal: options.signal });

@@ -12,6 +12,9 @@ export function tempSibling(path: string): string {
 }
 export const TEMP_PREFIX = '.tmp-';
 
+/** The folder name of a training step's files (checkpoints, a rollout server's weights): step-NNNNNN. */
+export const stepFolderName = (step: number) => `step-${String(step).padStart(6, '0')}`;
+
 /**
  * Removes the temporary siblings (tempSibling) under `dir`, `depth` folder levels down, that a killed process left
  * behind: those whose writer (the pid in the name) no longer runs. A live writer's are kept. Returns what it removed.
