@@ -5,7 +5,7 @@
 // (publint, a size budget, no libtorch inside).
 import { jest } from '@jest/globals';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -124,4 +124,17 @@ test('installed from the tarball without a compiler, with libtorch moved, it loa
   expect(mismatch.stderr).toMatch(/no native binary can be loaded/);
   expect(mismatch.stderr).toMatch(/built for libtorch [\d.]+ \w+, but the libtorch found is 2\.12\.0 cpu \(LIBTORCH/);
   expect(mismatch.stderr).toMatch(/Fixes:[\s\S]*LIBTORCH[\s\S]*scripts\/build-native\.mjs/);
+});
+
+test('a Python torch found once is remembered: the loader does not import torch at every start', () => {
+  const torch = findLibtorch({ allowDownload: false });
+  const calls = join(tmp, 'python-calls');
+  const python = join(tmp, 'fake-python');
+  writeFileSync(python, `#!/bin/sh\necho call >> ${calls}\necho ${torch.prefix}\n`, { mode: 0o755 });
+  const { LIBTORCH: _unset, ...rest } = process.env;
+  const env = { ...rest, PYTHON: python, PREFIX_RL_CACHE: join(tmp, 'python-cache') };
+  const probe = `import { findLibtorch } from ${JSON.stringify(join(ROOT, 'dist/lib/native/libtorch.js'))}; console.log(JSON.stringify(findLibtorch({ allowDownload: false })));`;
+  const found = [1, 2].map(() => JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', probe], { env, encoding: 'utf8' })));
+  for (const f of found) expect(f).toMatchObject({ root: torch.root, version: torch.version, source: `python (${python})` });
+  expect(readFileSync(calls, 'utf8').trim().split('\n')).toHaveLength(1);
 });

@@ -6,9 +6,10 @@
 //                                       local wheel or mirror; only when downloading is allowed: the build)
 //   4. Debian's libtorch-dev           (1.13: too old for some ops, used only as a last resort)
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 export const DEFAULT_WHEEL_SPEC = 'torch==2.13.0+cpu';
 
@@ -97,11 +98,29 @@ function fromEnv(): Libtorch | null {
   return describe(found, 'LIBTORCH');
 }
 
+/**
+ * Python's torch. Importing it costs a second or two, and the loader asks at every start, so where it was found is
+ * remembered (per interpreter and environment) while that folder still holds a libtorch.
+ */
 function fromPython(): Libtorch | null {
   const python = process.env.PYTHON ?? 'python3';
+  const key = createHash('sha256')
+    .update(JSON.stringify([python, process.env.PATH, process.env.VIRTUAL_ENV, process.env.CONDA_PREFIX]))
+    .digest('hex')
+    .slice(0, 16);
+  const memo = join(cacheDir(), 'python-torch', `${key}.txt`);
+  const remembered = existsSync(memo) ? resolveTorchRoot(readFileSync(memo, 'utf8').trim()) : null;
+  if (remembered) return describe(remembered, `python (${python})`);
   const out = run(python, ['-c', 'import torch.utils; print(torch.utils.cmake_prefix_path)']);
   const found = out && resolveTorchRoot(out);
-  return found ? describe(found, `python (${python})`) : null;
+  if (!found) return null;
+  try {
+    mkdirSync(dirname(memo), { recursive: true });
+    writeFileSync(memo, found.prefix + '\n');
+  } catch {
+    // an unwritable cache only costs the import next time
+  }
+  return describe(found, `python (${python})`);
 }
 
 function wheelTarget(): { spec: string; target: string } {
