@@ -7,10 +7,12 @@ log-probs against reference.json, so the fixtures pin our implementation to tran
     python3 -m venv /tmp/fixtures-venv
     /tmp/fixtures-venv/bin/pip install torch==2.13.0+cpu transformers peft safetensors
     /tmp/fixtures-venv/bin/python scripts/make_model_fixtures.py            # writes fixtures/models/
+    /tmp/fixtures-venv/bin/python scripts/make_model_fixtures.py --only qwen3-tiny-lora-head   # one of them
 
 Outputs (deterministic for a given torch/transformers version):
   qwen3-tiny/       Qwen3, tied embeddings, q/k RMSNorm; one model.safetensors; the task tokenizer
   qwen3-tiny-lora/  a PEFT LoRA adapter for qwen3-tiny (random A and B, so it changes the logits)
+  qwen3-tiny-lora-head/  the same on q_proj, v_proj and the (tied) lm_head: PEFT adapts the output projection only
   llama-tiny/       Llama-3 style, untied embeddings, rope_scaling llama3; sharded (model.safetensors.index.json)
 Each model folder has reference.json: padded input_ids, attention_mask, position_ids, logits [B, T, V],
 logprobs [B, T-1] (log-prob of each token given its prefix; 0 for padding and for each row's first token) and
@@ -171,13 +173,16 @@ def make_model(cls, config, out: Path, seed: int, max_shard_size: str | None) ->
     return model
 
 
-def make_lora(base: torch.nn.Module, out: Path, seed: int) -> None:
+PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def make_lora(base: torch.nn.Module, out: Path, seed: int, target_modules: list[str]) -> None:
     generator = torch.Generator().manual_seed(seed)
     config = LoraConfig(
         r=4,
         lora_alpha=8,
         lora_dropout=0.0,
-        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        target_modules=target_modules,
         init_lora_weights=False,
         task_type="CAUSAL_LM",
     )
@@ -190,6 +195,7 @@ def make_lora(base: torch.nn.Module, out: Path, seed: int) -> None:
     # PEFT writes target_modules from a set, in hash order: sort them so that the file is reproducible.
     adapter_config = json.loads((out / "adapter_config.json").read_text())
     adapter_config["target_modules"] = sorted(adapter_config["target_modules"])
+    adapter_config["base_model_name_or_path"] = None  # not the path of the machine that wrote it
     (out / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n")
     write_json(out / "reference.json", dict(generator=generator_info(), **reference(model)))
 
@@ -208,11 +214,22 @@ def generator_info() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "fixtures" / "models")
+    parser.add_argument("--only", help="write this fixture alone (the adapters load their base from --out)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    qwen3 = make_model(Qwen3ForCausalLM, QWEN3, args.out / "qwen3-tiny", seed=1, max_shard_size=None)
-    make_model(LlamaForCausalLM, LLAMA, args.out / "llama-tiny", seed=2, max_shard_size="200KB")
-    make_lora(qwen3, args.out / "qwen3-tiny-lora", seed=3)
+    made = {}
+    # get_peft_model adapts its base in place: the first adapter sits on the base made in this run (as before --only
+    # existed), any other on a fresh one loaded from --out.
+    saved_qwen3 = lambda: Qwen3ForCausalLM.from_pretrained(args.out / "qwen3-tiny").eval()  # noqa: E731
+    fixtures = {
+        "qwen3-tiny": lambda: made.setdefault("qwen3", make_model(Qwen3ForCausalLM, QWEN3, args.out / "qwen3-tiny", seed=1, max_shard_size=None)),
+        "llama-tiny": lambda: make_model(LlamaForCausalLM, LLAMA, args.out / "llama-tiny", seed=2, max_shard_size="200KB"),
+        "qwen3-tiny-lora": lambda: make_lora(made.pop("qwen3", None) or saved_qwen3(), args.out / "qwen3-tiny-lora", seed=3, target_modules=PROJECTIONS),
+        "qwen3-tiny-lora-head": lambda: make_lora(saved_qwen3(), args.out / "qwen3-tiny-lora-head", seed=4, target_modules=["q_proj", "v_proj", "lm_head"]),
+    }
+    for name, make in fixtures.items():
+        if args.only in (None, name):
+            make()
     total = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
     print(f"wrote {args.out} ({total / 1024:.0f} KiB)")
 

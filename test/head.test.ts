@@ -1,7 +1,8 @@
 // The fused LM head (headLogprobs): log-probs and gradients (hidden and head weight) equal the unfused path — linear,
 // then the fused gather — at 1e-9 in float64 and to rounding in float32 and bf16, for chunk sizes that do and do not
 // divide V, a temperature ≠ 1, rows with no gradient and a tied head (the weight used twice); the decoder's
-// tokenLogprobs through it equals the logits path; bad input gets clear errors.
+// tokenLogprobs through it equals the logits path; a LoRA on the head (its low-rank term) likewise, values and
+// gradients of its factors, and with PEFT's adapter on the decoder's tied head; bad input gets clear errors.
 import { join } from 'node:path';
 import { loadModel, padBatch } from '../lib/model/index.js';
 import { distrlCandidates, distrlTd, headLogprobs, headLogprobsAndEntropy, tokenEntropy, tokenLogprobs } from '../lib/ops/objectives.js';
@@ -115,6 +116,116 @@ describe('headLogprobs equals linear → log-softmax gather', () => {
   });
 });
 
+// A LoRA on the head: logits = hidden · Wᵀ + hidden_r · Bᵀ with hidden_r = scale · hidden · Aᵀ, A [R, H], B [V, R].
+const [R, SCALE] = [2, 1.5];
+
+/**
+ * Log-probs (and entropies) and the gradients of Σ g·logp (+ Σ gH·H) w.r.t. hidden, W, A and B, through the fused
+ * head with the LoRA term, or from the logits hidden · Wᵀ + hidden_r · Bᵀ.
+ */
+async function runLora(dtype: DType, fused: boolean, options: { chunkSize?: number; temperature?: number; tied?: boolean; entropy?: boolean } = {}) {
+  return tidy(async () => {
+    const p = inputs(dtype);
+    // Logits of the size the other cases have (|z| ≲ 8), so that bf16 rounds them alike.
+    const a = Tensor.randn([R, H], 11, { dtype: 'float64' }).mul(0.5).to(dtype);
+    const b = Tensor.randn([V, R], 12, { dtype: 'float64' }).mul(0.3).to(dtype);
+    for (const t of [p.hidden, p.weight, a, b]) t.requiresGrad = true;
+    const hidden = options.tied
+      ? p.hidden.add(
+          p.weight
+            .slice(0, 0, N)
+            .reshape([2, N / 2, H])
+            .mul(0.5),
+        )
+      : p.hidden;
+    const loraHidden = hidden.matmul(a.transpose(0, 1)).mul(SCALE);
+    const { temperature, chunkSize } = options;
+    let logp: Tensor;
+    let entropy: Tensor | undefined;
+    if (fused) {
+      const headOptions = { temperature, chunkSize, lora: { hidden: loraHidden, weight: b } };
+      if (options.entropy) ({ logprobs: logp, entropy } = await headLogprobsAndEntropy(hidden, p.weight, p.index, headOptions));
+      else logp = await headLogprobs(hidden, p.weight, p.index, headOptions);
+    } else {
+      const logits = hidden.matmul(p.weight.transpose(0, 1)).add(loraHidden.matmul(b.transpose(0, 1)));
+      logp = await tokenLogprobs(logits, p.index, { temperature });
+      if (options.entropy) entropy = await tokenEntropy(logits, { temperature });
+    }
+    let loss = logp.to('float64').mul(p.g).sum();
+    if (entropy) loss = loss.add(entropy.to('float64').mul(0.3).sum());
+    await loss.backwardAsync();
+    const numbers = (t: Tensor) => t.to('float64').toNumbers();
+    return {
+      logp: numbers(logp),
+      entropy: entropy ? numbers(entropy) : [],
+      hidden: numbers(p.hidden.grad!),
+      weight: numbers(p.weight.grad!),
+      a: numbers(a.grad!),
+      b: numbers(b.grad!),
+    };
+  });
+}
+
+describe('a LoRA on the head: the fused head equals the logits of hidden · Wᵀ + scale · (hidden · Aᵀ) · Bᵀ', () => {
+  test.each([
+    ['float64', 1, 1e-9],
+    ['float64', 7, 1e-9],
+    ['float64', 37, 1e-9],
+    // A's gradient sums the chunks' dz · B, then passes hidden_r's chain: one more rounded sum than the others.
+    ['float32', 8, 3e-5],
+    ['bfloat16', 8, 5e-2],
+  ] as [DType, number, number][])('%s, chunk %i (tolerance %f): values and gradients of hidden, W, A and B', async (dtype, chunkSize, tolerance) => {
+    await onEachPath(async () => {
+      for (const variant of [{}, { temperature: 0.7 }, { tied: true }, { entropy: true }]) {
+        const fused = await runLora(dtype, true, { chunkSize, ...variant });
+        const unfused = await runLora(dtype, false, variant);
+        for (const key of ['logp', 'entropy', 'hidden', 'weight', 'a', 'b'] as const) {
+          expect(worstDifference(fused[key], unfused[key])).toBeLessThan(tolerance);
+        }
+        // The adapter's factors get gradients (the comparison is not of zeros).
+        expect(Math.max(...fused.a.map(Math.abs))).toBeGreaterThan(1e-3);
+      }
+    });
+  });
+
+  test('distrlCandidates and distrlTd take the LoRA term and equal the logits path', async () => {
+    await onEachPath(async () => {
+      await tidy(async () => {
+        const p = inputs('float64');
+        const loraHidden = p.hidden.matmul(Tensor.randn([H, R], 13, { dtype: 'float64' })).mul(SCALE);
+        const loraWeight = Tensor.randn([V, R], 14, { dtype: 'float64' });
+        const logits = p.hidden.matmul(p.weight.transpose(0, 1)).add(loraHidden.matmul(loraWeight.transpose(0, 1)));
+        const common = { tokens: p.index.select(-1, 0), mask: Tensor.ones([2, N / 2]), k: 4, minP: 0.02 };
+        const fromLogits = await distrlCandidates({ oldLogits: logits, ...common });
+        const fused = await distrlCandidates({ oldHidden: p.hidden, headWeight: p.weight, loraHidden, loraWeight, chunkSize: 5, ...common });
+        expect(fused.candidateIndices.toNumbers()).toEqual(fromLogits.candidateIndices.toNumbers());
+        expect(worstDifference(fused.oldTopkLogprobs.toNumbers(), fromLogits.oldTopkLogprobs.toNumbers())).toBeLessThan(1e-9);
+        const td = { candidateIndices: fused.candidateIndices, oldTopkLogprobs: fused.oldTopkLogprobs.mul(0.9), mask: common.mask, beta: 2 };
+        const tdLogits = await distrlTd({ rmLogits: logits, ...td });
+        const tdFused = await distrlTd({ rmHidden: p.hidden, headWeight: p.weight, loraHidden, loraWeight, chunkSize: 4, ...td });
+        expect(worstDifference(tdFused.candidateTd.toNumbers(), tdLogits.candidateTd.toNumbers())).toBeLessThan(1e-9);
+      });
+    });
+  });
+
+  test('bad LoRA terms are refused, naming what is wrong', async () => {
+    await tidy(async () => {
+      const p = inputs('float32');
+      const hidden = Tensor.randn([2, N / 2, R], 15);
+      const weight = Tensor.randn([V, R], 16);
+      const call = (lora: { hidden: Tensor; weight: Tensor }) => headLogprobs(p.hidden, p.weight, p.index, { lora });
+      await expect(call({ hidden, weight: weight.slice(0, 0, V - 1) })).rejects.toThrow(/loraWeight must be \[V, r\] with V = 37, got \[36, 2\]/);
+      await expect(call({ hidden: hidden.slice(-1, 0, 1), weight })).rejects.toThrow(/loraHidden has shape \[2, 3, 1\].*r = 2/);
+      await expect(call({ hidden: hidden.slice(0, 0, 1), weight })).rejects.toThrow(/loraHidden has shape \[1, 3, 2\]/);
+      await expect(call({ hidden, weight: weight.to('float64') })).rejects.toThrow(/loraWeight is float64 but hidden is float32/);
+      const tokens = p.index.select(-1, 0);
+      await expect(
+        distrlCandidates({ oldHidden: p.hidden, headWeight: p.weight, loraHidden: hidden, tokens, mask: Tensor.ones([2, N / 2]) }),
+      ).rejects.toThrow(/needs both loraHidden and loraWeight/);
+    });
+  });
+});
+
 test('the decoder: tokenLogprobs through the fused head equals the logits path, values and gradients', async () => {
   const model = await loadModel(join(process.cwd(), 'fixtures/models/qwen3-tiny'));
   try {
@@ -138,6 +249,49 @@ test('the decoder: tokenLogprobs through the fused head equals the logits path, 
     const [fused, unfused] = [await run(true), await run(false)];
     expect(worstDifference(fused.logprobs, unfused.logprobs)).toBeLessThan(1e-5);
     fused.grads.forEach((grad, i) => expect(worstDifference(grad, unfused.grads[i])).toBeLessThan(1e-4));
+  } finally {
+    model.dispose();
+  }
+});
+
+test("the decoder with PEFT's adapter on its tied head: tokenLogprobs fused equals the logits path, gradients to the adapter too", async () => {
+  const model = await loadModel(join(process.cwd(), 'fixtures/models/qwen3-tiny'));
+  try {
+    await model.loadAdapter(join(process.cwd(), 'fixtures/models/qwen3-tiny-lora-head'));
+    const { inputIds, attentionMask } = padBatch([
+      [1, 5, 9, 3, 7, 2, 11, 4],
+      [4, 8, 15, 16, 23],
+    ]);
+    await tidy(async () => {
+      const input = await model.headInput(inputIds, attentionMask, { noGrad: true });
+      expect(input.lora?.hidden.shape).toEqual([2, 8, 4]);
+      expect(input.lora?.weight.shape).toEqual([83, 4]);
+    });
+    const names = [
+      'base_model.model.lm_head.lora_A.weight',
+      'base_model.model.lm_head.lora_B.weight',
+      'base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight',
+    ];
+    const run = (fusedHead: boolean) =>
+      tidy(async () => {
+        const adapter = model.loraParameters();
+        const embedding = model.parameters().get('model.embed_tokens.weight')!;
+        for (const p of [...adapter.values(), embedding]) p.requiresGrad = true;
+        const logprobs = await model.tokenLogprobs(inputIds, attentionMask, { fusedHead });
+        await logprobs.sum().backwardAsync();
+        const grads = [...names.map((name) => adapter.get(name)!.grad!.toNumbers()), embedding.grad!.toNumbers()];
+        for (const p of [...adapter.values(), embedding]) {
+          p.zeroGrad();
+          p.requiresGrad = false;
+        }
+        return { logprobs: logprobs.toNumbers(), grads };
+      });
+    const [fused, unfused] = [await run(true), await run(false)];
+    expect(worstDifference(fused.logprobs, unfused.logprobs)).toBeLessThan(1e-5);
+    fused.grads.forEach((grad, i) => {
+      expect(Math.max(...grad.map(Math.abs))).toBeGreaterThan(0);
+      expect(worstDifference(grad, unfused.grads[i])).toBeLessThan(1e-4);
+    });
   } finally {
     model.dispose();
   }

@@ -9,6 +9,8 @@ import { Tensor, tidy } from '../lib/tensor/index.js';
 const FIXTURES = join(process.cwd(), 'fixtures/models');
 const BASE = join(FIXTURES, 'qwen3-tiny');
 const ADAPTER = join(FIXTURES, 'qwen3-tiny-lora');
+// On q_proj, v_proj and the tied lm_head; PEFT saves the head's base weight beside it.
+const HEAD_ADAPTER = join(FIXTURES, 'qwen3-tiny-lora-head');
 
 interface Reference {
   input_ids: number[][];
@@ -18,9 +20,11 @@ interface Reference {
 }
 
 let ref: Reference;
+let headRef: Reference;
 let tmp: string;
 beforeAll(async () => {
   ref = JSON.parse(await readFile(join(ADAPTER, 'reference.json'), 'utf8')) as Reference;
+  headRef = JSON.parse(await readFile(join(HEAD_ADAPTER, 'reference.json'), 'utf8')) as Reference;
   tmp = await mkdtemp(join(tmpdir(), 'prefix-rl-lora-'));
 });
 afterAll(async () => {
@@ -30,14 +34,16 @@ afterAll(async () => {
 const int64 = (rows: number[][]) => Tensor.from(rows, undefined, { dtype: 'int64' });
 
 /** Logits at real tokens, flattened. */
-async function tokenLogits(model: CausalLM): Promise<number[]> {
+async function tokenLogits(model: CausalLM, r = ref): Promise<number[]> {
   return tidy(async () => {
-    const logits = (await model.forward(int64(ref.input_ids), int64(ref.attention_mask))).toNested() as number[][][];
-    return logits.flatMap((row, b) => row.filter((_, t) => ref.attention_mask[b][t] === 1)).flat();
+    const logits = (await model.forward(int64(r.input_ids), int64(r.attention_mask))).toNested() as number[][][];
+    return logits.flatMap((row, b) => row.filter((_, t) => r.attention_mask[b][t] === 1)).flat();
   });
 }
 
-const referenceLogits = () => ref.logits.flatMap((row, b) => row.filter((_, t) => ref.attention_mask[b][t] === 1)).flat();
+const maxDifference = (a: number[], b: number[]) => Math.max(...a.map((value, i) => Math.abs(value - b[i])));
+
+const referenceLogits = (r = ref) => r.logits.flatMap((row, b) => row.filter((_, t) => r.attention_mask[b][t] === 1)).flat();
 
 function expectClose(actual: number[], expected: number[], relative: number): void {
   expect(actual).toHaveLength(expected.length);
@@ -91,12 +97,13 @@ test('a new adapter changes nothing until trained; training it alone lowers the 
   const model = await loadModel(BASE);
   try {
     const base = await tokenLogits(model);
-    await model.addLora({ rank: 8, alpha: 16, targetModules: ['q_proj', 'v_proj', 'down_proj'], seed: 1 });
+    await model.addLora({ rank: 8, alpha: 16, targetModules: ['q_proj', 'v_proj', 'down_proj', 'lm_head'], seed: 1 });
     expect(await tokenLogits(model)).toEqual(base);
     await expect(model.addLora({ rank: 2, alpha: 2 })).rejects.toThrow(/already has a LoRA adapter/);
 
     const adapter = model.loraParameters();
-    expect(adapter.size).toBe(2 * 3 * 2);
+    expect(adapter.size).toBe(2 * 3 * 2 + 2);
+    expect(adapter.get('base_model.model.lm_head.lora_B.weight')?.shape).toEqual([83, 8]);
     for (const parameter of adapter.values()) parameter.requiresGrad = true;
     const optimizer = new AdamW(adapter, { lr: 2e-2, weightDecay: 0 });
     const sequences = [
@@ -117,6 +124,8 @@ test('a new adapter changes nothing until trained; training it alone lowers the 
       await optimizer.step();
     }
     expect(await loss(false)).toBeLessThan(0.7 * first);
+    // The head's adapter trained too (through the fused head's low-rank term).
+    expect(Math.max(...adapter.get('base_model.model.lm_head.lora_B.weight')!.toNumbers().map(Math.abs))).toBeGreaterThan(1e-3);
     for (const parameter of adapter.values()) parameter.dispose();
 
     await model.removeAdapter();
@@ -124,6 +133,68 @@ test('a new adapter changes nothing until trained; training it alone lowers the 
   } finally {
     model.dispose();
   }
+});
+
+describe('an adapter on the tied LM head', () => {
+  test("PEFT's logits and log-probs; merging unties the head, keeps the logits and the embedding, and saves a checkpoint that reloads", async () => {
+    const model = await loadModel(BASE);
+    try {
+      await model.loadAdapter(HEAD_ADAPTER);
+      expect(model.lora?.targetModules).toEqual(['lm_head', 'q_proj', 'v_proj']);
+      expect(model.loraParameters().size).toBe(2 * 2 * 2 + 2);
+      expectClose(await tokenLogits(model, headRef), referenceLogits(headRef), 1e-4);
+      await tidy(async () => {
+        const logprobs = await model.tokenLogprobs(int64(headRef.input_ids), int64(headRef.attention_mask));
+        expectClose(logprobs.toNumbers(), headRef.logprobs.flat(), 1e-4);
+      });
+      const embedding = await tidy(() => model.parameters().get('model.embed_tokens.weight')!.toNumbers());
+
+      await model.mergeAdapter();
+      expect(model.config.tieWordEmbeddings).toBe(false);
+      const merged = model.parameters();
+      expect(merged.get('model.embed_tokens.weight')!.toNumbers()).toEqual(embedding);
+      expect(maxDifference(merged.get('lm_head.weight')!.toNumbers(), embedding)).toBeGreaterThan(1e-3);
+      for (const tensor of merged.values()) tensor.dispose();
+      expectClose(await tokenLogits(model, headRef), referenceLogits(headRef), 1e-4);
+
+      await model.save(join(tmp, 'merged-head'));
+      expect(JSON.parse(await readFile(join(tmp, 'merged-head', 'config.json'), 'utf8')).tie_word_embeddings).toBe(false);
+      const reloaded = await loadModel(join(tmp, 'merged-head'));
+      try {
+        expect(await tokenLogits(reloaded, headRef)).toEqual(await tokenLogits(model, headRef));
+      } finally {
+        reloaded.dispose();
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+
+  test('saveAdapter → loadAdapter gives the same logits; a saved head base weight of another model is refused', async () => {
+    const model = await loadModel(BASE);
+    const fresh = await loadModel(BASE);
+    try {
+      await model.loadAdapter(HEAD_ADAPTER);
+      await model.saveAdapter(join(tmp, 'head-saved'));
+      await fresh.loadAdapter(join(tmp, 'head-saved'));
+      expect(await tokenLogits(fresh, headRef)).toEqual(await tokenLogits(model, headRef));
+      await fresh.removeAdapter();
+
+      const dir = join(tmp, 'head-other-base');
+      await cp(HEAD_ADAPTER, dir, { recursive: true });
+      await tidy(async () => {
+        const { tensors } = await readSafetensors(join(dir, 'adapter_model.safetensors'));
+        const name = 'base_model.model.lm_head.base_layer.weight';
+        tensors.set(name, tensors.get(name)!.mul(2));
+        await writeSafetensors(join(dir, 'adapter_model.safetensors'), tensors);
+      });
+      await expect(fresh.loadAdapter(dir)).rejects.toThrow(/carries an lm_head base weight .* differs from this model's head/);
+      expect(fresh.lora).toBeNull();
+    } finally {
+      model.dispose();
+      fresh.dispose();
+    }
+  });
 });
 
 describe('adapter folders that cannot be used', () => {
@@ -144,7 +215,7 @@ describe('adapter folders that cannot be used', () => {
   test.each([
     ['DoRA', { use_dora: true }, /use_dora: DoRA \(use_dora: true\) is not supported/],
     ['a regex target', { target_modules: '.*proj' }, /target_modules: target_modules other than a list/],
-    ['another module', { target_modules: ['q_proj', 'lm_head'] }, /target_modules\.1: /],
+    ['another module', { target_modules: ['q_proj', 'embed_tokens'] }, /target_modules\.1: /],
     ['another PEFT method', { peft_type: 'IA3' }, /peft_type: an adapter other than LORA is not supported/],
     ['modules_to_save', { modules_to_save: ['lm_head'] }, /modules_to_save is not supported/],
   ])('%s', async (name, change, message) => {

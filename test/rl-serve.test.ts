@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveRlConfig } from '../lib/config/rl.js';
 import { writeJsonl } from '../lib/data/index.js';
+import type { LoraTarget } from '../lib/model/index.js';
 import { OpenAIEngine } from '../lib/rollout/openai.js';
 import { makeRlRecords } from '../lib/task/index.js';
 
@@ -115,6 +116,10 @@ test('the engine is configured and fails clearly', async () => {
   expect(() => resolveRlConfig({ algorithm: 'grpo', rollout: { engine: 'openai', url: 'http://x/v1', sync: 'vllm-lora' } })).toThrow(
     /needs actor\.lora/,
   );
+  const headLora = { rank: 2, alpha: 4, targetModules: ['q_proj', 'lm_head'] as LoraTarget[] };
+  expect(() =>
+    resolveRlConfig({ algorithm: 'grpo', actor: { lora: headLora }, rollout: { engine: 'openai', url: 'http://x/v1', sync: 'vllm-lora' } }),
+  ).toThrow(/vLLM does not load an adapter on lm_head/);
   expect(() => new OpenAIEngine({ url: 'ftp://x' })).toThrow(/http\(s\) URL/);
   const engine = new OpenAIEngine({ url: 'http://127.0.0.1:1/v1', model: 'm' });
   await expect(engine.generate([[1, 2]], { maxNewTokens: 2 })).rejects.toThrow(

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { main } from '../lib/cli/main.js';
 import { RL_PRESET_NAMES, resolveRlConfig, type RlConfigInput } from '../lib/config/rl.js';
 import { writeJsonl } from '../lib/data/index.js';
-import { initModel, loadModel, padBatch, type CausalLM } from '../lib/model/index.js';
+import { initModel, loadModel, padBatch, type CausalLM, type LoraTarget } from '../lib/model/index.js';
 import type { Rollout } from '../lib/rollout/rollouts.js';
 import { keepGroups, trainRl } from '../lib/train/rl.js';
 import { makeRlRecords } from '../lib/task/index.js';
@@ -337,5 +337,30 @@ describe('the fused LM head gives the RL step of the logits path', () => {
     expect(fused.step.rmLoss).toBeDefined();
     expect(maxAbsDiff(fused.policy, before)).toBeGreaterThan(1e-4);
     expect(maxAbsDiff(fused.rewardModel, before)).toBeGreaterThan(1e-6);
+  });
+
+  test("a LoRA actor with an adapter on the head too (its low-rank term through the fused head): the logits path's steps", async () => {
+    const runs = [];
+    for (const fusedHead of [true, false]) {
+      const [policy, rewardModel, reference] = [await loadModel(FIXTURE), await loadModel(FIXTURE), await loadModel(FIXTURE)];
+      try {
+        const lora = { rank: 2, alpha: 4, targetModules: ['q_proj', 'lm_head'] as LoraTarget[] };
+        const cfg = config('distrl-ipvrm', { steps: 2, fusedHead, actor: { lr: 3e-2, microBatch: 16, lora } });
+        const history = await trainRl({ policy, rewardModel, reference }, tokenizer, records, cfg, { reward: evenFirstToken });
+        const headB = await tidy(() => policy.loraParameters().get('base_model.model.lm_head.lora_B.weight')!.toNumbers());
+        runs.push({ history, logits: await logitsOf(policy), headB });
+      } finally {
+        for (const model of [policy, rewardModel, reference]) model.dispose();
+      }
+    }
+    const [fused, logits] = runs;
+    fused.history.forEach((step, i) => {
+      for (const key of ['loss', 'pgLoss', 'topkPgLoss', 'gradNorm'] as const) {
+        expect(Math.abs(step[key]! - logits.history[i][key]!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(logits.history[i][key]!)));
+      }
+    });
+    expect(maxAbsDiff(fused.logits, logits.logits)).toBeLessThan(1e-5);
+    // The head's adapter trained (step 2 runs it with B ≠ 0), so the comparison covers its forward and backward.
+    expect(Math.max(...fused.headB.map(Math.abs))).toBeGreaterThan(1e-4);
   });
 });

@@ -60,7 +60,7 @@ const RolloutSection = z.strictObject({
 const LoraSection = z.strictObject({
   rank: positiveInt,
   alpha: z.number().positive(),
-  /** Default: all seven projections. */
+  /** Default: the seven projections; add lm_head for a LoRA on the LM head. */
   targetModules: z.array(z.enum(LORA_TARGETS)).min(1).optional(),
   rslora: z.boolean().default(false),
 });
@@ -238,6 +238,11 @@ export function resolveRlConfig(input: unknown): RlConfig {
   if (engine === 'openai' && !url) fail('rollout.url: engine openai samples from a server: give its API base URL (e.g. http://host:8000/v1)');
   if (engine === 'local' && url) fail('rollout.url is given, but rollout.engine is local (set engine: openai to sample from the server)');
   if (engine === 'openai' && sync === 'vllm-lora' && !config.actor.lora) fail('rollout.sync vllm-lora loads LoRA adapters: it needs actor.lora');
+  if (engine === 'openai' && sync === 'vllm-lora' && config.actor.lora?.targetModules?.includes('lm_head')) {
+    fail(
+      "rollout.sync vllm-lora: vLLM does not load an adapter on lm_head; drop it from actor.lora.targetModules, or serve with 'prefix-rl serve' (sync: reload)",
+    );
+  }
   if (kind !== 'none' && config.rollout.temperature !== 1) {
     // π_old's log-probs (the reference of the implicit reward and the PPO ratio) would be at T while the reward model
     // is trained and read at 1; the released code samples at 1.0.

@@ -159,12 +159,17 @@ export class CausalLM {
   /** @internal use loadModel */
   constructor(
     private readonly native: NativeModel,
-    readonly config: ModelConfig,
+    private modelConfig: ModelConfig,
     /** config.json as read (unknown fields kept, so that save() writes them back). */
-    private readonly rawConfig: Record<string, unknown>,
+    private rawConfig: Record<string, unknown>,
     /** The folder the model was loaded from ('' for a new model without a tokenizer folder). */
     readonly source: string,
   ) {}
+
+  /** The model's config (merging an adapter on a tied head unties it). */
+  get config(): ModelConfig {
+    return this.modelConfig;
+  }
 
   /** The dtype the model computes in (activations, logits). */
   get dtype(): ModelDType {
@@ -207,12 +212,15 @@ export class CausalLM {
   /**
    * The LM head's input at the positions forward() gives logits for: the final hidden states [B, length, H] (after
    * the last norm, with their graph unless noGrad) and the head's weight [V, H] in the model dtype (the embedding
-   * when tied; with master weights a differentiable cast of it). headLogprobs and the distrl objectives take them in
-   * place of logits, through the fused LM head: no [B, length, V] tensor is built.
+   * when tied; with master weights a differentiable cast of it) and, with a LoRA on lm_head, its low-rank term
+   * (`lora`). headLogprobs and the distrl objectives take them in place of logits, through the fused LM head: no
+   * [B, length, V] tensor is built.
    */
   async headInput(inputIds: Tensor, attentionMask?: Tensor, options: LogitsOptions = {}): Promise<HeadInput> {
     const out = await this.runForward(inputIds, attentionMask, options, (...args) => this.native.headInput(...args));
-    return { hidden: Tensor.wrap(out.hidden), weight: Tensor.wrap(out.weight) };
+    const input: HeadInput = { hidden: Tensor.wrap(out.hidden), weight: Tensor.wrap(out.weight) };
+    if (out.loraHidden && out.loraWeight) input.lora = { hidden: Tensor.wrap(out.loraHidden), weight: Tensor.wrap(out.loraWeight) };
+    return input;
   }
 
   /**
@@ -373,9 +381,17 @@ export class CausalLM {
     });
   }
 
-  /** Folds the adapter into the base weights (W += scale · B A) and detaches it. */
+  /**
+   * Folds the adapter into the base weights (W += scale · B A) and detaches it. An adapter on a tied LM head unties
+   * it: the head becomes a weight of its own (`lm_head.weight`, saved with tie_word_embeddings false), the input
+   * embedding unchanged.
+   */
   async mergeAdapter(options: AsyncOptions = {}): Promise<void> {
     await withCancel(options.signal, (token) => this.native.mergeLora(token));
+    if (this.adapter?.targetModules.includes('lm_head') && this.modelConfig.tieWordEmbeddings) {
+      this.modelConfig = { ...this.modelConfig, tieWordEmbeddings: false };
+      this.rawConfig = { ...this.rawConfig, tie_word_embeddings: false };
+    }
     this.adapter = null;
   }
 

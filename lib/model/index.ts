@@ -33,7 +33,7 @@ export {
 } from './checkpoint.js';
 export { readSafetensors, writeSafetensors, type SafetensorsContents } from './safetensors.js';
 export { padBatch, type PaddedBatch, type PadOptions } from './batch.js';
-export { AdapterError, LORA_TARGETS, readAdapterConfig, type LoraConfig, type LoraOptions, type LoraTarget } from './lora.js';
+export { AdapterError, LORA_PROJECTIONS, LORA_TARGETS, readAdapterConfig, type LoraConfig, type LoraOptions, type LoraTarget } from './lora.js';
 export {
   AdamW,
   clipGradNorm,

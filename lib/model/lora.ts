@@ -7,14 +7,21 @@ import { z } from 'zod';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
-export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+/** The seven projections of each layer: the default targets (the paper's). */
+export const LORA_PROJECTIONS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+/**
+ * Every module an adapter may target: the projections and the LM head (its output projection only: with tied
+ * embeddings the input embedding is not adapted, as in PEFT; the fused head takes the head's adapter as a low-rank
+ * term, still without [N, V] logits).
+ */
+export const LORA_TARGETS = [...LORA_PROJECTIONS, 'lm_head'] as const;
 export type LoraTarget = (typeof LORA_TARGETS)[number];
 
 export interface LoraOptions {
   rank: number;
   /** ΔW = (alpha / rank) · B A (alpha / √rank with rslora). */
   alpha: number;
-  /** Default: all seven projections. */
+  /** Default: the seven projections (LORA_PROJECTIONS); 'lm_head' adds the LM head. */
   targetModules?: LoraTarget[];
   /** Rank-stabilized scaling (default false). */
   rslora?: boolean;
@@ -39,7 +46,10 @@ const AdapterConfigSchema = z.looseObject({
   peft_type: z.literal('LORA', unsupported('an adapter other than LORA')),
   r: z.number().int().positive(),
   lora_alpha: z.number().positive(),
-  target_modules: z.array(z.enum(LORA_TARGETS), unsupported('target_modules other than a list of q/k/v/o/gate/up/down_proj (a regex string)')),
+  target_modules: z.array(
+    z.enum(LORA_TARGETS),
+    unsupported('target_modules other than a list of q/k/v/o/gate/up/down_proj and lm_head (a regex string)'),
+  ),
   use_rslora: z.boolean().optional(),
   use_dora: z.literal(false, unsupported('DoRA (use_dora: true)')).optional(),
   bias: z.literal('none', unsupported('training biases (bias other than "none")')).optional(),
@@ -57,7 +67,7 @@ const AdapterConfigSchema = z.looseObject({
 });
 
 export function loraConfig(options: LoraOptions): LoraConfig {
-  return { rank: options.rank, alpha: options.alpha, rslora: options.rslora ?? false, targetModules: options.targetModules ?? [...LORA_TARGETS] };
+  return { rank: options.rank, alpha: options.alpha, rslora: options.rslora ?? false, targetModules: options.targetModules ?? [...LORA_PROJECTIONS] };
 }
 
 /** Reads and validates `dir`/adapter_config.json; lora_dropout is ignored (no dropout here). */

@@ -107,7 +107,7 @@ export interface NativeModel {
     attentionMask: NativeTensor | null,
     options: NativeForwardOptions,
     cancel?: NativeCancelToken,
-  ): Promise<{ hidden: NativeTensor; weight: NativeTensor }>;
+  ): Promise<{ hidden: NativeTensor; weight: NativeTensor; loraHidden?: NativeTensor; loraWeight?: NativeTensor }>;
   generate(
     promptIds: NativeTensor,
     promptMask: NativeTensor | null,

@@ -76,13 +76,41 @@ export async function tokenLogprobs(
   return out.logprobs;
 }
 
-/** An LM head's input: hidden states [..., H] and the head's weight [V, H] (CausalLM.headInput), for the fused head. */
-export interface HeadInput {
+/**
+ * A LoRA adapter on the LM head as the fused head takes it, a low-rank term of the logits: hidden · Wᵀ + hidden_r · Bᵀ
+ * with hidden_r = scale · hidden · Aᵀ [..., r] and B [V, r] (CausalLM.headInput computes both, differentiable).
+ */
+export interface HeadLora {
   hidden: Tensor;
   weight: Tensor;
 }
 
+/**
+ * An LM head's input: hidden states [..., H], the head's weight [V, H] and, with a LoRA on the head, its low-rank
+ * term (CausalLM.headInput), for the fused head.
+ */
+export interface HeadInput {
+  hidden: Tensor;
+  weight: Tensor;
+  lora?: HeadLora;
+}
+
+/** A HeadInput as the distrl objectives take it: `hiddenKey` (oldHidden, rmHidden), headWeight, loraHidden, loraWeight. */
+export function headInputFields<K extends string>(hiddenKey: K, input: HeadInput): Record<K | 'headWeight', Tensor> & HeadLoraFields {
+  return { [hiddenKey]: input.hidden, headWeight: input.weight, ...loraFields(input.lora) } as Record<K | 'headWeight', Tensor> & HeadLoraFields;
+}
+
+/** The head's LoRA term under the objectives' keys. */
+export interface HeadLoraFields {
+  loraHidden?: Tensor;
+  loraWeight?: Tensor;
+}
+
+const loraFields = (lora: HeadLora | undefined): HeadLoraFields => (lora ? { loraHidden: lora.hidden, loraWeight: lora.weight } : {});
+
 export interface HeadLogprobsOptions extends AsyncOptions {
+  /** A LoRA adapter on the head (HeadInput.lora). */
+  lora?: HeadLora;
   temperature?: number;
   /** Vocabulary rows per streamed chunk (default 4096): peak extra memory is about two [N, chunkSize] buffers. */
   chunkSize?: number;
@@ -97,8 +125,9 @@ export interface HeadLogprobsOptions extends AsyncOptions {
  * float32 out (float64 for float64 inputs or with `float64`).
  */
 export async function headLogprobs(hidden: Tensor, weight: Tensor, index: Tensor, options: HeadLogprobsOptions = {}): Promise<Tensor> {
-  const { temperature, chunkSize, float64 } = options;
-  const out = await runObjective<{ logprobs: Tensor }>('head_logprobs', { hidden, weight, index, temperature, chunkSize, float64 }, options);
+  const { temperature, chunkSize, float64, lora } = options;
+  const inputs = { hidden, weight, ...loraFields(lora), index, temperature, chunkSize, float64 };
+  const out = await runObjective<{ logprobs: Tensor }>('head_logprobs', inputs, options);
   return out.logprobs;
 }
 
@@ -112,8 +141,8 @@ export function headLogprobsAndEntropy(
   index: Tensor,
   options: HeadLogprobsOptions = {},
 ): Promise<{ logprobs: Tensor; entropy: Tensor }> {
-  const { temperature, chunkSize, float64 } = options;
-  return runObjective('head_logprobs', { hidden, weight, index, temperature, chunkSize, float64, entropy: true }, options);
+  const { temperature, chunkSize, float64, lora } = options;
+  return runObjective('head_logprobs', { hidden, weight, ...loraFields(lora), index, temperature, chunkSize, float64, entropy: true }, options);
 }
 
 /**
@@ -125,7 +154,9 @@ export function outputLogprobs(
   index: Tensor,
   options: AsyncOptions & { temperature?: number; chunkSize?: number } = {},
 ): Promise<Tensor> {
-  return output instanceof Tensor ? tokenLogprobs(output, index, options) : headLogprobs(output.hidden, output.weight, index, options);
+  return output instanceof Tensor
+    ? tokenLogprobs(output, index, options)
+    : headLogprobs(output.hidden, output.weight, index, { ...options, lora: output.lora });
 }
 
 /**
@@ -266,8 +297,11 @@ export function dpoOnline(inputs: LogRatioInputs & GroupInputs & { beta?: number
   return runObjective('dpo_online', { ...inputs }, options);
 }
 
-export interface CandidateInputs {
-  /** π_old's logits [B, T, V], or its hidden states [B, T, H] with the head's weight [V, H] (fused head, chunkSize rows at a time). */
+export interface CandidateInputs extends HeadLoraFields {
+  /**
+   * π_old's logits [B, T, V], or its hidden states [B, T, H] with the head's weight [V, H] and a LoRA's term (fused
+   * head, chunkSize rows at a time; headInputFields('oldHidden', model.headInput(...)) gives them).
+   */
   oldLogits?: Tensor;
   oldHidden?: Tensor;
   headWeight?: Tensor;
@@ -293,8 +327,11 @@ export function distrlCandidates(inputs: CandidateInputs, options?: AsyncOptions
   return runObjective('distrl_candidates', { ...inputs }, options);
 }
 
-export interface DistrlTdInputs {
-  /** π_φ's logits [B, T, V], or its hidden states with the head's weight (fused head), or its log-probs at the candidates. */
+export interface DistrlTdInputs extends HeadLoraFields {
+  /**
+   * π_φ's logits [B, T, V], or its hidden states with the head's weight and a LoRA's term (fused head:
+   * headInputFields('rmHidden', ...)), or its log-probs at the candidates.
+   */
   rmLogits?: Tensor;
   rmHidden?: Tensor;
   headWeight?: Tensor;

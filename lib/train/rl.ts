@@ -20,6 +20,7 @@ import {
   distrlLoss,
   headLogprobs,
   headLogprobsAndEntropy,
+  headInputFields,
   outputLogprobs,
   tokenEntropy,
   type DistrlLossInputs,
@@ -358,7 +359,7 @@ async function rlStep(
     const old = await batch.responseOutput(models.policy, rows, { noGrad: true, signal });
     return distrlCandidates(
       {
-        ...(old instanceof Tensor ? { oldLogits: old } : { oldHidden: old.hidden, headWeight: old.weight }),
+        ...(old instanceof Tensor ? { oldLogits: old } : headInputFields('oldHidden', old)),
         tokens: batch.take(batch.tokens, rows),
         mask: batch.take(batch.mask, rows),
         k: distPpo ? actor.candidateTopK : 1,
@@ -716,7 +717,11 @@ async function policyOutputs(
     const tokenEntropies = await tokenEntropy(bonus ? output : output.detach(), { temperature, signal });
     return { policy: { newLogits: output }, tokenEntropies };
   }
-  const { logprobs, entropy } = await headLogprobsAndEntropy(output.hidden, output.weight, candidateIndices, { temperature, signal });
+  const { logprobs, entropy } = await headLogprobsAndEntropy(output.hidden, output.weight, candidateIndices, {
+    temperature,
+    signal,
+    lora: output.lora,
+  });
   return { policy: { logProb: logprobs.select(-1, 0), policyTopkLogprobs: logprobs }, tokenEntropies: bonus ? entropy : entropy.detach() };
 }
 
@@ -815,7 +820,7 @@ class RolloutBatch {
     const output = await this.responseOutput(model, rows, { signal });
     if (output instanceof Tensor) return { logits: output };
     const index = this.take(this.tokens, rows).unsqueeze(-1);
-    const policy = (await headLogprobs(output.hidden, output.weight, index, { float64: true, signal })).squeeze(-1);
+    const policy = (await headLogprobs(output.hidden, output.weight, index, { float64: true, signal, lora: output.lora })).squeeze(-1);
     return { logRatio: policy.sub(this.take(refLogprobs, rows).to('float64')).to('float32') };
   }
 

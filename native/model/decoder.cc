@@ -161,7 +161,7 @@ Decoder::Decoder(const DecoderConfig& config, at::ScalarType dtype, at::Device d
     layers_.push_back(std::move(layer));
   }
   final_norm_ = parameter("model.norm.weight", {hidden});
-  lm_head_ = config.tie_word_embeddings ? embed_tokens_ : parameter("lm_head.weight", {config.vocab_size, hidden});
+  head_.weight = config.tie_word_embeddings ? embed_tokens_ : parameter("lm_head.weight", {config.vocab_size, hidden});
   inv_freq_ = rotary_frequencies(config).to(device);
   TORCH_INTERNAL_ASSERT(static_cast<int64_t>(parameters_.size()) == parameter_count(config),
                         "Decoder::parameter_count disagrees with the constructor");
@@ -214,45 +214,58 @@ void Decoder::add_lora(const LoraConfig& config, uint64_t seed) {
   if (config.rank < 1) invalid_argument("LoRA rank must be at least 1, got " + std::to_string(config.rank));
   if (!(config.alpha > 0)) invalid_argument("LoRA alpha must be positive");
   if (config.target_modules.empty()) invalid_argument("LoRA target_modules is empty");
-  static const std::set<std::string> kProjections = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  static const std::set<std::string> kTargets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head"};
   const std::set<std::string> targets(config.target_modules.begin(), config.target_modules.end());
   for (const std::string& target : targets) {
-    if (!kProjections.count(target)) {
+    if (!kTargets.count(target)) {
       invalid_argument("LoRA target module '" + target +
-                       "' is not a projection of this model (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)");
+                       "' is not a projection of this model (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, lm_head)");
     }
   }
   const double scale = config.alpha / (config.rslora ? std::sqrt(static_cast<double>(config.rank)) : static_cast<double>(config.rank));
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(seed);
   auto options = at::TensorOptions().dtype(reduced_precision(dtype_) ? at::kFloat : dtype_).device(device_);
+  auto attach = [&](Projection& projection, const std::string& peft_name) {
+    const int64_t out = projection.weight.size(0), in = projection.weight.size(1);
+    // PEFT's init: A is kaiming_uniform(a = √5), i.e. uniform in ±1/√in; B is zero, so ΔW starts at 0.
+    const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+    projection.lora_a = at::empty({config.rank, in}, at::kFloat).uniform_(-bound, bound, generator).to(options);
+    projection.lora_b = at::zeros({out, config.rank}, options);
+    projection.lora_scale = scale;
+    lora_parameters_.emplace_back(peft_name + ".lora_A.weight", projection.lora_a);
+    lora_parameters_.emplace_back(peft_name + ".lora_B.weight", projection.lora_b);
+  };
   for (size_t i = 0; i < layers_.size(); ++i) {
     for (auto& [name, projection] : layers_[i].projections()) {
-      if (!targets.count(name.substr(name.find('.') + 1))) continue;  // "self_attn.q_proj" is targeted as "q_proj"
-      const int64_t out = projection->weight.size(0), in = projection->weight.size(1);
-      // PEFT's init: A is kaiming_uniform(a = √5), i.e. uniform in ±1/√in; B is zero, so ΔW starts at 0.
-      const double bound = 1.0 / std::sqrt(static_cast<double>(in));
-      projection->lora_a = at::empty({config.rank, in}, at::kFloat).uniform_(-bound, bound, generator).to(options);
-      projection->lora_b = at::zeros({out, config.rank}, options);
-      projection->lora_scale = scale;
-      const std::string peft_name = "base_model.model.model.layers." + std::to_string(i) + "." + name;
-      lora_parameters_.emplace_back(peft_name + ".lora_A.weight", projection->lora_a);
-      lora_parameters_.emplace_back(peft_name + ".lora_B.weight", projection->lora_b);
+      // "self_attn.q_proj" is targeted as "q_proj"
+      if (targets.count(name.substr(name.find('.') + 1))) attach(*projection, "base_model.model.model.layers." + std::to_string(i) + "." + name);
     }
   }
+  if (targets.count("lm_head")) attach(head_, "base_model.model.lm_head");
   lora_ = config;
 }
 
 void Decoder::merge_lora() {
   if (!lora_) invalid_argument("the model has no LoRA adapter");
   at::NoGradGuard no_grad;
+  auto merge = [](Projection& projection) {
+    if (!projection.lora_a.defined()) return;
+    // In float32, then rounded once into the weight's dtype.
+    at::Tensor delta = at::matmul(projection.lora_b.to(at::kFloat), projection.lora_a.to(at::kFloat)) * projection.lora_scale;
+    projection.weight.add_(delta.to(projection.weight.scalar_type()));
+  };
   for (Layer& layer : layers_) {
-    for (auto& [name, projection] : layer.projections()) {
-      if (!projection->lora_a.defined()) continue;
-      // In float32, then rounded once into the weight's dtype.
-      at::Tensor delta = at::matmul(projection->lora_b.to(at::kFloat), projection->lora_a.to(at::kFloat)) * projection->lora_scale;
-      projection->weight.add_(delta.to(projection->weight.scalar_type()));
-    }
+    for (auto& [name, projection] : layer.projections()) merge(*projection);
   }
+  if (head_.lora_a.defined() && config_.tie_word_embeddings) {
+    // Folding ΔW into the shared matrix would change the input embedding too: the head gets a matrix of its own.
+    at::Tensor untied = parameter("lm_head.weight", {config_.vocab_size, config_.hidden_size});
+    untied.copy_(embed_tokens_);
+    untied.set_requires_grad(embed_tokens_.requires_grad());
+    head_.weight = untied;
+    config_.tie_word_embeddings = false;
+  }
+  merge(head_);
   remove_lora();
 }
 
@@ -261,13 +274,15 @@ void Decoder::remove_lora() {
     std::lock_guard<std::mutex> lock(casts_mutex_);
     casts_.clear();
   }
+  auto detach = [](Projection& projection) {
+    projection.lora_a = at::Tensor();
+    projection.lora_b = at::Tensor();
+    projection.lora_scale = 0;
+  };
   for (Layer& layer : layers_) {
-    for (auto& [name, projection] : layer.projections()) {
-      projection->lora_a = at::Tensor();
-      projection->lora_b = at::Tensor();
-      projection->lora_scale = 0;
-    }
+    for (auto& [name, projection] : layer.projections()) detach(*projection);
   }
+  detach(head_);
   lora_parameters_.clear();
   lora_.reset();
 }
@@ -317,7 +332,13 @@ at::Tensor Decoder::mlp(const Layer& layer, const at::Tensor& x) const {
   return project(layer.down_proj, at::silu(project(layer.gate_proj, x)) * project(layer.up_proj, x));
 }
 
-at::Tensor Decoder::lm_head(const at::Tensor& hidden) const { return dense(hidden, compute(lm_head_)); }
+at::Tensor Decoder::lm_head(const at::Tensor& hidden) const { return project(head_, hidden); }
+
+HeadLora Decoder::head_lora(const at::Tensor& hidden) const {
+  if (!head_.lora_a.defined()) return {};
+  // Scaled here, as project() scales the low-rank product: the fused head adds hidden_r · Bᵀ to each chunk.
+  return {dense(hidden, compute(head_.lora_a)) * head_.lora_scale, compute(head_.lora_b)};
+}
 
 KvCache Decoder::new_cache(int64_t batch, int64_t capacity) const {
   KvCache cache;
@@ -406,8 +427,9 @@ at::Tensor Decoder::token_logprobs(const at::Tensor& input_ids, const at::Tensor
   at::Tensor attend = visible_keys(mask, 0, ids.size(1));
   at::Tensor hidden = hidden_states(ids, token_positions(mask), attend, nullptr, checkpoint).narrow(1, 0, predicted);
   at::Tensor targets = ids.narrow(1, 1, predicted);
-  at::Tensor logprobs = fused_head ? head_logprobs(hidden, compute(lm_head_), targets.unsqueeze(-1)).logprobs.squeeze(-1)
-                                   : gather_logprobs(lm_head(hidden), targets.unsqueeze(-1)).squeeze(-1);
+  at::Tensor logprobs =
+      fused_head ? head_logprobs(hidden, head_weight(), targets.unsqueeze(-1), 1.0, 4096, false, std::nullopt, head_lora(hidden)).logprobs.squeeze(-1)
+                 : gather_logprobs(lm_head(hidden), targets.unsqueeze(-1)).squeeze(-1);
   // A token has a log-prob when it and the token before it are real: a row's first token has no prefix.
   at::Tensor scored = mask.narrow(1, 1, predicted) & mask.narrow(1, 0, predicted);
   return logprobs.masked_fill(at::logical_not(scored), 0.0);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "model/safetensors.h"
+#include "ops/head_logprobs.h"
 
 namespace prefix_rl {
 
@@ -55,12 +56,13 @@ struct DecoderConfig {
 #undef PREFIX_RL_DECLARE_FIELD
 
 // A LoRA adapter (PEFT's LoraConfig): each targeted projection W gains ΔW = scale · B A with A [rank, in] and
-// B [out, rank]; scale = alpha / rank, or alpha / √rank with rsLoRA.
+// B [out, rank]; scale = alpha / rank, or alpha / √rank with rsLoRA. On lm_head the adapter changes the output
+// projection only: with tied embeddings the input embedding stays as it is (as PEFT does).
 struct LoraConfig {
   int64_t rank;
   double alpha;
   bool rslora;
-  std::vector<std::string> target_modules;  // among q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj
+  std::vector<std::string> target_modules;  // among q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, lm_head
 };
 
 // Keys and values of the positions a generation has seen, so that each new token costs one position's forward.
@@ -108,7 +110,10 @@ class Decoder : public std::enable_shared_from_this<Decoder> {
                           int64_t length = -1) const;
   // The LM head's weight [V, hidden] in the compute dtype (the embedding when tied): with master weights a
   // differentiable cast while a graph is recorded, so gradients reach the float32 parameter.
-  at::Tensor head_weight() const { return compute(lm_head_); }
+  at::Tensor head_weight() const { return compute(head_.weight); }
+  // With a LoRA on lm_head, its low-rank term for `hidden` (HeadLora: scale · hidden · Aᵀ and B, differentiable);
+  // without one, undefined. The fused head takes it beside head_weight().
+  HeadLora head_lora(const at::Tensor& hidden) const;
 
   // log p(input_ids[:, t+1] | input_ids[:, ..t]) as [B, T-1] float32; 0 where the token is padding or the first of its row.
   // `fused_head`: straight from the hidden states through the fused LM head (ops/head_logprobs.h), never building
@@ -124,7 +129,8 @@ class Decoder : public std::enable_shared_from_this<Decoder> {
   void add_lora(const LoraConfig& config, uint64_t seed);
   // The adapter's parameters under PEFT's saved names (base_model.model.<module>.lora_A.weight, …).
   const NamedTensors& lora_parameters() const { return lora_parameters_; }
-  // Folds the adapter into the weights (W += scale · B A) and removes it.
+  // Folds the adapter into the weights (W += scale · B A) and removes it. A LoRA on a tied head unties it: the head
+  // becomes a parameter of its own (lm_head.weight, config tie_word_embeddings false) and the embedding is unchanged.
   void merge_lora();
   void remove_lora();
 
@@ -173,7 +179,8 @@ class Decoder : public std::enable_shared_from_this<Decoder> {
   at::ScalarType dtype_, parameter_dtype_;
   at::Device device_;
   NamedTensors parameters_;
-  at::Tensor embed_tokens_, final_norm_, lm_head_;  // lm_head_ is embed_tokens_ when tied
+  at::Tensor embed_tokens_, final_norm_;
+  Projection head_;  // the LM head: its weight is embed_tokens_ when tied
   std::vector<Layer> layers_;
   std::optional<LoraConfig> lora_;
   NamedTensors lora_parameters_;

@@ -100,6 +100,23 @@ Placement parse_placement(const Napi::Object& options) {
   return {parse_dtype(opt_string(options, "dtype", "float32")), device, opt_bool(options, "masterWeights", false)};
 }
 
+// PEFT saves the base head's weight beside an adapter on lm_head (save_embedding_layers, on by default there): it
+// must be the weight the adapter sits on, this model's head, to within the saved dtype's rounding.
+constexpr const char* kPeftHeadBase = "base_model.model.lm_head.base_layer.weight";
+void check_saved_head_base(const Decoder& model, const SafetensorsFiles& files) {
+  for (const auto& file : files) {
+    for (const auto& entry : file->entries()) {
+      if (entry.name != kPeftHeadBase) continue;
+      at::NoGradGuard no_grad;
+      at::Tensor head = model.head_weight().detach().to(at::kCPU, at::kFloat);
+      if (entry.shape != head.sizes().vec() || !at::allclose(file->tensor(entry).to(at::kFloat), head, /*rtol=*/1e-2, /*atol=*/1e-5)) {
+        invalid_argument("the adapter in " + file->path() + " carries an lm_head base weight (" + kPeftHeadBase +
+                         ") that differs from this model's head: it was trained on another base (or with the head itself trained)");
+      }
+    }
+  }
+}
+
 class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
  public:
   static Napi::Function define_class(Napi::Env env) {
@@ -196,12 +213,18 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       return m.forward(ids, mask, f.checkpoint, f.logits_start, f.logits_length);
     });
   }
-  // Same arguments as forward → Promise<{hidden, weight}>: the LM head's input at the logits positions and its
-  // weight, for the fused head (headLogprobs, distrl objectives), with no logits built.
+  // Same arguments as forward → Promise<{hidden, weight, loraHidden?, loraWeight?}>: the LM head's input at the
+  // logits positions, its weight and, with a LoRA on lm_head, its low-rank term, for the fused head (headLogprobs,
+  // distrl objectives), with no logits built.
   Napi::Value head_input(const Napi::CallbackInfo& info) {
     return run(info, "headInput", [](const Decoder& m, const at::Tensor& ids, const at::Tensor& mask, const ForwardFlags& f) {
-      return NamedTensors{{"hidden", m.final_hidden(ids, mask, f.checkpoint, f.logits_start, f.logits_length).contiguous()},
-                          {"weight", m.head_weight()}};
+      at::Tensor hidden = m.final_hidden(ids, mask, f.checkpoint, f.logits_start, f.logits_length).contiguous();
+      NamedTensors out{{"hidden", hidden}, {"weight", m.head_weight()}};
+      if (HeadLora lora = m.head_lora(hidden); lora.defined()) {
+        out.emplace_back("loraHidden", lora.hidden);
+        out.emplace_back("loraWeight", lora.weight);
+      }
+      return out;
     });
   }
   Napi::Value token_logprobs(const Napi::CallbackInfo& info) {
@@ -317,7 +340,9 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       return mutate(info, "loadLora", info[2], [config, files](Decoder& model) {
         model.add_lora(config, 0);
         try {
-          load_parameters(model.lora_parameters(), open_safetensors(files), {});
+          SafetensorsFiles opened = open_safetensors(files);
+          load_parameters(model.lora_parameters(), opened, {kPeftHeadBase});
+          check_saved_head_base(model, opened);
         } catch (...) {
           model.remove_lora();
           throw;

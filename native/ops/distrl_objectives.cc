@@ -25,10 +25,12 @@ bool paper_convention(const ObjectiveInputs& in) {
   return convention == "paper";
 }
 
-// π_old's model output: its logits (oldLogits), or its hidden states (oldHidden) and LM-head weight (headWeight) for
-// the fused head (ops/head_logprobs.h, `chunkSize` vocabulary rows at a time: no [B, T, V] logits).
+// π_old's model output: its logits (oldLogits), or its hidden states (oldHidden) and LM-head weight (headWeight, and
+// a LoRA's loraHidden and loraWeight) for the fused head (ops/head_logprobs.h, `chunkSize` vocabulary rows at a
+// time: no [B, T, V] logits).
 ObjectiveOutputs distrl_candidates(const ObjectiveInputs& in) {
-  in.expect_only({"oldLogits", "oldHidden", "headWeight", "chunkSize", "tokens", "mask", "k", "minP", "topP", "temperature", "conventions"});
+  in.expect_only({"oldLogits", "oldHidden", "headWeight", "loraHidden", "loraWeight", "chunkSize", "tokens", "mask", "k", "minP", "topP",
+                  "temperature", "conventions"});
   const bool fused = in.has("oldHidden");
   if (fused == in.has("oldLogits")) invalid_argument("distrl_candidates takes oldLogits or oldHidden (with headWeight), one of the two");
   const bool paper = paper_convention(in);
@@ -48,7 +50,7 @@ ObjectiveOutputs distrl_candidates(const ObjectiveInputs& in) {
     o.k = in.integer("k", 5);
   }
   CandidateSet set = fused ? head_candidate_set(in.tensor("oldHidden"), in.tensor("headWeight"), in.tensor("tokens"), in.tensor("mask"), o,
-                                                in.integer("chunkSize", 4096))
+                                                in.integer("chunkSize", 4096), head_lora(in))
                            : candidate_set(in.tensor("oldLogits"), in.tensor("tokens"), in.tensor("mask"), o);
   at::Tensor valid = in.tensor("mask").to(set.old_logprobs.device()).to(at::kBool);
   check_finite(set.old_logprobs.select(2, 0), valid, "oldLogits log-probs");
@@ -68,8 +70,8 @@ at::Tensor from_last_position(const at::Tensor& mask) {
 }
 
 ObjectiveOutputs distrl_td(const ObjectiveInputs& in) {
-  in.expect_only({"rmLogits", "rmHidden", "headWeight", "chunkSize", "rmTopkLogprobs", "candidateIndices", "oldTopkLogprobs", "mask", "beta",
-                  "temperature", "zeroLast"});
+  in.expect_only({"rmLogits", "rmHidden", "headWeight", "loraHidden", "loraWeight", "chunkSize", "rmTopkLogprobs", "candidateIndices",
+                  "oldTopkLogprobs", "mask", "beta", "temperature", "zeroLast"});
   const at::Tensor& old_topk = in.tensor("oldTopkLogprobs");
   if (old_topk.dim() != 3) invalid_argument("oldTopkLogprobs must be [B, T, K]");
   at::Tensor rm_topk;
@@ -84,9 +86,9 @@ ObjectiveOutputs distrl_td(const ObjectiveInputs& in) {
     at::NoGradGuard no_grad;
     const at::Tensor& hidden = in.tensor("rmHidden");
     type = acc_type(hidden.scalar_type());
-    rm_topk =
-        head_logprobs(hidden, in.tensor("headWeight"), indices, in.number("temperature", 1.0), in.integer("chunkSize", 4096), false, at::kDouble)
-            .logprobs;
+    rm_topk = head_logprobs(hidden, in.tensor("headWeight"), indices, in.number("temperature", 1.0), in.integer("chunkSize", 4096), false,
+                            at::kDouble, head_lora(in))
+                  .logprobs;
   } else {
     const at::Tensor& indices = in.tensor("candidateIndices");
     if (indices.sizes() != old_topk.sizes()) invalid_argument("candidateIndices must have the shape of oldTopkLogprobs");

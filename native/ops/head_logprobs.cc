@@ -18,9 +18,23 @@
 namespace prefix_rl {
 namespace {
 
-// The chunk [begin, end) of the vocabulary: its logits [N, end − begin] in the accumulation type, unscaled.
-at::Tensor chunk_logits(const at::Tensor& hidden, const at::Tensor& weight, int64_t begin, int64_t end, at::ScalarType acc) {
-  return at::matmul(hidden, weight.narrow(0, begin, end - begin).t()).to(acc);
+// The head as the streamed passes see it: W [V, H] and, with a LoRA on it, hidden_r [N, r] and B [V, r] (HeadLora).
+struct Head {
+  at::Tensor weight, lora_hidden, lora_weight;
+  int64_t vocab() const { return weight.size(0); }
+  bool has_lora() const { return lora_hidden.defined() && lora_hidden.size(1) > 0; }  // rank 0: none
+};
+
+// The chunk [begin, begin + C) of the vocabulary: its logits [N, C] in hidden's dtype, unscaled: h·W_cᵀ (+ h_r·B_cᵀ).
+at::Tensor chunk_product(const at::Tensor& hidden, const Head& head, int64_t begin, int64_t C) {
+  at::Tensor z = at::mm(hidden, head.weight.narrow(0, begin, C).t());
+  if (head.has_lora()) z.addmm_(head.lora_hidden, head.lora_weight.narrow(0, begin, C).t());
+  return z;
+}
+
+// The same in the accumulation type.
+at::Tensor chunk_logits(const at::Tensor& hidden, const Head& head, int64_t begin, int64_t end, at::ScalarType acc) {
+  return chunk_product(hidden, head, begin, end - begin).to(acc);
 }
 
 // For the index entries inside [begin, end): their column in the chunk and whether they fall in it.
@@ -46,10 +60,10 @@ struct Pass {
 // The CPU pass: per chunk one GEMM, then per row the chunk's logsumexp, entropy and top-K by the row kernels, merged
 // in float64 across chunks: lse = log Σ_c e^{lse_c} and H = Σ_c e^{lse_c − lse}·(lse − lse_c + H_c), kept online as
 // (m, s = Σ e^{lse_c − m}, a = Σ e^{lse_c − m}·(H_c − lse_c)) so that lse = m + log s and H = lse + a / s.
-Pass stream_rows(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& index, double temperature, int64_t chunk, bool entropy,
+Pass stream_rows(const at::Tensor& hidden, const Head& head, const at::Tensor& index, double temperature, int64_t chunk, bool entropy,
                  int64_t top_k) {
   at::NoGradGuard no_grad;
-  const int64_t N = hidden.size(0), V = weight.size(0), K = index.size(1);
+  const int64_t N = hidden.size(0), V = head.vocab(), K = index.size(1);
   const auto acc = acc_type(hidden.scalar_type());
   Pass out;
   out.gathered = at::zeros({N, K}, hidden.options().dtype(acc));
@@ -67,7 +81,7 @@ Pass stream_rows(const at::Tensor& hidden, const at::Tensor& weight, const at::T
     for (int64_t begin = 0; begin < V; begin += chunk) {
       check_cancelled();
       const int64_t end = std::min(V, begin + chunk), C = end - begin, take = std::min(top_k, C);
-      at::Tensor z = at::matmul(hidden, weight.narrow(0, begin, C).t()).contiguous();
+      at::Tensor z = chunk_product(hidden, head, begin, C);
       const scalar_t* x = z.data_ptr<scalar_t>();
       parallel_rows(N, 4, [&](int64_t n) {
         const scalar_t* row = x + n * C;
@@ -114,10 +128,10 @@ Pass stream_rows(const at::Tensor& hidden, const at::Tensor& weight, const at::T
 // The ATen pass (any device): the online logsumexp over each chunk's logits (running max m and Σ e^{z−m}), the
 // gather, the entropy's Σ e^{z−m}·(m − z) (non-negative terms: H = that / Σ e^{z−m} + log Σ e^{z−m}) and a running
 // top-K kept by stable descending sorts (the running list first, so equal values keep the lower id).
-Pass stream_aten(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& index, double temperature, int64_t chunk, bool entropy,
+Pass stream_aten(const at::Tensor& hidden, const Head& head, const at::Tensor& index, double temperature, int64_t chunk, bool entropy,
                  int64_t top_k) {
   at::NoGradGuard no_grad;
-  const int64_t N = hidden.size(0), V = weight.size(0);
+  const int64_t N = hidden.size(0), V = head.vocab();
   const auto acc = acc_type(hidden.scalar_type());
   const double scale = 1.0 / temperature;
   const double lowest = acc == at::kDouble ? std::numeric_limits<double>::lowest() : std::numeric_limits<float>::lowest();
@@ -130,7 +144,7 @@ Pass stream_aten(const at::Tensor& hidden, const at::Tensor& weight, const at::T
   for (int64_t begin = 0; begin < V; begin += chunk) {
     check_cancelled();
     const int64_t end = std::min(V, begin + chunk);
-    at::Tensor z = chunk_logits(hidden, weight, begin, end, acc);
+    at::Tensor z = chunk_logits(hidden, head, begin, end, acc);
     if (top_k > 0) {
       auto [sorted, order] = at::sort(z, /*stable=*/true, /*dim=*/1, /*descending=*/true);  // ranks the unscaled logits
       const int64_t take = std::min(top_k, z.size(1));
@@ -175,11 +189,10 @@ Pass stream_aten(const at::Tensor& hidden, const at::Tensor& weight, const at::T
   return out;
 }
 
-// One streamed pass over the vocabulary, no graph: hidden [N, H], weight [V, H], index [N, K] int64.
-Pass stream(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& index, double temperature, int64_t chunk, bool entropy,
-            int64_t top_k) {
-  return row_kernels(hidden) ? stream_rows(hidden, weight, index, temperature, chunk, entropy, top_k)
-                             : stream_aten(hidden, weight, index, temperature, chunk, entropy, top_k);
+// One streamed pass over the vocabulary, no graph: hidden [N, H], the head, index [N, K] int64.
+Pass stream(const at::Tensor& hidden, const Head& head, const at::Tensor& index, double temperature, int64_t chunk, bool entropy, int64_t top_k) {
+  return row_kernels(hidden) ? stream_rows(hidden, head, index, temperature, chunk, entropy, top_k)
+                             : stream_aten(hidden, head, index, temperature, chunk, entropy, top_k);
 }
 
 // A chunk's ∂L/∂z on the CPU, written over its logits z [N, C] (the model dtype) by the row kernel.
@@ -232,12 +245,14 @@ at::Tensor chunk_grad_aten(at::Tensor z, int64_t begin, const at::Tensor& index,
 
 class HeadLogprobsFn : public torch::autograd::Function<HeadLogprobsFn> {
  public:
-  // hidden [N, H], weight [V, H], index [N, K] int64 → {log-probs [N, K] in out_type, entropy [N] if asked for}.
+  // hidden [N, H], weight [V, H], a LoRA's hidden_r [N, r] and B [V, r] (r = 0: none), index [N, K] int64 →
+  // {log-probs [N, K] in out_type, entropy [N] if asked for}.
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight,
-                                                const at::Tensor& index, double temperature, int64_t chunk, bool entropy, at::ScalarType out_type) {
-    Pass pass = stream(hidden, weight, index, temperature, chunk, entropy, 0);
+                                                const at::Tensor& lora_hidden, const at::Tensor& lora_weight, const at::Tensor& index,
+                                                double temperature, int64_t chunk, bool entropy, at::ScalarType out_type) {
+    Pass pass = stream(hidden, Head{weight, lora_hidden, lora_weight}, index, temperature, chunk, entropy, 0);
     at::Tensor logprobs = (pass.gathered.to(at::kDouble) - pass.lse.unsqueeze(1)).to(out_type);  // one rounding
-    ctx->save_for_backward({hidden, weight, index, pass.lse, entropy ? pass.entropy : at::Tensor()});
+    ctx->save_for_backward({hidden, weight, lora_hidden, lora_weight, index, pass.lse, entropy ? pass.entropy : at::Tensor()});
     ctx->saved_data["temperature"] = temperature;
     ctx->saved_data["chunk"] = chunk;
     if (!entropy) return {logprobs};
@@ -245,61 +260,70 @@ class HeadLogprobsFn : public torch::autograd::Function<HeadLogprobsFn> {
   }
 
   // Per chunk, with z the scaled logits and p = softmax(z): ∂L/∂z_v = Σ_k g_k·[v = index_k] − (Σ_k g_k)·p_v
-  // + g_H·p_v·(lse − z_v − H); then ∂L/∂hidden += scale·∂L/∂z · W_chunk and ∂L/∂W_chunk = scale·∂L/∂zᵀ · hidden.
+  // + g_H·p_v·(lse − z_v − H); then ∂L/∂hidden += scale·∂L/∂z · W_chunk and ∂L/∂W_chunk = scale·∂L/∂zᵀ · hidden
+  // (with a LoRA likewise ∂L/∂hidden_r += scale·∂L/∂z · B_chunk and ∂L/∂B_chunk = scale·∂L/∂zᵀ · hidden_r).
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
     auto saved = ctx->get_saved_variables();
-    const at::Tensor &hidden = saved[0], &weight = saved[1], &index = saved[2];
+    const Head head{saved[1], saved[2], saved[3]};
+    const at::Tensor &hidden = saved[0], &index = saved[4];
     const double temperature = ctx->saved_data["temperature"].toDouble();
     const int64_t chunk = ctx->saved_data["chunk"].toInt();
-    const int64_t V = weight.size(0);
+    const int64_t V = head.vocab();
     const auto acc = acc_type(hidden.scalar_type());
     const bool rows = row_kernels(hidden);
-    at::Tensor lse = saved[3].to(acc).contiguous();
+    at::Tensor lse = saved[5].to(acc).contiguous();
     at::Tensor g = grads[0].defined() ? grads[0].to(acc).contiguous() : at::zeros(index.sizes(), lse.options());
     at::Tensor g_sum = g.sum(1).contiguous();
     const bool with_entropy = grads.size() > 1 && grads[1].defined();
     at::Tensor g_entropy = with_entropy ? grads[1].to(acc).contiguous() : at::Tensor();
-    at::Tensor entropy = with_entropy ? saved[4].contiguous() : at::Tensor();
+    at::Tensor entropy = with_entropy ? saved[6].contiguous() : at::Tensor();
     const bool need_hidden = ctx->needs_input_grad(0), need_weight = ctx->needs_input_grad(1);
-    at::Tensor grad_hidden = need_hidden ? at::zeros(hidden.sizes(), hidden.options().dtype(acc)) : at::Tensor();
-    at::Tensor grad_weight = need_weight ? at::empty(weight.sizes(), weight.options()) : at::Tensor();  // every chunk writes its rows
+    const bool need_lora_hidden = head.has_lora() && ctx->needs_input_grad(2), need_lora_weight = head.has_lora() && ctx->needs_input_grad(3);
+    auto zeros_acc = [&](const at::Tensor& like) { return at::zeros(like.sizes(), like.options().dtype(acc)); };
+    at::Tensor grad_hidden = need_hidden ? zeros_acc(hidden) : at::Tensor();
+    at::Tensor grad_lora_hidden = need_lora_hidden ? zeros_acc(head.lora_hidden) : at::Tensor();
+    // Every chunk writes its rows of the weights' gradients.
+    at::Tensor grad_weight = need_weight ? at::empty(head.weight.sizes(), head.weight.options()) : at::Tensor();
+    at::Tensor grad_lora_weight = need_lora_weight ? at::empty(head.lora_weight.sizes(), head.lora_weight.options()) : at::Tensor();
+    // grad += dz · w, accumulated over chunks in float even where the GEMM itself runs in reduced precision.
+    auto accumulate = [&](at::Tensor& grad, const at::Tensor& dz, const at::Tensor& w) {
+      if (acc == hidden.scalar_type()) {
+        grad.addmm_(dz, w);
+      } else {
+        grad.add_(at::mm(dz, w));
+      }
+    };
     for (int64_t begin = 0; begin < V; begin += chunk) {
       check_cancelled();
-      const int64_t end = std::min(V, begin + chunk);
+      const int64_t end = std::min(V, begin + chunk), C = end - begin;
       at::Tensor dz;
       if (rows) {
-        dz = at::matmul(hidden, weight.narrow(0, begin, end - begin).t()).contiguous();  // overwritten with its gradient
+        dz = chunk_product(hidden, head, begin, C);  // overwritten with its gradient
         chunk_grad_rows(dz, begin, index, lse, g, g_sum, g_entropy, entropy, temperature);
       } else {
-        dz = chunk_grad_aten(chunk_logits(hidden, weight, begin, end, acc), begin, index, lse, g, g_sum, g_entropy, entropy, 1.0 / temperature)
+        dz = chunk_grad_aten(chunk_logits(hidden, head, begin, end, acc), begin, index, lse, g, g_sum, g_entropy, entropy, 1.0 / temperature)
                  .to(hidden.scalar_type());
       }
-      at::Tensor w = weight.narrow(0, begin, end - begin);
-      if (need_hidden) {
-        if (acc == hidden.scalar_type()) {
-          grad_hidden.addmm_(dz, w);
-        } else {
-          grad_hidden.add_(at::mm(dz, w));  // a reduced-precision GEMM, accumulated over chunks in float
-        }
-      }
+      if (need_hidden) accumulate(grad_hidden, dz, head.weight.narrow(0, begin, C));
+      if (need_lora_hidden) accumulate(grad_lora_hidden, dz, head.lora_weight.narrow(0, begin, C));
       if (need_weight) {
-        at::Tensor rows_out = grad_weight.narrow(0, begin, end - begin);
+        at::Tensor rows_out = grad_weight.narrow(0, begin, C);
         at::mm_out(rows_out, dz.t(), hidden);
       }
+      if (need_lora_weight) {
+        at::Tensor rows_out = grad_lora_weight.narrow(0, begin, C);
+        at::mm_out(rows_out, dz.t(), head.lora_hidden);
+      }
     }
-    return {need_hidden ? grad_hidden.to(hidden.scalar_type()) : at::Tensor(),
-            grad_weight,
-            at::Tensor(),
-            at::Tensor(),
-            at::Tensor(),
-            at::Tensor(),
-            at::Tensor()};
+    auto in_dtype = [&](const at::Tensor& grad) { return grad.defined() ? grad.to(hidden.scalar_type()) : grad; };
+    return {in_dtype(grad_hidden), grad_weight, in_dtype(grad_lora_hidden), grad_lora_weight, at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor(),          at::Tensor()};
   }
 };
 
-// Shared by both entry points: hidden [..., H] floating, weight [V, H] of its dtype and device, a valid temperature
-// and chunk size.
-void check_head(const at::Tensor& hidden, const at::Tensor& weight, double temperature, int64_t chunk) {
+// Shared by both entry points: hidden [..., H] floating, weight [V, H] of its dtype and device, a LoRA term of
+// matching shapes (or none), a valid temperature and chunk size.
+void check_head(const at::Tensor& hidden, const at::Tensor& weight, const HeadLora& lora, double temperature, int64_t chunk) {
   if (!hidden.defined() || !weight.defined()) invalid_argument("the fused LM head needs hidden states and the head's weight");
   if (!at::isFloatingType(hidden.scalar_type())) invalid_argument("hidden must be a floating tensor, got " + dtype_name(hidden.scalar_type()));
   if (hidden.dim() < 2) invalid_argument("hidden must have shape [..., H], got " + c10::str(hidden.sizes()));
@@ -313,6 +337,22 @@ void check_head(const at::Tensor& hidden, const at::Tensor& weight, double tempe
   check_same_device(weight, "weight", hidden, "hidden states");
   if (!(temperature > 0) || !std::isfinite(temperature)) invalid_argument("temperature must be a finite number > 0");
   if (chunk < 1) invalid_argument("chunkSize must be a positive integer, got " + std::to_string(chunk));
+  if (!lora.defined()) return;
+  if (!lora.hidden.defined() || !lora.weight.defined()) invalid_argument("the head's LoRA term needs both loraHidden and loraWeight");
+  const at::Tensor &u = lora.hidden, &b = lora.weight;
+  if (b.dim() != 2 || b.size(0) != weight.size(0) || b.size(1) < 1) {
+    invalid_argument("loraWeight must be [V, r] with V = " + std::to_string(weight.size(0)) + ", got " + c10::str(b.sizes()));
+  }
+  if (u.dim() != hidden.dim() || u.sizes().slice(0, u.dim() - 1) != hidden.sizes().slice(0, hidden.dim() - 1) || u.size(-1) != b.size(1)) {
+    invalid_argument("loraHidden has shape " + c10::str(u.sizes()) + "; it must be hidden's shape " + c10::str(hidden.sizes()) +
+                     " with the last dim replaced by r = " + std::to_string(b.size(1)));
+  }
+  for (const auto& [tensor, name] : {std::pair{&u, "loraHidden"}, std::pair{&b, "loraWeight"}}) {
+    if (tensor->scalar_type() != hidden.scalar_type()) {
+      invalid_argument(std::string(name) + " is " + dtype_name(tensor->scalar_type()) + " but hidden is " + dtype_name(hidden.scalar_type()));
+    }
+    check_same_device(*tensor, name, hidden, "hidden states");
+  }
 }
 
 // index as int64, contiguous, every id in [0, V).
@@ -327,8 +367,8 @@ at::Tensor checked_ids(const at::Tensor& index, const char* name, int64_t V) {
 }  // namespace
 
 HeadLogprobs head_logprobs(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& index, double temperature, int64_t chunk,
-                           bool entropy, std::optional<at::ScalarType> out_type) {
-  check_head(hidden, weight, temperature, chunk);
+                           bool entropy, std::optional<at::ScalarType> out_type, const HeadLora& lora) {
+  check_head(hidden, weight, lora, temperature, chunk);
   if (!index.defined()) invalid_argument("index is required");
   if (index.dim() != hidden.dim() || index.sizes().slice(0, index.dim() - 1) != hidden.sizes().slice(0, hidden.dim() - 1)) {
     invalid_argument("index has shape " + c10::str(index.sizes()) + "; it must be hidden's shape " + c10::str(hidden.sizes()) +
@@ -339,7 +379,11 @@ HeadLogprobs head_logprobs(const at::Tensor& hidden, const at::Tensor& weight, c
   if (type != at::kFloat && type != at::kDouble) invalid_argument("log-probs are float32 or float64, got " + dtype_name(type));
   const int64_t V = weight.size(0), H = hidden.size(-1), K = index.size(-1);
   at::Tensor ids = checked_ids(index, "index", V).reshape({-1, K});
-  auto outputs = HeadLogprobsFn::apply(hidden.reshape({-1, H}).contiguous(), weight.contiguous(), ids, temperature, chunk, entropy, type);
+  // Without an adapter, a rank-0 term: an autograd Function's inputs must all be defined tensors.
+  at::Tensor lora_hidden = lora.defined() ? lora.hidden.reshape({-1, lora.hidden.size(-1)}).contiguous() : at::empty({0, 0}, hidden.options());
+  at::Tensor lora_weight = lora.defined() ? lora.weight.contiguous() : at::empty({0, 0}, weight.options());
+  auto outputs = HeadLogprobsFn::apply(hidden.reshape({-1, H}).contiguous(), weight.contiguous(), lora_hidden, lora_weight, ids, temperature, chunk,
+                                       entropy, type);
   HeadLogprobs out;
   out.logprobs = outputs[0].reshape(index.sizes());
   if (entropy) out.entropy = outputs[1].reshape(index.sizes().slice(0, index.dim() - 1));
@@ -347,8 +391,8 @@ HeadLogprobs head_logprobs(const at::Tensor& hidden, const at::Tensor& weight, c
 }
 
 CandidateSet head_candidate_set(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& tokens, const at::Tensor& mask,
-                                const CandidateOptions& options, int64_t chunk) {
-  check_head(hidden, weight, options.temperature, chunk);
+                                const CandidateOptions& options, int64_t chunk, const HeadLora& lora) {
+  check_head(hidden, weight, lora, options.temperature, chunk);
   if (hidden.dim() != 3) invalid_argument("hidden must be [B, T, H], got " + c10::str(hidden.sizes()));
   const int64_t B = hidden.size(0), T = hidden.size(1), H = hidden.size(2), V = weight.size(0), N = B * T;
   if (!tokens.defined() || tokens.sizes() != at::IntArrayRef({B, T})) {
@@ -362,7 +406,9 @@ CandidateSet head_candidate_set(const at::Tensor& hidden, const at::Tensor& weig
   at::Tensor ids = checked_ids(tokens, "tokens", V);
   at::NoGradGuard no_grad;
   at::Tensor h = hidden.detach().reshape({N, H}).contiguous();
-  Pass pass = stream(h, weight.detach(), ids.reshape({N, 1}), options.temperature, chunk, false, options.k);
+  Head head{weight.detach().contiguous()};
+  if (lora.defined()) head = Head{head.weight, lora.hidden.detach().reshape({N, -1}).contiguous(), lora.weight.detach().contiguous()};
+  Pass pass = stream(h, head, ids.reshape({N, 1}), options.temperature, chunk, false, options.k);
   // Scaled by the same multiply as the gathered logits: a candidate's log-prob is head_logprobs' at that token.
   at::Tensor top_values = options.temperature == 1.0 ? pass.top_values : pass.top_values * (1.0 / options.temperature);
   return candidates_from_topk(pass.top_ids, top_values, pass.gathered.squeeze(1), pass.lse, ids, mask, options, hidden.device());

@@ -13,6 +13,16 @@
 
 namespace prefix_rl {
 
+// A LoRA adapter on the head enters as its low-rank term: logits = hidden · Wᵀ + hidden_r · Bᵀ with
+// hidden_r = scale · hidden · Aᵀ [..., r] (computed by the caller, so A's gradient is ordinary autograd) and B the
+// adapter's [V, r] factor, both in hidden's dtype. Chunk by chunk it costs one [N, r] × [r, chunk] GEMM more; the
+// backward gives ∂L/∂hidden_r and ∂L/∂B alongside ∂L/∂hidden and ∂L/∂W. Undefined (the default): no adapter.
+struct HeadLora {
+  at::Tensor hidden;  // [..., r]
+  at::Tensor weight;  // [V, r]
+  bool defined() const { return hidden.defined() || weight.defined(); }
+};
+
 struct HeadLogprobs {
   at::Tensor logprobs;  // [..., K]
   at::Tensor entropy;   // [...], when asked for
@@ -25,12 +35,13 @@ struct HeadLogprobs {
 // embedding: its gradient accumulates there). Equal to the unfused path (linear → log_softmax → gather) up to
 // summation order.
 HeadLogprobs head_logprobs(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& index, double temperature = 1.0,
-                           int64_t chunk = 4096, bool entropy = false, std::optional<at::ScalarType> out_type = std::nullopt);
+                           int64_t chunk = 4096, bool entropy = false, std::optional<at::ScalarType> out_type = std::nullopt,
+                           const HeadLora& lora = {});
 
 // π_old's candidate set (candidate_set in ops/logprobs.h) from hidden states [B, T, H] and the head's weight [V, H]:
 // the top-K is kept across chunks (ties keep the lower token id, as the CPU and CUDA candidate_set do), and each
 // candidate's log-prob is exactly what head_logprobs gives at that token, so π_θ / π_old is 1 on-policy. No graph.
 CandidateSet head_candidate_set(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& tokens, const at::Tensor& mask,
-                                const CandidateOptions& options, int64_t chunk = 4096);
+                                const CandidateOptions& options, int64_t chunk = 4096, const HeadLora& lora = {});
 
 }  // namespace prefix_rl

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "objective_io.h"
+#include "ops/head_logprobs.h"
 
 namespace prefix_rl {
 
@@ -36,6 +37,9 @@ void check_finite(const at::Tensor& values, const at::Tensor& mask, const char* 
 
 // verl's masked_mean (sum(x·m) / (sum(m) + 1e-8)).
 at::Tensor masked_mean(const at::Tensor& x, const at::Tensor& mask);
+
+// The fused head's LoRA term from loraHidden and loraWeight (none when neither is given; head_logprobs checks them).
+inline HeadLora head_lora(const ObjectiveInputs& in) { return {in.tensor_or_undefined("loraHidden"), in.tensor_or_undefined("loraWeight")}; }
 
 // Per-row labels [B] as a float tensor; checks shape and finiteness.
 at::Tensor row_labels(const ObjectiveInputs& in, const char* key, const at::Tensor& like, int64_t batch);

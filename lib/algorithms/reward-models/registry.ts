@@ -3,7 +3,7 @@
 // or a frozen model). All three models here are implicit — the reward is β·log π_φ/π_ref — so they share
 // implicitScore and differ in what they learn from the outcomes. A new model is one file plus one import line in
 // index.ts.
-import { distrlTd, outputLogprobs, type HeadInput } from '../../ops/objectives.js';
+import { distrlTd, headInputFields, outputLogprobs, type HeadInput } from '../../ops/objectives.js';
 import { Tensor, type AsyncOptions } from '../../tensor/index.js';
 import { Registry } from '../../util/registry.js';
 
@@ -85,7 +85,7 @@ export async function implicitScore(input: RewardScoreInput, options: AsyncOptio
     return { tokenLogRatio: policy.sub(input.refLogprobs) };
   }
   if (!input.candidateIndices || !input.refTopkLogprobs) throw new Error('candidate TD needs candidateIndices and refTopkLogprobs');
-  const policy = rm instanceof Tensor ? { rmLogits: rm } : { rmHidden: rm.hidden, headWeight: rm.weight };
+  const policy = rm instanceof Tensor ? { rmLogits: rm } : headInputFields('rmHidden', rm);
   const { candidateTd } = await distrlTd(
     { ...policy, candidateIndices: input.candidateIndices, oldTopkLogprobs: input.refTopkLogprobs, mask, beta, temperature },
     options,
