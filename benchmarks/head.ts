@@ -2,12 +2,15 @@
 // states [N, H] and a head [V, H], forward + backward to hidden and weight, for the two objectives' shapes:
 //   IPVRM:  the sampled token's log-prob per row (K = 1)
 //   DistRL: log-probs at π_old's K = 5 candidates per row plus the token entropy (the RL step's metric)
+//   IPVRM + head LoRA: the IPVRM shape with a rank-128 LoRA on the frozen head (the paper's RL rank): gradients to
+//           hidden and the adapter's A and B, not W
 // and the variants
 //   fused head:   headLogprobs / headLogprobsAndEntropy (vocabulary chunks; no [N, V] logits in either direction)
 //   present path: linear → the fused ops (tokenLogprobs, tokenEntropy on the detached [N, V] logits)
 //   naive:        linear → log_softmax → gather (and softmax → entropy), autograd
 // Time: median of `repeats` runs; then one more measures memory: peak RSS above the pre-run RSS (VmHWM reset
-// through /proc/self/clear_refs), after the allocator has seen the variant's sizes (as in a training loop). Run: npm run bench:head [-- --shapes=1024,4096 --dtypes=float32,bfloat16 --repeats=3]
+// through /proc/self/clear_refs), after the allocator has seen the variant's sizes (as in a training loop). Run:
+//   npm run bench:head [-- --shapes=1024,4096 --dtypes=float32,bfloat16 --repeats=3 --objectives=IPVRM,DistRL,'IPVRM + head LoRA']
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { environmentReport, releaseBufferCache } from '../lib/native/runtime.js';
@@ -20,6 +23,7 @@ const dtypes = flag('dtypes', 'float32,bfloat16').split(',') as DType[];
 const [H, V] = flag('head', '1024,151936').split(',').map(Number);
 const repeats = Number(flag('repeats', '3'));
 const CANDIDATES = 5;
+const [LORA_RANK, LORA_SCALE] = [128, 1]; // the paper's RL adapter: rank 128, alpha 128
 
 const rssKiB = (field: 'VmRSS' | 'VmHWM') => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync('/proc/self/status', 'utf8'))?.[1]);
 
@@ -28,11 +32,18 @@ interface Inputs {
   weight: Tensor;
   index: Tensor;
 }
-type Variant = (h: Tensor, w: Tensor, index: Tensor) => Promise<Tensor>;
+/** A LoRA on the head: A [r, H], B [V, r]. */
+interface Lora {
+  a: Tensor;
+  b: Tensor;
+}
+type Variant = (h: Tensor, w: Tensor, index: Tensor, lora: Lora) => Promise<Tensor>;
 
 const logits = (h: Tensor, w: Tensor) => h.matmul(w.transpose(0, 1));
+const loraHidden = (h: Tensor, { a }: Lora) => h.matmul(a.transpose(0, 1)).mul(LORA_SCALE);
+const loraLogits = (h: Tensor, w: Tensor, lora: Lora) => logits(h, w).add(loraHidden(h, lora).matmul(lora.b.transpose(0, 1)));
 const naiveLogprobs = (z: Tensor, index: Tensor) => z.to('float32').logSoftmax(-1).gather(-1, index);
-const objectives: Record<string, { k: number; variants: [string, Variant][] }> = {
+const objectives: Record<string, { k: number; lora?: true; variants: [string, Variant][] }> = {
   IPVRM: {
     k: 1,
     variants: [
@@ -69,15 +80,37 @@ const objectives: Record<string, { k: number; variants: [string, Variant][] }> =
       ],
     ],
   },
+  'IPVRM + head LoRA': {
+    k: 1,
+    lora: true,
+    variants: [
+      ['fused head', (h, w, index, lora) => headLogprobs(h, w, index, { lora: { hidden: loraHidden(h, lora), weight: lora.b } })],
+      ['present path', (h, w, index, lora) => tokenLogprobs(loraLogits(h, w, lora), index)],
+      ['naive', async (h, w, index, lora) => naiveLogprobs(loraLogits(h, w, lora), index)],
+    ],
+  },
 };
+const chosen = flag('objectives', Object.keys(objectives).join(',')).split(',');
 
-async function measure(inputs: Inputs, variant: Variant): Promise<{ ms: number; peakMiB: number }> {
+/** The adapter's factors for a head of `weight`'s dtype (B ≠ 0, as after some training). */
+function makeLora(weight: Tensor): Lora {
+  return tidy(() => ({
+    a: Tensor.randn([LORA_RANK, H], 5)
+      .mul(1 / Math.sqrt(H))
+      .to(weight.dtype)
+      .keep(),
+    b: Tensor.randn([V, LORA_RANK], 6).mul(0.01).to(weight.dtype).keep(),
+  }));
+}
+
+async function measure(inputs: Inputs, variant: Variant, lora?: Lora): Promise<{ ms: number; peakMiB: number }> {
   const times: number[] = [];
   let peakMiB = 0;
   for (let i = 0; i <= repeats; i++) {
     const [h, w] = [inputs.hidden.detach(), inputs.weight.detach()];
-    h.requiresGrad = true;
-    w.requiresGrad = true;
+    // With an adapter the head's weight is frozen (a LoRA actor): the gradients go to A and B.
+    const factors = lora && { a: lora.a.detach(), b: lora.b.detach() };
+    for (const t of [h, ...(factors ? [factors.a, factors.b] : [w])]) t.requiresGrad = true;
     global.gc?.();
     await new Promise((resolve) => setImmediate(resolve));
     const memoryRun = i === repeats; // last: the allocator has seen this variant's sizes, as in a training loop
@@ -86,12 +119,12 @@ async function measure(inputs: Inputs, variant: Variant): Promise<{ ms: number; 
     const base = rssKiB('VmRSS');
     const start = performance.now();
     await tidy(async () => {
-      const out = await variant(h, w, inputs.index);
+      const out = await variant(h, w, inputs.index, factors ?? (lora as never));
       await out.sum().backwardAsync();
     });
     if (memoryRun) peakMiB = (rssKiB('VmHWM') - base) / 1024;
     else times.push(performance.now() - start);
-    for (const t of [h, w]) t.dispose();
+    for (const t of [h, w, ...(factors ? [factors.a, factors.b] : [])]) t.dispose();
   }
   return { ms: times.sort((a, b) => a - b)[Math.floor(times.length / 2)], peakMiB };
 }
@@ -103,8 +136,12 @@ async function warmUp(weight: Tensor, dtype: DType): Promise<void> {
   warmed.add(dtype);
   const hidden = tidy(() => Tensor.randn([64, H], 4).to(dtype).keep());
   const index = Tensor.zeros([64, CANDIDATES], { dtype: 'int64' });
-  for (const { variants } of Object.values(objectives)) for (const [, variant] of variants) await measure({ hidden, weight, index }, variant);
-  for (const t of [hidden, index]) t.dispose();
+  const lora = makeLora(weight);
+  for (const name of chosen) {
+    const { variants, lora: withLora } = objectives[name];
+    for (const [, variant] of variants) await measure({ hidden, weight, index: withLora ? index.slice(1, 0, 1) : index }, variant, withLora && lora);
+  }
+  for (const t of [hidden, index, lora.a, lora.b]) t.dispose();
 }
 
 const report = environmentReport();
@@ -124,13 +161,16 @@ for (const N of rowCounts) {
         .keep(),
     );
     await warmUp(weight, dtype);
-    for (const [objective, { k, variants }] of Object.entries(objectives)) {
+    const lora = makeLora(weight);
+    for (const objective of chosen) {
+      const { k, variants, lora: withLora } = objectives[objective];
       const index = tidy(() => Tensor.rand([N, k], 3, { dtype: 'float64' }).mul(V).to('int64').keep());
       const results = [];
-      for (const [name, variant] of variants) results.push({ name, ...(await measure({ hidden, weight, index }, variant)) });
+      for (const [name, variant] of variants) results.push({ name, ...(await measure({ hidden, weight, index }, variant, withLora && lora)) });
       const [present, naive] = [results[1], results[2]];
-      // Every variant holds the head weight's gradient, one [V, H] in the weight's dtype: what is left is the head's own.
-      const gradMiB = (V * H * (dtype === 'float32' ? 4 : 2)) / 2 ** 20;
+      // Every variant holds the gradient of the head's trained weight in the weight's dtype: W [V, H], or B [V, r] with
+      // an adapter. What is left is the head's own.
+      const gradMiB = (V * (withLora ? LORA_RANK : H) * (dtype === 'float32' ? 4 : 2)) / 2 ** 20;
       const beyond = (r: { peakMiB: number }) => Math.max(0, r.peakMiB - gradMiB);
       for (const r of results) {
         console.log(
@@ -139,7 +179,6 @@ for (const N of rowCounts) {
       }
       index.dispose();
     }
-    hidden.dispose();
-    weight.dispose();
+    for (const t of [hidden, weight, lora.a, lora.b]) t.dispose();
   }
 }

@@ -33,8 +33,10 @@ export {
   distrlTd,
   distrlLoss,
   listObjectives,
+  headInputFields,
   type Conventions,
   type HeadInput,
+  type HeadLora,
 } from './ops/objectives.js';
 
 // models and tokenizers

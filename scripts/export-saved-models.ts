@@ -4,7 +4,8 @@
 //   node dist/scripts/export-saved-models.js OUT
 //
 // OUT/<name>/ gets model/ (a full checkpoint, one AdamW step away from the fixture, so that every saved weight differs
-// from the fixture's) or adapter/ (a PEFT adapter on the unchanged fixture, trained one step so that B ≠ 0), and
+// from the fixture's; or an adapter on the tied head merged into it) or adapter/ (a PEFT adapter on the unchanged
+// fixture, trained one step so that B ≠ 0; one of them on the head too), and
 // expected.json: { base, adapter?, input_ids, attention_mask, logits }.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -69,3 +70,19 @@ await base.saveAdapter(join(loraDir, 'adapter'));
 await writeExpected(loraDir, base, inputs, { base: join(FIXTURES, 'qwen3-tiny'), adapter: 'adapter' });
 base.dispose();
 console.log(`wrote ${loraDir}`);
+
+// An adapter on the tied LM head too, and the checkpoint it merges into (the head untied: lm_head.weight of its own).
+const headDir = join(out, 'qwen3-tiny-lora-head');
+const mergedDir = join(out, 'qwen3-tiny-lora-head-merged');
+await mkdir(headDir, { recursive: true });
+await mkdir(mergedDir, { recursive: true });
+const head = await loadModel(join(FIXTURES, 'qwen3-tiny'));
+await head.addLora({ rank: 4, alpha: 8, targetModules: ['q_proj', 'lm_head'], seed: 8 });
+await trainOneStep(head, head.loraParameters(), inputs);
+await head.saveAdapter(join(headDir, 'adapter'));
+await writeExpected(headDir, head, inputs, { base: join(FIXTURES, 'qwen3-tiny'), adapter: 'adapter' });
+await head.mergeAdapter();
+await head.save(join(mergedDir, 'model'));
+await writeExpected(mergedDir, head, inputs, { model: 'model' });
+head.dispose();
+console.log(`wrote ${headDir} and ${mergedDir}`);
