@@ -5,11 +5,13 @@
 export { Tensor, tidy, liveTensors, abortError, type AsyncOptions, type DType, type DeviceName, type TensorOptions } from './tensor/index.js';
 export { environmentReport, setNumThreads, releaseBufferCache, setBufferCacheLimit, type EnvironmentReport } from './native/runtime.js';
 
-// data-parallel training: the job's process group (c10d Gloo)
+// data-parallel training: the job's process group (c10d Gloo, and NCCL for CUDA ranks)
 export {
+  defaultBackend,
   initProcessGroup,
   launchEnv,
   SINGLE_PROCESS,
+  type DistributedBackend,
   type JoinOptions,
   type LaunchEnv,
   type ProcessGroup,

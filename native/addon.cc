@@ -39,7 +39,10 @@ static Napi::Value build_info(const Napi::CallbackInfo& info) {
 #endif
   Napi::Array backends = Napi::Array::New(env);
 #ifdef PREFIX_RL_GLOO
-  backends.Set(0u, "gloo");
+  backends.Set(backends.Length(), "gloo");
+#endif
+#ifdef PREFIX_RL_NCCL
+  backends.Set(backends.Length(), "nccl");
 #endif
   out.Set("distributedBackends", backends);
   out.Set("napiVersion", NAPI_VERSION);

@@ -1,11 +1,15 @@
-// Data-parallel training's process group: a TCPStore that rank 0 hosts and c10d's ProcessGroupGloo, joined from
-// the launcher's environment (torchrun or `prefix-rl launch`). Every collective runs on the compute thread, so it
-// takes its place in the queue of the training's torch work exactly where JS submitted it; it waits at most the
-// group's timeout. Before each collective a rank writes its count of collectives to the store, so a failure can
-// name the ranks that never arrived instead of only the broken connection.
+// Data-parallel training's process group: a TCPStore that rank 0 hosts, c10d's ProcessGroupGloo and, for CUDA
+// ranks of an addon built against a CUDA libtorch with NCCL's headers, ProcessGroupNCCL, joined from the launcher's
+// environment (torchrun or `prefix-rl launch`). Every collective runs on the compute thread, so it takes its place
+// in the queue of the training's torch work exactly where JS submitted it; it waits at most the group's timeout.
+// Before each collective a rank writes its count of collectives to the store, so a failure can name the ranks that
+// never arrived instead of only the broken connection.
 //
-// Tensors of several shapes travel in flat buckets (one collective per bucket of one dtype, every bucket in flight
-// at once on Gloo's threads); CUDA tensors are staged through host memory, which is what Gloo reduces.
+// Tensors of several shapes travel in flat buckets (one collective per bucket of one dtype and device, every bucket
+// in flight at once). With NCCL, CUDA tensors are reduced and broadcast where they are, on NCCL's stream (ordered
+// after the work queued before them on the current stream, and the current stream after them); otherwise they are
+// staged through host memory, which is what Gloo reduces. Gloo keeps the host-side collectives either way: the
+// all-gathers (shapes, objects) and the monitored barrier.
 #include "addon.h"
 #include "async.h"
 #include "common.h"
@@ -14,11 +18,16 @@
 #ifdef PREFIX_RL_GLOO
 #include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/variable.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
+#ifdef PREFIX_RL_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 #include <chrono>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <string>
@@ -36,6 +45,7 @@ struct JoinOptions {
   std::string master_addr;
   int master_port = 0;
   std::chrono::milliseconds timeout{0};
+  bool nccl = false;  // CUDA tensors' collectives through NCCL
 };
 
 std::vector<uint8_t> bytes(const std::string& text) { return {text.begin(), text.end()}; }
@@ -50,20 +60,21 @@ c10d::ReduceOp parse_op(const std::string& name) {
   invalid_argument("reduce op must be sum, max, min or product, got '" + name + "'");
 }
 
-// The tensors, taken in `order`, grouped into buckets of one dtype of at most `bucket_bytes` each (a larger tensor
-// is a bucket of its own): each bucket's tensor indices, buckets in the order they were opened.
+// The tensors, taken in `order`, grouped into buckets of one dtype and device of at most `bucket_bytes` each (a
+// larger tensor is a bucket of its own): each bucket's tensor indices, buckets in the order they were opened.
 std::vector<std::vector<size_t>> bucket_indices(const std::vector<at::Tensor>& tensors, const std::vector<size_t>& order, int64_t bucket_bytes) {
   std::vector<std::vector<size_t>> buckets;
-  std::map<at::ScalarType, size_t> open;  // dtype → its bucket being filled
+  std::map<std::pair<at::ScalarType, std::string>, size_t> open;  // (dtype, device) → its bucket being filled
   std::vector<int64_t> filled;
   for (size_t i : order) {
     const at::Tensor& tensor = tensors[i];
     const int64_t size = tensor.numel() * tensor.element_size();
-    auto found = open.find(tensor.scalar_type());
+    const auto key = std::make_pair(tensor.scalar_type(), tensor.device().str());
+    auto found = open.find(key);
     if (found == open.end() || filled[found->second] + size > bucket_bytes) {
       buckets.emplace_back();
       filled.push_back(0);
-      found = open.insert_or_assign(tensor.scalar_type(), buckets.size() - 1).first;
+      found = open.insert_or_assign(key, buckets.size() - 1).first;
     }
     buckets[found->second].push_back(i);
     filled[found->second] += size;
@@ -71,23 +82,25 @@ std::vector<std::vector<size_t>> bucket_indices(const std::vector<at::Tensor>& t
   return buckets;
 }
 
-// Tensors flattened into buckets (bucket_indices, in their order), on the host; `scatter` writes a bucket's
-// result back into its tensors.
+// Tensors flattened into buckets (bucket_indices, in their order), where `staged` says (the host for Gloo, the
+// tensors' own device for NCCL); `scatter` writes a bucket's result back into its tensors.
 struct Bucket {
   std::vector<at::Tensor> tensors;
   at::Tensor flat;
 };
 
-std::vector<Bucket> make_buckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes) {
+template <typename Staged>
+std::vector<Bucket> make_buckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes, Staged&& staged) {
   std::vector<size_t> order(tensors.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::vector<Bucket> out;
   for (const std::vector<size_t>& members : bucket_indices(tensors, order, bucket_bytes)) {
     Bucket bucket;
     std::vector<at::Tensor> flat;
+    const at::Device device = staged(tensors[members.front()].device()) ? at::Device(at::kCPU) : tensors[members.front()].device();
     for (size_t i : members) {
       bucket.tensors.push_back(tensors[i]);
-      flat.push_back(tensors[i].detach().reshape({-1}).to(at::kCPU));
+      flat.push_back(tensors[i].detach().reshape({-1}).to(device));
     }
     bucket.flat = flat.size() == 1 ? flat[0].clone() : at::cat(flat);
     out.push_back(std::move(bucket));
@@ -125,11 +138,29 @@ class ProcessGroup {
     store_options.numWorkers = world_size_;
     store_options.waitWorkers = true;
     store_options.timeout = timeout_;
+#ifndef PREFIX_RL_NCCL
+    if (options.nccl) {
+      throw Error(ErrorCode::Distributed,
+                  "this addon was built without NCCL (it needs a CUDA libtorch and NCCL's nccl.h at build time: pip's nvidia-nccl wheel, or "
+                  "libnccl-dev); join with backend gloo, which stages CUDA tensors through host memory");
+    }
+#endif
     try {
       store_ = c10::make_intrusive<c10d::TCPStore>(options.master_addr, store_options);
+      // Each backend rendezvouses under a prefix of its own in the one store.
       auto gloo_options = c10d::ProcessGroupGloo::Options::create(timeout_);
       gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(options.master_addr));
-      gloo_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store_, rank_, world_size_, gloo_options);
+      gloo_ = c10::make_intrusive<c10d::ProcessGroupGloo>(c10::make_intrusive<c10d::PrefixStore>("gloo", store_), rank_, world_size_, gloo_options);
+#ifdef PREFIX_RL_NCCL
+      if (options.nccl) {
+        // A blocking wait throws at the timeout (naming the ranks behind, as Gloo's does) instead of leaving a
+        // stuck kernel to the watchdog; the user's own setting wins.
+        setenv("TORCH_NCCL_BLOCKING_WAIT", "1", /*overwrite=*/0);
+        auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
+        nccl_options->timeout = timeout_;
+        nccl_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(c10::make_intrusive<c10d::PrefixStore>("nccl", store_), rank_, world_size_, nccl_options);
+      }
+#endif
     } catch (const std::exception& e) {
       throw Error(ErrorCode::Distributed, "rank " + std::to_string(rank_) + " could not join the process group at " + where_ + " (world size " +
                                               std::to_string(world_size_) + ", timeout " + std::to_string(timeout_.count() / 1000.0) +
@@ -141,13 +172,16 @@ class ProcessGroup {
   int rank() const { return rank_; }
   int world_size() const { return world_size_; }
 
+  // Whether tensors on `device` are staged through host memory (Gloo) rather than reduced where they are (NCCL).
+  bool staged(const at::Device& device) const { return !(nccl_ && device.is_cuda()); }
+
   void all_reduce(const std::vector<at::Tensor>& tensors, c10d::ReduceOp op, int64_t bucket_bytes) {
     collective("allReduce", [&]() {
       run_buckets(tensors, bucket_bytes, [&](std::vector<at::Tensor>& flat) {
         c10d::AllreduceOptions options;
         options.reduceOp = op;
         options.timeout = timeout_;
-        return gloo_->allreduce(flat, options);
+        return backend_for(flat[0]).allreduce(flat, options);
       });
     });
   }
@@ -158,7 +192,7 @@ class ProcessGroup {
         c10d::BroadcastOptions options;
         options.rootRank = root;
         options.timeout = timeout_;
-        return gloo_->broadcast(flat, options);
+        return backend_for(flat[0]).broadcast(flat, options);
       });
     });
   }
@@ -219,7 +253,7 @@ class ProcessGroup {
       c10d::AllreduceOptions options;
       options.reduceOp = c10d::ReduceOp::SUM;
       options.timeout = timeout_;
-      launched.work = gloo_->allreduce(tensors, options);
+      launched.work = backend_for(flat).allreduce(tensors, options);
     });
     return launched;
   }
@@ -241,6 +275,9 @@ class ProcessGroup {
   }
 
  private:
+  // The backend that reduces `flat` where it is: NCCL for a CUDA tensor when the group has it, else Gloo.
+  c10d::Backend& backend_for(const at::Tensor& flat) { return staged(flat.device()) ? static_cast<c10d::Backend&>(*gloo_) : *nccl_; }
+
   std::vector<at::Tensor> gather_equal(const at::Tensor& input) {
     std::vector<std::vector<at::Tensor>> outputs(1);
     for (int r = 0; r < world_size_; ++r) outputs[0].push_back(at::empty_like(input));
@@ -254,7 +291,7 @@ class ProcessGroup {
   template <typename Launch>
   void run_buckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes, Launch&& launch) {
     at::NoGradGuard no_grad;
-    std::vector<Bucket> buckets = make_buckets(tensors, bucket_bytes);
+    std::vector<Bucket> buckets = make_buckets(tensors, bucket_bytes, [this](const at::Device& device) { return staged(device); });
     std::vector<c10::intrusive_ptr<c10d::Work>> works;
     for (Bucket& bucket : buckets) {
       std::vector<at::Tensor> flat{bucket.flat};
@@ -312,6 +349,7 @@ class ProcessGroup {
   int64_t collectives_ = 0;
   c10::intrusive_ptr<c10d::TCPStore> store_;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo_;
+  c10::intrusive_ptr<c10d::Backend> nccl_;  // joined with NCCL: CUDA tensors' all-reduce and broadcast
 };
 
 #else
@@ -343,11 +381,11 @@ ProcessGroup& joined(DistributedState& state) {
 
 // Sums gradients over the ranks while the backward still runs, in buckets as DDP's Reducer does: parameters are
 // bucketed in reverse order (the order the backward finishes them), and once the armed backward has accumulated
-// every gradient of a bucket (a post-accumulate hook per parameter), the bucket's all-reduce starts on Gloo's
-// threads. Buckets start strictly in order, so every rank issues the same collectives in the same order whenever
-// its gradients are ready; finish() starts the rest (a rank without micro-batches starts them all), waits, and
-// writes the sums back. Each bucket carries one flag per parameter, 1 where its rank had a gradient: a parameter
-// no rank had a gradient for keeps none, as the optimizer of one process then skips it.
+// every gradient of a bucket (a post-accumulate hook per parameter), the bucket's all-reduce starts (on Gloo's
+// threads, or NCCL's stream for CUDA parameters). Buckets start strictly in order, so every rank issues the same collectives in the same order
+// whenever its gradients are ready; finish() starts the rest (a rank without micro-batches starts them all), waits, and writes the sums back. Each
+// bucket carries one flag per parameter, 1 where its rank had a gradient: a parameter no rank had a gradient for keeps none, as the optimizer of one
+// process then skips it.
 class GradientReducer : public std::enable_shared_from_this<GradientReducer> {
  public:
   GradientReducer(std::shared_ptr<DistributedState> state, std::vector<at::Tensor> parameters, int64_t bucket_bytes)
@@ -441,18 +479,21 @@ class GradientReducer : public std::enable_shared_from_this<GradientReducer> {
 
   void launch(size_t index) {
     at::NoGradGuard no_grad;
+    ProcessGroup& group = joined(*state_);
     Bucket& bucket = buckets_[index];
+    const at::Device home = parameters_[bucket.members.front()].device();
+    const at::Device device = group.staged(home) ? at::Device(at::kCPU) : home;  // where the bucket is reduced
     std::vector<at::Tensor> parts;
     std::vector<double> had;
     for (size_t i : bucket.members) {
       const at::Tensor& p = parameters_[i];
       const at::Tensor& grad = p.grad();
-      parts.push_back(grad.defined() ? grad.detach().reshape({-1}).to(at::kCPU) : at::zeros({p.numel()}, p.options().device(at::kCPU)));
+      parts.push_back(grad.defined() ? grad.detach().reshape({-1}).to(device) : at::zeros({p.numel()}, p.options().device(device)));
       had.push_back(grad.defined() ? 1.0 : 0.0);
     }
-    parts.push_back(at::tensor(had, at::kDouble).to(bucket.dtype));
+    parts.push_back(at::tensor(had, at::kDouble).to(device, bucket.dtype));
     bucket.flat = at::cat(parts);
-    bucket.launched = joined(*state_).launch_sum(bucket.flat);
+    bucket.launched = group.launch_sum(bucket.flat);
   }
 
   std::shared_ptr<DistributedState> state_;
@@ -521,7 +562,7 @@ std::shared_ptr<DistributedState> state(Napi::Env env) {
   return bytes;
 }
 
-// distInit({rank, worldSize, masterAddr, masterPort, timeoutMs}, cancel?) → Promise<void>.
+// distInit({rank, worldSize, masterAddr, masterPort, timeoutMs, backend?: 'gloo' | 'nccl'}, cancel?) → Promise<void>.
 Napi::Value dist_init(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
 #ifdef PREFIX_RL_GLOO
@@ -533,6 +574,9 @@ Napi::Value dist_init(const Napi::CallbackInfo& info) {
     options.master_addr = opt_string(o, "masterAddr", "");
     options.master_port = static_cast<int>(opt_int(o, "masterPort", 0));
     options.timeout = std::chrono::milliseconds(opt_int(o, "timeoutMs", 0));
+    const std::string backend = opt_string(o, "backend", "gloo");
+    if (backend != "gloo" && backend != "nccl") invalid_argument("backend must be gloo or nccl, got '" + backend + "'");
+    options.nccl = backend == "nccl";
     if (options.world_size < 1) invalid_argument("worldSize must be >= 1");
     if (options.rank < 0 || options.rank >= options.world_size) invalid_argument("rank must be in [0, worldSize)");
     if (options.master_addr.empty()) invalid_argument("masterAddr must be a host name or address");

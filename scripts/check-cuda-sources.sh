@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Compiles (syntax only) the addon's CUDA-only code paths — what `#ifdef PREFIX_RL_TORCH_CUDA` / PREFIX_RL_CUDA_KERNELS
-# hide from a CPU build — against this machine's libtorch headers and CUDA toolkit headers, so that a change to them
-# is checked without a GPU or a CUDA libtorch. A CPU libtorch lacks one generated header (cuda_cmake_macros.h); an
-# empty stand-in is made for it. Usage: bash scripts/check-cuda-sources.sh  (needs the toolkit: nvcc's include dir).
+# / PREFIX_RL_NCCL hide from a CPU build — against this machine's libtorch headers and CUDA toolkit headers, so that
+# a change to them is checked without a GPU or a CUDA libtorch. A CPU libtorch lacks one generated header
+# (cuda_cmake_macros.h); an empty stand-in is made for it. Usage: bash scripts/check-cuda-sources.sh (needs the
+# toolkit's headers under CUDA_HOME — cuda_runtime.h, cublas, cusparse, cusolver — and, for the NCCL process group,
+# nccl.h under NCCL_HOME/include and Gloo's headers in /usr/include; pip's nvidia-* wheels unpacked serve too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 torch=$(node scripts/find-libtorch.mjs --json | node -e "process.stdout.write(JSON.parse(require('fs').readFileSync(0, 'utf8')).root)")
@@ -23,4 +25,20 @@ for file in $(grep -l 'PREFIX_RL_TORCH_CUDA\|PREFIX_RL_CUDA_KERNELS' native/*.cc
     status=1
   fi
 done
+nccl=${NCCL_HOME:-$cuda}
+if [ -f "$nccl/include/nccl.h" ] && [ -d /usr/include/gloo ]; then
+  mkdir -p "$stub/gloo-shim" && ln -s /usr/include/gloo "$stub/gloo-shim/gloo"
+  if c++ -std=gnu++17 -fsyntax-only -Wall -Wno-unused-parameter -DNAPI_CPP_EXCEPTIONS -DNAPI_VERSION=8 -DNODE_ADDON_API_DISABLE_DEPRECATED \
+    -DPREFIX_RL_TORCH_CUDA=1 -DUSE_C10D_GLOO -DPREFIX_RL_GLOO=1 -DUSE_C10D_NCCL -DPREFIX_RL_NCCL=1 \
+    -I node_modules/node-api-headers/include -I node_modules/node-addon-api -I native -isystem "$stub" -isystem "$stub/gloo-shim" \
+    -isystem "$torch/include" -isystem "$torch/include/torch/csrc/api/include" -isystem "$cuda/include" -isystem "$nccl/include" \
+    native/distributed.cc; then
+    echo "ok      native/distributed.cc (NCCL)"
+  else
+    echo "FAILED  native/distributed.cc (NCCL)"
+    status=1
+  fi
+else
+  echo "skipped native/distributed.cc (NCCL): no nccl.h under ${nccl}/include or no /usr/include/gloo"
+fi
 exit $status

@@ -11,6 +11,13 @@ mkdir -p .gpu/node_modules
 strip -o .gpu/node "$(command -v node)"
 xz -T2 -6 .gpu/node
 for package in node-api-headers node-addon-api node-gyp-build; do cp -r "node_modules/$package" .gpu/node_modules/; done
+# Gloo's headers (Debian's libgloo-dev; the CUDA wheel ships Gloo compiled but not its headers): the data-parallel
+# process group, and NCCL's beside it, are built against them there.
+if [ -d /usr/include/gloo ]; then
+  mkdir -p .gpu/gloo-include && cp -r /usr/include/gloo .gpu/gloo-include/
+else
+  echo "no /usr/include/gloo (apt install libgloo-dev): the GPU build will have no process groups"
+fi
 
 bundle() {
   # createRequire stays a runtime require: the addon is loaded from build/Release through node-gyp-build.

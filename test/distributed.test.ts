@@ -12,7 +12,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeJsonl } from '../lib/data/index.js';
-import { launchEnv } from '../lib/distributed/index.js';
+import { defaultBackend, initProcessGroup, launchEnv } from '../lib/distributed/index.js';
 import { readSafetensors } from '../lib/model/index.js';
 import { addon } from '../lib/native/addon.js';
 import { makeRlRecords, makeSftRecords } from '../lib/task/index.js';
@@ -21,6 +21,7 @@ import { syntheticRollouts } from './helpers/synthetic-rollouts.js';
 const FIXTURE = join(process.cwd(), 'fixtures/models/qwen3-tiny');
 const CLI = join(process.cwd(), 'bin/prefix-rl.js');
 const gloo = addon().buildInfo().distributedBackends.includes('gloo');
+const nccl = addon().buildInfo().distributedBackends.includes('nccl');
 const withGloo = gloo ? describe : describe.skip;
 jest.setTimeout(120_000);
 
@@ -256,6 +257,24 @@ withGloo('over Gloo, 2 ranks', () => {
     }
     expect(await metrics(two)).toEqual(await metrics(one));
   });
+});
+
+// NCCL itself runs in the GPU script's parity cases (test/cuda/cases.ts); here, the choice and the refusal.
+(gloo && !nccl ? test : test.skip)('without NCCL built in: CUDA ranks default to Gloo, and backend nccl is refused with the fix', async () => {
+  expect(defaultBackend('cuda')).toBe('gloo');
+  expect(defaultBackend('cpu')).toBe('gloo');
+  const env = { rank: 0, worldSize: 1, localRank: 0, localWorldSize: 1, masterAddr: '127.0.0.1', masterPort: 29_999 };
+  const joining = initProcessGroup(env, { backend: 'nccl', timeoutSeconds: 5 });
+  await expect(joining).rejects.toThrow(/built without NCCL .*join with backend gloo/);
+  await expect(joining).rejects.toMatchObject({ code: 'ERR_DISTRIBUTED' });
+  const bad = await node([CLI, 'sft', '--data', join(tmp, 'sft.jsonl'), '--model', FIXTURE, '--out', join(tmp, 'bad-backend')], {
+    WORLD_SIZE: '2', // checked before joining: no peer is needed
+    RANK: '0',
+    MASTER_ADDR: '127.0.0.1',
+    MASTER_PORT: '29998',
+    PREFIX_RL_DIST_BACKEND: 'mpi',
+  });
+  expect(bad.stderr).toMatch(/PREFIX_RL_DIST_BACKEND=mpi must be gloo or nccl/);
 });
 
 test('launch refuses a missing command and bad sizes', async () => {

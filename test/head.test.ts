@@ -44,6 +44,15 @@ function inputs(dtype: DType) {
   }));
 }
 
+/** A tied head: the same weight also makes part of the input (as the embedding does). */
+const tiedHidden = (p: { hidden: Tensor; weight: Tensor }) =>
+  p.hidden.add(
+    p.weight
+      .slice(0, 0, N)
+      .reshape([2, N / 2, H])
+      .mul(0.5),
+  );
+
 /** Log-probs and the gradients of Σ g·logp w.r.t. hidden and weight, fused or unfused; `tied` uses the weight a second time. */
 async function run(dtype: DType, fused: boolean, options: { chunkSize?: number; temperature?: number; tied?: boolean } = {}) {
   return tidy(async () => {
@@ -51,14 +60,7 @@ async function run(dtype: DType, fused: boolean, options: { chunkSize?: number; 
     p.hidden.requiresGrad = true;
     p.weight.requiresGrad = true;
     // A tied head: the same weight also makes part of the input (as the embedding does).
-    const hidden = options.tied
-      ? p.hidden.add(
-          p.weight
-            .slice(0, 0, N)
-            .reshape([2, N / 2, H])
-            .mul(0.5),
-        )
-      : p.hidden;
+    const hidden = options.tied ? tiedHidden(p) : p.hidden;
     const logp = fused
       ? await headLogprobs(hidden, p.weight, p.index, options)
       : await tokenLogprobs(hidden.matmul(p.weight.transpose(0, 1)), p.index, { temperature: options.temperature });
@@ -130,14 +132,7 @@ async function runLora(dtype: DType, fused: boolean, options: { chunkSize?: numb
     const a = Tensor.randn([R, H], 11, { dtype: 'float64' }).mul(0.5).to(dtype);
     const b = Tensor.randn([V, R], 12, { dtype: 'float64' }).mul(0.3).to(dtype);
     for (const t of [p.hidden, p.weight, a, b]) t.requiresGrad = true;
-    const hidden = options.tied
-      ? p.hidden.add(
-          p.weight
-            .slice(0, 0, N)
-            .reshape([2, N / 2, H])
-            .mul(0.5),
-        )
-      : p.hidden;
+    const hidden = options.tied ? tiedHidden(p) : p.hidden;
     const loraHidden = hidden.matmul(a.transpose(0, 1)).mul(SCALE);
     const { temperature, chunkSize } = options;
     let logp: Tensor;

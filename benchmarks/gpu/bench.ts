@@ -3,12 +3,17 @@
 //  - IPVRM and Dist-PPO fused forward + backward at N = 16,384, V = 151,936, bf16, against that floor (the pass counts
 //    of ../shared/reference/performance-anchors.md §1.3) and against the naive ATen composition (OOM reported), with
 //    their extra memory (peak allocated above the inputs);
-//  - the fused LM head (headLogprobs / headLogprobsAndEntropy) against the present path and the head's GEMMs alone;
+//  - the fused LM head (headLogprobs / headLogprobsAndEntropy, with and without a LoRA term) against the present path
+//    and the head's GEMMs alone;
 //  - a Qwen3-0.6B-shaped model with random weights: a bf16 mixed-precision training step's tokens/s and KV-cache
-//    sampling tokens/s.
+//    sampling tokens/s;
+//  - data-parallel collectives on the device in a process group of one: a float32 all-reduce over NCCL (on the
+//    device) and over Gloo (staged through host memory). One rank measures each path's own cost, not NCCL's bus
+//    bandwidth, which needs two GPUs or more.
 //
 //   node .gpu/gpu-bench.mjs [--quick] [--out FILE]     (run.sh bundles this file; --quick: small shapes, a smoke run)
 import { writeFileSync } from 'node:fs';
+import { initProcessGroup, type DistributedBackend } from '../../lib/distributed/index.js';
 import { AdamW, initModel, type CausalLM } from '../../lib/model/index.js';
 import { environmentReport } from '../../lib/native/runtime.js';
 import { distrlCandidates, distrlLoss, headLogprobs, headLogprobsAndEntropy, tokenEntropy, tokenLogprobs } from '../../lib/ops/objectives.js';
@@ -165,6 +170,21 @@ const headRows: string[] = [];
   const hidden = tidy(() => Tensor.randn([N, H], 12).to(device).to('bfloat16').keep());
   const index = tidy(() => Tensor.rand([N, 5], 13, { dtype: 'float64' }).mul(V).to('int64').to(device).keep());
   const sampled = tidy(() => index.slice(1, 0, 1).contiguous().keep());
+  // A rank-128 LoRA on the head (the paper's RL rank), its factors trained with W.
+  const loraA = tidy(() =>
+    Tensor.randn([128, H], 14)
+      .to(device)
+      .mul(1 / Math.sqrt(H))
+      .to('bfloat16')
+      .keep(),
+  );
+  const loraB = tidy(() => Tensor.randn([V, 128], 15).to(device).mul(0.01).to('bfloat16').keep());
+  const loraTerm = (h: Tensor) => {
+    const [a, b] = [loraA.detach(), loraB.detach()];
+    a.requiresGrad = true;
+    b.requiresGrad = true;
+    return { hidden: h.matmul(a.transpose(0, 1)), weight: b };
+  };
   const withWeight = async (fn: (h: Tensor, w: Tensor) => Promise<Tensor>, h: Tensor) =>
     tidy(async () => {
       const w = weight.detach();
@@ -185,6 +205,14 @@ const headRows: string[] = [];
   const variants: [string, (h: Tensor, w: Tensor) => Promise<Tensor>][] = [
     ['IPVRM fused head (headLogprobs, K = 1)', (h, w) => headLogprobs(h, w, sampled)],
     ['IPVRM present path (linear → fused gather, in-place grad)', (h, w) => tokenLogprobs(logits(h, w), sampled, { inplaceBackward: true })],
+    ['IPVRM fused head with a rank-128 LoRA term (∂A, ∂B too)', (h, w) => headLogprobs(h, w, sampled, { lora: loraTerm(h) })],
+    [
+      'IPVRM present path with the LoRA (h·Wᵀ + (h·Aᵀ)·Bᵀ → fused gather)',
+      (h, w) => {
+        const lora = loraTerm(h);
+        return tokenLogprobs(logits(h, w).add(lora.hidden.matmul(lora.weight.transpose(0, 1))), sampled, { inplaceBackward: true });
+      },
+    ],
     [
       'DistRL fused head (headLogprobsAndEntropy, K = 5)',
       async (h, w) => {
@@ -213,7 +241,7 @@ const headRows: string[] = [];
       `| ${name} | ${cell(m, (x) => fmtMs(x.ms))} | ${m.ms && gemms.ms ? `${(m.ms / gemms.ms).toFixed(2)}×` : ''} | ${cell(m, (x) => x.extraGiB.toFixed(2))} |`,
     );
   }
-  for (const t of [weight, hidden, index, sampled]) t.dispose();
+  for (const t of [weight, hidden, index, sampled, loraA, loraB]) t.dispose();
 }
 
 // ---- a Qwen3-0.6B-shaped model, random weights ----
@@ -296,6 +324,36 @@ try {
   model?.dispose();
 }
 
+// ---- data-parallel collectives on the device (issue 16): a process group of one ----
+const distRows: string[] = [];
+{
+  const elements = quick ? 16 << 20 : 256 << 20; // float32: 64 MiB or 1 GiB, a few gradient buckets' worth
+  const backends: DistributedBackend[] = ['gloo', ...(environmentReport().build.distributedBackends.includes('nccl') ? (['nccl'] as const) : [])];
+  for (const [i, backend] of backends.entries()) {
+    try {
+      const env = { rank: 0, worldSize: 1, localRank: 0, localWorldSize: 1, masterAddr: '127.0.0.1', masterPort: 29_400 + i };
+      const group = await initProcessGroup(env, { backend, timeoutSeconds: 120 });
+      const tensor = tidy(() => Tensor.ones([elements]).to(device).keep());
+      const seconds = await timed(() => group.allReduce([tensor]));
+      const ok = tidy(() =>
+        tensor
+          .to('cpu')
+          .slice(0, 0, 4)
+          .toNumbers()
+          .every((x) => x === 1),
+      );
+      const where = backend === 'nccl' && onGpu ? 'on the device' : 'staged through host memory';
+      distRows.push(
+        `| allReduce, float32 ${((elements * 4) / GiB).toFixed(2)} GiB on ${device}, ${backend} (${where}) | ${fmtMs(seconds * 1000)} | ${((elements * 4) / GiB / seconds).toFixed(1)} | ${ok ? 'yes' : 'NO'} |`,
+      );
+      tensor.dispose();
+      await group.close();
+    } catch (err) {
+      distRows.push(`| allReduce over ${backend} | failed: ${(err as Error).message.split('\n')[0].slice(0, 120)} | | |`);
+    }
+  }
+}
+
 const table = [
   header,
   '',
@@ -310,6 +368,10 @@ const table = [
   `| Qwen3-0.6B-shaped model (random weights, ${QWEN3_0_6B.num_hidden_layers} layers, V = ${QWEN3_0_6B.vocab_size}) | shape | tokens/s |`,
   '|---|---|---|',
   ...modelRows,
+  '',
+  "| collective (a process group of one: the path's own cost, not bus bandwidth) | ms | GiB/s | sum = input |",
+  '|---|---|---|---|',
+  ...distRows,
 ].join('\n');
 console.log(table.split('\n').slice(1).join('\n'));
 if (outFile) writeFileSync(outFile, table + '\n');

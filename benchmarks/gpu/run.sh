@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # GPU validation in one script, for a machine with a CUDA PyTorch (python3), nvcc and cmake but no node of its own:
-#   1. builds the addon with plain cmake against torch.utils.cmake_prefix_path (CUDA kernels required);
+#   1. builds the addon with plain cmake against torch.utils.cmake_prefix_path (CUDA kernels required; Gloo's headers
+#      from .gpu/gloo-include, NCCL's from the torch wheel's nvidia-nccl; if the build with NCCL fails, once more
+#      without it, reported as a failure);
 #   2. checks the link: one shared libcudart, libtorch_cuda, the kernels' architectures;
 #   3. runs the CUDA parity tests (test/cuda/cases.ts) under node's test runner with CUDA_LAUNCH_BLOCKING=1, then
 #      compute-sanitizer memcheck and racecheck on the small cases;
@@ -43,19 +45,30 @@ python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.versio
 
 step "build (plain cmake)"
 NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
-cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$TORCH_CMAKE_PREFIX" \
-  -DPREFIX_RL_CUDA="${PREFIX_RL_CUDA:-ON}" -DCMAKE_CUDA_COMPILER="$NVCC" -DPREFIX_RL_CUDA_ARCHITECTURES=90 \
-  >"$OUT_DIR/cmake.log" 2>&1 || {
-  tail -30 "$OUT_DIR/cmake.log"
-  echo "FAILED: cmake configure"
-  exit 1
+GLOO_ARGS=()
+[ -d .gpu/gloo-include/gloo ] && GLOO_ARGS=(-DGLOO_INCLUDE_DIR="$ROOT/.gpu/gloo-include")
+build() { # $1: PREFIX_RL_WITH_NCCL (AUTO or OFF)
+  cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$TORCH_CMAKE_PREFIX" \
+    -DPREFIX_RL_CUDA="${PREFIX_RL_CUDA:-ON}" -DCMAKE_CUDA_COMPILER="$NVCC" -DPREFIX_RL_CUDA_ARCHITECTURES=90 \
+    -DPREFIX_RL_WITH_NCCL="$1" "${GLOO_ARGS[@]}" >"$OUT_DIR/cmake.log" 2>&1 || {
+    tail -30 "$OUT_DIR/cmake.log"
+    echo "FAILED: cmake configure"
+    exit 1
+  }
+  grep 'prefix-rl:' "$OUT_DIR/cmake.log"
+  cmake --build build-gpu -j "$(nproc)" >"$OUT_DIR/build.log" 2>&1
 }
-grep 'prefix-rl:' "$OUT_DIR/cmake.log"
-cmake --build build-gpu -j "$(nproc)" >"$OUT_DIR/build.log" 2>&1 || {
+if ! build AUTO; then
   grep -E 'error|Error' "$OUT_DIR/build.log" | head -30
-  echo "FAILED: build"
-  exit 1
-}
+  if grep -q 'reduce over c10d NCCL' "$OUT_DIR/cmake.log"; then
+    fail "build with NCCL (again without it, so that the rest still runs)"
+    cp "$OUT_DIR/build.log" "$OUT_DIR/build-nccl.log"
+    build OFF || { grep -E 'error|Error' "$OUT_DIR/build.log" | head -30; echo "FAILED: build"; exit 1; }
+  else
+    echo "FAILED: build"
+    exit 1
+  fi
+fi
 mkdir -p build/Release && cp build-gpu/prefix_rl.node build/Release/prefix_rl.node
 "$NODE" -e "const a = require('./build/Release/prefix_rl.node'); console.log(JSON.stringify({ build: a.buildInfo(), devices: a.runtimeInfo().cudaDevices }))" ||
   fail "the addon does not load"

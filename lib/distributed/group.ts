@@ -1,8 +1,8 @@
-// The process group of data-parallel training, over libtorch's c10d (a TCPStore hosted by rank 0 and
-// ProcessGroupGloo): collectives on the compute thread, in order with the torch work around them. A single process
+// The process group of data-parallel training, over libtorch's c10d (a TCPStore hosted by rank 0, ProcessGroupGloo
+// and, for CUDA ranks, ProcessGroupNCCL): collectives on the compute thread, in order with the torch work around them. A single process
 // is the group of one (SINGLE_PROCESS), whose collectives return their input, so training code never branches on
 // the world size.
-import { addon, type NativeAddon } from '../native/addon.js';
+import { addon, type DistributedBackend, type NativeAddon } from '../native/addon.js';
 import { withCancel } from '../tensor/cancel.js';
 import { Tensor, type AsyncOptions } from '../tensor/tensor.js';
 import type { LaunchEnv } from './env.js';
@@ -33,7 +33,7 @@ export interface ProcessGroup {
   allReduceGradients(parameters: Iterable<Tensor>, options?: AsyncOptions): Promise<void>;
   /**
    * The same sum, started during the backward: buckets of 25 MiB (bucketBytes) in reverse parameter order, each
-   * launched once the armed backward has accumulated all its gradients (DDP's Reducer, on Gloo).
+   * launched once the armed backward has accumulated all its gradients (DDP's Reducer, on Gloo or NCCL).
    */
   gradientReducer(parameters: Iterable<Tensor>): GradientReducer;
   /** Every rank's tensors take `root`'s values, in place. */
@@ -68,6 +68,17 @@ export interface JoinOptions extends AsyncOptions {
   timeoutSeconds?: number;
   /** Largest bucket of a flattened all-reduce or broadcast (default 25 MiB, as DDP's). */
   bucketBytes?: number;
+  /**
+   * gloo (default): every collective over Gloo, CUDA tensors staged through host memory; nccl: CUDA tensors'
+   * all-reduce and broadcast (gradients, weights) over NCCL on the device, the rest (gathers, barrier) over Gloo.
+   * nccl needs an addon built with it (buildInfo().distributedBackends) and this rank's GPU set (cudaSetDevice).
+   */
+  backend?: DistributedBackend;
+}
+
+/** The backend a rank on `device` joins with: nccl for a CUDA rank when the addon has it, else gloo. */
+export function defaultBackend(device: string): DistributedBackend {
+  return device.startsWith('cuda') && addon().buildInfo().distributedBackends.includes('nccl') ? 'nccl' : 'gloo';
 }
 
 /**
@@ -87,14 +98,15 @@ export async function initProcessGroup(env: LaunchEnv, options: JoinOptions = {}
         masterAddr: env.masterAddr,
         masterPort: env.masterPort,
         timeoutMs: Math.ceil(timeoutSeconds * 1000),
+        backend: options.backend ?? 'gloo',
       },
       token,
     ),
   );
-  return new GlooGroup(native, env.rank, env.worldSize, options.bucketBytes);
+  return new C10dGroup(native, env.rank, env.worldSize, options.bucketBytes);
 }
 
-class GlooGroup implements ProcessGroup {
+class C10dGroup implements ProcessGroup {
   private closed = false;
 
   constructor(

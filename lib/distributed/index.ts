@@ -1,2 +1,12 @@
 export { launchEnv, type LaunchEnv } from './env.js';
-export { initProcessGroup, shareOf, SINGLE_PROCESS, type GradientReducer, type JoinOptions, type ProcessGroup, type ReduceOp } from './group.js';
+export type { DistributedBackend } from '../native/addon.js';
+export {
+  defaultBackend,
+  initProcessGroup,
+  shareOf,
+  SINGLE_PROCESS,
+  type GradientReducer,
+  type JoinOptions,
+  type ProcessGroup,
+  type ReduceOp,
+} from './group.js';

@@ -157,7 +157,10 @@ export interface BuildInfo {
   cudaCompiled: boolean;
   cudaKernels: boolean;
   napiVersion: number;
-  /** The process-group backends compiled in ('gloo' when Gloo's headers were found at build time). */
+  /**
+   * The process-group backends compiled in: 'gloo' when Gloo's headers were found at build time, 'nccl' too when
+   * built against a CUDA libtorch with NCCL's header.
+   */
   distributedBackends: string[];
   compiler: string;
   parallelInfo: string;
@@ -207,6 +210,9 @@ export type TypedArrayOf<D extends DType> = D extends 'float32' | 'bfloat16' | '
         ? BigInt64Array
         : Uint8Array;
 
+/** How CUDA tensors' collectives travel: gloo (staged through host memory) or nccl (on the device). */
+export type DistributedBackend = 'gloo' | 'nccl';
+
 export interface NativeAddon {
   NativeTensor: abstract new (...args: never[]) => NativeTensor;
   CancelToken: new () => NativeCancelToken;
@@ -248,7 +254,7 @@ export interface NativeAddon {
   cudaSetDevice(index: number, cancel?: NativeCancelToken): Promise<void>;
   // the process group of data-parallel training (native/distributed.cc); all but distInit/distDestroy need Gloo
   distInit(
-    options: { rank: number; worldSize: number; masterAddr: string; masterPort: number; timeoutMs: number },
+    options: { rank: number; worldSize: number; masterAddr: string; masterPort: number; timeoutMs: number; backend?: DistributedBackend },
     cancel?: NativeCancelToken,
   ): Promise<void>;
   distDestroy(cancel?: NativeCancelToken): Promise<void>;

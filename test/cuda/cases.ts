@@ -1,6 +1,6 @@
 // The CUDA path against the CPU path: every fused objective (float32 and bf16 logits, V up to 151,936, masked rows,
-// a leading −inf, candidate sets with ties), the fused LM head from hidden states, the decoder's forward and
-// backward, and three DistRL steps. Each case builds its inputs on the CPU, runs the same call on both devices, and
+// a leading −inf, candidate sets with ties), the fused LM head from hidden states (with a LoRA term too), the
+// decoder's forward and backward, three DistRL steps, and the data-parallel collectives of device tensors. Each case builds its inputs on the CPU, runs the same call on both devices, and
 // compares.
 //
 // The cases run under jest where CUDA is present (test/cuda.test.ts; skipped visibly elsewhere) and, on a GPU
@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { resolveRlConfig } from '../../lib/config/rl.js';
+import { initProcessGroup, type DistributedBackend } from '../../lib/distributed/index.js';
 import { loadModel, padBatch, type CausalLM } from '../../lib/model/index.js';
 import { environmentReport } from '../../lib/native/runtime.js';
 import { runObjective, tokenEntropy, tokenLogprobs } from '../../lib/ops/objectives.js';
@@ -238,6 +239,26 @@ const headCases: ParityCase[] = (['float32', 'bfloat16'] as DType[]).flatMap((dt
           assertClose('∂/∂weight', device.weight, cpu.weight, tolerance);
         }),
     },
+    {
+      name: `fused head with a rank-8 LoRA term, values and ∂hidden, ∂W, ∂loraHidden, ∂loraWeight (${dtype}, V = ${V})`,
+      run: () =>
+        tidy(async () => {
+          const loraHidden = tidy(() => Tensor.randn([N, 8], 24).to(dtype).keep());
+          const loraWeight = tidy(() => Tensor.randn([V, 8], 25).mul(0.1).to(dtype).keep());
+          const inputs = { hidden: hidden(), weight: weight(), loraHidden, loraWeight, index: ids([N, 3], V, 26) };
+          const leaves = ['hidden', 'weight', 'loraHidden', 'loraWeight'];
+          const results = [];
+          for (const device of ['cpu', PARITY_DEVICE] as DeviceName[]) {
+            const on = placed(inputs, device, leaves);
+            const out = await runObjective<{ logprobs: Tensor }>('head_logprobs', on);
+            await out.logprobs.sum().backwardAsync();
+            results.push({ logprobs: out.logprobs, grads: leaves.map((key) => (on[key] as Tensor).grad!) });
+          }
+          const [cpu, device] = results;
+          assertClose('log-probs', device.logprobs, cpu.logprobs, tolerance);
+          leaves.forEach((key, i) => assertClose(`∂/∂${key}`, device.grads[i], cpu.grads[i], tolerance));
+        }),
+    },
   ];
   if (dtype === 'float32') {
     // Candidate ids compare exactly only where both devices round the logits alike: float32.
@@ -393,4 +414,61 @@ const modelCases: ParityCase[] = [
   },
 ];
 
-export const PARITY_CASES: ParityCase[] = [...objectiveCases, ...headCases, ...edgeCases, ...modelCases];
+// Data-parallel collectives of device tensors in a process group of one (the GPU machine has one GPU): over Gloo
+// (CUDA tensors staged through host memory) and, where the addon has it, NCCL (on the device). A group of one sums
+// to its input, so every collective must hand back exactly what it was given, where it was.
+const distributedCases: ParityCase[] = [
+  {
+    name: 'collectives of device tensors in a group of one: all-reduce, broadcast, gradient reducer, all-gather (Gloo; NCCL where built)',
+    run: async () => {
+      const nccl = PARITY_DEVICE !== 'cpu' && environmentReport().build.distributedBackends.includes('nccl');
+      const backends: DistributedBackend[] = nccl ? ['gloo', 'nccl'] : ['gloo'];
+      for (const backend of backends) {
+        const masterPort = 20_000 + Math.floor(Math.random() * 20_000);
+        const group = await initProcessGroup(
+          { rank: 0, worldSize: 1, localRank: 0, localWorldSize: 1, masterAddr: '127.0.0.1', masterPort },
+          { backend, timeoutSeconds: 60, bucketBytes: 1024 },
+        );
+        try {
+          await tidy(async () => {
+            const tensors = [
+              Tensor.randn([1000], 30).to(PARITY_DEVICE),
+              Tensor.randn([3, 7], 31).to(PARITY_DEVICE).to('bfloat16'),
+              Tensor.randn([5], 32, { dtype: 'float64' }), // a host tensor beside them
+            ];
+            const before = tensors.map(values);
+            const unchanged = (what: string) => {
+              assert.deepEqual(tensors.map(values), before, `${backend} ${what}: a group of one changed its input`);
+              assert.deepEqual(
+                tensors.map((t) => t.device),
+                [PARITY_DEVICE, PARITY_DEVICE, 'cpu'],
+                `${backend} ${what}: moved a tensor`,
+              );
+            };
+            await group.allReduce(tensors);
+            unchanged('allReduce');
+            await group.broadcast(tensors);
+            unchanged('broadcast');
+            // One parameter with a gradient, one without (it keeps none), in buckets of 1 KiB.
+            const [p, q] = [Tensor.randn([640], 33).to(PARITY_DEVICE), Tensor.randn([8], 34).to(PARITY_DEVICE)];
+            p.requiresGrad = true;
+            q.requiresGrad = true;
+            const reducer = group.gradientReducer([p, q]);
+            await reducer.arm();
+            await p.mul(3).sum().backwardAsync();
+            await reducer.finish();
+            await reducer.close();
+            assert.deepEqual(values(p.grad!), Array(640).fill(3), `${backend}: the reduced gradient`);
+            assert.equal(q.grad, null, `${backend}: a parameter without a gradient got one`);
+            const [gathered] = await group.allGather(tensors[0]);
+            assert.deepEqual(values(gathered), before[0], `${backend}: allGather`);
+          });
+        } finally {
+          await group.close();
+        }
+      }
+    },
+  },
+];
+
+export const PARITY_CASES: ParityCase[] = [...objectiveCases, ...headCases, ...edgeCases, ...modelCases, ...distributedCases];
