@@ -105,8 +105,13 @@ Napi::Value cuda_set_device(const Napi::CallbackInfo& info) {
     if (index < 0) invalid_argument("a CUDA device index is >= 0");
     return run_async(info.Env(), info[1], [index]() {
 #ifdef PREFIX_RL_TORCH_CUDA
+      // No driver or no GPU: cudaGetDeviceCount fails, which is no device (a CUDA build on a machine without one).
       int count = 0;
-      check(cudaGetDeviceCount(&count), "cudaGetDeviceCount");
+      if (cudaGetDeviceCount(&count) != cudaSuccess) {
+        cudaGetLastError();
+        count = 0;
+      }
+      if (count == 0) throw Error(ErrorCode::CudaUnavailable, "CUDA is not available: no CUDA device is visible (no driver, or no GPU)");
       if (index >= count)
         throw Error(ErrorCode::CudaUnavailable,
                     "cuda:" + std::to_string(index) + " does not exist: " + std::to_string(count) + " CUDA device(s) visible");

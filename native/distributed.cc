@@ -145,6 +145,11 @@ class ProcessGroup {
                   "libnccl-dev); join with backend gloo, which stages CUDA tensors through host memory");
     }
 #endif
+    if (options.nccl && at::getNumGPUs() == 0) {
+      throw Error(
+          ErrorCode::Distributed,
+          "rank " + std::to_string(rank_) + ": backend nccl needs a CUDA device and none is visible (check CUDA_VISIBLE_DEVICES); use backend gloo");
+    }
     try {
       store_ = c10::make_intrusive<c10d::TCPStore>(options.master_addr, store_options);
       // Each backend rendezvouses under a prefix of its own in the one store.

@@ -10,12 +10,15 @@ cd "$(dirname "$0")/.."
 torch=$(node scripts/find-libtorch.mjs --json | node -e "process.stdout.write(JSON.parse(require('fs').readFileSync(0, 'utf8')).root)")
 cuda=${CUDA_HOME:-$(dirname "$(dirname "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)")")}
 [ -f "$cuda/include/cuda_runtime.h" ] || { echo "no CUDA headers under $cuda (set CUDA_HOME)"; exit 2; }
+# libtorch 2.14 and later need C++20, as in CMakeLists.txt.
+std=gnu++17
+grep -q 'C++20 or later' "$torch/include/ATen/ATen.h" && std=gnu++20
 stub=$(mktemp -d)
 trap 'rm -rf "$stub"' EXIT
 mkdir -p "$stub/c10/cuda/impl" && touch "$stub/c10/cuda/impl/cuda_cmake_macros.h"
 status=0
 for file in $(grep -l 'PREFIX_RL_TORCH_CUDA\|PREFIX_RL_CUDA_KERNELS' native/*.cc native/*/*.cc); do
-  if c++ -std=gnu++17 -fsyntax-only -Wall -Wno-unused-parameter -DNAPI_CPP_EXCEPTIONS -DNAPI_VERSION=8 -DNODE_ADDON_API_DISABLE_DEPRECATED \
+  if c++ -std=$std -fsyntax-only -Wall -Wno-unused-parameter -DNAPI_CPP_EXCEPTIONS -DNAPI_VERSION=8 -DNODE_ADDON_API_DISABLE_DEPRECATED \
     -DPREFIX_RL_BUILD_TYPE='"Release"' -DPREFIX_RL_TORCH_LIB_DIR='"-"' -DPREFIX_RL_CUDA_COMPILED=1 -DPREFIX_RL_TORCH_CUDA=1 -DPREFIX_RL_CUDA_KERNELS=1 \
     -I node_modules/node-api-headers/include -I node_modules/node-addon-api -I native -isystem "$stub" -isystem "$torch/include" \
     -isystem "$torch/include/torch/csrc/api/include" -isystem "$cuda/include" "$file"; then
@@ -28,7 +31,7 @@ done
 nccl=${NCCL_HOME:-$cuda}
 if [ -f "$nccl/include/nccl.h" ] && [ -d /usr/include/gloo ]; then
   mkdir -p "$stub/gloo-shim" && ln -s /usr/include/gloo "$stub/gloo-shim/gloo"
-  if c++ -std=gnu++17 -fsyntax-only -Wall -Wno-unused-parameter -DNAPI_CPP_EXCEPTIONS -DNAPI_VERSION=8 -DNODE_ADDON_API_DISABLE_DEPRECATED \
+  if c++ -std=$std -fsyntax-only -Wall -Wno-unused-parameter -DNAPI_CPP_EXCEPTIONS -DNAPI_VERSION=8 -DNODE_ADDON_API_DISABLE_DEPRECATED \
     -DPREFIX_RL_TORCH_CUDA=1 -DUSE_C10D_GLOO -DPREFIX_RL_GLOO=1 -DUSE_C10D_NCCL -DPREFIX_RL_NCCL=1 \
     -I node_modules/node-api-headers/include -I node_modules/node-addon-api -I native -isystem "$stub" -isystem "$stub/gloo-shim" \
     -isystem "$torch/include" -isystem "$torch/include/torch/csrc/api/include" -isystem "$cuda/include" -isystem "$nccl/include" \
