@@ -134,7 +134,8 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors, con
     header += "\"__metadata__\":{";
     bool first = true;
     for (const auto& [key, value] : metadata) {
-      header += (first ? "" : ",") + json_quote(key) + ":" + json_quote(value);
+      if (!first) header += ',';
+      header += json_quote(key) + ":" + json_quote(value);
       first = false;
     }
     header += "},";
@@ -143,7 +144,10 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors, con
   for (const auto* named : order) {
     const at::Tensor& tensor = named->second;
     std::string shape;
-    for (int64_t d = 0; d < tensor.dim(); ++d) shape += (d ? "," : "") + std::to_string(tensor.size(d));
+    for (int64_t d = 0; d < tensor.dim(); ++d) {
+      if (d) shape += ',';
+      shape += std::to_string(tensor.size(d));
+    }
     int64_t bytes = static_cast<int64_t>(tensor.numel() * tensor.element_size());
     header += json_quote(named->first) + ":{\"dtype\":\"" + safetensors_dtype_name(tensor.scalar_type()) + "\",\"shape\":[" + shape +
               "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + bytes) + "]},";
