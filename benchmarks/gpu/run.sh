@@ -50,7 +50,7 @@ GLOO_ARGS=()
 build() { # $1: PREFIX_RL_WITH_NCCL (AUTO or OFF)
   cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$TORCH_CMAKE_PREFIX" \
     -DPREFIX_RL_CUDA="${PREFIX_RL_CUDA:-ON}" -DCMAKE_CUDA_COMPILER="$NVCC" -DPREFIX_RL_CUDA_ARCHITECTURES=90 \
-    -DPREFIX_RL_WITH_NCCL="$1" "${GLOO_ARGS[@]}" >"$OUT_DIR/cmake.log" 2>&1 || {
+    -DPREFIX_RL_WITH_NCCL="$1" ${GLOO_ARGS[@]+"${GLOO_ARGS[@]}"} >"$OUT_DIR/cmake.log" 2>&1 || {
     tail -30 "$OUT_DIR/cmake.log"
     echo "FAILED: cmake configure"
     exit 1
