@@ -26,6 +26,7 @@ bundle() {
 }
 bundle test/cuda/run.ts .gpu/cuda-tests.mjs
 bundle benchmarks/gpu/bench.ts .gpu/gpu-bench.mjs
+bundle benchmarks/allreduce.ts .gpu/allreduce.mjs
 # The chat-template worker (lib/tokenizer/template-sandbox.ts) loads from beside the bundle that starts it.
 bundle lib/tokenizer/template-worker.ts .gpu/template-worker.js
 du -sh .gpu

@@ -6,7 +6,8 @@
 #   2. checks the link: one shared libcudart, libtorch_cuda, the kernels' architectures;
 #   3. runs the CUDA parity tests (test/cuda/cases.ts) under node's test runner with CUDA_LAUNCH_BLOCKING=1, then
 #      compute-sanitizer memcheck and racecheck on the small cases;
-#   4. runs the benchmark (benchmarks/gpu/bench.ts) and prints its table.
+#   4. runs the benchmark (benchmarks/gpu/bench.ts) and prints its table;
+#   5. with 2 GPUs or more, NCCL's all-reduce bus bandwidth over all of them (benchmarks/allreduce.ts).
 # Prepare on a machine with node and this repo's node_modules: `npm run gpu:prepare` (writes .gpu/, which travels with
 # the working tree). Then here: `bash benchmarks/gpu/run.sh [OUT_DIR]`; the logs and the table land in OUT_DIR
 # (default $OUT, else /tmp/prefix-rl-gpu). Meant to finish in under 8 minutes on one H100/H200.
@@ -105,6 +106,9 @@ fi
 
 step "benchmark"
 "$NODE" .gpu/gpu-bench.mjs --out="$OUT_DIR/gpu-bench.md" ${BENCH_ARGS:-} 2>&1 | tee "$OUT_DIR/gpu-bench.log" || fail "benchmark"
+
+step "all-reduce bandwidth over every GPU (one rank each)"
+"$NODE" .gpu/allreduce.mjs --device="${PREFIX_RL_BENCH_DEVICE:-cuda}" 2>&1 | tee "$OUT_DIR/allreduce.md" || fail "all-reduce benchmark"
 
 step "done: $([ $status -eq 0 ] && echo ok || echo 'with failures')"
 cd "$ROOT" && exit $status
