@@ -46,6 +46,12 @@ python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.versio
 
 step "build (plain cmake)"
 NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+# A build tree configured against another libtorch or nvcc is started afresh: when CMake has to reset its cache for a
+# new compiler it drops the -D flags, so the reconfigure would miss the libtorch.
+if [ -f build-gpu/CMakeCache.txt ] && ! { grep -qF "CMAKE_PREFIX_PATH:UNINITIALIZED=$TORCH_CMAKE_PREFIX" build-gpu/CMakeCache.txt &&
+  grep '^CMAKE_CUDA_COMPILER:' build-gpu/CMakeCache.txt | grep -qF "=$NVCC"; }; then
+  rm -rf build-gpu
+fi
 GLOO_ARGS=()
 [ -d .gpu/gloo-include/gloo ] && GLOO_ARGS=(-DGLOO_INCLUDE_DIR="$ROOT/.gpu/gloo-include")
 build() { # $1: PREFIX_RL_WITH_NCCL (AUTO or OFF)
