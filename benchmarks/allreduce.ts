@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { defaultBackend, initProcessGroup, launchEnv, type DistributedBackend } from '../lib/distributed/index.js';
+import { defaultBackend, initProcessGroup, launchEnv, launchVariables, type DistributedBackend } from '../lib/distributed/index.js';
 import { environmentReport } from '../lib/native/runtime.js';
 import { cudaSetDevice, cudaSynchronize, Tensor, tidy } from '../lib/tensor/index.js';
 
@@ -88,14 +88,10 @@ async function launch(): Promise<void> {
       { length: nproc },
       (_, r) =>
         new Promise<number>((resolve) => {
+          const place = { rank: r, localRank: r, worldSize: nproc, localWorldSize: nproc, masterAddr: '127.0.0.1', masterPort: port };
           const env = {
             ...process.env,
-            WORLD_SIZE: String(nproc),
-            RANK: String(r),
-            LOCAL_RANK: String(r),
-            LOCAL_WORLD_SIZE: String(nproc),
-            MASTER_ADDR: '127.0.0.1',
-            MASTER_PORT: String(port),
+            ...launchVariables(place),
             ...(device === 'cpu' ? { PREFIX_RL_NUM_THREADS: '1', OMP_NUM_THREADS: '1' } : {}),
           };
           const child = spawn(process.execPath, [script, ...process.argv.slice(2)], { env, stdio: 'inherit' });

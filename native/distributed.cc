@@ -82,22 +82,22 @@ std::vector<std::vector<size_t>> bucket_indices(const std::vector<at::Tensor>& t
   return buckets;
 }
 
-// Tensors flattened into buckets (bucket_indices, in their order), where `staged` says (the host for Gloo, the
-// tensors' own device for NCCL); `scatter` writes a bucket's result back into its tensors.
+// Tensors flattened into buckets (bucket_indices, in their order), each on the device `reduced_on` names for its
+// tensors' (the host for Gloo, their own for NCCL); `scatter` writes a bucket's result back into its tensors.
 struct Bucket {
   std::vector<at::Tensor> tensors;
   at::Tensor flat;
 };
 
-template <typename Staged>
-std::vector<Bucket> make_buckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes, Staged&& staged) {
+template <typename ReducedOn>
+std::vector<Bucket> make_buckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes, ReducedOn&& reduced_on) {
   std::vector<size_t> order(tensors.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::vector<Bucket> out;
   for (const std::vector<size_t>& members : bucket_indices(tensors, order, bucket_bytes)) {
     Bucket bucket;
     std::vector<at::Tensor> flat;
-    const at::Device device = staged(tensors[members.front()].device()) ? at::Device(at::kCPU) : tensors[members.front()].device();
+    const at::Device device = reduced_on(tensors[members.front()].device());
     for (size_t i : members) {
       bucket.tensors.push_back(tensors[i]);
       flat.push_back(tensors[i].detach().reshape({-1}).to(device));
@@ -177,8 +177,8 @@ class ProcessGroup {
   int rank() const { return rank_; }
   int world_size() const { return world_size_; }
 
-  // Whether tensors on `device` are staged through host memory (Gloo) rather than reduced where they are (NCCL).
-  bool staged(const at::Device& device) const { return !(nccl_ && device.is_cuda()); }
+  // Where tensors on `device` are reduced: there for CUDA tensors over NCCL, else staged through host memory (Gloo).
+  at::Device reduced_on(const at::Device& device) const { return nccl_ && device.is_cuda() ? device : at::Device(at::kCPU); }
 
   void all_reduce(const std::vector<at::Tensor>& tensors, c10d::ReduceOp op, int64_t bucket_bytes) {
     collective("allReduce", [&]() {
@@ -281,7 +281,7 @@ class ProcessGroup {
 
  private:
   // The backend that reduces `flat` where it is: NCCL for a CUDA tensor when the group has it, else Gloo.
-  c10d::Backend& backend_for(const at::Tensor& flat) { return staged(flat.device()) ? static_cast<c10d::Backend&>(*gloo_) : *nccl_; }
+  c10d::Backend& backend_for(const at::Tensor& flat) { return nccl_ && flat.is_cuda() ? *nccl_ : static_cast<c10d::Backend&>(*gloo_); }
 
   std::vector<at::Tensor> gather_equal(const at::Tensor& input) {
     std::vector<std::vector<at::Tensor>> outputs(1);
@@ -296,7 +296,7 @@ class ProcessGroup {
   template <typename Launch>
   void run_buckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes, Launch&& launch) {
     at::NoGradGuard no_grad;
-    std::vector<Bucket> buckets = make_buckets(tensors, bucket_bytes, [this](const at::Device& device) { return staged(device); });
+    std::vector<Bucket> buckets = make_buckets(tensors, bucket_bytes, [this](const at::Device& device) { return reduced_on(device); });
     std::vector<c10::intrusive_ptr<c10d::Work>> works;
     for (Bucket& bucket : buckets) {
       std::vector<at::Tensor> flat{bucket.flat};
@@ -486,8 +486,7 @@ class GradientReducer : public std::enable_shared_from_this<GradientReducer> {
     at::NoGradGuard no_grad;
     ProcessGroup& group = joined(*state_);
     Bucket& bucket = buckets_[index];
-    const at::Device home = parameters_[bucket.members.front()].device();
-    const at::Device device = group.staged(home) ? at::Device(at::kCPU) : home;  // where the bucket is reduced
+    const at::Device device = group.reduced_on(parameters_[bucket.members.front()].device());
     std::vector<at::Tensor> parts;
     std::vector<double> had;
     for (size_t i : bucket.members) {

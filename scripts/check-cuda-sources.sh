@@ -17,30 +17,27 @@ stub=$(mktemp -d)
 trap 'rm -rf "$stub"' EXIT
 mkdir -p "$stub/c10/cuda/impl" && touch "$stub/c10/cuda/impl/cuda_cmake_macros.h"
 status=0
-for file in $(grep -l 'PREFIX_RL_TORCH_CUDA\|PREFIX_RL_CUDA_KERNELS' native/*.cc native/*/*.cc); do
+# check LABEL [compiler args...] FILE: a syntax-only compile against libtorch's and the toolkit's headers.
+check() {
+  local label=$1
+  shift
   if c++ -std=$std -fsyntax-only -Wall -Wno-unused-parameter -DNAPI_CPP_EXCEPTIONS -DNAPI_VERSION=8 -DNODE_ADDON_API_DISABLE_DEPRECATED \
-    -DPREFIX_RL_BUILD_TYPE='"Release"' -DPREFIX_RL_TORCH_LIB_DIR='"-"' -DPREFIX_RL_CUDA_COMPILED=1 -DPREFIX_RL_TORCH_CUDA=1 -DPREFIX_RL_CUDA_KERNELS=1 \
-    -I node_modules/node-api-headers/include -I node_modules/node-addon-api -I native -isystem "$stub" -isystem "$torch/include" \
-    -isystem "$torch/include/torch/csrc/api/include" -isystem "$cuda/include" "$file"; then
-    echo "ok      $file"
+    -DPREFIX_RL_TORCH_CUDA=1 -I node_modules/node-api-headers/include -I node_modules/node-addon-api -I native -isystem "$stub" \
+    -isystem "$torch/include" -isystem "$torch/include/torch/csrc/api/include" -isystem "$cuda/include" "$@"; then
+    echo "ok      $label"
   else
-    echo "FAILED  $file"
+    echo "FAILED  $label"
     status=1
   fi
+}
+for file in $(grep -l 'PREFIX_RL_TORCH_CUDA\|PREFIX_RL_CUDA_KERNELS' native/*.cc native/*/*.cc); do
+  check "$file" -DPREFIX_RL_BUILD_TYPE='"Release"' -DPREFIX_RL_TORCH_LIB_DIR='"-"' -DPREFIX_RL_CUDA_COMPILED=1 -DPREFIX_RL_CUDA_KERNELS=1 "$file"
 done
 nccl=${NCCL_HOME:-$cuda}
 if [ -f "$nccl/include/nccl.h" ] && [ -d /usr/include/gloo ]; then
   mkdir -p "$stub/gloo-shim" && ln -s /usr/include/gloo "$stub/gloo-shim/gloo"
-  if c++ -std=$std -fsyntax-only -Wall -Wno-unused-parameter -DNAPI_CPP_EXCEPTIONS -DNAPI_VERSION=8 -DNODE_ADDON_API_DISABLE_DEPRECATED \
-    -DPREFIX_RL_TORCH_CUDA=1 -DUSE_C10D_GLOO -DPREFIX_RL_GLOO=1 -DUSE_C10D_NCCL -DPREFIX_RL_NCCL=1 \
-    -I node_modules/node-api-headers/include -I node_modules/node-addon-api -I native -isystem "$stub" -isystem "$stub/gloo-shim" \
-    -isystem "$torch/include" -isystem "$torch/include/torch/csrc/api/include" -isystem "$cuda/include" -isystem "$nccl/include" \
-    native/distributed.cc; then
-    echo "ok      native/distributed.cc (NCCL)"
-  else
-    echo "FAILED  native/distributed.cc (NCCL)"
-    status=1
-  fi
+  check "native/distributed.cc (NCCL)" -DUSE_C10D_GLOO -DPREFIX_RL_GLOO=1 -DUSE_C10D_NCCL -DPREFIX_RL_NCCL=1 -isystem "$stub/gloo-shim" \
+    -isystem "$nccl/include" native/distributed.cc
 else
   echo "skipped native/distributed.cc (NCCL): no nccl.h under ${nccl}/include or no /usr/include/gloo"
 fi

@@ -39,3 +39,19 @@ export function launchEnv(env: NodeJS.ProcessEnv = process.env): LaunchEnv | und
   if (!masterAddr) throw new Error(`MASTER_ADDR is not set (WORLD_SIZE=${worldSize}): the host of rank 0`);
   return { rank, localRank, worldSize, localWorldSize, masterAddr, masterPort: int('MASTER_PORT', 1, 65535) };
 }
+
+/**
+ * The variables torchrun sets for one process (launchEnv reads them back): RANK, LOCAL_RANK, WORLD_SIZE,
+ * LOCAL_WORLD_SIZE, GROUP_RANK (the node's index), MASTER_ADDR, MASTER_PORT.
+ */
+export function launchVariables(env: LaunchEnv, nodeRank = 0): Record<string, string> {
+  return {
+    RANK: String(env.rank),
+    LOCAL_RANK: String(env.localRank),
+    WORLD_SIZE: String(env.worldSize),
+    LOCAL_WORLD_SIZE: String(env.localWorldSize),
+    GROUP_RANK: String(nodeRank),
+    MASTER_ADDR: env.masterAddr,
+    MASTER_PORT: String(env.masterPort),
+  };
+}

@@ -1,4 +1,4 @@
-export { launchEnv, type LaunchEnv } from './env.js';
+export { launchEnv, launchVariables, type LaunchEnv } from './env.js';
 export type { DistributedBackend } from '../native/addon.js';
 export {
   defaultBackend,

@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { CommandModule } from 'yargs';
+import { launchVariables } from '../../distributed/index.js';
 import { packageRoot } from '../../util/package.js';
 import { TIMEOUT_VARIABLE } from '../launched.js';
 
@@ -75,15 +76,10 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
     let firstFailure: { rank: number; code: number } | undefined;
     const exits = Array.from({ length: nproc }, (_, local) => {
       const rank = nodeRank * nproc + local;
+      const place = { rank, localRank: local, worldSize: nproc * nnodes, localWorldSize: nproc, masterAddr: args['master-addr'], masterPort: port };
       const env = {
         ...process.env,
-        RANK: String(rank),
-        LOCAL_RANK: String(local),
-        WORLD_SIZE: String(nproc * nnodes),
-        LOCAL_WORLD_SIZE: String(nproc),
-        GROUP_RANK: String(nodeRank),
-        MASTER_ADDR: args['master-addr'],
-        MASTER_PORT: String(port),
+        ...launchVariables(place, nodeRank),
         PREFIX_RL_NUM_THREADS: process.env.PREFIX_RL_NUM_THREADS ?? threads,
         OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? threads,
         ...(args.timeout !== undefined && { [TIMEOUT_VARIABLE]: String(args.timeout) }),

@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
-import { checkDevice, MODEL_DTYPES, type ModelDType } from '../../model/index.js';
+import { checkDevice, type ModelDType } from '../../model/index.js';
 import { ModelServer } from '../../serve/index.js';
+import { PLACEMENT_OPTIONS } from '../run-flags.js';
 
 interface ServeArgs {
   model: string;
@@ -32,8 +33,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('reference', { type: 'string', describe: 'π_ref of the reward model' })
       .option('host', { type: 'string', default: '127.0.0.1', describe: 'Address to listen on (0.0.0.0: every interface)' })
       .option('port', { type: 'number', default: 8000, describe: 'Port (0: a free one, printed)' })
-      .option('device', { type: 'string', default: 'cpu', describe: 'cpu, cuda or cuda:N' })
-      .option('dtype', { choices: MODEL_DTYPES, default: 'float32' as ModelDType, describe: 'Weights and compute dtype' })
+      .options(PLACEMENT_OPTIONS)
       .option('served-model-name', { type: 'string', describe: "The model's id in the API (default: the folder's name)" })
       .option('max-tokens', { type: 'number', default: 4096, describe: 'Largest max_tokens a request may ask' })
       .option('max-n', { type: 'number', default: 16, describe: 'Largest n (and number of prompts) of a request' })
