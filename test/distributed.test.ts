@@ -12,7 +12,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeJsonl } from '../lib/data/index.js';
-import { defaultBackend, initProcessGroup, launchEnv } from '../lib/distributed/index.js';
+import { defaultBackend, initProcessGroup, launchEnv, launchVariables } from '../lib/distributed/index.js';
 import { readSafetensors } from '../lib/model/index.js';
 import { addon } from '../lib/native/addon.js';
 import { makeRlRecords, makeSftRecords } from '../lib/task/index.js';
@@ -99,6 +99,8 @@ test('launchEnv reads the torchrun variables and names a missing or malformed on
   expect(() => launchEnv({ ...env, RANK: '4' })).toThrow(/RANK=4 must be an integer in \[0, 3\]/);
   expect(() => launchEnv({ ...env, MASTER_PORT: undefined })).toThrow(/MASTER_PORT is not set/);
   expect(() => launchEnv({ ...env, MASTER_ADDR: '' })).toThrow(/MASTER_ADDR is not set/);
+  // What launch writes, launchEnv reads back.
+  expect(launchVariables(launchEnv(env)!, 1)).toEqual({ ...env, GROUP_RANK: '1' });
 });
 
 withGloo('over Gloo, 2 ranks', () => {
