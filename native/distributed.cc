@@ -23,6 +23,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
 #ifdef PREFIX_RL_NCCL
+#include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -164,6 +165,11 @@ class ProcessGroup {
         auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
         nccl_options->timeout = timeout_;
         nccl_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(c10::make_intrusive<c10d::PrefixStore>("nccl", store_), rank_, world_size_, nccl_options);
+        // Bound to this rank's GPU (the compute thread's current device, set from LOCAL_RANK) and connected now, so
+        // that two ranks on one GPU or a missing peer fail here, in the join, rather than in the first backward.
+        const at::Device device(at::kCUDA, c10::cuda::current_device());
+        nccl_->setBoundDeviceId(device);
+        nccl_->eagerConnectSingleDevice(device);
       }
 #endif
     } catch (const std::exception& e) {
@@ -172,6 +178,21 @@ class ProcessGroup {
                                               " s): are all ranks started, with the same MASTER_ADDR, MASTER_PORT and WORLD_SIZE? [" + message_of(e) +
                                               "]");
     }
+  }
+
+  // Leaving. Every collective has been waited for (or settled) by then, so aborting NCCL's communicator preempts
+  // nothing; unlike shutdown(), whose finalize waits for the peers, it cannot hang on a dead one, and it spares the
+  // destructor's warning that destroy_process_group was not called.
+  ~ProcessGroup() {
+#ifdef PREFIX_RL_NCCL
+    if (nccl_) {
+      try {
+        nccl_->abort();
+      } catch (const std::exception&) {
+        // Leaving anyway: the communicator's resources go with the process.
+      }
+    }
+#endif
   }
 
   int rank() const { return rank_; }
@@ -270,6 +291,17 @@ class ProcessGroup {
     }
   }
 
+  // Waits for started work whose result is abandoned (a failed call or step), ignoring its errors, so that no
+  // collective still writes buffers that are about to be freed and reused.
+  static void settle(const c10::intrusive_ptr<c10d::Work>& work) {
+    if (!work) return;
+    try {
+      work->wait();
+    } catch (const std::exception&) {
+      // The failure that abandoned it is the one reported.
+    }
+  }
+
   // Returns when every rank has arrived; rank 0's error names the ranks that did not within the timeout.
   void barrier() {
     collective("barrier", [&]() {
@@ -298,13 +330,18 @@ class ProcessGroup {
     at::NoGradGuard no_grad;
     std::vector<Bucket> buckets = make_buckets(tensors, bucket_bytes, [this](const at::Device& device) { return reduced_on(device); });
     std::vector<c10::intrusive_ptr<c10d::Work>> works;
-    for (Bucket& bucket : buckets) {
-      std::vector<at::Tensor> flat{bucket.flat};
-      works.push_back(launch(flat));
-    }
-    for (size_t i = 0; i < buckets.size(); ++i) {
-      works[i]->wait();
-      scatter(buckets[i]);
+    try {
+      for (Bucket& bucket : buckets) {
+        std::vector<at::Tensor> flat{bucket.flat};
+        works.push_back(launch(flat));
+      }
+      for (size_t i = 0; i < buckets.size(); ++i) {
+        works[i]->wait();
+        scatter(buckets[i]);
+      }
+    } catch (...) {
+      for (const auto& work : works) settle(work);  // before the buckets are freed
+      throw;
     }
   }
 
@@ -395,6 +432,13 @@ class GradientReducer : public std::enable_shared_from_this<GradientReducer> {
  public:
   GradientReducer(std::shared_ptr<DistributedState> state, std::vector<at::Tensor> parameters, int64_t bucket_bytes)
       : state_(std::move(state)), parameters_(std::move(parameters)), bucket_of_(parameters_.size()) {
+    // One device: the backward runs each device's hooks on a thread of its own, and the hooks share the buckets.
+    for (const at::Tensor& p : parameters_) {
+      if (p.device() != parameters_.front().device()) {
+        invalid_argument("the gradient reducer's parameters must be on one device, got " + parameters_.front().device().str() + " and " +
+                         p.device().str());
+      }
+    }
     std::vector<size_t> reverse(parameters_.size());
     for (size_t i = 0; i < reverse.size(); ++i) reverse[i] = reverse.size() - 1 - i;
     for (std::vector<size_t>& members : bucket_indices(parameters_, reverse, bucket_bytes)) {
@@ -414,6 +458,7 @@ class GradientReducer : public std::enable_shared_from_this<GradientReducer> {
       }
       hooked_ = true;
     }
+    settle();  // a step that failed after its backward started buckets (finish never ran, or threw) is forgotten
     armed_ = true;
   }
 
@@ -423,6 +468,26 @@ class GradientReducer : public std::enable_shared_from_this<GradientReducer> {
     ProcessGroup& group = joined(*state_);
     armed_ = false;
     const size_t early = next_;
+    try {
+      write_sums(group);
+    } catch (...) {
+      settle();
+      throw;
+    }
+    return static_cast<double>(early);
+  }
+
+  size_t buckets() const { return buckets_.size(); }
+
+  void remove_hooks() {
+    if (!hooked_) return;
+    for (const at::Tensor& p : parameters_) torch::autograd::impl::set_post_acc_grad_hooks(p, nullptr);
+    hooked_ = false;
+  }
+
+ private:
+  // finish()'s work: the rest of the buckets started, all waited for, their sums written into the gradients.
+  void write_sums(ProcessGroup& group) {
     while (next_ < buckets_.size()) launch(next_++);
     at::NoGradGuard no_grad;
     for (Bucket& bucket : buckets_) {
@@ -446,18 +511,20 @@ class GradientReducer : public std::enable_shared_from_this<GradientReducer> {
       bucket.ready = 0;
     }
     next_ = 0;  // the next step starts from the first bucket again
-    return static_cast<double>(early);
   }
 
-  size_t buckets() const { return buckets_.size(); }
-
-  void remove_hooks() {
-    if (!hooked_) return;
-    for (const at::Tensor& p : parameters_) torch::autograd::impl::set_post_acc_grad_hooks(p, nullptr);
-    hooked_ = false;
+  // Forgets the step under way: waits for its started buckets (their errors were or will be reported elsewhere)
+  // before their buffers go, and starts the next from the first bucket.
+  void settle() {
+    for (Bucket& bucket : buckets_) {
+      ProcessGroup::settle(bucket.launched.work);
+      bucket.flat = at::Tensor();
+      bucket.launched = {};
+      bucket.ready = 0;
+    }
+    next_ = 0;
   }
 
- private:
   struct Bucket {
     std::vector<size_t> members;  // parameter indices, in the order the backward finishes them
     at::ScalarType dtype;

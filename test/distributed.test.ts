@@ -116,6 +116,7 @@ withGloo('over Gloo, 2 ranks', () => {
         // p: 1 + 2 from the two ranks; q had no gradient anywhere and keeps none; r only on rank 1.
         grads: { p: [3, 3], q: null, r: [7] },
         reduced: { p: Array(16).fill(2), q: null, r: Array(16).fill(7), buckets: 3, startedDuringBackward: rank === 1 ? 1 : 0 },
+        afterAbandoned: { p: Array(16).fill(4), r: Array(16).fill(28) },
         broadcast: [1, 1],
         gathered: [
           { shape: [1, 2], values: [0, 0] },

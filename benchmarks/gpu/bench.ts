@@ -202,8 +202,11 @@ const headRows: string[] = [];
         (await z.transpose(0, 1).matmulAsync(h.detach())).dispose();
       }),
   );
-  const variants: [string, (h: Tensor, w: Tensor) => Promise<Tensor>][] = [
+  // The third field runs the variant with PREFIX_RL_HEAD_KERNELS=aten: the fused head's chunks reduced by ATen ops
+  // instead of the CUDA kernels.
+  const variants: [string, (h: Tensor, w: Tensor) => Promise<Tensor>, boolean?][] = [
     ['IPVRM fused head (headLogprobs, K = 1)', (h, w) => headLogprobs(h, w, sampled)],
+    ['IPVRM fused head, chunks reduced by ATen ops (PREFIX_RL_HEAD_KERNELS=aten)', (h, w) => headLogprobs(h, w, sampled), true],
     ['IPVRM present path (linear → fused gather, in-place grad)', (h, w) => tokenLogprobs(logits(h, w), sampled, { inplaceBackward: true })],
     ['IPVRM fused head with a rank-128 LoRA term (∂A, ∂B too)', (h, w) => headLogprobs(h, w, sampled, { lora: loraTerm(h) })],
     [
@@ -232,11 +235,12 @@ const headRows: string[] = [];
   headRows.push(
     `| the three head GEMMs alone (h·Wᵀ, ∂z·W, ∂zᵀ·h) | ${cell(gemms, (m) => fmtMs(m.ms))} | 1.00× | ${cell(gemms, (m) => m.extraGiB.toFixed(2))} |`,
   );
-  for (const [name, fn] of variants) {
+  for (const [name, fn, aten] of variants) {
+    if (aten) process.env.PREFIX_RL_HEAD_KERNELS = 'aten';
     const m = await measure(
       () => hidden.clone(),
       (h) => withWeight(fn, h),
-    );
+    ).finally(() => delete process.env.PREFIX_RL_HEAD_KERNELS);
     headRows.push(
       `| ${name} | ${cell(m, (x) => fmtMs(x.ms))} | ${m.ms && gemms.ms ? `${(m.ms / gemms.ms).toFixed(2)}×` : ''} | ${cell(m, (x) => x.extraGiB.toFixed(2))} |`,
     );

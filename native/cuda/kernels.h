@@ -39,8 +39,21 @@ const char* token_entropy_backward(const void* logits, LogitsType type, int64_t 
                                    const float* grad_entropy, void* grad_logits, void* stream);
 
 // Per row: the top-k logits ranked as the CPU ranks them (by the unscaled value, descending; equal values keep the
-// lower id), written scaled, with their ids; the scaled logit of tokens[n]; and lse[n].
+// lower id), written scaled, with their ids; the scaled logit of tokens[n] (not written when tokens is null); and lse[n].
 const char* row_topk(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, int64_t k, const int64_t* tokens, int64_t* ids,
                      float* values, float* token_value, float* lse, void* stream);
+
+// The fused LM head's per-chunk kernels, over one vocabulary chunk's logits x [N, C] (the head GEMM's output, in the
+// model's dtype). row_lse_entropy: lse[n] of scale·x[n] and, when `entropy` is not null, its entropy (as
+// token_entropy_forward), both in float.
+const char* row_lse_entropy(const void* logits, LogitsType type, int64_t N, int64_t C, float scale, float* lse, float* entropy, void* stream);
+
+// head_chunk_backward: overwrites x with ∂L/∂x_v = scale·p_v·(g_H·(lse − z_v − H) − g_sum), z = scale·x and
+// p = e^{z − lse} (lse, H: the whole row's), then adds scale·g[n, k] at each index[n, k] inside the chunk
+// [begin, begin + C), in k order as the CPU row kernel does. g_sum[n] sums all of row n's log-prob gradients; g_H
+// and H may be null (no entropy gradient). A row with no gradient is written as exact zeros.
+const char* head_chunk_backward(void* logits, LogitsType type, int64_t N, int64_t C, float scale, const float* lse, const float* g_sum,
+                                const float* g_entropy, const float* entropy, const int64_t* index, const float* g, int64_t K, int64_t begin,
+                                void* stream);
 
 }  // namespace prefix_rl::cuda

@@ -15,6 +15,10 @@ namespace {
 constexpr int kThreads = 512;
 constexpr int kTopKThreads = 256;
 constexpr int kWarps = kThreads / 32;
+// Each thread's top-k list in shared memory, one slot of padding: threads' lists start in different banks.
+constexpr int kListStride = kMaxTopK + 1;
+// Rows are the grid's x dimension (at most 2^31 − 1 blocks).
+constexpr int64_t kMaxRows = INT_MAX;
 
 __device__ __forceinline__ float to_float(float v) { return v; }
 __device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
@@ -127,6 +131,18 @@ __device__ __forceinline__ void transform(const T* x, T* out, int64_t V, Fn fn) 
   for (int64_t v = head + vecs * kPerVec + threadIdx.x; v < V; v += blockDim.x) out[v] = from_float<T>(fn(to_float(x[v])));
 }
 
+// out[0, V) = 0 with 16-byte stores where aligned; nothing is read (masked rows of a fresh gradient buffer).
+template <typename T>
+__device__ __forceinline__ void zero_row(T* out, int64_t V) {
+  constexpr int kPerVec = 16 / sizeof(T);
+  const int64_t head = head_elements<T>(out, V);
+  for (int64_t v = threadIdx.x; v < head; v += blockDim.x) out[v] = from_float<T>(0.0f);
+  const int64_t vecs = (V - head) / kPerVec;
+  uint4* ov = reinterpret_cast<uint4*>(out + head);
+  for (int64_t i = threadIdx.x; i < vecs; i += blockDim.x) ov[i] = make_uint4(0, 0, 0, 0);  // +0.0 in every type
+  for (int64_t v = head + vecs * kPerVec + threadIdx.x; v < V; v += blockDim.x) out[v] = from_float<T>(0.0f);
+}
+
 template <typename T, typename Out>
 __global__ void __launch_bounds__(kThreads)
     gather_forward_kernel(const T* logits, int64_t V, float scale, const int64_t* index, int64_t K, Out* logp, float* lse_out) {
@@ -161,7 +177,7 @@ __global__ void __launch_bounds__(kThreads) gather_backward_kernel(const T* logi
   for (int64_t k = 0; k < K; ++k) g_sum += g[k], all_zero = all_zero && g[k] == 0.0f;
   T* out = grad + row * V;
   if (all_zero) {  // masked rows: exact zeros, and the logits are not read (the same for every thread of the block)
-    transform(out, out, V, [](float) { return 0.0f; });
+    zero_row(out, V);
     return;
   }
   const float coef = -g_sum * scale, lse = lse_in[row];
@@ -220,7 +236,7 @@ __global__ void __launch_bounds__(kThreads) entropy_backward_kernel(const T* log
   T* out = grad + row * V;
   const float g = grad_entropy[row];
   if (g == 0.0f) {  // no gradient: exact zeros, the logits not read
-    transform(out, out, V, [](float) { return 0.0f; });
+    zero_row(out, V);
     return;
   }
   const float coef = g * scale, lse = lse_in[row], h = entropy_in[row];
@@ -249,8 +265,8 @@ __device__ __forceinline__ void insert_topk(float* values, int* ids, int& filled
 template <typename T>
 __global__ void __launch_bounds__(kTopKThreads) row_topk_kernel(const T* logits, int64_t V, float scale, int k, const int64_t* tokens,
                                                                 int64_t* ids_out, float* values_out, float* token_value, float* lse_out) {
-  __shared__ float list_values[kTopKThreads * kMaxTopK];
-  __shared__ int list_ids[kTopKThreads * kMaxTopK];
+  __shared__ float list_values[kTopKThreads * kListStride];
+  __shared__ int list_ids[kTopKThreads * kListStride];
   const int64_t row = blockIdx.x;
   const T* x = logits + row * V;
   float values[kMaxTopK];
@@ -263,8 +279,8 @@ __global__ void __launch_bounds__(kTopKThreads) row_topk_kernel(const T* logits,
     insert_topk(values, ids, filled, k, value, static_cast<int>(v));
   });
   // Each thread's list, padded to k with entries that rank after every real one.
-  float* mine = list_values + threadIdx.x * kMaxTopK;
-  int* mine_ids = list_ids + threadIdx.x * kMaxTopK;
+  float* mine = list_values + threadIdx.x * kListStride;
+  int* mine_ids = list_ids + threadIdx.x * kListStride;
   for (int j = 0; j < k; ++j) {
     mine[j] = j < filled ? values[j] : -INFINITY;
     mine_ids[j] = j < filled ? ids[j] : INT_MAX;
@@ -273,10 +289,10 @@ __global__ void __launch_bounds__(kTopKThreads) row_topk_kernel(const T* logits,
   // A tree of pairwise merges, log2(threads) rounds of O(k) each, instead of one thread merging every list.
   for (int stride = blockDim.x / 2; stride > 0; stride >>= 1) {
     if (threadIdx.x < stride) {
-      const float* a = list_values + threadIdx.x * kMaxTopK;
-      const int* a_ids = list_ids + threadIdx.x * kMaxTopK;
-      const float* b = list_values + (threadIdx.x + stride) * kMaxTopK;
-      const int* b_ids = list_ids + (threadIdx.x + stride) * kMaxTopK;
+      const float* a = list_values + threadIdx.x * kListStride;
+      const int* a_ids = list_ids + threadIdx.x * kListStride;
+      const float* b = list_values + (threadIdx.x + stride) * kListStride;
+      const int* b_ids = list_ids + (threadIdx.x + stride) * kListStride;
       int i = 0, j = 0;
       for (int slot = 0; slot < k; ++slot) {
         const bool take_a = ranks_before(a[i], a_ids[i], b[j], b_ids[j]);
@@ -295,8 +311,39 @@ __global__ void __launch_bounds__(kTopKThreads) row_topk_kernel(const T* logits,
       ids_out[row * k + j] = list_ids[j];
       values_out[row * k + j] = list_values[j] * scale;
     }
-    token_value[row] = to_float(x[tokens[row]]) * scale;
+    if (tokens) token_value[row] = to_float(x[tokens[row]]) * scale;
     lse_out[row] = logsumexp(total);
+  }
+}
+
+// One block per row of a vocabulary chunk [N, C], in place (see head_chunk_backward).
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    head_chunk_backward_kernel(T* logits, int64_t C, float scale, const float* lse_in, const float* g_sum_in, const float* g_entropy_in,
+                               const float* entropy_in, const int64_t* index, const float* grad_logp, int64_t K, int64_t begin) {
+  const int64_t row = blockIdx.x;
+  T* x = logits + row * C;
+  const int64_t* ids = index + row * K;
+  const float* g = grad_logp + row * K;
+  const float g_sum = g_sum_in[row], g_h = g_entropy_in ? g_entropy_in[row] : 0.0f;
+  // The CPU's test for a row with no gradient: every thread of the block reaches the same answer.
+  bool none = g_sum == 0.0f && g_h == 0.0f;
+  for (int64_t k = 0; k < K && none; ++k) none = !(ids[k] >= begin && ids[k] < begin + C) || g[k] == 0.0f;
+  if (none) {
+    zero_row(x, C);
+    return;
+  }
+  const float lse = lse_in[row], h = g_entropy_in ? entropy_in[row] : 0.0f;
+  transform(x, x, C, [&](float value) {
+    const float d = lse - value * scale;  // −log p_v ≥ 0; p_v counts as 0 below e^−87 (and for d = +inf or NaN)
+    return d < 87.0f ? scale * __expf(-d) * (g_h * (d - h) - g_sum) : 0.0f;
+  });
+  __syncthreads();  // makes the block's global writes visible to thread 0
+  if (threadIdx.x == 0) {
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t id = ids[k];
+      if (id >= begin && id < begin + C) x[id - begin] = from_float<T>(to_float(x[id - begin]) + scale * g[k]);
+    }
   }
 }
 
@@ -334,6 +381,7 @@ bool kernels_available(int device) {
 const char* gather_logprobs_forward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, const int64_t* index, int64_t K,
                                     void* logp, LogprobType logp_type, float* lse, void* stream) {
   if (N == 0) return nullptr;
+  if (N > kMaxRows) return "more rows than one kernel launch takes (2^31 - 1)";
   return launch_typed(type, [&](auto tag) {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
     auto s = static_cast<cudaStream_t>(stream);
@@ -348,6 +396,7 @@ const char* gather_logprobs_forward(const void* logits, LogitsType type, int64_t
 const char* gather_logprobs_backward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, const float* lse, const int64_t* index,
                                      const float* grad_logp, int64_t K, void* grad_logits, void* stream) {
   if (N == 0) return nullptr;
+  if (N > kMaxRows) return "more rows than one kernel launch takes (2^31 - 1)";
   if (K > kMaxGatherK) return "gather_logprobs_backward: K exceeds kMaxGatherK";
   return launch_typed(type, [&](auto tag) {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
@@ -358,6 +407,7 @@ const char* gather_logprobs_backward(const void* logits, LogitsType type, int64_
 
 const char* token_entropy_forward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, float* lse, float* entropy, void* stream) {
   if (N == 0) return nullptr;
+  if (N > kMaxRows) return "more rows than one kernel launch takes (2^31 - 1)";
   return launch_typed(type, [&](auto tag) {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
     entropy_forward_kernel<T><<<N, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(static_cast<const T*>(logits), V, scale, lse, entropy);
@@ -367,6 +417,7 @@ const char* token_entropy_forward(const void* logits, LogitsType type, int64_t N
 const char* token_entropy_backward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, const float* lse, const float* entropy,
                                    const float* grad_entropy, void* grad_logits, void* stream) {
   if (N == 0) return nullptr;
+  if (N > kMaxRows) return "more rows than one kernel launch takes (2^31 - 1)";
   return launch_typed(type, [&](auto tag) {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
     entropy_backward_kernel<T><<<N, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(static_cast<const T*>(logits), V, scale, lse, entropy,
@@ -377,12 +428,33 @@ const char* token_entropy_backward(const void* logits, LogitsType type, int64_t 
 const char* row_topk(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, int64_t k, const int64_t* tokens, int64_t* ids,
                      float* values, float* token_value, float* lse, void* stream) {
   if (N == 0) return nullptr;
+  if (N > kMaxRows) return "more rows than one kernel launch takes (2^31 - 1)";
   if (k < 1 || k > kMaxTopK) return "row_topk: k must be in [1, kMaxTopK]";
   if (V > INT_MAX) return "row_topk: the vocabulary exceeds 2^31 - 1";
+  if (k > V) return "row_topk: k exceeds the vocabulary";
   return launch_typed(type, [&](auto tag) {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
     row_topk_kernel<T><<<N, kTopKThreads, 0, static_cast<cudaStream_t>(stream)>>>(static_cast<const T*>(logits), V, scale, static_cast<int>(k),
                                                                                   tokens, ids, values, token_value, lse);
+  });
+}
+
+const char* row_lse_entropy(const void* logits, LogitsType type, int64_t N, int64_t C, float scale, float* lse, float* entropy, void* stream) {
+  if (entropy) return token_entropy_forward(logits, type, N, C, scale, lse, entropy, stream);
+  // The gather kernel with no index: the logsumexp alone.
+  return gather_logprobs_forward(logits, type, N, C, scale, nullptr, 0, nullptr, LogprobType::Float32, lse, stream);
+}
+
+const char* head_chunk_backward(void* logits, LogitsType type, int64_t N, int64_t C, float scale, const float* lse, const float* g_sum,
+                                const float* g_entropy, const float* entropy, const int64_t* index, const float* g, int64_t K, int64_t begin,
+                                void* stream) {
+  if (N == 0) return nullptr;
+  if (N > kMaxRows) return "more rows than one kernel launch takes (2^31 - 1)";
+  if (g_entropy && !entropy) return "head_chunk_backward: an entropy gradient needs the entropy";
+  return launch_typed(type, [&](auto tag) {
+    using T = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
+    head_chunk_backward_kernel<T><<<N, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(static_cast<T*>(logits), C, scale, lse, g_sum, g_entropy,
+                                                                                         entropy, index, g, K, begin);
   });
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common.h"
+#include "ops/cuda_launch.h"
 #include "ops/parallel_rows.h"
 #include "ops/row_kernels.h"
 
@@ -43,11 +44,19 @@ std::pair<at::Tensor, at::Tensor> chunk_columns(const at::Tensor& index, int64_t
   return {(index - begin).clamp(0, end - begin - 1), inside};
 }
 
-// Whether the chunks go through the CPU row kernels (one in-cache pass per row of the chunk's logits, in the model
-// dtype) or ATen ops (any device; PREFIX_RL_HEAD_KERNELS=aten forces them on the CPU, for tests).
-bool row_kernels(const at::Tensor& hidden) {
+// How a chunk's logits are reduced: by the CPU row kernels (one in-cache pass per row of the chunk, in the model
+// dtype), by the CUDA kernels (one pass over the chunk on the device, in the model dtype) or by ATen ops (any device
+// and dtype: float64 on CUDA; PREFIX_RL_HEAD_KERNELS=aten forces them, for tests and for comparison).
+enum class ChunkPath { Rows, Cuda, Aten };
+
+ChunkPath chunk_path(const at::Tensor& hidden) {
   const char* value = std::getenv("PREFIX_RL_HEAD_KERNELS");
-  return hidden.device().is_cpu() && !(value && std::strcmp(value, "aten") == 0);
+  if (value && std::strcmp(value, "aten") == 0) return ChunkPath::Aten;
+  if (hidden.device().is_cpu()) return ChunkPath::Rows;
+#ifdef PREFIX_RL_CUDA_KERNELS
+  if (cuda_kernels_for(hidden)) return ChunkPath::Cuda;
+#endif
+  return ChunkPath::Aten;
 }
 
 struct Pass {
@@ -125,74 +134,125 @@ Pass stream_rows(const at::Tensor& hidden, const Head& head, const at::Tensor& i
   return out;
 }
 
-// The ATen pass (any device): the online logsumexp over each chunk's logits (running max m and Σ e^{z−m}), the
-// gather, the entropy's Σ e^{z−m}·(m − z) (non-negative terms: H = that / Σ e^{z−m} + log Σ e^{z−m}) and a running
-// top-K kept by stable descending sorts (the running list first, so equal values keep the lower id).
-Pass stream_aten(const at::Tensor& hidden, const Head& head, const at::Tensor& index, double temperature, int64_t chunk, bool entropy,
-                 int64_t top_k) {
+// One chunk's reduction per row, for stream_chunks: the chunk's logsumexp and entropy (of its own softmax) and its
+// top-`take` logits (unscaled, largest first, equal values the lower column first) with their columns.
+struct ChunkStats {
+  at::Tensor lse, entropy;     // [N]
+  at::Tensor values, columns;  // [N, take]
+};
+
+// By ATen ops, over z [N, C] (unscaled, in the accumulation type; consumed).
+ChunkStats chunk_stats_aten(at::Tensor z, double scale, bool entropy, int64_t take) {
+  ChunkStats c;
+  if (take > 0) {
+    auto [sorted, order] = at::sort(z, /*stable=*/true, /*dim=*/1, /*descending=*/true);  // ranks the unscaled logits
+    c.values = sorted.narrow(1, 0, take);
+    c.columns = order.narrow(1, 0, take);
+  }
+  if (scale != 1.0) z.mul_(scale);
+  c.lse = at::logsumexp(z, {1});  // −inf for a row of −inf logits
+  if (entropy) {
+    // Σ_v p_v·(lse − z_v): non-negative terms, p_v < e^−87 counted as zero (so −inf logits give 0, not 0·∞), as
+    // the row kernels compute it.
+    at::Tensor d = z.neg_().add_(c.lse.unsqueeze(1));
+    at::Tensor terms = d.neg().exp_().mul_(d);
+    c.entropy = terms.masked_fill_(d >= 87, 0.0).sum(1);
+  }
+  return c;
+}
+
+#ifdef PREFIX_RL_CUDA_KERNELS
+// By the CUDA kernels, over z [N, C] in the model dtype, read in place: one pass for the logsumexp (and entropy),
+// one more for the top-K when asked for (ATen's sort beyond the kernel's largest K).
+ChunkStats chunk_stats_cuda(const at::Tensor& z, double scale, bool entropy, int64_t take) {
+  const int64_t N = z.size(0), C = z.size(1);
+  const auto type = cuda_type(z.scalar_type());
+  auto floats = z.options().dtype(at::kFloat);
+  c10::cuda::CUDAGuard guard(z.device());
+  ChunkStats c;
+  c.lse = at::empty({N}, floats);
+  if (entropy) c.entropy = at::empty({N}, floats);
+  check_cuda(cuda::row_lse_entropy(z.data_ptr(), type, N, C, static_cast<float>(scale), c.lse.data_ptr<float>(),
+                                   entropy ? c.entropy.data_ptr<float>() : nullptr, current_stream()));
+  if (take > cuda::kMaxTopK) {
+    auto [sorted, order] = at::sort(z.to(at::kFloat), /*stable=*/true, /*dim=*/1, /*descending=*/true);
+    c.values = sorted.narrow(1, 0, take);
+    c.columns = order.narrow(1, 0, take);
+  } else if (take > 0) {
+    c.values = at::empty({N, take}, floats);
+    c.columns = at::empty({N, take}, z.options().dtype(at::kLong));
+    at::Tensor unscaled_lse = at::empty({N}, floats);  // the kernel's by-product at scale 1, unused
+    check_cuda(cuda::row_topk(z.data_ptr(), type, N, C, 1.0f, take, nullptr, c.columns.data_ptr<int64_t>(), c.values.data_ptr<float>(), nullptr,
+                              unscaled_lse.data_ptr<float>(), current_stream()));
+  }
+  return c;
+}
+#endif
+
+// Folds one chunk's (lse_c, H_c) [N] (float64) into the rows' running (m, s = Σ_c e^{lse_c − m},
+// a = Σ_c e^{lse_c − m}·(H_c − lse_c)), as stream_rows does row by row: a chunk of −inf logits adds nothing, a NaN
+// makes the row NaN.
+void fold_chunk(at::Tensor& m, at::Tensor& s, at::Tensor& a, const at::Tensor& lse_c, const at::Tensor& h_c) {
+  at::Tensor live = lse_c > -std::numeric_limits<double>::infinity();  // false for −inf and NaN
+  at::Tensor m_new = at::where(live, at::maximum(m, lse_c), m);
+  at::Tensor rescale = at::where(live, at::exp(m - m_new), 1.0);  // where live, m_new is finite: m − m_new is not NaN
+  at::Tensor weight = at::where(live, at::exp(lse_c - m_new), 0.0);
+  s = at::where(at::isnan(lse_c), std::numeric_limits<double>::quiet_NaN(), s * rescale + weight);
+  if (h_c.defined()) a = a * rescale + at::where(live, weight * (h_c - lse_c), 0.0);
+  m = m_new;
+}
+
+// Merges a chunk's top-K (values, global ids [N, take]) into the running list: the running list first in a stable
+// descending sort, so equal values keep the lower id (earlier chunks hold lower ids).
+void fold_topk(Pass& out, at::Tensor values, at::Tensor ids, int64_t top_k) {
+  if (out.top_values.defined()) {
+    values = at::cat({out.top_values, values}, 1);
+    ids = at::cat({out.top_ids, ids}, 1);
+    auto [merged, pick] = at::sort(values, /*stable=*/true, /*dim=*/1, /*descending=*/true);
+    const int64_t keep = std::min(top_k, merged.size(1));
+    values = merged.narrow(1, 0, keep);
+    ids = ids.gather(1, pick.narrow(1, 0, keep));
+  }
+  out.top_values = values.contiguous();
+  out.top_ids = ids.contiguous();
+}
+
+// The device pass (CUDA, or ATen ops anywhere): per chunk one GEMM, the gather, and the chunk's per-row statistics
+// (ChunkStats) folded into the rows' running state in float64, the same merge as stream_rows'.
+Pass stream_chunks(const at::Tensor& hidden, const Head& head, const at::Tensor& index, double temperature, int64_t chunk, bool entropy,
+                   int64_t top_k, ChunkPath path) {
   at::NoGradGuard no_grad;
   const int64_t N = hidden.size(0), V = head.vocab();
   const auto acc = acc_type(hidden.scalar_type());
   const double scale = 1.0 / temperature;
-  const double lowest = acc == at::kDouble ? std::numeric_limits<double>::lowest() : std::numeric_limits<float>::lowest();
-  auto options = hidden.options().dtype(acc);
-  at::Tensor max = at::full({N}, -std::numeric_limits<double>::infinity(), options);
-  at::Tensor sum = at::zeros({N}, options);
-  at::Tensor spread = entropy ? at::zeros({N}, options) : at::Tensor();
+  auto doubles = hidden.options().dtype(at::kDouble);
+  at::Tensor m = at::full({N}, -std::numeric_limits<double>::infinity(), doubles), s = at::zeros({N}, doubles), a = at::zeros({N}, doubles);
   Pass out;
-  out.gathered = at::zeros(index.sizes(), options);
+  out.gathered = at::zeros(index.sizes(), hidden.options().dtype(acc));
   for (int64_t begin = 0; begin < V; begin += chunk) {
     check_cancelled();
-    const int64_t end = std::min(V, begin + chunk);
-    at::Tensor z = chunk_logits(hidden, head, begin, end, acc);
-    if (top_k > 0) {
-      auto [sorted, order] = at::sort(z, /*stable=*/true, /*dim=*/1, /*descending=*/true);  // ranks the unscaled logits
-      const int64_t take = std::min(top_k, z.size(1));
-      at::Tensor values = sorted.narrow(1, 0, take), ids = order.narrow(1, 0, take) + begin;
-      if (out.top_values.defined()) {
-        values = at::cat({out.top_values, values}, 1);
-        ids = at::cat({out.top_ids, ids}, 1);
-        auto [merged, pick] = at::sort(values, /*stable=*/true, /*dim=*/1, /*descending=*/true);
-        const int64_t keep = std::min(top_k, merged.size(1));
-        values = merged.narrow(1, 0, keep);
-        ids = ids.gather(1, pick.narrow(1, 0, keep));
-      }
-      out.top_values = values.contiguous();
-      out.top_ids = ids.contiguous();
-    }
-    if (scale != 1.0) z.mul_(scale);
+    const int64_t end = std::min(V, begin + chunk), take = std::min(top_k, end - begin);
+    at::Tensor z = chunk_product(hidden, head, begin, end - begin);
     auto [columns, inside] = chunk_columns(index, begin, end);
-    out.gathered = at::where(inside, z.gather(1, columns), out.gathered);
-    at::Tensor new_max = at::maximum(max, z.amax(1));
-    at::Tensor finite = at::isfinite(new_max);
-    at::Tensor shift = at::where(finite, new_max, at::zeros_like(new_max));
-    // Rescales the running sums to the new max (a row still at −inf keeps its sums, 0).
-    at::Tensor rescale = at::where(finite, at::exp(max - shift), at::zeros_like(max));
-    z.sub_(shift.unsqueeze(1));  // z − m' ≤ 0, in place: the chunk's one buffer
-    if (entropy) {
-      // Old terms become e^{m−m'}·(spread + (m' − m)·sum); −inf logits are clamped so that 0·(−inf) is not NaN.
-      z.clamp_min_(lowest);
-      at::Tensor e = at::exp(z);
-      at::Tensor chunk_sum = e.sum(1);
-      at::Tensor chunk_spread = e.mul_(z).sum(1).neg_();  // Σ e^{z−m'}·(m' − z)
-      at::Tensor delta = at::where(at::isfinite(max), shift - max, at::zeros_like(max));
-      spread = rescale * (spread + delta * sum) + chunk_spread;
-      sum = sum * rescale + chunk_sum;
-    } else {
-      sum = sum * rescale + z.exp_().sum(1);
-    }
-    max = new_max;
+    out.gathered = at::where(inside, z.gather(1, columns).to(acc).mul_(scale), out.gathered);
+#ifdef PREFIX_RL_CUDA_KERNELS
+    ChunkStats c = path == ChunkPath::Cuda ? chunk_stats_cuda(z, scale, entropy, take) : chunk_stats_aten(z.to(acc), scale, entropy, take);
+#else
+    ChunkStats c = chunk_stats_aten(z.to(acc), scale, entropy, take);
+#endif
+    if (take > 0) fold_topk(out, c.values.to(acc), c.columns + begin, top_k);
+    fold_chunk(m, s, a, c.lse.to(at::kDouble), entropy ? c.entropy.to(at::kDouble) : at::Tensor());
   }
-  at::Tensor max_d = max.to(at::kDouble);
-  out.lse = at::where(at::isfinite(max_d), max_d + at::log(sum.to(at::kDouble)), max_d);
-  if (entropy) out.entropy = spread / sum + at::log(sum);
+  out.lse = m + at::log(s);  // −inf for a row of −inf logits
+  if (entropy) out.entropy = (out.lse + a / s).to(acc);
   return out;
 }
 
 // One streamed pass over the vocabulary, no graph: hidden [N, H], the head, index [N, K] int64.
 Pass stream(const at::Tensor& hidden, const Head& head, const at::Tensor& index, double temperature, int64_t chunk, bool entropy, int64_t top_k) {
-  return row_kernels(hidden) ? stream_rows(hidden, head, index, temperature, chunk, entropy, top_k)
-                             : stream_aten(hidden, head, index, temperature, chunk, entropy, top_k);
+  const ChunkPath path = chunk_path(hidden);
+  return path == ChunkPath::Rows ? stream_rows(hidden, head, index, temperature, chunk, entropy, top_k)
+                                 : stream_chunks(hidden, head, index, temperature, chunk, entropy, top_k, path);
 }
 
 // A chunk's ∂L/∂z on the CPU, written over its logits z [N, C] (the model dtype) by the row kernel.
@@ -221,6 +281,18 @@ void chunk_grad_rows(at::Tensor& z, int64_t begin, const at::Tensor& index, cons
     });
   });
 }
+
+#ifdef PREFIX_RL_CUDA_KERNELS
+// The same on CUDA, in place over z [N, C] in the model dtype (the kernel also adds the chunk's index entries).
+void chunk_grad_cuda(at::Tensor& z, int64_t begin, const at::Tensor& index, const at::Tensor& lse, const at::Tensor& g, const at::Tensor& g_sum,
+                     const at::Tensor& g_entropy, const at::Tensor& entropy, double temperature) {
+  c10::cuda::CUDAGuard guard(z.device());
+  check_cuda(cuda::head_chunk_backward(z.data_ptr(), cuda_type(z.scalar_type()), z.size(0), z.size(1), static_cast<float>(1.0 / temperature),
+                                       lse.data_ptr<float>(), g_sum.data_ptr<float>(), g_entropy.defined() ? g_entropy.data_ptr<float>() : nullptr,
+                                       entropy.defined() ? entropy.data_ptr<float>() : nullptr, index.data_ptr<int64_t>(), g.data_ptr<float>(),
+                                       index.size(1), begin, current_stream()));
+}
+#endif
 
 // The same with ATen ops on the chunk's scaled logits z [N, C] in the accumulation type (one buffer, two with the
 // entropy's gradient): −(Σg)·p_v + g_H·p_v·(lse − z_v − H), plus g at the chunk's index entries, times scale.
@@ -270,7 +342,7 @@ class HeadLogprobsFn : public torch::autograd::Function<HeadLogprobsFn> {
     const int64_t chunk = ctx->saved_data["chunk"].toInt();
     const int64_t V = head.vocab();
     const auto acc = acc_type(hidden.scalar_type());
-    const bool rows = row_kernels(hidden);
+    const ChunkPath path = chunk_path(hidden);
     at::Tensor lse = saved[5].to(acc).contiguous();
     at::Tensor g = grads[0].defined() ? grads[0].to(acc).contiguous() : at::zeros(index.sizes(), lse.options());
     at::Tensor g_sum = g.sum(1).contiguous();
@@ -297,9 +369,14 @@ class HeadLogprobsFn : public torch::autograd::Function<HeadLogprobsFn> {
       check_cancelled();
       const int64_t end = std::min(V, begin + chunk), C = end - begin;
       at::Tensor dz;
-      if (rows) {
+      if (path == ChunkPath::Rows) {
         dz = chunk_product(hidden, head, begin, C);  // overwritten with its gradient
         chunk_grad_rows(dz, begin, index, lse, g, g_sum, g_entropy, entropy, temperature);
+#ifdef PREFIX_RL_CUDA_KERNELS
+      } else if (path == ChunkPath::Cuda) {
+        dz = chunk_product(hidden, head, begin, C);  // likewise
+        chunk_grad_cuda(dz, begin, index, lse, g, g_sum, g_entropy, entropy, temperature);
+#endif
       } else {
         dz = chunk_grad_aten(chunk_logits(hidden, head, begin, end, acc), begin, index, lse, g, g_sum, g_entropy, entropy, 1.0 / temperature)
                  .to(hidden.scalar_type());

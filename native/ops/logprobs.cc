@@ -14,12 +14,7 @@
 #include "ops/parallel_rows.h"
 #include "ops/row_kernels.h"
 
-#ifdef PREFIX_RL_CUDA_KERNELS
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
-
-#include "cuda/kernels.h"
-#endif
+#include "ops/cuda_launch.h"
 
 namespace prefix_rl {
 
@@ -60,24 +55,9 @@ void check_index_range(const at::Tensor& index, int64_t V) {
 at::ScalarType acc_type(at::ScalarType logits_type) { return logits_type == at::kDouble ? at::kDouble : at::kFloat; }
 
 #ifdef PREFIX_RL_CUDA_KERNELS
-static cuda::LogitsType cuda_type(at::ScalarType type) {
-  switch (type) {
-    case at::kFloat: return cuda::LogitsType::Float32;
-    case at::kBFloat16: return cuda::LogitsType::BFloat16;
-    case at::kHalf: return cuda::LogitsType::Float16;
-    default: invalid_argument("the CUDA kernels take float32, bfloat16 or float16 logits, got " + dtype_name(type));
-  }
-}
-
-static void check_cuda(const char* error) {
-  if (error) throw Error(ErrorCode::Torch, std::string("CUDA kernel failed: ") + error);
-}
-
 // The fused CUDA path takes CUDA logits of a reduced or single precision and a small K, on a device the kernels
 // were built for; the rest composes ATen ops.
-static bool fused_cuda(const at::Tensor& logits, int64_t K) {
-  return logits.is_cuda() && logits.scalar_type() != at::kDouble && K <= cuda::kMaxGatherK && cuda::kernels_available(logits.get_device());
-}
+static bool fused_cuda(const at::Tensor& logits, int64_t K) { return K <= cuda::kMaxGatherK && cuda_kernels_for(logits); }
 #endif
 
 // Whether gather_logprobs runs fused on this device (else the ATen composition).
@@ -136,10 +116,9 @@ static std::pair<at::Tensor, at::Tensor> gather_forward(const at::Tensor& logits
     const int64_t N = logits2d.size(0), V = logits2d.size(1), K = index2d.size(1);
     at::Tensor logp = at::empty({N, K}, logits2d.options().dtype(out_type)), lse = at::empty({N}, logits2d.options().dtype(at::kFloat));
     c10::cuda::CUDAGuard guard(logits2d.device());
-    check_cuda(cuda::gather_logprobs_forward(logits2d.data_ptr(), cuda_type(logits2d.scalar_type()), N, V, static_cast<float>(1.0 / temperature),
-                                             index2d.data_ptr<int64_t>(), K, logp.data_ptr(),
-                                             out_type == at::kDouble ? cuda::LogprobType::Float64 : cuda::LogprobType::Float32, lse.data_ptr<float>(),
-                                             c10::cuda::getCurrentCUDAStream().stream()));
+    check_cuda(cuda::gather_logprobs_forward(
+        logits2d.data_ptr(), cuda_type(logits2d.scalar_type()), N, V, static_cast<float>(1.0 / temperature), index2d.data_ptr<int64_t>(), K,
+        logp.data_ptr(), out_type == at::kDouble ? cuda::LogprobType::Float64 : cuda::LogprobType::Float32, lse.data_ptr<float>(), current_stream()));
     return {logp, lse};
   }
 #endif
@@ -155,8 +134,7 @@ static at::Tensor gather_backward(const at::Tensor& logits2d, const at::Tensor& 
     c10::cuda::CUDAGuard guard(logits2d.device());
     check_cuda(cuda::gather_logprobs_backward(logits2d.data_ptr(), cuda_type(logits2d.scalar_type()), logits2d.size(0), logits2d.size(1),
                                               static_cast<float>(1.0 / temperature), lse.data_ptr<float>(), index2d.data_ptr<int64_t>(),
-                                              grad2d.data_ptr<float>(), index2d.size(1), grad_logits.data_ptr(),
-                                              c10::cuda::getCurrentCUDAStream().stream()));
+                                              grad2d.data_ptr<float>(), index2d.size(1), grad_logits.data_ptr(), current_stream()));
     return grad_logits;
   }
 #endif
@@ -258,7 +236,7 @@ static std::pair<at::Tensor, at::Tensor> entropy_forward(const at::Tensor& logit
   if (logits2d.is_cuda()) {
     c10::cuda::CUDAGuard guard(logits2d.device());
     check_cuda(cuda::token_entropy_forward(logits2d.data_ptr(), cuda_type(logits2d.scalar_type()), N, V, static_cast<float>(1.0 / temperature),
-                                           lse.data_ptr<float>(), entropy.data_ptr<float>(), c10::cuda::getCurrentCUDAStream().stream()));
+                                           lse.data_ptr<float>(), entropy.data_ptr<float>(), current_stream()));
     return {lse, entropy};
   }
 #endif
@@ -286,7 +264,7 @@ static at::Tensor entropy_backward(const at::Tensor& logits2d, const at::Tensor&
     c10::cuda::CUDAGuard guard(logits2d.device());
     check_cuda(cuda::token_entropy_backward(logits2d.data_ptr(), cuda_type(logits2d.scalar_type()), N, V, static_cast<float>(1.0 / temperature),
                                             lse.data_ptr<float>(), entropy.data_ptr<float>(), g.data_ptr<float>(), grad.data_ptr(),
-                                            c10::cuda::getCurrentCUDAStream().stream()));
+                                            current_stream()));
     return grad;
   }
 #endif
@@ -430,8 +408,7 @@ CandidateSet candidate_set(const at::Tensor& old_logits, const at::Tensor& token
   at::Tensor logits = old_logits.detach().contiguous();
   const at::Device device = old_logits.device();
 #ifdef PREFIX_RL_CUDA_KERNELS
-  if (logits.is_cuda() && logits.scalar_type() != at::kDouble && K <= cuda::kMaxTopK && V <= INT32_MAX &&
-      cuda::kernels_available(logits.get_device())) {
+  if (K <= cuda::kMaxTopK && V <= INT32_MAX && cuda_kernels_for(logits)) {
     // The [N, V] pass runs on the GPU; the [N, K] tail (a few bytes per position) on the CPU.
     const float scale = static_cast<float>(1.0 / o.temperature);
     auto f32 = logits.options().dtype(at::kFloat);
@@ -441,7 +418,7 @@ CandidateSet candidate_set(const at::Tensor& old_logits, const at::Tensor& token
       c10::cuda::CUDAGuard guard(logits.device());
       check_cuda(cuda::row_topk(logits.data_ptr(), cuda_type(logits.scalar_type()), N, V, scale, K, tok.data_ptr<int64_t>(),
                                 top_ids.data_ptr<int64_t>(), top_values.data_ptr<float>(), token_values.data_ptr<float>(), lse.data_ptr<float>(),
-                                c10::cuda::getCurrentCUDAStream().stream()));
+                                current_stream()));
     }
     return candidates_from_topk(top_ids, top_values, token_values, lse, tok, mask, o, device);
   }

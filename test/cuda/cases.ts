@@ -259,6 +259,46 @@ const headCases: ParityCase[] = (['float32', 'bfloat16'] as DType[]).flatMap((dt
           leaves.forEach((key, i) => assertClose(`∂/∂${key}`, device.grads[i], cpu.grads[i], tolerance));
         }),
     },
+    {
+      name: `fused head on both device paths (CUDA kernels, ATen chunks): masked rows, an entropy gradient, chunk 4099 (rows start unaligned) (${dtype})`,
+      run: () =>
+        tidy(async () => {
+          const [h, w, index] = [hidden(), weight(), ids([N, 4], V, 27)];
+          const masked = (n: number) => n % 3 === 1;
+          const rowMask = Tensor.from(
+            Float32Array.from({ length: N }, (_, n) => (masked(n) ? 0 : 1)),
+            [N],
+          );
+          const pass = async (device: DeviceName) => {
+            const on = placed({ hidden: h, weight: w, index, temperature: 1.3, entropy: true, chunkSize: 4099 }, device, ['hidden', 'weight']);
+            const out = await runObjective<{ logprobs: Tensor; entropy: Tensor }>('head_logprobs', on);
+            const m = rowMask.to(device);
+            await out.logprobs.mul(m.unsqueeze(1)).sum().add(out.entropy.mul(m).mul(-0.3).sum()).backwardAsync();
+            return { out, hidden: (on.hidden as Tensor).grad!, weight: (on.weight as Tensor).grad! };
+          };
+          const cpu = await pass('cpu');
+          for (const path of ['kernels', 'aten']) {
+            if (path === 'aten') process.env.PREFIX_RL_HEAD_KERNELS = 'aten';
+            try {
+              const device = await pass(PARITY_DEVICE);
+              assertClose(`${path}: log-probs`, device.out.logprobs, cpu.out.logprobs, tolerance);
+              assertClose(`${path}: entropy`, device.out.entropy, cpu.out.entropy, tolerance);
+              assertClose(`${path}: ∂/∂hidden`, device.hidden, cpu.hidden, tolerance);
+              assertClose(`${path}: ∂/∂weight`, device.weight, cpu.weight, tolerance);
+              const rows = values(device.hidden);
+              for (let n = 0; n < N; n++) {
+                if (masked(n))
+                  assert.ok(
+                    rows.slice(n * H, (n + 1) * H).every((g) => g === 0),
+                    `${path}: masked row ${n} must get exactly zero`,
+                  );
+              }
+            } finally {
+              delete process.env.PREFIX_RL_HEAD_KERNELS;
+            }
+          }
+        }),
+    },
   ];
   if (dtype === 'float32') {
     // Candidate ids compare exactly only where both devices round the logits alike: float32.
@@ -269,6 +309,26 @@ const headCases: ParityCase[] = (['float32', 'bfloat16'] as DType[]).flatMap((dt
           objectiveParity(
             'distrl_candidates',
             { oldHidden: hidden().reshape([4, 6, H]), headWeight: weight(), tokens: ids([4, 6], V, 23), mask: mask(4, 6), k: 5, minP: 0.001 },
+            { tolerance },
+          ),
+        ),
+    });
+    // K = 20 is beyond the CUDA top-K kernel's 16: the chunks' top-K then comes from ATen's sort.
+    cases.push({
+      name: `distrl_candidates through the fused head, K = 20 and chunk 4099 (${dtype}, V = ${V})`,
+      run: () =>
+        tidy(() =>
+          objectiveParity(
+            'distrl_candidates',
+            {
+              oldHidden: hidden().reshape([4, 6, H]),
+              headWeight: weight(),
+              chunkSize: 4099,
+              tokens: ids([4, 6], V, 28),
+              mask: mask(4, 6),
+              k: 20,
+              minP: 1e-6,
+            },
             { tolerance },
           ),
         ),

@@ -60,6 +60,19 @@ try {
     }
     const started = await reducer.finish();
     out.reduced = { p: p2.grad?.toNumbers(), q: q2.grad === null ? null : q2.grad.toNumbers(), r: r2.grad?.toNumbers(), ...started };
+    // A step abandoned after its backward started a bucket (no finish: a failed step) is forgotten by the next arm:
+    // that step's sums are its own. Both ranks: r3's bucket starts in the abandoned backward (r3.grad = 7, kept
+    // locally), then a full step (p3.grad = 2, r3.grad = 7 + 7) sums to p3 4, r3 28.
+    const [p3, r3] = [new Float32Array(16).fill(1), new Float32Array(16).fill(5)].map((v) => Tensor.from(v, [v.length]));
+    for (const t of [p3, r3]) t.requiresGrad = true;
+    const again = group.gradientReducer([p3, r3]);
+    await again.arm();
+    await r3.mul(7).sum().backwardAsync();
+    await again.arm();
+    await p3.mul(2).sum().add(r3.mul(7).sum()).backwardAsync();
+    await again.finish();
+    out.afterAbandoned = { p: p3.grad?.toNumbers(), r: r3.grad?.toNumbers() };
+    await again.close();
     await reducer.close();
     const w = Tensor.from(Float32Array.from([rank, rank]), [2]);
     await group.broadcast([w], 1);
