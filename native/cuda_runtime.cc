@@ -7,6 +7,8 @@
 
 #ifdef PREFIX_RL_TORCH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
 #include <cuda_runtime.h>
 #endif
 #ifdef PREFIX_RL_CUDA_KERNELS
@@ -49,12 +51,8 @@ Napi::Value cuda_synchronize(const Napi::CallbackInfo& info) {
     const int index = cuda_index(info[0]);
     return run_async(info.Env(), info[1], [index]() {
 #ifdef PREFIX_RL_TORCH_CUDA
-      int previous = 0;
-      check(cudaGetDevice(&previous), "cudaGetDevice");
-      check(cudaSetDevice(index), "cudaSetDevice");
-      const cudaError_t error = cudaDeviceSynchronize();
-      cudaSetDevice(previous);
-      check(error, "cudaDeviceSynchronize");
+      c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(index));
+      check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
 #else
       (void)index;
       no_cuda();
@@ -115,7 +113,9 @@ Napi::Value cuda_set_device(const Napi::CallbackInfo& info) {
       if (index >= count)
         throw Error(ErrorCode::CudaUnavailable,
                     "cuda:" + std::to_string(index) + " does not exist: " + std::to_string(count) + " CUDA device(s) visible");
-      check(cudaSetDevice(static_cast<int>(index)), "cudaSetDevice");
+      // c10's own setter: it also clears the thread's lazily pending device (CUDAGuard's MaybeSetDevice), which
+      // c10::cuda::current_device() would otherwise still answer.
+      c10::cuda::set_device(static_cast<c10::DeviceIndex>(index));
       set_default_cuda_index(static_cast<int>(index));
 #else
       (void)index;
