@@ -102,6 +102,22 @@ static Napi::Value set_num_threads(const Napi::CallbackInfo& info) {
   });
 }
 
+// setEnv(name, value?): sets (without a value: unsets) a variable of the process's own environment, which the
+// native switches read (PREFIX_RL_HEAD_KERNELS, PREFIX_RL_HEAD_RECOMPUTE): for hosts whose process.env is a copy
+// that never reaches it, as jest's sandbox is. Call it with no native work in flight (getenv is not synchronised).
+static Napi::Value set_env(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const std::string name = arg_string(info[0], "name");
+    if (name.empty() || name.find('=') != std::string::npos) invalid_argument("an environment variable's name is non-empty and has no '='");
+    if (info[1].IsUndefined()) {
+      unsetenv(name.c_str());
+    } else {
+      setenv(name.c_str(), arg_string(info[1], "value").c_str(), 1);
+    }
+    return info.Env().Undefined();
+  });
+}
+
 static Napi::Object init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   env.SetInstanceData<AddonData>(data);  // deleted by Node at environment teardown (joins the compute thread)
@@ -119,6 +135,7 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("runtimeInfo", Napi::Function::New(env, runtime_info, "runtimeInfo"));
   exports.Set("liveTensors", Napi::Function::New(env, live_tensors, "liveTensors"));
   exports.Set("setNumThreads", Napi::Function::New(env, set_num_threads, "setNumThreads"));
+  exports.Set("setEnv", Napi::Function::New(env, set_env, "setEnv"));
   exports.Set("setBufferCacheLimit", Napi::Function::New(env, set_buffer_cache_limit_js, "setBufferCacheLimit"));
   exports.Set("releaseBufferCache", Napi::Function::New(
                                         env,

@@ -2,12 +2,14 @@
 // then the fused gather — at 1e-9 in float64 and to rounding in float32 and bf16, for chunk sizes that do and do not
 // divide V, a temperature ≠ 1, rows with no gradient and a tied head (the weight used twice); the decoder's
 // tokenLogprobs through it equals the logits path; a LoRA on the head (its low-rank term) likewise, values and
-// gradients of its factors, and with PEFT's adapter on the decoder's tied head; bad input gets clear errors.
+// gradients of its factors, and with PEFT's adapter on the decoder's tied head; a frozen head's backward from the
+// forward's expectations (no recompute) likewise; bad input gets clear errors.
 import { join } from 'node:path';
 import { loadModel, padBatch } from '../lib/model/index.js';
 import { distrlCandidates, distrlTd, headLogprobs, headLogprobsAndEntropy, tokenEntropy, tokenLogprobs } from '../lib/ops/objectives.js';
 import { Tensor, tidy, type DType } from '../lib/tensor/index.js';
 import { worstDifference } from './helpers/compare.js';
+import { withNativeEnv } from './helpers/native-env.js';
 
 const [N, H, V, K] = [6, 5, 37, 3];
 
@@ -16,14 +18,8 @@ const [N, H, V, K] = [6, 5, 37, 3];
  * devices use (PREFIX_RL_HEAD_KERNELS=aten forces them here).
  */
 async function onEachPath(fn: () => Promise<void>): Promise<void> {
-  for (const path of ['rows', 'aten']) {
-    if (path === 'aten') process.env.PREFIX_RL_HEAD_KERNELS = 'aten';
-    try {
-      await fn();
-    } finally {
-      delete process.env.PREFIX_RL_HEAD_KERNELS;
-    }
-  }
+  await fn();
+  await withNativeEnv({ PREFIX_RL_HEAD_KERNELS: 'aten' }, fn);
 }
 
 function inputs(dtype: DType) {
@@ -114,6 +110,13 @@ describe('headLogprobs equals linear → log-softmax gather', () => {
     );
     await expect(headLogprobs(p.hidden, p.weight, p.index.slice(1, 0, 2))).rejects.toThrow(/index has shape \[2, 2, 3\]/);
     await expect(headLogprobs(p.hidden, p.weight, p.index, { temperature: 0 })).rejects.toThrow(/temperature must be/);
+    // The switches reach the addon (a mistyped one is refused, never silently the default path).
+    await expect(withNativeEnv({ PREFIX_RL_HEAD_KERNELS: 'atne' }, () => headLogprobs(p.hidden, p.weight, p.index))).rejects.toThrow(
+      /PREFIX_RL_HEAD_KERNELS must be 'aten' or unset, got 'atne'/,
+    );
+    await expect(withNativeEnv({ PREFIX_RL_HEAD_RECOMPUTE: 'yes' }, () => headLogprobs(p.hidden, p.weight, p.index))).rejects.toThrow(
+      /PREFIX_RL_HEAD_RECOMPUTE must be '0', '1' or unset/,
+    );
     for (const t of Object.values(p)) t.dispose();
   });
 });
@@ -218,6 +221,91 @@ describe('a LoRA on the head: the fused head equals the logits of hidden · Wᵀ
         distrlCandidates({ oldHidden: p.hidden, headWeight: p.weight, loraHidden: hidden, tokens, mask: Tensor.ones([2, N / 2]) }),
       ).rejects.toThrow(/needs both loraHidden and loraWeight/);
     });
+  });
+});
+
+/**
+ * A frozen head (W, and a LoRA's B, not trained: a LoRA actor's): log-probs (and entropies) and the gradients of
+ * Σ g·logp (+ Σ 0.3·H unless the entropy is a metric) w.r.t. hidden (and A), fused or from the logits. `entropy`:
+ * 'metric' (entropyGradient false, not differentiated: the expectations path), 'gradient' (the recompute path) or
+ * 'unpromised' (entropyGradient false yet differentiated: the expectations are dropped for the recompute).
+ */
+async function runFrozen(
+  dtype: DType,
+  fused: boolean,
+  options: { chunkSize?: number; temperature?: number; lora?: boolean; entropy?: 'metric' | 'gradient' | 'unpromised' } = {},
+) {
+  return tidy(async () => {
+    const p = inputs(dtype);
+    p.hidden.requiresGrad = true;
+    const a = Tensor.randn([R, H], 11, { dtype: 'float64' }).mul(0.5).to(dtype);
+    const b = Tensor.randn([V, R], 12, { dtype: 'float64' }).mul(0.3).to(dtype);
+    a.requiresGrad = true;
+    const loraHidden = options.lora ? p.hidden.matmul(a.transpose(0, 1)).mul(SCALE) : undefined;
+    const { temperature, chunkSize } = options;
+    let logp: Tensor;
+    let entropy: Tensor | undefined;
+    if (fused) {
+      const headOptions = { temperature, chunkSize, lora: loraHidden && { hidden: loraHidden, weight: b } };
+      if (options.entropy) {
+        const entropyGradient = options.entropy === 'gradient';
+        ({ logprobs: logp, entropy } = await headLogprobsAndEntropy(p.hidden, p.weight, p.index, { ...headOptions, entropyGradient }));
+      } else {
+        logp = await headLogprobs(p.hidden, p.weight, p.index, headOptions);
+      }
+    } else {
+      let logits = p.hidden.matmul(p.weight.transpose(0, 1));
+      if (loraHidden) logits = logits.add(loraHidden.matmul(b.transpose(0, 1)));
+      logp = await tokenLogprobs(logits, p.index, { temperature });
+      if (options.entropy) entropy = await tokenEntropy(logits, { temperature });
+    }
+    let loss = logp.to('float64').mul(p.g).sum();
+    if (entropy && options.entropy !== 'metric') loss = loss.add(entropy.to('float64').mul(0.3).sum());
+    await loss.backwardAsync();
+    const numbers = (t: Tensor) => t.to('float64').toNumbers();
+    expect(p.weight.grad).toBeNull();
+    return {
+      logp: numbers(logp),
+      entropy: entropy ? numbers(entropy) : [],
+      hidden: numbers(p.hidden.grad!),
+      a: options.lora ? numbers(a.grad!) : [],
+    };
+  });
+}
+
+describe('a frozen head: the backward from the forward’s expectations equals the logits path', () => {
+  test.each([
+    ['float64', 1, 1e-9],
+    ['float64', 7, 1e-9],
+    ['float64', 37, 1e-9],
+    ['float32', 8, 1e-5],
+    // bf16 gradients wander to ≈0.04 of their size here on either backward (recompute: up to 0.043).
+    ['bfloat16', 8, 6e-2],
+  ] as [DType, number, number][])('%s, chunk %i (tolerance %f): values and gradients of hidden (and A)', async (dtype, chunkSize, tolerance) => {
+    await onEachPath(async () => {
+      const variants = [
+        {},
+        { temperature: 0.7 },
+        { lora: true },
+        { entropy: 'metric' },
+        { entropy: 'gradient' },
+        { entropy: 'unpromised', lora: true },
+      ];
+      for (const variant of variants as Parameters<typeof runFrozen>[2][]) {
+        const fused = await runFrozen(dtype, true, { chunkSize, ...variant });
+        const unfused = await runFrozen(dtype, false, variant);
+        for (const key of ['logp', 'entropy', 'hidden', 'a'] as const) expect(worstDifference(fused[key], unfused[key])).toBeLessThan(tolerance);
+        // Rows with no gradient get none (the entropy's term reaches every row); the others do (the comparison is not of zeros).
+        if (!variant?.entropy || variant.entropy === 'metric') expect(fused.hidden.slice(1 * H, 2 * H).every((x) => x === 0)).toBe(true);
+        expect(Math.max(...fused.hidden.map(Math.abs))).toBeGreaterThan(1e-2);
+      }
+    });
+  });
+
+  test('PREFIX_RL_HEAD_RECOMPUTE=1 recomputes the logits instead, to the same gradients', async () => {
+    const fromExpectations = await runFrozen('float64', true, { chunkSize: 7, lora: true });
+    const recomputed = await withNativeEnv({ PREFIX_RL_HEAD_RECOMPUTE: '1' }, () => runFrozen('float64', true, { chunkSize: 7, lora: true }));
+    for (const key of ['logp', 'hidden', 'a'] as const) expect(worstDifference(recomputed[key], fromExpectations[key])).toBeLessThan(1e-12);
   });
 });
 

@@ -220,6 +220,8 @@ export interface NativeAddon {
   runtimeInfo(): RuntimeInfo;
   liveTensors(): number;
   setNumThreads(threads: number): void;
+  /** Sets (value undefined: unsets) a variable of the process's own environment, which native switches read. */
+  setEnv(name: string, value?: string): void;
   setBufferCacheLimit(bytes: number): void;
   releaseBufferCache(): void;
   listOps(): string[];

@@ -122,7 +122,10 @@ export interface HeadLogprobsOptions extends AsyncOptions {
  * The fused LM head: log softmax(hidden · Wᵀ / temperature) gathered at `index` [..., K], from hidden states
  * [..., H] and the head's weight [V, H] (same dtype), without building [N, V] logits: the vocabulary is streamed
  * `chunkSize` rows at a time, and the backward recomputes each chunk's logits. Gradients reach hidden and weight.
- * float32 out (float64 for float64 inputs or with `float64`).
+ * A frozen head (the weight, and a LoRA's B, not requiring grad: a LoRA actor's) skips the recompute: the forward
+ * accumulates the softmax's expectation of the head's rows, and the backward needs no logits (two head GEMMs instead
+ * of three; PREFIX_RL_HEAD_RECOMPUTE=1 turns this off, for comparison). float32 out (float64 for float64 inputs or
+ * with `float64`).
  */
 export async function headLogprobs(hidden: Tensor, weight: Tensor, index: Tensor, options: HeadLogprobsOptions = {}): Promise<Tensor> {
   const { temperature, chunkSize, float64, lora } = options;
@@ -133,16 +136,22 @@ export async function headLogprobs(hidden: Tensor, weight: Tensor, index: Tensor
 
 /**
  * headLogprobs plus the token entropy [...] of softmax(hidden · Wᵀ / temperature), from the same streamed pass
- * (forward and backward): PPO's log-probs and entropy bonus for the price of the log-probs alone.
+ * (forward and backward): PPO's log-probs and entropy bonus for the price of the log-probs alone. `entropyGradient:
+ * false` promises that the entropy's gradient will not be taken (a metric only), which lets a frozen head skip the
+ * backward's recompute; a gradient taken anyway is still right, at the recompute's cost.
  */
 export function headLogprobsAndEntropy(
   hidden: Tensor,
   weight: Tensor,
   index: Tensor,
-  options: HeadLogprobsOptions = {},
+  options: HeadLogprobsOptions & { entropyGradient?: boolean } = {},
 ): Promise<{ logprobs: Tensor; entropy: Tensor }> {
-  const { temperature, chunkSize, float64, lora } = options;
-  return runObjective('head_logprobs', { hidden, weight, ...loraFields(lora), index, temperature, chunkSize, float64, entropy: true }, options);
+  const { temperature, chunkSize, float64, lora, entropyGradient } = options;
+  return runObjective(
+    'head_logprobs',
+    { hidden, weight, ...loraFields(lora), index, temperature, chunkSize, float64, entropy: true, entropyGradient },
+    options,
+  );
 }
 
 /**

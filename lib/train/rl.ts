@@ -721,6 +721,7 @@ async function policyOutputs(
     temperature,
     signal,
     lora: output.lora,
+    entropyGradient: bonus,
   });
   return { policy: { logProb: logprobs.select(-1, 0), policyTopkLogprobs: logprobs }, tokenEntropies: bonus ? entropy : entropy.detach() };
 }

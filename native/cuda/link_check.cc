@@ -10,6 +10,7 @@ __attribute__((visibility("default"))) const void* prefix_rl_cuda_launchers[] = 
     reinterpret_cast<const void*>(&prefix_rl::cuda::token_entropy_forward),
     reinterpret_cast<const void*>(&prefix_rl::cuda::token_entropy_backward),
     reinterpret_cast<const void*>(&prefix_rl::cuda::row_lse_entropy),
+    reinterpret_cast<const void*>(&prefix_rl::cuda::chunk_softmax),
     reinterpret_cast<const void*>(&prefix_rl::cuda::head_chunk_backward),
     reinterpret_cast<const void*>(&prefix_rl::cuda::kernels_available),
 };

@@ -316,6 +316,19 @@ __global__ void __launch_bounds__(kTopKThreads) row_topk_kernel(const T* logits,
   }
 }
 
+// One block per row of a vocabulary chunk [N, C], in place (see chunk_softmax).
+template <typename T>
+__global__ void __launch_bounds__(kThreads) chunk_softmax_kernel(T* logits, int64_t C, float scale, const float* lse_in) {
+  const int64_t row = blockIdx.x;
+  T* x = logits + row * C;
+  const float lse = lse_in[row];
+  if (lse == -INFINITY) {
+    zero_row(x, C);
+    return;
+  }
+  transform(x, x, C, [&](float value) { return __expf(value * scale - lse); });
+}
+
 // One block per row of a vocabulary chunk [N, C], in place (see head_chunk_backward).
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
@@ -443,6 +456,15 @@ const char* row_lse_entropy(const void* logits, LogitsType type, int64_t N, int6
   if (entropy) return token_entropy_forward(logits, type, N, C, scale, lse, entropy, stream);
   // The gather kernel with no index: the logsumexp alone.
   return gather_logprobs_forward(logits, type, N, C, scale, nullptr, 0, nullptr, LogprobType::Float32, lse, stream);
+}
+
+const char* chunk_softmax(void* logits, LogitsType type, int64_t N, int64_t C, float scale, const float* lse, void* stream) {
+  if (N == 0) return nullptr;
+  if (N > kMaxRows) return "more rows than one kernel launch takes (2^31 - 1)";
+  return launch_typed(type, [&](auto tag) {
+    using T = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
+    chunk_softmax_kernel<T><<<N, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(static_cast<T*>(logits), C, scale, lse);
+  });
 }
 
 const char* head_chunk_backward(void* logits, LogitsType type, int64_t N, int64_t C, float scale, const float* lse, const float* g_sum,

@@ -8,7 +8,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "common.h"
@@ -49,9 +51,21 @@ std::pair<at::Tensor, at::Tensor> chunk_columns(const at::Tensor& index, int64_t
 // and dtype: float64 on CUDA; PREFIX_RL_HEAD_KERNELS=aten forces them, for tests and for comparison).
 enum class ChunkPath { Rows, Cuda, Aten };
 
+// A development switch read from the environment: unset, empty, or one of `allowed` (else a clear error, so that a
+// mistyped switch never silently runs the default path).
+const char* env_switch(const char* name, std::initializer_list<const char*> allowed) {
+  const char* value = std::getenv(name);
+  if (!value || !*value) return nullptr;
+  for (const char* ok : allowed) {
+    if (std::strcmp(value, ok) == 0) return ok;
+  }
+  std::string choices;
+  for (const char* ok : allowed) choices += (choices.empty() ? "'" : ", '") + std::string(ok) + "'";
+  invalid_argument(std::string(name) + " must be " + choices + " or unset, got '" + value + "'");
+}
+
 ChunkPath chunk_path(const at::Tensor& hidden) {
-  const char* value = std::getenv("PREFIX_RL_HEAD_KERNELS");
-  if (value && std::strcmp(value, "aten") == 0) return ChunkPath::Aten;
+  if (env_switch("PREFIX_RL_HEAD_KERNELS", {"aten"})) return ChunkPath::Aten;
   if (hidden.device().is_cpu()) return ChunkPath::Rows;
 #ifdef PREFIX_RL_CUDA_KERNELS
   if (cuda_kernels_for(hidden)) return ChunkPath::Cuda;
@@ -59,18 +73,48 @@ ChunkPath chunk_path(const at::Tensor& hidden) {
   return ChunkPath::Aten;
 }
 
-struct Pass {
-  at::Tensor gathered;             // [N, K] scaled logits at the index (accumulation type)
-  at::Tensor lse;                  // [N] float64
-  at::Tensor entropy;              // [N] accumulation type, when asked for
-  at::Tensor top_ids, top_values;  // [N, top_k] ids and unscaled logits, largest first, when asked for
+// What one streamed pass computes besides the gathered logits and the logsumexp.
+struct Request {
+  double temperature = 1.0;
+  int64_t chunk = 4096;
+  bool entropy = false;
+  int64_t top_k = 0;
+  bool expectations = false;  // Σ_v p_v·W_v (and Σ_v p_v·B_v) per row, for a frozen head's backward
 };
+
+struct Pass {
+  at::Tensor gathered;                        // [N, K] scaled logits at the index (accumulation type)
+  at::Tensor lse;                             // [N] float64
+  at::Tensor entropy;                         // [N] accumulation type, when asked for
+  at::Tensor top_ids, top_values;             // [N, top_k] ids and unscaled logits, largest first, when asked for
+  at::Tensor expected_weight, expected_lora;  // [N, H] and [N, r] (accumulation type), when asked for
+};
+
+// Folds a chunk into the running expectations E ← E·rescale + weight·(P_c·W_c) (and P_c·B_c), P_c [N, C] being the
+// chunk's own softmax in the model dtype and rescale, weight [N] (accumulation type) what the chunk's fold into the
+// logsumexp gave each row; Σ_v p_v·W_v is E / s once every chunk is in (finish_expectations).
+void fold_expectations(Pass& out, const at::Tensor& p, const Head& head, int64_t begin, const at::Tensor& rescale, const at::Tensor& weight) {
+  auto fold = [&](at::Tensor& e, const at::Tensor& table) {
+    at::Tensor term = at::mm(p, table.narrow(0, begin, p.size(1))).to(rescale.scalar_type()).mul_(weight.unsqueeze(1));
+    e = e.defined() ? e.mul_(rescale.unsqueeze(1)).add_(term) : term;
+  };
+  fold(out.expected_weight, head.weight);
+  if (head.has_lora()) fold(out.expected_lora, head.lora_weight);
+}
+
+void finish_expectations(Pass& out, const at::Tensor& s) {
+  if (!out.expected_weight.defined()) return;
+  const at::Tensor total = s.to(out.expected_weight.device(), out.expected_weight.scalar_type()).unsqueeze(1);
+  out.expected_weight.div_(total);
+  if (out.expected_lora.defined()) out.expected_lora.div_(total);
+}
 
 // The CPU pass: per chunk one GEMM, then per row the chunk's logsumexp, entropy and top-K by the row kernels, merged
 // in float64 across chunks: lse = log Σ_c e^{lse_c} and H = Σ_c e^{lse_c − lse}·(lse − lse_c + H_c), kept online as
 // (m, s = Σ e^{lse_c − m}, a = Σ e^{lse_c − m}·(H_c − lse_c)) so that lse = m + log s and H = lse + a / s.
-Pass stream_rows(const at::Tensor& hidden, const Head& head, const at::Tensor& index, double temperature, int64_t chunk, bool entropy,
-                 int64_t top_k) {
+Pass stream_rows(const at::Tensor& hidden, const Head& head, const at::Tensor& index, const Request& r) {
+  const int64_t top_k = r.top_k;
+  const bool entropy = r.entropy;
   at::NoGradGuard no_grad;
   const int64_t N = hidden.size(0), V = head.vocab(), K = index.size(1);
   const auto acc = acc_type(hidden.scalar_type());
@@ -85,15 +129,18 @@ Pass stream_rows(const at::Tensor& hidden, const Head& head, const at::Tensor& i
   const int64_t* ids = index.data_ptr<int64_t>();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, hidden.scalar_type(), "head_rows", [&] {
     using A = kernels::acc_t<scalar_t>;
-    const A scale = static_cast<A>(1.0 / temperature);
+    const A scale = static_cast<A>(1.0 / r.temperature);
     A* gathered = out.gathered.data_ptr<A>();
-    for (int64_t begin = 0; begin < V; begin += chunk) {
+    // Per chunk and row, the fold's factors for the expectations (a row the chunk adds nothing to keeps them 1, 0).
+    std::vector<double> rescale_c, weight_c;
+    for (int64_t begin = 0; begin < V; begin += r.chunk) {
       check_cancelled();
-      const int64_t end = std::min(V, begin + chunk), C = end - begin, take = std::min(top_k, C);
+      const int64_t end = std::min(V, begin + r.chunk), C = end - begin, take = std::min(top_k, C);
       at::Tensor z = chunk_product(hidden, head, begin, C);
-      const scalar_t* x = z.data_ptr<scalar_t>();
+      scalar_t* x = z.data_ptr<scalar_t>();
+      if (r.expectations) rescale_c.assign(N, 1.0), weight_c.assign(N, 0.0);
       parallel_rows(N, 4, [&](int64_t n) {
-        const scalar_t* row = x + n * C;
+        scalar_t* row = x + n * C;
         for (int64_t k = 0; k < K; ++k) {
           const int64_t id = ids[n * K + k];
           if (id >= begin && id < end) gathered[n * K + k] = static_cast<A>(row[id - begin]) * scale;
@@ -103,10 +150,11 @@ Pass stream_rows(const at::Tensor& hidden, const Head& head, const at::Tensor& i
           s[n] = lse_c;  // a NaN logit makes the row's lse (and entropy) NaN, as the unfused path's, never skipped
         } else if (lse_c > -std::numeric_limits<double>::infinity()) {
           const double h_c = entropy ? static_cast<double>(kernels::row_entropy(row, C, scale, static_cast<A>(lse_c))) : 0.0;
-          const double m_new = std::max(m[n], lse_c), rescale = std::exp(m[n] - m_new), weight_c = std::exp(lse_c - m_new);
-          s[n] = s[n] * rescale + weight_c;
-          a[n] = a[n] * rescale + weight_c * (h_c - lse_c);
+          const double m_new = std::max(m[n], lse_c), rescale = std::exp(m[n] - m_new), weight = std::exp(lse_c - m_new);
+          s[n] = s[n] * rescale + weight;
+          a[n] = a[n] * rescale + weight * (h_c - lse_c);
           m[n] = m_new;
+          if (r.expectations) rescale_c[n] = rescale, weight_c[n] = weight;
         }
         if (take > 0) {
           // The chunk's top-K, offered to the row's running list in id order: equal values keep the lower id.
@@ -120,12 +168,18 @@ Pass stream_rows(const at::Tensor& hidden, const Head& head, const at::Tensor& i
           for (int64_t j = 0; j < take; ++j) list.offer(chunk_values[j], begin + chunk_ids[j]);
           filled[n] = list.filled;
         }
+        // Last, as it overwrites the row: the chunk's softmax, the expectations' GEMM operand.
+        if (r.expectations) kernels::row_softmax(row, C, scale, static_cast<A>(lse_c));
       });
+      if (r.expectations) {
+        fold_expectations(out, z, head, begin, at::tensor(rescale_c, at::kDouble).to(acc), at::tensor(weight_c, at::kDouble).to(acc));
+      }
     }
   });
   out.lse = at::empty({N}, at::kDouble);
   double* lse = out.lse.data_ptr<double>();
   for (int64_t n = 0; n < N; ++n) lse[n] = m[n] + std::log(s[n]);  // −inf for a row of −inf logits
+  finish_expectations(out, at::tensor(s, at::kDouble));
   if (entropy) {
     at::Tensor h = at::empty({N}, at::kDouble);
     for (int64_t n = 0; n < N; ++n) h.data_ptr<double>()[n] = lse[n] + a[n] / s[n];
@@ -139,10 +193,11 @@ Pass stream_rows(const at::Tensor& hidden, const Head& head, const at::Tensor& i
 struct ChunkStats {
   at::Tensor lse, entropy;     // [N]
   at::Tensor values, columns;  // [N, take]
+  at::Tensor softmax;          // [N, C]: the chunk's own softmax, when asked for (ATen ops only)
 };
 
 // By ATen ops, over z [N, C] (unscaled, in the accumulation type; consumed).
-ChunkStats chunk_stats_aten(at::Tensor z, double scale, bool entropy, int64_t take) {
+ChunkStats chunk_stats_aten(at::Tensor z, double scale, bool entropy, int64_t take, bool softmax) {
   ChunkStats c;
   if (take > 0) {
     auto [sorted, order] = at::sort(z, /*stable=*/true, /*dim=*/1, /*descending=*/true);  // ranks the unscaled logits
@@ -155,9 +210,14 @@ ChunkStats chunk_stats_aten(at::Tensor z, double scale, bool entropy, int64_t ta
     // Σ_v p_v·(lse − z_v): non-negative terms, p_v < e^−87 counted as zero (so −inf logits give 0, not 0·∞), as
     // the row kernels compute it.
     at::Tensor d = z.neg_().add_(c.lse.unsqueeze(1));
-    at::Tensor terms = d.neg().exp_().mul_(d);
-    c.entropy = terms.masked_fill_(d >= 87, 0.0).sum(1);
+    at::Tensor p = d.neg().exp_();
+    c.entropy = (softmax ? p * d : p.mul_(d)).masked_fill_(d >= 87, 0.0).sum(1);  // p is kept for the softmax
+    if (softmax) c.softmax = p;
+  } else if (softmax) {
+    c.softmax = z.sub_(c.lse.unsqueeze(1)).exp_();
   }
+  // A row of −inf logits has no mass (its exp(−inf − (−inf)) is NaN).
+  if (softmax) c.softmax.masked_fill_((c.lse == -std::numeric_limits<double>::infinity()).unsqueeze(1), 0.0);
   return c;
 }
 
@@ -187,12 +247,20 @@ ChunkStats chunk_stats_cuda(const at::Tensor& z, double scale, bool entropy, int
   }
   return c;
 }
+
+// Overwrites z [N, C] (model dtype) with the chunk's softmax given its rows' lse [N] (float).
+void chunk_softmax_cuda(at::Tensor& z, double scale, const at::Tensor& lse) {
+  c10::cuda::CUDAGuard guard(z.device());
+  check_cuda(cuda::chunk_softmax(z.data_ptr(), cuda_type(z.scalar_type()), z.size(0), z.size(1), static_cast<float>(scale), lse.data_ptr<float>(),
+                                 current_stream()));
+}
 #endif
 
 // Folds one chunk's (lse_c, H_c) [N] (float64) into the rows' running (m, s = Σ_c e^{lse_c − m},
 // a = Σ_c e^{lse_c − m}·(H_c − lse_c)), as stream_rows does row by row: a chunk of −inf logits adds nothing, a NaN
 // makes the row NaN.
-void fold_chunk(at::Tensor& m, at::Tensor& s, at::Tensor& a, const at::Tensor& lse_c, const at::Tensor& h_c) {
+// Returns each row's (rescale, weight) of the fold, for the expectations.
+std::pair<at::Tensor, at::Tensor> fold_chunk(at::Tensor& m, at::Tensor& s, at::Tensor& a, const at::Tensor& lse_c, const at::Tensor& h_c) {
   at::Tensor live = lse_c > -std::numeric_limits<double>::infinity();  // false for −inf and NaN
   at::Tensor m_new = at::where(live, at::maximum(m, lse_c), m);
   at::Tensor rescale = at::where(live, at::exp(m - m_new), 1.0);  // where live, m_new is finite: m − m_new is not NaN
@@ -200,6 +268,7 @@ void fold_chunk(at::Tensor& m, at::Tensor& s, at::Tensor& a, const at::Tensor& l
   s = at::where(at::isnan(lse_c), std::numeric_limits<double>::quiet_NaN(), s * rescale + weight);
   if (h_c.defined()) a = a * rescale + at::where(live, weight * (h_c - lse_c), 0.0);
   m = m_new;
+  return {rescale, weight};
 }
 
 // Merges a chunk's top-K (values, global ids [N, take]) into the running list: the running list first in a stable
@@ -219,40 +288,46 @@ void fold_topk(Pass& out, at::Tensor values, at::Tensor ids, int64_t top_k) {
 
 // The device pass (CUDA, or ATen ops anywhere): per chunk one GEMM, the gather, and the chunk's per-row statistics
 // (ChunkStats) folded into the rows' running state in float64, the same merge as stream_rows'.
-Pass stream_chunks(const at::Tensor& hidden, const Head& head, const at::Tensor& index, double temperature, int64_t chunk, bool entropy,
-                   int64_t top_k, ChunkPath path) {
+Pass stream_chunks(const at::Tensor& hidden, const Head& head, const at::Tensor& index, const Request& r, ChunkPath path) {
   at::NoGradGuard no_grad;
   const int64_t N = hidden.size(0), V = head.vocab();
   const auto acc = acc_type(hidden.scalar_type());
-  const double scale = 1.0 / temperature;
+  const double scale = 1.0 / r.temperature;
   auto doubles = hidden.options().dtype(at::kDouble);
   at::Tensor m = at::full({N}, -std::numeric_limits<double>::infinity(), doubles), s = at::zeros({N}, doubles), a = at::zeros({N}, doubles);
   Pass out;
   out.gathered = at::zeros(index.sizes(), hidden.options().dtype(acc));
-  for (int64_t begin = 0; begin < V; begin += chunk) {
+  for (int64_t begin = 0; begin < V; begin += r.chunk) {
     check_cancelled();
-    const int64_t end = std::min(V, begin + chunk), take = std::min(top_k, end - begin);
+    const int64_t end = std::min(V, begin + r.chunk), take = std::min(r.top_k, end - begin);
     at::Tensor z = chunk_product(hidden, head, begin, end - begin);
     auto [columns, inside] = chunk_columns(index, begin, end);
     out.gathered = at::where(inside, z.gather(1, columns).to(acc).mul_(scale), out.gathered);
+    const bool cuda = path == ChunkPath::Cuda;
 #ifdef PREFIX_RL_CUDA_KERNELS
-    ChunkStats c = path == ChunkPath::Cuda ? chunk_stats_cuda(z, scale, entropy, take) : chunk_stats_aten(z.to(acc), scale, entropy, take);
+    ChunkStats c = cuda ? chunk_stats_cuda(z, scale, r.entropy, take) : chunk_stats_aten(z.to(acc), scale, r.entropy, take, r.expectations);
 #else
-    ChunkStats c = chunk_stats_aten(z.to(acc), scale, entropy, take);
+    ChunkStats c = chunk_stats_aten(z.to(acc), scale, r.entropy, take, r.expectations);
 #endif
-    if (take > 0) fold_topk(out, c.values.to(acc), c.columns + begin, top_k);
-    fold_chunk(m, s, a, c.lse.to(at::kDouble), entropy ? c.entropy.to(at::kDouble) : at::Tensor());
+    if (take > 0) fold_topk(out, c.values.to(acc), c.columns + begin, r.top_k);
+    auto [rescale, weight] = fold_chunk(m, s, a, c.lse.to(at::kDouble), r.entropy ? c.entropy.to(at::kDouble) : at::Tensor());
+    if (r.expectations) {
+#ifdef PREFIX_RL_CUDA_KERNELS
+      if (cuda) chunk_softmax_cuda(z, scale, c.lse);  // in place: z is the chunk's softmax now
+#endif
+      fold_expectations(out, cuda ? z : c.softmax.to(hidden.scalar_type()), head, begin, rescale.to(acc), weight.to(acc));
+    }
   }
   out.lse = m + at::log(s);  // −inf for a row of −inf logits
-  if (entropy) out.entropy = (out.lse + a / s).to(acc);
+  if (r.entropy) out.entropy = (out.lse + a / s).to(acc);
+  finish_expectations(out, s);
   return out;
 }
 
 // One streamed pass over the vocabulary, no graph: hidden [N, H], the head, index [N, K] int64.
-Pass stream(const at::Tensor& hidden, const Head& head, const at::Tensor& index, double temperature, int64_t chunk, bool entropy, int64_t top_k) {
+Pass stream(const at::Tensor& hidden, const Head& head, const at::Tensor& index, const Request& r) {
   const ChunkPath path = chunk_path(hidden);
-  return path == ChunkPath::Rows ? stream_rows(hidden, head, index, temperature, chunk, entropy, top_k)
-                                 : stream_chunks(hidden, head, index, temperature, chunk, entropy, top_k, path);
+  return path == ChunkPath::Rows ? stream_rows(hidden, head, index, r) : stream_chunks(hidden, head, index, r, path);
 }
 
 // A chunk's ∂L/∂z on the CPU, written over its logits z [N, C] (the model dtype) by the row kernel.
@@ -318,15 +393,18 @@ at::Tensor chunk_grad_aten(at::Tensor z, int64_t begin, const at::Tensor& index,
 class HeadLogprobsFn : public torch::autograd::Function<HeadLogprobsFn> {
  public:
   // hidden [N, H], weight [V, H], a LoRA's hidden_r [N, r] and B [V, r] (r = 0: none), index [N, K] int64 →
-  // {log-probs [N, K] in out_type, entropy [N] if asked for}.
+  // {log-probs [N, K] in out_type, entropy [N] if asked for}. With `expectations` (a frozen head, see head_logprobs)
+  // the pass also accumulates Σ_v p_v·W_v (and ·B_v) for the backward.
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight,
                                                 const at::Tensor& lora_hidden, const at::Tensor& lora_weight, const at::Tensor& index,
-                                                double temperature, int64_t chunk, bool entropy, at::ScalarType out_type) {
-    Pass pass = stream(hidden, Head{weight, lora_hidden, lora_weight}, index, temperature, chunk, entropy, 0);
+                                                double temperature, int64_t chunk, bool entropy, at::ScalarType out_type, bool expectations) {
+    Pass pass = stream(hidden, Head{weight, lora_hidden, lora_weight}, index, Request{temperature, chunk, entropy, 0, expectations});
     at::Tensor logprobs = (pass.gathered.to(at::kDouble) - pass.lse.unsqueeze(1)).to(out_type);  // one rounding
-    ctx->save_for_backward({hidden, weight, lora_hidden, lora_weight, index, pass.lse, entropy ? pass.entropy : at::Tensor()});
+    ctx->save_for_backward(
+        {hidden, weight, lora_hidden, lora_weight, index, pass.lse, entropy ? pass.entropy : at::Tensor(), pass.expected_weight, pass.expected_lora});
     ctx->saved_data["temperature"] = temperature;
     ctx->saved_data["chunk"] = chunk;
+    ctx->saved_data["expectations"] = expectations;
     if (!entropy) return {logprobs};
     return {logprobs, pass.entropy};
   }
@@ -351,6 +429,25 @@ class HeadLogprobsFn : public torch::autograd::Function<HeadLogprobsFn> {
     at::Tensor entropy = with_entropy ? saved[6].contiguous() : at::Tensor();
     const bool need_hidden = ctx->needs_input_grad(0), need_weight = ctx->needs_input_grad(1);
     const bool need_lora_hidden = head.has_lora() && ctx->needs_input_grad(2), need_lora_weight = head.has_lora() && ctx->needs_input_grad(3);
+    auto in_dtype = [&](const at::Tensor& grad) { return grad.defined() ? grad.to(hidden.scalar_type()) : grad; };
+    auto outputs = [&](const at::Tensor& grad_hidden, const at::Tensor& grad_weight, const at::Tensor& grad_lora_hidden,
+                       const at::Tensor& grad_lora_weight) -> torch::autograd::variable_list {
+      return {
+          in_dtype(grad_hidden), grad_weight, in_dtype(grad_lora_hidden), grad_lora_weight, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
+          at::Tensor(),          at::Tensor()};
+    };
+    if (ctx->saved_data["expectations"].toBool() && !with_entropy) {
+      // A frozen head: ∂L/∂hidden = scale·(Σ_k g_k·W_{index_k} − g_sum·Σ_v p_v·W_v), the expectation from the
+      // forward, and likewise ∂L/∂hidden_r with B; no vocabulary GEMM.
+      const double scale = 1.0 / temperature;
+      auto grad_through = [&](const at::Tensor& table, const at::Tensor& expected) {
+        at::Tensor grad = expected * (-g_sum).unsqueeze(1);
+        for (int64_t k = 0; k < index.size(1); ++k) grad.add_(table.index_select(0, index.select(1, k)).to(acc).mul_(g.select(1, k).unsqueeze(1)));
+        return grad.mul_(scale);
+      };
+      return outputs(need_hidden ? grad_through(head.weight, saved[7]) : at::Tensor(), at::Tensor(),
+                     need_lora_hidden ? grad_through(head.lora_weight, saved[8]) : at::Tensor(), at::Tensor());
+    }
     auto zeros_acc = [&](const at::Tensor& like) { return at::zeros(like.sizes(), like.options().dtype(acc)); };
     at::Tensor grad_hidden = need_hidden ? zeros_acc(hidden) : at::Tensor();
     at::Tensor grad_lora_hidden = need_lora_hidden ? zeros_acc(head.lora_hidden) : at::Tensor();
@@ -392,9 +489,7 @@ class HeadLogprobsFn : public torch::autograd::Function<HeadLogprobsFn> {
         at::mm_out(rows_out, dz.t(), head.lora_hidden);
       }
     }
-    auto in_dtype = [&](const at::Tensor& grad) { return grad.defined() ? grad.to(hidden.scalar_type()) : grad; };
-    return {in_dtype(grad_hidden), grad_weight, in_dtype(grad_lora_hidden), grad_lora_weight, at::Tensor(), at::Tensor(), at::Tensor(),
-            at::Tensor(),          at::Tensor()};
+    return outputs(grad_hidden, grad_weight, grad_lora_hidden, grad_lora_weight);
   }
 };
 
@@ -444,7 +539,7 @@ at::Tensor checked_ids(const at::Tensor& index, const char* name, int64_t V) {
 }  // namespace
 
 HeadLogprobs head_logprobs(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& index, double temperature, int64_t chunk,
-                           bool entropy, std::optional<at::ScalarType> out_type, const HeadLora& lora) {
+                           bool entropy, std::optional<at::ScalarType> out_type, const HeadLora& lora, bool entropy_gradient) {
   check_head(hidden, weight, lora, temperature, chunk);
   if (!index.defined()) invalid_argument("index is required");
   if (index.dim() != hidden.dim() || index.sizes().slice(0, index.dim() - 1) != hidden.sizes().slice(0, hidden.dim() - 1)) {
@@ -459,8 +554,17 @@ HeadLogprobs head_logprobs(const at::Tensor& hidden, const at::Tensor& weight, c
   // Without an adapter, a rank-0 term: an autograd Function's inputs must all be defined tensors.
   at::Tensor lora_hidden = lora.defined() ? lora.hidden.reshape({-1, lora.hidden.size(-1)}).contiguous() : at::empty({0, 0}, hidden.options());
   at::Tensor lora_weight = lora.defined() ? lora.weight.contiguous() : at::empty({0, 0}, weight.options());
+  // A frozen head (no gradient to W, nor to B) gets only ∂L/∂hidden (and ∂L/∂hidden_r) from the backward, which then
+  // needs Σ_v p_v·W_v and no logits: the forward accumulates it (one GEMM per chunk, what the backward's recompute
+  // would cost) and the backward runs no vocabulary GEMM, two head GEMMs in all instead of three. Not when the
+  // entropy's gradient is to be taken (its term needs the logits again), nor under PREFIX_RL_HEAD_RECOMPUTE=1.
+  const bool frozen = !weight.requires_grad() && !(lora.defined() && lora.weight.requires_grad());
+  const bool trained_input = hidden.requires_grad() || (lora.defined() && lora.hidden.requires_grad());
+  const char* recompute = env_switch("PREFIX_RL_HEAD_RECOMPUTE", {"0", "1"});
+  const bool expectations =
+      at::GradMode::is_enabled() && frozen && trained_input && !(entropy && entropy_gradient) && !(recompute && std::strcmp(recompute, "1") == 0);
   auto outputs = HeadLogprobsFn::apply(hidden.reshape({-1, H}).contiguous(), weight.contiguous(), lora_hidden, lora_weight, ids, temperature, chunk,
-                                       entropy, type);
+                                       entropy, type, expectations);
   HeadLogprobs out;
   out.logprobs = outputs[0].reshape(index.sizes());
   if (entropy) out.entropy = outputs[1].reshape(index.sizes().slice(0, index.dim() - 1));
@@ -485,7 +589,7 @@ CandidateSet head_candidate_set(const at::Tensor& hidden, const at::Tensor& weig
   at::Tensor h = hidden.detach().reshape({N, H}).contiguous();
   Head head{weight.detach().contiguous()};
   if (lora.defined()) head = Head{head.weight, lora.hidden.detach().reshape({N, -1}).contiguous(), lora.weight.detach().contiguous()};
-  Pass pass = stream(h, head, ids.reshape({N, 1}), options.temperature, chunk, false, options.k);
+  Pass pass = stream(h, head, ids.reshape({N, 1}), Request{options.temperature, chunk, false, options.k, false});
   // Scaled by the same multiply as the gathered logits: a candidate's log-prob is head_logprobs' at that token.
   at::Tensor top_values = options.temperature == 1.0 ? pass.top_values : pass.top_values * (1.0 / options.temperature);
   return candidates_from_topk(pass.top_ids, top_values, pass.gathered.squeeze(1), pass.lse, ids, mask, options, hidden.device());

@@ -33,10 +33,12 @@ struct HeadLogprobs {
 // float32, or float64 for float64 inputs or out_type float64 (each log-prob formed in float64 from a float64
 // logsumexp, rounded once). Differentiable with respect to hidden and weight (a tied head's weight is the
 // embedding: its gradient accumulates there). Equal to the unfused path (linear → log_softmax → gather) up to
-// summation order.
+// summation order. A frozen head (weight, and B, not requiring grad) costs two head GEMMs instead of three: the
+// forward accumulates the softmax's expectation of the head's rows, and the backward needs no logits — unless the
+// entropy's gradient is to be taken: `entropy_gradient = false` says it will not be (the entropy a metric only).
 HeadLogprobs head_logprobs(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& index, double temperature = 1.0,
                            int64_t chunk = 4096, bool entropy = false, std::optional<at::ScalarType> out_type = std::nullopt,
-                           const HeadLora& lora = {});
+                           const HeadLora& lora = {}, bool entropy_gradient = true);
 
 // π_old's candidate set (candidate_set in ops/logprobs.h) from hidden states [B, T, H] and the head's weight [V, H]:
 // the top-K is kept across chunks (ties keep the lower token id, as the CPU and CUDA candidate_set do), and each

@@ -340,14 +340,15 @@ ObjectiveOutputs dpo_online(const ObjectiveInputs& in) {
 
 // The fused LM head: log-probs at `index` from hidden states [..., H] and the head's weight [V, H], streamed over
 // `chunkSize` vocabulary rows at a time (no [N, V] logits), differentiable w.r.t. hidden and weight (and a LoRA's
-// loraHidden and loraWeight); with `entropy` also the token entropy [...] from the same pass; `float64` returns the
-// log-probs unrounded to float32.
+// loraHidden and loraWeight); with `entropy` also the token entropy [...] from the same pass (`entropyGradient`
+// false: its gradient will not be taken, which spares a frozen head the backward's recompute); `float64` returns
+// the log-probs unrounded to float32.
 ObjectiveOutputs head_logprobs_objective(const ObjectiveInputs& in) {
-  in.expect_only({"hidden", "weight", "loraHidden", "loraWeight", "index", "temperature", "chunkSize", "entropy", "float64"});
+  in.expect_only({"hidden", "weight", "loraHidden", "loraWeight", "index", "temperature", "chunkSize", "entropy", "entropyGradient", "float64"});
   const bool entropy = in.boolean("entropy", false);
-  HeadLogprobs head =
-      head_logprobs(in.tensor("hidden"), in.tensor("weight"), in.tensor("index"), in.number("temperature", 1.0), in.integer("chunkSize", 4096),
-                    entropy, in.boolean("float64", false) ? std::optional(at::kDouble) : std::nullopt, head_lora(in));
+  HeadLogprobs head = head_logprobs(in.tensor("hidden"), in.tensor("weight"), in.tensor("index"), in.number("temperature", 1.0),
+                                    in.integer("chunkSize", 4096), entropy, in.boolean("float64", false) ? std::optional(at::kDouble) : std::nullopt,
+                                    head_lora(in), in.boolean("entropyGradient", true));
   ObjectiveOutputs out;
   out["logprobs"] = head.logprobs;
   if (entropy) out["entropy"] = head.entropy;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 namespace prefix_rl::kernels {
@@ -280,6 +281,25 @@ void row_head_backward<float>(float* x, int64_t C, float scale, float lse, float
     for (int64_t j = 0; j < k; ++j) x[cols[j]] += scale * g[j];
   }
 }
+
+template <typename T>
+void row_softmax(T* x, int64_t C, acc_t<T> scale, acc_t<T> lse) {
+  if (lse == -std::numeric_limits<acc_t<T>>::infinity()) {
+    std::fill(x, x + C, T(0));
+  } else if constexpr (std::is_same_v<T, float>) {
+    simd::kernels().scaled_softmax(x, C, scale, lse, 1.0f, x);
+  } else if constexpr (std::is_same_v<T, double>) {
+    for (int64_t v = 0; v < C; ++v) x[v] = std::exp(x[v] * scale - lse);
+  } else {
+    float* dense = float_buffer<1, T>(C);
+    simd::kernels().scaled_softmax(as_float(x, C), C, scale, lse, 1.0f, dense);
+    for (int64_t v = 0; v < C; ++v) x[v] = static_cast<T>(dense[v]);
+  }
+}
+template void row_softmax<float>(float*, int64_t, float, float);
+template void row_softmax<double>(double*, int64_t, double, double);
+template void row_softmax<c10::BFloat16>(c10::BFloat16*, int64_t, float, float);
+template void row_softmax<c10::Half>(c10::Half*, int64_t, float, float);
 
 #define PREFIX_RL_REDUCED_PRECISION(T)                                                                                                  \
   template <>                                                                                                                           \

@@ -76,4 +76,9 @@ template <typename T>
 void row_head_backward(T* x, int64_t C, acc_t<T> scale, acc_t<T> lse, acc_t<T> g_sum, acc_t<T> g_entropy, acc_t<T> entropy, const int64_t* cols,
                        const acc_t<T>* g, int64_t k);
 
+// x_v ← p_v = exp(scale · x_v − lse), in place and rounded to T: a vocabulary chunk's softmax given the chunk's own
+// lse, for the fused head's expectations Σ_v p_v·W_v. A row of −inf logits (lse = −inf) has no mass: zeros.
+template <typename T>
+void row_softmax(T* x, int64_t C, acc_t<T> scale, acc_t<T> lse);
+
 }  // namespace prefix_rl::kernels

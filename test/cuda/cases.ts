@@ -19,6 +19,7 @@ import { loadTokenizer } from '../../lib/tokenizer/index.js';
 import { trainRl, type RlStep } from '../../lib/train/rl.js';
 import { Rng } from '../../lib/util/rng.js';
 import { worstDifference } from '../helpers/compare.js';
+import { withNativeEnv } from '../helpers/native-env.js';
 
 export interface ParityCase {
   name: string;
@@ -240,6 +241,32 @@ const headCases: ParityCase[] = (['float32', 'bfloat16'] as DType[]).flatMap((dt
         }),
     },
     {
+      // A LoRA actor's head: W and B frozen, so the forward accumulates Σ_v p_v·W_v (and ·B_v) and the backward
+      // runs no vocabulary GEMM (the chunk_softmax kernel, or ATen ops).
+      name: `fused head, frozen (W and B not trained): ∂hidden and ∂loraHidden from the forward's expectations, both device paths (${dtype}, V = ${V})`,
+      run: () =>
+        tidy(async () => {
+          const loraHidden = tidy(() => Tensor.randn([N, 8], 29).to(dtype).keep());
+          const loraWeight = tidy(() => Tensor.randn([V, 8], 30).mul(0.1).to(dtype).keep());
+          const inputs = { hidden: hidden(), weight: weight(), loraHidden, loraWeight, index: ids([N, 3], V, 31), temperature: 0.9, chunkSize: 4099 };
+          const leaves = ['hidden', 'loraHidden'];
+          const pass = async (device: DeviceName) => {
+            const on = placed(inputs, device, leaves);
+            const out = await runObjective<{ logprobs: Tensor }>('head_logprobs', on);
+            await out.logprobs.sum().backwardAsync();
+            return { logprobs: out.logprobs, grads: leaves.map((key) => (on[key] as Tensor).grad!) };
+          };
+          const cpu = await pass('cpu');
+          for (const path of ['kernels', 'aten']) {
+            await withNativeEnv(path === 'aten' ? { PREFIX_RL_HEAD_KERNELS: 'aten' } : {}, async () => {
+              const device = await pass(PARITY_DEVICE);
+              assertClose(`${path}: log-probs`, device.logprobs, cpu.logprobs, tolerance);
+              leaves.forEach((key, i) => assertClose(`${path}: ∂/∂${key}`, device.grads[i], cpu.grads[i], tolerance));
+            });
+          }
+        }),
+    },
+    {
       name: `fused head with a rank-8 LoRA term, values and ∂hidden, ∂W, ∂loraHidden, ∂loraWeight (${dtype}, V = ${V})`,
       run: () =>
         tidy(async () => {
@@ -278,8 +305,7 @@ const headCases: ParityCase[] = (['float32', 'bfloat16'] as DType[]).flatMap((dt
           };
           const cpu = await pass('cpu');
           for (const path of ['kernels', 'aten']) {
-            if (path === 'aten') process.env.PREFIX_RL_HEAD_KERNELS = 'aten';
-            try {
+            await withNativeEnv(path === 'aten' ? { PREFIX_RL_HEAD_KERNELS: 'aten' } : {}, async () => {
               const device = await pass(PARITY_DEVICE);
               assertClose(`${path}: log-probs`, device.out.logprobs, cpu.out.logprobs, tolerance);
               assertClose(`${path}: entropy`, device.out.entropy, cpu.out.entropy, tolerance);
@@ -293,9 +319,7 @@ const headCases: ParityCase[] = (['float32', 'bfloat16'] as DType[]).flatMap((dt
                     `${path}: masked row ${n} must get exactly zero`,
                   );
               }
-            } finally {
-              delete process.env.PREFIX_RL_HEAD_KERNELS;
-            }
+            });
           }
         }),
     },
