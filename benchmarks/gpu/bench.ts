@@ -185,10 +185,10 @@ const headRows: string[] = [];
     b.requiresGrad = true;
     return { hidden: h.matmul(a.transpose(0, 1)), weight: b };
   };
-  const withWeight = async (fn: (h: Tensor, w: Tensor) => Promise<Tensor>, h: Tensor) =>
+  const withWeight = async (fn: (h: Tensor, w: Tensor) => Promise<Tensor>, h: Tensor, frozen = false) =>
     tidy(async () => {
       const w = weight.detach();
-      w.requiresGrad = true;
+      w.requiresGrad = !frozen;
       await (await fn(h, w)).sum().backwardAsync();
     });
   const logits = (h: Tensor, w: Tensor) => h.matmul(w.transpose(0, 1));
@@ -202,11 +202,27 @@ const headRows: string[] = [];
         (await z.transpose(0, 1).matmulAsync(h.detach())).dispose();
       }),
   );
-  // The third field runs the variant with PREFIX_RL_HEAD_KERNELS=aten: the fused head's chunks reduced by ATen ops
-  // instead of the CUDA kernels.
-  const variants: [string, (h: Tensor, w: Tensor) => Promise<Tensor>, boolean?][] = [
-    ['IPVRM fused head (headLogprobs, K = 1)', (h, w) => headLogprobs(h, w, sampled)],
-    ['IPVRM fused head, chunks reduced by ATen ops (PREFIX_RL_HEAD_KERNELS=aten)', (h, w) => headLogprobs(h, w, sampled), true],
+  // A frozen head's floor: the two GEMMs its backward needs (h·Wᵀ, ∂z·W), no ∂W.
+  const frozenGemms = await measure(
+    () => hidden.clone(),
+    async (h) =>
+      tidy(async () => {
+        const z = await h.detach().matmulAsync(weight.transpose(0, 1));
+        (await z.matmulAsync(weight)).dispose();
+      }),
+  );
+  // The options: `aten` runs the variant with PREFIX_RL_HEAD_KERNELS=aten (the fused head's chunks reduced by ATen
+  // ops instead of the CUDA kernels); `frozen` trains hidden only (a LoRA actor's head), measured against its floor.
+  const ipvrmFused = (h: Tensor, w: Tensor) => headLogprobs(h, w, sampled);
+  const variants: [string, (h: Tensor, w: Tensor) => Promise<Tensor>, { aten?: boolean; frozen?: boolean }?][] = [
+    ['IPVRM fused head (headLogprobs, K = 1)', ipvrmFused],
+    ['IPVRM fused head, chunks reduced by ATen ops (PREFIX_RL_HEAD_KERNELS=aten)', ipvrmFused, { aten: true }],
+    ['IPVRM fused head, frozen head (backward from the expectations; vs the two GEMMs)', ipvrmFused, { frozen: true }],
+    [
+      'IPVRM present path, frozen head (vs the two GEMMs)',
+      (h, w) => tokenLogprobs(logits(h, w), sampled, { inplaceBackward: true }),
+      { frozen: true },
+    ],
     ['IPVRM present path (linear → fused gather, in-place grad)', (h, w) => tokenLogprobs(logits(h, w), sampled, { inplaceBackward: true })],
     ['IPVRM fused head with a rank-128 LoRA term (∂A, ∂B too)', (h, w) => headLogprobs(h, w, sampled, { lora: loraTerm(h) })],
     [
@@ -234,15 +250,17 @@ const headRows: string[] = [];
   ];
   headRows.push(
     `| the three head GEMMs alone (h·Wᵀ, ∂z·W, ∂zᵀ·h) | ${cell(gemms, (m) => fmtMs(m.ms))} | 1.00× | ${cell(gemms, (m) => m.extraGiB.toFixed(2))} |`,
+    `| the two head GEMMs of a frozen head alone (h·Wᵀ, ∂z·W) | ${cell(frozenGemms, (m) => fmtMs(m.ms))} | 1.00× | ${cell(frozenGemms, (m) => m.extraGiB.toFixed(2))} |`,
   );
-  for (const [name, fn, aten] of variants) {
+  for (const [name, fn, { aten = false, frozen = false } = {}] of variants) {
     if (aten) process.env.PREFIX_RL_HEAD_KERNELS = 'aten';
     const m = await measure(
       () => hidden.clone(),
-      (h) => withWeight(fn, h),
+      (h) => withWeight(fn, h, frozen),
     ).finally(() => delete process.env.PREFIX_RL_HEAD_KERNELS);
+    const floor = frozen ? frozenGemms : gemms;
     headRows.push(
-      `| ${name} | ${cell(m, (x) => fmtMs(x.ms))} | ${m.ms && gemms.ms ? `${(m.ms / gemms.ms).toFixed(2)}×` : ''} | ${cell(m, (x) => x.extraGiB.toFixed(2))} |`,
+      `| ${name} | ${cell(m, (x) => fmtMs(x.ms))} | ${m.ms && floor.ms ? `${(m.ms / floor.ms).toFixed(2)}×` : ''} | ${cell(m, (x) => x.extraGiB.toFixed(2))} |`,
     );
   }
   for (const t of [weight, hidden, index, sampled, loraA, loraB]) t.dispose();

@@ -405,6 +405,9 @@ class HeadLogprobsFn : public torch::autograd::Function<HeadLogprobsFn> {
     ctx->saved_data["temperature"] = temperature;
     ctx->saved_data["chunk"] = chunk;
     ctx->saved_data["expectations"] = expectations;
+    // An output nobody differentiated (the entropy as a metric) reaches the backward undefined, not as zeros: a
+    // frozen head then keeps its backward from the expectations, and no zero term is streamed.
+    ctx->set_materialize_grads(false);
     if (!entropy) return {logprobs};
     return {logprobs, pass.entropy};
   }
