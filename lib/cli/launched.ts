@@ -22,7 +22,9 @@ export async function runLaunched(device: string, run: (group?: ProcessGroup) =>
   if (timeoutSeconds !== undefined && !(timeoutSeconds > 0)) throw new Error(`${TIMEOUT_VARIABLE}=${timeout} must be a number of seconds > 0`);
   const backend = process.env[BACKEND_VARIABLE] ?? defaultBackend(device);
   if (backend !== 'gloo' && backend !== 'nccl') throw new Error(`${BACKEND_VARIABLE}=${backend} must be gloo or nccl`);
-  if (device === 'cuda') await cudaSetDevice(env.localRank);
+  // A CUDA rank binds its GPU, which NCCL's communicator is bound to in the join: cuda (no index) is cuda:LOCAL_RANK,
+  // cuda:N is N.
+  if (device.startsWith('cuda')) await cudaSetDevice(device === 'cuda' ? env.localRank : Number(device.slice('cuda:'.length)));
   const group = await initProcessGroup(env, { timeoutSeconds, backend: backend as DistributedBackend });
   try {
     const summary = await run(group);
