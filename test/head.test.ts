@@ -306,6 +306,54 @@ describe('a frozen head: the backward from the forward’s expectations equals t
     const fromExpectations = await runFrozen('float64', true, { chunkSize: 7, lora: true });
     const recomputed = await withNativeEnv({ PREFIX_RL_HEAD_RECOMPUTE: '1' }, () => runFrozen('float64', true, { chunkSize: 7, lora: true }));
     for (const key of ['logp', 'hidden', 'a'] as const) expect(worstDifference(recomputed[key], fromExpectations[key])).toBeLessThan(1e-12);
+    // Two computations ran (their float64 sums differ in the last bits), not one path twice.
+    expect(recomputed.hidden.some((x, i) => x !== fromExpectations.hidden[i])).toBe(true);
+  });
+
+  test('confident rows (p ≈ 1 at the sampled token) keep their small gradient in bf16, and duplicated ids count once', async () => {
+    await onEachPath(async () => {
+      await tidy(async () => {
+        const p = inputs('float64');
+        const [hidden0, weight] = [p.hidden.reshape([N, H]), p.weight];
+        // The row's most likely token, made ≥ 0.99 likely by scaling the hidden states; a duplicated id in each row.
+        const logits0 = hidden0.matmul(weight.transpose(0, 1)).toNumbers();
+        const top = Array.from({ length: N }, (_, n) => {
+          const row = logits0.slice(n * V, (n + 1) * V);
+          return row.indexOf(Math.max(...row));
+        });
+        let factor = 1;
+        for (;;) {
+          const logp = await tokenLogprobs(
+            hidden0.mul(factor).matmul(weight.transpose(0, 1)),
+            Tensor.from(BigInt64Array.from(top.map(BigInt)), [N, 1]),
+          );
+          if (Math.min(...logp.toNumbers().map(Math.exp)) > 0.99) break;
+          factor *= 1.25;
+        }
+        const index = Tensor.from(BigInt64Array.from(top.flatMap((id, n) => [BigInt(id), BigInt(id), BigInt((id + 1 + n) % V)])), [N, 3]);
+        const g = Tensor.from(
+          Float64Array.from({ length: N * 3 }, (_, i) => [1, 0.5, -0.25][i % 3]),
+          [N, 3],
+        );
+        // bf16 inputs; the reference is the unfused path in float64 on the same rounded values.
+        const [h16, w16] = [hidden0.mul(factor).to('bfloat16'), weight.to('bfloat16')];
+        const gradient = async (dtype: DType, fused: boolean) =>
+          tidy(async () => {
+            const h = h16.to(dtype);
+            h.requiresGrad = true;
+            const w = w16.to(dtype);
+            const logp = fused ? await headLogprobs(h, w, index, { chunkSize: 8 }) : await tokenLogprobs(h.matmul(w.transpose(0, 1)), index);
+            await logp.to('float64').mul(g).sum().backwardAsync();
+            return h.grad!.to('float64').toNumbers();
+          });
+        const reference = await gradient('float64', false);
+        const scale = Math.max(...reference.map(Math.abs));
+        const relative = (x: number[]) => Math.max(...x.map((v, i) => Math.abs(v - reference[i]))) / scale;
+        expect(relative(await gradient('bfloat16', true))).toBeLessThan(2e-2);
+        expect(relative(await withNativeEnv({ PREFIX_RL_HEAD_RECOMPUTE: '1' }, () => gradient('bfloat16', true)))).toBeLessThan(2e-2);
+        expect(relative(await gradient('float64', true))).toBeLessThan(1e-9);
+      });
+    });
   });
 });
 

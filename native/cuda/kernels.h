@@ -49,8 +49,10 @@ const char* row_topk(const void* logits, LogitsType type, int64_t N, int64_t V, 
 const char* row_lse_entropy(const void* logits, LogitsType type, int64_t N, int64_t C, float scale, float* lse, float* entropy, void* stream);
 
 // chunk_softmax: overwrites x with p_v = exp(scale·x_v − lse[n]) (lse[n]: the chunk row's own), zeros where
-// lse[n] = −inf (no mass): the frozen head's expectations Σ_v p_v·W_v take it as a GEMM's operand.
-const char* chunk_softmax(void* logits, LogitsType type, int64_t N, int64_t C, float scale, const float* lse, void* stream);
+// lse[n] = −inf (no mass) and at each index[n, k] inside the chunk [begin, begin + C): the frozen head's
+// expectation over the other tokens, Σ_{v ∉ index} p_v·W_v, takes it as a GEMM's operand.
+const char* chunk_softmax(void* logits, LogitsType type, int64_t N, int64_t C, float scale, const float* lse, const int64_t* index, int64_t K,
+                          int64_t begin, void* stream);
 
 // head_chunk_backward: overwrites x with ∂L/∂x_v = scale·p_v·(g_H·(lse − z_v − H) − g_sum), z = scale·x and
 // p = e^{z − lse} (lse, H: the whole row's), then adds scale·g[n, k] at each index[n, k] inside the chunk

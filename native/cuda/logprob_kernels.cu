@@ -318,7 +318,8 @@ __global__ void __launch_bounds__(kTopKThreads) row_topk_kernel(const T* logits,
 
 // One block per row of a vocabulary chunk [N, C], in place (see chunk_softmax).
 template <typename T>
-__global__ void __launch_bounds__(kThreads) chunk_softmax_kernel(T* logits, int64_t C, float scale, const float* lse_in) {
+__global__ void __launch_bounds__(kThreads)
+    chunk_softmax_kernel(T* logits, int64_t C, float scale, const float* lse_in, const int64_t* index, int64_t K, int64_t begin) {
   const int64_t row = blockIdx.x;
   T* x = logits + row * C;
   const float lse = lse_in[row];
@@ -327,6 +328,13 @@ __global__ void __launch_bounds__(kThreads) chunk_softmax_kernel(T* logits, int6
     return;
   }
   transform(x, x, C, [&](float value) { return __expf(value * scale - lse); });
+  __syncthreads();  // makes the block's global writes visible to thread 0
+  if (threadIdx.x == 0) {
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t id = index[row * K + k];
+      if (id >= begin && id < begin + C) x[id - begin] = from_float<T>(0.0f);
+    }
+  }
 }
 
 // One block per row of a vocabulary chunk [N, C], in place (see head_chunk_backward).
@@ -458,12 +466,13 @@ const char* row_lse_entropy(const void* logits, LogitsType type, int64_t N, int6
   return gather_logprobs_forward(logits, type, N, C, scale, nullptr, 0, nullptr, LogprobType::Float32, lse, stream);
 }
 
-const char* chunk_softmax(void* logits, LogitsType type, int64_t N, int64_t C, float scale, const float* lse, void* stream) {
+const char* chunk_softmax(void* logits, LogitsType type, int64_t N, int64_t C, float scale, const float* lse, const int64_t* index, int64_t K,
+                          int64_t begin, void* stream) {
   if (N == 0) return nullptr;
   if (N > kMaxRows) return "more rows than one kernel launch takes (2^31 - 1)";
   return launch_typed(type, [&](auto tag) {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
-    chunk_softmax_kernel<T><<<N, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(static_cast<T*>(logits), C, scale, lse);
+    chunk_softmax_kernel<T><<<N, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(static_cast<T*>(logits), C, scale, lse, index, K, begin);
   });
 }
 

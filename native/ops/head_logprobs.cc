@@ -79,7 +79,7 @@ struct Request {
   int64_t chunk = 4096;
   bool entropy = false;
   int64_t top_k = 0;
-  bool expectations = false;  // Σ_v p_v·W_v (and Σ_v p_v·B_v) per row, for a frozen head's backward
+  bool expectations = false;  // Σ_{v ∉ index} p_v·W_v (and ·B_v) per row, for a frozen head's backward
 };
 
 struct Pass {
@@ -87,12 +87,15 @@ struct Pass {
   at::Tensor lse;                             // [N] float64
   at::Tensor entropy;                         // [N] accumulation type, when asked for
   at::Tensor top_ids, top_values;             // [N, top_k] ids and unscaled logits, largest first, when asked for
-  at::Tensor expected_weight, expected_lora;  // [N, H] and [N, r] (accumulation type), when asked for
+  at::Tensor expected_weight, expected_lora;  // [N, H] and [N, r] (accumulation type), when asked for: over the
+                                              // tokens not in the row's index
 };
 
 // Folds a chunk into the running expectations E ← E·rescale + weight·(P_c·W_c) (and P_c·B_c), P_c [N, C] being the
-// chunk's own softmax in the model dtype and rescale, weight [N] (accumulation type) what the chunk's fold into the
-// logsumexp gave each row; Σ_v p_v·W_v is E / s once every chunk is in (finish_expectations).
+// chunk's own softmax in the model dtype with the row's index columns zeroed, and rescale, weight [N] (accumulation
+// type) what the chunk's fold into the logsumexp gave each row; Σ_{v ∉ index} p_v·W_v is E / s once every chunk is in
+// (finish_expectations). The index's own tokens are left to the backward, which weighs them in float64: for a
+// confident row (p ≈ 1 at the sampled token) their term g·(1 − p) would otherwise cancel in the model dtype.
 void fold_expectations(Pass& out, const at::Tensor& p, const Head& head, int64_t begin, const at::Tensor& rescale, const at::Tensor& weight) {
   auto fold = [&](at::Tensor& e, const at::Tensor& table) {
     at::Tensor term = at::mm(p, table.narrow(0, begin, p.size(1))).to(rescale.scalar_type()).mul_(weight.unsqueeze(1));
@@ -168,8 +171,14 @@ Pass stream_rows(const at::Tensor& hidden, const Head& head, const at::Tensor& i
           for (int64_t j = 0; j < take; ++j) list.offer(chunk_values[j], begin + chunk_ids[j]);
           filled[n] = list.filled;
         }
-        // Last, as it overwrites the row: the chunk's softmax, the expectations' GEMM operand.
-        if (r.expectations) kernels::row_softmax(row, C, scale, static_cast<A>(lse_c));
+        // Last, as it overwrites the row: the chunk's softmax without the index's tokens, the expectations' operand.
+        if (r.expectations) {
+          kernels::row_softmax(row, C, scale, static_cast<A>(lse_c));
+          for (int64_t k = 0; k < K; ++k) {
+            const int64_t id = ids[n * K + k];
+            if (id >= begin && id < end) row[id - begin] = scalar_t(0);
+          }
+        }
       });
       if (r.expectations) {
         fold_expectations(out, z, head, begin, at::tensor(rescale_c, at::kDouble).to(acc), at::tensor(weight_c, at::kDouble).to(acc));
@@ -248,11 +257,12 @@ ChunkStats chunk_stats_cuda(const at::Tensor& z, double scale, bool entropy, int
   return c;
 }
 
-// Overwrites z [N, C] (model dtype) with the chunk's softmax given its rows' lse [N] (float).
-void chunk_softmax_cuda(at::Tensor& z, double scale, const at::Tensor& lse) {
+// Overwrites z [N, C] (model dtype) with the chunk's softmax given its rows' lse [N] (float), zero at the index's
+// columns in the chunk [begin, begin + C).
+void chunk_softmax_cuda(at::Tensor& z, double scale, const at::Tensor& lse, const at::Tensor& index, int64_t begin) {
   c10::cuda::CUDAGuard guard(z.device());
   check_cuda(cuda::chunk_softmax(z.data_ptr(), cuda_type(z.scalar_type()), z.size(0), z.size(1), static_cast<float>(scale), lse.data_ptr<float>(),
-                                 current_stream()));
+                                 index.data_ptr<int64_t>(), index.size(1), begin, current_stream()));
 }
 #endif
 
@@ -312,10 +322,20 @@ Pass stream_chunks(const at::Tensor& hidden, const Head& head, const at::Tensor&
     if (take > 0) fold_topk(out, c.values.to(acc), c.columns + begin, r.top_k);
     auto [rescale, weight] = fold_chunk(m, s, a, c.lse.to(at::kDouble), r.entropy ? c.entropy.to(at::kDouble) : at::Tensor());
     if (r.expectations) {
+      at::Tensor p;
 #ifdef PREFIX_RL_CUDA_KERNELS
-      if (cuda) chunk_softmax_cuda(z, scale, c.lse);  // in place: z is the chunk's softmax now
+      if (cuda) chunk_softmax_cuda(z, scale, c.lse, index, begin), p = z;  // in place: z is the chunk's softmax now
 #endif
-      fold_expectations(out, cuda ? z : c.softmax.to(hidden.scalar_type()), head, begin, rescale.to(acc), weight.to(acc));
+      if (!cuda) {
+        p = c.softmax.to(hidden.scalar_type());
+        // Zeroed column by column of the index: a clamped column of an id outside the chunk writes back its own
+        // value, and after a zero has been written it reads that zero.
+        for (int64_t k = 0; k < index.size(1); ++k) {
+          const at::Tensor column = columns.narrow(1, k, 1);
+          p.scatter_(1, column, at::where(inside.narrow(1, k, 1), at::zeros({}, p.options()), p.gather(1, column)));
+        }
+      }
+      fold_expectations(out, p, head, begin, rescale.to(acc), weight.to(acc));
     }
   }
   out.lse = m + at::log(s);  // −inf for a row of −inf logits
@@ -399,9 +419,10 @@ class HeadLogprobsFn : public torch::autograd::Function<HeadLogprobsFn> {
                                                 const at::Tensor& lora_hidden, const at::Tensor& lora_weight, const at::Tensor& index,
                                                 double temperature, int64_t chunk, bool entropy, at::ScalarType out_type, bool expectations) {
     Pass pass = stream(hidden, Head{weight, lora_hidden, lora_weight}, index, Request{temperature, chunk, entropy, 0, expectations});
-    at::Tensor logprobs = (pass.gathered.to(at::kDouble) - pass.lse.unsqueeze(1)).to(out_type);  // one rounding
-    ctx->save_for_backward(
-        {hidden, weight, lora_hidden, lora_weight, index, pass.lse, entropy ? pass.entropy : at::Tensor(), pass.expected_weight, pass.expected_lora});
+    const at::Tensor exact = pass.gathered.to(at::kDouble) - pass.lse.unsqueeze(1);
+    at::Tensor logprobs = exact.to(out_type);  // one rounding
+    ctx->save_for_backward({hidden, weight, lora_hidden, lora_weight, index, pass.lse, entropy ? pass.entropy : at::Tensor(), pass.expected_weight,
+                            pass.expected_lora, expectations ? exact : at::Tensor()});
     ctx->saved_data["temperature"] = temperature;
     ctx->saved_data["chunk"] = chunk;
     ctx->saved_data["expectations"] = expectations;
@@ -423,7 +444,6 @@ class HeadLogprobsFn : public torch::autograd::Function<HeadLogprobsFn> {
     const int64_t chunk = ctx->saved_data["chunk"].toInt();
     const int64_t V = head.vocab();
     const auto acc = acc_type(hidden.scalar_type());
-    const ChunkPath path = chunk_path(hidden);
     at::Tensor lse = saved[5].to(acc).contiguous();
     at::Tensor g = grads[0].defined() ? grads[0].to(acc).contiguous() : at::zeros(index.sizes(), lse.options());
     at::Tensor g_sum = g.sum(1).contiguous();
@@ -440,17 +460,26 @@ class HeadLogprobsFn : public torch::autograd::Function<HeadLogprobsFn> {
           at::Tensor(),          at::Tensor()};
     };
     if (ctx->saved_data["expectations"].toBool() && !with_entropy) {
-      // A frozen head: ∂L/∂hidden = scale·(Σ_k g_k·W_{index_k} − g_sum·Σ_v p_v·W_v), the expectation from the
-      // forward, and likewise ∂L/∂hidden_r with B; no vocabulary GEMM.
+      // A frozen head: ∂L/∂hidden = scale·(Σ_k c_k·W_{index_k} − g_sum·E), E = Σ_{v ∉ index} p_v·W_v from the forward
+      // and c_k = g_k − g_sum·p_k / m_k, m_k the count of index_k in its row (so each distinct token's own −g_sum·p
+      // enters once), formed in float64 from the forward's log-probs: a confident row's g·(1 − p) does not cancel.
+      // Likewise ∂L/∂hidden_r with B. No vocabulary GEMM.
+      const at::Tensor p = saved[9].exp();
+      const at::Tensor count = (index.unsqueeze(2) == index.unsqueeze(1)).sum(2).to(at::kDouble);
+      const at::Tensor coef = (g.to(at::kDouble) - g_sum.to(at::kDouble).unsqueeze(1) * p / count).to(acc);
+      const at::Tensor none = (g == 0).all(1).unsqueeze(1);  // rows with no gradient: exact zeros, as the recompute gives
       const double scale = 1.0 / temperature;
       auto grad_through = [&](const at::Tensor& table, const at::Tensor& expected) {
         at::Tensor grad = expected * (-g_sum).unsqueeze(1);
-        for (int64_t k = 0; k < index.size(1); ++k) grad.add_(table.index_select(0, index.select(1, k)).to(acc).mul_(g.select(1, k).unsqueeze(1)));
-        return grad.mul_(scale);
+        for (int64_t k = 0; k < index.size(1); ++k) {
+          grad.add_(table.index_select(0, index.select(1, k)).to(acc).mul_(coef.select(1, k).unsqueeze(1)));
+        }
+        return grad.mul_(scale).masked_fill_(none, 0.0);
       };
       return outputs(need_hidden ? grad_through(head.weight, saved[7]) : at::Tensor(), at::Tensor(),
                      need_lora_hidden ? grad_through(head.lora_weight, saved[8]) : at::Tensor(), at::Tensor());
     }
+    const ChunkPath path = chunk_path(hidden);
     auto zeros_acc = [&](const at::Tensor& like) { return at::zeros(like.sizes(), like.options().dtype(acc)); };
     at::Tensor grad_hidden = need_hidden ? zeros_acc(hidden) : at::Tensor();
     at::Tensor grad_lora_hidden = need_lora_hidden ? zeros_acc(head.lora_hidden) : at::Tensor();
