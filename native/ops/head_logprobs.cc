@@ -324,7 +324,10 @@ Pass stream_chunks(const at::Tensor& hidden, const Head& head, const at::Tensor&
     if (r.expectations) {
       at::Tensor p;
 #ifdef PREFIX_RL_CUDA_KERNELS
-      if (cuda) chunk_softmax_cuda(z, scale, c.lse, index, begin), p = z;  // in place: z is the chunk's softmax now
+      if (cuda) {
+        chunk_softmax_cuda(z, scale, c.lse, index, begin);  // in place: z is the chunk's softmax now
+        p = z;
+      }
 #endif
       if (!cuda) {
         p = c.softmax.to(hidden.scalar_type());
