@@ -506,9 +506,7 @@ class GradientReducer : public std::enable_shared_from_this<GradientReducer> {
         else
           p.mutable_grad() = sum.to(p.device()).clone();
       }
-      bucket.flat = at::Tensor();
-      bucket.launched = {};
-      bucket.ready = 0;
+      forget(bucket);
     }
     next_ = 0;  // the next step starts from the first bucket again
   }
@@ -518,9 +516,7 @@ class GradientReducer : public std::enable_shared_from_this<GradientReducer> {
   void settle() {
     for (Bucket& bucket : buckets_) {
       ProcessGroup::settle(bucket.launched.work);
-      bucket.flat = at::Tensor();
-      bucket.launched = {};
-      bucket.ready = 0;
+      forget(bucket);
     }
     next_ = 0;
   }
@@ -532,6 +528,13 @@ class GradientReducer : public std::enable_shared_from_this<GradientReducer> {
     at::Tensor flat;  // the members' gradients, then one flag per member
     ProcessGroup::Launched launched;
   };
+
+  // A bucket done with (summed, or abandoned once settled): its buffer freed, ready for the next step.
+  static void forget(Bucket& bucket) {
+    bucket.flat = at::Tensor();
+    bucket.launched = {};
+    bucket.ready = 0;
+  }
 
   struct ReadyHook : torch::autograd::PostAccumulateGradHook {
     ReadyHook(std::weak_ptr<GradientReducer> reducer, size_t index) : reducer(std::move(reducer)), index(index) {}

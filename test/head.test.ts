@@ -9,18 +9,9 @@ import { loadModel, padBatch } from '../lib/model/index.js';
 import { distrlCandidates, distrlTd, headLogprobs, headLogprobsAndEntropy, tokenEntropy, tokenLogprobs } from '../lib/ops/objectives.js';
 import { Tensor, tidy, type DType } from '../lib/tensor/index.js';
 import { worstDifference } from './helpers/compare.js';
-import { withNativeEnv } from './helpers/native-env.js';
+import { onEachHeadPath, withNativeEnv } from './helpers/native-env.js';
 
 const [N, H, V, K] = [6, 5, 37, 3];
-
-/**
- * Runs `fn` on each implementation of the fused head's chunks: the CPU row kernels, and the ATen ops the other
- * devices use (PREFIX_RL_HEAD_KERNELS=aten forces them here).
- */
-async function onEachPath(fn: () => Promise<void>): Promise<void> {
-  await fn();
-  await withNativeEnv({ PREFIX_RL_HEAD_KERNELS: 'aten' }, fn);
-}
 
 function inputs(dtype: DType) {
   return tidy(() => ({
@@ -75,7 +66,7 @@ describe('headLogprobs equals linear → log-softmax gather', () => {
     ['float32', 8, 1e-5],
     ['bfloat16', 8, 3e-2],
   ] as [DType, number, number][])('%s, chunk %i (tolerance %f)', async (dtype, chunkSize, tolerance) => {
-    await onEachPath(async () => {
+    await onEachHeadPath(async () => {
       for (const variant of [{}, { temperature: 0.7 }, { tied: true }]) {
         const fused = await run(dtype, true, { chunkSize, ...variant });
         const unfused = await run(dtype, false, variant);
@@ -87,7 +78,7 @@ describe('headLogprobs equals linear → log-softmax gather', () => {
   });
 
   test('a NaN logit anywhere in the vocabulary makes the row NaN (never skipped with its chunk)', async () => {
-    await onEachPath(async () => {
+    await onEachHeadPath(async () => {
       await tidy(async () => {
         const p = inputs('float32');
         // Vocabulary row 30 (in the last chunk of 8) holds a NaN; the gathered tokens all lie below it.
@@ -173,7 +164,7 @@ describe('a LoRA on the head: the fused head equals the logits of hidden · Wᵀ
     ['float32', 8, 3e-5],
     ['bfloat16', 8, 5e-2],
   ] as [DType, number, number][])('%s, chunk %i (tolerance %f): values and gradients of hidden, W, A and B', async (dtype, chunkSize, tolerance) => {
-    await onEachPath(async () => {
+    await onEachHeadPath(async () => {
       for (const variant of [{}, { temperature: 0.7 }, { tied: true }, { entropy: true }]) {
         const fused = await runLora(dtype, true, { chunkSize, ...variant });
         const unfused = await runLora(dtype, false, variant);
@@ -187,7 +178,7 @@ describe('a LoRA on the head: the fused head equals the logits of hidden · Wᵀ
   });
 
   test('distrlCandidates and distrlTd take the LoRA term and equal the logits path', async () => {
-    await onEachPath(async () => {
+    await onEachHeadPath(async () => {
       await tidy(async () => {
         const p = inputs('float64');
         const loraHidden = p.hidden.matmul(Tensor.randn([H, R], 13, { dtype: 'float64' })).mul(SCALE);
@@ -282,7 +273,7 @@ describe('a frozen head: the backward from the forward’s expectations equals t
     // bf16 gradients wander to ≈0.04 of their size here on either backward (recompute: up to 0.043).
     ['bfloat16', 8, 6e-2],
   ] as [DType, number, number][])('%s, chunk %i (tolerance %f): values and gradients of hidden (and A)', async (dtype, chunkSize, tolerance) => {
-    await onEachPath(async () => {
+    await onEachHeadPath(async () => {
       const variants = [
         {},
         { temperature: 0.7 },
@@ -311,7 +302,7 @@ describe('a frozen head: the backward from the forward’s expectations equals t
   });
 
   test('confident rows (p ≈ 1 at the sampled token) keep their small gradient in bf16, and duplicated ids count once', async () => {
-    await onEachPath(async () => {
+    await onEachHeadPath(async () => {
       await tidy(async () => {
         const p = inputs('float64');
         const [hidden0, weight] = [p.hidden.reshape([N, H]), p.weight];
@@ -462,7 +453,7 @@ describe('headLogprobsAndEntropy equals logits → tokenLogprobs + tokenEntropy'
     ['float32', 8, 1e-5],
     ['bfloat16', 8, 5e-2],
   ] as [DType, number, number][])('%s, chunk %i (tolerance %f)', async (dtype, chunkSize, tolerance) => {
-    await onEachPath(async () => {
+    await onEachHeadPath(async () => {
       for (const variant of [{}, { temperature: 0.7 }, { logprobGrad: false }]) {
         const fused = await runEntropy(dtype, true, { chunkSize, ...variant });
         const unfused = await runEntropy(dtype, false, variant);
@@ -493,7 +484,7 @@ describe('distrlCandidates through the fused head equals the logits path', () =>
     ['float32', 1e-5],
     ['bfloat16', 3e-2],
   ] as [DType, number][])('%s', async (dtype, tolerance) => {
-    await onEachPath(async () => {
+    await onEachHeadPath(async () => {
       for (const [options, tied] of [
         [{ chunkSize: 5 }, false],
         [{ chunkSize: 37, temperature: 0.7 }, false],
@@ -518,7 +509,7 @@ describe('distrlCandidates through the fused head equals the logits path', () =>
   });
 
   test("each candidate's log-prob is exactly headLogprobs' at that token: π_θ / π_old = 1 on-policy", async () => {
-    await onEachPath(async () => {
+    await onEachHeadPath(async () => {
       for (const dtype of ['float32', 'bfloat16'] as DType[]) {
         const { fused, p } = await candidatesBoth(dtype, { chunkSize: 7, temperature: 0.9 });
         const policy = await headLogprobs(p.hidden, p.weight, fused.candidateIndices, { chunkSize: 7, temperature: 0.9 });

@@ -192,25 +192,20 @@ const headRows: string[] = [];
       await (await fn(h, w)).sum().backwardAsync();
     });
   const logits = (h: Tensor, w: Tensor) => h.matmul(w.transpose(0, 1));
-  // The floor: the three head GEMMs a backward needs anyway (h·Wᵀ, ∂z·W, ∂zᵀ·h), ∂z standing in for the logits.
-  const gemms = await measure(
-    () => hidden.clone(),
-    async (h) =>
-      tidy(async () => {
-        const z = await h.detach().matmulAsync(weight.transpose(0, 1));
-        (await z.matmulAsync(weight)).dispose();
-        (await z.transpose(0, 1).matmulAsync(h.detach())).dispose();
-      }),
-  );
-  // A frozen head's floor: the two GEMMs its backward needs (h·Wᵀ, ∂z·W), no ∂W.
-  const frozenGemms = await measure(
-    () => hidden.clone(),
-    async (h) =>
-      tidy(async () => {
-        const z = await h.detach().matmulAsync(weight.transpose(0, 1));
-        (await z.matmulAsync(weight)).dispose();
-      }),
-  );
+  // The floors: the head GEMMs a backward needs anyway, ∂z standing in for the logits: h·Wᵀ and ∂z·W, and ∂zᵀ·h
+  // for a trained head's ∂W (a frozen head has none).
+  const floor = (withWeightGradient: boolean) =>
+    measure(
+      () => hidden.clone(),
+      async (h) =>
+        tidy(async () => {
+          const z = await h.detach().matmulAsync(weight.transpose(0, 1));
+          (await z.matmulAsync(weight)).dispose();
+          if (withWeightGradient) (await z.transpose(0, 1).matmulAsync(h.detach())).dispose();
+        }),
+    );
+  const gemms = await floor(true);
+  const frozenGemms = await floor(false);
   // The options: `aten` runs the variant with PREFIX_RL_HEAD_KERNELS=aten (the fused head's chunks reduced by ATen
   // ops instead of the CUDA kernels); `frozen` trains hidden only (a LoRA actor's head), measured against its floor.
   const ipvrmFused = (h: Tensor, w: Tensor) => headLogprobs(h, w, sampled);

@@ -316,6 +316,17 @@ __global__ void __launch_bounds__(kTopKThreads) row_topk_kernel(const T* logits,
   }
 }
 
+// After the block's writes to a chunk row, thread 0 calls fn(k, column) for each of the row's index entries ids[k]
+// inside the chunk [begin, begin + C), in k order (as the CPU row kernels add them). Synchronises the block.
+template <typename Fn>
+__device__ __forceinline__ void for_chunk_ids(const int64_t* ids, int64_t K, int64_t begin, int64_t C, Fn fn) {
+  __syncthreads();  // makes the block's global writes visible to thread 0
+  if (threadIdx.x != 0) return;
+  for (int64_t k = 0; k < K; ++k) {
+    if (ids[k] >= begin && ids[k] < begin + C) fn(k, ids[k] - begin);
+  }
+}
+
 // One block per row of a vocabulary chunk [N, C], in place (see chunk_softmax).
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
@@ -328,13 +339,7 @@ __global__ void __launch_bounds__(kThreads)
     return;
   }
   transform(x, x, C, [&](float value) { return __expf(value * scale - lse); });
-  __syncthreads();  // makes the block's global writes visible to thread 0
-  if (threadIdx.x == 0) {
-    for (int64_t k = 0; k < K; ++k) {
-      const int64_t id = index[row * K + k];
-      if (id >= begin && id < begin + C) x[id - begin] = from_float<T>(0.0f);
-    }
-  }
+  for_chunk_ids(index + row * K, K, begin, C, [&](int64_t, int64_t column) { x[column] = from_float<T>(0.0f); });
 }
 
 // One block per row of a vocabulary chunk [N, C], in place (see head_chunk_backward).
@@ -359,17 +364,15 @@ __global__ void __launch_bounds__(kThreads)
     const float d = lse - value * scale;  // −log p_v ≥ 0; p_v counts as 0 below e^−87 (and for d = +inf or NaN)
     return d < 87.0f ? scale * __expf(-d) * (g_h * (d - h) - g_sum) : 0.0f;
   });
-  __syncthreads();  // makes the block's global writes visible to thread 0
-  if (threadIdx.x == 0) {
-    for (int64_t k = 0; k < K; ++k) {
-      const int64_t id = ids[k];
-      if (id >= begin && id < begin + C) x[id - begin] = from_float<T>(to_float(x[id - begin]) + scale * g[k]);
-    }
-  }
+  for_chunk_ids(ids, K, begin, C, [&](int64_t k, int64_t column) { x[column] = from_float<T>(to_float(x[column]) + scale * g[k]); });
 }
 
+// Launches `launch` with a null pointer of the logits' element type (its tag) for N rows, one block each: nothing
+// for N = 0, an error beyond the grid's limit; returns the launch's error.
 template <typename Launch>
-const char* launch_typed(LogitsType type, Launch launch) {
+const char* launch_typed(LogitsType type, int64_t N, Launch launch) {
+  if (N == 0) return nullptr;
+  if (N > kMaxRows) return "more rows than one kernel launch takes (2^31 - 1)";
   switch (type) {
     case LogitsType::Float32: launch(static_cast<const float*>(nullptr)); break;
     case LogitsType::BFloat16: launch(static_cast<const __nv_bfloat16*>(nullptr)); break;
@@ -401,9 +404,7 @@ bool kernels_available(int device) {
 
 const char* gather_logprobs_forward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, const int64_t* index, int64_t K,
                                     void* logp, LogprobType logp_type, float* lse, void* stream) {
-  if (N == 0) return nullptr;
-  if (N > kMaxRows) return "more rows than one kernel launch takes (2^31 - 1)";
-  return launch_typed(type, [&](auto tag) {
+  return launch_typed(type, N, [&](auto tag) {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
     auto s = static_cast<cudaStream_t>(stream);
     if (logp_type == LogprobType::Float64) {
@@ -416,10 +417,8 @@ const char* gather_logprobs_forward(const void* logits, LogitsType type, int64_t
 
 const char* gather_logprobs_backward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, const float* lse, const int64_t* index,
                                      const float* grad_logp, int64_t K, void* grad_logits, void* stream) {
-  if (N == 0) return nullptr;
-  if (N > kMaxRows) return "more rows than one kernel launch takes (2^31 - 1)";
   if (K > kMaxGatherK) return "gather_logprobs_backward: K exceeds kMaxGatherK";
-  return launch_typed(type, [&](auto tag) {
+  return launch_typed(type, N, [&](auto tag) {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
     gather_backward_kernel<T><<<N, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(static_cast<const T*>(logits), V, scale, lse, index, grad_logp,
                                                                                      K, static_cast<T*>(grad_logits));
@@ -427,9 +426,7 @@ const char* gather_logprobs_backward(const void* logits, LogitsType type, int64_
 }
 
 const char* token_entropy_forward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, float* lse, float* entropy, void* stream) {
-  if (N == 0) return nullptr;
-  if (N > kMaxRows) return "more rows than one kernel launch takes (2^31 - 1)";
-  return launch_typed(type, [&](auto tag) {
+  return launch_typed(type, N, [&](auto tag) {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
     entropy_forward_kernel<T><<<N, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(static_cast<const T*>(logits), V, scale, lse, entropy);
   });
@@ -437,9 +434,7 @@ const char* token_entropy_forward(const void* logits, LogitsType type, int64_t N
 
 const char* token_entropy_backward(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, const float* lse, const float* entropy,
                                    const float* grad_entropy, void* grad_logits, void* stream) {
-  if (N == 0) return nullptr;
-  if (N > kMaxRows) return "more rows than one kernel launch takes (2^31 - 1)";
-  return launch_typed(type, [&](auto tag) {
+  return launch_typed(type, N, [&](auto tag) {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
     entropy_backward_kernel<T><<<N, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(static_cast<const T*>(logits), V, scale, lse, entropy,
                                                                                       grad_entropy, static_cast<T*>(grad_logits));
@@ -448,12 +443,10 @@ const char* token_entropy_backward(const void* logits, LogitsType type, int64_t 
 
 const char* row_topk(const void* logits, LogitsType type, int64_t N, int64_t V, float scale, int64_t k, const int64_t* tokens, int64_t* ids,
                      float* values, float* token_value, float* lse, void* stream) {
-  if (N == 0) return nullptr;
-  if (N > kMaxRows) return "more rows than one kernel launch takes (2^31 - 1)";
   if (k < 1 || k > kMaxTopK) return "row_topk: k must be in [1, kMaxTopK]";
   if (V > INT_MAX) return "row_topk: the vocabulary exceeds 2^31 - 1";
   if (k > V) return "row_topk: k exceeds the vocabulary";
-  return launch_typed(type, [&](auto tag) {
+  return launch_typed(type, N, [&](auto tag) {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
     row_topk_kernel<T><<<N, kTopKThreads, 0, static_cast<cudaStream_t>(stream)>>>(static_cast<const T*>(logits), V, scale, static_cast<int>(k),
                                                                                   tokens, ids, values, token_value, lse);
@@ -468,9 +461,7 @@ const char* row_lse_entropy(const void* logits, LogitsType type, int64_t N, int6
 
 const char* chunk_softmax(void* logits, LogitsType type, int64_t N, int64_t C, float scale, const float* lse, const int64_t* index, int64_t K,
                           int64_t begin, void* stream) {
-  if (N == 0) return nullptr;
-  if (N > kMaxRows) return "more rows than one kernel launch takes (2^31 - 1)";
-  return launch_typed(type, [&](auto tag) {
+  return launch_typed(type, N, [&](auto tag) {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
     chunk_softmax_kernel<T><<<N, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(static_cast<T*>(logits), C, scale, lse, index, K, begin);
   });
@@ -479,10 +470,8 @@ const char* chunk_softmax(void* logits, LogitsType type, int64_t N, int64_t C, f
 const char* head_chunk_backward(void* logits, LogitsType type, int64_t N, int64_t C, float scale, const float* lse, const float* g_sum,
                                 const float* g_entropy, const float* entropy, const int64_t* index, const float* g, int64_t K, int64_t begin,
                                 void* stream) {
-  if (N == 0) return nullptr;
-  if (N > kMaxRows) return "more rows than one kernel launch takes (2^31 - 1)";
   if (g_entropy && !entropy) return "head_chunk_backward: an entropy gradient needs the entropy";
-  return launch_typed(type, [&](auto tag) {
+  return launch_typed(type, N, [&](auto tag) {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
     head_chunk_backward_kernel<T><<<N, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(static_cast<T*>(logits), C, scale, lse, g_sum, g_entropy,
                                                                                          entropy, index, g, K, begin);

@@ -116,8 +116,6 @@ void finish_expectations(Pass& out, const at::Tensor& s) {
 // in float64 across chunks: lse = log Σ_c e^{lse_c} and H = Σ_c e^{lse_c − lse}·(lse − lse_c + H_c), kept online as
 // (m, s = Σ e^{lse_c − m}, a = Σ e^{lse_c − m}·(H_c − lse_c)) so that lse = m + log s and H = lse + a / s.
 Pass stream_rows(const at::Tensor& hidden, const Head& head, const at::Tensor& index, const Request& r) {
-  const int64_t top_k = r.top_k;
-  const bool entropy = r.entropy;
   at::NoGradGuard no_grad;
   const int64_t N = hidden.size(0), V = head.vocab(), K = index.size(1);
   const auto acc = acc_type(hidden.scalar_type());
@@ -125,9 +123,9 @@ Pass stream_rows(const at::Tensor& hidden, const Head& head, const at::Tensor& i
   out.gathered = at::zeros({N, K}, hidden.options().dtype(acc));
   std::vector<double> m(N, -std::numeric_limits<double>::infinity()), s(N, 0.0), a(N, 0.0);
   std::vector<int64_t> filled(N, 0);
-  if (top_k > 0) {
-    out.top_ids = at::empty({N, top_k}, hidden.options().dtype(at::kLong));
-    out.top_values = at::empty({N, top_k}, hidden.options().dtype(acc));
+  if (r.top_k > 0) {
+    out.top_ids = at::empty({N, r.top_k}, hidden.options().dtype(at::kLong));
+    out.top_values = at::empty({N, r.top_k}, hidden.options().dtype(acc));
   }
   const int64_t* ids = index.data_ptr<int64_t>();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, hidden.scalar_type(), "head_rows", [&] {
@@ -138,7 +136,7 @@ Pass stream_rows(const at::Tensor& hidden, const Head& head, const at::Tensor& i
     std::vector<double> rescale_c, weight_c;
     for (int64_t begin = 0; begin < V; begin += r.chunk) {
       check_cancelled();
-      const int64_t end = std::min(V, begin + r.chunk), C = end - begin, take = std::min(top_k, C);
+      const int64_t end = std::min(V, begin + r.chunk), C = end - begin, take = std::min(r.top_k, C);
       at::Tensor z = chunk_product(hidden, head, begin, C);
       scalar_t* x = z.data_ptr<scalar_t>();
       if (r.expectations) rescale_c.assign(N, 1.0), weight_c.assign(N, 0.0);
@@ -152,7 +150,7 @@ Pass stream_rows(const at::Tensor& hidden, const Head& head, const at::Tensor& i
         if (std::isnan(lse_c)) {
           s[n] = lse_c;  // a NaN logit makes the row's lse (and entropy) NaN, as the unfused path's, never skipped
         } else if (lse_c > -std::numeric_limits<double>::infinity()) {
-          const double h_c = entropy ? static_cast<double>(kernels::row_entropy(row, C, scale, static_cast<A>(lse_c))) : 0.0;
+          const double h_c = r.entropy ? static_cast<double>(kernels::row_entropy(row, C, scale, static_cast<A>(lse_c))) : 0.0;
           const double m_new = std::max(m[n], lse_c), rescale = std::exp(m[n] - m_new), weight = std::exp(lse_c - m_new);
           s[n] = s[n] * rescale + weight;
           a[n] = a[n] * rescale + weight * (h_c - lse_c);
@@ -167,7 +165,7 @@ Pass stream_rows(const at::Tensor& hidden, const Head& head, const at::Tensor& i
           chunk_ids.resize(take);
           chunk_values.resize(take);
           kernels::row_topk(row, C, take, chunk_ids.data(), chunk_values.data());
-          kernels::TopKList<A> list{top_k, out.top_ids.data_ptr<int64_t>() + n * top_k, out.top_values.data_ptr<A>() + n * top_k, filled[n]};
+          kernels::TopKList<A> list{r.top_k, out.top_ids.data_ptr<int64_t>() + n * r.top_k, out.top_values.data_ptr<A>() + n * r.top_k, filled[n]};
           for (int64_t j = 0; j < take; ++j) list.offer(chunk_values[j], begin + chunk_ids[j]);
           filled[n] = list.filled;
         }
@@ -189,7 +187,7 @@ Pass stream_rows(const at::Tensor& hidden, const Head& head, const at::Tensor& i
   double* lse = out.lse.data_ptr<double>();
   for (int64_t n = 0; n < N; ++n) lse[n] = m[n] + std::log(s[n]);  // −inf for a row of −inf logits
   finish_expectations(out, at::tensor(s, at::kDouble));
-  if (entropy) {
+  if (r.entropy) {
     at::Tensor h = at::empty({N}, at::kDouble);
     for (int64_t n = 0; n < N; ++n) h.data_ptr<double>()[n] = lse[n] + a[n] / s[n];
     out.entropy = h.to(acc);
@@ -205,14 +203,17 @@ struct ChunkStats {
   at::Tensor softmax;          // [N, C]: the chunk's own softmax, when asked for (ATen ops only)
 };
 
+// The chunk's top-`take` of z [N, C] (unscaled) by a stable descending sort: equal values keep the lower column.
+void sorted_top(ChunkStats& c, const at::Tensor& z, int64_t take) {
+  auto [sorted, order] = at::sort(z, /*stable=*/true, /*dim=*/1, /*descending=*/true);
+  c.values = sorted.narrow(1, 0, take);
+  c.columns = order.narrow(1, 0, take);
+}
+
 // By ATen ops, over z [N, C] (unscaled, in the accumulation type; consumed).
 ChunkStats chunk_stats_aten(at::Tensor z, double scale, bool entropy, int64_t take, bool softmax) {
   ChunkStats c;
-  if (take > 0) {
-    auto [sorted, order] = at::sort(z, /*stable=*/true, /*dim=*/1, /*descending=*/true);  // ranks the unscaled logits
-    c.values = sorted.narrow(1, 0, take);
-    c.columns = order.narrow(1, 0, take);
-  }
+  if (take > 0) sorted_top(c, z, take);
   if (scale != 1.0) z.mul_(scale);
   c.lse = at::logsumexp(z, {1});  // −inf for a row of −inf logits
   if (entropy) {
@@ -244,9 +245,7 @@ ChunkStats chunk_stats_cuda(const at::Tensor& z, double scale, bool entropy, int
   check_cuda(cuda::row_lse_entropy(z.data_ptr(), type, N, C, static_cast<float>(scale), c.lse.data_ptr<float>(),
                                    entropy ? c.entropy.data_ptr<float>() : nullptr, current_stream()));
   if (take > cuda::kMaxTopK) {
-    auto [sorted, order] = at::sort(z.to(at::kFloat), /*stable=*/true, /*dim=*/1, /*descending=*/true);
-    c.values = sorted.narrow(1, 0, take);
-    c.columns = order.narrow(1, 0, take);
+    sorted_top(c, z.to(at::kFloat), take);
   } else if (take > 0) {
     c.values = at::empty({N, take}, floats);
     c.columns = at::empty({N, take}, z.options().dtype(at::kLong));
@@ -417,7 +416,7 @@ class HeadLogprobsFn : public torch::autograd::Function<HeadLogprobsFn> {
  public:
   // hidden [N, H], weight [V, H], a LoRA's hidden_r [N, r] and B [V, r] (r = 0: none), index [N, K] int64 →
   // {log-probs [N, K] in out_type, entropy [N] if asked for}. With `expectations` (a frozen head, see head_logprobs)
-  // the pass also accumulates Σ_v p_v·W_v (and ·B_v) for the backward.
+  // the pass also accumulates Σ_{v ∉ index} p_v·W_v (and ·B_v) for the backward.
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight,
                                                 const at::Tensor& lora_hidden, const at::Tensor& lora_weight, const at::Tensor& index,
                                                 double temperature, int64_t chunk, bool entropy, at::ScalarType out_type, bool expectations) {

@@ -19,7 +19,7 @@ import { loadTokenizer } from '../../lib/tokenizer/index.js';
 import { trainRl, type RlStep } from '../../lib/train/rl.js';
 import { Rng } from '../../lib/util/rng.js';
 import { worstDifference } from '../helpers/compare.js';
-import { withNativeEnv } from '../helpers/native-env.js';
+import { onEachHeadPath, withNativeEnv } from '../helpers/native-env.js';
 
 export interface ParityCase {
   name: string;
@@ -258,13 +258,11 @@ const headCases: ParityCase[] = (['float32', 'bfloat16'] as DType[]).flatMap((dt
           };
           // Against the CPU's recompute: an error both expectations paths shared would show.
           const cpu = await withNativeEnv({ PREFIX_RL_HEAD_RECOMPUTE: '1' }, () => pass('cpu'));
-          for (const path of ['kernels', 'aten']) {
-            await withNativeEnv(path === 'aten' ? { PREFIX_RL_HEAD_KERNELS: 'aten' } : {}, async () => {
-              const device = await pass(PARITY_DEVICE);
-              assertClose(`${path}: log-probs`, device.logprobs, cpu.logprobs, tolerance);
-              leaves.forEach((key, i) => assertClose(`${path}: ∂/∂${key}`, device.grads[i], cpu.grads[i], tolerance));
-            });
-          }
+          await onEachHeadPath(async (path) => {
+            const device = await pass(PARITY_DEVICE);
+            assertClose(`${path}: log-probs`, device.logprobs, cpu.logprobs, tolerance);
+            leaves.forEach((key, i) => assertClose(`${path}: ∂/∂${key}`, device.grads[i], cpu.grads[i], tolerance));
+          });
         }),
     },
     {
@@ -305,23 +303,21 @@ const headCases: ParityCase[] = (['float32', 'bfloat16'] as DType[]).flatMap((dt
             return { out, hidden: (on.hidden as Tensor).grad!, weight: (on.weight as Tensor).grad! };
           };
           const cpu = await pass('cpu');
-          for (const path of ['kernels', 'aten']) {
-            await withNativeEnv(path === 'aten' ? { PREFIX_RL_HEAD_KERNELS: 'aten' } : {}, async () => {
-              const device = await pass(PARITY_DEVICE);
-              assertClose(`${path}: log-probs`, device.out.logprobs, cpu.out.logprobs, tolerance);
-              assertClose(`${path}: entropy`, device.out.entropy, cpu.out.entropy, tolerance);
-              assertClose(`${path}: ∂/∂hidden`, device.hidden, cpu.hidden, tolerance);
-              assertClose(`${path}: ∂/∂weight`, device.weight, cpu.weight, tolerance);
-              const rows = values(device.hidden);
-              for (let n = 0; n < N; n++) {
-                if (masked(n))
-                  assert.ok(
-                    rows.slice(n * H, (n + 1) * H).every((g) => g === 0),
-                    `${path}: masked row ${n} must get exactly zero`,
-                  );
-              }
-            });
-          }
+          await onEachHeadPath(async (path) => {
+            const device = await pass(PARITY_DEVICE);
+            assertClose(`${path}: log-probs`, device.out.logprobs, cpu.out.logprobs, tolerance);
+            assertClose(`${path}: entropy`, device.out.entropy, cpu.out.entropy, tolerance);
+            assertClose(`${path}: ∂/∂hidden`, device.hidden, cpu.hidden, tolerance);
+            assertClose(`${path}: ∂/∂weight`, device.weight, cpu.weight, tolerance);
+            const rows = values(device.hidden);
+            for (let n = 0; n < N; n++) {
+              if (masked(n))
+                assert.ok(
+                  rows.slice(n * H, (n + 1) * H).every((g) => g === 0),
+                  `${path}: masked row ${n} must get exactly zero`,
+                );
+            }
+          });
         }),
     },
   ];

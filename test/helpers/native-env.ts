@@ -18,3 +18,12 @@ export async function withNativeEnv<T>(vars: Record<string, string>, fn: () => P
     for (const [name, value] of Object.entries(before)) set(name, value);
   }
 }
+
+/**
+ * Runs `fn` on each way the fused LM head reduces its vocabulary chunks: the device's own kernels (the CPU row
+ * kernels, the CUDA chunk kernels), then ATen ops (PREFIX_RL_HEAD_KERNELS=aten).
+ */
+export async function onEachHeadPath(fn: (path: 'kernels' | 'aten') => Promise<void>): Promise<void> {
+  await fn('kernels');
+  await withNativeEnv({ PREFIX_RL_HEAD_KERNELS: 'aten' }, () => fn('aten'));
+}
