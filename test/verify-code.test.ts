@@ -73,6 +73,33 @@ describe('code verifier judging', () => {
     expect(failing.code?.failure?.stderrTail).toContain('AssertionError');
   });
 
+  test('assert tests pass only when they run to their end: exiting early with status 0 fails', async () => {
+    const wrong = 'def add(a, b):\n    return a - b\n';
+    const assert = 'assert add(2, 3) == 5';
+    for (const exit of [
+      'import sys\nsys.exit(0)',
+      'import os\nos._exit(0)',
+      'import atexit, os\natexit.register(lambda: os._exit(0))',
+      'import sys\nsys.excepthook = lambda *args: None',
+      // What the program can see of the run (stdin, environment, files) does not give the proof away.
+      'import os, sys\nprint(sys.stdin.read(), open("/proc/self/environ").read(), *[open(f).read() for f in os.listdir(".")])\nsys.exit(0)',
+    ]) {
+      const result = await verifyCode(python(`${wrong}${exit}`), { assert });
+      expect(result).toMatchObject({ status: 'fail', code: { passed: 0, total: 1 } });
+    }
+    const js = (code: string) => `\`\`\`js\nfunction add(a, b) {\n  return a - b;\n}\n${code}\n\`\`\``;
+    const jsAssert = 'require("assert").strictEqual(add(2, 3), 5);';
+    for (const exit of ['process.exit(0);', 'process.on("exit", () => { process.exitCode = 0; });', 'process.on("uncaughtException", () => {});']) {
+      expect((await verifyCode(js(exit), { language: 'javascript', assert: jsAssert })).status).toBe('fail');
+    }
+    // Right programs still pass, whatever they print; they run as the main module and see an empty stdin, as before.
+    const right = python('import sys\ndef add(a, b):\n    return a + b\nprint("hello")');
+    expect((await verifyCode(right, { assert: `${assert}\nassert __name__ == "__main__" and sys.stdin.read() == ""` })).status).toBe('pass');
+    const rightJs = '```js\nconst add = (a, b) => a + b;\nconsole.log("hello");\n```';
+    const mainAssert = 'require("assert").ok(require.main === module && require("fs").readFileSync(0, "utf8") === "");';
+    expect((await verifyCode(rightJs, { language: 'javascript', assert: `${jsAssert}\n${mainAssert}` })).status).toBe('pass');
+  });
+
   test('APPS-style {inputs, outputs} tests and JSON strings are accepted', async () => {
     const tests = JSON.stringify({ inputs: ['3\n', '10\n'], outputs: ['9\n', '100\n'] });
     expect((await verifyCode(python('n = int(input())\nprint(n * n)'), tests)).status).toBe('pass');
@@ -120,6 +147,13 @@ describe('program extraction and output comparison', () => {
     ['3', '4', false],
     ['YES', 'yes', false],
     ['1 2', '1 2 3', false],
+    // Integers compare exactly, whatever their size; only tokens with a fraction or exponent get the tolerance.
+    ['999999000', '999999937', false],
+    ['123456789000', '123456789012', false],
+    ['123456789012345678901234567891', '123456789012345678901234567890', false],
+    ['007 -0', '7 0', true],
+    ['1000000', '1000000.0000001', true],
+    ['1e6', '1000000', true],
   ])('%j vs %j → %s', (actual, expected, same) => {
     expect(outputsMatch(actual, expected)).toBe(same);
   });

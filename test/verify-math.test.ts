@@ -1,4 +1,4 @@
-import { extractMathAnswer, lastBoxed, mathAnswersEqual, verifyControlled, verifyMath } from '../lib/verify/index.js';
+import { extractMathAnswer, lastBoxed, mathAnswersEqual, verify, verifyControlled, verifyMath } from '../lib/verify/index.js';
 
 const box = (answer: string) => `Some reasoning first.\nSo the final answer is $\\boxed{${answer}}$.`;
 
@@ -64,6 +64,17 @@ const EQUIVALENT_FORMS: [string, string, boolean][] = [
   ['0.3333', '\\frac{1}{3}', true],
   ['10^{5}', '100001', false],
   ['2^{10}', '1024', true],
+  // integer arithmetic is exact beyond 2^53
+  ['18446744073709551617', '2^{64}', false],
+  ['18446744073709551616', '2^{64}', true],
+  ['2^{64}', '18446744073709551615', false],
+  ['10^{20}', '10^{20}+1', false],
+  ['2^{1000}', '2^{1000}+1', false],
+  ['2^{1000}+1', '1+2^{1000}', true],
+  ['2^{2^{5}} \\cdot 3', '12884901888', true],
+  ['-2^{62} \\times 4', '-18446744073709551617', false],
+  ['(10^{9}+7)(10^{9}+9)', '1000000016000000063', true],
+  ['(10^{9}+7)(10^{9}+9)', '1000000016000000064', false],
   // thousands separators
   ['1,000', '1000', true],
   ['1{,}000', '1000', true],
@@ -78,6 +89,20 @@ const EQUIVALENT_FORMS: [string, string, boolean][] = [
   ['50 percent', '50', true],
   ['2', '200', false],
   ['50\\%', '0.05', false],
+  // a percent on one side reads as p or p/100, never p·100 (as Math-Verify)
+  ['0.1', '10\\%', true],
+  ['10', '10\\%', true],
+  ['10\\%', '0.1', true],
+  ['10\\%', '10', true],
+  ['1000', '10\\%', false],
+  ['10', '0.1\\%', false],
+  ['2500', '25\\%', false],
+  ['10\\%', '1000', false],
+  ['0.1\\%', '10', false],
+  ['25\\%', '2500', false],
+  ['10\\%', '0.1\\%', false],
+  ['\\frac{1}{10}', '10\\%', true],
+  ['1000', '10^{1}\\%', false],
   // degrees
   ['30^\\circ', '30', true],
   ['30^{\\circ}', '30', true],
@@ -192,6 +217,35 @@ describe('math answer equivalence', () => {
 
   test.each(EQUIVALENT_FORMS)('%s vs %s → %s', (predicted, truth, expected) => {
     expect(verifyMath(box(predicted), truth).status).toBe(expected ? 'pass' : 'fail');
+  });
+
+  test('huge numbers get a quick verdict, never an error', async () => {
+    const started = Date.now();
+    for (const [answer, truth, status] of [
+      ['1e999999999999', '1', 'fail'],
+      ['1e400000000', '1', 'fail'],
+      ['1e400000000', '10e399999999', 'pass'],
+      ['1e400000000', '1e400000001', 'fail'],
+      ['1e99999999999999999999999', '1e99999999999999999999998', 'fail'],
+      ['0e999999999999', '0', 'pass'],
+      ['10^{400000000}', '1', 'fail'],
+      ['10^{400000000}', '10^{400000000}+1', 'fail'],
+      ['2^{10^{12}}', '2^{10^{12}}+1', 'fail'],
+      // against expressions: the engine would write the literal out digit by digit (an error, or out of memory)
+      ['1e999999999999', '\\frac{1}{2}', 'fail'],
+      ['1e400000000', '2^{3}', 'fail'],
+      ['2\\times10^{999999999999}', '1', 'fail'],
+      ['1.5\\times 10^{99999999}', '\\pi', 'fail'],
+      ['999999999999!', '1', 'fail'],
+      ['1.5e3', '\\frac{3000}{2}', 'pass'],
+    ]) {
+      expect((await verify({ kind: 'math', response: box(answer), groundTruth: truth })).status).toBe(status);
+    }
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  test('an answer the engine gives up on (its time limit) fails; it is not a verifier error', async () => {
+    expect(await verify({ kind: 'math', response: box('(10^{6})!'), groundTruth: '1' })).toMatchObject({ status: 'fail' });
   });
 
   test('empty answers never match', () => {

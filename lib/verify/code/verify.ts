@@ -1,6 +1,7 @@
 // Judges a code response: the program in its last fenced block, run in the sandbox against stdin/stdout
 // cases (one run each) and/or assert-style test code (one run of program + tests), first failure wins.
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
@@ -18,8 +19,42 @@ export interface CodeVerifierOptions {
 interface Runtime {
   file: string;
   argv: string[];
+  /** Runs `file` (program + assert code) under a harness that reads a nonce from stdin and prints it once `file` ends. */
+  harnessArgv: string[];
   exposeDirs: string[];
 }
+
+// Exit status 0 alone does not show that assert code ran: the program could exit early (sys.exit(0), process.exit(0),
+// an atexit os._exit(0)). The harness reads the run's nonce from stdin before the program starts (so it is in no file,
+// argument or environment variable, and the program then reads an empty stdin), runs main.* as the main module, and
+// prints the nonce only when it returns normally, i.e. after the last assert.
+const PYTHON_HARNESS = String.raw`
+import os, runpy, sys
+def harness():
+    nonce = b''
+    while not nonce.endswith(b'\n'):
+        chunk = os.read(0, 256)
+        if not chunk:
+            break
+        nonce += chunk
+    runpy.run_path('main.py', run_name='__main__')
+    sys.stdout.flush()
+    os.write(1, b'\n' + nonce)
+harness()
+`;
+const JS_HARNESS = String.raw`{
+  const fs = require('fs');
+  const chunk = Buffer.alloc(256);
+  let nonce = '';
+  while (!nonce.endsWith('\n')) {
+    const read = fs.readSync(0, chunk, 0, chunk.length, null);
+    if (read === 0) break;
+    nonce += chunk.toString('latin1', 0, read);
+  }
+  process.argv[1] = require('path').resolve('main.js');
+  require('module')._load(process.argv[1], null, true);
+  process.stdout.write('\n' + nonce);
+}`;
 
 const FENCE_TAGS: Record<CodeLanguage, string[]> = {
   python: ['python', 'python3', 'py'],
@@ -42,13 +77,18 @@ const execFileAsync = promisify(execFile);
 async function resolveRuntime(language: CodeLanguage): Promise<Runtime> {
   if (language === 'javascript') {
     const node = await realpath(process.execPath);
-    return { file: 'main.js', argv: [node, 'main.js'], exposeDirs: [dirname(dirname(node))] };
+    return { file: 'main.js', argv: [node, 'main.js'], harnessArgv: [node, '-e', JS_HARNESS], exposeDirs: [dirname(dirname(node))] };
   }
   // The interpreter's real path and prefix (a pyenv shim or venv python points elsewhere); the sandbox exposes both.
   const { stdout } = await execFileAsync('python3', ['-c', 'import sys; print(sys.executable); print(sys.base_prefix)']);
   const [executable, prefix] = stdout.trim().split('\n');
   const python = await realpath(executable);
-  return { file: 'main.py', argv: [python, '-I', 'main.py'], exposeDirs: [await realpath(prefix), dirname(python)] };
+  return {
+    file: 'main.py',
+    argv: [python, '-I', 'main.py'],
+    harnessArgv: [python, '-I', '-c', PYTHON_HARNESS],
+    exposeDirs: [await realpath(prefix), dirname(python)],
+  };
 }
 
 const runtimes = new Map<CodeLanguage, Promise<Runtime>>();
@@ -63,11 +103,13 @@ function runtimeFor(language: CodeLanguage): Promise<Runtime> {
 }
 
 const NUMBER = /^[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?$/i;
+const INTEGER = /^[-+]?\d+$/;
 const OUTPUT_FLOAT_TOLERANCE = 1e-6;
 
 /**
  * Output equality as competitive-programming judges do it: trailing spaces and blank lines are ignored;
- * failing that, whitespace-separated tokens must match, numbers within 1e-6 (absolute or relative).
+ * failing that, whitespace-separated tokens must match, integers exactly and other numbers within 1e-6 (absolute or
+ * relative).
  */
 export function outputsMatch(actual: string, expected: string): boolean {
   const lines = (text: string) =>
@@ -85,6 +127,8 @@ export function outputsMatch(actual: string, expected: string): boolean {
       const want = expectedTokens[index];
       if (token === want) return true;
       if (!NUMBER.test(token) || !NUMBER.test(want)) return false;
+      // As floats, 999999000 would be within 1e-6 of 999999937: two integers are exact answers.
+      if (INTEGER.test(token) && INTEGER.test(want)) return BigInt(token) === BigInt(want);
       const [a, b] = [Number(token), Number(want)];
       return Math.abs(a - b) <= OUTPUT_FLOAT_TOLERANCE * Math.max(1, Math.abs(b));
     })
@@ -97,8 +141,17 @@ function failureOf(test: number, outcome: SandboxOutcome): CodeFailure {
   return { test, exitCode: outcome.exitCode, signal: outcome.signal, stderrTail: outcome.stderr.slice(-STDERR_TAIL_CHARS) };
 }
 
+interface Run {
+  source: string;
+  stdin: string;
+  /** stdout a stdio case must print. */
+  expected?: string;
+  /** The assert run's nonce, which the harness prints on stdout once the tests have run to their end. */
+  nonce?: string;
+}
+
 /** Why a run did not pass, or null when it did. */
-function runVerdict(outcome: SandboxOutcome, expected: string | undefined): { status: 'fail' | 'timeout' | 'error'; detail: string } | null {
+function runVerdict(outcome: SandboxOutcome, { expected, nonce }: Run): { status: 'fail' | 'timeout' | 'error'; detail: string } | null {
   if (outcome.setupFailed) return { status: 'error', detail: 'the sandbox could not be set up' };
   if (outcome.timedOut) return { status: 'timeout', detail: 'time limit exceeded' };
   if (outcome.outputLimitExceeded) return { status: 'fail', detail: 'output limit exceeded' };
@@ -106,6 +159,7 @@ function runVerdict(outcome: SandboxOutcome, expected: string | undefined): { st
     return { status: 'fail', detail: outcome.signal ? `killed by ${outcome.signal}` : `exited with status ${outcome.exitCode}` };
   }
   if (expected !== undefined && !outputsMatch(outcome.stdout, expected)) return { status: 'fail', detail: 'wrong output' };
+  if (nonce !== undefined && !outcome.stdout.includes(nonce)) return { status: 'fail', detail: 'the tests did not run to their end' };
   return null;
 }
 
@@ -128,10 +182,11 @@ export async function verifyCode(response: string, tests: CodeTests | string, op
   }
   if (containment === null) return { status: 'error', extracted: program, detail: 'no sandbox available on this machine' };
 
-  // A stdio case checks stdout; the assert run only needs exit status 0.
-  const runs: { source: string; stdin: string; expected?: string }[] = [
+  // A stdio case checks stdout; the assert run needs exit status 0 and its nonce (its stdout is not compared).
+  const nonce = randomBytes(16).toString('hex');
+  const runs: Run[] = [
     ...parsed.stdio.map(({ input, output }) => ({ source: program, stdin: input, expected: output })),
-    ...(parsed.assert === undefined ? [] : [{ source: `${program}\n\n${parsed.assert}\n`, stdin: '' }]),
+    ...(parsed.assert === undefined ? [] : [{ source: `${program}\n\n${parsed.assert}\n`, stdin: `${nonce}\n`, nonce }]),
   ];
   const limits = { ...DEFAULT_SANDBOX_LIMITS, ...options.limits };
   const report: CodeReport = { language: parsed.language, containment, passed: 0, total: runs.length };
@@ -139,13 +194,19 @@ export async function verifyCode(response: string, tests: CodeTests | string, op
     let outcome: SandboxOutcome;
     try {
       outcome = await runSandboxed(
-        { argv: runtime.argv, files: { [runtime.file]: run.source }, stdin: run.stdin, exposeDirs: runtime.exposeDirs, limits },
+        {
+          argv: run.nonce === undefined ? runtime.argv : runtime.harnessArgv,
+          files: { [runtime.file]: run.source },
+          stdin: run.stdin,
+          exposeDirs: runtime.exposeDirs,
+          limits,
+        },
         containment,
       );
     } catch (error) {
       return { status: 'error', extracted: program, detail: `test ${test}: ${(error as Error).message}`, code: report };
     }
-    const verdict = runVerdict(outcome, run.expected);
+    const verdict = runVerdict(outcome, run);
     if (verdict !== null) {
       return {
         status: verdict.status,

@@ -1,6 +1,7 @@
 // Answer equivalence: structure first (tuples, intervals, sets, lists, matrices, equations), then
 // scalars by string, by number with a relative tolerance, and by value at sample points.
 import { evaluable, isolated, type Evaluable, type Value } from './evaluate.js';
+import { exactInteger } from './integer.js';
 import { evaluateMatrixExpression } from './matrix.js';
 import { normalizeAnswer } from './normalize.js';
 
@@ -162,6 +163,13 @@ function parseAnswer(text: string): Answer {
 const INTEGER = /^[-+]?\d+$/;
 const NUMBER = /^[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?$/i;
 
+/**
+ * What a percent sign allows, as a factor on the reference: p% reads as p or p/100 (as Math-Verify), never p·100. A
+ * reference 10% also matches 0.1 (×0.01), a predicted 10% also matches a reference 0.1 (×100); 1 when neither side
+ * or both sides have one.
+ */
+type PercentScale = 1 | 0.01 | 100;
+
 const magnitude = (value: Value) => Math.hypot(value.re, value.im);
 const isIntegral = (x: number) => Math.abs(x - Math.round(x)) <= ABSOLUTE_TOLERANCE * Math.max(1, Math.abs(x));
 
@@ -174,10 +182,10 @@ function valuesClose(a: Value, b: Value): boolean {
   return Math.hypot(a.re - b.re, a.im - b.im) <= tolerance;
 }
 
-/** Reference values a prediction may match: with a percent sign on either side, 50 matches 50 and 0.5. */
-function percentForms(value: Value, percent: boolean): Value[] {
-  if (!percent) return [value];
-  return [1, 0.01, 100].map((scale) => ({ re: value.re * scale, im: value.im * scale }));
+/** Reference values a prediction may match: the reference itself and, with a percent sign on one side, its scaled form. */
+function percentForms(value: Value, percent: PercentScale): Value[] {
+  if (percent === 1) return [value];
+  return [1, percent].map((scale) => ({ re: value.re * scale, im: value.im * scale }));
 }
 
 // Sample coordinates for expressions with variables: irrational-ish, distinct (x and y never coincide
@@ -190,7 +198,7 @@ const MIN_DEFINED_POINTS = 3;
  * The same function of the union of their variables, judged at sample points (negate: pred = -ref).
  * Points where either side is undefined (a pole, the log of a negative) are skipped.
  */
-function sameFunction(pred: Evaluable, ref: Evaluable, percent: boolean, negate = false): boolean {
+function sameFunction(pred: Evaluable, ref: Evaluable, percent: PercentScale, negate = false): boolean {
   const variables = [...new Set([...pred.variables, ...ref.variables])];
   const points = variables.length === 0 ? 1 : SAMPLES.length;
   let compared = 0;
@@ -200,29 +208,40 @@ function sameFunction(pred: Evaluable, ref: Evaluable, percent: boolean, negate 
     const refValue = ref.at(scope);
     if (predValue === null || refValue === null) continue;
     const target = negate ? { re: -refValue.re, im: -refValue.im } : refValue;
-    if (!percentForms(target, percent && variables.length === 0).some((form) => valuesClose(predValue, form))) return false;
+    if (!percentForms(target, variables.length === 0 ? percent : 1).some((form) => valuesClose(predValue, form))) return false;
     compared += 1;
   }
   return compared >= Math.min(points, MIN_DEFINED_POINTS);
 }
 
-/** A decimal literal as an exact value: digits × 10^-scale ("1.50" → 150, 2; "2e3" → 2, -3). */
-function exactDecimal(text: string): { digits: bigint; scale: number } {
+/** A decimal literal as an exact value: digits × 10^-scale ("1.50" → 150, 2; "2e3" → 2, -3); any exponent fits a bigint. */
+function exactDecimal(text: string): { digits: bigint; scale: bigint } {
   const [mantissa, exponent = '0'] = text.toLowerCase().split('e');
   const [whole, fraction = ''] = mantissa.replace(/^\+/, '').split('.');
-  return { digits: BigInt(`${whole === '' || whole === '-' ? `${whole}0` : whole}${fraction}`), scale: fraction.length - Number(exponent) };
+  return {
+    digits: BigInt(`${whole === '' || whole === '-' ? `${whole}0` : whole}${fraction}`),
+    scale: BigInt(fraction.length) - BigInt(exponent),
+  };
 }
 
-/** Two decimal literals are equal only as exact values (1 ≠ 1.0001); with a percent sign, 50 also equals 0.5. */
-function decimalsEqual(pred: string, ref: string, percent: boolean): boolean {
-  const a = exactDecimal(pred);
-  return [0, ...(percent ? [2, -2] : [])].some((shift) => {
-    const b = exactDecimal(ref);
-    const scale = b.scale + shift;
-    const common = Math.max(a.scale, scale);
-    const lift = (digits: bigint, from: number) => digits * 10n ** BigInt(common - from);
-    return lift(a.digits, a.scale) === lift(b.digits, scale);
-  });
+/** The same value without trailing zeros in its digits (150, 2 → 15, 1; zero is 0, 0): equal values, equal pairs. */
+function lowestTerms({ digits, scale }: { digits: bigint; scale: bigint }): { digits: bigint; scale: bigint } {
+  if (digits === 0n) return { digits, scale: 0n };
+  const text = digits.toString();
+  const zeros = text.length - text.replace(/0+$/, '').length;
+  return { digits: BigInt(text.slice(0, text.length - zeros)), scale: scale - BigInt(zeros) };
+}
+
+/**
+ * Two decimal literals are equal only as exact values (1 ≠ 1.0001), compared in lowest terms so that no power of ten
+ * is ever expanded (1e999999999999 vs 1 is a quick no, not a BigInt overflow); a percent scale moves the reference's
+ * exponent by 2.
+ */
+function decimalsEqual(pred: string, ref: string, percent: PercentScale): boolean {
+  const a = lowestTerms(exactDecimal(pred));
+  const b = lowestTerms(exactDecimal(ref));
+  const shifts = percent === 1 ? [0n] : [0n, percent === 0.01 ? 2n : -2n];
+  return a.digits === b.digits && (a.digits === 0n || shifts.some((shift) => a.scale === b.scale + shift));
 }
 
 /** Fewest significant digits of a rounded answer to an irrational or repeating value (about the 1e-4 of Qwen2.5-Math). */
@@ -240,7 +259,7 @@ function roundedDecimalEqual(decimal: string, exact: Value): boolean {
   const value = Number(decimal);
   if (exact.im !== 0) return false;
   if (Math.abs(value - exact.re) <= 1e-12 * Math.max(1, Math.abs(exact.re))) return true;
-  const places = Math.max(0, exactDecimal(decimal).scale);
+  const places = Math.max(0, Number(exactDecimal(decimal).scale));
   return significantDigits(decimal) >= MIN_ROUNDED_DIGITS && Math.abs(value - exact.re) <= 0.5 * 10 ** -places * (1 + 1e-9);
 }
 
@@ -249,11 +268,16 @@ const hasFraction = (text: string) => NUMBER.test(text) && /\./.test(text) && !/
 /** A number written in another base (1011_2): it compares as written, never by value. */
 const BASE_NUMBER = /\d_\d/;
 
-function scalarsEqual(pred: string, ref: string, percent: boolean): boolean {
+function scalarsEqual(pred: string, ref: string, percent: PercentScale): boolean {
   if (pred.toLowerCase() === ref.toLowerCase()) return true;
   if (BASE_NUMBER.test(pred) || BASE_NUMBER.test(ref)) return false;
-  if (INTEGER.test(pred) && INTEGER.test(ref) && !percent) return BigInt(pred) === BigInt(ref);
+  if (INTEGER.test(pred) && INTEGER.test(ref) && percent === 1) return BigInt(pred) === BigInt(ref);
   if (NUMBER.test(pred) && NUMBER.test(ref)) return decimalsEqual(pred, ref, percent);
+  // Integer arithmetic exactly (2^{64} ≠ 18446744073709551617, which floats cannot tell apart).
+  if (percent === 1) {
+    const [predInteger, refInteger] = [exactInteger(pred), exactInteger(ref)];
+    if (predInteger !== null && refInteger !== null) return predInteger === refInteger;
+  }
   const predValue = evaluable(pred);
   const refValue = evaluable(ref);
   if (predValue === null || refValue === null) return false;
@@ -262,7 +286,7 @@ function scalarsEqual(pred: string, ref: string, percent: boolean): boolean {
     [pred, refValue],
     [ref, predValue],
   ] as const) {
-    if (hasFraction(decimal) && other.variables.length === 0 && !percent) {
+    if (hasFraction(decimal) && other.variables.length === 0 && percent === 1) {
       const exact = other.at({});
       return exact !== null && roundedDecimalEqual(decimal, exact);
     }
@@ -280,7 +304,7 @@ function equationsEqual(pred: { lhs: string; rhs: string }, ref: { lhs: string; 
   const refDifference = evaluable(`(${ref.lhs})-(${ref.rhs})`);
   if (predDifference === null || refDifference === null) return false;
   const variables = [...new Set([...predDifference.variables, ...refDifference.variables])];
-  if (variables.length === 0) return sameFunction(predDifference, refDifference, false);
+  if (variables.length === 0) return sameFunction(predDifference, refDifference, 1);
   let factor: number | undefined;
   let compared = 0;
   for (let point = 0; point < SAMPLES.length; point += 1) {
@@ -299,7 +323,7 @@ function equationsEqual(pred: { lhs: string; rhs: string }, ref: { lhs: string; 
   return factor !== undefined && compared >= MIN_DEFINED_POINTS;
 }
 
-function relationsEqual(pred: { terms: string[]; ops: RelationOp[] }, ref: { terms: string[]; ops: RelationOp[] }, percent: boolean): boolean {
+function relationsEqual(pred: { terms: string[]; ops: RelationOp[] }, ref: { terms: string[]; ops: RelationOp[] }, percent: PercentScale): boolean {
   const same = (a: typeof pred, b: typeof pred) =>
     a.ops.length === b.ops.length &&
     a.ops.every((op, i) => op === b.ops[i]) &&
@@ -310,7 +334,7 @@ function relationsEqual(pred: { terms: string[]; ops: RelationOp[] }, ref: { ter
 }
 
 /** Matches every reference item with a distinct predicted item, in any order. */
-function unorderedEqual(pred: Answer[], ref: Answer[], percent: boolean): boolean {
+function unorderedEqual(pred: Answer[], ref: Answer[], percent: PercentScale): boolean {
   if (pred.length !== ref.length) return false;
   const unused = [...pred];
   for (const item of ref) {
@@ -321,11 +345,11 @@ function unorderedEqual(pred: Answer[], ref: Answer[], percent: boolean): boolea
   return true;
 }
 
-function orderedEqual(pred: Answer[], ref: Answer[], percent: boolean): boolean {
+function orderedEqual(pred: Answer[], ref: Answer[], percent: PercentScale): boolean {
   return pred.length === ref.length && pred.every((item, index) => answersEqual(item, ref[index], percent));
 }
 
-function answersEqual(pred: Answer, ref: Answer, percent: boolean): boolean {
+function answersEqual(pred: Answer, ref: Answer, percent: PercentScale): boolean {
   // "x = 3" answers "3" (and the other way round) when the left side only labels the value: a variable, a tuple of
   // them, a function of one; two labelled answers compare their values when the labels are the same.
   if (pred.kind === 'equation' && ref.kind !== 'equation' && LABEL.test(pred.lhs)) {
@@ -380,7 +404,7 @@ export function mathAnswersEqual(predicted: string, reference: string): boolean 
   // Units matter when both answers give one: 5 km is not 5 m (a bare 5 answers either).
   if (pred.unit !== undefined && ref.unit !== undefined && pred.unit !== ref.unit) return false;
   if (pred.text.toLowerCase() === ref.text.toLowerCase()) return true;
-  const percent = pred.percent || ref.percent;
+  const percent: PercentScale = pred.percent === ref.percent ? 1 : ref.percent ? 0.01 : 100;
   return isolated(
     () =>
       answersEqual(parseAnswer(pred.text), parseAnswer(ref.text), percent) ||

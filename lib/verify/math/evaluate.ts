@@ -21,6 +21,12 @@ export interface Evaluable {
 
 /** Longer answers are compared as strings only: parsing prose is slow and meaningless. */
 const MAX_SYMBOLIC_LENGTH = 300;
+/**
+ * A number literal in scientific form with an exponent of 6+ digits (1e400000000, 2\times10^{999999999999}) or the
+ * factorial of a 6+ digit literal: the engine writes the literal out digit by digit (seconds, then out of memory or a
+ * thrown error) or runs into its time limit, and as a float either is 0 or ∞ anyway, so it is not evaluated.
+ */
+const HUGE_NUMBER = /(?:\d[eE]|10\s*\^\s*\{?)\s*[-+]?\s*0*[1-9]\d{5}|(?<!\d)0*[1-9]\d{5,}\s*!/;
 
 // One engine per thread: creating one costs ~50 ms, parsing with it a few ms. Parsing declares symbols and infers
 // their types (after `r_0`, `r` is a list and `2r` parses as a tuple), so each verdict runs in a scope of its own
@@ -82,8 +88,12 @@ function evaluator(expression: BoxedExpression, ce: ComputeEngine): Evaluable['a
   }
   return (scope) => {
     const bound = Object.fromEntries(Object.entries(scope).map(([name, value]) => [name, ce.number(value)]));
-    const value = expression.subs(bound).N();
-    return toValue(value.re, value.im);
+    try {
+      const value = expression.subs(bound).N();
+      return toValue(value.re, value.im);
+    } catch {
+      return null; // The engine gave up (its time limit: 999999999999!): not comparable, not a verifier error.
+    }
   };
 }
 
@@ -92,6 +102,7 @@ export function evaluable(latex: string): Evaluable | null {
   if (latex === '' || latex.length > MAX_SYMBOLIC_LENGTH) return null;
   // A run of 4+ letters outside a command is prose ("Monday", "no solution"), not a product of variables.
   if (/(?<![\\a-zA-Z])[a-zA-Z]{4,}/.test(latex)) return null;
+  if (HUGE_NUMBER.test(latex)) return null;
   engine ??= new ComputeEngine();
   const expression = engine.parse(subscriptSymbols(latex));
   if (!expression.isValid) return null;
