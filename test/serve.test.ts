@@ -1,7 +1,8 @@
 // `prefix-rl serve` through the official `openai` client on loopback: models, completions (text and token-id
-// prompts, n > 1, logprobs, stop strings, seeds), chat (plain and streamed), 16 concurrent clients batched, bad
-// requests refused in OpenAI's error shape, a client that disconnects mid-stream, /v1/score (the library's
-// scoreSteps, which equals rm eval's step scores), /v1/reload, and a SIGTERM that lets an in-flight request finish.
+// prompts, n > 1, logprobs, stop strings, seeds), chat (plain and streamed), 16 concurrent clients batched (each
+// keeping its token budget), stop strings ending the token ids, bad requests refused in OpenAI's error shape, a
+// client that disconnects mid-stream, /v1/score (the library's scoreSteps, which equals rm eval's step scores),
+// /v1/reload (weights, positions and tokenizer), and a SIGTERM that lets an in-flight request finish.
 import { jest } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
@@ -59,8 +60,9 @@ test('completions: a seeded request is the library’s sampling; n, logprobs and
     expect(choice.logprobs!.top_logprobs![0]).toHaveProperty(tokenizer.decode([expected[i].topTokens![0][0]]));
     expect(choice.finish_reason).toBe(expected[i].finishReason === 'length' ? 'length' : 'stop');
   });
-  expect(response.usage).toEqual({ prompt_tokens: 3 * prompt.length, completion_tokens: 24, total_tokens: 3 * prompt.length + 24 });
-  // Greedy on a text prompt; a stop string cuts the text before it (the token ids stay what was sampled).
+  // The prompt counts once, however many choices it has (as OpenAI and vLLM count).
+  expect(response.usage).toEqual({ prompt_tokens: prompt.length, completion_tokens: 24, total_tokens: prompt.length + 24 });
+  // Greedy on a text prompt; a stop string cuts the text before it (the token ids end with the one completing it).
   const greedy = await client.completions.create({ model: 'qwen3-tiny', prompt: 'Compute 1 +1', max_tokens: 6, temperature: 0 });
   const text = greedy.choices[0].text;
   expect(text.length).toBeGreaterThan(1);
@@ -120,8 +122,45 @@ test('16 concurrent clients are served, in fewer sampling calls than requests', 
   expect(server.sampler.batches - before).toBeLessThan(16);
 });
 
+test('a request keeps its own token budget whatever it is batched with', async () => {
+  // 3 + 300 and 500 + 5 tokens each fit the model's 512 positions; in one call the long prompt would leave the short
+  // one 12 new tokens.
+  const ask = (prompt: number[], max_tokens: number) =>
+    client.completions.create({ model: 'qwen3-tiny', prompt, max_tokens, ignore_eos: true } as OpenAI.CompletionCreateParamsNonStreaming);
+  const longPrompt = Array.from({ length: 500 }, () => 4);
+  const [short, long] = await Promise.all([ask([4, 5, 6], 300), ask(longPrompt, 5)]);
+  const ids = (answer: OpenAI.Completion) => (answer.choices[0] as unknown as { token_ids: number[] }).token_ids;
+  expect(ids(short)).toHaveLength(300);
+  expect(ids(long)).toHaveLength(5);
+  expect([short.choices[0].finish_reason, long.choices[0].finish_reason]).toEqual(['length', 'length']);
+});
+
+test('a stop string found in the text ends the token ids, log-probs and usage at the token completing it', async () => {
+  // Sampled special tokens are skipped in the text: two characters with one between them are adjacent in the text
+  // but not in the tokens, so the stop string is found in the text while sampling goes on past it.
+  const request = { model: 'qwen3-tiny', prompt: 'Compute 1 +1', max_tokens: 200, seed: 5, ignore_eos: true, logprobs: 0 };
+  type Choice = OpenAI.CompletionChoice & { token_ids: number[] };
+  const [free] = (await client.completions.create(request as OpenAI.CompletionCreateParamsNonStreaming)).choices as Choice[];
+  const text = tokenizer.decode(free.token_ids, { skipSpecialTokens: true });
+  // The fixture's tokens are single characters: the k-th character of the text is the token at visible[k].
+  const visible = free.token_ids.flatMap((id, i) => (tokenizer.decode([id], { skipSpecialTokens: true }) ? [i] : []));
+  const k = visible.findIndex(
+    (at, c) => c > 0 && at - visible[c - 1] > 1 && at < free.token_ids.length - 1 && text.indexOf(text.slice(c - 1, c + 1)) === c - 1,
+  );
+  expect(k).toBeGreaterThan(0);
+  const stopped = await client.completions.create({ ...request, stop: text.slice(k - 1, k + 1) } as OpenAI.CompletionCreateParamsNonStreaming);
+  const [choice] = stopped.choices as Choice[];
+  const kept = free.token_ids.slice(0, visible[k] + 1);
+  expect(choice.text).toBe(text.slice(0, k - 1));
+  expect(choice.finish_reason).toBe('stop');
+  expect(choice.token_ids).toEqual(kept);
+  expect(choice.logprobs!.tokens).toHaveLength(kept.length);
+  expect(choice.logprobs!.token_logprobs).toEqual(free.logprobs!.token_logprobs!.slice(0, kept.length));
+  expect(stopped.usage!.completion_tokens).toBe(kept.length);
+});
+
 test('bad requests get 4xx answers in OpenAI’s error shape, naming the field', async () => {
-  const refused = async (request: Promise<unknown>, status: number, message: RegExp) => {
+  const refused = async (request: Promise<unknown>, status: number, message: RegExp, param?: string) => {
     const error = (await request.then(
       () => undefined,
       (err: unknown) => err,
@@ -129,6 +168,9 @@ test('bad requests get 4xx answers in OpenAI’s error shape, naming the field',
     expect(error).toBeInstanceOf(OpenAI.APIError);
     expect(error.status).toBe(status);
     expect(error.message).toMatch(message);
+    if (param) expect(error.param).toBe(param);
+    // No path of the server's in a refusal.
+    expect(error.message).not.toContain(process.cwd());
   };
   await refused(client.completions.create({ model: 'qwen3-tiny', prompt: 'x', max_tokens: 10 ** 6 }), 400, /max_tokens 1000000 exceeds/);
   await refused(client.completions.create({ model: 'qwen3-tiny', prompt: 'x', n: 9 }), 400, /n 9 exceeds this server's limit of 8/);
@@ -137,6 +179,14 @@ test('bad requests get 4xx answers in OpenAI’s error shape, naming the field',
   await refused(client.completions.create({ model: 'qwen3-tiny', prompt: 'x', echo: true }), 400, /'echo' is not supported/);
   await refused(client.chat.completions.create({ model: 'qwen3-tiny', messages: [] }), 400, /messages/);
   await refused(client.chat.completions.create({ model: 'qwen3-tiny', messages: chat, temperature: -1 }), 400, /temperature/);
+  // A character the fixture's tokenizer cannot encode, in a prompt, a stop string or a message.
+  await refused(client.completions.create({ model: 'qwen3-tiny', prompt: 'x€' }), 400, /"€" \(U\+20AC\)/, 'prompt');
+  await refused(client.completions.create({ model: 'qwen3-tiny', prompt: ['x', '€'] }), 400, /"€"/, 'prompt');
+  await refused(client.completions.create({ model: 'qwen3-tiny', prompt: 'x', stop: ['a', '€'] }), 400, /"€"/, 'stop');
+  await refused(client.chat.completions.create({ model: 'qwen3-tiny', messages: [{ role: 'user', content: '€' }] }), 400, /"€"/, 'messages');
+  // An empty stop string would end every choice at once.
+  await refused(client.completions.create({ model: 'qwen3-tiny', prompt: 'x', stop: '' }), 400, /empty stop string/, 'stop');
+  await refused(client.chat.completions.create({ model: 'qwen3-tiny', messages: chat, stop: ['a', ''] }), 400, /empty stop string/, 'stop');
   const body = await fetch(`${server.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"prompt": ' });
   expect(body.status).toBe(400);
   expect(await body.json()).toMatchObject({ error: { type: 'invalid_request_error' } });
@@ -246,6 +296,34 @@ test('/v1/reload swaps the weights: the served log-probs become the new checkpoi
     });
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('/v1/reload follows the new model’s positions and tokenizer', async () => {
+  const { copyFile, mkdtemp, rm, writeFile } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const dir = await mkdtemp(join(tmpdir(), 'prefix-rl-reload-'));
+  const reload = (model: string) =>
+    fetch(`${server.url}/v1/reload`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model }) });
+  const maxModelLen = async () => ((await client.models.list()).data[0] as unknown as { max_model_len: number }).max_model_len;
+  try {
+    // A model of 64 positions, with the fixture's tokenizer under another chat template.
+    const small = await initModel({ ...JSON.parse(await readFile(join(FIXTURE, 'config.json'), 'utf8')), max_position_embeddings: 64 }, { seed: 3 });
+    await small.save(join(dir, 'policy'));
+    small.dispose();
+    await copyFile(join(FIXTURE, 'tokenizer.json'), join(dir, 'policy', 'tokenizer.json'));
+    await writeFile(join(dir, 'policy', 'chat_template.jinja'), "{{- 'Q' + messages[0]['content'] + '<sep>' -}}");
+    expect((await reload(join(dir, 'policy'))).status).toBe(200);
+    expect(await maxModelLen()).toBe(64);
+    const error = await client.completions.create({ model: 'qwen3-tiny', prompt: Array.from({ length: 100 }, () => 4) }).catch((err: unknown) => err);
+    expect(error).toMatchObject({ status: 400, message: expect.stringMatching(/knows 64 positions/) });
+    const answer = await client.chat.completions.create({ model: 'qwen3-tiny', messages: chat, max_tokens: 2 });
+    expect((answer as unknown as { prompt_token_ids: number[] }).prompt_token_ids[0]).toBe(tokenizer.tokenToId('Q'));
+  } finally {
+    // Back to the fixture for the tests after this one.
+    expect((await reload(FIXTURE)).status).toBe(200);
+    await rm(dir, { recursive: true, force: true });
+  }
+  expect(await maxModelLen()).toBe(512);
 });
 
 test('SIGTERM lets the in-flight request finish, then the server exits', async () => {

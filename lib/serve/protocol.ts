@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import type { FinishReason } from '../model/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
-import type { Sample } from './sampler.js';
+import { firstTokens, type Sample } from './sampler.js';
 
 /** The server's limits (flags of `prefix-rl serve`). */
 export interface Limits {
@@ -128,15 +128,30 @@ export function completionPrompts(request: CompletionRequest, tokenizer: Tokeniz
   const p = request.prompt;
   const prompts =
     typeof p === 'string'
-      ? [tokenizer.encode(p)]
+      ? [encodeText(tokenizer, 'prompt', () => tokenizer.encode(p))]
       : typeof p[0] === 'string'
-        ? (p as string[]).map((s) => tokenizer.encode(s))
+        ? (p as string[]).map((s) => encodeText(tokenizer, 'prompt', () => tokenizer.encode(s)))
         : typeof p[0] === 'number'
           ? [p as number[]]
           : (p as number[][]);
   if (prompts.length > limits.maxN) throw new RequestError(400, `at most ${limits.maxN} prompts per request`, 'prompt');
   prompts.forEach((ids) => checkPrompt(ids, limits, 'prompt'));
   return prompts;
+}
+
+/**
+ * Token ids of a request's text, from `encode` (a call of `tokenizer`'s). A text the tokenizer refuses (a character
+ * it cannot encode, a failing chat template) is the client's error: 400 naming `param`, the message without the
+ * tokenizer's folder (a path on the server).
+ */
+export function encodeText(tokenizer: Tokenizer, param: string, encode: () => number[]): number[] {
+  try {
+    return encode();
+  } catch (err) {
+    const message = (err as Error).message;
+    const prefix = `${tokenizer.source}: `;
+    throw new RequestError(400, `${param}: ${message.startsWith(prefix) ? message.slice(prefix.length) : message}`, param);
+  }
 }
 
 export function checkPrompt(ids: readonly number[], limits: Limits, param: string): void {
@@ -155,20 +170,42 @@ export function tokenBudget(requested: number | null | undefined, fallback: numb
   return Math.max(1, Math.min(budget, limits.maxPositions - promptLength));
 }
 
-export const stopStrings = (s: string | string[] | null | undefined): string[] =>
-  s === null || s === undefined ? [] : typeof s === 'string' ? [s] : s;
+/** A request's stop strings; an empty one (found at once in every text) is refused. */
+export function stopStrings(s: string | string[] | null | undefined): string[] {
+  const stops = s === null || s === undefined ? [] : typeof s === 'string' ? [s] : s;
+  if (stops.includes('')) throw new RequestError(400, 'stop: an empty stop string would end every choice at once', 'stop');
+  return stops;
+}
 
 /** OpenAI's finish reasons: an EOS token or a stop string is 'stop'. */
 export const finishReason = (reason: FinishReason): 'stop' | 'length' => (reason === 'length' ? 'length' : 'stop');
 
 /**
  * A sample's text (special tokens skipped) cut before the first stop string; the finish reason becomes 'stop' when
- * one is found. The token ids stay the ones sampled.
+ * one is found. The server first cuts the sample's tokens with atStopString, so they end where the text does.
  */
 export function sampleText(tokenizer: Tokenizer, sample: Sample, stops: readonly string[]): { text: string; finish: 'stop' | 'length' } {
   const text = tokenizer.decode(sample.tokens, { skipSpecialTokens: true });
   const at = firstStop(text, stops);
   return at >= 0 ? { text: text.slice(0, at), finish: 'stop' } : { text, finish: finishReason(sample.finishReason) };
+}
+
+/**
+ * A sample cut at the first stop string its text holds: its tokens (and log-probs) up to and including the one that
+ * completes the stop string, as vLLM keeps them and as generate ends on a stop sequence. Sampling stops only where the
+ * stop string's own tokens appear, so without this the token ids, log-probs and usage would run past the text.
+ */
+export function atStopString(tokenizer: Tokenizer, sample: Sample, stops: readonly string[]): Sample {
+  const holds = (count: number) => firstStop(tokenizer.decode(sample.tokens.slice(0, count), { skipSpecialTokens: true }), stops) >= 0;
+  if (stops.length === 0 || !holds(sample.tokens.length)) return sample;
+  // The fewest tokens whose text holds a stop string (a longer prefix's text extends a shorter one's): bisection.
+  let [lo, hi] = [0, sample.tokens.length];
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (holds(mid)) hi = mid;
+    else lo = mid;
+  }
+  return firstTokens(sample, hi, 'stop');
 }
 
 /** Where the first of the stop strings begins in `text`, or −1. */

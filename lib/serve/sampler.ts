@@ -113,19 +113,27 @@ export class Sampler {
     }
   }
 
-  /** The first queued request and every queued one that samples alike, up to the row budget. */
+  /**
+   * The first queued request and every queued one that samples alike, up to the row budget, and only while the
+   * batch's longest prompt leaves every request its own token budget: generate caps a batch's new tokens at the
+   * positions its longest prompt leaves, so a short prompt batched with a long one would be cut short.
+   */
   private takeBatch(): Pending[] {
     const budget = this.options.maxBatchRows ?? 64;
+    const positions = this.model().config.maxPositionEmbeddings;
     const first = this.queue.shift()!;
     const batch = [first];
     if (first.request.seed !== undefined) return batch;
     const key = batchKey(first.request);
-    let rows = first.request.n;
+    let [rows, longest, maxTokens] = [first.request.n, first.request.prompt.length, first.request.maxTokens];
     for (let i = 0; i < this.queue.length;) {
       const { request } = this.queue[i];
-      if (request.seed === undefined && batchKey(request) === key && rows + request.n <= budget) {
+      const fits = Math.max(longest, request.prompt.length) + Math.max(maxTokens, request.maxTokens) <= positions;
+      if (request.seed === undefined && batchKey(request) === key && rows + request.n <= budget && fits) {
         batch.push(...this.queue.splice(i, 1));
         rows += request.n;
+        longest = Math.max(longest, request.prompt.length);
+        maxTokens = Math.max(maxTokens, request.maxTokens);
       } else i++;
     }
     return batch;
@@ -197,11 +205,15 @@ function batchKey(r: SampleRequest): string {
 
 /** A row sampled with a larger budget than its request's, cut back to it. */
 function truncate(generation: Sample, maxTokens: number): Sample {
-  if (generation.tokens.length <= maxTokens) return generation;
+  return generation.tokens.length <= maxTokens ? generation : firstTokens(generation, maxTokens, 'length');
+}
+
+/** A sample's first `count` tokens (with their log-probs), ended for `finishReason`. */
+export function firstTokens(sample: Sample, count: number, finishReason: FinishReason): Sample {
   return {
-    tokens: generation.tokens.slice(0, maxTokens),
-    logprobs: generation.logprobs.slice(0, maxTokens),
-    ...(generation.topTokens && { topTokens: generation.topTokens.slice(0, maxTokens), topLogprobs: generation.topLogprobs!.slice(0, maxTokens) }),
-    finishReason: 'length',
+    tokens: sample.tokens.slice(0, count),
+    logprobs: sample.logprobs.slice(0, count),
+    ...(sample.topTokens && { topTokens: sample.topTokens.slice(0, count), topLogprobs: sample.topLogprobs!.slice(0, count) }),
+    finishReason,
   };
 }

@@ -4,19 +4,22 @@
 // (new weights from a checkpoint folder: how an RL trainer keeps the server on its policy). Requests sampling alike
 // are batched (Sampler); every request is validated and refused with OpenAI's error shape; SIGTERM drains.
 import { randomUUID } from 'node:crypto';
-import { basename, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { scoreSteps } from '../eval/score.js';
 import { loadModel, type CausalLM, type ModelDType } from '../model/index.js';
 import type { DeviceName } from '../tensor/index.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
 import {
+  atStopString,
   ChatRequest,
   chatLogprobs,
   checkPrompt,
   CompletionRequest,
   completionLogprobs,
   completionPrompts,
+  encodeText,
   firstStop,
   parseRequest,
   ReloadRequest,
@@ -28,7 +31,7 @@ import {
   tokenBudget,
   type Limits,
 } from './protocol.js';
-import { Sampler, type Sample } from './sampler.js';
+import { Sampler, type Sample, type SampleRequest } from './sampler.js';
 
 export interface ServeOptions {
   /** The policy's checkpoint folder (with its tokenizer). */
@@ -89,7 +92,7 @@ export class ModelServer {
     const sampler = new Sampler(() => state.policy, { maxBatchRows: options.maxBatchRows, gatherMs: options.batchWindowMs });
     const app = Fastify({ bodyLimit: options.maxBodyBytes ?? 4 << 20, logger: options.log ?? false });
     const status = { draining: false };
-    const api = new Api(name, tokenizer, limits, sampler);
+    const api = new Api(name, { tokenizer, limits }, sampler);
 
     app.setErrorHandler((error: Error & { statusCode?: number }, _request, reply) => {
       const refused =
@@ -110,7 +113,9 @@ export class ModelServer {
     app.get('/health', async () => ({ status: 'ok' }));
     app.get('/v1/models', async () => ({
       object: 'list',
-      data: [{ id: name, object: 'model', created: Math.floor(Date.now() / 1000), owned_by: 'prefix-rl', max_model_len: limits.maxPositions }],
+      data: [
+        { id: name, object: 'model', created: Math.floor(Date.now() / 1000), owned_by: 'prefix-rl', max_model_len: api.served.limits.maxPositions },
+      ],
     }));
     app.post('/v1/completions', (request, reply) => api.completions(request, reply));
     app.post('/v1/chat/completions', (request, reply) => api.chat(request, reply));
@@ -158,13 +163,26 @@ export class ModelServer {
           throw new RequestError(400, `cannot load the adapter ${adapter}: ${(err as Error).message}`, 'adapter');
         }
       }
-      if (next.config.vocabSize !== limits.vocabSize) {
+      const { vocabSize } = api.served.limits;
+      if (next.config.vocabSize !== vocabSize) {
         next.dispose();
-        throw new RequestError(400, `${model} has a vocabulary of ${next.config.vocabSize}, the served model ${limits.vocabSize}`, 'model');
+        throw new RequestError(400, `${model} has a vocabulary of ${next.config.vocabSize}, the served model ${vocabSize}`, 'model');
+      }
+      // What the start took from the model follows it: its positions, and its folder's tokenizer (a checkpoint saved
+      // without one, as a trainer may write, keeps the served tokenizer, whose vocabulary it shares).
+      let { tokenizer: nextTokenizer } = api.served;
+      if (existsSync(join(model, 'tokenizer.json'))) {
+        try {
+          nextTokenizer = await loadTokenizer(model);
+        } catch (err) {
+          next.dispose();
+          throw new RequestError(400, `cannot load the tokenizer of ${model}: ${(err as Error).message}`, 'model');
+        }
       }
       // Calls already queued on the compute thread hold the old weights until they finish; later batches get the new.
       const old = state.policy;
       state.policy = next;
+      api.served = { tokenizer: nextTokenizer, limits: { ...api.served.limits, maxPositions: next.config.maxPositionEmbeddings } };
       old.dispose();
       return { status: 'ok', model: name, seconds: (performance.now() - started) / 1000 };
     });
@@ -209,12 +227,17 @@ function releaseModels(state: ModelServer['state']): void {
   state.scorer?.reference.dispose();
 }
 
+/** The served policy's tokenizer and limits: replaced whole by /v1/reload, so a request keeps the pair it began with. */
+interface Served {
+  tokenizer: Tokenizer;
+  limits: Limits;
+}
+
 /** The two sampling routes. */
 class Api {
   constructor(
     private readonly name: string,
-    private readonly tokenizer: Tokenizer,
-    private readonly limits: Limits,
+    public served: Served,
     private readonly sampler: Sampler,
   ) {}
 
@@ -226,24 +249,26 @@ class Api {
   async completions(request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
     const body = parseRequest(CompletionRequest, request.body);
     this.checkModel(body.model);
-    const prompts = completionPrompts(body, this.tokenizer, this.limits);
+    const { served } = this;
+    const { tokenizer, limits } = served;
+    const prompts = completionPrompts(body, tokenizer, limits);
     const top = body.logprobs ?? 0;
-    const jobs = prompts.map((prompt) => ({ prompt, maxTokens: tokenBudget(body.max_tokens, 16, prompt.length, this.limits) }));
+    const jobs = prompts.map((prompt) => ({ prompt, maxTokens: tokenBudget(body.max_tokens, 16, prompt.length, limits) }));
     const id = `cmpl-${randomUUID()}`;
     const head = { id, object: 'text_completion', created: Math.floor(Date.now() / 1000), model: this.name };
     const stops = stopStrings(body.stop);
     const choice = (p: number, s: number, sample: Sample) => {
-      const { text, finish } = sampleText(this.tokenizer, sample, stops);
+      const { text, finish } = sampleText(tokenizer, sample, stops);
       return {
         index: p * body.n + s,
         text,
-        logprobs: body.logprobs === null || body.logprobs === undefined ? null : completionLogprobs(this.tokenizer, sample, top),
+        logprobs: body.logprobs === null || body.logprobs === undefined ? null : completionLogprobs(tokenizer, sample, top),
         finish_reason: finish,
         token_ids: sample.tokens,
         prompt_token_ids: prompts[p],
       };
     };
-    return this.run(request, reply, body, jobs, top, {
+    return this.run(served, request, reply, body, jobs, top, {
       chunk: (index, text) => ({ ...head, choices: [{ index, text, logprobs: null, finish_reason: null }] }),
       last: (p, s, sample, rest) => ({ ...head, choices: [{ ...choice(p, s, sample), text: rest }] }),
       whole: (samples) => ({ ...head, choices: samples.flatMap((ss, p) => ss.map((sample, s) => choice(p, s, sample))) }),
@@ -256,25 +281,22 @@ class Api {
     const body = parseRequest(ChatRequest, request.body);
     this.checkModel(body.model);
     if (body.top_logprobs && !body.logprobs) throw new RequestError(400, 'top_logprobs needs logprobs: true', 'top_logprobs');
+    const { served } = this;
+    const { tokenizer, limits } = served;
     const messages = body.messages.map((m) => ({
       role: m.role === 'developer' ? 'system' : m.role,
       content: typeof m.content === 'string' ? m.content : m.content.map((c) => c.text).join(''),
     }));
-    let prompt: number[];
-    try {
-      prompt = this.tokenizer.encodeChat(messages, { addGenerationPrompt: true });
-    } catch (err) {
-      throw new RequestError(400, (err as Error).message, 'messages');
-    }
-    checkPrompt(prompt, this.limits, 'messages');
-    const maxTokens = tokenBudget(body.max_completion_tokens ?? body.max_tokens, this.limits.maxTokens, prompt.length, this.limits);
+    const prompt = encodeText(tokenizer, 'messages', () => tokenizer.encodeChat(messages, { addGenerationPrompt: true }));
+    checkPrompt(prompt, limits, 'messages');
+    const maxTokens = tokenBudget(body.max_completion_tokens ?? body.max_tokens, limits.maxTokens, prompt.length, limits);
     const top = body.top_logprobs ?? 0;
     const id = `chatcmpl-${randomUUID()}`;
     const head = { id, object: 'chat.completion', created: Math.floor(Date.now() / 1000), model: this.name };
     const chunkHead = { ...head, object: 'chat.completion.chunk' };
     const stops = stopStrings(body.stop);
-    const logprobs = (sample: Sample) => (body.logprobs ? chatLogprobs(this.tokenizer, sample, top) : null);
-    return this.run(request, reply, body, [{ prompt, maxTokens }], top, {
+    const logprobs = (sample: Sample) => (body.logprobs ? chatLogprobs(tokenizer, sample, top) : null);
+    return this.run(served, request, reply, body, [{ prompt, maxTokens }], top, {
       first: (index) => ({ ...chunkHead, choices: [{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] }),
       chunk: (index, text) => ({ ...chunkHead, choices: [{ index, delta: { content: text }, logprobs: null, finish_reason: null }] }),
       last: (_p, s, sample, rest) => ({
@@ -284,7 +306,7 @@ class Api {
             index: s,
             delta: rest ? { content: rest } : {},
             logprobs: logprobs(sample),
-            finish_reason: sampleText(this.tokenizer, sample, stops).finish,
+            finish_reason: sampleText(tokenizer, sample, stops).finish,
             token_ids: sample.tokens,
           },
         ],
@@ -292,7 +314,7 @@ class Api {
       whole: ([samples]) => ({
         ...head,
         choices: samples.map((sample, s) => {
-          const { text, finish } = sampleText(this.tokenizer, sample, stops);
+          const { text, finish } = sampleText(tokenizer, sample, stops);
           return {
             index: s,
             message: { role: 'assistant', content: text },
@@ -310,6 +332,7 @@ class Api {
 
   /** Samples every job (a prompt × n), answering as one JSON body or as an SSE stream of `shape`'s chunks. */
   private async run(
+    { tokenizer, limits }: Served,
     request: FastifyRequest,
     reply: FastifyReply,
     body: {
@@ -333,12 +356,14 @@ class Api {
       stops: string[];
     },
   ): Promise<unknown> {
-    if (body.n > this.limits.maxN) throw new RequestError(400, `n ${body.n} exceeds this server's limit of ${this.limits.maxN}`, 'n');
+    if (body.n > limits.maxN) throw new RequestError(400, `n ${body.n} exceeds this server's limit of ${limits.maxN}`, 'n');
     const gone = new AbortController();
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) gone.abort(new Error('the client disconnected'));
     });
-    const stopSequences = shape.stops.map((s) => this.tokenizer.encode(s, { addSpecialTokens: false })).filter((ids) => ids.length > 0);
+    const stopSequences = shape.stops
+      .map((s) => encodeText(tokenizer, 'stop', () => tokenizer.encode(s, { addSpecialTokens: false })))
+      .filter((ids) => ids.length > 0);
     const base = {
       n: body.n,
       temperature: body.temperature,
@@ -350,13 +375,17 @@ class Api {
       ignoreEos: body.ignore_eos,
       signal: gone.signal,
     };
+    // OpenAI's and vLLM's count: each prompt once (not once per choice), every choice's tokens.
     const usage = (samples: Sample[][]) => {
       const completion = samples.flat().reduce((a, s) => a + s.tokens.length, 0);
-      const prompt = jobs.reduce((a, j) => a + j.prompt.length * body.n, 0);
+      const prompt = jobs.reduce((a, j) => a + j.prompt.length, 0);
       return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
     };
+    // Each choice's tokens end where its text does: at the token completing its first stop string.
+    const sample = async (job: (typeof jobs)[number], onTokens?: SampleRequest['onTokens']) =>
+      (await this.sampler.sample({ ...base, ...job, onTokens })).map((s) => atStopString(tokenizer, s, shape.stops));
     if (!body.stream) {
-      const samples = await Promise.all(jobs.map((job) => this.sampler.sample({ ...base, ...job })));
+      const samples = await Promise.all(jobs.map((job) => sample(job)));
       return { ...shape.whole(samples), usage: usage(samples) };
     }
     // SSE: each choice's text as it is sampled (a possible stop string's start held back), then its last chunk with
@@ -370,7 +399,7 @@ class Api {
     const push = (p: number, s: number) => {
       const choice = state[p][s];
       if (choice.stopped) return;
-      let text = streamableText(this.tokenizer, choice.tokens);
+      let text = streamableText(tokenizer, choice.tokens);
       const at = firstStop(text, shape.stops);
       if (at >= 0) [text, choice.stopped] = [text.slice(0, at), true];
       const ready = choice.stopped ? text : text.slice(0, Math.max(choice.sent.length, text.length - hold));
@@ -383,21 +412,17 @@ class Api {
     try {
       const samples = await Promise.all(
         jobs.map((job, p) =>
-          this.sampler.sample({
-            ...base,
-            ...job,
-            onTokens: (s, tokens) => {
-              state[p][s].tokens.push(...tokens);
-              push(p, s);
-            },
+          sample(job, (s, tokens) => {
+            state[p][s].tokens.push(...tokens);
+            push(p, s);
           }),
         ),
       );
       samples.forEach((ss, p) =>
-        ss.forEach((sample, s) => {
-          const { text } = sampleText(this.tokenizer, sample, shape.stops);
+        ss.forEach((result, s) => {
+          const { text } = sampleText(tokenizer, result, shape.stops);
           const { sent } = state[p][s];
-          send(shape.last(p, s, sample, text.startsWith(sent) ? text.slice(sent.length) : ''));
+          send(shape.last(p, s, result, text.startsWith(sent) ? text.slice(sent.length) : ''));
         }),
       );
       if (body.stream_options?.include_usage) send(shape.usage(usage(samples)));
