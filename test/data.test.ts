@@ -1,10 +1,16 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { jest } from '@jest/globals';
+import fs from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { z } from 'zod';
+import { jsonLines } from '../lib/cli/json-lines.js';
 import { DataError, EvalProblemSchema, ProcessBenchRecordSchema, loadDataset, readRecords, writeJsonl, writeParquet } from '../lib/data/index.js';
+import { MAX_LINE_LENGTH, readLines } from '../lib/data/jsonl.js';
 
 const DATA = 'fixtures/data';
+const realWriteFileSync = fs.writeFileSync;
 let tmp: string;
 
 beforeAll(async () => {
@@ -195,4 +201,80 @@ test('a byte-order mark before the first JSON line is not part of the JSON; anyw
   expect(await loadDataset('sft', join(tmp, 'bom.jsonl'))).toHaveLength(2);
   await writeFile(join(tmp, 'bom2.jsonl'), `${row}\n\uFEFF${row}\n`);
   await expect(loadDataset('sft', join(tmp, 'bom2.jsonl'))).rejects.toThrow(/bom2\.jsonl:2: malformed JSON/);
+});
+
+describe('line length bound', () => {
+  test('the default is 64 Mi characters, as MAX_LINE_LENGTH documents', () => {
+    expect(MAX_LINE_LENGTH).toBe(64 * 1024 * 1024);
+  });
+
+  test('a JSONL line over the limit is a DataError naming file:line and the limit, read across chunks', async () => {
+    const file = join(tmp, 'long-line.jsonl');
+    const row = JSON.stringify({ messages: [{ role: 'user', content: 'q' }] });
+    await writeFile(file, `${row}\n${JSON.stringify({ messages: [{ role: 'user', content: 'x'.repeat(200_000) }] })}\n${row}\n`);
+    const err = await dataError(loadDataset('sft', file, { maxLineLength: 100_000 }));
+    expect(err.message).toBe(`${file}:2: line longer than 100000 characters, the most a JSONL line may hold`);
+    expect(await loadDataset('sft', file, { maxLineLength: 300_000 })).toHaveLength(3);
+  });
+
+  test('readLines splits like readline (\\n, \\r\\n, lone \\r, across chunks) and marks an over-long line null', async () => {
+    const lines = async (chunks: (string | Buffer)[], max = 5) => collect(readLines(Readable.from(chunks), max));
+    expect(await lines(['a\r', '\nb\rc\n\nd'])).toEqual(['a', 'b', 'c', '', 'd']);
+    expect(await lines([Buffer.from('é\n').subarray(0, 1), Buffer.from('é\n').subarray(1)])).toEqual(['é']);
+    expect(await lines(['12345\n123', '456\nok\n', '1234567'])).toEqual(['12345', null, 'ok', null]);
+  });
+
+  test('a stdin line over the limit stops jsonLines with stdin:N', async () => {
+    const input = Readable.from(['{"a": 1}\n', `{"a": "${'x'.repeat(50)}"}\n`]);
+    const read = collect(jsonLines(input, z.object({ a: z.unknown() }), 20));
+    await expect(read).rejects.toThrow('stdin:2: line longer than 20 characters');
+  });
+});
+
+describe('writers', () => {
+  test('writeJsonl rejects, leaving no temp file, when the file cannot be opened while an async source still yields', async () => {
+    const dir = join(tmp, 'long-name');
+    async function* slowly() {
+      for (let i = 0; i < 3; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        yield { i };
+      }
+    }
+    // Its temp sibling's name is longer than a file name may be (255 bytes).
+    await expect(writeJsonl(join(dir, 'x'.repeat(240)), slowly())).rejects.toThrow(/ENAMETOOLONG/);
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  test('writeParquet replaces a file atomically: a failed write leaves the old one', async () => {
+    const file = join(tmp, 'atomic', 'rows.parquet');
+    await writeParquet(file, [{ a: 1 }]);
+    const old = await readFile(file);
+    // hyparquet-writer creates the file, then appends its bytes: fail the append, as a full disk would.
+    const append = jest.spyOn(fs, 'writeFileSync').mockImplementation((path, data, options) => {
+      if ((options as { flag?: string }).flag === 'a') throw new Error('ENOSPC: no space left on device');
+      realWriteFileSync(path, data, options);
+    });
+    try {
+      await expect(writeParquet(file, [{ a: 2 }])).rejects.toThrow(/ENOSPC/);
+    } finally {
+      append.mockRestore();
+    }
+    expect(await readFile(file)).toEqual(old);
+    expect(await readdir(join(tmp, 'atomic'))).toEqual(['rows.parquet']);
+  });
+
+  test('a new output (replace: false) is never written over one another command wrote meanwhile', async () => {
+    const jsonl = join(tmp, 'new', 'rows.jsonl');
+    const parquet = join(tmp, 'new', 'rows.parquet');
+    await writeJsonl(jsonl, [{ a: 1 }], { replace: false });
+    await writeParquet(parquet, [{ a: 1 }], { replace: false });
+    await expect(writeJsonl(jsonl, [{ a: 2 }], { replace: false })).rejects.toThrow(
+      `${jsonl} already exists: another command wrote it meanwhile; it was left as is`,
+    );
+    await expect(writeParquet(parquet, [{ a: 2 }], { replace: false })).rejects.toThrow(`${parquet} already exists`);
+    expect(await readFile(jsonl, 'utf8')).toBe('{"a":1}\n');
+    expect((await readdir(join(tmp, 'new'))).sort()).toEqual(['rows.jsonl', 'rows.parquet']);
+    await writeJsonl(jsonl, [{ a: 3 }]);
+    expect(await readFile(jsonl, 'utf8')).toBe('{"a":3}\n');
+  });
 });

@@ -11,7 +11,7 @@ import { writeJsonl } from '../lib/data/index.js';
 import { loadModel } from '../lib/model/index.js';
 import { diffKeys } from '../lib/run/index.js';
 import { makeRlRecords, makeSftRecords } from '../lib/task/index.js';
-import { isWithin, removeStaleTemps, writeFileAtomic, writeFolderAtomic } from '../lib/util/fs.js';
+import { checkNewFile, isWithin, removeStaleTemps, writeFileAtomic, writeFolderAtomic } from '../lib/util/fs.js';
 import { captureStdout } from './helpers/stdout.js';
 import { syntheticRollouts } from './helpers/synthetic-rollouts.js';
 
@@ -161,6 +161,20 @@ test('writeFolderAtomic: a failed build leaves the old folder whole; a rebuild l
   await writeFileAtomic(join(tmp, 'a.txt'), 'one');
   await writeFileAtomic(join(tmp, 'a.txt'), 'two');
   expect(await readFile(join(tmp, 'a.txt'), 'utf8')).toBe('two');
+});
+
+test('a file written as new (replace: false) never replaces one another command wrote after the check', async () => {
+  const file = join(tmp, 'report.html');
+  await checkNewFile('--out', file, false);
+  await writeFileAtomic(file, 'the other command'); // it passed the same check and finished first
+  await expect(writeFileAtomic(file, 'this command', { replace: false })).rejects.toThrow(
+    `${file} already exists: another command wrote it meanwhile; it was left as is`,
+  );
+  expect(await readFile(file, 'utf8')).toBe('the other command');
+  expect(await readdir(tmp)).toEqual(['report.html']);
+  await writeFileAtomic(join(tmp, 'b.txt'), 'new', { replace: false });
+  expect(await readFile(join(tmp, 'b.txt'), 'utf8')).toBe('new');
+  expect((await readdir(tmp)).sort()).toEqual(['b.txt', 'report.html']);
 });
 
 test('path helpers: overlap and config differences', () => {

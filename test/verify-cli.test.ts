@@ -67,6 +67,15 @@ describe('prefix-rl verify on JSON lines', () => {
     expect(results[6].detail).toBe('a math request needs groundTruth');
   });
 
+  test('a line over the length bound gets an error result; the lines after it are still judged', async () => {
+    const out: string[] = [];
+    const lines = [JSON.stringify({ response: 'x'.repeat(100), ground_truth: '2' }), JSON.stringify({ response: '\\boxed{2}', ground_truth: '2' })];
+    await verifyJsonLines(Readable.from([lines.join('\n') + '\n']), 'math', pool, (text) => out.push(text), 50);
+    const results = parseLines(out.join(''));
+    expect(results.map((result) => result.status)).toEqual(['error', 'pass']);
+    expect(results[0].detail).toBe('line 1: longer than 50 characters, the most a line may hold');
+  });
+
   test('controlled lines', async () => {
     const results = await run('controlled', [
       JSON.stringify({ response: 'Step 1: 3+4=7\nAnswer: \\boxed{7}', ground_truth: '7' }),

@@ -1,8 +1,8 @@
 // What the model commands that read JSON lines on stdin share (logprobs, generate): the checkpoint flags, parsing each
 // line with a schema so that a bad line stops the command with its line number, and grouping lines into batches.
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
+import { MAX_LINE_LENGTH, readLines } from '../data/jsonl.js';
 import { PLACEMENT_OPTIONS } from './run-flags.js';
 
 /** --model, --dtype and --device of the commands that load a checkpoint. */
@@ -17,16 +17,24 @@ export interface JsonLine<T> {
   fail: (message: string) => never;
 }
 
-/** Each non-blank line of `input` parsed by `schema`; a line that is not JSON or not of the schema throws `stdin:N: …`. */
-export async function* jsonLines<S extends z.ZodType>(input: Readable, schema: S): AsyncGenerator<JsonLine<z.output<S>>> {
+/**
+ * Each non-blank line of `input` parsed by `schema`; a line that is not JSON, not of the schema or longer than
+ * `maxLineLength` characters throws `stdin:N: …`.
+ */
+export async function* jsonLines<S extends z.ZodType>(
+  input: Readable,
+  schema: S,
+  maxLineLength = MAX_LINE_LENGTH,
+): AsyncGenerator<JsonLine<z.output<S>>> {
   let lineNumber = 0;
-  for await (const text of createInterface({ input, crlfDelay: Infinity })) {
+  for await (const line of readLines(input, maxLineLength)) {
     lineNumber += 1;
-    if (text.trim() === '') continue;
     const at = lineNumber;
     const fail = (message: string): never => {
       throw new Error(`stdin:${at}: ${message}`);
     };
+    const text = line ?? fail(`line longer than ${maxLineLength} characters, the most a line may hold`);
+    if (text.trim() === '') continue;
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);

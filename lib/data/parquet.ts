@@ -1,9 +1,10 @@
 // Parquet in the layout pyarrow / HF `datasets` write: nested lists and structs as real Parquet groups
 // (not JSON strings), optional fields, integers as INT64. Read one row group at a time.
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type SchemaElement } from 'hyparquet';
 import { parquetWriteFile } from 'hyparquet-writer';
+import { fsyncPath, placeFile, tempSibling, type PlaceOptions } from '../util/fs.js';
 import { DataError } from './errors.js';
 import type { RawRow } from './jsonl.js';
 
@@ -49,9 +50,10 @@ type FieldType =
 /**
  * Writes objects as one Parquet file, creating the parent folder. The schema is inferred from the rows:
  * strings, numbers (INT64 when every value is an integer, else DOUBLE), booleans, arrays (LIST) and
- * objects (struct), all nullable. A column must have at least one non-null value.
+ * objects (struct), all nullable. A column must have at least one non-null value. Like writeJsonl, the file is written
+ * aside and moved into place when complete (`replace: false`: only if it is still new).
  */
-export async function writeParquet(file: string, rows: readonly Record<string, unknown>[]): Promise<void> {
+export async function writeParquet(file: string, rows: readonly Record<string, unknown>[], options: PlaceOptions = {}): Promise<void> {
   if (rows.length === 0) throw new Error(`writeParquet ${file}: no rows to infer a schema from`);
   const root = inferType(rows, '');
   if (root.kind !== 'struct') throw new Error(`writeParquet ${file}: rows must be objects`);
@@ -62,7 +64,16 @@ export async function writeParquet(file: string, rows: readonly Record<string, u
     data: rows.map((row) => toParquetValue(row[name], type)),
   }));
   await mkdir(dirname(file), { recursive: true });
-  parquetWriteFile({ filename: file, columnData, schema });
+  // parquetWriteFile truncates its file, then appends: never let a reader (or a failure) see that on `file`.
+  const temp = tempSibling(file);
+  try {
+    parquetWriteFile({ filename: temp, columnData, schema });
+    fsyncPath(temp);
+  } catch (err) {
+    await rm(temp, { force: true }).catch(() => undefined); // the first error is the one to report
+    throw err;
+  }
+  await placeFile(temp, file, options);
 }
 
 function inferType(values: readonly unknown[], path: string): FieldType {

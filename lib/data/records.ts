@@ -3,14 +3,14 @@ import { stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import type { z } from 'zod';
 import { DataError } from './errors.js';
-import { readJsonlRows } from './jsonl.js';
+import { readJsonlRows, type JsonlReadOptions } from './jsonl.js';
 import { readParquetRows } from './parquet.js';
 import { DATASET_SCHEMAS, type DatasetKind, type DatasetRecord } from './schemas.js';
 
 export const DATA_FORMATS = ['jsonl', 'parquet'] as const;
 export type DataFormat = (typeof DATA_FORMATS)[number];
 
-export interface ReadOptions {
+export interface ReadOptions extends JsonlReadOptions {
   /** Overrides the format implied by the extension (.jsonl/.ndjson, .parquet). */
   format?: DataFormat;
 }
@@ -40,7 +40,7 @@ export async function* readRecords<S extends z.ZodType>(
     throw new DataError(file, undefined, err.code === 'ENOENT' ? 'no such file' : err.message);
   });
   if (!info.isFile()) throw new DataError(file, undefined, 'not a file');
-  const rows = format === 'jsonl' ? readJsonlRows(file) : readParquetRows(file);
+  const rows = format === 'jsonl' ? readJsonlRows(file, options) : readParquetRows(file);
   for await (const { row, value } of rows) {
     const parsed = schema.safeParse(value);
     if (!parsed.success) {

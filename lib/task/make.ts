@@ -1,6 +1,6 @@
 // `prefix-rl data make-task`: every file a demo run needs, written from one seed.
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic, type PlaceOptions } from '../util/fs.js';
 import { writeJsonl } from '../data/jsonl.js';
 import { writeParquet } from '../data/parquet.js';
 import { makeProcessBenchSets, makeRlRecords, makeSftRecords } from './datasets.js';
@@ -21,6 +21,8 @@ export interface MakeTaskDataOptions {
   processBenchFormat?: TraceFormat;
   /** Response style of the SFT rows. */
   sftStyle?: ResponseStyle;
+  /** Whether existing files are replaced (default true); false: a file another command wrote meanwhile stops the write. */
+  replace?: boolean;
 }
 
 export interface WrittenFile {
@@ -43,13 +45,14 @@ export async function writeTaskData(options: MakeTaskDataOptions): Promise<Writt
   const processBenchFormat = options.processBenchFormat ?? 'B1';
   const sftStyle = options.sftStyle ?? 'A';
   const written: WrittenFile[] = [];
+  const place: PlaceOptions = { replace: options.replace ?? true };
   const writeRows = async (
     name: string,
     rows: Record<string, unknown>[],
-    write: (path: string, rows: Record<string, unknown>[]) => Promise<void> = writeJsonl,
+    write: (path: string, rows: Record<string, unknown>[], options: PlaceOptions) => Promise<void> = writeJsonl,
   ) => {
     const path = join(outDir, name);
-    await write(path, rows);
+    await write(path, rows, place);
     written.push({ path, rows: rows.length });
   };
 
@@ -65,7 +68,7 @@ export async function writeTaskData(options: MakeTaskDataOptions): Promise<Writt
 
   const manifest = join(outDir, 'task.json');
   const settings = { seed, sftCount, rlCount, testCount, processBenchCount, processBenchFormat, sftStyle, task };
-  await writeFile(manifest, JSON.stringify(settings, null, 2) + '\n');
+  await writeFileAtomic(manifest, JSON.stringify(settings, null, 2) + '\n', place);
   written.push({ path: manifest });
   return written;
 }

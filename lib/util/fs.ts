@@ -1,8 +1,9 @@
 // Files that are never left half-written, and output paths that never clobber inputs. A file is replaced by writing
 // a temporary sibling, fsyncing it and renaming it over the target (rename is atomic within a folder); a folder
-// likewise is built aside and renamed into place.
+// likewise is built aside and renamed into place. A file that must be new is linked into place instead, which fails
+// if the name exists: the check at a command's start cannot see a command that runs at the same time.
 import { closeSync, fsyncSync, openSync } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, isAbsolute } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -35,7 +36,8 @@ export async function removeStaleTemps(dir: string, depth = 2): Promise<string[]
   return removed;
 }
 
-function processRuns(pid: number): boolean {
+/** Whether a process with this pid runs on this machine. */
+export function processRuns(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -54,8 +56,35 @@ export function fsyncPath(path: string): void {
   }
 }
 
+/** How a finished file takes its place. */
+export interface PlaceOptions {
+  /**
+   * Whether an existing file is replaced (the default; a command's --overwrite). With false the file must still be
+   * new when it is written: one that another command wrote since this one checked (checkNewFile) is left as is, and
+   * this write fails.
+   */
+  replace?: boolean;
+}
+
+/** Moves the finished, fsynced temporary sibling `temp` to `file`; `temp` is removed if that fails. */
+export async function placeFile(temp: string, file: string, options: PlaceOptions = {}): Promise<void> {
+  const replace = options.replace ?? true;
+  try {
+    // rename replaces `file`; link fails (EEXIST, atomically) where `file` exists, so a new file never replaces another's.
+    await (replace ? rename(temp, file) : link(temp, file));
+  } catch (err) {
+    await rm(temp, { force: true }).catch(() => undefined); // the first error is the one to report
+    if (!replace && (err as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new Error(`${file} already exists: another command wrote it meanwhile; it was left as is (pass --overwrite to replace it)`);
+    }
+    throw err;
+  }
+  if (!replace) await unlink(temp); // the data stays, under `file`
+  fsyncPath(dirname(file));
+}
+
 /** Writes `data` to `file` atomically: readers see the old content or the new, never a mix or a truncated file. */
-export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
+export async function writeFileAtomic(file: string, data: string | Uint8Array, options: PlaceOptions = {}): Promise<void> {
   await mkdir(dirname(file), { recursive: true });
   const temp = tempSibling(file);
   const handle = await open(temp, 'w');
@@ -65,13 +94,7 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
   } finally {
     await handle.close();
   }
-  try {
-    await rename(temp, file);
-  } catch (err) {
-    await rm(temp, { force: true });
-    throw err;
-  }
-  fsyncPath(dirname(file));
+  await placeFile(temp, file, options);
 }
 
 /** Every file under `dir` (recursively) and the folders themselves, fsynced: call before renaming `dir` into place. */
@@ -135,7 +158,10 @@ export function checkOutputApart(outFlag: string, out: string, inputs: Record<st
   }
 }
 
-/** Refuses to replace an existing file unless `overwrite` (the CLI's --overwrite). */
+/**
+ * Refuses to replace an existing file unless `overwrite` (the CLI's --overwrite). The write must then pass
+ * `{ replace: overwrite }` (PlaceOptions): this early check cannot see a command that writes the same file meanwhile.
+ */
 export async function checkNewFile(flag: string, file: string, overwrite: boolean): Promise<void> {
   if (!overwrite && (await exists(file))) throw new Error(`${flag} ${file} already exists; pass --overwrite to replace it`);
 }

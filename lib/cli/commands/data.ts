@@ -59,6 +59,7 @@ const makeTaskCommand: CommandModule<object, MakeTaskArgs> = {
       task: { minDepth: args['min-depth'], maxDepth: args['max-depth'] },
       processBenchFormat: args.format,
       sftStyle: args['sft-style'],
+      replace: args.overwrite,
     });
     for (const { path, rows } of written) process.stdout.write(rows === undefined ? `${path}\n` : `${path}  ${rows} rows\n`);
   },

@@ -41,7 +41,7 @@ export const reportCommand: CommandModule<object, ReportArgs> = {
     for (const file of runs.flatMap((run) => run.files)) checkOutputApart('--out', args.out, { RUN: file });
     for (const source of rmEvals) checkOutputApart('--out', args.out, { '--rm-eval': source.file });
     const html = renderReport(runs, { title: args.title, rmEvals });
-    await writeFileAtomic(args.out, html);
+    await writeFileAtomic(args.out, html, { replace: args.overwrite });
     process.stdout.write(JSON.stringify({ out: args.out, runs: runs.length, charts: planCharts(runs).length }) + '\n');
   },
 };

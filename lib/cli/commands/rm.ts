@@ -231,7 +231,7 @@ const analyzeTdCommand: CommandModule<object, AnalyzeTdArgs> = {
         seed: args.seed,
       });
       const { items, ...summary } = report;
-      if (args.out) await writeJsonl(args.out, items);
+      if (args.out) await writeJsonl(args.out, items, { replace: args.overwrite });
       process.stderr.write(
         `${summary.branches} branches from ${summary.trajectories} trajectories: AUC |V_φ| ${summary.aucAbsPrefixValue.toFixed(3)} ` +
           `(V_φ ${summary.aucPrefixValue.toFixed(3)}), Pearson(TD, outcome) ${summary.pearsonTd.toFixed(4)}, right ${summary.meanOutcome.toFixed(3)}\n`,

@@ -68,7 +68,7 @@ async function run(args: RolloutArgs): Promise<void> {
       ...sampling,
       onBatch: batchProgress(args.out ? 'rollout' : 'accuracy', { quiet: args.quiet }),
     });
-    if (args.out) await writeJsonl(args.out, rollouts);
+    if (args.out) await writeJsonl(args.out, rollouts, { replace: args.overwrite ?? false });
     process.stdout.write(JSON.stringify({ ...accuracyOf(rollouts), ...(args.out && { out: args.out }) }) + '\n');
   } finally {
     model.dispose();

@@ -1,7 +1,7 @@
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import type { CommandModule } from 'yargs';
 import { z } from 'zod';
+import { MAX_LINE_LENGTH, readLines } from '../../data/jsonl.js';
 import { VerifierPool } from '../../verify/pool.js';
 import { errorResult, VERIFY_KINDS, type VerifyKind, type VerifyRequest, type VerifyResult } from '../../verify/types.js';
 
@@ -29,13 +29,24 @@ const MAX_LINES_IN_FLIGHT = 256;
 
 /**
  * Judges JSON lines `{"response", "ground_truth", "tests"?}` and writes one JSON result per input line,
- * in input order. A line that is empty, not JSON or not of that shape gets an 'error' result.
+ * in input order. A line that is empty, not JSON, not of that shape or longer than `maxLineLength` characters gets an
+ * 'error' result.
  */
-export async function verifyJsonLines(input: Readable, kind: VerifyKind, pool: VerifierPool, write: (text: string) => void): Promise<void> {
+export async function verifyJsonLines(
+  input: Readable,
+  kind: VerifyKind,
+  pool: VerifierPool,
+  write: (text: string) => void,
+  maxLineLength = MAX_LINE_LENGTH,
+): Promise<void> {
   const pending: Promise<VerifyResult>[] = [];
   let lineNumber = 0;
-  for await (const line of createInterface({ input, crlfDelay: Infinity })) {
+  for await (const line of readLines(input, maxLineLength)) {
     lineNumber += 1;
+    if (line === null) {
+      pending.push(Promise.resolve(errorResult(`line ${lineNumber}: longer than ${maxLineLength} characters, the most a line may hold`)));
+      continue;
+    }
     let parsed;
     try {
       parsed = lineSchema.safeParse(JSON.parse(line));
