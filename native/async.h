@@ -31,7 +31,11 @@ inline Napi::Value to_js(Napi::Env env, const std::vector<at::Tensor>& tensors) 
 // { name: NativeTensor }, in the list's order.
 inline Napi::Value to_js(Napi::Env env, const NamedTensors& tensors) {
   Napi::Object out = Napi::Object::New(env);
-  for (const auto& [name, tensor] : tensors) out.Set(name, TensorHandle::wrap(env, tensor));
+  // Defined, not assigned: a name such as "__proto__" (files are untrusted) becomes an own property like any other
+  // instead of calling Object.prototype's setter, and a key made from the whole string keeps a NUL in it.
+  for (const auto& [name, tensor] : tensors) {
+    out.DefineProperty(Napi::PropertyDescriptor::Value(Napi::String::New(env, name), TensorHandle::wrap(env, tensor), napi_default_jsproperty));
+  }
   return out;
 }
 

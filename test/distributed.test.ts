@@ -214,6 +214,24 @@ withGloo('over Gloo, 2 ranks', () => {
     );
   });
 
+  test('ranks that would resume from different points (node-local --out folders) are refused at start', async () => {
+    const argv = (out: string) => [...sftArgs(out).map((a) => (a === '3' ? '4' : a)), '--set', 'checkpoint.every=2', '--resume', 'auto'];
+    const [interrupted, empty] = [join(tmp, 'local-0'), join(tmp, 'local-1')];
+    const crash = await node([CLI, ...argv(interrupted)], { PREFIX_RL_FAILPOINT: 'step@3' });
+    expect(crash.code).not.toBe(0);
+    const port = String(20000 + Math.floor(Math.random() * 20000));
+    const rankRun = (rank: number, out: string) =>
+      node([CLI, ...argv(out)], { WORLD_SIZE: '2', RANK: String(rank), MASTER_ADDR: '127.0.0.1', MASTER_PORT: port, PREFIX_RL_DIST_TIMEOUT: '30' });
+    const exits = await Promise.all([rankRun(0, interrupted), rankRun(1, empty)]);
+    for (const { code, stderr } of exits) {
+      expect(code).toBe(1);
+      expect(stderr).toMatch(
+        /the ranks would continue from different points of the run \(rank 0: step 2, rank 1: the start\): --out must be one folder/,
+      );
+    }
+    expect(existsSync(join(empty, 'run.json'))).toBe(false);
+  });
+
   test('a 2-rank run killed mid-run resumes with --resume auto to the uninterrupted run’s weights, bit for bit', async () => {
     const argv = (out: string) => [...sftArgs(out).map((a) => (a === '3' ? '4' : a)), '--set', 'checkpoint.every=2'];
     const [whole, killed] = [join(tmp, 'sft-whole'), join(tmp, 'sft-killed')];

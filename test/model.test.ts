@@ -426,6 +426,28 @@ describe('errors name what is wrong', () => {
       await writeFile(file, Buffer.concat([length, Buffer.from(header), Buffer.alloc(8)]));
       await expect(readSafetensors(file)).rejects.toThrow(/tensor 'huge' is too large/);
     });
+    /** A safetensors file with this header text over `dataBytes` zero bytes. */
+    async function withHeader(name: string, header: string, dataBytes: number): Promise<string> {
+      const length = Buffer.alloc(8);
+      length.writeBigUInt64LE(BigInt(Buffer.byteLength(header)));
+      const file = join(tmp, name);
+      await writeFile(file, Buffer.concat([length, Buffer.from(header), Buffer.alloc(dataBytes)]));
+      return file;
+    }
+    test('tensor names are kept as written, "__proto__" and a NUL inside a name included', async () => {
+      const header = JSON.stringify({
+        __proto__x: { dtype: 'F32', shape: [1], data_offsets: [0, 4] },
+        'a\u0000b': { dtype: 'F32', shape: [1], data_offsets: [4, 8] },
+        a: { dtype: 'F32', shape: [1], data_offsets: [8, 12] },
+      }).replace('__proto__x', '__proto__');
+      const { tensors } = await readSafetensors(await withHeader('names.safetensors', header, 12));
+      expect([...tensors.keys()].sort()).toEqual(['__proto__', 'a', 'a\u0000b']);
+      for (const tensor of tensors.values()) tensor.dispose();
+    });
+    test('an array longer than any header holds is refused while parsing (a hostile header cannot take ~75× its size)', async () => {
+      const file = await withHeader('long-array.safetensors', `{"a":[${Array(5000).fill(0).join(',')}]}`, 0);
+      await expect(readSafetensors(file)).rejects.toThrow(/malformed JSON at byte \d+: an array of more than 4096 items/);
+    });
     test('a FIFO named model.safetensors is refused at once, not waited on', async () => {
       const dir = await copyFixture('qwen3-tiny', 'fifo');
       await rm(join(dir, 'model.safetensors'));

@@ -373,6 +373,34 @@ describe('masking and candidate sets', () => {
     });
   });
 
+  test("DLW weights: the reference rescales a group's to Σw = n, the paper keeps 1 − μ and μ (§3.3)", async () => {
+    await tidy(async () => {
+      const [B, T, V] = [8, 3, 5];
+      const inputs = {
+        logits: Tensor.randn([B, T, V], 3, { dtype: 'float64' }),
+        refLogits: Tensor.randn([B, T, V], 4, { dtype: 'float64' }),
+        tokens: randomTokens([B, T], V, 5),
+        mask: responseMask([3, 3, 3, 3, 3, 3, 3, 3], T),
+        // Groups of 4: one correct of four (μ = 1/4), then three of four (μ = 3/4).
+        acc: Tensor.from([1, 0, 0, 0, 1, 1, 1, 0], undefined, { dtype: 'float64' }),
+        groupSize: 4,
+        margin: 1,
+      };
+      const reference = await ipvrmOnline(inputs);
+      const paper = await ipvrmOnline({ ...inputs, conventions: 'paper' });
+      const closeTo = (t: Tensor, expected: number[]) => (t.toArray() as Float64Array).forEach((w, i) => expect(w).toBeCloseTo(expected[i], 12));
+      // μ = 1/4: the correct row 1 − μ = 3/4, each wrong one μ = 1/4; rescaled by n/Σw = 4/1.5.
+      closeTo(paper.weights, [0.75, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0.75]);
+      closeTo(reference.weights, [2, 2 / 3, 2 / 3, 2 / 3, 2 / 3, 2 / 3, 2 / 3, 2]);
+      // The margins (ADB) and the per-sequence losses do not depend on the convention; only the weighting does.
+      expect(paper.margins.toArray()).toEqual(reference.margins.toArray());
+      const perSeq = reference.lossPerSeq.toArray() as Float64Array;
+      const w = paper.weights.toArray() as Float64Array;
+      expect(paper.loss.item()).toBeCloseTo(perSeq.reduce((a, l, i) => a + l * w[i], 0) / B, 12);
+      await expect(ipvrmOnline({ ...inputs, conventions: 'paperish' as 'paper' })).rejects.toThrow(/conventions must be reference or paper/);
+    });
+  });
+
   test('paper candidates are exactly the tokens with π_old ≥ P_min', async () => {
     await tidy(async () => {
       const [B, T, V] = [2, 5, 30];
@@ -440,6 +468,18 @@ describe('bad input', () => {
       const nan = Tensor.randn([2, 3, 5], 1).div(Tensor.zeros([2, 3, 5]).mul(Tensor.ones([2, 3, 5]))); // 0/0 → NaN
       await rejects(ipvrmOffline({ ...base(), logits: nan }), /NaN or Inf/);
       await rejects(ipvrmOffline({ ...base(), weighting: 'sideways' as 'early' }), /weighting must be/);
+      // A row without response tokens: the reference's token mean skips it, the paper's per-sequence means are 0/0.
+      const oneEmpty = Tensor.from([
+        [1, 1, 0],
+        [0, 0, 0],
+      ]);
+      expect(Number.isFinite((await ipvrmOffline({ ...base(), mask: oneEmpty })).loss.item())).toBe(true);
+      for (const weighting of ['uniform', 'late', 'early'] as const) {
+        await rejects(
+          ipvrmOffline({ ...base(), mask: oneEmpty, weighting }),
+          new RegExp(`weightings \\(${weighting}\\) need a response token in every row; row 1 has none`),
+        );
+      }
       await rejects(prefixValues({ ...base(), betta: 1 } as never), /unknown input 'betta'/);
       await rejects(ipvrmOffline({ ...base(), refLogits: undefined }), /give refLogits or refLogprobs/);
       await rejects(tokenEntropy(Tensor.zeros([2, 5], { dtype: 'int64' })), /logits must be a floating tensor/);

@@ -31,6 +31,7 @@ const settings: RewardModelSettings = {
   uniformGroups: 'skip',
   implicitPrmLoss: 'online',
   dpoReduction: 'mean',
+  conventions: 'reference',
 };
 
 test('lookups name what is registered', () => {

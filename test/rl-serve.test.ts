@@ -85,8 +85,10 @@ test('rollouts from prefix-rl serve, synced each step, give the local run bit fo
     for (const row of served) expect(row['rollout/logprob_diff_max']).toBeLessThan(1e-5);
     const [a, b] = [await readFile(join(tmp, 'served/policy/model.safetensors')), await readFile(join(tmp, 'local/policy/model.safetensors'))];
     expect(a.equals(b)).toBe(true);
-    // One weights folder is left: the last step's (each step's replaces the one before).
-    expect(await readdir(join(tmp, 'served/rollout-weights'))).toEqual(['step-000002']);
+    // One weights folder is left, in the run's own folder there: the last step's (each replaces the one before).
+    const runs = await readdir(join(tmp, 'served/rollout-weights'));
+    expect(runs).toHaveLength(1);
+    expect(await readdir(join(tmp, 'served/rollout-weights', runs[0]))).toEqual(['step-000002']);
   } finally {
     child.kill('SIGTERM');
   }

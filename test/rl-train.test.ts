@@ -215,6 +215,10 @@ test('kept groups: mixed and untruncated first, in order; uniform ones only to f
   const kept = (count: number) => keepGroups(groups, count, 10).map((g) => g[0].prompt_index);
   expect(kept(2)).toEqual([1, 3]);
   expect(kept(4)).toEqual([1, 3, 0, 2]);
+  // A mean on a bound passes, as in the reference's filter (it fails only means above the upper or below the lower):
+  // with PRIME's [0.2, 0.8] and 5 samples, 1 or 4 correct of 5 are kept.
+  const fifths = [group(0, [1, 1, 1, 1, 1]), group(1, [1, 0, 0, 0, 0]), group(2, [1, 1, 1, 1, 0]), group(3, [1, 1, 0, 0, 0])];
+  expect(keepGroups(fifths, 3, 10, [0.2, 0.8]).map((g) => g[0].prompt_index)).toEqual([1, 2, 3]);
 });
 
 test('bad setups are refused with the reason', async () => {

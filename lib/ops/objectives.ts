@@ -225,6 +225,8 @@ export interface GroupWeightInputs {
   useDlw?: boolean;
   /** Groups with one outcome at weight 1 and margin m instead of the reference's weight 0 (default false). */
   trainUniformGroups?: boolean;
+  /** reference: DLW rescaled within the group to Σw = n (each outcome class weighs n/2); paper: 1 − μ and μ as in §3.3. */
+  conventions?: Conventions;
 }
 
 export interface IpvrmOnlineInputs extends LogRatioInputs, GroupInputs, GroupWeightInputs {

@@ -84,12 +84,12 @@ export class OpenAIEngine implements Pick<CausalLM, 'generate'> {
 
   /** vLLM (VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, --enable-lora): serve the adapter in `path` as `name`, then sample from it. */
   async loadLoraAdapter(name: string, path: string, signal?: AbortSignal): Promise<void> {
-    await this.post('/load_lora_adapter', { lora_name: name, lora_path: path }, signal);
+    await this.post('/load_lora_adapter', { lora_name: name, lora_path: path }, signal, { text: true });
     this.model = name;
   }
 
   async unloadLoraAdapter(name: string, signal?: AbortSignal): Promise<void> {
-    await this.post('/unload_lora_adapter', { lora_name: name }, signal);
+    await this.post('/unload_lora_adapter', { lora_name: name }, signal, { text: true });
   }
 
   private generation(choice: CompletionChoice): Generation {
@@ -102,19 +102,25 @@ export class OpenAIEngine implements Pick<CausalLM, 'generate'> {
     return { tokens: ids, logprobs, finishReason };
   }
 
+  /** The ids the server's /models lists: its model, and on vLLM each loaded LoRA adapter. */
+  async modelIds(signal?: AbortSignal): Promise<string[]> {
+    const models = (await this.request('GET', '/models', undefined, signal)) as { data?: { id?: unknown }[] };
+    return (models.data ?? []).map((m) => m.id).filter((id): id is string => typeof id === 'string');
+  }
+
   private async modelId(signal?: AbortSignal): Promise<string> {
     if (this.model) return this.model;
-    const models = (await this.request('GET', '/models', undefined, signal)) as { data?: { id: string }[] };
-    const id = models.data?.[0]?.id;
+    const [id] = await this.modelIds(signal);
     if (!id) throw new Error(`${this.url}/models lists no model`);
     return (this.model = id);
   }
 
-  private post(path: string, body: object, signal?: AbortSignal): Promise<unknown> {
-    return this.request('POST', path, body, signal);
+  private post(path: string, body: object, signal?: AbortSignal, answer?: { text: boolean }): Promise<unknown> {
+    return this.request('POST', path, body, signal, answer);
   }
 
-  private async request(method: string, path: string, body: object | undefined, signal?: AbortSignal): Promise<unknown> {
+  /** The answer's JSON; with `text`, any successful answer (vLLM's LoRA endpoints answer in plain text). */
+  private async request(method: string, path: string, body: object | undefined, signal?: AbortSignal, answer = { text: false }): Promise<unknown> {
     const timeout = AbortSignal.timeout((this.options.timeoutSeconds ?? 600) * 1000);
     let response: Response;
     try {
@@ -135,9 +141,12 @@ export class OpenAIEngine implements Pick<CausalLM, 'generate'> {
       json = undefined;
     }
     if (!response.ok) {
-      const message = (json as { error?: { message?: string } } | undefined)?.error?.message ?? text.slice(0, 300);
+      // OpenAI's and newer vLLM's {error: {message}}, older vLLM's {message}.
+      const error = json as { error?: { message?: string }; message?: string } | undefined;
+      const message = error?.error?.message ?? error?.message ?? text.slice(0, 300);
       throw new Error(`${method} ${this.url}${path}: ${response.status} ${message}`);
     }
+    if (answer.text) return json ?? text;
     if (json === undefined) throw new Error(`${method} ${this.url}${path} answered something other than JSON`);
     return json;
   }

@@ -1,14 +1,26 @@
 // Opening a run folder safely. `RunFolder.open` only checks — the output is apart from every input, and an
 // existing folder is resumed (--resume), replaced (--overwrite) or refused — and writes nothing; `begin` writes,
-// once the caller has checked all its inputs. metrics.jsonl is appended per step and, on resume, cut back to the
-// checkpoint's step, so a resumed run's file is the one an uninterrupted run writes.
+// once the caller has checked all its inputs, and holds the folder (.writer) until `close`, so that a second command
+// on a folder that a live one writes is refused instead of both writing it. metrics.jsonl is appended per step and,
+// on resume, cut back to the checkpoint's step, so a resumed run's file is the one an uninterrupted run writes.
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { checkOutputApart, removeStaleTemps, writeFileAtomic } from '../util/fs.js';
+import { checkOutputApart, processRuns, removeStaleTemps, writeFileAtomic } from '../util/fs.js';
 import { packageVersion } from '../util/package.js';
 import { cleanCheckpoints, latestCheckpoint, readCheckpoint, checkpointName, type CheckpointState } from './checkpoint.js';
-import { CHECKPOINTS_DIR, LATEST_FILE, METRICS_FILE, RUN_FILE, SUMMARY_FILE, type MetricsRow, type RunInfo, type Stage } from './layout.js';
+import {
+  CHECKPOINTS_DIR,
+  LATEST_FILE,
+  METRICS_FILE,
+  RUN_FILE,
+  SUMMARY_FILE,
+  WRITER_FILE,
+  type MetricsRow,
+  type RunInfo,
+  type Stage,
+} from './layout.js';
 
 export interface OpenRunOptions {
   stage: Stage;
@@ -33,7 +45,17 @@ export interface ResumePoint {
   state: CheckpointState;
 }
 
+/** Who holds a run folder (WRITER_FILE). */
+interface Writer {
+  pid: number;
+  host: string;
+  since: string;
+  command: string;
+}
+
 export class RunFolder {
+  private holds = false;
+
   private constructor(
     readonly dir: string,
     private readonly options: OpenRunOptions,
@@ -43,6 +65,8 @@ export class RunFolder {
     readonly resumeFrom: ResumePoint | undefined,
     /** A resumed run that had already finished: its summary. */
     readonly finished: Record<string, unknown> | undefined,
+    /** What the folder held when opened (folderState). */
+    private readonly seen: string,
   ) {}
 
   /** Whether this process writes the folder (OpenRunOptions.writer). */
@@ -54,20 +78,22 @@ export class RunFolder {
     const { stage, out, resume, overwrite } = options;
     const dir = resolve(out);
     checkOutputApart('--out', dir, options.inputs);
+    const seen = await folderState(dir);
     if (resume !== undefined && overwrite) throw new Error('give --resume or --overwrite, not both');
-    const contents = existsSync(dir) ? await readdir(dir) : [];
+    // A writer's claim alone (a command killed before its first file) is no content; begin settles who holds it.
+    const contents = (existsSync(dir) ? await readdir(dir) : []).filter((entry) => entry !== WRITER_FILE);
     const runFile = join(dir, RUN_FILE);
     if (resume === undefined) {
       if (contents.length > 0 && !overwrite) {
         const what = existsSync(runFile) ? 'another run' : existsSync(join(dir, 'config.json')) ? 'a checkpoint' : 'files';
         throw new Error(`--out ${out} already holds ${what}; pass --resume auto to continue a run there, or --overwrite to replace it`);
       }
-      return new RunFolder(dir, options, undefined, undefined, undefined);
+      return new RunFolder(dir, options, undefined, undefined, undefined, seen);
     }
     if (!existsSync(runFile)) {
       if (contents.length > 0) throw new Error(`--out ${out} holds files but no run (${RUN_FILE}): nothing to resume`);
       if (resume !== 'auto') throw new Error(`--resume ${resume}: --out ${out} holds no run to resume`);
-      return new RunFolder(dir, options, undefined, undefined, undefined);
+      return new RunFolder(dir, options, undefined, undefined, undefined, seen);
     }
     let existing: RunInfo;
     try {
@@ -78,7 +104,7 @@ export class RunFolder {
     if (existing.stage !== stage) throw new Error(`--out ${out} holds a ${existing.stage} run; this command trains ${stage}`);
     const summaryFile = join(dir, SUMMARY_FILE);
     if (existsSync(summaryFile)) {
-      return new RunFolder(dir, options, existing, undefined, JSON.parse(await readFile(summaryFile, 'utf8')));
+      return new RunFolder(dir, options, existing, undefined, JSON.parse(await readFile(summaryFile, 'utf8')), seen);
     }
     let checkpoint: string | undefined;
     if (resume === 'auto') checkpoint = await latestCheckpoint(dir);
@@ -90,7 +116,7 @@ export class RunFolder {
       }
     }
     const resumeFrom = checkpoint ? { dir: checkpoint, state: await readCheckpoint(checkpoint, stage) } : undefined;
-    return new RunFolder(dir, options, existing, resumeFrom, undefined);
+    return new RunFolder(dir, options, existing, resumeFrom, undefined, seen);
   }
 
   /**
@@ -100,6 +126,7 @@ export class RunFolder {
    */
   async begin(resolved: object): Promise<void> {
     if (!this.writes) return;
+    await this.hold();
     const config = resolved as Record<string, unknown>;
     // Half-written files of a run that was killed (checkpoints, metrics): never read, so removed.
     await removeStaleTemps(this.dir);
@@ -126,14 +153,58 @@ export class RunFolder {
       await this.truncateMetrics(this.resumeFrom ? step : -1);
       return;
     }
-    if (this.options.overwrite && existsSync(this.dir)) {
-      for (const entry of await readdir(this.dir)) await rm(join(this.dir, entry), { recursive: true, force: true });
+    if (this.options.overwrite) {
+      for (const entry of await readdir(this.dir)) if (entry !== WRITER_FILE) await rm(join(this.dir, entry), { recursive: true, force: true });
     }
     await mkdir(this.dir, { recursive: true });
     const info: RunInfo = { stage: this.options.stage, config, inputs, createdAt: new Date().toISOString(), version: packageVersion() };
     // run.json first: a crash right after it leaves a run that --resume auto starts over.
     await writeFileAtomic(join(this.dir, RUN_FILE), JSON.stringify(info, null, 2) + '\n');
     await writeFileAtomic(join(this.dir, METRICS_FILE), '');
+  }
+
+  /** Releases the folder (begin holds it); safe to call however the run ended. */
+  async close(): Promise<void> {
+    if (!this.holds) return;
+    this.holds = false;
+    await rm(join(this.dir, WRITER_FILE), { force: true });
+  }
+
+  /**
+   * Takes the folder for this process (WRITER_FILE, created exclusively), refusing one that a live command holds: a
+   * holder on this machine whose pid no longer runs was killed, and its claim goes. Then checks that the folder is
+   * still as `open` found it, since another command may have written it in between.
+   */
+  private async hold(): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    const file = join(this.dir, WRITER_FILE);
+    const me: Writer = { pid: process.pid, host: hostname(), since: new Date().toISOString(), command: process.argv.slice(1).join(' ') };
+    for (;;) {
+      try {
+        await writeFile(file, JSON.stringify(me) + '\n', { flag: 'wx' });
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      let holder: Writer | undefined;
+      try {
+        holder = JSON.parse(await readFile(file, 'utf8'));
+      } catch {
+        holder = undefined; // unreadable: a claim cut short by a crash, or one just released
+      }
+      if (holder && !(holder.host === me.host && !processRuns(holder.pid))) {
+        throw new Error(
+          `${this.dir} is being written by another command (pid ${holder.pid} on ${holder.host}, since ${holder.since}: ${holder.command}); ` +
+            `wait for it to end, or remove ${file} if it no longer runs`,
+        );
+      }
+      await rm(file, { force: true });
+    }
+    this.holds = true;
+    if (!this.options.overwrite && (await folderState(this.dir)) !== this.seen) {
+      await this.close();
+      throw new Error(`${this.dir} changed while this command started (another command wrote it); run the command again`);
+    }
   }
 
   /** Appends one step's metrics. */
@@ -161,6 +232,13 @@ export class RunFolder {
     const kept = existsSync(file) ? (await readMetrics(file)).filter((row) => row.step <= step) : [];
     await writeFileAtomic(file, kept.map((row) => JSON.stringify(row) + '\n').join(''));
   }
+}
+
+/** What a run folder holds, as far as another command's writes would change it: its run, newest checkpoint, summary. */
+async function folderState(dir: string): Promise<string> {
+  if (!existsSync(join(dir, RUN_FILE))) return 'no run';
+  const latest = await latestCheckpoint(dir).catch((err: Error) => `unreadable (${err.message})`);
+  return `${latest ?? 'no checkpoint'}${existsSync(join(dir, SUMMARY_FILE)) ? ', finished' : ''}`;
 }
 
 /** The config minus what may change between a run and its resumption (when to checkpoint). */

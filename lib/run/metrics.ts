@@ -44,7 +44,7 @@ export const METRICS: readonly MetricDoc[] = [
     name: 'reward_model/acc',
     stages: rl,
     description:
-      "Outcome accuracy of the reward model on the batch: share of rows whose implicit reward Σ_t β·log π_φ/π_ref has the outcome's sign, read before its update (the paper's Figure 6).",
+      "Outcome accuracy of the reward model on the batch: share of rows whose implicit reward Σ_t β·log π_φ/π_ref has the outcome's sign, read as the advantages read it: after this batch's update with `rewardModel.update: before` (the default: accuracy on the batch it just trained on), before it with `after`.",
   },
   { name: 'reward_model/score', stages: rl, description: 'RM score of eq. 19, (log π_φ(y|x) − log π_ref(y|x)) / |y|, mean over the batch.' },
   { name: 'reward_model/pair_acc', stages: ['rm'], description: "Share of the step's pairs whose correct response scores above the incorrect one." },

@@ -2,6 +2,8 @@
 // checkpoints (policy, reward model, both optimizers, the prompt stream), resume and verl-named metrics. The trained
 // models land in <out>/policy (merged, with the adapter alone in <out>/policy-lora under actor.lora) and
 // <out>/reward-model.
+import { createHash } from 'node:crypto';
+import { resolve } from 'node:path';
 import { evalRolloutOptions, type RlConfig } from '../config/rl.js';
 import { loadDataset } from '../data/records.js';
 import { sampledAccuracy } from '../eval/accuracy.js';
@@ -14,6 +16,7 @@ import { rlMetrics } from './metrics.js';
 import { createProgress } from './progress.js';
 import { runLoop } from './runner.js';
 import { finishedRun, openRunFolder, type RunOutputOptions } from './stage.js';
+import { checkOutputApart } from '../util/fs.js';
 
 export interface RlRunFiles {
   /** The experiment config file, recorded as an input (the config itself is `config`). */
@@ -38,24 +41,16 @@ export interface RunRlOptions extends RunOutputOptions, RlRunFiles {
 export async function runRl(options: RunRlOptions): Promise<Record<string, unknown>> {
   const { config } = options;
   const { group } = options;
-  const folder = await openRunFolder(
-    {
-      stage: 'rl',
-      out: options.out,
-      resume: options.resume,
-      overwrite: options.overwrite,
-      inputs: {
-        '--config': options.configFile,
-        '--model': options.model,
-        '--reward-model': options.rewardModel,
-        '--reference': options.reference,
-        '--data': options.data,
-        '--eval-data': options.evalData,
-      },
-    },
-    group,
-    config,
-  );
+  const inputs = {
+    '--config': options.configFile,
+    '--model': options.model,
+    '--reward-model': options.rewardModel,
+    '--reference': options.reference,
+    '--data': options.data,
+    '--eval-data': options.evalData,
+  };
+  const folder = await openRunFolder({ stage: 'rl', out: options.out, resume: options.resume, overwrite: options.overwrite, inputs }, group, config);
+  if (config.rollout.syncDir) checkOutputApart('rollout.syncDir', resolve(config.rollout.syncDir), inputs);
   if (folder.finished) return finishedRun(folder);
   const records = await loadDataset('rl', options.data);
   const evalRecords = options.evalData ? await loadDataset('rl', options.evalData) : undefined;
@@ -87,6 +82,8 @@ export async function runRl(options: RunRlOptions): Promise<Record<string, unkno
       policyAdapter: policyCheckpoint?.adapter ? policyCheckpoint.dir : undefined,
       group,
       rolloutSyncDir: folder.path('rollout-weights'),
+      // The run folder names the run on the server and in a shared sync folder: a resumed run is the same run.
+      rolloutRunId: createHash('sha256').update(folder.dir).digest('hex').slice(0, 12),
     });
     try {
       if (resume) await restoreSession(session, resume.dir, resume.state);
@@ -128,7 +125,11 @@ export async function runRl(options: RunRlOptions): Promise<Record<string, unkno
       await folder.finish(summary);
       return summary;
     } finally {
-      await session.close();
+      try {
+        await session.close();
+      } finally {
+        await folder.close();
+      }
     }
   });
 }

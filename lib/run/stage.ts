@@ -25,19 +25,27 @@ export interface RunOutputOptions {
 
 /**
  * Opens the run folder (see RunFolder.open), written by rank 0 only, and checks that every rank was started with
- * the same setup (`setup`: the stage's resolved config), naming the keys a rank differs in. Its gather also keeps
- * rank 0 from writing before every rank has opened the folder.
+ * the same setup (`setup`: the stage's resolved config) and continues from the same point of the run (every rank
+ * reads the folder to resume), naming the keys a rank differs in. Its gather also keeps rank 0 from writing before
+ * every rank has opened the folder.
  */
 export async function openRunFolder(options: OpenRunOptions, group: ProcessGroup = SINGLE_PROCESS, setup: object): Promise<RunFolder> {
   const folder = await RunFolder.open({ ...options, writer: group.rank === 0 });
   if (group.worldSize > 1) {
-    const setups = await group.allGatherObjects({ stage: options.stage, worldSize: group.worldSize, config: setup });
-    const differing = setups
-      .map((other, rank) => ({ rank, keys: diffKeys(setups[0], other) }))
+    const from = folder.finished ? 'a finished run' : folder.resumeFrom ? `step ${folder.resumeFrom.state.step}` : 'the start';
+    const gathered = await group.allGatherObjects({ setup: { stage: options.stage, worldSize: group.worldSize, config: setup }, from });
+    const differing = gathered
+      .map((other, rank) => ({ rank, keys: diffKeys(gathered[0].setup, other.setup) }))
       .filter(({ keys }) => keys.length > 0)
       .map(({ rank, keys }) => `rank ${rank} differs from rank 0 in ${keys.join(', ')}`);
     if (differing.length > 0)
       throw new Error(`the ranks were started with different setups (${differing.join('; ')}): start every rank with the same command`);
+    if (gathered.some((other) => other.from !== from)) {
+      const points = gathered.map((other, rank) => `rank ${rank}: ${other.from}`).join(', ');
+      throw new Error(
+        `the ranks would continue from different points of the run (${points}): --out must be one folder that every rank reads, on storage the nodes share`,
+      );
+    }
   }
   return folder;
 }
@@ -70,6 +78,10 @@ export async function runOneModelStage<R>(
     await folder.finish(summary);
     return summary;
   } finally {
-    await session.close();
+    try {
+      await session.close();
+    } finally {
+      await folder.close();
+    }
   }
 }

@@ -36,6 +36,7 @@ import type { Matrix } from '../algorithms/masked.js';
 import { OpenAIEngine } from '../rollout/openai.js';
 import { groupByPrompt, sampleRollouts, type Rollout } from '../rollout/rollouts.js';
 import { stepFolderName } from '../util/fs.js';
+import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -74,6 +75,13 @@ export interface RlRunOptions extends AsyncOptions {
    * overrides it; runRl: <run>/rollout-weights).
    */
   rolloutSyncDir?: string;
+  /**
+   * Names this run's weights in the sync folder (<syncDir>/<id>/step-N) and its adapters on a vLLM server
+   * (policy-<id>-step-N), so that runs sharing a folder or a server never touch each other's. A run resumed under
+   * the same id first removes what an interrupted attempt left there (runRl: an id of the run folder). Default: a
+   * new random id per session.
+   */
+  rolloutRunId?: string;
 }
 
 /** Seconds per phase of an RL step (verl's timing_s/*). */
@@ -205,7 +213,11 @@ export class RlSession implements TrainingSession<RlStep> {
     const syncDir = sync === 'none' ? undefined : (config.rollout.syncDir ?? options.rolloutSyncDir);
     if (engine === 'openai' && sync !== 'none' && !syncDir)
       throw new Error('rollout.syncDir: name a folder both the trainer and the server can read');
-    const rollouts = engine === 'openai' ? { engine: new OpenAIEngine({ url: url!, model, apiKey: process.env[apiKeyEnv] }), syncDir } : undefined;
+    const runId = options.rolloutRunId ?? randomBytes(6).toString('hex');
+    const rollouts =
+      engine === 'openai'
+        ? { engine: new OpenAIEngine({ url: url!, model, apiKey: process.env[apiKeyEnv] }), runId, syncDir: syncDir && join(syncDir, runId) }
+        : undefined;
     // One verifier pool for the run's rollouts and evaluations (its workers start at the first check).
     const verifier = new VerifierPool();
     const prompts = new PromptStream(records, config.seed);
@@ -260,9 +272,24 @@ export class RlSession implements TrainingSession<RlStep> {
   async close(): Promise<void> {
     try {
       await this.context.verifier.close();
+      await this.releaseAdapter();
     } finally {
       await this.context.actor.close();
       await this.context.rm?.close();
+    }
+  }
+
+  /** vllm-lora: unloads the run's last adapter, so that the server does not keep it after the run. */
+  private async releaseAdapter(): Promise<void> {
+    const { rollouts } = this.context;
+    const adapter = rollouts?.synced?.adapter;
+    if (!adapter) return;
+    rollouts.synced = undefined;
+    try {
+      await rollouts.engine.unloadLoraAdapter(adapter);
+    } catch (err) {
+      // The run's result stands; the server only keeps one adapter loaded.
+      process.stderr.write(`could not unload the adapter ${adapter} from the rollout server: ${(err as Error).message}\n`);
     }
   }
 }
@@ -278,28 +305,41 @@ interface StepContext {
   rm?: Trainee;
   actor: Trainee;
   group: ProcessGroup;
-  /** rollout.engine openai: the server, and the folder its weights go through (none: sync off). */
-  rollouts?: { engine: OpenAIEngine; syncDir?: string; synced?: { dir: string; adapter?: string } };
+  /**
+   * rollout.engine openai: the server, the run's id there (RlRunOptions.rolloutRunId), the run's folder its weights
+   * go through (none: sync off) and what the last sync left on it.
+   */
+  rollouts?: { engine: OpenAIEngine; runId: string; syncDir?: string; synced?: { dir: string; adapter?: string } };
 }
 
 /**
  * Before a step samples from a server, the policy's current weights reach it (rank 0 writes them, in a new folder
  * per step: the full checkpoint, or a LoRA actor's adapter, and the server loads them; the other ranks wait), then
- * the previous folder goes.
+ * the previous folder goes. The session's first sync first clears what an interrupted attempt of the same run left:
+ * its folders, and its adapters still loaded on a vLLM server (a name loaded twice is refused there).
  */
 async function syncRolloutWeights(context: StepContext, step: number): Promise<void> {
   const { rollouts, config, group, models, options } = context;
   if (!rollouts?.syncDir) return;
   const { policy } = models;
+  const lora = config.rollout.sync === 'vllm-lora';
+  const adapterPrefix = `policy-${rollouts.runId}-`;
   if (group.rank === 0) {
+    if (!rollouts.synced) {
+      await rm(rollouts.syncDir, { recursive: true, force: true });
+      if (lora) {
+        for (const id of await rollouts.engine.modelIds(options.signal)) {
+          if (id.startsWith(adapterPrefix)) await rollouts.engine.unloadLoraAdapter(id, options.signal);
+        }
+      }
+    }
     const dir = join(rollouts.syncDir, stepFolderName(step));
-    await rm(dir, { recursive: true, force: true }); // a folder of this run's, left by a killed attempt at this step
     if (policy.lora) await policy.saveAdapter(dir, { signal: options.signal });
     else await policy.save(dir, { signal: options.signal });
     let adapter: string | undefined;
-    if (config.rollout.sync === 'reload') await rollouts.engine.reload(policy.lora ? { adapter: dir } : { model: dir }, options.signal);
+    if (!lora) await rollouts.engine.reload(policy.lora ? { adapter: dir } : { model: dir }, options.signal);
     else {
-      adapter = `policy-step-${step}`;
+      adapter = `${adapterPrefix}${stepFolderName(step)}`;
       await rollouts.engine.loadLoraAdapter(adapter, dir, options.signal);
       if (rollouts.synced?.adapter) await rollouts.engine.unloadLoraAdapter(rollouts.synced.adapter, options.signal);
     }
@@ -628,7 +668,7 @@ async function updateRewardModel(
           groupSize,
           step: { microBatches: miniBatch.length, acc: stepAcc },
         },
-        rmConfig,
+        { ...rmConfig, conventions: config.conventions },
         { signal },
       );
       await share.backwardAsync(undefined, { signal });
@@ -648,16 +688,19 @@ function outcomeAccuracy(rewards: Matrix, mask: Matrix, acc: readonly number[]):
   return right / rewards.length;
 }
 
-/** Whether a group's mean outcome lies strictly between the bounds (MIXED_ACCURACY_BOUNDS: it has mixed outcomes). */
+/**
+ * Whether a group's mean outcome lies within the bounds, both included as in the reference's filter (which fails a
+ * group only when its mean is above the upper bound or below the lower). With MIXED_ACCURACY_BOUNDS: mixed outcomes.
+ */
 const isMixed = (group: readonly Rollout[], [low, high]: readonly [number, number]) => {
   const mean = group.reduce((a, x) => a + x.score, 0) / group.length;
-  return mean > low && mean < high;
+  return mean >= low && mean <= high;
 };
 
 /**
- * The reference's filter_and_downsample: groups whose mean outcome lies strictly inside `bounds` (default (0.01, 0.99):
- * mixed outcomes) with no truncated response come first, then the rest, in sampling order; the first `count` are
- * kept, so the others train only when the first kind runs short.
+ * The reference's filter_and_downsample: groups whose mean outcome lies inside `bounds`, bounds included (default
+ * [0.01, 0.99]: mixed outcomes), with no truncated response come first, then the rest, in sampling order; the first
+ * `count` are kept, so the others train only when the first kind runs short.
  */
 export function keepGroups(
   groups: readonly Rollout[][],

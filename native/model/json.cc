@@ -40,6 +40,9 @@ class Parser {
  private:
   // Deep nesting is never valid in the documents we read; the limit keeps recursion bounded.
   static constexpr int kMaxDepth = 64;
+  // Likewise long arrays (a header's are shapes and byte offsets): each element costs ~100 bytes parsed, so without
+  // a bound a hostile `[0,0,…]` header takes ~75× its size in memory before it is refused.
+  static constexpr size_t kMaxArrayItems = 4096;
 
   [[noreturn]] void fail(const std::string& message) const {
     invalid_argument(what_ + ": malformed JSON at byte " + std::to_string(pos_) + ": " + message);
@@ -97,6 +100,7 @@ class Parser {
         return value;
       }
       for (;;) {
+        if (value.items.size() == kMaxArrayItems) fail("an array of more than " + std::to_string(kMaxArrayItems) + " items");
         value.items.push_back(parse_value(depth + 1));
         if (peek() == ',') {
           ++pos_;

@@ -96,6 +96,12 @@ ObjectiveOutputs ipvrm_offline(const ObjectiveInputs& in) {
   } else if (weighting == "uniform" || weighting == "early" || weighting == "late") {
     // Paper eq. (9), (17), (18): a weighted mean per sequence over t = 1..T, then the mean over sequences.
     at::Tensor T_len = mask.sum(1, /*keepdim=*/true);
+    // A row without response tokens has no prefixes: its mean over t = 1..T is 0/0.
+    const at::Tensor empty = (T_len.squeeze(1) <= 0).nonzero();
+    if (empty.size(0) > 0) {
+      invalid_argument("the paper's weightings (" + weighting + ") need a response token in every row; row " +
+                       std::to_string(empty[0][0].item<int64_t>()) + " has none");
+    }
     at::Tensor w = weighting == "uniform" ? at::ones_like(t_count) : weighting == "late" ? t_count / T_len : 1 - t_count / T_len;
     w = w * mask;
     at::Tensor w_sum = w.sum(1);
@@ -166,6 +172,8 @@ std::vector<std::vector<int64_t>> prompt_groups(const ObjectiveInputs& in, int64
 // (an ablation: the RM then learns from every sample).
 GroupTerms group_terms(const ObjectiveInputs& in, const at::Tensor& acc, bool use_adb, bool use_dlw, double m) {
   const bool train_uniform = in.boolean("trainUniformGroups", false);
+  const std::string convention = in.string("conventions", "reference");
+  if (convention != "reference" && convention != "paper") invalid_argument("conventions must be reference or paper, got '" + convention + "'");
   const int64_t B = acc.size(0);
   GroupTerms terms;
   terms.groups = prompt_groups(in, B);
@@ -186,7 +194,10 @@ GroupTerms group_terms(const ObjectiveInputs& in, const at::Tensor& acc, bool us
     if (use_dlw) {
       double total = 0;
       for (int64_t b : group) total += (w[b] = a[b] > 0.5 ? 1 - mu : mu);
-      for (int64_t b : group) w[b] = w[b] * n / total;  // each outcome class then carries weight n/2
+      // The reference rescales to Σw = n, so each outcome class carries weight n/2; the paper (§3.3) keeps 1 − μ and μ.
+      if (convention == "reference") {
+        for (int64_t b : group) w[b] = w[b] * n / total;
+      }
     }
     if (use_adb) {
       const double p = std::min(std::max(mu, 1e-6), 1 - 1e-6);
@@ -202,7 +213,7 @@ GroupTerms group_terms(const ObjectiveInputs& in, const at::Tensor& acc, bool us
 
 ObjectiveOutputs ipvrm_online(const ObjectiveInputs& in) {
   in.expect_only({"logits", "inplaceBackward", "refLogits", "refLogprobs", "logRatio", "tokens", "mask", "acc", "groupIds", "groupSize", "sampleRank",
-                  "beta", "margin", "useAdb", "useDlw", "trainUniformGroups"});
+                  "beta", "margin", "useAdb", "useDlw", "trainUniformGroups", "conventions"});
   LogRatio lr = log_ratio(in);
   const at::Tensor& ratio = lr.ratio;
   const int64_t B = ratio.size(0);
@@ -253,7 +264,7 @@ ObjectiveOutputs implicit_prm_ce(const ObjectiveInputs& in) {
 
 ObjectiveOutputs implicit_prm_online(const ObjectiveInputs& in) {
   in.expect_only({"logits", "inplaceBackward", "refLogits", "refLogprobs", "logRatio", "tokens", "mask", "acc", "groupIds", "groupSize", "sampleRank",
-                  "beta", "margin", "useAdb", "useDlw", "trainUniformGroups", "form"});
+                  "beta", "margin", "useAdb", "useDlw", "trainUniformGroups", "form", "conventions"});
   LogRatio lr = log_ratio(in);
   at::Tensor mask = float_mask(in, lr.ratio, lr.ratio.sizes().vec());
   check_finite(lr.ratio, mask, "log-probs (logits)");

@@ -9,7 +9,7 @@ registerRewardModel({
   name: 'implicit-prm',
   async update(
     { logits, logRatio, tokens, refLogprobs, mask, acc, groupSize, step },
-    { beta, margin, useAdb, useDlw, uniformGroups, implicitPrmLoss },
+    { beta, margin, useAdb, useDlw, uniformGroups, implicitPrmLoss, conventions },
     options,
   ) {
     const inputs = { logits, logRatio, tokens, refLogprobs, mask, beta };
@@ -17,7 +17,17 @@ registerRewardModel({
       implicitPrmLoss === 'ce'
         ? await implicitPrmCe({ ...inputs, labels: acc }, options)
         : await implicitPrmOnline(
-            { ...inputs, acc, groupSize, margin, useAdb, useDlw, trainUniformGroups: uniformGroups === 'train', form: useAdb ? 'adb' : 'bce' },
+            {
+              ...inputs,
+              acc,
+              groupSize,
+              margin,
+              useAdb,
+              useDlw,
+              trainUniformGroups: uniformGroups === 'train',
+              form: useAdb ? 'adb' : 'bce',
+              conventions,
+            },
             options,
           );
     return loss.div(step.microBatches);

@@ -5,10 +5,14 @@ import { implicitScore, registerRewardModel } from './registry.js';
 
 registerRewardModel({
   name: 'ipvrm',
-  async update({ logits, logRatio, tokens, refLogprobs, mask, acc, groupSize, step }, { beta, margin, useAdb, useDlw, uniformGroups }, options) {
+  async update(
+    { logits, logRatio, tokens, refLogprobs, mask, acc, groupSize, step },
+    { beta, margin, useAdb, useDlw, uniformGroups, conventions },
+    options,
+  ) {
     const trainUniformGroups = uniformGroups === 'train';
     const { loss } = await ipvrmOnline(
-      { logits, logRatio, tokens, refLogprobs, mask, acc, groupSize, beta, margin, useAdb, useDlw, trainUniformGroups },
+      { logits, logRatio, tokens, refLogprobs, mask, acc, groupSize, beta, margin, useAdb, useDlw, trainUniformGroups, conventions },
       options,
     );
     return loss.div(step.microBatches);

@@ -3,7 +3,7 @@
 // or a frozen model). All three models here are implicit — the reward is β·log π_φ/π_ref — so they share
 // implicitScore and differ in what they learn from the outcomes. A new model is one file plus one import line in
 // index.ts.
-import { distrlTd, headInputFields, outputLogprobs, type HeadInput } from '../../ops/objectives.js';
+import { distrlTd, headInputFields, outputLogprobs, type Conventions, type HeadInput } from '../../ops/objectives.js';
 import { Tensor, type AsyncOptions } from '../../tensor/index.js';
 import { Registry } from '../../util/registry.js';
 
@@ -19,6 +19,8 @@ export interface RewardModelSettings {
   implicitPrmLoss: 'ce' | 'online';
   /** DPO-RM over each group's (correct, incorrect) pairs: the mean over the step's pairs (bt_mean, the reference) or their sum (bt_sum). */
   dpoReduction: 'mean' | 'sum';
+  /** The run's conventions: with paper, DLW keeps the paper's weights 1 − μ and μ (the reference rescales them). */
+  conventions: Conventions;
 }
 
 /** One micro-batch of the reward model's optimizer step: whole prompt groups of `groupSize` contiguous rows. */
