@@ -5,12 +5,15 @@ import {
   distrlLoss,
   dpoRm,
   implicitPrmCe,
+  implicitPrmOnline,
   ipvrmOffline,
   ipvrmOnline,
+  dpoOnline,
   prefixValues,
   tokenEntropy,
   tokenLogprobs,
 } from '../lib/ops/objectives.js';
+import { outcomePairCount } from '../lib/algorithms/reward-models/index.js';
 import { environmentReport, releaseBufferCache, setBufferCacheLimit } from '../lib/native/runtime.js';
 import { Tensor, tidy } from '../lib/tensor/index.js';
 
@@ -398,6 +401,53 @@ describe('masking and candidate sets', () => {
       const w = paper.weights.toArray() as Float64Array;
       expect(paper.loss.item()).toBeCloseTo(perSeq.reduce((a, l, i) => a + l * w[i], 0) / B, 12);
       await expect(ipvrmOnline({ ...inputs, conventions: 'paperish' as 'paper' })).rejects.toThrow(/conventions must be reference or paper/);
+    });
+  });
+
+  test('fractional outcomes enter the online losses as the reference writes them: s = 2·acc − 1, BCE against acc, 0.5 pairs with nothing', async () => {
+    await tidy(async () => {
+      const [B, T] = [4, 3];
+      const ratios = [
+        [0.3, -0.2, 0.5],
+        [-0.4, 0.1, 0.2],
+        [0.2, 0.2, -0.6],
+        [0.1, -0.3, 0.4],
+      ];
+      const lengths = [3, 2, 3, 1];
+      const acc = [0.8, 0.5, 0.0, 1.0];
+      const f64 = { dtype: 'float64' as const };
+      const inputs = {
+        logRatio: Tensor.from(ratios, undefined, f64),
+        mask: responseMask(lengths, T),
+        acc: Tensor.from(acc, undefined, f64),
+        groupSize: 4,
+        useAdb: false,
+        useDlw: false,
+        beta: 2,
+        margin: 0.5,
+      };
+      const softplus = (x: number) => Math.log1p(Math.exp(x));
+      const sums = ratios.map((row, b) => row.slice(0, lengths[b]).reduce((a, x) => a + x, 0));
+      // IPVRM: per row the token mean of softplus(m − β·s·v̄_t), v̄_t the prefix mean of the log ratios.
+      const ipvrm = ratios.map((row, b) => {
+        const s = 2 * acc[b] - 1;
+        let sum = 0;
+        let total = 0;
+        for (let t = 0; t < lengths[b]; t++) total += softplus(0.5 - 2 * s * ((sum += row[t]) / (t + 1)));
+        return total / lengths[b];
+      });
+      expect((await ipvrmOnline(inputs)).loss.item()).toBeCloseTo(ipvrm.reduce((a, x) => a + x, 0) / B, 12);
+      // Implicit PRM: BCE-with-logits of z = β·Σ lr against the outcome itself; its ADB form −logσ(z·s − m).
+      const bce = sums.map((sum, b) => softplus(2 * sum) - acc[b] * 2 * sum);
+      expect((await implicitPrmOnline({ ...inputs, form: 'bce' })).loss.item()).toBeCloseTo(bce.reduce((a, x) => a + x, 0) / B, 12);
+      const adb = sums.map((sum, b) => softplus(-(2 * sum * (2 * acc[b] - 1) - 0.5)));
+      expect((await implicitPrmOnline({ ...inputs, form: 'adb' })).loss.item()).toBeCloseTo(adb.reduce((a, x) => a + x, 0) / B, 12);
+      // DPO: correct above 0.5 (rows 0, 3), incorrect below (row 2): one pair, the first of each.
+      const dpo = await dpoOnline({ logRatio: inputs.logRatio, mask: inputs.mask, acc: inputs.acc, groupSize: 4, beta: 2 });
+      expect([...(dpo.chosenIdx.toArray() as BigInt64Array)].map(Number)).toEqual([0]);
+      expect([...(dpo.rejectedIdx.toArray() as BigInt64Array)].map(Number)).toEqual([2]);
+      expect(dpo.loss.item()).toBeCloseTo(softplus(-2 * (sums[0] - sums[2])), 12);
+      expect(outcomePairCount(acc, 4)).toBe(1);
     });
   });
 

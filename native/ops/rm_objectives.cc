@@ -223,7 +223,8 @@ ObjectiveOutputs ipvrm_online(const ObjectiveInputs& in) {
   const double beta = in.number("beta", 10.0);
   GroupTerms terms = group_terms(in, acc, in.boolean("useAdb", true), in.boolean("useDlw", true), in.number("margin", 5.0));
 
-  at::Tensor sign = (2 * (acc > 0.5).to(ratio.scalar_type()) - 1).unsqueeze(1);
+  // s = 2·acc − 1, as the reference writes it: ±1 for verifier outcomes, a fractional reward's own weight otherwise.
+  at::Tensor sign = (2 * acc - 1).unsqueeze(1);
   at::Tensor prefix_mean = at::cumsum(sign * ratio * mask, 1) / at::clamp_min(at::cumsum(mask, 1), 1.0);
   at::Tensor z = beta * prefix_mean - terms.margins.unsqueeze(1);  // margin not signed: symmetric boundaries
   at::Tensor per_token = -at::log_sigmoid(z);
@@ -274,10 +275,9 @@ ObjectiveOutputs implicit_prm_online(const ObjectiveInputs& in) {
   const std::string form = in.string("form", "bce");
   at::Tensor per_seq;
   if (form == "bce") {
-    per_seq = at::binary_cross_entropy_with_logits(z, (acc > 0.5).to(z.scalar_type()), {}, {}, at::Reduction::None);
+    per_seq = at::binary_cross_entropy_with_logits(z, acc, {}, {}, at::Reduction::None);  // the outcome itself is the target
   } else if (form == "adb") {
-    at::Tensor sign = 2 * (acc > 0.5).to(z.scalar_type()) - 1;
-    per_seq = -at::log_sigmoid(z * sign - terms.margins);
+    per_seq = -at::log_sigmoid(z * (2 * acc - 1) - terms.margins);
   } else {
     invalid_argument("form must be bce or adb, got '" + form + "'");
   }
@@ -326,7 +326,12 @@ ObjectiveOutputs dpo_online(const ObjectiveInputs& in) {
   std::vector<int64_t> chosen, rejected;
   for (const auto& group : prompt_groups(in, B)) {
     std::vector<int64_t> pos, neg;
-    for (int64_t b : group) (acc[b].item<double>() > 0.5 ? pos : neg).push_back(b);
+    for (int64_t b : group) {
+      // As the reference pairs them: an outcome of exactly 0.5 is neither correct nor incorrect.
+      const double a = acc[b].item<double>();
+      if (a > 0.5) pos.push_back(b);
+      if (a < 0.5) neg.push_back(b);
+    }
     for (size_t i = 0; i < std::min(pos.size(), neg.size()); ++i) chosen.push_back(pos[i]), rejected.push_back(neg[i]);
   }
   auto ids = [&](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong).to(lr.ratio.device()); };

@@ -6,11 +6,14 @@ import { contiguousGroups } from '../masked.js';
 import { dpoOnline } from '../../ops/objectives.js';
 import { implicitScore, registerRewardModel } from './registry.js';
 
-/** (correct, incorrect) pairs of contiguous groups of n: Σ_g min(#correct_g, #incorrect_g). */
+/**
+ * (correct, incorrect) pairs of contiguous groups of n: Σ_g min(#correct_g, #incorrect_g), correct being an outcome
+ * above 0.5 and incorrect one below (0.5 itself is neither, as the reference pairs them).
+ */
 export function outcomePairCount(acc: readonly number[], n: number): number {
   return contiguousGroups(acc.length, n).reduce((total, group) => {
-    const correct = group.filter((b) => acc[b] > 0.5).length;
-    return total + Math.min(correct, group.length - correct);
+    const count = (side: (a: number) => boolean) => group.filter((b) => side(acc[b])).length;
+    return total + Math.min(count((a) => a > 0.5), count((a) => a < 0.5));
   }, 0);
 }
 
