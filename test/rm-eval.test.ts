@@ -55,11 +55,30 @@ describe('stepSequences', () => {
     }
   });
 
-  test('other rows are laid out as the ProcessBench scripts do: "Step i: " prefixes, blank lines; a step owns its separator', () => {
-    const [s] = stepSequences(tokenizer, [{ id: 'x', problem: 'What is 1+1?', steps: ['One plus one.', 'It is 2.'], label: -1 }]);
-    expect(tokenizer.decode(s.tokens.slice(s.promptLength), { skipSpecialTokens: true })).toBe('Step 1: One plus one.\n\nStep 2: It is 2.');
-    expect(tokenizer.decode(s.tokens.slice(s.promptLength, s.stepEnds[0] + 1))).toBe('Step 1: One plus one.\n\n');
-    expect(s.stepEnds[1]).toBe(s.tokens.length - 1); // the last step owns EOS
+  test('other rows are laid out as the ProcessBench reference script does, its step ends included', () => {
+    const steps = ['One plus one.', 'It is 2.', 'So 2.'];
+    const [s] = stepSequences(tokenizer, [{ id: 'x', problem: 'What is 1+1?', steps, label: -1 }]);
+    // The whole conversation under the chat template, stripped.
+    const whole = tokenizer.applyChatTemplate([
+      { role: 'user', content: 'What is 1+1?' },
+      { role: 'assistant', content: 'Step 1: One plus one.\n\nStep 2: It is 2.\n\nStep 3: So 2.' },
+    ]);
+    expect(s.tokens).toEqual(tokenizer.encode(whole.trim()));
+    expect(tokenizer.decode(s.tokens.slice(s.promptLength), { skipSpecialTokens: true })).toBe('Step 1: One plus one.\n\nStep 2: It is 2.\n\nStep 3: So 2.');
+    // process_eval.py's step_last_tokens[k] = len(tokenize(conv_k)) − 2 over log-prob positions (shifted by one), conv_k
+    // the first k steps' conversation stripped, plus "\n\n" before the last: an intermediate step ends one token into
+    // the next (where conv_k's end-of-turn token stands), the last at the end-of-turn token.
+    const conv = (k: number) =>
+      tokenizer
+        .applyChatTemplate([
+          { role: 'user', content: 'What is 1+1?' },
+          { role: 'assistant', content: steps.slice(0, k).map((step, i) => `Step ${i + 1}: ${step}`).join('\n\n') },
+        ])
+        .trim() + (k > 0 && k < steps.length ? '\n\n' : '');
+    expect(s.promptLength - 1).toBe(tokenizer.encode(conv(0)).length - 2);
+    expect(s.stepEnds.map((end) => end - 1)).toEqual([1, 2, 3].map((k) => tokenizer.encode(conv(k)).length - 2));
+    expect(tokenizer.decode(s.tokens.slice(s.promptLength, s.stepEnds[0] + 1))).toBe('Step 1: One plus one.\n\nS');
+    expect(s.stepEnds[2]).toBe(s.tokens.length - 1);
   });
 });
 

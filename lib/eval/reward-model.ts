@@ -24,18 +24,16 @@ export interface StepSequence {
 }
 
 /**
- * Tokenises ProcessBench rows as the policy saw its prompts (chat template with the generation prompt) and finds
- * each step's last token. Rows made by `data make-task` are laid out in their trace format; other rows as
- * ProcessBench's reference scripts do ("Step i: " prefixes, blank lines between steps). Either way a step owns the
- * separator after it. A step ends where the tokens of the response up to
- * that step end, so step boundaries need a tokenizer whose prefixes tokenise as prefixes (true of any tokenizer at
- * newline boundaries); the last step also owns the EOS token.
+ * Tokenises ProcessBench rows and finds each step's last token. Rows made by `data make-task` are laid out in their
+ * trace format, as the policy saw its prompts (stepSequence: a step owns the separator after it, the last step the
+ * EOS); other rows exactly as ProcessBench's reference script does (referenceStepSequence).
  */
 export function stepSequences(tokenizer: Tokenizer, records: readonly (ProcessBenchRecord & { trace_format?: unknown })[]): StepSequence[] {
   return records.map((record) => {
     const format = TRACE_FORMATS.includes(record.trace_format as TraceFormat) ? (record.trace_format as TraceFormat) : undefined;
-    const { response, stepEnds: charEnds } = format ? layoutSteps(record.steps, format) : joinSteps(record.steps);
     try {
+      if (!format) return { ...referenceStepSequence(tokenizer, record.problem, record.steps), label: record.label };
+      const { response, stepEnds: charEnds } = layoutSteps(record.steps, format);
       return { ...stepSequence(tokenizer, record.problem, response, charEnds), label: record.label };
     } catch (err) {
       throw new Error(`${record.id}: ${(err as Error).message}`);
@@ -45,7 +43,9 @@ export function stepSequences(tokenizer: Tokenizer, records: readonly (ProcessBe
 
 /**
  * One solution as tokens: the problem as the user's turn (chat template, generation prompt), then `response` and
- * EOS; step k ends at character `charEnds[k]` of the response (the last step at its end, owning the EOS).
+ * EOS; step k ends at character `charEnds[k]` of the response (the last step at its end, owning the EOS). A step
+ * ends where the tokens of the response up to its end end, so this needs a tokenizer whose prefixes tokenise as
+ * prefixes (true of any tokenizer at newline boundaries).
  */
 export function stepSequence(tokenizer: Tokenizer, problem: string, response: string, charEnds: readonly number[]): Omit<StepSequence, 'label'> {
   const eos = tokenizer.eosTokenId;
@@ -55,25 +55,43 @@ export function stepSequence(tokenizer: Tokenizer, problem: string, response: st
   const responseTokens = tokenizer.encode(response, { addSpecialTokens: false });
   const tokens = [...prompt, ...responseTokens, eos];
   const stepEnds = [...prefixTokenEnds(tokenizer, response, charEnds.slice(0, -1)).map((end) => prompt.length + end), tokens.length - 1];
-  for (let k = 1; k < stepEnds.length; k++) {
-    if (stepEnds[k] <= stepEnds[k - 1]) throw new Error(`step ${k} has no tokens of its own`);
+  return checkedSteps({ tokens, promptLength: prompt.length, stepEnds });
+}
+
+/**
+ * ProcessBench's reference layout, token for token (implemented-math.md §4a, process_eval.py): the steps as
+ * "Step i: " + step joined by blank lines, the assistant's turn after the problem under the chat template; the tokens
+ * are the whole conversation's, stripped. Step k ends where the reference puts it: at the last token of its prefix
+ * conversation template(steps[:k]).strip() + "\n\n". Inside the whole text that is one token into the next step (the
+ * prefix's end-of-turn token stands where the next step begins), as the reference scores it; the last step ends with
+ * the template's end-of-turn token, and the response starts at the token the empty turn's end-of-turn stands on.
+ */
+export function referenceStepSequence(tokenizer: Tokenizer, problem: string, steps: readonly string[]): Omit<StepSequence, 'label'> {
+  if (steps.length === 0) throw new Error('a solution needs at least one step');
+  const conversation = (k: number) =>
+    tokenizer
+      .applyChatTemplate([
+        { role: 'user', content: problem },
+        { role: 'assistant', content: steps.slice(0, k).map((step, i) => `Step ${i + 1}: ${step}`).join('\n\n') },
+      ])
+      .trim();
+  const tokens = tokenizer.encode(conversation(steps.length));
+  // The reference's index max(0, len(conv_k) − 2) is a shifted log-prob position: the token after it, here.
+  const end = (k: number) => Math.min(Math.max(0, tokenizer.encode(conversation(k) + (k > 0 && k < steps.length ? '\n\n' : '')).length - 2) + 1, tokens.length - 1);
+  return checkedSteps({ tokens, promptLength: end(0), stepEnds: steps.map((_, k) => end(k + 1)) });
+}
+
+function checkedSteps(sequence: Omit<StepSequence, 'label'>): Omit<StepSequence, 'label'> {
+  const { promptLength, stepEnds } = sequence;
+  for (let k = 0; k < stepEnds.length; k++) {
+    if (stepEnds[k] <= (k === 0 ? promptLength - 1 : stepEnds[k - 1])) throw new Error(`step ${k} has no tokens of its own`);
   }
-  return { tokens, promptLength: prompt.length, stepEnds };
+  return sequence;
 }
 
 /** The index, within `text`'s tokens, of the last token of each prefix text.slice(0, end). */
 function prefixTokenEnds(tokenizer: Tokenizer, text: string, charEnds: readonly number[]): number[] {
   return charEnds.map((end) => tokenizer.encode(text.slice(0, end), { addSpecialTokens: false }).length - 1);
-}
-
-/**
- * ProcessBench's reference layout (implemented-math.md §4a): "Step i: " + step, joined by blank lines; a step owns
- * the blank line after it (its last token is the separator, as in the reference's "\n\n"-terminated prefixes).
- */
-export function joinSteps(steps: readonly string[]): { response: string; stepEnds: number[] } {
-  let response = '';
-  const stepEnds = steps.map((step, k) => (response += `Step ${k + 1}: ${step}` + (k < steps.length - 1 ? '\n\n' : '')).length);
-  return { response, stepEnds };
 }
 
 export interface ModeSummary {

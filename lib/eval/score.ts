@@ -6,7 +6,7 @@ import type { AsyncOptions } from '../tensor/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { bonScores } from './bon.js';
 import { predictFirstError, STEP_SCORE_MODES, stepRewards, stepScores, type StepScoreMode } from './processbench.js';
-import { joinSteps, scorePair, separatorEnds, stepSequence } from './reward-model.js';
+import { referenceStepSequence, scorePair, separatorEnds, stepSequence } from './reward-model.js';
 
 /** The models that score: π_φ, its reference π_ref (the policy it was trained from) and their tokenizer. */
 export interface ImplicitRewardModel {
@@ -16,8 +16,8 @@ export interface ImplicitRewardModel {
 }
 
 /**
- * A solution as its steps (laid out as ProcessBench's scripts do: "Step i: …" joined by blank lines), or as a text
- * and the character offset where each step ends (the last step runs to the end of the text).
+ * A solution as its steps (laid out token for token as ProcessBench's reference script does, referenceStepSequence),
+ * or as a text and the character offset where each step ends (the last step runs to the end of the text).
  */
 export type Solution = readonly string[] | { text: string; stepEnds: readonly number[] };
 
@@ -55,18 +55,9 @@ export async function scoreSteps(
   const { coef = 0.001, beta = 1, mode = 'sum', threshold = 0.5, signal } = options;
   if (!STEP_SCORE_MODES.includes(mode)) throw new Error(`mode must be one of ${STEP_SCORE_MODES.join(', ')}, got '${mode}'`);
   if (!(coef > 0)) throw new Error('coef must be > 0');
-  const laidOut = Array.isArray(solution) ? joinSteps(solution as readonly string[]) : undefined;
-  const { text, stepEnds } = laidOut
-    ? { text: laidOut.response, stepEnds: laidOut.stepEnds }
-    : (solution as { text: string; stepEnds: readonly number[] });
-  if (
-    stepEnds.length === 0 ||
-    stepEnds.some((end, k) => !Number.isInteger(end) || end < 1 || end > text.length || (k > 0 && end <= stepEnds[k - 1]))
-  ) {
-    throw new Error(`stepEnds must be increasing character offsets in [1, ${text.length}]`);
-  }
-  // The last step runs to the end of the text (and owns the EOS), wherever its given end is.
-  const sequence = stepSequence(models.tokenizer, problem, text, [...stepEnds.slice(0, -1), text.length]);
+  const sequence = Array.isArray(solution)
+    ? referenceStepSequence(models.tokenizer, problem, solution as readonly string[])
+    : textStepSequence(models.tokenizer, problem, solution as { text: string; stepEnds: readonly number[] });
   const [[policy], [ref]] = await scorePair(models.rewardModel, models.reference, [sequence.tokens], { signal });
   const rawReward = policy.map((v, j) => v - ref[j]);
   const firstBoundary = sequence.promptLength - 1;
@@ -80,6 +71,17 @@ export async function scoreSteps(
     return (beta * sum) / (end - firstBoundary + 1);
   });
   return { scores, prefixValues, firstError: predictFirstError(scores[mode], threshold), mode, threshold };
+}
+
+/** A text and its steps' character ends as tokens; the last step runs to the end of the text (and owns the EOS), wherever its given end is. */
+function textStepSequence(tokenizer: Tokenizer, problem: string, { text, stepEnds }: { text: string; stepEnds: readonly number[] }) {
+  if (
+    stepEnds.length === 0 ||
+    stepEnds.some((end, k) => !Number.isInteger(end) || end < 1 || end > text.length || (k > 0 && end <= stepEnds[k - 1]))
+  ) {
+    throw new Error(`stepEnds must be increasing character offsets in [1, ${text.length}]`);
+  }
+  return stepSequence(tokenizer, problem, text, [...stepEnds.slice(0, -1), text.length]);
 }
 
 export interface RerankOptions extends AsyncOptions {
