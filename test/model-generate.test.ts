@@ -1,6 +1,7 @@
 // Sampling with the KV cache: greedy decoding against transformers' generate, cached log-probs against a full
 // forward, seeds, stopping, candidates, and the sampled distribution itself.
-import { readFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel, padBatch, type CausalLM, type Generation } from '../lib/model/index.js';
 import { Tensor, liveTensors, tidy } from '../lib/tensor/index.js';
@@ -215,5 +216,33 @@ test('sequences past max_position_embeddings are refused; generation stops at th
     expect(near.finishReason).toBe('length');
   } finally {
     model.dispose();
+  }
+});
+
+test("generation stops at generation_config.json's EOS ids too, as transformers and vLLM do", async () => {
+  const fixture = join(process.cwd(), 'fixtures/models/qwen3-tiny');
+  const dir = await mkdtemp(join(tmpdir(), 'prefix-rl-generation-eos-'));
+  const model = await loadModel(fixture);
+  try {
+    const prompt = [[5, 6, 7]];
+    const [free] = await model.generate(prompt, { maxNewTokens: 3, temperature: 0, eosTokenIds: [] });
+    expect(free.tokens[0]).not.toBe(2); // not config.json's EOS already
+    // A checkpoint whose generation config also ends on the first token this prompt produces greedily.
+    await cp(fixture, dir, { recursive: true });
+    const generation = JSON.parse(await readFile(join(dir, 'generation_config.json'), 'utf8'));
+    await writeFile(join(dir, 'generation_config.json'), JSON.stringify({ ...generation, eos_token_id: [2, free.tokens[0]] }));
+    const stopping = await loadModel(dir);
+    try {
+      expect(stopping.config.eosTokenIds).toEqual([2, free.tokens[0]]);
+      const [stopped] = await stopping.generate(prompt, { maxNewTokens: 3, temperature: 0 });
+      expect(stopped).toMatchObject({ tokens: [free.tokens[0]], finishReason: 'eos' });
+    } finally {
+      stopping.dispose();
+    }
+    await writeFile(join(dir, 'generation_config.json'), JSON.stringify({ eos_token_id: 'two' }));
+    await expect(loadModel(dir)).rejects.toThrow(/generation_config\.json: eos_token_id must be an id or a list of ids/);
+  } finally {
+    model.dispose();
+    await rm(dir, { recursive: true, force: true });
   }
 });

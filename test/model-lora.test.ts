@@ -256,3 +256,26 @@ describe('adapter folders that cannot be used', () => {
     await expect(model.mergeAdapter()).rejects.toThrow(/no LoRA adapter/);
   });
 });
+
+test("activation checkpointing with only the adapter training gives the adapter the same gradients", async () => {
+  const model = await loadModel(BASE);
+  try {
+    await model.loadAdapter(ADAPTER);
+    const adapter = model.loraParameters();
+    for (const p of adapter.values()) p.requiresGrad = true;
+    /** Every adapter gradient after one backward of the sequences' log-likelihood, checkpointed or not. */
+    const gradients = (checkpoint: boolean) =>
+      tidy(async () => {
+        for (const p of adapter.values()) p.zeroGrad();
+        const logprobs = await model.tokenLogprobs(int64(ref.input_ids), int64(ref.attention_mask), { checkpoint });
+        await logprobs.sum().backwardAsync();
+        return [...adapter.values()].flatMap((p) => p.grad!.toNumbers());
+      });
+    const plain = await gradients(false);
+    expect(plain.some((g) => g !== 0)).toBe(true);
+    expectClose(await gradients(true), plain, 1e-5);
+    for (const p of adapter.values()) p.dispose();
+  } finally {
+    model.dispose();
+  }
+});

@@ -1,5 +1,5 @@
 // Tokenizer loading from a checkpoint folder: tokenizer.json + tokenizer_config.json + chat template.
-import { mkdtemp, rm, writeFile, cp } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TokenizerError, loadTokenizer, type Tokenizer } from '../lib/tokenizer/index.js';
@@ -74,4 +74,21 @@ test('a chat template that loops or floods is stopped by its bounds with a clear
   const flood = await loadTokenizer(dir, { templateLimits: { maxOutputChars: 1000 } });
   expect(() => flood.applyChatTemplate([{ role: 'user', content: 'x' }])).toThrow(/it rendered 2000 characters, more than the 1000 allowed/);
   expect(tokenizer.applyChatTemplate([{ role: 'user', content: '1+1' }], { addGenerationPrompt: true })).toBe('<bos>1+1<sep>');
+});
+
+test('decoding leaves spaces before punctuation alone unless tokenizer_config.json asks, as transformers does', async () => {
+  const dir = join(tmp, 'no-cleanup');
+  await cp(MODEL, dir, { recursive: true });
+  const config = JSON.parse(await readFile(join(MODEL, 'tokenizer_config.json'), 'utf8'));
+  const text = '3 , 4 ? it is 5 .';
+  for (const [setting, expected] of [
+    [undefined, text],
+    [false, text],
+    [true, '3, 4? it is 5.'],
+  ] as const) {
+    const { clean_up_tokenization_spaces: _drop, ...rest } = config;
+    await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify(setting === undefined ? rest : { ...rest, clean_up_tokenization_spaces: setting }));
+    const loaded = await loadTokenizer(dir);
+    expect(loaded.decode(loaded.encode(text, { addSpecialTokens: false }))).toBe(expected);
+  }
 });

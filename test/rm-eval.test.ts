@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../lib/cli/main.js';
 import { writeJsonl } from '../lib/data/index.js';
-import { evaluateProcessBench, stepAuc } from '../lib/eval/index.js';
+import { evaluateProcessBench, linspace, searchThreshold, stepAuc } from '../lib/eval/index.js';
 import { initModel, loadModel, type CausalLM } from '../lib/model/index.js';
 import type { Rollout } from '../lib/rollout/rollouts.js';
 import { analyzeTd, pearson, rocAuc } from '../lib/eval/td-analysis.js';
@@ -83,6 +83,26 @@ describe('stepSequences', () => {
 });
 
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+test('samples of one kind have no oracle threshold on either grid (F1 0), as in the reference', () => {
+  const scores = [
+    [0.9, 0.2],
+    [0.8, 0.7],
+  ];
+  for (const labels of [
+    [-1, -1],
+    [1, 0],
+  ]) {
+    for (const [grid, start] of [
+      [linspace(-1, 1, 11), 'none'],
+      [linspace(0, 1, 11), 'zero'],
+    ] as const) {
+      expect(searchThreshold(labels, scores, grid, start)).toEqual({ threshold: undefined, f1: 0, predictions: undefined });
+    }
+  }
+  // Both kinds: the IPVRM grid takes its first point at the least.
+  expect(searchThreshold([-1, 1], scores, linspace(-1, 1, 11), 'none').threshold).toBeDefined();
+});
 
 test('step AUC: separation, reversal, ties, and steps after the first error left out', () => {
   expect(
@@ -314,6 +334,22 @@ test('TD analysis: top-K branches at a random truncation point, TD and prefix va
   expect(flat.items.every((x) => x.td === 0 && x.prefixValue === 0)).toBe(true);
   expect(flat.pearsonTd).toBeNaN();
   await expect(analyzeTd({ policy: reference, rewardModel }, tokenizer, [])).rejects.toThrow(/at least one prompt/);
+});
+
+test('TD analysis: a branch on an EOS token is complete as it is; no completion is sampled past it', async () => {
+  const records = makeRlRecords(6, 1);
+  const eos = reference.config.eosTokenIds;
+  const generate = jest.spyOn(reference, 'generate');
+  try {
+    // Every token a candidate: one branch ends the response.
+    const report = await analyzeTd({ policy: reference, rewardModel }, tokenizer, records, { candidates: reference.config.vocabSize, maxNewTokens: 3 });
+    expect(report.items.some((x) => eos.includes(x.token))).toBe(true);
+    const continued = generate.mock.calls.slice(1).flatMap(([prompts]) => prompts); // the first call samples the trajectory
+    expect(continued).toHaveLength(report.branches - report.items.filter((x) => eos.includes(x.token)).length);
+    expect(continued.some((prompt) => eos.includes(prompt.at(-1)!))).toBe(false);
+  } finally {
+    generate.mockRestore();
+  }
 });
 
 test('prefix-rl rm analyze-td prints the summary and writes the branches', async () => {

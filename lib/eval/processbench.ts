@@ -133,10 +133,12 @@ export interface ThresholdSearch {
 
 /**
  * Oracle threshold over `grid`: the first threshold with strictly greater F1 than the best so far. IPVRM starts
- * from "none" (grid[0] always taken); ImplicitPRM from F1 0 (no threshold when every F1 is 0).
+ * from "none" (grid[0] always taken); ImplicitPRM from F1 0 (no threshold when every F1 is 0). Samples of one kind
+ * only (all correct, or all erroneous) have no F1 at any threshold: no threshold, F1 0, as the reference skips each.
  */
 export function searchThreshold(labels: number[], scores: number[][], grid: number[], start: 'none' | 'zero'): ThresholdSearch {
   let best: ThresholdSearch = { threshold: undefined, f1: start === 'zero' ? 0 : -Infinity, predictions: undefined };
+  if (!labels.includes(-1) || labels.every((label) => label === -1)) return { ...best, f1: 0 };
   for (const threshold of grid) {
     const predictions = scores.map((s) => predictFirstError(s, threshold));
     const { f1 } = processBenchF1(labels, predictions);

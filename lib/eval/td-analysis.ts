@@ -4,7 +4,7 @@
 // the AUC of |V_φ(s_t ⊕ y′)| (the accumulated prefix value β·Σ log π_φ/π_ref) for the branch's outcome, the same for
 // the signed V_φ, and the Pearson correlation of TD = β·log π_φ/π_ref(y′ | s_t) with the outcome, over every branch.
 import type { RlRecord } from '../data/schemas.js';
-import { padBatch, type CausalLM, type Generation } from '../model/index.js';
+import { padBatch, type CausalLM } from '../model/index.js';
 import { sampleRollouts, verifyRequestFor } from '../rollout/rollouts.js';
 import { Tensor, tidy, type AsyncOptions } from '../tensor/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
@@ -157,16 +157,21 @@ export async function analyzeTd(
     const tops = old.candidates;
     const rm = await scorePrefixes(rewardModel, prefixes, tops, batchSize, signal);
     const ref = reference === policy ? old : await scorePrefixes(reference, prefixes, tops, batchSize, signal);
-    // 3. One completion of each branch, verified.
+    // 3. One completion of each branch, verified. A branch whose token ends the response (an EOS id) is complete as
+    // it is: generating on would sample past the end.
     const branches = cuts.flatMap(({ rollout, t }, i) => tops[i].map((token, k) => ({ i, rollout, t, token, k })));
-    const completions: Generation[] = [];
-    for (let start = 0; start < branches.length; start += batchSize) {
-      const batch = branches.slice(start, start + batchSize).map(({ i, token }) => [...prefixes[i], token]);
-      completions.push(...(await policy.generate(batch, { maxNewTokens, temperature, seed: deriveSeed(seed, 'td-completions') + start, signal })));
+    const ends = new Set(policy.config.eosTokenIds);
+    const open = branches.map((branch, b) => ({ ...branch, b })).filter(({ token }) => !ends.has(token));
+    const completions: number[][] = branches.map(() => []);
+    for (let start = 0; start < open.length; start += batchSize) {
+      const batch = open.slice(start, start + batchSize);
+      const prompts = batch.map(({ i, token }) => [...prefixes[i], token]);
+      const generated = await policy.generate(prompts, { maxNewTokens, temperature, seed: deriveSeed(seed, 'td-completions') + start, signal });
+      batch.forEach(({ b }, j) => (completions[b] = generated[j].tokens));
     }
     const outcomes = await Promise.all(
       branches.map(async ({ rollout, t, token }, b) => {
-        const response = tokenizer.decode([...rollout.response_ids.slice(0, t), token, ...completions[b].tokens], { skipSpecialTokens: true });
+        const response = tokenizer.decode([...rollout.response_ids.slice(0, t), token, ...completions[b]], { skipSpecialTokens: true });
         const result = await verifier.verify(verifyRequestFor(records[rollout.prompt_index], response));
         return result.status === 'pass' ? 1 : 0;
       }),

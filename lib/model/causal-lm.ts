@@ -7,7 +7,7 @@ import { tidy } from '../tensor/scope.js';
 import { Tensor, type AsyncOptions, type DType, type DeviceName } from '../tensor/tensor.js';
 import { padBatch } from './batch.js';
 import { CheckpointError, checkpointFiles, writeCheckpoint, type WriteCheckpointOptions } from './checkpoint.js';
-import { parseModelConfig, readModelConfig, type ModelConfig } from './config.js';
+import { parseModelConfig, readGenerationEos, readModelConfig, type ModelConfig } from './config.js';
 import { ADAPTER_WEIGHTS, loraConfig, readAdapterConfig, writeAdapterConfig, type LoraConfig, type LoraOptions } from './lora.js';
 import { addon, type NativeModel } from '../native/addon.js';
 import type { HeadInput } from '../ops/objectives.js';
@@ -109,7 +109,9 @@ export type SaveModelOptions = Omit<WriteCheckpointOptions, 'companionsFrom'>;
  * infinity reject with a CheckpointError naming them (a model that would only ever print garbage).
  */
 export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<CausalLM> {
-  const { config, raw } = await readModelConfig(join(dir, 'config.json'));
+  const { config: fromFile, raw } = await readModelConfig(join(dir, 'config.json'));
+  const generationEos = await readGenerationEos(join(dir, 'generation_config.json'));
+  const config = { ...fromFile, eosTokenIds: [...new Set([...fromFile.eosTokenIds, ...generationEos])] };
   const files = await checkpointFiles(dir);
   const { dtype = 'float32', device = 'cpu', masterWeights = false } = options;
   const native = await withCancel(options.signal, (token) => addon().loadModel(config, files, { dtype, device, masterWeights }, token));

@@ -35,7 +35,11 @@ export interface ModelConfig {
   mlpBias: boolean;
   maxPositionEmbeddings: number;
   bosTokenId: number | null;
-  /** One or more end-of-sequence ids (config.json allows a list). */
+  /**
+   * The ids that end generation: config.json's eos_token_id (one or a list) and, for a loaded checkpoint, those of its
+   * generation_config.json (Qwen3 chat models end a turn with <|im_end|> there and <|endoftext|> too), as transformers
+   * and vLLM stop on them.
+   */
   eosTokenIds: number[];
   padTokenId: number | null;
   /** The dtype the checkpoint was saved in (torch_dtype / dtype), when the config says. */
@@ -162,6 +166,30 @@ export function parseModelConfig(raw: unknown, source = 'config.json'): ModelCon
     padTokenId: c.pad_token_id ?? null,
     checkpointDtype: c.torch_dtype ?? c.dtype ?? null,
   };
+}
+
+/**
+ * The eos_token_id of `path` (a generation_config.json) as a list; none when the file is absent or has none. A file
+ * that is not JSON, or an id that is not a non-negative integer, is a ModelConfigError naming it.
+ */
+export async function readGenerationEos(path: string): Promise<number[]> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new ModelConfigError(`${path}: cannot read the generation config (${(err as Error).message})`);
+  }
+  let raw: { eos_token_id?: unknown };
+  try {
+    raw = parseJson(text) as { eos_token_id?: unknown };
+  } catch (err) {
+    throw new ModelConfigError(`${path}: not valid JSON (${(err as Error).message})`);
+  }
+  const eos = raw?.eos_token_id;
+  const ids = eos === null || eos === undefined ? [] : Array.isArray(eos) ? eos : [eos];
+  if (!ids.every((id) => Number.isInteger(id) && id >= 0)) throw new ModelConfigError(`${path}: eos_token_id must be an id or a list of ids`);
+  return ids as number[];
 }
 
 /** Reads and parses `path` (a config.json). */

@@ -107,7 +107,9 @@ export class Tokenizer {
     const config = existsSync(configPath) ? await readJson(configPath) : {};
     let tokenizer: HfTokenizer;
     try {
-      tokenizer = new HfTokenizer(tokenizerJson, config);
+      // transformers leaves spaces before punctuation alone unless the config asks (its default is false; the
+      // library's is true, which would rewrite " ," in decoded text, e.g. inside a program's string literal).
+      tokenizer = new HfTokenizer(tokenizerJson, { ...config, clean_up_tokenization_spaces: config.clean_up_tokenization_spaces ?? false });
     } catch (err) {
       throw new TokenizerError(`${tokenizerPath}: ${(err as Error).message}`);
     }
