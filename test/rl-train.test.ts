@@ -89,6 +89,10 @@ describe.each(RL_PRESET_NAMES)('%s', (algorithm) => {
       for (const step of history) {
         if (!rewardModel) expect(step.rmAccuracy).toBeUndefined();
         else expect(step.rmAccuracy! >= 0 && step.rmAccuracy! <= 1).toBe(true);
+        // What was not measured is absent: the RM's phases without one, the evaluation (none is asked for here).
+        expect(step.timing.rmScore === undefined).toBe(!rewardModel);
+        expect(step.timing.rmUpdate === undefined).toBe(!rewardModel || rm.update === 'none');
+        expect(step.timing.eval).toBeUndefined();
       }
       if (rewardModel) {
         // DPO-RM learns only from pairs: a step whose groups all have one outcome (none mixed) skips its update.

@@ -16,7 +16,7 @@ import { RL_PRESET_NAMES, RL_PRESETS } from './presets.js';
 
 export { RL_PRESETS, RL_PRESET_NAMES, type Preset } from './presets.js';
 
-/** Accuracy bounds that keep any group with mixed outcomes: the IPVRM release's filter (0.01, 0.99). */
+/** Accuracy bounds that keep any group with mixed outcomes: the IPVRM release's filter [0.01, 0.99] (bounds included). */
 export const MIXED_ACCURACY_BOUNDS: readonly [number, number] = [0.01, 0.99];
 
 const positiveInt = z.int().positive();
@@ -30,8 +30,9 @@ const RolloutSection = z.strictObject({
   /** Prompts sampled per kept prompt: groups inside accuracyBounds are kept first (filter_and_downsample). */
   oversample: z.number().min(1).default(2),
   /**
-   * A group trains first when its mean outcome lies strictly between these bounds and no response was truncated:
-   * (0.01, 0.99) in the IPVRM release (any mixed group), [0.2, 0.8] in PRIME's recipe.
+   * A group trains first when its mean outcome lies within these bounds, both included (low ≤ mean ≤ high), and every
+   * response is shorter than maxNewTokens − 1 tokens: [0.01, 0.99] in the IPVRM release (any mixed group), [0.2, 0.8]
+   * in PRIME's recipe.
    */
   accuracyBounds: z.tuple([z.number().min(0).max(1), z.number().min(0).max(1)]).default([...MIXED_ACCURACY_BOUNDS]),
   temperature: z.number().positive().default(1),

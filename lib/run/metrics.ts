@@ -67,9 +67,22 @@ export const METRICS: readonly MetricDoc[] = [
       "Mean |log-prob the sampler reported − π_old's log-prob the trainer computed| over trained response tokens (near 0 when the sampler holds the policy's weights).",
   },
   { name: 'rollout/logprob_diff_max', stages: rl, description: 'The largest such difference.' },
-  { name: 'candidates/size', stages: rl, description: "Mean size of π_old's candidate set per response token (Table 11; 1 without Dist-PPO)." },
-  { name: 'candidates/coverage', stages: rl, description: 'Mean π_old probability mass of the candidate set per response token (Table 11).' },
-  { name: 'val/accuracy', stages: rl, description: 'Held-out avg@k (k = eval.samples) on --eval-data; step 0 is before training.' },
+  {
+    name: 'candidates/size',
+    stages: rl,
+    description:
+      "Mean size of π_old's candidate set per response token (Table 11): Σ candidates / response tokens of the batch. Each response's last token has an empty set, except with Dist-PPO under `conventions: paper`; so without Dist-PPO (the sampled token alone) it is 1 − sequences / response tokens, just under 1.",
+  },
+  {
+    name: 'candidates/coverage',
+    stages: rl,
+    description: 'Mean π_old probability mass of the candidate set per response token (Table 11; an empty set counts 0).',
+  },
+  {
+    name: 'val/accuracy',
+    stages: rl,
+    description: 'Held-out avg@k (k = eval.samples) on --eval-data, on evaluation steps (eval.every, the last); step 0 is before training.',
+  },
   // ---- SFT ----
   { name: 'train/loss', stages: ['sft'], description: "Mean negative log-likelihood of the step's scored tokens." },
   { name: 'train/grad_norm', stages: ['sft'], description: 'Gradient norm before clipping.' },
@@ -78,11 +91,19 @@ export const METRICS: readonly MetricDoc[] = [
   { name: 'timing_s/gen', stages: rl, description: 'Seconds sampling rollouts.' },
   { name: 'timing_s/verify', stages: rl, description: 'Seconds verifying them.' },
   { name: 'timing_s/old_log_prob', stages: rl, description: "Seconds of π_old's pass (log-probs and candidates)." },
-  { name: 'timing_s/rm_update', stages: rl, description: "Seconds of the reward model's online update." },
-  { name: 'timing_s/rm_score', stages: rl, description: "Seconds of the reward model's scoring pass." },
+  {
+    name: 'timing_s/rm_update',
+    stages: rl,
+    description: "Seconds of the reward model's online update (absent without a reward model or with `rewardModel.update: none`).",
+  },
+  {
+    name: 'timing_s/rm_score',
+    stages: rl,
+    description: "Seconds of the reward model's scoring pass (absent without a reward model or when the estimator reads no rewards).",
+  },
   { name: 'timing_s/adv', stages: rl, description: 'Seconds computing advantages.' },
   { name: 'timing_s/update_actor', stages: rl, description: 'Seconds of the PPO update.' },
-  { name: 'timing_s/eval', stages: rl, description: 'Seconds of held-out evaluation (evaluation steps only).' },
+  { name: 'timing_s/eval', stages: rl, description: 'Seconds of held-out evaluation (evaluation steps only; absent on the others).' },
   { name: 'timing_s/step', stages: all, description: 'Seconds of the whole step.' },
   {
     name: 'perf/throughput',

@@ -84,16 +84,19 @@ export interface RlRunOptions extends AsyncOptions {
   rolloutRunId?: string;
 }
 
-/** Seconds per phase of an RL step (verl's timing_s/*). */
+/** Seconds per phase of an RL step (verl's timing_s/*); a phase the step did not run is absent. */
 export interface RlTiming {
   gen: number;
   verify: number;
   oldLogProb: number;
-  rmUpdate: number;
-  rmScore: number;
+  /** The reward model's online update: absent without a reward model and with rewardModel.update none. */
+  rmUpdate?: number;
+  /** The reward model's scoring pass: absent without a reward model and when the estimator reads no rewards. */
+  rmScore?: number;
   adv: number;
   updateActor: number;
-  eval: number;
+  /** Held-out evaluation: evaluation steps only. */
+  eval?: number;
   step: number;
 }
 
@@ -127,7 +130,10 @@ export interface RlStep {
   rmScore?: number;
   /** Sampled-token advantages over response tokens. */
   advantages: { mean: number; max: number; min: number };
-  /** π_old's candidate set per response token: its mean size and mean probability mass (the sampled token alone without Dist-PPO). */
+  /**
+   * π_old's candidate set per response token: its mean size and mean probability mass (the sampled token alone
+   * without Dist-PPO; a response's last token has none but under Dist-PPO with conventions: paper).
+   */
   candidateSize: number;
   candidateCoverage: number;
   /** Policy loss terms, means over micro-batches: total, Tok-PPO, Dist-PPO. */
@@ -255,7 +261,7 @@ export class RlSession implements TrainingSession<RlStep> {
     return {
       ...record,
       ...(testAccuracy !== undefined && { testAccuracy }),
-      timing: { ...timing, eval: (now - evalStart) / 1000, step: (now - stepStart) / 1000 },
+      timing: { ...timing, ...(evaluate ? { eval: (now - evalStart) / 1000 } : {}), step: (now - stepStart) / 1000 },
       seconds: (now - this.start) / 1000,
     };
   }
@@ -365,7 +371,7 @@ async function rlStep(
     .map(([name, coef]) => ({ loss: getPolicyLoss(name), coef }));
   const distPpo = losses.some(({ loss }) => loss.candidates);
   const signal = options.signal;
-  const timing = { gen: 0, verify: 0, oldLogProb: 0, rmUpdate: 0, rmScore: 0, adv: 0, updateActor: 0 };
+  const timing: Omit<RlTiming, 'eval' | 'step'> = { gen: 0, verify: 0, oldLogProb: 0, adv: 0, updateActor: 0 };
 
   // 1. Rollouts, scored, and the prompt groups kept for training.
   const reward = options.reward && ((rollout: Omit<Rollout, 'score'>) => checkedReward(options.reward!(rollout), rewardModel !== undefined));
@@ -449,7 +455,7 @@ async function rlStep(
     phase = performance.now();
     const scores =
       estimator.needs === 'outcome' ? undefined : await scoreBatch(context, rewardModel, estimator.needs, batch, candidates, refLogprobs);
-    timing.rmScore = seconds(phase);
+    if (scores) timing.rmScore = seconds(phase);
     phase = performance.now();
     advantages = estimator.estimate({ ...input, ...scores?.rewards });
     timing.adv = seconds(phase);
