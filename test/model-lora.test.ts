@@ -257,7 +257,7 @@ describe('adapter folders that cannot be used', () => {
   });
 });
 
-test("activation checkpointing with only the adapter training gives the adapter the same gradients", async () => {
+test('activation checkpointing with only the adapter training gives the adapter the same gradients', async () => {
   const model = await loadModel(BASE);
   try {
     await model.loadAdapter(ADAPTER);

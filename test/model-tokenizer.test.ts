@@ -87,7 +87,10 @@ test('decoding leaves spaces before punctuation alone unless tokenizer_config.js
     [true, '3, 4? it is 5.'],
   ] as const) {
     const { clean_up_tokenization_spaces: _drop, ...rest } = config;
-    await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify(setting === undefined ? rest : { ...rest, clean_up_tokenization_spaces: setting }));
+    await writeFile(
+      join(dir, 'tokenizer_config.json'),
+      JSON.stringify(setting === undefined ? rest : { ...rest, clean_up_tokenization_spaces: setting }),
+    );
     const loaded = await loadTokenizer(dir);
     expect(loaded.decode(loaded.encode(text, { addSpecialTokens: false }))).toBe(expected);
   }

@@ -64,7 +64,9 @@ describe('stepSequences', () => {
       { role: 'assistant', content: 'Step 1: One plus one.\n\nStep 2: It is 2.\n\nStep 3: So 2.' },
     ]);
     expect(s.tokens).toEqual(tokenizer.encode(whole.trim()));
-    expect(tokenizer.decode(s.tokens.slice(s.promptLength), { skipSpecialTokens: true })).toBe('Step 1: One plus one.\n\nStep 2: It is 2.\n\nStep 3: So 2.');
+    expect(tokenizer.decode(s.tokens.slice(s.promptLength), { skipSpecialTokens: true })).toBe(
+      'Step 1: One plus one.\n\nStep 2: It is 2.\n\nStep 3: So 2.',
+    );
     // process_eval.py's step_last_tokens[k] = len(tokenize(conv_k)) − 2 over log-prob positions (shifted by one), conv_k
     // the first k steps' conversation stripped, plus "\n\n" before the last: an intermediate step ends one token into
     // the next (where conv_k's end-of-turn token stands), the last at the end-of-turn token.
@@ -72,7 +74,13 @@ describe('stepSequences', () => {
       tokenizer
         .applyChatTemplate([
           { role: 'user', content: 'What is 1+1?' },
-          { role: 'assistant', content: steps.slice(0, k).map((step, i) => `Step ${i + 1}: ${step}`).join('\n\n') },
+          {
+            role: 'assistant',
+            content: steps
+              .slice(0, k)
+              .map((step, i) => `Step ${i + 1}: ${step}`)
+              .join('\n\n'),
+          },
         ])
         .trim() + (k > 0 && k < steps.length ? '\n\n' : '');
     expect(s.promptLength - 1).toBe(tokenizer.encode(conv(0)).length - 2);
@@ -342,7 +350,10 @@ test('TD analysis: a branch on an EOS token is complete as it is; no completion 
   const generate = jest.spyOn(reference, 'generate');
   try {
     // Every token a candidate: one branch ends the response.
-    const report = await analyzeTd({ policy: reference, rewardModel }, tokenizer, records, { candidates: reference.config.vocabSize, maxNewTokens: 3 });
+    const report = await analyzeTd({ policy: reference, rewardModel }, tokenizer, records, {
+      candidates: reference.config.vocabSize,
+      maxNewTokens: 3,
+    });
     expect(report.items.some((x) => eos.includes(x.token))).toBe(true);
     const continued = generate.mock.calls.slice(1).flatMap(([prompts]) => prompts); // the first call samples the trajectory
     expect(continued).toHaveLength(report.branches - report.items.filter((x) => eos.includes(x.token)).length);

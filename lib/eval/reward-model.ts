@@ -72,12 +72,19 @@ export function referenceStepSequence(tokenizer: Tokenizer, problem: string, ste
     tokenizer
       .applyChatTemplate([
         { role: 'user', content: problem },
-        { role: 'assistant', content: steps.slice(0, k).map((step, i) => `Step ${i + 1}: ${step}`).join('\n\n') },
+        {
+          role: 'assistant',
+          content: steps
+            .slice(0, k)
+            .map((step, i) => `Step ${i + 1}: ${step}`)
+            .join('\n\n'),
+        },
       ])
       .trim();
   const tokens = tokenizer.encode(conversation(steps.length));
   // The reference's index max(0, len(conv_k) − 2) is a shifted log-prob position: the token after it, here.
-  const end = (k: number) => Math.min(Math.max(0, tokenizer.encode(conversation(k) + (k > 0 && k < steps.length ? '\n\n' : '')).length - 2) + 1, tokens.length - 1);
+  const end = (k: number) =>
+    Math.min(Math.max(0, tokenizer.encode(conversation(k) + (k > 0 && k < steps.length ? '\n\n' : '')).length - 2) + 1, tokens.length - 1);
   return checkedSteps({ tokens, promptLength: end(0), stepEnds: steps.map((_, k) => end(k + 1)) });
 }
 

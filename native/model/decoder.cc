@@ -383,9 +383,9 @@ at::Tensor Decoder::hidden_states(const at::Tensor& ids, const at::Tensor& posit
 
   // Checkpointing only pays when a graph is recorded: some weight trains, the base's or a LoRA adapter's.
   const auto trains = [](const auto& p) { return p.second.requires_grad(); };
-  const bool recompute = checkpoint && at::GradMode::is_enabled() &&
-                         (std::any_of(parameters_.begin(), parameters_.end(), trains) ||
-                          std::any_of(lora_parameters_.begin(), lora_parameters_.end(), trains));
+  const bool recompute =
+      checkpoint && at::GradMode::is_enabled() &&
+      (std::any_of(parameters_.begin(), parameters_.end(), trains) || std::any_of(lora_parameters_.begin(), lora_parameters_.end(), trains));
   // Rows gathered, then cast: the same values as gathering from a cast table, without casting the whole [V, H].
   at::Tensor x = at::embedding(embed_tokens_, ids).to(dtype_);
   for (size_t i = 0; i < layers_.size(); ++i) {

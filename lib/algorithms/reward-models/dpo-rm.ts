@@ -13,7 +13,13 @@ import { implicitScore, registerRewardModel } from './registry.js';
 export function outcomePairCount(acc: readonly number[], n: number): number {
   return contiguousGroups(acc.length, n).reduce((total, group) => {
     const count = (side: (a: number) => boolean) => group.filter((b) => side(acc[b])).length;
-    return total + Math.min(count((a) => a > 0.5), count((a) => a < 0.5));
+    return (
+      total +
+      Math.min(
+        count((a) => a > 0.5),
+        count((a) => a < 0.5),
+      )
+    );
   }, 0);
 }
 
