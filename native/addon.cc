@@ -84,7 +84,8 @@ static Napi::Value set_buffer_cache_limit_js(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const double bytes = arg_number(info[0], "bytes");
     if (!(bytes >= 0)) invalid_argument("bytes must be >= 0");
-    set_buffer_cache_limit(static_cast<int64_t>(bytes));
+    // Infinity (no limit) would cast to an undefined int64 (0 here: the cache switched off); 2^62 bytes is no limit.
+    set_buffer_cache_limit(bytes >= 0x1p62 ? (int64_t{1} << 62) : static_cast<int64_t>(bytes));
     return info.Env().Undefined();
   });
 }
@@ -96,7 +97,8 @@ static Napi::Value live_tensors(const Napi::CallbackInfo& info) {
 static Napi::Value set_num_threads(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     int64_t threads = arg_int(info[0], "threads");
-    if (threads < 1) invalid_argument("threads must be >= 1");
+    // Checked before narrowing to int: 2^32 would become 0, which libtorch refuses on the compute thread.
+    if (threads < 1 || threads > 4096) invalid_argument("threads must be in [1, 4096]");
     addon_data(info.Env()).compute->set_num_threads(static_cast<int>(threads));
     return info.Env().Undefined();
   });

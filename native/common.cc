@@ -4,6 +4,7 @@
 #include <c10/util/Exception.h>
 
 #include <atomic>
+#include <cmath>
 
 #include "compute.h"
 
@@ -130,8 +131,10 @@ double arg_number(const Napi::Value& value, const char* name) {
 
 int64_t arg_int(const Napi::Value& value, const char* name) {
   double number = arg_number(value, name);
-  if (number != static_cast<double>(static_cast<int64_t>(number))) {
-    invalid_argument(std::string(name) + " must be an integer, got " + std::to_string(number));
+  // A JS number holds integers exactly up to 2^53; past it (or NaN, a fraction) the cast would be undefined or wrong.
+  constexpr double kMaxSafe = 9007199254740991.0;
+  if (!(std::fabs(number) <= kMaxSafe) || number != std::trunc(number)) {
+    invalid_argument(std::string(name) + " must be an integer of at most 2^53 − 1 in magnitude, got " + std::to_string(number));
   }
   return static_cast<int64_t>(number);
 }

@@ -46,8 +46,9 @@ Napi::Promise ComputeThread::submit(Napi::Env env, Work work, std::shared_ptr<Ca
 }
 
 void ComputeThread::set_num_threads(int num_threads) {
+  // The JS thread's first (for its synchronous ops): a count libtorch refuses is never handed to the compute thread.
+  at::set_num_threads(num_threads);
   num_threads_.store(num_threads);
-  at::set_num_threads(num_threads);  // also on the calling (JS) thread, for its synchronous ops
 }
 
 void ComputeThread::loop() {
@@ -62,13 +63,14 @@ void ComputeThread::loop() {
       job = std::move(queue_.front());
       queue_.pop_front();
     }
-    if (applied_threads != num_threads_.load()) {
-      applied_threads = num_threads_.load();
-      at::set_num_threads(applied_threads);
-    }
     auto delivery = new Delivery{std::move(job), nullptr, nullptr};
     set_current_cancel_flag(delivery->job->cancel.get());
     try {
+      // Inside the job's try: an exception here fails the job, never the thread (std::terminate).
+      if (applied_threads != num_threads_.load()) {
+        applied_threads = num_threads_.load();
+        at::set_num_threads(applied_threads);
+      }
       check_cancelled();
       delivery->completion = delivery->job->work();
     } catch (...) {

@@ -642,20 +642,23 @@ Napi::Value dist_init(const Napi::CallbackInfo& info) {
 #ifdef PREFIX_RL_GLOO
     if (!info[0].IsObject()) invalid_argument("initProcessGroup options must be an object");
     Napi::Object o = info[0].As<Napi::Object>();
+    // Every range is checked on the int64 values, before narrowing: 2^32 + 1 ranks must not pass as 1.
+    const int64_t rank = opt_int(o, "rank", -1), world_size = opt_int(o, "worldSize", 0), port = opt_int(o, "masterPort", 0);
+    const int64_t timeout_ms = opt_int(o, "timeoutMs", 0);
+    if (world_size < 1 || world_size > (int64_t{1} << 24)) invalid_argument("worldSize must be in [1, 2^24]");
+    if (rank < 0 || rank >= world_size) invalid_argument("rank must be in [0, worldSize)");
+    if (port < 1 || port > 65535) invalid_argument("masterPort must be in [1, 65535]");
+    if (timeout_ms < 1) invalid_argument("timeoutMs must be >= 1");
     JoinOptions options;
-    options.rank = static_cast<int>(opt_int(o, "rank", -1));
-    options.world_size = static_cast<int>(opt_int(o, "worldSize", 0));
+    options.rank = static_cast<int>(rank);
+    options.world_size = static_cast<int>(world_size);
     options.master_addr = opt_string(o, "masterAddr", "");
-    options.master_port = static_cast<int>(opt_int(o, "masterPort", 0));
-    options.timeout = std::chrono::milliseconds(opt_int(o, "timeoutMs", 0));
+    options.master_port = static_cast<int>(port);
+    options.timeout = std::chrono::milliseconds(timeout_ms);
     const std::string backend = opt_string(o, "backend", "gloo");
     if (backend != "gloo" && backend != "nccl") invalid_argument("backend must be gloo or nccl, got '" + backend + "'");
     options.nccl = backend == "nccl";
-    if (options.world_size < 1) invalid_argument("worldSize must be >= 1");
-    if (options.rank < 0 || options.rank >= options.world_size) invalid_argument("rank must be in [0, worldSize)");
     if (options.master_addr.empty()) invalid_argument("masterAddr must be a host name or address");
-    if (options.master_port < 1 || options.master_port > 65535) invalid_argument("masterPort must be in [1, 65535]");
-    if (options.timeout.count() < 1) invalid_argument("timeoutMs must be >= 1");
     return run_async(info.Env(), info[1], [state = state(info.Env()), options]() {
       if (state->group) throw Error(ErrorCode::Distributed, "this process has joined a process group already");
       state->group = std::make_unique<ProcessGroup>(options);

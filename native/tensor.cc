@@ -169,23 +169,51 @@ Napi::Value TensorHandle::dispose(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value tensor_to_typed_array(Napi::Env env, const at::Tensor& source) {
-  at::Tensor tensor = source.detach().to(at::kCPU);
-  if (tensor.scalar_type() == at::kBFloat16 || tensor.scalar_type() == at::kHalf) tensor = tensor.to(at::kFloat);
-  tensor = tensor.contiguous();
-  const size_t count = static_cast<size_t>(tensor.numel());
-  const size_t bytes = count * tensor.element_size();
-  Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, bytes);
-  if (bytes > 0) std::memcpy(buffer.Data(), tensor.data_ptr(), bytes);
-  switch (tensor.scalar_type()) {
+// The typed array a tensor of this dtype reads as, over `buffer`.
+static Napi::Value typed_array_over(Napi::Env env, Napi::ArrayBuffer buffer, size_t count, at::ScalarType type) {
+  switch (type) {
     case at::kFloat: return Napi::Float32Array::New(env, count, buffer, 0);
     case at::kDouble: return Napi::Float64Array::New(env, count, buffer, 0);
     case at::kInt: return Napi::Int32Array::New(env, count, buffer, 0);
     case at::kLong: return Napi::BigInt64Array::New(env, count, buffer, 0);
     case at::kBool:
     case at::kByte: return Napi::Uint8Array::New(env, count, buffer, 0);
-    default: invalid_argument("cannot read a " + dtype_name(tensor.scalar_type()) + " tensor into a typed array");
+    default: invalid_argument("cannot read a " + dtype_name(type) + " tensor into a typed array");
   }
+}
+
+// A tensor as it is read: on the CPU, contiguous, bf16/fp16 widened to float32.
+static at::Tensor readable(const at::Tensor& source) {
+  at::Tensor tensor = source.detach().to(at::kCPU);
+  if (tensor.scalar_type() == at::kBFloat16 || tensor.scalar_type() == at::kHalf) tensor = tensor.to(at::kFloat);
+  return tensor.contiguous();
+}
+
+Napi::Value tensor_to_typed_array(Napi::Env env, const at::Tensor& source) {
+  at::Tensor tensor = readable(source);
+  const size_t count = static_cast<size_t>(tensor.numel());
+  const size_t bytes = count * tensor.element_size();
+  Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, bytes);
+  if (bytes > 0) std::memcpy(buffer.Data(), tensor.data_ptr(), bytes);
+  return typed_array_over(env, buffer, count, tensor.scalar_type());
+}
+
+// `copy` (a tensor of its own, made by the caller) as a typed array over its memory, which the ArrayBuffer then owns
+// until it is collected: the JS thread copies nothing. Where the runtime allows no external buffers (Electron's V8
+// sandbox), a copy after all.
+static Napi::Value owning_typed_array(Napi::Env env, const at::Tensor& copy) {
+  const size_t count = static_cast<size_t>(copy.numel());
+  const size_t bytes = count * copy.element_size();
+  if (bytes == 0) return tensor_to_typed_array(env, copy);
+  auto* owner = new at::Tensor(copy);
+  napi_value buffer;
+  const napi_status status = napi_create_external_arraybuffer(
+      env, copy.data_ptr(), bytes, [](napi_env, void*, void* hint) { delete static_cast<at::Tensor*>(hint); }, owner, &buffer);
+  if (status != napi_ok) {
+    delete owner;
+    return tensor_to_typed_array(env, copy);
+  }
+  return typed_array_over(env, Napi::ArrayBuffer(env, buffer), count, copy.scalar_type());
 }
 
 static const char* typed_array_name(napi_typedarray_type type) {
@@ -263,13 +291,16 @@ static Napi::Value from_typed_array(const Napi::CallbackInfo& info) {
   });
 }
 
-// readAsync(tensor): copies to a typed array on the compute thread (device sync happens there).
+// readAsync(tensor): copies to a typed array on the compute thread (the device sync, the widening and the copy
+// itself), which the typed array then owns.
 static Napi::Value read_async(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     at::Tensor tensor = TensorHandle::unwrap(info[0], "tensor");
     return run_async(info.Env(), info.Env().Undefined(), [tensor]() -> Completion {
-      at::Tensor host = tensor.detach().to(at::kCPU).contiguous();
-      return [host](Napi::Env env) { return tensor_to_typed_array(env, host); };
+      // A tensor of its own, never one that shares memory with a live tensor: what the caller reads stays as read.
+      at::Tensor copy = readable(tensor);
+      if (copy.storage().is_alias_of(tensor.storage())) copy = copy.clone();
+      return [copy](Napi::Env env) { return owning_typed_array(env, copy); };
     });
   });
 }

@@ -73,3 +73,10 @@ test('a bad config is refused naming the field', async () => {
   await expect(initModel(config)).rejects.toThrow(/num_attention_heads|num_key_value_heads|head/);
   await expect(initModel({ ...(await configOf(FIXTURE)), initializer_range: -1 })).rejects.toThrow(/initializerRange must be a positive number/);
 });
+
+test('a seed or padding index that is not a non-negative integer is refused, not truncated', async () => {
+  const config = await configOf(FIXTURE);
+  for (const seed of [0.9, Number.NaN, 1e30, -1]) {
+    await expect(initModel(config, { seed })).rejects.toThrow(/seed must be (an integer|a non-negative integer)/);
+  }
+});

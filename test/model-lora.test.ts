@@ -3,7 +3,7 @@
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AdamW, AdapterError, loadModel, padBatch, readSafetensors, writeSafetensors, type CausalLM } from '../lib/model/index.js';
+import { AdamW, AdapterError, initModel, loadModel, padBatch, readSafetensors, writeSafetensors, type CausalLM } from '../lib/model/index.js';
 import { Tensor, tidy } from '../lib/tensor/index.js';
 
 const FIXTURES = join(process.cwd(), 'fixtures/models');
@@ -275,6 +275,27 @@ test('activation checkpointing with only the adapter training gives the adapter 
     expect(plain.some((g) => g !== 0)).toBe(true);
     expectClose(await gradients(true), plain, 1e-5);
     for (const p of adapter.values()) p.dispose();
+  } finally {
+    model.dispose();
+  }
+});
+
+test('the parameter lists read while an adapter is being added are whole: none of it, or all', async () => {
+  const config = JSON.parse(await readFile(join(BASE, 'config.json'), 'utf8'));
+  const model = await initModel({ ...config, num_hidden_layers: 48 }, { seed: 1 });
+  try {
+    const adding = model.addLora({ rank: 2, alpha: 4, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] });
+    const seen = new Set<number>();
+    for (let i = 0; i < 2000; i++) {
+      const listed = model.loraParameters();
+      seen.add(listed.size);
+      for (const p of listed.values()) p.dispose();
+    }
+    await adding;
+    const full = model.loraParameters();
+    expect(full.size).toBe(48 * 7 * 2);
+    for (const size of seen) expect([0, full.size]).toContain(size);
+    for (const p of full.values()) p.dispose();
   } finally {
     model.dispose();
   }

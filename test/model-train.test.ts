@@ -163,3 +163,28 @@ describe.each(['qwen3-tiny', 'llama-tiny'])('training %s', (name) => {
     }
   });
 });
+
+test('an AdamW step aborted while it runs updates every parameter or none', async () => {
+  const parameters = new Map(Array.from({ length: 100 }, (_, i) => [`p${i}`, Tensor.randn([256, 256], i).detach()] as const));
+  for (const p of parameters.values()) p.requiresGrad = true;
+  await tidy(async () => {
+    let loss = Tensor.zeros([]);
+    for (const p of parameters.values()) loss = loss.add(p.mul(p).sum());
+    await loss.backwardAsync();
+  });
+  const before = [...parameters.values()].map((p) => p.toNumbers()[0]);
+  const optimizer = new AdamW(parameters, { lr: 0.1, weightDecay: 0 });
+  const controller = new AbortController();
+  const step = optimizer.step({ signal: controller.signal });
+  setTimeout(() => controller.abort(), 2);
+  const outcome = await step.then(
+    () => 'done',
+    (err: Error) => err.name,
+  );
+  const changed = [...parameters.values()].filter((p, i) => p.toNumbers()[0] !== before[i]).length;
+  // Aborted before it began: nothing moved; after: it ran to its end.
+  expect(outcome === 'done' ? [changed, optimizer.steps] : [changed, optimizer.steps, outcome]).toEqual(
+    outcome === 'done' ? [100, 1] : [0, 0, 'AbortError'],
+  );
+  for (const p of parameters.values()) p.dispose();
+});

@@ -1,4 +1,5 @@
 import { addon } from '../lib/native/addon.js';
+import { setBufferCacheLimit, setNumThreads } from '../lib/native/runtime.js';
 import { Tensor, liveTensors, tidy, type DType } from '../lib/tensor/index.js';
 
 const devices = ['cpu', ...(addon().runtimeInfo().cudaAvailable ? ['cuda:0'] : [])] as const;
@@ -353,5 +354,38 @@ describe('execution model', () => {
     const result = await pending;
     expect(result.sum().item()).toBe(256 * 256 * 256);
     result.dispose();
+  });
+});
+
+describe('the native boundary holds at its edges', () => {
+  test('a thread count past int range is refused on the JS thread; later jobs run', async () => {
+    expect(() => setNumThreads(2 ** 32)).toThrow(/threads must be in \[1, 4096\]/);
+    expect(() => setNumThreads(2 ** 53 + 2)).toThrow(/threads must be an integer of at most 2\^53 − 1 in magnitude/);
+    expect(() => setNumThreads(1.5)).toThrow(/must be an integer/);
+    const a = Tensor.ones([4, 4]);
+    const b = await a.matmulAsync(a); // the compute thread still runs (a refused count used to abort the process here)
+    expect(b.sum().item()).toBe(64);
+    a.dispose();
+    b.dispose();
+  });
+
+  test('an unlimited buffer cache is no limit, not a cache switched off', () => {
+    setBufferCacheLimit(Infinity);
+    expect(addon().runtimeInfo().bufferCache.limitBytes).toBeGreaterThan(2 ** 60);
+    setBufferCacheLimit(4096 * 2 ** 20);
+  });
+
+  test('data() reads a copy of its own, bf16 widened: writing it leaves the tensor', async () => {
+    const t = Tensor.from(new Float32Array([1, 2, 3]), [3], { dtype: 'bfloat16' });
+    const f = Tensor.from(new Float32Array([1, 2, 3]), [3]);
+    for (const tensor of [t, f]) {
+      const read = (await tensor.data()) as Float32Array;
+      expect(read.constructor.name).toBe('Float32Array'); // (another realm's class under jest)
+      expect(Array.from(read)).toEqual([1, 2, 3]);
+      read[0] = 9;
+      expect(Array.from(tensor.toArray() as Float32Array)).toEqual([1, 2, 3]);
+    }
+    t.dispose();
+    f.dispose();
   });
 });

@@ -40,7 +40,13 @@ export const RL_PRESETS: Readonly<Record<string, Preset>> = {
   /** PRIME, verl's recipe: the implicit PRM updated before its rewards are read, RLOO with both coefficients 5. */
   prime,
   /** The original PRIME repo: rewards from the RM before its update, RLOO returns summed without coefficients. */
-  'prime-original': { ...prime, rewardModel: { ...(prime.rewardModel as object), update: 'after' }, advantage: { estimator: 'prime-original' } },
+  'prime-original': {
+    ...prime,
+    // Its PPO (core_algos.py) has no dual clip, and run_prime_main.sh sets entropy_coeff 0.
+    actor: { ...(prime.actor as object), entropyCoeff: 0, dualClip: false },
+    rewardModel: { ...(prime.rewardModel as object), update: 'after' },
+    advantage: { estimator: 'prime-original' },
+  },
 };
 
 export const RL_PRESET_NAMES = Object.keys(RL_PRESETS);

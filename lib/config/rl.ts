@@ -83,6 +83,8 @@ const ActorSection = z.strictObject({
   clipRatioHigh: z.number().min(0).default(0.28),
   /** Dual clip c for negative advantages. */
   clipRatioC: z.number().gt(1).default(3),
+  /** Whether the dual clip applies (verl's, the IPVRM release's); the original PRIME repo: false. Never under conventions: paper. */
+  dualClip: z.boolean().default(true),
   /** Symmetric clip of the Dist-PPO candidates. */
   cliprangeTopk: z.number().min(0).default(0.2),
   /**
@@ -119,7 +121,7 @@ const RewardModelSection = z.strictObject({
   uniformGroups: z.enum(['skip', 'train']).default('skip'),
   /** Implicit PRM's loss: ce (PRIME: BCE on every row) or online (the IPVRM release: DLW-weighted BCE, ADB with useAdb). */
   implicitPrmLoss: z.enum(['ce', 'online']).default('online'),
-  /** DPO-RM: mean over the optimizer step's (correct, incorrect) pairs (bt_mean, the reference) or their sum (bt_sum). */
+  /** DPO-RM: mean over the optimizer step's (correct, incorrect) pairs (the release's online DPO, loss_type dpo) or their sum. */
   dpoReduction: z.enum(['mean', 'sum']).default('mean'),
   /** 2e-6 (distrl_config.yaml); PRIME 1e-6 (prime_trainer.yaml). */
   lr: z.number().positive().default(2e-6),

@@ -281,7 +281,7 @@ export function implicitPrmOnline(inputs: ImplicitPrmOnlineInputs, options?: Asy
 export interface DpoRmInputs extends LogRatioInputs {
   beta?: number;
   gamma?: number;
-  /** sum: DPO-RM (bt_sum); mean: length-normalised (bt_mean). Rows [0, B/2) chosen, [B/2, B) rejected. */
+  /** sum: DPO-RM (the release's bt_sum); mean: length-normalised (its bt_mean). Rows [0, B/2) chosen, [B/2, B) rejected. */
   reduction?: 'sum' | 'mean';
 }
 
@@ -385,6 +385,8 @@ export interface DistrlLossInputs {
   clipRatioLow?: number;
   clipRatioHigh?: number;
   clipRatioC?: number;
+  /** The dual clip at c for negative advantages (default true under the reference conventions; never under the paper's). */
+  dualClip?: boolean;
   cliprangeTopk?: number;
   /** Weight of the Dist-PPO term (0 gives GRPO/PPO on sampled tokens only). */
   alpha?: number;

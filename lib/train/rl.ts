@@ -503,6 +503,7 @@ async function rlStep(
           clipRatioLow: actor.clipRatioLow,
           clipRatioHigh: actor.clipRatioHigh,
           clipRatioC: actor.clipRatioC,
+          dualClip: actor.dualClip,
           cliprangeTopk: actor.cliprangeTopk,
           alpha: 0, // the actor's loss is built below from the registered terms
           temperature: r.temperature,

@@ -223,6 +223,7 @@ void Decoder::add_lora(const LoraConfig& config, uint64_t seed) {
     }
   }
   const double scale = config.alpha / (config.rslora ? std::sqrt(static_cast<double>(config.rank)) : static_cast<double>(config.rank));
+  std::lock_guard<std::mutex> lock(lists_mutex_);
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(seed);
   auto options = at::TensorOptions().dtype(reduced_precision(dtype_) ? at::kFloat : dtype_).device(device_);
   auto attach = [&](Projection& projection, const std::string& peft_name) {
@@ -248,6 +249,7 @@ void Decoder::add_lora(const LoraConfig& config, uint64_t seed) {
 void Decoder::merge_lora() {
   if (!lora_) invalid_argument("the model has no LoRA adapter");
   at::NoGradGuard no_grad;
+  std::unique_lock<std::mutex> lock(lists_mutex_);
   auto merge = [](Projection& projection) {
     if (!projection.lora_a.defined()) return;
     // In float32, then rounded once into the weight's dtype.
@@ -266,10 +268,12 @@ void Decoder::merge_lora() {
     config_.tie_word_embeddings = false;
   }
   merge(head_);
+  lock.unlock();
   remove_lora();
 }
 
 void Decoder::remove_lora() {
+  std::lock_guard<std::mutex> lists(lists_mutex_);
   {
     std::lock_guard<std::mutex> lock(casts_mutex_);
     casts_.clear();

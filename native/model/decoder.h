@@ -91,8 +91,12 @@ class Decoder : public std::enable_shared_from_this<Decoder> {
   // The dtype the parameters are stored (and saved) in.
   at::ScalarType parameter_dtype() const { return parameter_dtype_; }
   at::Device device() const { return device_; }
-  // Every parameter once, by its Hugging Face name (a tied LM head is the embedding and is not listed twice).
-  const NamedTensors& parameters() const { return parameters_; }
+  // Every parameter once, by its Hugging Face name (a tied LM head is the embedding and is not listed twice). A copy:
+  // the JS thread reads the lists (ModelHandle.parameters) while the compute thread may be changing them (LoRA).
+  NamedTensors parameters() const {
+    std::lock_guard<std::mutex> lock(lists_mutex_);
+    return parameters_;
+  }
 
   // input_ids [B, T] integers, attention_mask [B, T] (1 = token, 0 = padding; undefined = no padding) → logits
   // [B, T, V] in the model dtype. Positions count attended tokens only, so left- and right-padded rows give the same
@@ -128,7 +132,10 @@ class Decoder : public std::enable_shared_from_this<Decoder> {
   // change until it is trained or loaded. Its parameters do not require grad until the caller says so.
   void add_lora(const LoraConfig& config, uint64_t seed);
   // The adapter's parameters under PEFT's saved names (base_model.model.<module>.lora_A.weight, …).
-  const NamedTensors& lora_parameters() const { return lora_parameters_; }
+  NamedTensors lora_parameters() const {
+    std::lock_guard<std::mutex> lock(lists_mutex_);
+    return lora_parameters_;
+  }
   // Folds the adapter into the weights (W += scale · B A) and removes it. A LoRA on a tied head unties it: the head
   // becomes a parameter of its own (lm_head.weight, config tie_word_embeddings false) and the embedding is unchanged.
   void merge_lora();
@@ -184,6 +191,9 @@ class Decoder : public std::enable_shared_from_this<Decoder> {
   std::vector<Layer> layers_;
   std::optional<LoraConfig> lora_;
   NamedTensors lora_parameters_;
+  // Held while add_lora, merge_lora or remove_lora change the lists (whole, so a copy is never half-built) and while
+  // a copy is taken.
+  mutable std::mutex lists_mutex_;
   at::Tensor inv_freq_;  // [head_dim / 2] float32 rotary frequencies, scaling applied
 
   struct Cast {

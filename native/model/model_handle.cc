@@ -264,9 +264,10 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
               for (size_t i = 0; i < values.size(); ++i) out.Set(i, Napi::Number::New(env, static_cast<double>(values[i])));
               return out;
             };
-            // A throwing callback is reported as an uncaught exception by Node; the generation goes on.
-            callback.Call({array(step->tokens), array(step->logprobs), array(step->produced)});
-            delete step;
+            // A throwing callback is reported as an uncaught exception by Node; the generation goes on. Owned here,
+            // so that the throw (a C++ exception under NAPI_CPP_EXCEPTIONS) still frees the step.
+            std::unique_ptr<StepData> owned(step);
+            callback.Call({array(owned->tokens), array(owned->logprobs), array(owned->produced)});
           });
           if (status != napi_ok) delete data;
         };
@@ -420,12 +421,14 @@ Napi::Value init_model(const Napi::CallbackInfo& info) {
     const Placement placement = parse_placement(options);
     const double std = opt_number(options, "initializerRange", 0.02);
     if (!(std > 0) || !std::isfinite(std)) invalid_argument("initializerRange must be a positive number");
-    const auto seed = static_cast<uint64_t>(opt_number(options, "seed", 0));
-    const auto padding_idx = static_cast<int64_t>(opt_number(options, "paddingIdx", -1));  // -1: none
+    const int64_t seed = opt_int(options, "seed", 0);
+    if (seed < 0) invalid_argument("seed must be a non-negative integer");
+    const int64_t padding_idx = opt_int(options, "paddingIdx", -1);                        // -1: none
+    if (padding_idx < -1) invalid_argument("paddingIdx must be -1 (none) or a token id");  // one past the vocabulary zeroes nothing
     return run_async(info.Env(), info[2], [config, placement, std, seed, padding_idx]() {
       at::NoGradGuard no_grad;
       auto decoder = std::make_shared<Decoder>(config, placement.dtype, placement.device, placement.master_weights);
-      at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+      at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(seed));
       for (const auto& [name, parameter] : decoder->parameters()) {
         at::Tensor value;
         if (ends_with(name, "norm.weight")) {

@@ -26,11 +26,13 @@ AdamW::AdamW(std::vector<at::Tensor> parameters, const AdamWOptions& options)
 void AdamW::step(double lr) {
   if (!(lr >= 0) || !std::isfinite(lr)) invalid_argument("learning rate must be a finite number >= 0, got " + std::to_string(lr));
   at::NoGradGuard no_grad;
+  // A cancel is honoured before the first update only: a step stopped halfway would leave some parameters (and their
+  // moments and counts) a step ahead of the others, a state no resume could undo.
+  check_cancelled();
   for (size_t i = 0; i < parameters_.size(); ++i) {
     const at::Tensor& parameter = parameters_[i];
     const at::Tensor& grad = parameter.grad();
     if (!grad.defined()) continue;
-    check_cancelled();
     if (!exp_avg_[i].defined()) {
       exp_avg_[i] = at::zeros_like(parameter, at::kFloat);
       exp_avg_sq_[i] = at::zeros_like(parameter, at::kFloat);

@@ -23,7 +23,10 @@ Napi::Value read_safetensors(const Napi::CallbackInfo& info) {
       return [tensors, metadata = file->metadata()](Napi::Env env) -> Napi::Value {
         Napi::Object out = Napi::Object::New(env);
         Napi::Object meta = Napi::Object::New(env);
-        for (const auto& [key, value] : metadata) meta.Set(key, value);
+        // Defined, as the tensor names are (async.h): "__proto__" or a NUL in a key stays as written.
+        for (const auto& [key, value] : metadata) {
+          meta.DefineProperty(Napi::PropertyDescriptor::Value(Napi::String::New(env, key), Napi::String::New(env, value), napi_default_jsproperty));
+        }
         out.Set("tensors", to_js(env, tensors));
         out.Set("metadata", meta);
         return out;

@@ -146,8 +146,8 @@ ClippedLoss dual_clip(const at::Tensor& ratio, const at::Tensor& A, double lo, d
 
 ObjectiveOutputs distrl_loss(const ObjectiveInputs& in) {
   in.expect_only({"newLogits", "inplaceBackward", "candidateIndices", "logProb", "policyTopkLogprobs", "oldLogProb", "oldTopkLogprobs",
-                  "candidateMask", "advantages", "scaledCandidateTd", "mask", "clipRatioLow", "clipRatioHigh", "clipRatioC", "cliprangeTopk", "alpha",
-                  "temperature", "conventions"});
+                  "candidateMask", "advantages", "scaledCandidateTd", "mask", "clipRatioLow", "clipRatioHigh", "clipRatioC", "dualClip",
+                  "cliprangeTopk", "alpha", "temperature", "conventions"});
   const bool paper = paper_convention(in);
   // π_θ log-probs: from logits with one fused gather (slot 0 is the sampled token), or given as tensors.
   at::Tensor log_prob, policy_topk;
@@ -182,14 +182,16 @@ ObjectiveOutputs distrl_loss(const ObjectiveInputs& in) {
   // Reference Dist-PPO clips symmetrically with the actor's clip_ratio; the paper uses ε_low/ε_high.
   const double topk_lo = paper ? lo : in.number("cliprangeTopk", 0.2), topk_hi = paper ? hi : in.number("cliprangeTopk", 0.2);
   if (!(lo >= 0 && hi >= 0 && c > 1)) invalid_argument("clip ratios must be ≥ 0 and clipRatioC > 1");
+  // The dual clip is verl's (the IPVRM release's); the paper's objectives and the original PRIME repo have none.
+  const bool dual = !paper && in.boolean("dualClip", true);
 
   // Tok-PPO on the sampled tokens.
   at::Tensor ratio = at::exp(log_prob - old_log_prob);
-  ClippedLoss tok = dual_clip(ratio, A, lo, hi, c, !paper);
+  ClippedLoss tok = dual_clip(ratio, A, lo, hi, c, dual);
   // Dist-PPO over the candidates, weighted by π_old.
   at::Tensor old_p = at::exp(old_topk);
   at::Tensor rho = at::exp(policy_topk - old_topk);
-  ClippedLoss dist = dual_clip(rho, A_cand, topk_lo, topk_hi, c, !paper);
+  ClippedLoss dist = dual_clip(rho, A_cand, topk_lo, topk_hi, c, dual);
   at::Tensor weight = old_p * cand;
 
   ObjectiveOutputs out;

@@ -1,7 +1,7 @@
 // DPO-RM online (implemented-math.md §1b, the reference's online DPO): in each prompt group the first k correct
 // responses are paired with the first k incorrect ones (k = min of the two counts), and each pair contributes
-// −logσ(β·(Σ log-ratio_chosen − Σ log-ratio_rejected)). bt_mean divides the sum by the optimizer step's pair count
-// (the reference's global mean), bt_sum does not.
+// −logσ(β·(Σ log-ratio_chosen − Σ log-ratio_rejected)). `mean` divides the sum by the optimizer step's pair count
+// (the reference's global mean), `sum` does not.
 import { contiguousGroups } from '../masked.js';
 import { dpoOnline } from '../../ops/objectives.js';
 import { implicitScore, registerRewardModel } from './registry.js';

@@ -17,7 +17,7 @@ export interface RewardModelSettings {
   uniformGroups: 'skip' | 'train';
   /** Implicit PRM: 'ce' — PRIME's cross-entropy on every row; 'online' — the IPVRM release's group-weighted BCE (ADB form with useAdb). */
   implicitPrmLoss: 'ce' | 'online';
-  /** DPO-RM over each group's (correct, incorrect) pairs: the mean over the step's pairs (bt_mean, the reference) or their sum (bt_sum). */
+  /** DPO-RM over each group's (correct, incorrect) pairs: the mean over the step's pairs (the release's online DPO) or their sum. */
   dpoReduction: 'mean' | 'sum';
   /** The run's conventions: with paper, DLW keeps the paper's weights 1 − μ and μ (the reference rescales them). */
   conventions: Conventions;
