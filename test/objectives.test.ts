@@ -451,6 +451,27 @@ describe('masking and candidate sets', () => {
     });
   });
 
+  test('the dual clip caps a negative advantage at c·|A| only when asked (dualClip false: the plain clipped surrogate)', async () => {
+    await tidy(async () => {
+      const f64 = { dtype: 'float64' as const };
+      // One token, ratio e² ≈ 7.39 on a negative advantage: max(−Aρ, −A·clip(ρ)) = 7.39; with the dual clip, min(3, ·) = 3.
+      const one = (v: number) => Tensor.from([[v]], undefined, f64);
+      const inputs = {
+        logProb: one(2),
+        oldLogProb: one(0),
+        policyTopkLogprobs: Tensor.from([[[2]]], undefined, f64),
+        oldTopkLogprobs: Tensor.from([[[0]]], undefined, f64),
+        candidateMask: Tensor.from([[[1]]], undefined, f64),
+        advantages: one(-1),
+        scaledCandidateTd: Tensor.from([[[0]]], undefined, f64),
+        mask: one(1),
+      };
+      const tokenMean = (x: number) => x / (1 + 1e-8); // verl's masked mean: Σ l·m / (Σ m + 1e-8)
+      expect((await distrlLoss(inputs)).pgLoss.item()).toBeCloseTo(tokenMean(3), 12);
+      expect((await distrlLoss({ ...inputs, dualClip: false })).pgLoss.item()).toBeCloseTo(tokenMean(Math.exp(2)), 12);
+    });
+  });
+
   test('paper candidates are exactly the tokens with π_old ≥ P_min', async () => {
     await tidy(async () => {
       const [B, T, V] = [2, 5, 30];
