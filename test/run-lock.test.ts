@@ -3,10 +3,11 @@
 // changes nothing; a claim left by a killed command on this machine is taken over; a folder that another command
 // wrote between this one's checks and its first write is refused too.
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RunFolder } from '../lib/run/index.js';
+import { LEASE_MS } from '../lib/run/writer-claim.js';
 
 let tmp: string;
 beforeEach(async () => {
@@ -39,21 +40,41 @@ test('a folder a live command writes is refused to a second one, resuming or ove
   await resumed.close();
 });
 
-test("a killed command's claim on this machine is taken over; another machine's is not", async () => {
+test('a stale claim is taken over: its process gone, its pid reused, or not refreshed for the lease; a live one is not', async () => {
   const out = join(tmp, 'run');
   await mkdir(out);
-  const claim = (pid: number, host: string) => JSON.stringify({ pid, host, since: '2026-01-01T00:00:00Z', command: 'prefix-rl sft' });
-  await writeFile(join(out, '.writer'), claim(DEAD_PID, hostname()));
-  const folder = await open(out, { resume: 'auto' });
-  await folder.begin({ lr: 1 });
-  expect(JSON.parse(await readFile(join(out, '.writer'), 'utf8')).pid).toBe(process.pid);
-  await folder.close();
-
-  await writeFile(join(out, '.writer'), claim(DEAD_PID, 'another-host'));
-  const elsewhere = await open(out, { resume: 'auto' });
-  await expect(elsewhere.begin({ lr: 1 })).rejects.toThrow(
-    /being written by another command \(pid 4194303 on another-host.*remove .*\.writer if it no longer runs/,
+  const file = join(out, '.writer');
+  const claim = (fields: Record<string, unknown>) => JSON.stringify({ since: '2026-01-01T00:00:00Z', command: 'prefix-rl sft', ...fields });
+  const takes = async () => {
+    const folder = await open(out, { resume: 'auto' });
+    await folder.begin({ lr: 1 });
+    expect(JSON.parse(await readFile(file, 'utf8')).pid).toBe(process.pid);
+    await folder.close();
+    expect(existsSync(file)).toBe(false);
+  };
+  const refuses = async (message: RegExp) => {
+    const folder = await open(out, { resume: 'auto' });
+    await expect(folder.begin({ lr: 1 })).rejects.toThrow(message);
+  };
+  // Killed on this machine.
+  await writeFile(file, claim({ pid: DEAD_PID, host: hostname() }));
+  await takes();
+  // This machine's pid, but a process that started at another time (a restarted container's pid 1): not its writer.
+  await writeFile(file, claim({ pid: process.pid, host: hostname(), started: '1' }));
+  await takes();
+  // Another machine's, refreshed: refused, naming how it ends; once older than the lease, taken over.
+  await writeFile(file, claim({ pid: DEAD_PID, host: 'another-host' }));
+  await refuses(
+    /being written by another command \(pid 4194303 on another-host.*a claim not refreshed for 5 minutes is taken over.*remove .*\.writer/,
   );
+  const old = new Date(Date.now() - LEASE_MS - 1000);
+  await utimes(file, old, old);
+  await takes();
+  // Unreadable (a claim is always placed whole, so something else wrote it): refused while fresh, taken over once old.
+  await writeFile(file, '{"pid": 12');
+  await refuses(/an unreadable claim, written less than 10 s ago/);
+  await utimes(file, old, old);
+  await takes();
 });
 
 test('a run that another command checkpointed between open and begin is refused, its checkpoint kept', async () => {

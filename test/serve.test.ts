@@ -128,7 +128,14 @@ test('a request keeps its own token budget whatever it is batched with', async (
   const ask = (prompt: number[], max_tokens: number) =>
     client.completions.create({ model: 'qwen3-tiny', prompt, max_tokens, ignore_eos: true } as OpenAI.CompletionCreateParamsNonStreaming);
   const longPrompt = Array.from({ length: 500 }, () => 4);
+  // Sent together, two requests that fit beside each other share one sampling call (so the two below arrive in one
+  // gathering window too); the two that do not fit take two.
+  let before = server.sampler.batches;
+  await Promise.all([ask([4, 5, 6], 8), ask(longPrompt.slice(0, 100), 8)]);
+  expect(server.sampler.batches - before).toBe(1);
+  before = server.sampler.batches;
   const [short, long] = await Promise.all([ask([4, 5, 6], 300), ask(longPrompt, 5)]);
+  expect(server.sampler.batches - before).toBe(2);
   const ids = (answer: OpenAI.Completion) => (answer.choices[0] as unknown as { token_ids: number[] }).token_ids;
   expect(ids(short)).toHaveLength(300);
   expect(ids(long)).toHaveLength(5);

@@ -94,7 +94,7 @@ describe('code verifier judging', () => {
       'import os\nos._exit(0)',
       'import atexit, os\natexit.register(lambda: os._exit(0))',
       'import sys\nsys.excepthook = lambda *args: None',
-      // What the program can see of the run (stdin, environment, files) does not give the proof away.
+      // What the program can see of the run without inspecting the harness (stdin, environment, files) does not give the proof away.
       'import os, sys\nprint(sys.stdin.read(), open("/proc/self/environ").read(), *[open(f).read() for f in os.listdir(".")])\nsys.exit(0)',
     ]) {
       const result = await verifyCode(python(`${wrong}${exit}`), { assert });

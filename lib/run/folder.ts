@@ -4,10 +4,9 @@
 // on a folder that a live one writes is refused instead of both writing it. metrics.jsonl is appended per step and,
 // on resume, cut back to the checkpoint's step, so a resumed run's file is the one an uninterrupted run writes.
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { appendFile, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { checkOutputApart, processRuns, removeStaleTemps, writeFileAtomic } from '../util/fs.js';
+import { checkOutputApart, removeStaleTemps, writeFileAtomic } from '../util/fs.js';
 import { packageVersion } from '../util/package.js';
 import { cleanCheckpoints, latestCheckpoint, readCheckpoint, checkpointName, type CheckpointState } from './checkpoint.js';
 import {
@@ -21,6 +20,7 @@ import {
   type RunInfo,
   type Stage,
 } from './layout.js';
+import { WriterClaim } from './writer-claim.js';
 
 export interface OpenRunOptions {
   stage: Stage;
@@ -45,16 +45,8 @@ export interface ResumePoint {
   state: CheckpointState;
 }
 
-/** Who holds a run folder (WRITER_FILE). */
-interface Writer {
-  pid: number;
-  host: string;
-  since: string;
-  command: string;
-}
-
 export class RunFolder {
-  private holds = false;
+  private claim: WriterClaim | undefined;
 
   private constructor(
     readonly dir: string,
@@ -165,42 +157,15 @@ export class RunFolder {
 
   /** Releases the folder (begin holds it); safe to call however the run ended. */
   async close(): Promise<void> {
-    if (!this.holds) return;
-    this.holds = false;
-    await rm(join(this.dir, WRITER_FILE), { force: true });
+    const claim = this.claim;
+    this.claim = undefined;
+    await claim?.release();
   }
 
-  /**
-   * Takes the folder for this process (WRITER_FILE, created exclusively), refusing one that a live command holds: a
-   * holder on this machine whose pid no longer runs was killed, and its claim goes. Then checks that the folder is
-   * still as `open` found it, since another command may have written it in between.
-   */
+  /** Takes the folder (WriterClaim), then checks that it is still as `open` found it: another command may have written it in between. */
   private async hold(): Promise<void> {
     await mkdir(this.dir, { recursive: true });
-    const file = join(this.dir, WRITER_FILE);
-    const me: Writer = { pid: process.pid, host: hostname(), since: new Date().toISOString(), command: process.argv.slice(1).join(' ') };
-    for (;;) {
-      try {
-        await writeFile(file, JSON.stringify(me) + '\n', { flag: 'wx' });
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      }
-      let holder: Writer | undefined;
-      try {
-        holder = JSON.parse(await readFile(file, 'utf8'));
-      } catch {
-        holder = undefined; // unreadable: a claim cut short by a crash, or one just released
-      }
-      if (holder && !(holder.host === me.host && !processRuns(holder.pid))) {
-        throw new Error(
-          `${this.dir} is being written by another command (pid ${holder.pid} on ${holder.host}, since ${holder.since}: ${holder.command}); ` +
-            `wait for it to end, or remove ${file} if it no longer runs`,
-        );
-      }
-      await rm(file, { force: true });
-    }
-    this.holds = true;
+    this.claim = await WriterClaim.take(this.dir);
     if (!this.options.overwrite && (await folderState(this.dir)) !== this.seen) {
       await this.close();
       throw new Error(`${this.dir} changed while this command started (another command wrote it); run the command again`);

@@ -15,7 +15,7 @@ import type { MetricsRow } from './layout.js';
 import { rlMetrics } from './metrics.js';
 import { createProgress } from './progress.js';
 import { runLoop } from './runner.js';
-import { finishedRun, openRunFolder, type RunOutputOptions } from './stage.js';
+import { closeRun, finishedRun, openRunFolder, type RunOutputOptions } from './stage.js';
 import { checkOutputApart } from '../util/fs.js';
 
 export interface RlRunFiles {
@@ -125,11 +125,7 @@ export async function runRl(options: RunRlOptions): Promise<Record<string, unkno
       await folder.finish(summary);
       return summary;
     } finally {
-      try {
-        await session.close();
-      } finally {
-        await folder.close();
-      }
+      await closeRun(session, folder);
     }
   });
 }

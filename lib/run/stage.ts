@@ -78,10 +78,15 @@ export async function runOneModelStage<R>(
     await folder.finish(summary);
     return summary;
   } finally {
-    try {
-      await session.close();
-    } finally {
-      await folder.close();
-    }
+    await closeRun(session, folder);
+  }
+}
+
+/** Closes a run however it ended: the session (its models' trainers, verifiers), then the folder's claim. */
+export async function closeRun(session: { close(): Promise<void> }, folder: RunFolder): Promise<void> {
+  try {
+    await session.close();
+  } finally {
+    await folder.close();
   }
 }

@@ -3,7 +3,7 @@
 // likewise is built aside and renamed into place. A file that must be new is linked into place instead, which fails
 // if the name exists: the check at a command's start cannot see a command that runs at the same time.
 import { closeSync, fsyncSync, openSync } from 'node:fs';
-import { link, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, isAbsolute } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -71,16 +71,27 @@ export async function placeFile(temp: string, file: string, options: PlaceOption
   const replace = options.replace ?? true;
   try {
     // rename replaces `file`; link fails (EEXIST, atomically) where `file` exists, so a new file never replaces another's.
-    await (replace ? rename(temp, file) : link(temp, file));
+    await (replace ? rename(temp, file) : link(temp, file).catch((err: NodeJS.ErrnoException) => renameIfAbsent(err, temp, file)));
   } catch (err) {
     await rm(temp, { force: true }).catch(() => undefined); // the first error is the one to report
     if (!replace && (err as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new Error(`${file} already exists: another command wrote it meanwhile; it was left as is (pass --overwrite to replace it)`);
+      const message = `${file} already exists: another command wrote it meanwhile; it was left as is (pass --overwrite to replace it)`;
+      throw Object.assign(new Error(message), { code: 'EEXIST' });
     }
     throw err;
   }
-  if (!replace) await unlink(temp); // the data stays, under `file`
+  if (!replace) await rm(temp, { force: true }); // linked: the data stays, under `file` (renamed: nothing left)
   fsyncPath(dirname(file));
+}
+
+/**
+ * Where the file system has no hard links (exFAT, some network and FUSE mounts), a rename after checking that `file`
+ * is still absent: the same result, with a window as short as the check. Other errors pass on.
+ */
+async function renameIfAbsent(err: NodeJS.ErrnoException, temp: string, file: string): Promise<void> {
+  if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'].includes(err.code ?? '')) throw err;
+  if (await exists(file)) throw Object.assign(new Error(`link ${file}: exists`), { code: 'EEXIST' });
+  await rename(temp, file);
 }
 
 /** Writes `data` to `file` atomically: readers see the old content or the new, never a mix or a truncated file. */

@@ -249,7 +249,7 @@ void Decoder::add_lora(const LoraConfig& config, uint64_t seed) {
 void Decoder::merge_lora() {
   if (!lora_) invalid_argument("the model has no LoRA adapter");
   at::NoGradGuard no_grad;
-  std::unique_lock<std::mutex> lock(lists_mutex_);
+  std::lock_guard<std::mutex> lock(lists_mutex_);
   auto merge = [](Projection& projection) {
     if (!projection.lora_a.defined()) return;
     // In float32, then rounded once into the weight's dtype.
@@ -268,12 +268,15 @@ void Decoder::merge_lora() {
     config_.tie_word_embeddings = false;
   }
   merge(head_);
-  lock.unlock();
-  remove_lora();
+  detach_lora();
 }
 
 void Decoder::remove_lora() {
-  std::lock_guard<std::mutex> lists(lists_mutex_);
+  std::lock_guard<std::mutex> lock(lists_mutex_);
+  detach_lora();
+}
+
+void Decoder::detach_lora() {
   {
     std::lock_guard<std::mutex> lock(casts_mutex_);
     casts_.clear();

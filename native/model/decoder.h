@@ -179,6 +179,8 @@ class Decoder : public std::enable_shared_from_this<Decoder> {
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
   Rope rope(const at::Tensor& positions) const;
   at::Tensor attention(size_t index, const at::Tensor& x, const Rope& rope, const at::Tensor& attend, KvCache* cache) const;
+  // remove_lora's work, with lists_mutex_ held by the caller (merge_lora holds it across the merge and the removal).
+  void detach_lora();
   at::Tensor mlp(const Layer& layer, const at::Tensor& x) const;
   at::Tensor lm_head(const at::Tensor& hidden) const;
 

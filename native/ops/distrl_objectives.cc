@@ -19,12 +19,6 @@
 namespace prefix_rl {
 namespace {
 
-bool paper_convention(const ObjectiveInputs& in) {
-  const std::string convention = in.string("conventions", "reference");
-  if (convention != "reference" && convention != "paper") invalid_argument("conventions must be reference or paper, got '" + convention + "'");
-  return convention == "paper";
-}
-
 // π_old's model output: its logits (oldLogits), or its hidden states (oldHidden) and LM-head weight (headWeight, and
 // a LoRA's loraHidden and loraWeight) for the fused head (ops/head_logprobs.h, `chunkSize` vocabulary rows at a
 // time: no [B, T, V] logits).

@@ -73,6 +73,12 @@ void check_finite(const at::Tensor& values, const at::Tensor& mask, const char* 
 
 at::Tensor masked_mean(const at::Tensor& x, const at::Tensor& mask) { return (x * mask).sum() / (mask.sum() + 1e-8); }
 
+bool paper_convention(const ObjectiveInputs& in) {
+  const std::string convention = in.string("conventions", "reference");
+  if (convention != "reference" && convention != "paper") invalid_argument("conventions must be reference or paper, got '" + convention + "'");
+  return convention == "paper";
+}
+
 at::Tensor row_labels(const ObjectiveInputs& in, const char* key, const at::Tensor& like, int64_t batch) {
   const at::Tensor& labels = in.tensor(key);
   if (labels.dim() != 1 || labels.size(0) != batch) {

@@ -41,6 +41,9 @@ at::Tensor masked_mean(const at::Tensor& x, const at::Tensor& mask);
 // The fused head's LoRA term from loraHidden and loraWeight (none when neither is given; head_logprobs checks them).
 inline HeadLora head_lora(const ObjectiveInputs& in) { return {in.tensor_or_undefined("loraHidden"), in.tensor_or_undefined("loraWeight")}; }
 
+// Whether `conventions` (reference, the default, or paper) asks for the paper's math; anything else is an error.
+bool paper_convention(const ObjectiveInputs& in);
+
 // Per-row labels [B] as a float tensor; checks shape and finiteness.
 at::Tensor row_labels(const ObjectiveInputs& in, const char* key, const at::Tensor& like, int64_t batch);
 

@@ -172,8 +172,7 @@ std::vector<std::vector<int64_t>> prompt_groups(const ObjectiveInputs& in, int64
 // (an ablation: the RM then learns from every sample).
 GroupTerms group_terms(const ObjectiveInputs& in, const at::Tensor& acc, bool use_adb, bool use_dlw, double m) {
   const bool train_uniform = in.boolean("trainUniformGroups", false);
-  const std::string convention = in.string("conventions", "reference");
-  if (convention != "reference" && convention != "paper") invalid_argument("conventions must be reference or paper, got '" + convention + "'");
+  const bool paper = paper_convention(in);
   const int64_t B = acc.size(0);
   GroupTerms terms;
   terms.groups = prompt_groups(in, B);
@@ -195,7 +194,7 @@ GroupTerms group_terms(const ObjectiveInputs& in, const at::Tensor& acc, bool us
       double total = 0;
       for (int64_t b : group) total += (w[b] = a[b] > 0.5 ? 1 - mu : mu);
       // The reference rescales to Σw = n, so each outcome class carries weight n/2; the paper (§3.3) keeps 1 − μ and μ.
-      if (convention == "reference") {
+      if (!paper) {
         for (int64_t b : group) w[b] = w[b] * n / total;
       }
     }

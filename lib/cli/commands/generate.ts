@@ -88,7 +88,11 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
       .option('top-p', { type: 'number', default: 1, describe: '1 = off' })
       .option('seed', { type: 'number', default: 0, describe: 'Batch i samples with seed + i' })
       .option('top-logprobs', { type: 'number', default: 0, describe: 'Also print the K most likely tokens per step' })
-      .option('eos-token-id', { type: 'number', array: true, describe: "Tokens that end a row (repeatable; default: config.json's eos_token_id)" })
+      .option('eos-token-id', {
+        type: 'number',
+        array: true,
+        describe: 'Tokens that end a row (repeatable; default: the eos_token_id of config.json and generation_config.json)',
+      })
       .option('stop', { type: 'string', array: true, describe: 'Text that ends a row once generated (repeatable; encoded with the tokenizer)' })
       .check((args) => {
         if (args['eos-token-id']?.some((id) => !Number.isInteger(id) || id < 0)) throw new Error('--eos-token-id takes token ids');
