@@ -4,7 +4,7 @@
 //   checkpoints/    step-NNNNNN/ folders, each complete (written aside, then renamed), and `latest` naming the newest
 //   summary.json    the final results, written last: its presence marks a finished run
 //   model/ | policy/, reward-model/   the trained checkpoints in Hugging Face format
-//   .writer         while a command writes the folder: its pid, host and command line (RunFolder's lock)
+//   .writer         while a command writes the folder: who holds it (writer-claim.ts)
 export const RUN_FILE = 'run.json';
 export const WRITER_FILE = '.writer';
 export const METRICS_FILE = 'metrics.jsonl';
