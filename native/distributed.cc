@@ -31,6 +31,7 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -124,6 +125,26 @@ void scatter(const Bucket& bucket) {
   }
 }
 
+// The transport devices this rank's Gloo binds: GLOO_SOCKET_IFNAME's interfaces (PyTorch's variable, comma-separated),
+// else MASTER_ADDR where it is an address of this machine (every rank on rank 0's node), else this machine's own
+// hostname (a rank on another node: MASTER_ADDR is rank 0's address there, which it cannot bind).
+std::vector<std::shared_ptr<::gloo::transport::Device>> gloo_devices(const std::string& master_addr) {
+  std::vector<std::shared_ptr<::gloo::transport::Device>> devices;
+  if (const char* names = std::getenv("GLOO_SOCKET_IFNAME"); names != nullptr && *names != '\0') {
+    std::stringstream list(names);
+    for (std::string name; std::getline(list, name, ',');) {
+      if (!name.empty()) devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(name));
+    }
+    if (!devices.empty()) return devices;
+  }
+  try {
+    devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(master_addr));
+  } catch (const std::exception&) {
+    devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+  }
+  return devices;
+}
+
 }  // namespace
 
 class ProcessGroup {
@@ -155,7 +176,7 @@ class ProcessGroup {
       store_ = c10::make_intrusive<c10d::TCPStore>(options.master_addr, store_options);
       // Each backend rendezvouses under a prefix of its own in the one store.
       auto gloo_options = c10d::ProcessGroupGloo::Options::create(timeout_);
-      gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(options.master_addr));
+      gloo_options->devices = gloo_devices(options.master_addr);
       gloo_ = c10::make_intrusive<c10d::ProcessGroupGloo>(c10::make_intrusive<c10d::PrefixStore>("gloo", store_), rank_, world_size_, gloo_options);
 #ifdef PREFIX_RL_NCCL
       if (options.nccl) {

@@ -12,7 +12,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeJsonl } from '../lib/data/index.js';
-import { defaultBackend, initProcessGroup, launchEnv, launchVariables } from '../lib/distributed/index.js';
+import { defaultBackend, initProcessGroup, launchEnv, launchVariables, type ProcessGroup } from '../lib/distributed/index.js';
+import { timeIsUp, type TrainingSession } from '../lib/train/common.js';
 import { readSafetensors } from '../lib/model/index.js';
 import { addon } from '../lib/native/addon.js';
 import { makeRlRecords, makeSftRecords } from '../lib/task/index.js';
@@ -91,6 +92,17 @@ async function metrics(run: string): Promise<Record<string, number>[]> {
   );
 }
 
+test('a time limit stops every rank at the same step: any rank past it stops them all', async () => {
+  const group = (othersUp: boolean) =>
+    ({ worldSize: 2, rank: 0, allReduceNumbers: async ([up]: number[]) => [Math.max(up, othersUp ? 1 : 0)] }) as unknown as ProcessGroup;
+  const session = (othersUp: boolean) => ({ trainees: { model: { group: group(othersUp) } } }) as unknown as TrainingSession<unknown>;
+  const now = performance.now();
+  expect(await timeIsUp(session(true), now, 60)).toBe(true); // this rank's own clock is not past the limit
+  expect(await timeIsUp(session(false), now, 60)).toBe(false);
+  expect(await timeIsUp(session(false), now - 61 * 60_000, 60)).toBe(true);
+  expect(await timeIsUp(session(true), now, undefined)).toBe(false);
+});
+
 test('launchEnv reads the torchrun variables and names a missing or malformed one', () => {
   expect(launchEnv({})).toBeUndefined();
   expect(launchEnv({ WORLD_SIZE: '1' })).toBeUndefined();
@@ -98,6 +110,8 @@ test('launchEnv reads the torchrun variables and names a missing or malformed on
   expect(launchEnv(env)).toEqual({ rank: 3, localRank: 1, worldSize: 4, localWorldSize: 2, masterAddr: 'node0', masterPort: 29500 });
   expect(() => launchEnv({ ...env, RANK: '4' })).toThrow(/RANK=4 must be an integer in \[0, 3\]/);
   expect(() => launchEnv({ ...env, MASTER_PORT: undefined })).toThrow(/MASTER_PORT is not set/);
+  // A script that sets LOCAL_RANK but not LOCAL_WORLD_SIZE (many SLURM ones).
+  expect(launchEnv({ ...env, LOCAL_WORLD_SIZE: undefined })).toMatchObject({ localRank: 1, localWorldSize: 2 });
   expect(() => launchEnv({ ...env, MASTER_ADDR: '' })).toThrow(/MASTER_ADDR is not set/);
   // What launch writes, launchEnv reads back.
   expect(launchVariables(launchEnv(env)!, 1)).toEqual({ ...env, GROUP_RANK: '1' });
@@ -139,6 +153,12 @@ withGloo('over Gloo, 2 ranks', () => {
     expect(survivor.code).toBe('ERR_DISTRIBUTED');
     expect(survivor.error).toMatch(/rank 0: collective #2 \(allReduce\) failed: rank 1 \(its last was #1\) did not arrive/);
     expect(survivor.seconds).toBeLessThan(10); // the broken connection, not the 30 s timeout
+  });
+
+  test('a rank killed by a signal makes the launcher exit as a shell reports it, 128 + the signal', async () => {
+    const { code, stderr } = await launch(['--timeout', '30', '--grace', '5', '--exec'], ['node', 'test/helpers/dist-child.mjs', 'killed']);
+    expect(stderr).toMatch(/launch: rank 1 was killed by SIGKILL/);
+    expect(code).toBe(137);
   });
 
   test('a rank that hangs makes the others fail after the timeout, naming it', async () => {

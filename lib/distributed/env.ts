@@ -33,8 +33,11 @@ export function launchEnv(env: NodeJS.ProcessEnv = process.env): LaunchEnv | und
   };
   const worldSize = int('WORLD_SIZE', 1, 1 << 20);
   const rank = int('RANK', 0, worldSize - 1);
-  const localWorldSize = int('LOCAL_WORLD_SIZE', 1, worldSize, 1);
-  const localRank = int('LOCAL_RANK', 0, localWorldSize - 1, 0);
+  // torchrun and prefix-rl launch set LOCAL_WORLD_SIZE; a script that sets only LOCAL_RANK (many SLURM ones) gets the
+  // ranks up to it on this node, at the least.
+  const local = env.LOCAL_WORLD_SIZE?.trim() ? undefined : int('LOCAL_RANK', 0, worldSize - 1, 0);
+  const localWorldSize = int('LOCAL_WORLD_SIZE', 1, worldSize, (local ?? 0) + 1);
+  const localRank = local ?? int('LOCAL_RANK', 0, localWorldSize - 1, 0);
   const masterAddr = env.MASTER_ADDR?.trim();
   if (!masterAddr) throw new Error(`MASTER_ADDR is not set (WORLD_SIZE=${worldSize}): the host of rank 0`);
   return { rank, localRank, worldSize, localWorldSize, masterAddr, masterPort: int('MASTER_PORT', 1, 65535) };

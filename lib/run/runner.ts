@@ -1,6 +1,6 @@
 // The loop every training stage runs inside its run folder: one session step, its metrics row, the progress line,
 // a checkpoint every `checkpoint.every` steps and one at the end (by the process that writes the folder: rank 0).
-import type { TrainingSession } from '../train/common.js';
+import { timeIsUp, type TrainingSession } from '../train/common.js';
 import { failpoint } from '../util/failpoint.js';
 import { saveCheckpoint } from './checkpoint.js';
 import type { RunFolder } from './folder.js';
@@ -30,7 +30,7 @@ export async function runLoop<R>(options: RunLoopOptions<R>): Promise<{ stoppedE
   try {
     progress.update(session.stepsDone);
     while (session.stepsDone < session.totalSteps) {
-      if (options.maxMinutes !== undefined && (performance.now() - start) / 60_000 >= options.maxMinutes) {
+      if (await timeIsUp(session, start, options.maxMinutes)) {
         stoppedEarly = true;
         break;
       }

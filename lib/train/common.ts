@@ -129,13 +129,25 @@ export interface TrainingSession<StepRecord> {
   close(): Promise<void>;
 }
 
+/**
+ * Whether `maxMinutes` have passed since `start`, decided by every rank of the session's group together (any rank's
+ * clock past the limit stops all of them): ranks that stopped at different steps would leave the others waiting in
+ * the next step's collectives. No limit: false, with no collective.
+ */
+export async function timeIsUp(session: TrainingSession<unknown>, start: number, maxMinutes: number | undefined): Promise<boolean> {
+  if (maxMinutes === undefined) return false;
+  const up = (performance.now() - start) / 60_000 >= maxMinutes ? 1 : 0;
+  const group = Object.values(session.trainees)[0]?.group ?? SINGLE_PROCESS;
+  return group.worldSize > 1 ? (await group.allReduceNumbers([up], 'max'))[0] === 1 : up === 1;
+}
+
 /** Runs a session to its end (or until `maxMinutes` have passed) and returns its step records, then closes it. */
 export async function runToEnd<R>(session: TrainingSession<R>, options: { onStep?: (record: R) => void; maxMinutes?: number } = {}): Promise<R[]> {
   const start = performance.now();
   const history: R[] = [];
   try {
     while (session.stepsDone < session.totalSteps) {
-      if (options.maxMinutes !== undefined && (performance.now() - start) / 60_000 >= options.maxMinutes) break;
+      if (await timeIsUp(session, start, options.maxMinutes)) break;
       const record = await session.next();
       history.push(record);
       options.onStep?.(record);

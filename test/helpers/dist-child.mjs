@@ -2,6 +2,7 @@
 // scenario; the rank prints one JSON line of results on stdout, or its error as {"error", "code"}.
 //   collectives  all-reduce (several dtypes and shapes), numbers, gradients, broadcast, variable all-gather, objects
 //   dies         rank 1 exits before the second collective; the others wait in it
+//   killed       as dies, but rank 1 is killed by SIGKILL (as by the OOM killer)
 //   hangs        rank 1 reaches the collective three timeouts late
 import { initProcessGroup, launchEnv } from '../../dist/lib/distributed/index.js';
 import { Tensor } from '../../dist/lib/tensor/index.js';
@@ -95,9 +96,9 @@ try {
     // Rank 1 is alive but late by three timeouts: the others' collective times out naming it.
     if (rank === 1) await new Promise((resolve) => setTimeout(resolve, 3000 * timeoutSeconds));
     await timedAllReduce();
-  } else if (scenario === 'dies') {
+  } else if (scenario === 'dies' || scenario === 'killed') {
     await group.barrier();
-    if (rank === 1) process.exit(3);
+    if (rank === 1) scenario === 'dies' ? process.exit(3) : process.kill(process.pid, 'SIGKILL');
     await timedAllReduce();
   }
 } catch (err) {

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { CommandModule } from 'yargs';
@@ -97,6 +97,8 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
       return new Promise<void>((resolve) => {
         child.on('error', (err) => {
           process.stderr.write(`launch: rank ${rank} could not start ${file}: ${err.message}\n`);
+          // The others would wait for it at the rendezvous until the timeout.
+          if (!firstFailure) stopOthers(children, args.grace);
           firstFailure ??= { rank, code: 127 };
           resolve();
         });
@@ -104,7 +106,8 @@ export const launchCommand: CommandModule<object, LaunchArgs> = {
           if (code !== 0) {
             const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
             if (!firstFailure) {
-              firstFailure = { rank, code: code ?? 1 };
+              // A signal's death reads as the shell reports it, 128 + its number (SIGKILL, an OOM kill: 137).
+              firstFailure = { rank, code: code ?? (signal ? 128 + (osConstants.signals[signal] ?? 0) : 1) };
               process.stderr.write(`launch: rank ${rank} ${how}; the other ranks get ${args.grace} s to finish\n`);
               stopOthers(children, args.grace);
             }
