@@ -98,7 +98,8 @@ try {
     await timedAllReduce();
   } else if (scenario === 'dies' || scenario === 'killed') {
     await group.barrier();
-    if (rank === 1) scenario === 'dies' ? process.exit(3) : process.kill(process.pid, 'SIGKILL');
+    if (rank === 1 && scenario === 'dies') process.exit(3);
+    if (rank === 1) process.kill(process.pid, 'SIGKILL');
     await timedAllReduce();
   }
 } catch (err) {
