@@ -69,6 +69,10 @@ test('bad configs name every bad key', async () => {
   }
 });
 
+test('a --set value that is not YAML names the setting', () => {
+  expect(() => parseSetting('steps=[1')).toThrow(/--set steps=\[1: the value is not YAML/);
+});
+
 test('overrides: --set paths merge into the file, deepest key wins', async () => {
   expect(parseSetting('actor.lr=1e-5')).toEqual({ actor: { lr: 1e-5 } });
   expect(parseSetting('rewardModel.useAdb=false')).toEqual({ rewardModel: { useAdb: false } });

@@ -112,3 +112,19 @@ describe('prefix-rl data validate', () => {
     await expect(main(['data', 'validate', '--kind', 'nope', 'x.jsonl'])).rejects.toThrow(/Invalid values/);
   });
 });
+
+describe("every command's flags are checked before it runs", () => {
+  test.each([
+    [['accuracy', '--model', 'm', '--data', 'd', '--batch-size', '0'], /--batch-size must be a positive integer, got 0/],
+    [['accuracy', '--model', 'm', '--data', 'd', '--batch-size', 'abc'], /--batch-size must be a finite number/],
+    [['rm', 'eval', '--rm', 'm', '--reference', 'm', '--processbench', 'p', '--coef', '0'], /--coef must be a positive number, got 0/],
+    [['rm', 'eval', '--rm', 'm', '--reference', 'm', '--processbench', 'p', '--num-thresholds', '1'], /--num-thresholds must be an integer >= 2/],
+    [['data', 'make-task', '--out', 'o', '--seed', 'abc'], /--seed must be a finite number/],
+    [['launch', '--nproc', '2', '--grace', '-1', '--', 'sft'], /--grace must be a number of seconds >= 0, got -1/],
+    [['verify', '--kind', 'math', '--kind', 'code', '--response', '1', '--ground-truth', '1'], /--kind was given 2 times; it takes one value/],
+    [['report', 'r', '--out', 'a.html', '--title', 'x', '--title', 'y'], /--title was given 2 times; it takes one value/],
+  ])('%j is refused, the flag named', async (argv, message) => {
+    await expect(main(argv)).rejects.toThrow(message);
+    expect(stdout.join('')).toBe('');
+  });
+});

@@ -112,6 +112,21 @@ test('samples of one kind have no oracle threshold on either grid (F1 0), as in 
   expect(searchThreshold([-1, 1], scores, linspace(-1, 1, 11), 'none').threshold).toBeDefined();
 });
 
+test('NaN step scores are refused, not looped on; so is a coefficient that is not a positive finite number', () => {
+  expect(() =>
+    stepAuc(
+      [1, -1],
+      [
+        [0.1, Number.NaN],
+        [0.2, 0.3],
+      ],
+    ),
+  ).toThrow(/step scores hold NaN/);
+  const items = [{ label: -1, rawReward: [0, 1, 2], firstBoundary: 0, stepEnds: [1, 2] }];
+  for (const coef of [0, -0.001, Number.NaN, Infinity])
+    expect(() => evaluateProcessBench(items, { coef })).toThrow(/coef must be a positive finite number/);
+});
+
 test('step AUC: separation, reversal, ties, and steps after the first error left out', () => {
   expect(
     stepAuc(

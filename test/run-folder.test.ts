@@ -3,7 +3,7 @@
 // are replaced atomically (a failed write leaves the old one whole).
 import { jest } from '@jest/globals';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { main } from '../lib/cli/main.js';
@@ -175,6 +175,15 @@ test('a file written as new (replace: false) never replaces one another command 
   await writeFileAtomic(join(tmp, 'b.txt'), 'new', { replace: false });
   expect(await readFile(join(tmp, 'b.txt'), 'utf8')).toBe('new');
   expect((await readdir(tmp)).sort()).toEqual(['b.txt', 'report.html']);
+});
+
+test('an output reached through a symbolic link into an input is inside it', async () => {
+  const input = join(tmp, 'run');
+  await mkdir(input);
+  await symlink(input, join(tmp, 'link'));
+  expect(isWithin(join(tmp, 'link', 'summary.json'), input)).toBe(true);
+  expect(isWithin(join(tmp, 'link', 'not-yet', 'deeper.json'), input)).toBe(true);
+  expect(isWithin(join(tmp, 'elsewhere.json'), input)).toBe(false);
 });
 
 test('path helpers: overlap and config differences', () => {

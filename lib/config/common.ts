@@ -65,7 +65,12 @@ export function parseSetting(setting: string): Record<string, unknown> {
   const path = setting.slice(0, eq).split('.');
   if (path.some((key) => key === '' || key === '__proto__' || key === 'constructor' || key === 'prototype'))
     throw new Error(`--set ${setting}: bad key path`);
-  let value: unknown = parseYaml(setting.slice(eq + 1));
+  let value: unknown;
+  try {
+    value = parseYaml(setting.slice(eq + 1));
+  } catch (err) {
+    throw new Error(`--set ${setting}: the value is not YAML (${(err as Error).message.split('\n')[0]})`);
+  }
   for (const key of path.reverse()) value = { [key]: value };
   return value as Record<string, unknown>;
 }

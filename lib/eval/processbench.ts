@@ -99,6 +99,9 @@ export function processBenchF1(labels: number[], predictions: number[]): F1Resul
  * defined. NaN when either kind is absent.
  */
 export function stepAuc(labels: number[], scores: number[][]): number {
+  // NaN equals nothing, not even itself: the rank-sum's tie loop below would never end on one.
+  if (scores.some((row) => row.some(Number.isNaN)))
+    throw new Error('step scores hold NaN (the models gave NaN log-probs, or the coefficient is not finite)');
   const right: number[] = [];
   const wrong: number[] = [];
   labels.forEach((label, i) => {
@@ -167,6 +170,7 @@ export function evaluateProcessBench(items: ProcessBenchItem[], options: Process
   const { coef = 0.001, numThresholds = 1000 } = options;
   if (items.length === 0) throw new Error('ProcessBench evaluation needs at least one item');
   if (!Number.isInteger(numThresholds) || numThresholds < 2) throw new Error(`numThresholds must be an integer ≥ 2, got ${numThresholds}`);
+  if (!(coef > 0 && Number.isFinite(coef))) throw new Error(`coef must be a positive finite number, got ${coef}`);
   const labels = items.map((item) => item.label);
   const rewards = items.map((item) => stepRewards(item, coef));
   const modes = {} as Record<StepScoreMode, ModeReport>;

@@ -268,8 +268,9 @@ function shortNames(names: readonly string[]): string[] {
 
 /** Whether a series has values at fewer than half the chart's steps between its first and last (or has one value). */
 function isSparse(values: ReadonlyMap<number, number>, x: readonly number[]): boolean {
-  const steps = [...values.keys()];
-  const [first, last] = [Math.min(...steps), Math.max(...steps)];
+  // A loop, not Math.min(...steps): a run of 125k steps would overflow the call stack with its arguments.
+  let [first, last] = [Infinity, -Infinity];
+  for (const step of values.keys()) [first, last] = [Math.min(first, step), Math.max(last, step)];
   return values.size < 2 || values.size < x.filter((step) => step >= first && step <= last).length / 2;
 }
 

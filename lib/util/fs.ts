@@ -2,7 +2,7 @@
 // a temporary sibling, fsyncing it and renaming it over the target (rename is atomic within a folder); a folder
 // likewise is built aside and renamed into place. A file that must be new is linked into place instead, which fails
 // if the name exists: the check at a command's start cannot see a command that runs at the same time.
-import { closeSync, fsyncSync, openSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, realpathSync } from 'node:fs';
 import { link, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, isAbsolute } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -150,10 +150,28 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Whether `inner` is `outer` or lies inside it (after resolving both). */
+/**
+ * Whether `inner` is `outer` or lies inside it, after resolving both and following symbolic links (through the part
+ * of each path that exists): `--out link/file` with `link` pointing into an input is inside it.
+ */
 export function isWithin(inner: string, outer: string): boolean {
-  const rel = relative(resolve(outer), resolve(inner));
+  const rel = relative(realish(outer), realish(inner));
   return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+}
+
+/** `path` resolved, its longest existing prefix through realpath (links followed), the rest appended as written. */
+function realish(path: string): string {
+  const absolute = resolve(path);
+  let [existing, rest] = [absolute, ''];
+  for (;;) {
+    try {
+      return join(realpathSync(existing), rest);
+    } catch {
+      const parent = dirname(existing);
+      if (parent === existing) return absolute;
+      [existing, rest] = [parent, join(basename(existing), rest)];
+    }
+  }
 }
 
 /**
