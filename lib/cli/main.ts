@@ -41,7 +41,8 @@ const FLAG_RULES: Record<string, [test: (v: number) => boolean, what: string]> =
 function checkFlagValues(argv: Record<string, unknown>, instance: Argv): void {
   const { array = [], number = [] } = (instance as unknown as { getOptions(): { array?: string[]; number?: string[] } }).getOptions();
   for (const [key, value] of Object.entries(argv)) {
-    if (key === '_' || key === '$0' || /[A-Z]/.test(key)) continue; // camelCase keys repeat the flags' own
+    // Not flags: the positionals, the script, what follows `--` (launch's command); camelCase keys repeat the flags'.
+    if (key === '_' || key === '$0' || key === '--' || /[A-Z]/.test(key)) continue;
     if (Array.isArray(value) && !array.includes(key)) throw new Error(`--${key} was given ${value.length} times; it takes one value`);
     const values = Array.isArray(value) ? value : [value];
     if (!number.includes(key)) continue;
