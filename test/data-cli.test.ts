@@ -117,6 +117,9 @@ describe("every command's flags are checked before it runs", () => {
   test.each([
     [['accuracy', '--model', 'm', '--data', 'd', '--batch-size', '0'], /--batch-size must be a positive integer, got 0/],
     [['accuracy', '--model', 'm', '--data', 'd', '--batch-size', 'abc'], /--batch-size must be a finite number/],
+    [['rollout', '--model', 'm', '--data', 'd', '--out', 'o', '--samples', '0'], /--samples must be a positive integer, got 0/],
+    [['eval', '--model', 'm', '--data', 'd', '--limit', '0'], /--limit must be a positive integer, got 0/],
+    [['logprobs', '--model', 'm', '--batch-size', '0'], /--batch-size must be a positive integer, got 0/],
     [['rm', 'eval', '--rm', 'm', '--reference', 'm', '--processbench', 'p', '--coef', '0'], /--coef must be a positive number, got 0/],
     [['rm', 'eval', '--rm', 'm', '--reference', 'm', '--processbench', 'p', '--num-thresholds', '1'], /--num-thresholds must be an integer >= 2/],
     [['data', 'make-task', '--out', 'o', '--seed', 'abc'], /--seed must be a finite number/],

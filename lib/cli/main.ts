@@ -22,6 +22,8 @@ const isInteger = (v: number) => Number.isInteger(v);
 /** What a flag of this name must hold, in every command that has it. */
 const FLAG_RULES: Record<string, [test: (v: number) => boolean, what: string]> = {
   'batch-size': [(v) => isInteger(v) && v >= 1, 'a positive integer'],
+  samples: [(v) => isInteger(v) && v >= 1, 'a positive integer'],
+  limit: [(v) => isInteger(v) && v >= 1, 'a positive integer'],
   'max-new-tokens': [(v) => isInteger(v) && v >= 1, 'a positive integer'],
   'time-limit-ms': [(v) => isInteger(v) && v >= 1, 'a positive integer'],
   'memory-mb': [(v) => isInteger(v) && v >= 1, 'a positive integer'],

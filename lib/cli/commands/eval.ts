@@ -36,7 +36,6 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
       .option('instruction', { type: 'string', default: EVAL_INSTRUCTION, describe: 'Appended to eval-layout problems ("" for none)' }),
   handler: async (args) => {
     const sampling = samplingOptions(args);
-    if (args.limit !== undefined && (!Number.isInteger(args.limit) || args.limit < 1)) throw new Error('--limit must be a positive integer');
     // Every file is read and checked before the model loads.
     const benchmarks = [];
     for (const file of args.data) {

@@ -97,8 +97,6 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
       .check((args) => {
         if (args['eos-token-id']?.some((id) => !Number.isInteger(id) || id < 0)) throw new Error('--eos-token-id takes token ids');
         if (args.stop?.some((text) => text === '')) throw new Error('--stop must not be empty');
-        if (!Number.isInteger(args['batch-size']) || args['batch-size'] < 1) throw new Error('--batch-size must be a positive integer');
-        if (!Number.isInteger(args.seed) || args.seed < 0) throw new Error('--seed must be a non-negative integer');
         return true;
       }),
   handler: async (args) => {

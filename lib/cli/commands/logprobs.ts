@@ -50,14 +50,7 @@ interface LogprobsArgs {
 export const logprobsCommand: CommandModule<object, LogprobsArgs> = {
   command: 'logprobs',
   describe: 'Read JSON lines {"input_ids": [...]} on stdin; print {"logprobs": [...]} per line (each token after the first, given its prefix)',
-  builder: (y) =>
-    y
-      .options(modelOptions)
-      .option('batch-size', { type: 'number', default: 8, describe: 'Lines scored together' })
-      .check((args) => {
-        if (!Number.isInteger(args['batch-size']) || args['batch-size'] < 1) throw new Error('--batch-size must be a positive integer');
-        return true;
-      }),
+  builder: (y) => y.options(modelOptions).option('batch-size', { type: 'number', default: 8, describe: 'Lines scored together' }),
   handler: async (args) => {
     const model = await loadModel(args.model, frozenModel(args));
     try {

@@ -211,7 +211,6 @@ const analyzeTdCommand: CommandModule<object, AnalyzeTdArgs> = {
       .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing --out file' })
       .options(PLACEMENT_OPTIONS),
   handler: async (args) => {
-    if (args.limit !== undefined && (!Number.isInteger(args.limit) || args.limit < 1)) throw new Error('--limit must be a positive integer');
     if (args.out !== undefined) {
       const inputs = { '--data': args.data, '--model': args.model, '--rm': args.rm, '--reference': args.reference };
       await checkOutputFile('--out', args.out, inputs, args.overwrite);

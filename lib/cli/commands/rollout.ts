@@ -21,7 +21,6 @@ export interface SamplingArgs {
 
 /** The sampling flags as RolloutOptions. */
 export function samplingOptions(args: SamplingArgs): RolloutOptions {
-  if (!Number.isInteger(args.samples) || args.samples < 1) throw new Error('--samples must be a positive integer');
   return {
     samples: args.samples,
     temperature: args.temperature,
@@ -59,7 +58,6 @@ const options = {
 /** Samples and verifies; writes the rollouts when `out` is given; prints the accuracy report. */
 async function run(args: RolloutArgs): Promise<void> {
   const sampling = samplingOptions(args);
-  if (args.limit !== undefined && (!Number.isInteger(args.limit) || args.limit < 1)) throw new Error('--limit must be a positive integer');
   if (args.out) await checkOutputFile('--out', args.out, { '--data': args.data, '--model': args.model }, args.overwrite ?? false);
   const records = (await loadDataset('rl', args.data)).slice(0, args.limit);
   const [tokenizer, model] = [await loadTokenizer(args.model), await loadModel(args.model, frozenModel(args))];
